@@ -1,0 +1,14 @@
+DROP TABLE outbox;
+DROP TABLE email_challenges;
+DROP TABLE verification_checks;
+DROP TABLE events;
+DROP FUNCTION events_append_only();
+DROP TABLE messages;
+DROP TABLE tickets;
+DROP TABLE api_tokens;
+DROP TABLE agents;
+DROP TABLE account_dedicated_ips;
+DROP TABLE account_allowlist;
+DROP TABLE accounts;
+DROP FUNCTION accounts_ban_is_permanent();
+DROP TABLE settings;

@@ -1,0 +1,14 @@
+DROP TABLE outbox;
+DROP TABLE email_challenges;
+DROP TABLE verification_checks;
+DROP TRIGGER events_no_delete;
+DROP TRIGGER events_no_update;
+DROP TABLE events;
+DROP TABLE messages;
+DROP TABLE tickets;
+DROP TABLE api_tokens;
+DROP TABLE agents;
+DROP TABLE account_dedicated_ips;
+DROP TABLE account_allowlist;
+DROP TABLE accounts;
+DROP TABLE settings;

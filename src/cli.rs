@@ -1,0 +1,139 @@
+//! The command line: `recoverydesk [OPTIONS] [COMMAND]`. Every option also reads its
+//! environment variable (SPEC §6), so an operator can configure by either.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "recoverydesk",
+    version,
+    about = "A support desk for account recovery that enforces the recovery policy in code",
+    long_about = "A support desk for account recovery that enforces the recovery policy in code.\n\n\
+        With no command it serves the customer pages, the agent console and the JSON API.\n\
+        Every command creates the database if needed and applies pending migrations first."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub options: GlobalOptions,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GlobalOptions {
+    /// Where the data lives: `sqlite://path` (created on first start) or `postgres://…`.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://data/recoverydesk.db",
+        global = true
+    )]
+    pub database_url: String,
+    /// Address and port the web server listens on.
+    #[arg(long, env = "RECOVERYDESK_BIND", default_value = "127.0.0.1:8080", global = true)]
+    pub bind: String,
+    /// Public URL of the desk, used in mailed links [default: http:// + the bind address].
+    #[arg(long, env = "RECOVERYDESK_BASE_URL", global = true)]
+    pub base_url: Option<String>,
+    /// The address support mail comes from (and customers write to).
+    #[arg(
+        long,
+        env = "RECOVERYDESK_SUPPORT_ADDRESS",
+        default_value = "support@localhost",
+        global = true
+    )]
+    pub support_address: String,
+    /// Email of the admin agent created on the first start of an empty database.
+    #[arg(
+        long,
+        env = "RECOVERYDESK_ADMIN_EMAIL",
+        default_value = "admin@localhost",
+        global = true
+    )]
+    pub admin_email: String,
+    /// Bearer token the inbound-mail webhook must present.
+    #[arg(long, env = "RECOVERYDESK_INBOUND_TOKEN", hide_env_values = true, global = true)]
+    pub inbound_token: Option<String>,
+    /// Outgoing SMTP server in lettre's URL form (e.g. `smtp://127.0.0.1:2525`); without it,
+    /// mail is written as .eml files to the mail directory.
+    #[arg(long, env = "SMTP_URL", hide_env_values = true, global = true)]
+    pub smtp_url: Option<String>,
+    /// Folder for .eml files when no SMTP server is configured.
+    #[arg(long, env = "RECOVERYDESK_MAIL_DIR", default_value = "data/mail", global = true)]
+    pub mail_dir: PathBuf,
+    /// Comma-separated proxy addresses or networks whose `X-Forwarded-For` is believed.
+    #[arg(long, env = "RECOVERYDESK_TRUSTED_PROXIES", default_value = "", global = true)]
+    pub trusted_proxies: String,
+    /// Prefix of ticket references (`RD-12`) and subject tags (`[RD-12]`).
+    #[arg(long, env = "RECOVERYDESK_TICKET_PREFIX", default_value = "RD", global = true)]
+    pub ticket_prefix: String,
+    /// Largest inbound message accepted, in bytes (25 MiB by default).
+    #[arg(long, env = "RECOVERYDESK_MAX_MESSAGE_BYTES", default_value_t = 25 * 1024 * 1024, global = true)]
+    pub max_message_bytes: u64,
+    /// Days of authentication logs kept for credential-failure diagnosis.
+    #[arg(
+        long,
+        env = "RECOVERYDESK_AUTH_LOG_RETENTION_DAYS",
+        default_value_t = 30,
+        global = true
+    )]
+    pub auth_log_retention_days: u32,
+    /// Key that signs and encrypts session cookies, status links and Message-IDs (at least 64
+    /// bytes, hex or base64). When unset, one is generated and kept in the database.
+    #[arg(long, env = "RECOVERYDESK_SECRET_KEY", hide_env_values = true, global = true)]
+    pub secret_key: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the customer pages, the agent console and the JSON API (the default).
+    Serve,
+    /// Create the database if needed and apply pending migrations.
+    Migrate,
+    /// Manage the account directory.
+    #[command(subcommand)]
+    Accounts(AccountsCommand),
+    /// Manage agents and their API tokens.
+    #[command(subcommand)]
+    Agents(AgentsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountsCommand {
+    /// Load accounts from a JSON Lines file (one account per line), upserting by id.
+    ///
+    /// Each refused line is reported on stderr as `line N: reason`; the other lines are
+    /// applied. Exits 1 when any line was refused. A line that would lift a ban is refused.
+    Import {
+        /// The JSON Lines file (`-` for standard input).
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentsCommand {
+    /// Add an agent; the password is read from standard input.
+    Add {
+        /// The agent's sign-in email.
+        #[arg(long)]
+        email: String,
+        /// The agent's name, as colleagues and the audit trail show it.
+        #[arg(long)]
+        name: String,
+        /// `agent`, or `admin` (may also manage agents and see quarantined mail).
+        #[arg(long, default_value = "agent", value_parser = ["agent", "admin"])]
+        role: String,
+        /// Read the password from standard input (first line); required, so that it never
+        /// appears in the shell history or the process list.
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// Create an API token for an agent. The token is printed once on stdout and stored
+    /// only as a hash.
+    Token {
+        /// The agent's sign-in email.
+        #[arg(long)]
+        email: String,
+    },
+}

@@ -1,0 +1,123 @@
+//! What each command does, with its exit status.
+
+use crate::cli::{AccountsCommand, AgentsCommand, Cli, Command};
+use crate::config::Settings;
+use crate::services::{ServiceError, accounts, agents};
+use crate::startup::{Application, prepare};
+use std::io::{BufRead, BufReader, Read};
+use std::process::ExitCode;
+
+pub fn run(cli: Cli) -> ExitCode {
+    let settings = match Settings::from_options(&cli.options) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("recoverydesk: {e}");
+            return ExitCode::from(64);
+        }
+    };
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(settings),
+        Command::Migrate => migrate(&settings),
+        Command::Accounts(AccountsCommand::Import { file }) => import_accounts(&settings, &file),
+        Command::Agents(AgentsCommand::Add {
+            email,
+            name,
+            role,
+            password_stdin: _,
+        }) => add_agent(&settings, &email, &name, &role),
+        Command::Agents(AgentsCommand::Token { email }) => issue_token(&settings, &email),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("recoverydesk: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(settings: Settings) -> Result<ExitCode, ServiceError> {
+    let system = actix_web::rt::System::new();
+    system.block_on(async move {
+        let app = Application::build(settings.clone())?;
+        if let Some(password) = &app.admin_password {
+            // Printed once: it is stored only as an argon2id hash.
+            eprintln!(
+                "\nCreated the admin agent {}.\nOne-time password (shown only now): {password}\n",
+                settings.admin_email
+            );
+        }
+        eprintln!(
+            "recoverydesk is listening on {} (database {}).",
+            settings.base_url,
+            settings.database_url.redacted()
+        );
+        app.run_until_stopped()
+            .await
+            .map_err(|e| ServiceError::Invalid(e.to_string()))?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn migrate(settings: &Settings) -> Result<ExitCode, ServiceError> {
+    prepare(settings)?;
+    eprintln!("database {} is up to date", settings.database_url.redacted());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn import_accounts(settings: &Settings, file: &std::path::Path) -> Result<ExitCode, ServiceError> {
+    let (pool, desk) = prepare(settings)?;
+    let mut conn = pool.get().map_err(|e| crate::db::DbError::Connect(e.to_string()))?;
+    let reader: Box<dyn BufRead> = if file.as_os_str() == "-" {
+        Box::new(BufReader::new(std::io::stdin()))
+    } else {
+        let f = std::fs::File::open(file).map_err(|e| ServiceError::Invalid(format!("{}: {e}", file.display())))?;
+        Box::new(BufReader::new(f))
+    };
+    let summary = accounts::import(&mut conn, &desk, reader, |line, reason| {
+        eprintln!("line {line}: {reason}")
+    })?;
+    eprintln!(
+        "accounts: {} created, {} updated, {} refused{}",
+        summary.created,
+        summary.updated,
+        summary.refused.len(),
+        if summary.tickets_refused > 0 {
+            format!(
+                "; {} open tickets refused because their account is banned",
+                summary.tickets_refused
+            )
+        } else {
+            String::new()
+        }
+    );
+    Ok(if summary.refused.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn add_agent(settings: &Settings, email: &str, name: &str, role: &str) -> Result<ExitCode, ServiceError> {
+    let mut input = String::new();
+    std::io::stdin()
+        .take(4096)
+        .read_to_string(&mut input)
+        .map_err(|e| ServiceError::Invalid(format!("reading the password from stdin: {e}")))?;
+    let password = input.lines().next().unwrap_or("").to_string();
+    let (pool, _) = prepare(settings)?;
+    let mut conn = pool.get().map_err(|e| crate::db::DbError::Connect(e.to_string()))?;
+    agents::add_agent(&mut conn, email, name, role, &password)?;
+    eprintln!("added {role} {email}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn issue_token(settings: &Settings, email: &str) -> Result<ExitCode, ServiceError> {
+    let (pool, _) = prepare(settings)?;
+    let mut conn = pool.get().map_err(|e| crate::db::DbError::Connect(e.to_string()))?;
+    let token = agents::issue_token(&mut conn, email)?;
+    // The token alone on stdout, so scripts can capture it; it is not shown again.
+    println!("{token}");
+    eprintln!("API token created for {email}; store it now, it is kept only as a hash.");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,294 @@
+//! The account directory: rows, lookups, and the changes the desk makes to it.
+
+use super::schema::{account_allowlist, account_dedicated_ips, accounts};
+use super::{AnyConnection, now};
+use crate::domain::account::{AccountStatus, AccountView};
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = accounts)]
+pub struct AccountRow {
+    pub id: String,
+    pub username: String,
+    pub email: String,
+    pub email_normalized: String,
+    pub status: String,
+    pub parent_id: Option<String>,
+    pub banned_via_parent: bool,
+    pub ip_access_enabled: bool,
+    pub balance_due_cents: i64,
+    pub terminated_at: Option<NaiveDateTime>,
+    pub banned_at: Option<NaiveDateTime>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+impl AccountRow {
+    pub fn status(&self) -> AccountStatus {
+        // The CHECK constraint keeps the column to the four names.
+        AccountStatus::parse(&self.status).unwrap_or(AccountStatus::Banned)
+    }
+}
+
+/// One account as an import line describes it.
+#[derive(Debug, Clone)]
+pub struct AccountRecord {
+    pub id: String,
+    pub username: String,
+    pub email: String,
+    pub status: AccountStatus,
+    pub parent_id: Option<String>,
+    pub ip_access_enabled: bool,
+    pub allowlist: Vec<String>,
+    pub balance_due_cents: i64,
+    pub terminated_at: Option<NaiveDateTime>,
+    pub banned_at: Option<NaiveDateTime>,
+    pub dedicated_ips: Vec<String>,
+}
+
+pub fn find(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<AccountRow>> {
+    accounts::table
+        .find(id)
+        .select(AccountRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn find_by_username(conn: &mut AnyConnection, username: &str) -> QueryResult<Option<AccountRow>> {
+    accounts::table
+        .filter(accounts::username.eq(username))
+        .select(AccountRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Every account registered to an address (one person may own several).
+pub fn find_by_email(conn: &mut AnyConnection, email: &str) -> QueryResult<Vec<AccountRow>> {
+    accounts::table
+        .filter(accounts::email_normalized.eq(crate::domain::email_address::normalize(email)))
+        .order(accounts::id.asc())
+        .select(AccountRow::as_select())
+        .load(conn)
+}
+
+pub fn view_of(conn: &mut AnyConnection, row: AccountRow) -> QueryResult<AccountView> {
+    let allowlist = account_allowlist::table
+        .filter(account_allowlist::account_id.eq(&row.id))
+        .order(account_allowlist::added_at.asc())
+        .select(account_allowlist::entry)
+        .load(conn)?;
+    let dedicated_ips = account_dedicated_ips::table
+        .filter(account_dedicated_ips::account_id.eq(&row.id))
+        .order(account_dedicated_ips::ip.asc())
+        .select(account_dedicated_ips::ip)
+        .load(conn)?;
+    let banned_via_parent = row.banned_via_parent || parent_chain_banned(conn, row.parent_id.as_deref())?;
+    Ok(AccountView {
+        status: row.status(),
+        id: row.id,
+        username: row.username,
+        email: row.email,
+        parent_id: row.parent_id,
+        banned_via_parent,
+        ip_access_enabled: row.ip_access_enabled,
+        allowlist,
+        balance_due_cents: row.balance_due_cents,
+        dedicated_ips,
+    })
+}
+
+pub fn load_view(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<AccountView>> {
+    match find(conn, id)? {
+        Some(row) => view_of(conn, row).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The account a customer named: an id, a username (byte-exact), or a registered email.
+pub fn resolve(conn: &mut AnyConnection, reference: &str) -> QueryResult<Option<AccountView>> {
+    if reference.is_empty() {
+        return Ok(None);
+    }
+    if let Some(row) = find(conn, reference)? {
+        return view_of(conn, row).map(Some);
+    }
+    if let Some(row) = find_by_username(conn, reference)? {
+        return view_of(conn, row).map(Some);
+    }
+    if reference.contains('@') {
+        if let Some(row) = find_by_email(conn, reference)?.into_iter().next() {
+            return view_of(conn, row).map(Some);
+        }
+    }
+    Ok(None)
+}
+
+pub fn views_by_email(conn: &mut AnyConnection, email: &str) -> QueryResult<Vec<AccountView>> {
+    find_by_email(conn, email)?
+        .into_iter()
+        .map(|row| view_of(conn, row))
+        .collect()
+}
+
+/// Walks up the parents: is any ancestor banned? Bounded, so a cycle in imported data cannot
+/// hang the desk.
+fn parent_chain_banned(conn: &mut AnyConnection, parent: Option<&str>) -> QueryResult<bool> {
+    let mut next: Option<String> = parent.map(str::to_string);
+    for _ in 0..16 {
+        let Some(id) = next.take() else { return Ok(false) };
+        let Some(row) = find(conn, &id)? else { return Ok(false) };
+        if row.status() == AccountStatus::Banned || row.banned_via_parent {
+            return Ok(true);
+        }
+        next = row.parent_id;
+    }
+    Ok(false)
+}
+
+/// Insert or replace an account from the directory. The caller has already refused lines
+/// that would lift a ban; the database would refuse them too.
+pub fn upsert(conn: &mut AnyConnection, record: &AccountRecord) -> QueryResult<()> {
+    let at = now();
+    let exists = find(conn, &record.id)?.is_some();
+    let email_normalized = crate::domain::email_address::normalize(&record.email);
+    if exists {
+        diesel::update(accounts::table.find(&record.id))
+            .set((
+                accounts::username.eq(&record.username),
+                accounts::email.eq(&record.email),
+                accounts::email_normalized.eq(&email_normalized),
+                accounts::status.eq(record.status.as_str()),
+                accounts::parent_id.eq(&record.parent_id),
+                accounts::ip_access_enabled.eq(record.ip_access_enabled),
+                accounts::balance_due_cents.eq(record.balance_due_cents),
+                accounts::terminated_at.eq(record.terminated_at),
+                accounts::banned_at.eq(record.banned_at),
+                accounts::updated_at.eq(at),
+            ))
+            .execute(conn)?;
+    } else {
+        diesel::insert_into(accounts::table)
+            .values((
+                accounts::id.eq(&record.id),
+                accounts::username.eq(&record.username),
+                accounts::email.eq(&record.email),
+                accounts::email_normalized.eq(&email_normalized),
+                accounts::status.eq(record.status.as_str()),
+                accounts::parent_id.eq(&record.parent_id),
+                accounts::banned_via_parent.eq(false),
+                accounts::ip_access_enabled.eq(record.ip_access_enabled),
+                accounts::balance_due_cents.eq(record.balance_due_cents),
+                accounts::terminated_at.eq(record.terminated_at),
+                accounts::banned_at.eq(record.banned_at),
+                accounts::created_at.eq(at),
+                accounts::updated_at.eq(at),
+            ))
+            .execute(conn)?;
+    }
+    diesel::delete(account_allowlist::table.filter(account_allowlist::account_id.eq(&record.id))).execute(conn)?;
+    for entry in dedup(&record.allowlist) {
+        diesel::insert_into(account_allowlist::table)
+            .values((
+                account_allowlist::account_id.eq(&record.id),
+                account_allowlist::entry.eq(entry),
+                account_allowlist::source.eq("import"),
+                account_allowlist::added_at.eq(at),
+            ))
+            .execute(conn)?;
+    }
+    diesel::delete(account_dedicated_ips::table.filter(account_dedicated_ips::account_id.eq(&record.id)))
+        .execute(conn)?;
+    for ip in dedup(&record.dedicated_ips) {
+        diesel::insert_into(account_dedicated_ips::table)
+            .values((
+                account_dedicated_ips::account_id.eq(&record.id),
+                account_dedicated_ips::ip.eq(ip),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+fn dedup(items: &[String]) -> Vec<&String> {
+    let mut seen = std::collections::HashSet::new();
+    items.iter().filter(|i| seen.insert(i.as_str())).collect()
+}
+
+/// Marks every descendant of `id` as banned through its parent; returns the ids newly marked.
+pub fn mark_descendants_banned(conn: &mut AnyConnection, id: &str) -> QueryResult<Vec<String>> {
+    let mut marked = vec![];
+    let mut frontier = vec![id.to_string()];
+    let mut seen = std::collections::HashSet::from([id.to_string()]);
+    while let Some(parent) = frontier.pop() {
+        let children: Vec<(String, bool)> = accounts::table
+            .filter(accounts::parent_id.eq(&parent))
+            .select((accounts::id, accounts::banned_via_parent))
+            .load(conn)?;
+        for (child, already) in children {
+            if !seen.insert(child.clone()) {
+                continue;
+            }
+            if !already {
+                set_banned_via_parent(conn, &child)?;
+                marked.push(child.clone());
+            }
+            frontier.push(child);
+        }
+    }
+    Ok(marked)
+}
+
+pub fn set_banned_via_parent(conn: &mut AnyConnection, id: &str) -> QueryResult<()> {
+    diesel::update(accounts::table.find(id))
+        .set((accounts::banned_via_parent.eq(true), accounts::updated_at.eq(now())))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Adds one entry to an account's allowlist (a grant); an entry already there is kept.
+pub fn add_allowlist_entry(conn: &mut AnyConnection, account_id: &str, entry: &str, source: &str) -> QueryResult<bool> {
+    let present = account_allowlist::table
+        .find((account_id, entry))
+        .select(account_allowlist::entry)
+        .first::<String>(conn)
+        .optional()?
+        .is_some();
+    if present {
+        return Ok(false);
+    }
+    diesel::insert_into(account_allowlist::table)
+        .values((
+            account_allowlist::account_id.eq(account_id),
+            account_allowlist::entry.eq(entry),
+            account_allowlist::source.eq(source),
+            account_allowlist::added_at.eq(now()),
+        ))
+        .execute(conn)?;
+    Ok(true)
+}
+
+pub fn set_balance(conn: &mut AnyConnection, account_id: &str, cents: i64) -> QueryResult<()> {
+    diesel::update(accounts::table.find(account_id))
+        .set((accounts::balance_due_cents.eq(cents), accounts::updated_at.eq(now())))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Reactivation after payment: terminated → active. Never touches a banned account (the
+/// filter, and the database trigger behind it).
+pub fn reactivate(conn: &mut AnyConnection, account_id: &str) -> QueryResult<bool> {
+    let changed = diesel::update(
+        accounts::table
+            .find(account_id)
+            .filter(accounts::status.ne("banned"))
+            .filter(accounts::banned_via_parent.eq(false)),
+    )
+    .set((
+        accounts::status.eq("active"),
+        accounts::terminated_at.eq(None::<NaiveDateTime>),
+        accounts::updated_at.eq(now()),
+    ))
+    .execute(conn)?;
+    Ok(changed == 1)
+}

@@ -1,0 +1,87 @@
+//! The outbox: mail waiting for the sender, written in the transaction that decided it.
+
+use super::schema::outbox;
+use super::{AnyConnection, now};
+use chrono::{Duration, NaiveDateTime};
+use diesel::prelude::*;
+
+pub struct NewOutboxMail<'a> {
+    pub ticket_id: Option<i64>,
+    pub template: &'a str,
+    pub recipient: &'a str,
+    pub params: &'a serde_json::Value,
+    pub automatic: bool,
+    pub in_reply_to: Option<&'a str>,
+}
+
+/// Mails per recipient address per hour the workflows may send; more wait for an agent
+/// (`held`), so spoofed requests cannot flood a registered address (SPEC §2.3).
+pub const WORKFLOW_MAILS_PER_RECIPIENT_PER_HOUR: i64 = 20;
+
+pub fn enqueue(conn: &mut AnyConnection, mail: &NewOutboxMail) -> QueryResult<(i64, String)> {
+    let at = now();
+    let recipient_normalized = crate::domain::email_address::normalize(mail.recipient);
+    let recent: i64 = outbox::table
+        .filter(outbox::recipient_normalized.eq(&recipient_normalized))
+        .filter(outbox::automatic.eq(true))
+        .filter(outbox::created_at.gt(at - Duration::hours(1)))
+        .count()
+        .get_result(conn)?;
+    let status = if mail.automatic && recent >= WORKFLOW_MAILS_PER_RECIPIENT_PER_HOUR {
+        "held"
+    } else {
+        "pending"
+    };
+    let id = diesel::insert_into(outbox::table)
+        .values((
+            outbox::ticket_id.eq(mail.ticket_id),
+            outbox::template.eq(mail.template),
+            outbox::recipient.eq(mail.recipient.trim()),
+            outbox::recipient_normalized.eq(&recipient_normalized),
+            outbox::params.eq(mail.params.to_string()),
+            outbox::automatic.eq(mail.automatic),
+            outbox::status.eq(status),
+            outbox::attempts.eq(0),
+            outbox::next_attempt_at.eq(at),
+            outbox::in_reply_to.eq(mail.in_reply_to),
+            outbox::created_at.eq(at),
+        ))
+        .returning(outbox::id)
+        .get_result(conn)?;
+    Ok((id, status.to_string()))
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = outbox)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub ticket_id: Option<i64>,
+    pub template: String,
+    pub recipient: String,
+    pub recipient_normalized: String,
+    pub params: String,
+    pub automatic: bool,
+    pub status: String,
+    pub attempts: i32,
+    pub next_attempt_at: NaiveDateTime,
+    pub last_error: Option<String>,
+    pub message_id: Option<String>,
+    pub in_reply_to: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub sent_at: Option<NaiveDateTime>,
+}
+
+pub fn of_ticket(conn: &mut AnyConnection, ticket_id: i64) -> QueryResult<Vec<OutboxRow>> {
+    outbox::table
+        .filter(outbox::ticket_id.eq(ticket_id))
+        .order(outbox::id.asc())
+        .select(OutboxRow::as_select())
+        .load(conn)
+}
+
+pub fn all(conn: &mut AnyConnection) -> QueryResult<Vec<OutboxRow>> {
+    outbox::table
+        .order(outbox::id.asc())
+        .select(OutboxRow::as_select())
+        .load(conn)
+}

@@ -1,0 +1,196 @@
+//! Diesel table definitions, written by hand to the portable subset MultiConnection supports
+//! (Text, BigInt, Integer, Bool, Timestamp). Keep in step with both migration folders.
+
+diesel::table! {
+    settings (key) {
+        key -> Text,
+        value -> Text,
+    }
+}
+
+diesel::table! {
+    accounts (id) {
+        id -> Text,
+        username -> Text,
+        email -> Text,
+        email_normalized -> Text,
+        status -> Text,
+        parent_id -> Nullable<Text>,
+        banned_via_parent -> Bool,
+        ip_access_enabled -> Bool,
+        balance_due_cents -> BigInt,
+        terminated_at -> Nullable<Timestamp>,
+        banned_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    account_allowlist (account_id, entry) {
+        account_id -> Text,
+        entry -> Text,
+        source -> Text,
+        added_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    account_dedicated_ips (account_id, ip) {
+        account_id -> Text,
+        ip -> Text,
+    }
+}
+
+diesel::table! {
+    agents (id) {
+        id -> BigInt,
+        email -> Text,
+        email_normalized -> Text,
+        name -> Text,
+        role -> Text,
+        password_hash -> Text,
+        active -> Bool,
+        created_at -> Timestamp,
+        deactivated_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    api_tokens (id) {
+        id -> BigInt,
+        agent_id -> BigInt,
+        token_hash -> Text,
+        created_at -> Timestamp,
+        last_used_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    tickets (id) {
+        id -> BigInt,
+        kind -> Text,
+        state -> Text,
+        state_reason -> Nullable<Text>,
+        subject -> Text,
+        requester -> Text,
+        requester_normalized -> Text,
+        account_id -> Nullable<Text>,
+        assignee_id -> Nullable<BigInt>,
+        status_token_hash -> Text,
+        status_token_salt -> Text,
+        channel -> Text,
+        verification_round -> Integer,
+        attempts_on_record -> Bool,
+        flagged -> Bool,
+        auto_generated -> Bool,
+        version -> BigInt,
+        waiting_since -> Timestamp,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    messages (id) {
+        id -> BigInt,
+        ticket_id -> BigInt,
+        direction -> Text,
+        sender_role -> Text,
+        from_address -> Nullable<Text>,
+        to_address -> Nullable<Text>,
+        subject -> Text,
+        body -> Text,
+        body_html -> Nullable<Text>,
+        message_id -> Nullable<Text>,
+        content_hash -> Nullable<Text>,
+        auto_generated -> Bool,
+        redacted_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    events (id) {
+        id -> BigInt,
+        ticket_id -> BigInt,
+        event_type -> Text,
+        actor -> Text,
+        data -> Text,
+        message_ref -> Nullable<BigInt>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    verification_checks (id) {
+        id -> BigInt,
+        ticket_id -> BigInt,
+        round -> Integer,
+        method -> Text,
+        passed -> Bool,
+        evidence -> Text,
+        actor -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    email_challenges (id) {
+        id -> BigInt,
+        ticket_id -> BigInt,
+        account_id -> Text,
+        token_hash -> Text,
+        round -> Integer,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    outbox (id) {
+        id -> BigInt,
+        ticket_id -> Nullable<BigInt>,
+        template -> Text,
+        recipient -> Text,
+        recipient_normalized -> Text,
+        params -> Text,
+        automatic -> Bool,
+        status -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        last_error -> Nullable<Text>,
+        message_id -> Nullable<Text>,
+        in_reply_to -> Nullable<Text>,
+        created_at -> Timestamp,
+        sent_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::joinable!(account_allowlist -> accounts (account_id));
+diesel::joinable!(account_dedicated_ips -> accounts (account_id));
+diesel::joinable!(api_tokens -> agents (agent_id));
+diesel::joinable!(tickets -> accounts (account_id));
+diesel::joinable!(tickets -> agents (assignee_id));
+diesel::joinable!(messages -> tickets (ticket_id));
+diesel::joinable!(events -> tickets (ticket_id));
+diesel::joinable!(verification_checks -> tickets (ticket_id));
+diesel::joinable!(email_challenges -> tickets (ticket_id));
+diesel::joinable!(outbox -> tickets (ticket_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    settings,
+    accounts,
+    account_allowlist,
+    account_dedicated_ips,
+    agents,
+    api_tokens,
+    tickets,
+    messages,
+    events,
+    verification_checks,
+    email_challenges,
+    outbox,
+);

@@ -1,0 +1,397 @@
+//! Tickets, their append-only events, messages, verification checks and email challenges.
+
+use super::schema::{email_challenges, events, messages, tickets, verification_checks};
+use super::{AnyConnection, now};
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = tickets)]
+pub struct TicketRow {
+    pub id: i64,
+    pub kind: String,
+    pub state: String,
+    pub state_reason: Option<String>,
+    pub subject: String,
+    pub requester: String,
+    pub requester_normalized: String,
+    pub account_id: Option<String>,
+    pub assignee_id: Option<i64>,
+    pub status_token_hash: String,
+    pub status_token_salt: String,
+    pub channel: String,
+    pub verification_round: i32,
+    pub attempts_on_record: bool,
+    pub flagged: bool,
+    pub auto_generated: bool,
+    pub version: i64,
+    pub waiting_since: NaiveDateTime,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+pub struct NewTicket<'a> {
+    pub kind: &'a str,
+    pub state: &'a str,
+    pub subject: &'a str,
+    pub requester: &'a str,
+    pub status_token_hash: &'a str,
+    pub status_token_salt: &'a str,
+    pub channel: &'a str,
+    pub auto_generated: bool,
+}
+
+pub fn insert(conn: &mut AnyConnection, t: &NewTicket) -> QueryResult<TicketRow> {
+    let at = now();
+    diesel::insert_into(tickets::table)
+        .values((
+            tickets::kind.eq(t.kind),
+            tickets::state.eq(t.state),
+            tickets::subject.eq(t.subject),
+            tickets::requester.eq(t.requester.trim()),
+            tickets::requester_normalized.eq(crate::domain::email_address::normalize(t.requester)),
+            tickets::status_token_hash.eq(t.status_token_hash),
+            tickets::status_token_salt.eq(t.status_token_salt),
+            tickets::channel.eq(t.channel),
+            tickets::verification_round.eq(0),
+            tickets::attempts_on_record.eq(false),
+            tickets::flagged.eq(false),
+            tickets::auto_generated.eq(t.auto_generated),
+            tickets::version.eq(0),
+            tickets::waiting_since.eq(at),
+            tickets::created_at.eq(at),
+            tickets::updated_at.eq(at),
+        ))
+        .returning(tickets::id)
+        .get_result::<i64>(conn)
+        .and_then(|id| tickets::table.find(id).select(TicketRow::as_select()).first(conn))
+}
+
+pub fn find(conn: &mut AnyConnection, id: i64) -> QueryResult<Option<TicketRow>> {
+    tickets::table
+        .find(id)
+        .select(TicketRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn find_by_token_hash(conn: &mut AnyConnection, hash: &str) -> QueryResult<Option<TicketRow>> {
+    tickets::table
+        .filter(tickets::status_token_hash.eq(hash))
+        .select(TicketRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Open tickets linked to any of these accounts (for the ban cascade).
+pub fn open_ids_for_accounts(conn: &mut AnyConnection, account_ids: &[String]) -> QueryResult<Vec<i64>> {
+    tickets::table
+        .filter(tickets::account_id.eq_any(account_ids))
+        .filter(tickets::state.ne_all(["resolved", "refused"]))
+        .select(tickets::id)
+        .order(tickets::id.asc())
+        .load(conn)
+}
+
+/// The fields a decision may change, written with a compare-and-set on `version`.
+#[derive(Debug, Clone)]
+pub struct TicketChange {
+    pub kind: String,
+    pub state: String,
+    pub state_reason: Option<String>,
+    pub account_id: Option<String>,
+    pub assignee_id: Option<i64>,
+    pub verification_round: i32,
+    pub attempts_on_record: bool,
+    pub flagged: bool,
+    pub waiting_since: NaiveDateTime,
+}
+
+impl TicketChange {
+    pub fn from_row(row: &TicketRow) -> Self {
+        TicketChange {
+            kind: row.kind.clone(),
+            state: row.state.clone(),
+            state_reason: row.state_reason.clone(),
+            account_id: row.account_id.clone(),
+            assignee_id: row.assignee_id,
+            verification_round: row.verification_round,
+            attempts_on_record: row.attempts_on_record,
+            flagged: row.flagged,
+            waiting_since: row.waiting_since,
+        }
+    }
+}
+
+/// Returns false when someone else changed the ticket since it was loaded.
+pub fn update_if_version(conn: &mut AnyConnection, id: i64, version: i64, change: &TicketChange) -> QueryResult<bool> {
+    let rows = diesel::update(
+        tickets::table
+            .filter(tickets::id.eq(id))
+            .filter(tickets::version.eq(version)),
+    )
+    .set((
+        tickets::kind.eq(&change.kind),
+        tickets::state.eq(&change.state),
+        tickets::state_reason.eq(&change.state_reason),
+        tickets::account_id.eq(&change.account_id),
+        tickets::assignee_id.eq(change.assignee_id),
+        tickets::verification_round.eq(change.verification_round),
+        tickets::attempts_on_record.eq(change.attempts_on_record),
+        tickets::flagged.eq(change.flagged),
+        tickets::waiting_since.eq(change.waiting_since),
+        tickets::version.eq(version + 1),
+        tickets::updated_at.eq(now()),
+    ))
+    .execute(conn)?;
+    Ok(rows == 1)
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct TicketFilter {
+    pub kind: Option<String>,
+    pub state: Option<String>,
+    pub assignee_id: Option<i64>,
+    /// A reference already resolved to its number, if `q` was one.
+    pub q_ticket_id: Option<i64>,
+    pub q: Option<String>,
+    /// Keyset pagination: only tickets with a smaller id (lists are newest first).
+    pub before_id: Option<i64>,
+    pub limit: i64,
+}
+
+pub fn list(conn: &mut AnyConnection, f: &TicketFilter) -> QueryResult<Vec<TicketRow>> {
+    let mut query = tickets::table.select(TicketRow::as_select()).into_boxed();
+    if let Some(kind) = &f.kind {
+        query = query.filter(tickets::kind.eq(kind.clone()));
+    }
+    if let Some(state) = &f.state {
+        query = query.filter(tickets::state.eq(state.clone()));
+    }
+    if let Some(assignee) = f.assignee_id {
+        query = query.filter(tickets::assignee_id.eq(assignee));
+    }
+    if let Some(q) = f.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+        let pattern = format!("%{}%", escape_like(&q.to_lowercase()));
+        let by_text = tickets::requester_normalized
+            .like(pattern.clone())
+            .escape('\\')
+            .or(lower(tickets::subject).like(pattern).escape('\\'));
+        query = match f.q_ticket_id {
+            Some(id) => query.filter(tickets::id.eq(id).or(by_text)),
+            None => query.filter(by_text),
+        };
+    }
+    if let Some(before) = f.before_id {
+        query = query.filter(tickets::id.lt(before));
+    }
+    query.order(tickets::id.desc()).limit(f.limit).load(conn)
+}
+
+fn escape_like(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}
+
+// ---------------------------------------------------------------------------------------
+// Messages and events
+
+pub struct NewMessage<'a> {
+    pub ticket_id: i64,
+    pub direction: &'a str,
+    pub sender_role: &'a str,
+    pub from_address: Option<&'a str>,
+    pub to_address: Option<&'a str>,
+    pub subject: &'a str,
+    pub body: &'a str,
+    pub body_html: Option<&'a str>,
+    pub message_id: Option<&'a str>,
+    pub content_hash: Option<&'a str>,
+    pub auto_generated: bool,
+}
+
+pub fn insert_message(conn: &mut AnyConnection, m: &NewMessage) -> QueryResult<i64> {
+    diesel::insert_into(messages::table)
+        .values((
+            messages::ticket_id.eq(m.ticket_id),
+            messages::direction.eq(m.direction),
+            messages::sender_role.eq(m.sender_role),
+            messages::from_address.eq(m.from_address),
+            messages::to_address.eq(m.to_address),
+            messages::subject.eq(m.subject),
+            messages::body.eq(m.body),
+            messages::body_html.eq(m.body_html),
+            messages::message_id.eq(m.message_id),
+            messages::content_hash.eq(m.content_hash),
+            messages::auto_generated.eq(m.auto_generated),
+            messages::created_at.eq(now()),
+        ))
+        .returning(messages::id)
+        .get_result(conn)
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = messages)]
+pub struct MessageRow {
+    pub id: i64,
+    pub ticket_id: i64,
+    pub direction: String,
+    pub sender_role: String,
+    pub from_address: Option<String>,
+    pub to_address: Option<String>,
+    pub subject: String,
+    pub body: String,
+    pub body_html: Option<String>,
+    pub message_id: Option<String>,
+    pub content_hash: Option<String>,
+    pub auto_generated: bool,
+    pub redacted_at: Option<NaiveDateTime>,
+    pub created_at: NaiveDateTime,
+}
+
+pub fn messages_of(conn: &mut AnyConnection, ticket_id: i64) -> QueryResult<Vec<MessageRow>> {
+    messages::table
+        .filter(messages::ticket_id.eq(ticket_id))
+        .order(messages::id.asc())
+        .select(MessageRow::as_select())
+        .load(conn)
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = events)]
+pub struct EventRow {
+    pub id: i64,
+    pub ticket_id: i64,
+    pub event_type: String,
+    pub actor: String,
+    pub data: String,
+    pub message_ref: Option<i64>,
+    pub created_at: NaiveDateTime,
+}
+
+pub fn insert_event(
+    conn: &mut AnyConnection,
+    ticket_id: i64,
+    event_type: &str,
+    actor: &str,
+    data: &serde_json::Value,
+    message_ref: Option<i64>,
+) -> QueryResult<i64> {
+    diesel::insert_into(events::table)
+        .values((
+            events::ticket_id.eq(ticket_id),
+            events::event_type.eq(event_type),
+            events::actor.eq(actor),
+            events::data.eq(data.to_string()),
+            events::message_ref.eq(message_ref),
+            events::created_at.eq(now()),
+        ))
+        .returning(events::id)
+        .get_result(conn)
+}
+
+pub fn events_of(conn: &mut AnyConnection, ticket_id: i64) -> QueryResult<Vec<EventRow>> {
+    events::table
+        .filter(events::ticket_id.eq(ticket_id))
+        .order(events::id.asc())
+        .select(EventRow::as_select())
+        .load(conn)
+}
+
+// ---------------------------------------------------------------------------------------
+// Verification
+
+pub fn insert_check(
+    conn: &mut AnyConnection,
+    ticket_id: i64,
+    round: i32,
+    method: &str,
+    passed: bool,
+    evidence: &str,
+    actor: &str,
+) -> QueryResult<()> {
+    diesel::insert_into(verification_checks::table)
+        .values((
+            verification_checks::ticket_id.eq(ticket_id),
+            verification_checks::round.eq(round),
+            verification_checks::method.eq(method),
+            verification_checks::passed.eq(passed),
+            verification_checks::evidence.eq(evidence),
+            verification_checks::actor.eq(actor),
+            verification_checks::created_at.eq(now()),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// (method, passed) of the checks of one verification round, oldest first.
+pub fn checks_of_round(conn: &mut AnyConnection, ticket_id: i64, round: i32) -> QueryResult<Vec<(String, bool)>> {
+    verification_checks::table
+        .filter(verification_checks::ticket_id.eq(ticket_id))
+        .filter(verification_checks::round.eq(round))
+        .order(verification_checks::id.asc())
+        .select((verification_checks::method, verification_checks::passed))
+        .load(conn)
+}
+
+pub fn insert_challenge(
+    conn: &mut AnyConnection,
+    ticket_id: i64,
+    account_id: &str,
+    token_hash: &str,
+    round: i32,
+    expires_at: NaiveDateTime,
+) -> QueryResult<()> {
+    diesel::insert_into(email_challenges::table)
+        .values((
+            email_challenges::ticket_id.eq(ticket_id),
+            email_challenges::account_id.eq(account_id),
+            email_challenges::token_hash.eq(token_hash),
+            email_challenges::round.eq(round),
+            email_challenges::expires_at.eq(expires_at),
+            email_challenges::created_at.eq(now()),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = email_challenges)]
+pub struct ChallengeRow {
+    pub id: i64,
+    pub ticket_id: i64,
+    pub account_id: String,
+    pub token_hash: String,
+    pub round: i32,
+    pub expires_at: NaiveDateTime,
+    pub used_at: Option<NaiveDateTime>,
+    pub created_at: NaiveDateTime,
+}
+
+pub fn find_challenge(conn: &mut AnyConnection, token_hash: &str) -> QueryResult<Option<ChallengeRow>> {
+    email_challenges::table
+        .filter(email_challenges::token_hash.eq(token_hash))
+        .select(ChallengeRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Marks a challenge used; false if it already was (single use, even under a race).
+pub fn use_challenge(conn: &mut AnyConnection, id: i64) -> QueryResult<bool> {
+    let rows = diesel::update(
+        email_challenges::table
+            .filter(email_challenges::id.eq(id))
+            .filter(email_challenges::used_at.is_null()),
+    )
+    .set(email_challenges::used_at.eq(now()))
+    .execute(conn)?;
+    Ok(rows == 1)
+}
+
+pub fn set_status_token_hash(conn: &mut AnyConnection, id: i64, hash: &str) -> QueryResult<()> {
+    diesel::update(tickets::table.find(id))
+        .set(tickets::status_token_hash.eq(hash))
+        .execute(conn)
+        .map(|_| ())
+}

@@ -1,0 +1,9 @@
+//! Pure domain code: no web framework, database, mail transport or template imports.
+
+pub mod account;
+pub mod email_address;
+pub mod ip_grant;
+pub mod redact;
+pub mod ticket;
+pub mod verification;
+pub mod workflow;

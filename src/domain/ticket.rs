@@ -1,0 +1,223 @@
+//! Tickets: their kinds, states and public reference.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// What the customer needs. Each kind has its own workflow (SPEC §2.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    ForgotUsername,
+    IpLockout,
+    AccountTerminated,
+    LoginHelp,
+    General,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 5] = [
+        Kind::ForgotUsername,
+        Kind::IpLockout,
+        Kind::AccountTerminated,
+        Kind::LoginHelp,
+        Kind::General,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::ForgotUsername => "forgot_username",
+            Kind::IpLockout => "ip_lockout",
+            Kind::AccountTerminated => "account_terminated",
+            Kind::LoginHelp => "login_help",
+            Kind::General => "general",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// The state a ticket of this kind starts in, before its creation rules run.
+    pub fn initial_state(self) -> State {
+        match self {
+            Kind::IpLockout => State::AwaitingAllowlistedAttempts,
+            _ => State::AwaitingAgent,
+        }
+    }
+
+    /// Every state a ticket of this kind can be in.
+    pub fn states(self) -> &'static [State] {
+        use State::*;
+        match self {
+            Kind::ForgotUsername => &[AwaitingAgent, Resolved, Refused],
+            Kind::IpLockout => &[
+                AwaitingAllowlistedAttempts,
+                AttemptsReported,
+                VerifyingOwnership,
+                OwnershipVerified,
+                Resolved,
+                Refused,
+            ],
+            Kind::AccountTerminated => &[AwaitingAgent, AwaitingPayment, PaymentConfirmed, Resolved, Refused],
+            Kind::LoginHelp | Kind::General => &[AwaitingAgent, AwaitingCustomer, Resolved, Refused],
+        }
+    }
+
+    /// Words for people (console, status page).
+    pub fn label(self) -> &'static str {
+        match self {
+            Kind::ForgotUsername => "Forgotten username",
+            Kind::IpLockout => "Locked out by IP access management",
+            Kind::AccountTerminated => "Account terminated for non-payment",
+            Kind::LoginHelp => "Cannot log in",
+            Kind::General => "General request",
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    AwaitingAgent,
+    AwaitingCustomer,
+    AwaitingAllowlistedAttempts,
+    AttemptsReported,
+    VerifyingOwnership,
+    OwnershipVerified,
+    AwaitingPayment,
+    PaymentConfirmed,
+    Resolved,
+    Refused,
+}
+
+impl State {
+    pub const ALL: [State; 10] = [
+        State::AwaitingAgent,
+        State::AwaitingCustomer,
+        State::AwaitingAllowlistedAttempts,
+        State::AttemptsReported,
+        State::VerifyingOwnership,
+        State::OwnershipVerified,
+        State::AwaitingPayment,
+        State::PaymentConfirmed,
+        State::Resolved,
+        State::Refused,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::AwaitingAgent => "awaiting_agent",
+            State::AwaitingCustomer => "awaiting_customer",
+            State::AwaitingAllowlistedAttempts => "awaiting_allowlisted_attempts",
+            State::AttemptsReported => "attempts_reported",
+            State::VerifyingOwnership => "verifying_ownership",
+            State::OwnershipVerified => "ownership_verified",
+            State::AwaitingPayment => "awaiting_payment",
+            State::PaymentConfirmed => "payment_confirmed",
+            State::Resolved => "resolved",
+            State::Refused => "refused",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<State> {
+        State::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// `resolved` and `refused` end a ticket; only replies and notes are allowed there.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, State::Resolved | State::Refused)
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The public reference of a ticket, `RD-<n>`: the prefix is configurable, the number is the
+/// ticket's id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketRef {
+    prefix: String,
+    number: i64,
+}
+
+impl TicketRef {
+    pub fn new(prefix: &str, number: i64) -> Self {
+        TicketRef {
+            prefix: prefix.to_string(),
+            number,
+        }
+    }
+
+    /// Accepts `RD-12` (prefix matched case-insensitively) and, for convenience, a bare number.
+    pub fn parse(input: &str, prefix: &str) -> Option<Self> {
+        let input = input.trim();
+        let digits = match input.get(..prefix.len() + 1) {
+            Some(head)
+                if head.len() == prefix.len() + 1
+                    && head[..prefix.len()].eq_ignore_ascii_case(prefix)
+                    && head.ends_with('-') =>
+            {
+                &input[prefix.len() + 1..]
+            }
+            _ => input,
+        };
+        if digits.is_empty() || digits.len() > 18 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let number: i64 = digits.parse().ok()?;
+        (number > 0).then(|| TicketRef::new(prefix, number))
+    }
+
+    pub fn number(&self) -> i64 {
+        self.number
+    }
+
+    /// The `[RD-<n>]` tag put in mail subjects.
+    pub fn subject_tag(&self) -> String {
+        format!("[{self}]")
+    }
+}
+
+impl fmt::Display for TicketRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.prefix, self.number)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_starts_in_one_of_its_own_states() {
+        for kind in Kind::ALL {
+            assert!(kind.states().contains(&kind.initial_state()), "{kind}");
+            assert_eq!(Kind::parse(kind.as_str()), Some(kind));
+        }
+        for state in State::ALL {
+            assert_eq!(State::parse(state.as_str()), Some(state));
+        }
+    }
+
+    #[test]
+    fn ticket_refs_parse_with_their_prefix_only() {
+        assert_eq!(TicketRef::parse("RD-12", "RD").unwrap().number(), 12);
+        assert_eq!(TicketRef::parse("rd-12", "RD").unwrap().to_string(), "RD-12");
+        assert_eq!(TicketRef::parse("12", "RD").unwrap().number(), 12);
+        assert!(TicketRef::parse("XX-12", "RD").is_none());
+        assert!(TicketRef::parse("RD-", "RD").is_none());
+        assert!(TicketRef::parse("RD-0", "RD").is_none());
+        assert!(TicketRef::parse("RD-1x", "RD").is_none());
+        assert!(TicketRef::parse("RD-99999999999999999999", "RD").is_none());
+        assert_eq!(TicketRef::parse("RD-7", "RD").unwrap().subject_tag(), "[RD-7]");
+    }
+}

@@ -1,0 +1,133 @@
+//! What a decision asks the service to do, as data. The engine never performs anything.
+
+use crate::domain::verification::Method;
+
+/// Who a mail goes to. Account-dependent mail always names the account: the service resolves
+/// it to the registered address, never to whoever asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recipient {
+    Requester,
+    RegisteredEmail { account_id: String },
+}
+
+/// Every message the workflows send (rendered by the outbound-mail layer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MailTemplate {
+    /// Neutral: "we received your request", with the status link.
+    Acknowledgement,
+    /// Neutral: "there is news on your request", for a requester who is not the registered
+    /// address when the account-dependent answer went elsewhere.
+    StatusUpdate,
+    /// The usernames of these accounts (all registered to the recipient), each other status
+    /// explained in its own words.
+    UsernameDelivery {
+        account_ids: Vec<String>,
+    },
+    UnconfirmedSignup,
+    TerminatedNotice,
+    BalanceDue,
+    BannedAnswer,
+    TryAllowlistedIps,
+    EmailChallenge,
+    IpGranted {
+        ip: String,
+    },
+    AccountReactivated,
+    VerificationFailed,
+    RedactionNotice,
+    AgentReply,
+}
+
+impl MailTemplate {
+    pub fn name(&self) -> &'static str {
+        match self {
+            MailTemplate::Acknowledgement => "acknowledgement",
+            MailTemplate::StatusUpdate => "status_update",
+            MailTemplate::UsernameDelivery { .. } => "username_delivery",
+            MailTemplate::UnconfirmedSignup => "unconfirmed_signup",
+            MailTemplate::TerminatedNotice => "terminated_notice",
+            MailTemplate::BalanceDue => "balance_due",
+            MailTemplate::BannedAnswer => "banned_answer",
+            MailTemplate::TryAllowlistedIps => "try_allowlisted_ips",
+            MailTemplate::EmailChallenge => "email_challenge",
+            MailTemplate::IpGranted { .. } => "ip_granted",
+            MailTemplate::AccountReactivated => "account_reactivated",
+            MailTemplate::VerificationFailed => "verification_failed",
+            MailTemplate::RedactionNotice => "redaction_notice",
+            MailTemplate::AgentReply => "agent_reply",
+        }
+    }
+
+    /// Mail written by the software rather than an agent carries `Auto-Submitted`.
+    pub fn is_automatic(&self) -> bool {
+        !matches!(self, MailTemplate::AgentReply)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mail {
+    pub template: MailTemplate,
+    pub to: Recipient,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    Mail(Mail),
+    LinkAccount {
+        account_id: String,
+    },
+    Assign {
+        agent_email: String,
+    },
+    /// The customer's (or an agent's) report of the allowlisted networks tried.
+    RecordAttempts {
+        tried_from: String,
+        outcome: String,
+    },
+    /// Ownership is verified afresh: checks of earlier rounds stop counting.
+    StartVerificationRound,
+    RecordCheck {
+        method: Method,
+        passed: bool,
+        evidence: String,
+    },
+    /// Create a single-use link and mail it to the account's registered address.
+    IssueEmailChallenge {
+        account_id: String,
+    },
+    AddAllowlistEntry {
+        account_id: String,
+        ip: String,
+    },
+    RecordPayment {
+        account_id: String,
+        amount_cents: i64,
+        reference: String,
+        new_balance_cents: i64,
+    },
+    ReactivateAccount {
+        account_id: String,
+    },
+    Note {
+        body: String,
+    },
+    /// Draws an agent's attention (for example "this was not me" on an email challenge).
+    Flag {
+        reason: String,
+    },
+}
+
+impl Effect {
+    pub fn mail(template: MailTemplate, to: Recipient) -> Effect {
+        Effect::Mail(Mail { template, to })
+    }
+
+    pub fn mail_to_account(template: MailTemplate, account_id: &str) -> Effect {
+        Effect::mail(
+            template,
+            Recipient::RegisteredEmail {
+                account_id: account_id.to_string(),
+            },
+        )
+    }
+}

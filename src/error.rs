@@ -1,0 +1,90 @@
+//! Errors at the HTTP edge. Layering: domain `Refusal` (policy, with SPEC's code) and
+//! database errors become `ServiceError` in the services; here each becomes exactly one HTTP
+//! status and the body `{"error":{"code","message"}}`. Nothing else maps errors to statuses.
+
+use crate::services::ServiceError;
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn unauthorized() -> Self {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid API token is required: Authorization: Bearer <token> (see `recoverydesk agents token`)",
+        )
+    }
+
+    pub fn forbidden(message: &str) -> Self {
+        ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+    }
+
+    pub fn invalid(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_input", message)
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status).json(json!({"error": {"code": self.code, "message": self.message}}))
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::Refused(r) => ApiError::new(
+                StatusCode::from_u16(r.code.http_status()).unwrap_or(StatusCode::CONFLICT),
+                r.code.as_str(),
+                r.message,
+            ),
+            ServiceError::NotFound(what) => ApiError::not_found(&what),
+            ServiceError::Conflict => ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string()),
+            ServiceError::Invalid(message) => ApiError::invalid(message),
+            ServiceError::Database(diesel::result::Error::DatabaseError(_, info))
+                if info.message().contains("a ban is permanent") =>
+            {
+                ApiError::new(StatusCode::CONFLICT, "account_banned", "a ban is permanent")
+            }
+            ServiceError::Database(_) | ServiceError::Db(_) => {
+                tracing::error!(error = %e, "database error");
+                ApiError::unavailable("the database is unavailable; try again shortly")
+            }
+        }
+    }
+}
+
+impl From<actix_web::error::BlockingError> for ApiError {
+    fn from(_: actix_web::error::BlockingError) -> Self {
+        ApiError::unavailable("the server is shutting down")
+    }
+}

@@ -1,0 +1,12 @@
+//! recoverydesk: a support desk for account recovery whose recovery policy is enforced in code.
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod crypto;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod services;
+pub mod startup;
+pub mod web;

@@ -1,0 +1,339 @@
+//! Loading what the engine needs, and carrying out what it decided.
+
+use super::{Actor, Desk, ServiceError};
+use crate::db::tickets::{TicketChange, TicketRow};
+use crate::db::{self, AnyConnection, accounts, agents, outbox, tickets};
+use crate::domain::account::AccountView;
+use crate::domain::ticket::{Kind, State};
+use crate::domain::verification::{CheckRecord, Method};
+use crate::domain::workflow::{Decision, Effect, Mail, MailTemplate, Recipient, TicketView};
+use serde_json::{Value, json};
+
+/// A ticket as loaded for a decision.
+#[derive(Debug, Clone)]
+pub(crate) struct Loaded {
+    pub row: TicketRow,
+    pub account: Option<AccountView>,
+    pub checks: Vec<CheckRecord>,
+}
+
+impl Loaded {
+    pub fn load(conn: &mut AnyConnection, id: i64) -> Result<Loaded, ServiceError> {
+        let row = tickets::find(conn, id)?.ok_or_else(|| ServiceError::NotFound("ticket".into()))?;
+        Loaded::from_row(conn, row)
+    }
+
+    pub fn from_row(conn: &mut AnyConnection, row: TicketRow) -> Result<Loaded, ServiceError> {
+        let account = match &row.account_id {
+            Some(id) => accounts::load_view(conn, id)?,
+            None => None,
+        };
+        let checks = tickets::checks_of_round(conn, row.id, row.verification_round)?
+            .into_iter()
+            .filter_map(|(method, passed)| Method::parse(&method).map(|method| CheckRecord { method, passed }))
+            .collect();
+        Ok(Loaded { row, account, checks })
+    }
+
+    pub fn kind(&self) -> Kind {
+        Kind::parse(&self.row.kind).unwrap_or(Kind::General)
+    }
+
+    pub fn state(&self) -> State {
+        State::parse(&self.row.state).unwrap_or(State::AwaitingAgent)
+    }
+
+    pub fn view(&self) -> TicketView<'_> {
+        TicketView {
+            kind: self.kind(),
+            state: self.state(),
+            requester: &self.row.requester,
+            account: self.account.as_ref(),
+            checks: &self.checks,
+            attempts_on_record: self.row.attempts_on_record,
+        }
+    }
+}
+
+/// Events written after the transition that caused them.
+enum AfterEvent {
+    Logged(&'static str, Value),
+    /// An internal note whose text lives in `messages`.
+    Note(i64),
+}
+
+/// Writes a decision: the ticket (compare-and-set on its version), the events, the directory
+/// changes and the outbox mail, all in the caller's transaction.
+pub(crate) fn commit(
+    conn: &mut AnyConnection,
+    desk: &Desk,
+    loaded: &Loaded,
+    decision: Decision,
+    action: &str,
+    actor: &Actor,
+    details: Value,
+) -> Result<TicketRow, ServiceError> {
+    let row = &loaded.row;
+    let actor_label = actor.label();
+    let mut change = TicketChange::from_row(row);
+    change.kind = decision.kind.as_str().to_string();
+    change.state = decision.state.as_str().to_string();
+    if decision.state != loaded.state() || decision.kind != loaded.kind() {
+        change.state_reason = decision.state_reason.clone();
+        change.waiting_since = db::now();
+    } else if decision.state_reason.is_some() {
+        change.state_reason = decision.state_reason.clone();
+    }
+    // Accounts the effects refer to: the linked one, and any another effect names.
+    let mut account = loaded.account.clone();
+    let mut flags = vec![];
+    let mut mails: Vec<Mail> = vec![];
+    let mut after: Vec<AfterEvent> = vec![];
+    for effect in &decision.effects {
+        match effect {
+            Effect::Mail(mail) => mails.push(mail.clone()),
+            Effect::LinkAccount { account_id } => {
+                change.account_id = Some(account_id.clone());
+                account = accounts::load_view(conn, account_id)?;
+            }
+            Effect::Assign { agent_email } => {
+                let agent = agents::find_by_email(conn, agent_email)?
+                    .filter(|a| a.active)
+                    .ok_or_else(|| ServiceError::Invalid(format!("agent_email: no active agent {agent_email}")))?;
+                change.assignee_id = Some(agent.id);
+            }
+            Effect::RecordAttempts { .. } => change.attempts_on_record = true,
+            Effect::StartVerificationRound => change.verification_round += 1,
+            Effect::RecordCheck {
+                method,
+                passed,
+                evidence,
+            } => {
+                tickets::insert_check(
+                    conn,
+                    row.id,
+                    change.verification_round,
+                    method.as_str(),
+                    *passed,
+                    evidence,
+                    &actor_label,
+                )?;
+                after.push(AfterEvent::Logged(
+                    "check",
+                    json!({"method": method.as_str(), "passed": passed, "evidence": evidence, "round": change.verification_round}),
+                ));
+            }
+            Effect::IssueEmailChallenge { account_id } => {
+                let target =
+                    accounts::load_view(conn, account_id)?.ok_or_else(|| ServiceError::NotFound("account".into()))?;
+                let token = crate::crypto::random_token();
+                tickets::insert_challenge(
+                    conn,
+                    row.id,
+                    account_id,
+                    &crate::crypto::sha256_hex(&token),
+                    change.verification_round,
+                    db::now() + chrono::Duration::hours(24),
+                )?;
+                let params = json!({
+                    "verify_url": format!("{}/verify/{}", desk.settings.base_url, token),
+                    "requester": row.requester,
+                    "expires_in_hours": 24,
+                });
+                enqueue(conn, desk, row, &target.email, MailTemplate::EmailChallenge, params)?;
+            }
+            Effect::AddAllowlistEntry { account_id, ip } => {
+                let added = accounts::add_allowlist_entry(
+                    conn,
+                    account_id,
+                    ip,
+                    &format!("ticket {}", desk.ticket_ref(row.id)),
+                )?;
+                after.push(AfterEvent::Logged(
+                    "directory_change",
+                    json!({"account_id": account_id, "change": "allowlist_add", "entry": ip, "already_present": !added,
+                           "ticket": desk.ticket_ref(row.id), "by": actor_label}),
+                ));
+            }
+            Effect::RecordPayment {
+                account_id,
+                amount_cents,
+                reference,
+                new_balance_cents,
+            } => {
+                let before = account.as_ref().map(|a| a.balance_due_cents);
+                accounts::set_balance(conn, account_id, *new_balance_cents)?;
+                after.push(AfterEvent::Logged(
+                    "directory_change",
+                    json!({"account_id": account_id, "change": "payment", "amount_cents": amount_cents,
+                           "reference": reference, "balance_before_cents": before,
+                           "balance_due_cents": new_balance_cents, "ticket": desk.ticket_ref(row.id), "by": actor_label}),
+                ));
+            }
+            Effect::ReactivateAccount { account_id } => {
+                if !accounts::reactivate(conn, account_id)? {
+                    // The engine refuses banned accounts; the filter in the query is the
+                    // second lock on the same door.
+                    return Err(crate::domain::workflow::banned_refusal().into());
+                }
+                after.push(AfterEvent::Logged(
+                    "directory_change",
+                    json!({"account_id": account_id, "change": "reactivated", "status": "active",
+                           "ticket": desk.ticket_ref(row.id), "by": actor_label}),
+                ));
+            }
+            Effect::Note { body } => {
+                let message_id = tickets::insert_message(
+                    conn,
+                    &tickets::NewMessage {
+                        ticket_id: row.id,
+                        direction: "note",
+                        sender_role: "agent",
+                        from_address: None,
+                        to_address: None,
+                        subject: "",
+                        body,
+                        body_html: None,
+                        message_id: None,
+                        content_hash: None,
+                        auto_generated: false,
+                    },
+                )?;
+                after.push(AfterEvent::Note(message_id));
+            }
+            Effect::Flag { reason } => {
+                change.flagged = true;
+                flags.push(reason.clone());
+            }
+        }
+    }
+
+    if !tickets::update_if_version(conn, row.id, row.version, &change)? {
+        return Err(ServiceError::Conflict);
+    }
+
+    let mut transition = json!({"from": loaded.state().as_str(), "to": change.state, "action": action});
+    if let Value::Object(extra) = details {
+        if let Value::Object(map) = &mut transition {
+            for (k, v) in extra {
+                map.insert(k, v);
+            }
+        }
+    }
+    if change.kind != row.kind {
+        transition["from_kind"] = json!(row.kind);
+        transition["to_kind"] = json!(change.kind);
+    }
+    if let Some(reason) = &change.state_reason.as_ref().filter(|_| change.state != row.state) {
+        transition["reason"] = json!(reason);
+    }
+    if !flags.is_empty() {
+        transition["flags"] = json!(flags);
+    }
+    tickets::insert_event(conn, row.id, "transition", &actor_label, &transition, None)?;
+    for event in after {
+        match event {
+            AfterEvent::Logged(event_type, data) => {
+                tickets::insert_event(conn, row.id, event_type, &actor_label, &data, None)?;
+            }
+            AfterEvent::Note(message_id) => {
+                tickets::insert_event(
+                    conn,
+                    row.id,
+                    "note",
+                    &actor_label,
+                    &json!({"internal": true}),
+                    Some(message_id),
+                )?;
+            }
+        }
+    }
+    let updated = tickets::find(conn, row.id)?.ok_or_else(|| ServiceError::NotFound("ticket".into()))?;
+    for mail in mails {
+        send_workflow_mail(conn, desk, &updated, account.as_ref(), &mail)?;
+    }
+    Ok(updated)
+}
+
+/// Resolves the recipient and puts the mail in the outbox. Account-dependent mail goes to the
+/// registered address named by the effect; nothing here can redirect it to the requester.
+fn send_workflow_mail(
+    conn: &mut AnyConnection,
+    desk: &Desk,
+    row: &TicketRow,
+    linked: Option<&AccountView>,
+    mail: &Mail,
+) -> Result<(), ServiceError> {
+    let (address, account) = match &mail.to {
+        Recipient::Requester => (row.requester.clone(), linked.cloned()),
+        Recipient::RegisteredEmail { account_id } => {
+            let account = match linked.filter(|a| &a.id == account_id) {
+                Some(a) => a.clone(),
+                None => {
+                    accounts::load_view(conn, account_id)?.ok_or_else(|| ServiceError::NotFound("account".into()))?
+                }
+            };
+            (account.email.clone(), Some(account))
+        }
+    };
+    let mut params = json!({});
+    match &mail.template {
+        MailTemplate::UsernameDelivery { account_ids } => {
+            let mut listed = vec![];
+            for id in account_ids {
+                let a = accounts::load_view(conn, id)?.ok_or_else(|| ServiceError::NotFound("account".into()))?;
+                // A username only ever goes to the address it is registered to.
+                if !a.is_registered_email(&address) {
+                    return Err(ServiceError::Invalid(format!(
+                        "refusing to mail the username of {} to an address it is not registered to",
+                        a.id
+                    )));
+                }
+                listed.push(json!({"username": a.username, "status": a.effective_status().as_str()}));
+            }
+            params["accounts"] = json!(listed);
+        }
+        MailTemplate::IpGranted { ip } => params["ip"] = json!(ip),
+        MailTemplate::BalanceDue | MailTemplate::TerminatedNotice => {
+            if let Some(a) = &account {
+                params["balance_due_cents"] = json!(a.balance_due_cents);
+            }
+            params["terminated_form_url"] = json!(format!("{}/help/account-terminated", desk.settings.base_url));
+        }
+        _ => {}
+    }
+    if let Some(a) = &account {
+        if matches!(mail.to, Recipient::RegisteredEmail { .. }) {
+            params["username"] = json!(a.username);
+        }
+    }
+    enqueue(conn, desk, row, &address, mail.template.clone(), params)
+}
+
+/// Every mail to the requester carries the status link; mail to anyone else carries none.
+pub(crate) fn enqueue(
+    conn: &mut AnyConnection,
+    desk: &Desk,
+    row: &TicketRow,
+    address: &str,
+    template: MailTemplate,
+    mut params: Value,
+) -> Result<(), ServiceError> {
+    params["ref"] = json!(desk.ticket_ref(row.id));
+    params["subject"] = json!(row.subject);
+    if crate::domain::email_address::normalize(address) == row.requester_normalized {
+        params["status_url"] = json!(desk.status_url(row.id, &row.status_token_salt));
+    }
+    outbox::enqueue(
+        conn,
+        &outbox::NewOutboxMail {
+            ticket_id: Some(row.id),
+            template: template.name(),
+            recipient: address,
+            params: &params,
+            automatic: template.is_automatic(),
+            in_reply_to: None,
+        },
+    )?;
+    Ok(())
+}

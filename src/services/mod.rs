@@ -1,0 +1,79 @@
+//! Use cases. Each opens one transaction, loads the ticket and account, asks the pure workflow
+//! code what may happen, and writes the new state, events and outbox mail together.
+
+pub mod accounts;
+pub mod agents;
+mod decision;
+pub mod redaction;
+pub mod tickets;
+pub mod view;
+
+use crate::config::Settings;
+use crate::crypto::SecretKey;
+use crate::domain::workflow::Refusal;
+use std::sync::Arc;
+
+/// What every use case needs besides a connection: settings and the secret key.
+#[derive(Debug, Clone)]
+pub struct Desk {
+    pub settings: Arc<Settings>,
+    pub secret: SecretKey,
+}
+
+impl Desk {
+    pub fn ticket_ref(&self, id: i64) -> String {
+        format!("{}-{}", self.settings.ticket_prefix, id)
+    }
+
+    /// The customer's status link of a ticket, re-derived from the key and the ticket's salt.
+    pub fn status_token(&self, ticket_id: i64, salt: &str) -> String {
+        crate::crypto::hmac_token(self.secret.bytes(), &["status", &ticket_id.to_string(), salt])
+    }
+
+    pub fn status_url(&self, ticket_id: i64, salt: &str) -> String {
+        format!("{}/t/{}", self.settings.base_url, self.status_token(ticket_id, salt))
+    }
+}
+
+/// Who did something, as the audit trail names them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    Agent { id: i64, email: String, admin: bool },
+    Customer { email: String },
+    System,
+}
+
+impl Actor {
+    pub fn label(&self) -> String {
+        match self {
+            Actor::Agent { email, .. } => format!("agent:{email}"),
+            Actor::Customer { email } => format!("customer:{email}"),
+            Actor::System => "system".into(),
+        }
+    }
+}
+
+/// The service layer's one error type, mapped once to HTTP statuses by the web layer.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The workflow engine said no (its code decides the status).
+    #[error("{0}")]
+    Refused(Refusal),
+    #[error("{0} not found")]
+    NotFound(String),
+    /// Someone else changed the ticket between load and write.
+    #[error("the ticket was changed by someone else at the same time; reload and try again")]
+    Conflict,
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Database(#[from] diesel::result::Error),
+    #[error(transparent)]
+    Db(#[from] crate::db::DbError),
+}
+
+impl From<Refusal> for ServiceError {
+    fn from(r: Refusal) -> Self {
+        ServiceError::Refused(r)
+    }
+}

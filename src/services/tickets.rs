@@ -1,0 +1,506 @@
+//! Opening tickets, applying actions, replies and the email-challenge confirmation.
+
+use super::decision::{Loaded, commit};
+use super::redaction::Scrubber;
+use super::{Actor, Desk, ServiceError};
+use crate::db::tickets::{self as ticket_rows, NewMessage, NewTicket, TicketRow};
+use crate::db::{self, AnyConnection, accounts};
+use crate::domain::account::AccountView;
+use crate::domain::email_address::EmailAddress;
+use crate::domain::ticket::Kind;
+use crate::domain::workflow::conversation;
+use crate::domain::workflow::creation::{CreationFacts, on_create};
+use crate::domain::workflow::{self, Action, ActionName, Context, MailTemplate, Refusal};
+use serde_json::{Value, json};
+
+/// Where a ticket came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    Web,
+    Mail,
+    Api,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Web => "web",
+            Channel::Mail => "mail",
+            Channel::Api => "api",
+        }
+    }
+}
+
+/// A request for help, parsed at the edge (form, mail, API).
+#[derive(Debug, Clone)]
+pub struct OpenTicket {
+    pub kind: Kind,
+    pub requester: EmailAddress,
+    pub subject: String,
+    pub body: String,
+    /// An account id, username or registered email the customer named.
+    pub account: Option<String>,
+    pub current_ip: Option<String>,
+    /// Allowlisted networks already tried (ip_lockout), with what happened.
+    pub tried_from: Option<String>,
+    pub attempts_outcome: Option<String>,
+    pub smtp_username: Option<String>,
+    pub failed_at: Option<String>,
+    pub problem: Option<String>,
+    pub error_text: Option<String>,
+    pub channel: Channel,
+    pub actor: Actor,
+}
+
+pub struct Opened {
+    pub ticket: TicketRow,
+    /// The status-page token, for the confirmation mail only: never shown on a web page.
+    pub status_token: String,
+}
+
+pub fn open_ticket(conn: &mut AnyConnection, desk: &Desk, req: OpenTicket) -> Result<Opened, ServiceError> {
+    let mut scrub = Scrubber::default();
+    let subject = {
+        let s = scrub.scrub(req.subject.trim());
+        if s.is_empty() { req.kind.label().to_string() } else { s }
+    };
+    let body = scrub.scrub(&req.body);
+    let tried_from = scrub.scrub_opt(req.tried_from.as_deref());
+    let attempts_outcome = scrub.scrub_opt(req.attempts_outcome.as_deref());
+    let error_text = scrub.scrub_opt(req.error_text.as_deref());
+    // The SMTP username is kept byte-exact (usernames can be anything) but still scanned: a
+    // customer may paste "user:password" into it.
+    let smtp_username = scrub.scrub_opt(req.smtp_username.as_deref());
+
+    db::write_transaction(conn, |conn| {
+        let account = match req.account.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
+            Some(reference) => accounts::resolve(conn, reference)?,
+            None => None,
+        };
+        let requester_accounts = accounts::views_by_email(conn, req.requester.as_str())?;
+        let account = account.or_else(|| requester_accounts.first().cloned());
+
+        let salt = crate::crypto::random_token();
+        // The token is derived rather than random so that later mail can carry the same link;
+        // the database keeps only its hash.
+        let placeholder_hash = crate::crypto::sha256_hex(&crate::crypto::random_token());
+        let row = ticket_rows::insert(
+            conn,
+            &NewTicket {
+                kind: req.kind.as_str(),
+                state: req.kind.initial_state().as_str(),
+                subject: &subject,
+                requester: req.requester.as_str(),
+                status_token_hash: &placeholder_hash,
+                status_token_salt: &salt,
+                channel: req.channel.as_str(),
+                auto_generated: false,
+            },
+        )?;
+        let status_token = desk.status_token(row.id, &salt);
+        crate::db::tickets::set_status_token_hash(conn, row.id, &crate::crypto::sha256_hex(&status_token))?;
+
+        let actor = req.actor.label();
+        let mut created = json!({"kind": req.kind.as_str(), "channel": req.channel.as_str(),
+                                 "requester": req.requester.as_str(), "subject": subject});
+        for (key, value) in [
+            ("account", req.account.as_deref()),
+            ("current_ip", req.current_ip.as_deref()),
+            ("problem", req.problem.as_deref()),
+            ("smtp_username", smtp_username.as_deref()),
+            ("failed_at", req.failed_at.as_deref()),
+            ("error_text", error_text.as_deref()),
+            ("tried_from", tried_from.as_deref()),
+            ("outcome", attempts_outcome.as_deref()),
+        ] {
+            if let Some(v) = value.filter(|v| !v.is_empty()) {
+                created[key] = json!(v);
+            }
+        }
+        if let Some(name) = smtp_username.as_deref() {
+            let flags = workflow::creation::smtp_username_flags(name);
+            if !flags.is_empty() {
+                created["flags"] = json!(flags);
+            }
+        }
+        ticket_rows::insert_event(conn, row.id, "created", &actor, &created, None)?;
+        let message_id = ticket_rows::insert_message(
+            conn,
+            &NewMessage {
+                ticket_id: row.id,
+                direction: "in",
+                sender_role: "requester",
+                from_address: Some(req.requester.as_str()),
+                to_address: None,
+                subject: &subject,
+                body: &body,
+                body_html: None,
+                message_id: None,
+                content_hash: None,
+                auto_generated: false,
+            },
+        )?;
+        ticket_rows::insert_event(
+            conn,
+            row.id,
+            "message_in",
+            &actor,
+            &json!({"channel": req.channel.as_str()}),
+            Some(message_id),
+        )?;
+        if !scrub.found.is_empty() {
+            ticket_rows::insert_event(
+                conn,
+                row.id,
+                "redaction",
+                "system",
+                &json!({"kinds": scrub.kinds(), "source": "customer"}),
+                None,
+            )?;
+            super::decision::enqueue(
+                conn,
+                desk,
+                &row,
+                &row.requester,
+                MailTemplate::RedactionNotice,
+                json!({"kinds": scrub.kinds()}),
+            )?;
+        }
+
+        let loaded = Loaded {
+            row: row.clone(),
+            account: account.clone(),
+            checks: vec![],
+        };
+        let attempts = tried_from
+            .clone()
+            .filter(|t| !t.trim().is_empty())
+            .map(|t| (t, attempts_outcome.clone().unwrap_or_default()));
+        let decision = on_create(&CreationFacts {
+            kind: req.kind,
+            requester: req.requester.as_str(),
+            account: account.as_ref(),
+            requester_accounts: &requester_accounts,
+            attempts,
+            attempts_on_record: false,
+            smtp_username: smtp_username.as_deref(),
+        });
+        let ticket = commit(conn, desk, &loaded, decision, "open", &req.actor, json!({}))?;
+        Ok(Opened { ticket, status_token })
+    })
+}
+
+/// Applies a named action with JSON parameters. Policy refusals are written to the event log
+/// (and the write is kept) before the refusal is returned.
+pub fn apply_action(
+    conn: &mut AnyConnection,
+    desk: &Desk,
+    ticket_id: i64,
+    name: &str,
+    params: &Value,
+    actor: &Actor,
+) -> Result<TicketRow, ServiceError> {
+    let outcome = db::write_transaction(conn, |conn| -> Result<Result<TicketRow, Refusal>, ServiceError> {
+        let loaded = Loaded::load(conn, ticket_id)?;
+        let name = match ActionName::parse(name) {
+            Ok(n) => n,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        let view = loaded.view();
+        if let Err(refusal) = workflow::check(&view, name) {
+            log_refusal(conn, &loaded, name.as_str(), &refusal, actor)?;
+            return Ok(Err(refusal));
+        }
+        let action = match Action::parse(name, params) {
+            Ok(a) => a,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        let action = scrub_action(action);
+        let target = match &action {
+            Action::LinkAccount { account_id } | Action::SendUsername { account_id } => {
+                accounts::load_view(conn, account_id)?
+            }
+            _ => None,
+        };
+        let requester_accounts: Vec<AccountView> = match &action {
+            Action::Reclassify { .. } => accounts::views_by_email(conn, &loaded.row.requester)?,
+            _ => vec![],
+        };
+        let ctx = Context {
+            target_account: target.as_ref(),
+            requester_accounts: &requester_accounts,
+        };
+        match workflow::decide(&view, &action, &ctx) {
+            Ok(decision) => {
+                let details = action_details(&action);
+                commit(conn, desk, &loaded, decision, name.as_str(), actor, details).map(Ok)
+            }
+            Err(refusal) => {
+                if refusal.code.is_policy_refusal() {
+                    log_refusal(conn, &loaded, name.as_str(), &refusal, actor)?;
+                }
+                Ok(Err(refusal))
+            }
+        }
+    })?;
+    outcome.map_err(ServiceError::Refused)
+}
+
+fn log_refusal(
+    conn: &mut AnyConnection,
+    loaded: &Loaded,
+    action: &str,
+    refusal: &Refusal,
+    actor: &Actor,
+) -> Result<(), ServiceError> {
+    ticket_rows::insert_event(
+        conn,
+        loaded.row.id,
+        "refusal",
+        &actor.label(),
+        &json!({"action": action, "code": refusal.code.as_str(), "message": refusal.message, "state": loaded.row.state}),
+        None,
+    )?;
+    Ok(())
+}
+
+/// Free text in action parameters is stored too, so it is scanned like everything else.
+fn scrub_action(action: Action) -> Action {
+    let mut s = Scrubber::default();
+    match action {
+        Action::RecordAllowlistedAttempts { tried_from, outcome } => Action::RecordAllowlistedAttempts {
+            tried_from: s.scrub(&tried_from),
+            outcome: s.scrub(&outcome),
+        },
+        Action::RecordVerificationCheck {
+            method,
+            passed,
+            evidence,
+        } => Action::RecordVerificationCheck {
+            method,
+            passed,
+            evidence: s.scrub(&evidence),
+        },
+        Action::Resolve { note } => Action::Resolve { note: s.scrub(&note) },
+        Action::Refuse { reason } => Action::Refuse {
+            reason: s.scrub(&reason),
+        },
+        Action::RecordPayment {
+            amount_cents,
+            reference,
+        } => Action::RecordPayment {
+            amount_cents,
+            reference: s.scrub(&reference),
+        },
+        other => other,
+    }
+}
+
+/// The parameters worth keeping in the transition event.
+fn action_details(action: &Action) -> Value {
+    match action {
+        Action::Assign { agent_email } => json!({"agent_email": agent_email.as_str()}),
+        Action::Reclassify { kind } => json!({"kind": kind.as_str()}),
+        Action::LinkAccount { account_id } | Action::SendUsername { account_id } => json!({"account_id": account_id}),
+        Action::Resolve { note } if !note.is_empty() => json!({"note": note}),
+        Action::Refuse { reason } => json!({"reason": reason}),
+        Action::RecordAllowlistedAttempts { tried_from, outcome } => {
+            json!({"tried_from": tried_from, "outcome": outcome})
+        }
+        Action::GrantIpAccess { ip } => json!({"ip": ip.as_str()}),
+        Action::RecordPayment {
+            amount_cents,
+            reference,
+        } => json!({"amount_cents": amount_cents, "reference": reference}),
+        _ => json!({}),
+    }
+}
+
+/// An agent's reply (mailed to the requester) or internal note.
+pub fn add_reply(
+    conn: &mut AnyConnection,
+    desk: &Desk,
+    ticket_id: i64,
+    body: &str,
+    internal: bool,
+    actor: &Actor,
+) -> Result<TicketRow, ServiceError> {
+    if body.trim().is_empty() {
+        return Err(ServiceError::Invalid("body: a reply needs some text".into()));
+    }
+    let mut scrub = Scrubber::default();
+    let body = scrub.scrub(body);
+    db::write_transaction(conn, |conn| {
+        let loaded = Loaded::load(conn, ticket_id)?;
+        let row = &loaded.row;
+        let actor_label = actor.label();
+        let subject = if internal {
+            String::new()
+        } else {
+            format!("Re: {}", row.subject)
+        };
+        let message_id = ticket_rows::insert_message(
+            conn,
+            &NewMessage {
+                ticket_id: row.id,
+                direction: if internal { "note" } else { "out" },
+                sender_role: "agent",
+                from_address: Some(&desk.settings.support_address),
+                to_address: (!internal).then_some(row.requester.as_str()),
+                subject: &subject,
+                body: &body,
+                body_html: None,
+                message_id: None,
+                content_hash: None,
+                auto_generated: false,
+            },
+        )?;
+        if !scrub.found.is_empty() {
+            ticket_rows::insert_event(
+                conn,
+                row.id,
+                "redaction",
+                "system",
+                &json!({"kinds": scrub.kinds(), "source": "agent"}),
+                None,
+            )?;
+        }
+        if internal {
+            ticket_rows::insert_event(
+                conn,
+                row.id,
+                "note",
+                &actor_label,
+                &json!({"internal": true}),
+                Some(message_id),
+            )?;
+            return Ok(row.clone());
+        }
+        ticket_rows::insert_event(
+            conn,
+            row.id,
+            "message_out",
+            &actor_label,
+            &json!({"to": row.requester}),
+            Some(message_id),
+        )?;
+        super::decision::enqueue(
+            conn,
+            desk,
+            row,
+            &row.requester,
+            MailTemplate::AgentReply,
+            json!({"body": body, "agent": actor_label}),
+        )?;
+        match conversation::after_agent_reply(loaded.kind(), loaded.state()) {
+            Some(next) => {
+                let decision = workflow::Decision {
+                    kind: loaded.kind(),
+                    state: next,
+                    state_reason: None,
+                    effects: vec![],
+                };
+                commit(conn, desk, &loaded, decision, "reply", actor, json!({}))
+            }
+            None => Ok(row.clone()),
+        }
+    })
+}
+
+/// What happened to an email-challenge link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChallengeOutcome {
+    Recorded {
+        ticket_ref: String,
+        passed: bool,
+    },
+    UnknownToken,
+    Expired,
+    AlreadyUsed,
+    /// The ticket moved on (or its account was banned) since the link was mailed.
+    NoLongerApplies(Refusal),
+}
+
+/// The customer followed the mailed link and confirmed (or said "this was not me").
+pub fn confirm_email_challenge(
+    conn: &mut AnyConnection,
+    desk: &Desk,
+    token: &str,
+    passed: bool,
+) -> Result<ChallengeOutcome, ServiceError> {
+    if !crate::crypto::looks_like_token(token) {
+        return Ok(ChallengeOutcome::UnknownToken);
+    }
+    let hash = crate::crypto::sha256_hex(token);
+    db::write_transaction(conn, |conn| {
+        let Some(challenge) = ticket_rows::find_challenge(conn, &hash)? else {
+            return Ok(ChallengeOutcome::UnknownToken);
+        };
+        if challenge.used_at.is_some() {
+            return Ok(ChallengeOutcome::AlreadyUsed);
+        }
+        if challenge.expires_at < db::now() {
+            return Ok(ChallengeOutcome::Expired);
+        }
+        let loaded = Loaded::load(conn, challenge.ticket_id)?;
+        if loaded.row.verification_round != challenge.round
+            || loaded.row.account_id.as_deref() != Some(challenge.account_id.as_str())
+        {
+            return Ok(ChallengeOutcome::NoLongerApplies(Refusal::new(
+                workflow::ErrorCode::InvalidTransition,
+                "this link belongs to an earlier verification of the request",
+            )));
+        }
+        let decision = match workflow::confirm_email_challenge(&loaded.view(), passed) {
+            Ok(d) => d,
+            Err(refusal) => return Ok(ChallengeOutcome::NoLongerApplies(refusal)),
+        };
+        if !ticket_rows::use_challenge(conn, challenge.id)? {
+            return Ok(ChallengeOutcome::AlreadyUsed);
+        }
+        let actor = Actor::Customer {
+            email: format!("registered address of {}", challenge.account_id),
+        };
+        let row = commit(
+            conn,
+            desk,
+            &loaded,
+            decision,
+            "confirm_email_challenge",
+            &actor,
+            json!({"passed": passed}),
+        )?;
+        Ok(ChallengeOutcome::Recorded {
+            ticket_ref: desk.ticket_ref(row.id),
+            passed,
+        })
+    })
+}
+
+/// Refuses every open ticket of accounts that just became banned, with the banned answer.
+pub fn refuse_tickets_of_banned(
+    conn: &mut AnyConnection,
+    desk: &Desk,
+    account_ids: &[String],
+) -> Result<usize, ServiceError> {
+    let mut refused = 0;
+    for id in ticket_rows::open_ids_for_accounts(conn, account_ids)? {
+        let loaded = Loaded::load(conn, id)?;
+        let Some(account) = loaded.account.clone() else {
+            continue;
+        };
+        if let Some(decision) = workflow::on_account_banned(&loaded.view(), &account) {
+            commit(
+                conn,
+                desk,
+                &loaded,
+                decision,
+                "account_banned",
+                &Actor::System,
+                json!({"account_id": account.id}),
+            )?;
+            refused += 1;
+        }
+    }
+    Ok(refused)
+}

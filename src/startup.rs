@@ -1,0 +1,95 @@
+//! Building the application: database, migrations, first admin, listener and routes. Tests
+//! build it on port 0 and read the port back.
+
+use crate::config::Settings;
+use crate::crypto::SecretKey;
+use crate::db::{self, Pool};
+use crate::services::{Desk, ServiceError, agents};
+use crate::web::{self, AppState};
+use actix_web::dev::Server;
+use actix_web::{App, HttpResponse, HttpServer, middleware};
+use std::net::TcpListener;
+use std::sync::Arc;
+
+/// Opens the database (creating it), applies migrations, and loads the secret key.
+pub fn prepare(settings: &Settings) -> Result<(Pool, Desk), ServiceError> {
+    let max = if settings.database_url.is_sqlite() { 8 } else { 10 };
+    let pool = db::open_pool(&settings.database_url, max)?;
+    let mut conn = pool.get().map_err(|e| db::DbError::Connect(e.to_string()))?;
+    let applied = db::run_migrations(&mut conn)?;
+    if !applied.is_empty() {
+        tracing::info!(migrations = ?applied, "applied migrations");
+    }
+    let secret = match &settings.secret_key {
+        Some(text) => SecretKey::parse(text).map_err(ServiceError::Invalid)?,
+        None => {
+            // Kept in the database so every instance on it shares the key and links and
+            // sessions survive restarts.
+            let stored = db::settings::get_or_insert(&mut conn, "secret_key", SecretKey::generate_hex)?;
+            SecretKey::parse(&stored).map_err(ServiceError::Invalid)?
+        }
+    };
+    Ok((
+        pool,
+        Desk {
+            settings: Arc::new(settings.clone()),
+            secret,
+        },
+    ))
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    /// The one-time password of the admin created on this start, if one was.
+    pub admin_password: Option<String>,
+}
+
+impl Application {
+    pub fn build(settings: Settings) -> Result<Application, ServiceError> {
+        let (pool, desk) = prepare(&settings)?;
+        let admin_password = {
+            let mut conn = pool.get().map_err(|e| db::DbError::Connect(e.to_string()))?;
+            agents::bootstrap_admin(&mut conn, &settings.admin_email)?
+        };
+        let listener = TcpListener::bind(&settings.bind)
+            .map_err(|e| ServiceError::Invalid(format!("cannot listen on {}: {e}", settings.bind)))?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| ServiceError::Invalid(e.to_string()))?
+            .port();
+        let state = AppState { pool, desk };
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(actix_web::web::Data::new(state.clone()))
+                .wrap(web::security::security_headers())
+                .wrap(middleware::Logger::new("%a \"%r\" %s %Dms").exclude("/healthz"))
+                .configure(web::configure)
+                .route("/static/css/site.css", actix_web::web::get().to(stylesheet))
+        })
+        .listen(listener)
+        .map_err(|e| ServiceError::Invalid(e.to_string()))?
+        .run();
+        Ok(Application {
+            port,
+            server,
+            admin_password,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// The stylesheet is compiled into the binary: one file to deploy.
+async fn stylesheet() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/css; charset=utf-8")
+        .insert_header(("Cache-Control", "public, max-age=3600"))
+        .body(include_str!("../static/css/site.css"))
+}

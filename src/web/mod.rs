@@ -1,0 +1,58 @@
+//! HTTP: every route is registered here, in one place.
+
+pub mod api;
+pub mod health;
+pub mod portal;
+pub mod security;
+
+use crate::db::{Pool, PooledConnection};
+use crate::error::ApiError;
+use crate::services::Desk;
+use actix_web::web;
+
+/// Shared by every handler: the pool and the desk (settings + key).
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: Pool,
+    pub desk: Desk,
+}
+
+impl AppState {
+    /// Runs blocking database work off the async executor.
+    pub async fn run<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut PooledConnection, &Desk) -> Result<T, ApiError> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        let desk = self.desk.clone();
+        web::block(move || {
+            let mut conn = pool.get().map_err(|e| {
+                tracing::error!(error = %e, "no database connection");
+                ApiError::unavailable("the database is unavailable; try again shortly")
+            })?;
+            f(&mut conn, &desk)
+        })
+        .await?
+    }
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(health::healthz))
+        .route("/verify/{token}", web::get().to(portal::verify::show_challenge))
+        .route("/verify/{token}", web::post().to(portal::verify::confirm_challenge))
+        .service(
+            web::scope("/api/v1")
+                .app_data(api::json_config())
+                .route("/tickets", web::get().to(api::tickets::list_tickets))
+                .route("/tickets", web::post().to(api::tickets::create_ticket))
+                .route("/tickets/{ref}", web::get().to(api::tickets::show_ticket))
+                .route(
+                    "/tickets/{ref}/actions/{name}",
+                    web::post().to(api::tickets::apply_action),
+                )
+                .route("/tickets/{ref}/replies", web::post().to(api::tickets::create_reply))
+                .route("/accounts/{id}", web::get().to(api::accounts::show_account))
+                .default_service(web::to(api::not_found)),
+        );
+}

@@ -1,0 +1,79 @@
+//! Authentication of API callers, and the security headers every response carries.
+
+use super::AppState;
+use crate::db::agents;
+use crate::error::ApiError;
+use crate::services::Actor;
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::middleware::DefaultHeaders;
+use actix_web::{FromRequest, HttpRequest, web};
+use std::future::Future;
+use std::pin::Pin;
+
+/// The agent behind a valid bearer token. A deactivated agent's tokens stop working at once:
+/// the lookup checks the agent on every request.
+#[derive(Debug, Clone)]
+pub struct ApiAgent {
+    pub id: i64,
+    pub email: String,
+    pub admin: bool,
+}
+
+impl ApiAgent {
+    pub fn actor(&self) -> Actor {
+        Actor::Agent {
+            id: self.id,
+            email: self.email.clone(),
+            admin: self.admin,
+        }
+    }
+}
+
+impl FromRequest for ApiAgent {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let token = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .map(|t| t.trim().to_string());
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        Box::pin(async move {
+            let (Some(token), Some(state)) = (token, state) else {
+                return Err(ApiError::unauthorized());
+            };
+            if !crate::crypto::looks_like_token(&token) {
+                return Err(ApiError::unauthorized());
+            }
+            let hash = crate::crypto::sha256_hex(&token);
+            let agent = state
+                .run(move |conn, _| {
+                    agents::agent_for_token(conn, &hash).map_err(|e| crate::services::ServiceError::from(e).into())
+                })
+                .await?;
+            let agent = agent.ok_or_else(ApiError::unauthorized)?;
+            Ok(ApiAgent {
+                id: agent.id,
+                admin: agent.is_admin(),
+                email: agent.email,
+            })
+        })
+    }
+}
+
+/// Headers on every response: no framing, no sniffing, no inline script, no referrer leaks of
+/// status-page tokens.
+pub fn security_headers() -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .add((header::X_FRAME_OPTIONS, "DENY"))
+        .add((header::REFERRER_POLICY, "no-referrer"))
+        .add((
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ))
+}
