@@ -116,10 +116,10 @@ pub fn resolve(conn: &mut AnyConnection, reference: &str) -> QueryResult<Option<
     if let Some(row) = find_by_username(conn, reference)? {
         return view_of(conn, row).map(Some);
     }
-    if reference.contains('@') {
-        if let Some(row) = find_by_email(conn, reference)?.into_iter().next() {
-            return view_of(conn, row).map(Some);
-        }
+    if reference.contains('@')
+        && let Some(row) = find_by_email(conn, reference)?.into_iter().next()
+    {
+        return view_of(conn, row).map(Some);
     }
     Ok(None)
 }

@@ -9,7 +9,7 @@
 //! The scanner prefers redacting a harmless word over letting a secret
 //! through, but it leaves ordinary sentences about passwords alone.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::ops::Range;
 use std::sync::LazyLock;
 
@@ -20,14 +20,13 @@ use serde::{Deserialize, Serialize};
 pub const REDACTED: &str = "[redacted]";
 
 /// Re-scanning the redacted text can reveal what a neighbouring secret hid
-/// (say, the SMTP password line behind a username that looked like prose), so
-/// `redact` repeats until nothing changes. Two passes settle every input we
-/// know of; the cap only bounds the work on adversarial text.
+/// (say, an SMTP password line that a pasted key block cut off from its
+/// `AUTH LOGIN`), so `redact` repeats until nothing changes. Two passes settle
+/// every input we know of; the cap only bounds the work on adversarial text.
 const MAX_PASSES: usize = 4;
 
-/// A secret is never shorter than this many digits on a payment card...
+/// Payment card numbers have 13 to 19 digits (ISO/IEC 7812).
 const CARD_MIN_DIGITS: usize = 13;
-/// ...nor longer than this.
 const CARD_MAX_DIGITS: usize = 19;
 /// Cards are written in groups such as 4-4-4-4, 4-6-5 or 4-4-4-4-3; requiring
 /// groups of this size keeps dates, phone numbers and times out.
@@ -36,6 +35,8 @@ const CARD_GROUP_DIGITS: std::ops::RangeInclusive<usize> = 3..=8;
 /// How many lines after `AUTH LOGIN` may still carry the client's answers.
 const SMTP_AUTH_LOOKAHEAD_LINES: usize = 8;
 
+/// What a removed secret was; named in API responses and in the advice the
+/// customer gets back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SecretKind {
@@ -144,12 +145,13 @@ struct Finding {
 
 fn scan(text: &str) -> Vec<Finding> {
     let mut findings = Vec::new();
-    find_credential_phrases(text, &mut findings);
     find_known_token_formats(text, &mut findings);
     find_private_key_blocks(text, &mut findings);
     find_card_numbers(text, &mut findings);
     find_smtp_auth_arguments(text, &mut findings);
     find_smtp_auth_dialogue(text, &mut findings);
+    // Last, so that "api_key=SG.…" reports the specific kind only.
+    find_credential_phrases(text, &mut findings);
     findings.retain(|finding| !finding.range.is_empty());
     findings
 }
@@ -240,82 +242,17 @@ static CREDENTIAL_PHRASE: LazyLock<Regex> = LazyLock::new(|| {
 
 /// Words that follow "password is" in ordinary sentences ("my password is
 /// not working"). Only consulted for the weak forms, never after `:` or `=`.
+#[rustfmt::skip]
 const ORDINARY_WORDS: &[&str] = &[
-    "a",
-    "accepted",
-    "also",
-    "always",
-    "an",
-    "at",
-    "attached",
-    "being",
-    "below",
-    "blocked",
-    "broken",
-    "case-sensitive",
-    "changed",
-    "compromised",
-    "correct",
-    "definitely",
-    "different",
-    "empty",
-    "expired",
-    "fine",
-    "for",
-    "forgotten",
-    "gone",
-    "in",
-    "incorrect",
-    "invalid",
-    "it",
-    "just",
-    "locked",
-    "long",
-    "lost",
-    "missing",
-    "my",
-    "never",
-    "new",
-    "no",
-    "not",
-    "now",
-    "of",
-    "ok",
-    "okay",
-    "old",
-    "on",
-    "probably",
-    "rejected",
-    "required",
-    "reset",
-    "right",
-    "same",
-    "saved",
-    "sent",
-    "short",
-    "still",
-    "strong",
-    "that",
-    "the",
-    "this",
-    "to",
-    "too",
-    "valid",
-    "very",
-    "weak",
-    "what",
-    "working",
-    "wrong",
-    "your",
-    "pas",
-    "toujours",
-    "faux",
-    "bon",
-    "mauvais",
-    "le",
-    "la",
-    "un",
-    "une",
+    "a", "accepted", "also", "always", "an", "at", "attached", "being", "below", "blocked",
+    "broken", "case-sensitive", "changed", "compromised", "correct", "definitely", "different",
+    "empty", "expired", "fine", "for", "forgotten", "gone", "in", "incorrect", "invalid", "it",
+    "just", "locked", "long", "lost", "missing", "my", "never", "new", "no", "not", "now", "of",
+    "ok", "okay", "old", "on", "probably", "rejected", "required", "reset", "right", "same",
+    "saved", "sent", "short", "still", "strong", "that", "the", "this", "to", "too", "valid",
+    "very", "weak", "what", "working", "wrong", "your",
+    // French, after "mot de passe est".
+    "bon", "faux", "la", "le", "mauvais", "pas", "toujours", "un", "une",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -329,6 +266,12 @@ enum Delimiter {
 }
 
 fn find_credential_phrases(text: &str, findings: &mut Vec<Finding>) {
+    // A value that is exactly a recognised token is already reported under
+    // its more telling kind ("a SendGrid API key" rather than "an API key").
+    let recognised: HashSet<(usize, usize)> = findings
+        .iter()
+        .map(|finding| (finding.range.start, finding.range.end))
+        .collect();
     for caps in CREDENTIAL_PHRASE.captures_iter(text) {
         let (Some(whole), Some(keyword)) = (caps.get(0), caps.name("keyword")) else {
             continue;
@@ -347,17 +290,32 @@ fn find_credential_phrases(text: &str, findings: &mut Vec<Finding>) {
             continue;
         }
         if caps.name("authorization").is_some() {
-            if let Some(finding) = authorization_credentials(text, whole.end()) {
+            if let Some(finding) = authorization_credentials(text, whole.end())
+                && !recognised.contains(&(finding.range.start, finding.range.end))
+            {
                 findings.push(finding);
             }
             continue;
         }
-        let Some(value) = value_after(text, whole.end()) else {
+        let Some(mut value) = value_after(text, whole.end()) else {
             continue;
         };
+        if !value.quoted {
+            if is_json_literal(&text[value.range.clone()]) {
+                continue;
+            }
+            // In a URL query a password containing `&` would be written
+            // `%26`, so `&` ends the value and the other parameters stay.
+            if text[..keyword.start()].ends_with(['?', '&']) {
+                let value_text = &text[value.range.clone()];
+                let length = value_text.find(['&', '#']).unwrap_or(value_text.len());
+                value.range.end = value.range.start + length;
+            }
+        }
         let value_text = &text[value.range.clone()];
         if is_placeholder_only(value_text)
             || (delimiter != Delimiter::Strong && !value.quoted && is_ordinary_word(value_text))
+            || recognised.contains(&(value.range.start, value.range.end))
         {
             continue;
         }
@@ -374,7 +332,8 @@ fn find_credential_phrases(text: &str, findings: &mut Vec<Finding>) {
 }
 
 /// Which keywords may be followed by which delimiter: "password reset" must
-/// stay, "passwd hunter2" is a value, "the secret is out" is prose.
+/// stay, "passwd hunter2" is a value, "the secret is out" is prose, and
+/// upper-case `PASS hunter2` is the POP3/FTP command.
 fn keyword_accepts(caps: &Captures<'_>, keyword: &str, delimiter: Delimiter) -> bool {
     match delimiter {
         Delimiter::Strong => true,
@@ -382,10 +341,19 @@ fn keyword_accepts(caps: &Captures<'_>, keyword: &str, delimiter: Delimiter) -> 
             caps.name("authorization").is_none()
                 && !["pass", "secret"].iter().any(|word| keyword.eq_ignore_ascii_case(word))
         }
-        Delimiter::Bare => ["passwd", "apikey"]
-            .iter()
-            .any(|word| keyword.eq_ignore_ascii_case(word)),
+        Delimiter::Bare => {
+            keyword == "PASS"
+                || ["passwd", "apikey"]
+                    .iter()
+                    .any(|word| keyword.eq_ignore_ascii_case(word))
+        }
     }
+}
+
+/// `"password": null,` in pasted JSON says there is no password.
+fn is_json_literal(token: &str) -> bool {
+    let head = token.split([',', '}', ']']).next().unwrap_or(token);
+    matches!(head, "null" | "true" | "false")
 }
 
 fn is_ordinary_word(value: &str) -> bool {
@@ -459,29 +427,44 @@ fn token_at(text: &str, start: usize) -> Option<Range<usize>> {
     (length > 0).then_some(start..start + length)
 }
 
+/// Authorization schemes whose credentials are one token.
+const SINGLE_TOKEN_SCHEMES: &[&str] = &["basic", "bearer", "token", "bot", "apikey"];
+
 /// `Authorization: Bearer <token>` / `Basic <base64>`: keep the scheme so the
-/// agent still sees what kind of credential it was, redact the rest of the
-/// line (Digest carries several parameters).
+/// agent still sees what kind of credential it was. Other schemes (Digest,
+/// AWS4-HMAC-SHA256) spread their secrets over several parameters, so the
+/// rest of the line goes.
 fn authorization_credentials(text: &str, from: usize) -> Option<Finding> {
     let first = value_after(text, from)?;
     let first_word = &text[first.range.clone()];
-    let line_end = text[first.range.end..]
-        .find('\n')
-        .map_or(text.len(), |offset| first.range.end + offset);
-    let after_first = &text[first.range.end..line_end];
-    let credentials_text = after_first.trim();
-    let is_scheme =
-        !first.quoted && first_word.chars().all(|c| c.is_ascii_alphabetic()) && !credentials_text.is_empty();
-    let (range, kind) = if is_scheme {
-        let start = first.range.end + (after_first.len() - after_first.trim_start().len());
-        let kind = if first_word.eq_ignore_ascii_case("basic") {
-            SecretKind::Password
-        } else {
-            SecretKind::ApiKey
-        };
-        (start..start + credentials_text.len(), kind)
-    } else {
-        (first.range, SecretKind::ApiKey)
+    let looks_like_scheme = !first.quoted
+        && first_word.starts_with(|c: char| c.is_ascii_alphabetic())
+        && first_word.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    let next = looks_like_scheme.then(|| value_after(text, first.range.end)).flatten();
+    let (range, kind) = match next {
+        None => (first.range, SecretKind::ApiKey),
+        Some(next) => {
+            let kind = if first_word.eq_ignore_ascii_case("basic") {
+                SecretKind::Password
+            } else {
+                SecretKind::ApiKey
+            };
+            let is_single_token = SINGLE_TOKEN_SCHEMES
+                .iter()
+                .any(|scheme| first_word.eq_ignore_ascii_case(scheme));
+            let end = if is_single_token {
+                // Inside `-H 'Authorization: Bearer abc'` the quote is shell
+                // syntax, not part of the token.
+                let token = text[next.range.clone()].trim_end_matches(['\'', '"', ',', ';']);
+                next.range.start + token.len()
+            } else {
+                let line_end = text[next.range.start..]
+                    .find('\n')
+                    .map_or(text.len(), |offset| next.range.start + offset);
+                next.range.start + text[next.range.start..line_end].trim_end().len()
+            };
+            (next.range.start..end, kind)
+        }
     };
     (!is_placeholder_only(&text[range.clone()])).then_some(Finding { range, kind })
 }
@@ -611,31 +594,32 @@ fn longest_card_from(
     if first == 0 && !open_start {
         return None;
     }
-    let mut candidates = Vec::new();
     let mut digits = 0;
+    let mut longest = None;
     for (last, group) in groups.iter().enumerate().skip(first) {
         digits += group.len();
         if digits > CARD_MAX_DIGITS {
             break;
         }
-        candidates.push((last, digits));
-    }
-    candidates.into_iter().rev().find_map(|(last, digits)| {
-        let is_single_group = last == first;
-        let groups_fit = is_single_group
-            || groups[first..=last]
-                .iter()
-                .all(|group| CARD_GROUP_DIGITS.contains(&group.len()));
-        let fits = digits >= CARD_MIN_DIGITS
-            && groups_fit
+        // A single group may be the whole number; several groups must each
+        // look like a card's grouping, and a misfit ends every longer one too.
+        let grouping_fits = last == first
+            || (CARD_GROUP_DIGITS.contains(&groups[first].len()) && CARD_GROUP_DIGITS.contains(&group.len()));
+        if !grouping_fits {
+            break;
+        }
+        let is_card = digits >= CARD_MIN_DIGITS
             && (last + 1 < groups.len() || open_end)
             && passes_luhn(
                 groups[first..=last]
                     .iter()
                     .flat_map(|group| text[group.clone()].bytes()),
             );
-        fits.then_some(last)
-    })
+        if is_card {
+            longest = Some(last);
+        }
+    }
+    longest
 }
 
 /// Whether the run starting at `position` continues a word or a decimal
@@ -670,7 +654,7 @@ fn passes_luhn(digits: impl DoubleEndedIterator<Item = u8>) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 // ---------------------------------------------------------------------------
@@ -722,7 +706,7 @@ fn looks_like_base64_blob(value: &str) -> bool {
         .bytes()
         .skip(1)
         .any(|byte| byte.is_ascii_uppercase() || byte.is_ascii_digit() || b"+/=".contains(&byte));
-    value.len() >= 8 && value.len() % 4 == 0 && is_base64(value) && has_non_word_signal
+    value.len() >= 8 && value.len().is_multiple_of(4) && is_base64(value) && has_non_word_signal
 }
 
 /// One line of a transcript, with quoting (`> `) and direction markers
@@ -879,7 +863,8 @@ fn find_smtp_auth_dialogue(text: &str, findings: &mut Vec<Finding>) {
                 let answer = &text[content.clone()];
                 // Counting an earlier pass's placeholder as an answer keeps
                 // the next pass from reaching for the line after it.
-                let is_answer = is_placeholder_only(answer) || (is_base64(answer) && (marked || answer.len() % 4 == 0));
+                let is_answer =
+                    is_placeholder_only(answer) || (is_base64(answer) && (marked || answer.len().is_multiple_of(4)));
                 if !is_answer {
                     pending = None;
                     continue;
@@ -972,6 +957,11 @@ mod tests {
         assert_redacts("PASSWORD = hunter2 thanks", "PASSWORD = [redacted] thanks", &[Password]);
         assert_redacts("pwd: s3cr3t!", "pwd: [redacted]", &[Password]);
         assert_redacts("passwd hunter2", "passwd [redacted]", &[Password]);
+        assert_redacts(
+            "USER bob\nPASS hunter2\n+OK",
+            "USER bob\nPASS [redacted]\n+OK",
+            &[Password],
+        );
         assert_redacts("pass: letmein", "pass: [redacted]", &[Password]);
         assert_redacts(
             "Hi, my password is hunter2 and it fails",
@@ -1029,6 +1019,8 @@ mod tests {
             "The secret is out",
             "The pass is valid until Friday",
             "I typed password and nothing happened",
+            "Did the exam pass or fail?",
+            "I pass my details below",
         ] {
             assert_untouched(input);
         }
@@ -1072,6 +1064,27 @@ mod tests {
     }
 
     #[test]
+    fn query_parameters_after_a_secret_stay() {
+        assert_redacts(
+            "https://example.com/reset?token=abc123&user=bob#top",
+            "https://example.com/reset?token=[redacted]&user=bob#top",
+            &[SecretKind::ApiKey],
+        );
+        assert_redacts(
+            "https://example.com/login?user=bob&password=hunter2",
+            "https://example.com/login?user=bob&password=[redacted]",
+            &[SecretKind::Password],
+        );
+        assert_untouched("https://example.com/reset?token=&user=bob");
+    }
+
+    #[test]
+    fn json_literals_are_not_secrets() {
+        assert_untouched(r#"{"password":null,"token":""}"#);
+        assert_untouched(r#"{"password": false}"#);
+    }
+
+    #[test]
     fn authorization_headers_keep_the_scheme() {
         assert_redacts(
             "Authorization: Bearer abc.def.ghi",
@@ -1080,7 +1093,7 @@ mod tests {
         );
         assert_redacts(
             "curl -H 'Authorization: Basic dXNlcjpwYXNz' https://x",
-            "curl -H 'Authorization: Basic [redacted]",
+            "curl -H 'Authorization: Basic [redacted]' https://x",
             &[SecretKind::Password],
         );
         assert_redacts(
@@ -1138,7 +1151,7 @@ mod tests {
         assert_redacts(
             &format!("api_key={SENDGRID_KEY}"),
             "api_key=[redacted]",
-            &[SecretKind::ApiKey, SecretKind::SendgridApiKey],
+            &[SecretKind::SendgridApiKey],
         );
     }
 
@@ -1436,7 +1449,7 @@ Thanks";
     // --- Properties -------------------------------------------------------
 
     fn card_number() -> impl Strategy<Value = String> {
-        (proptest::collection::vec(0u8..10, 15), any::<bool>()).prop_map(|(mut digits, grouped)| {
+        (proptest::collection::vec(0u8..10, 14), any::<bool>()).prop_map(|(mut digits, grouped)| {
             digits.insert(0, 4);
             let partial: Vec<u8> = digits.iter().map(|digit| b'0' + digit).collect();
             let check = (0..10u8)
@@ -1507,9 +1520,29 @@ Thanks";
                     Just("aGVsbG8=".to_owned()),
                     Just("334 x\n".to_owned()),
                     Just("é".to_owned()),
+                    Just("Authorization: ".to_owned()),
+                    Just("Basic ".to_owned()),
+                    Just("Digest ".to_owned()),
+                    Just("PASS ".to_owned()),
+                    Just("?token=".to_owned()),
+                    Just("&".to_owned()),
+                    Just("null,".to_owned()),
+                    Just("'".to_owned()),
+                    Just("“".to_owned()),
+                    Just("AKIAIOSFODNN7EXAMPLE".to_owned()),
+                    Just(SENDGRID_KEY.to_owned()),
+                    Just("C: ".to_owned()),
+                    Just("-> ".to_owned()),
+                    Just("AUTH PLAIN ".to_owned()),
+                    Just("-".to_owned()),
+                    Just(":".to_owned()),
+                    Just(" is ".to_owned()),
+                    Just("-----END PRIVATE KEY-----".to_owned()),
+                    Just("4111111111111111".to_owned()),
+                    Just("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.x".to_owned()),
                     "[a-z0-9 ]{1,8}",
                 ],
-                0..24,
+                0..32,
             )
             .prop_map(|parts| parts.concat()),
         ]

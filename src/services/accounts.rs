@@ -10,7 +10,6 @@ use serde::Deserialize;
 
 /// One import line as written by the provider's export.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct ImportLine {
     id: String,
     username: String,
@@ -28,6 +27,25 @@ struct ImportLine {
     banned_at: Option<String>,
     #[serde(default)]
     dedicated_ips: Option<Vec<String>>,
+    /// Fields the desk does not use are ignored, except credentials (refused, never stored).
+    #[serde(flatten)]
+    other: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+/// Field names that carry credentials: a line with one is refused so nothing secret is kept.
+fn is_secret_field(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    [
+        "password",
+        "passwd",
+        "secret",
+        "api_key",
+        "apikey",
+        "token",
+        "private_key",
+    ]
+    .iter()
+    .any(|s| name.contains(s))
 }
 
 #[derive(Debug, Deserialize)]
@@ -68,6 +86,9 @@ fn parse_time(field: &str, value: Option<&str>) -> Result<Option<NaiveDateTime>,
 
 fn parse_line(text: &str) -> Result<AccountRecord, String> {
     let line: ImportLine = serde_json::from_str(text).map_err(|e| format!("not a valid account object: {e}"))?;
+    if let Some(field) = line.other.keys().find(|k| is_secret_field(k)) {
+        return Err(format!("{field}: credentials are never stored; remove this field"));
+    }
     if line.id.trim().is_empty() || line.id != line.id.trim() {
         return Err("id: must be non-empty, without surrounding spaces".into());
     }
@@ -118,28 +139,29 @@ pub fn import_line(conn: &mut AnyConnection, desk: &Desk, text: &str) -> Result<
     };
     db::write_transaction(conn, |conn| {
         let existing = accounts::find(conn, &record.id)?;
-        if let Some(old) = &existing {
-            if old.status() == AccountStatus::Banned && record.status != AccountStatus::Banned {
-                return Ok((
-                    LineOutcome::Refused(format!(
-                        "account {} is banned and a ban is permanent: status {:?} refused",
-                        record.id,
-                        record.status.as_str()
-                    )),
-                    0,
-                ));
-            }
+        if let Some(old) = &existing
+            && old.status() == AccountStatus::Banned
+            && record.status != AccountStatus::Banned
+        {
+            return Ok((
+                LineOutcome::Refused(format!(
+                    "account {} is banned and a ban is permanent: status {:?} refused",
+                    record.id,
+                    record.status.as_str()
+                )),
+                0,
+            ));
         }
-        if let Some(other) = accounts::find_by_username(conn, &record.username)? {
-            if other.id != record.id {
-                return Ok((
-                    LineOutcome::Refused(format!(
-                        "username {:?} already belongs to account {}",
-                        record.username, other.id
-                    )),
-                    0,
-                ));
-            }
+        if let Some(other) = accounts::find_by_username(conn, &record.username)?
+            && other.id != record.id
+        {
+            return Ok((
+                LineOutcome::Refused(format!(
+                    "username {:?} already belongs to account {}",
+                    record.username, other.id
+                )),
+                0,
+            ));
         }
         let was_banned = match &existing {
             Some(_) => accounts::load_view(conn, &record.id)?.is_some_and(|a| a.is_banned()),

@@ -213,11 +213,11 @@ pub(crate) fn commit(
     }
 
     let mut transition = json!({"from": loaded.state().as_str(), "to": change.state, "action": action});
-    if let Value::Object(extra) = details {
-        if let Value::Object(map) = &mut transition {
-            for (k, v) in extra {
-                map.insert(k, v);
-            }
+    if let Value::Object(extra) = details
+        && let Value::Object(map) = &mut transition
+    {
+        for (k, v) in extra {
+            map.insert(k, v);
         }
     }
     if change.kind != row.kind {
@@ -230,7 +230,11 @@ pub(crate) fn commit(
     if !flags.is_empty() {
         transition["flags"] = json!(flags);
     }
-    tickets::insert_event(conn, row.id, "transition", &actor_label, &transition, None)?;
+    // Opening a ticket that stays in its first state is already told by `created`.
+    let changed = change.state != row.state || change.kind != row.kind;
+    if changed || action != "open" {
+        tickets::insert_event(conn, row.id, "transition", &actor_label, &transition, None)?;
+    }
     for event in after {
         match event {
             AfterEvent::Logged(event_type, data) => {
@@ -302,10 +306,10 @@ fn send_workflow_mail(
         }
         _ => {}
     }
-    if let Some(a) = &account {
-        if matches!(mail.to, Recipient::RegisteredEmail { .. }) {
-            params["username"] = json!(a.username);
-        }
+    if let Some(a) = &account
+        && matches!(mail.to, Recipient::RegisteredEmail { .. })
+    {
+        params["username"] = json!(a.username);
     }
     enqueue(conn, desk, row, &address, mail.template.clone(), params)
 }

@@ -127,10 +127,10 @@ pub fn list_tickets(conn: &mut AnyConnection, desk: &Desk, filter: TicketFilter)
     for row in &rows {
         let assignee = match row.assignee_id {
             Some(id) => {
-                if let std::collections::hash_map::Entry::Vacant(slot) = emails.entry(id) {
-                    if let Some(agent) = agents::find(conn, id)? {
-                        slot.insert(agent.email);
-                    }
+                if let std::collections::hash_map::Entry::Vacant(slot) = emails.entry(id)
+                    && let Some(agent) = agents::find(conn, id)?
+                {
+                    slot.insert(agent.email);
                 }
                 emails.get(&id).cloned()
             }

@@ -1,0 +1,300 @@
+//! Test support: spawn the app, seed the directory, call the API, read the outbox.
+
+use clap::Parser;
+use recoverydesk::cli::Cli;
+use recoverydesk::config::Settings;
+use recoverydesk::db::{self, AnyConnection, Pool};
+use recoverydesk::services::{Desk, accounts, agents};
+use recoverydesk::startup::{Application, prepare};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs the same scenario on SQLite and on PostgreSQL: `both_backends!(name, scenario)`
+/// makes `name::sqlite` and `name::postgres`.
+#[macro_export]
+macro_rules! both_backends {
+    ($name:ident, $scenario:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                if let Some(app) = $crate::helpers::TestApp::spawn($crate::helpers::Backend::Sqlite).await {
+                    super::$scenario(app).await;
+                }
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(app) = $crate::helpers::TestApp::spawn($crate::helpers::Backend::Postgres).await {
+                    super::$scenario(app).await;
+                }
+            }
+        }
+    };
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub token: String,
+    pub pool: Pool,
+    pub desk: Desk,
+    pub client: reqwest::Client,
+    pub database_url: String,
+    _dir: tempfile::TempDir,
+    pg_database: Option<(String, String)>,
+}
+
+/// The PostgreSQL server for tests, or None (and a loud note) when it is not configured.
+pub fn postgres_server_url() -> Option<String> {
+    match std::env::var("TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            eprintln!("SKIPPED: TEST_DATABASE_URL is not set, so this PostgreSQL test did not run");
+            None
+        }
+    }
+}
+
+fn random_suffix() -> String {
+    recoverydesk::crypto::random_token()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .take(12)
+        .collect()
+}
+
+/// Creates a fresh database on the test server; returns its URL.
+pub fn create_pg_database(server_url: &str) -> (String, String) {
+    use diesel::{Connection, PgConnection, RunQueryDsl};
+    let name = format!("rd_test_{}", random_suffix());
+    let mut admin = PgConnection::establish(server_url).expect("TEST_DATABASE_URL must reach PostgreSQL");
+    diesel::sql_query(format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .expect("create test database");
+    let base = server_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(server_url);
+    (format!("{base}/{name}"), name)
+}
+
+pub fn drop_pg_database(server_url: &str, name: &str) {
+    use diesel::{Connection, PgConnection, RunQueryDsl};
+    if let Ok(mut admin) = PgConnection::establish(server_url) {
+        let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut admin);
+    }
+}
+
+pub fn settings_for(database_url: &str, extra: &[(&str, &str)]) -> Settings {
+    let mut args = vec![
+        "recoverydesk".to_string(),
+        "--database-url".into(),
+        database_url.into(),
+        "--bind".into(),
+        "127.0.0.1:0".into(),
+        "--secret-key".into(),
+        "ab".repeat(64),
+    ];
+    for (flag, value) in extra {
+        args.push(flag.to_string());
+        args.push(value.to_string());
+    }
+    let cli = Cli::try_parse_from(args).expect("test arguments parse");
+    Settings::from_options(&cli.options).expect("test settings are valid")
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> Option<TestApp> {
+        Self::spawn_with(backend, &[]).await
+    }
+
+    pub async fn spawn_with(backend: Backend, extra: &[(&str, &str)]) -> Option<TestApp> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (database_url, pg_database) = match backend {
+            Backend::Sqlite => (format!("sqlite://{}", dir.path().join("desk.db").display()), None),
+            Backend::Postgres => {
+                let server = postgres_server_url()?;
+                let (url, name) = create_pg_database(&server);
+                (url, Some((server, name)))
+            }
+        };
+        let mut settings = settings_for(&database_url, extra);
+        let app = Application::build(settings.clone()).expect("the application builds");
+        let port = app.port();
+        settings.base_url = format!("http://127.0.0.1:{port}");
+        tokio::spawn(app.run_until_stopped());
+        let (pool, desk) = prepare(&settings).expect("database opens");
+        let token = {
+            let mut conn = pool.get().expect("connection");
+            agents::issue_token(&mut conn, "admin@localhost").expect("admin token")
+        };
+        Some(TestApp {
+            address: format!("http://127.0.0.1:{port}"),
+            token,
+            pool,
+            desk,
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+            database_url,
+            _dir: dir,
+            pg_database,
+        })
+    }
+
+    pub fn conn(&self) -> db::PooledConnection {
+        self.pool.get().expect("a database connection")
+    }
+
+    /// Loads JSON Lines into the directory, as `recoverydesk accounts import` does.
+    pub fn import_accounts(&self, lines: &[Value]) -> accounts::ImportSummary {
+        let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        let mut conn = self.conn();
+        accounts::import(&mut conn, &self.desk, std::io::Cursor::new(text), |_, _| {}).expect("import runs")
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.address))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.address))
+            .bearer_auth(&self.token)
+            .json(body)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn create_ticket(&self, body: Value) -> Value {
+        let (status, ticket) = self.post("/api/v1/tickets", &body).await;
+        assert_eq!(status, StatusCode::CREATED, "creating {body}: {ticket}");
+        ticket
+    }
+
+    pub async fn action(&self, reference: &str, name: &str, params: Value) -> (StatusCode, Value) {
+        self.post(&format!("/api/v1/tickets/{reference}/actions/{name}"), &params)
+            .await
+    }
+
+    /// An action that must succeed; returns the ticket.
+    pub async fn act(&self, reference: &str, name: &str, params: Value) -> Value {
+        let (status, body) = self.action(reference, name, params).await;
+        assert_eq!(status, StatusCode::OK, "{name} on {reference}: {body}");
+        body
+    }
+
+    pub async fn ticket(&self, reference: &str) -> Value {
+        let (status, body) = self.get(&format!("/api/v1/tickets/{reference}")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
+    /// Every outbox row, as (template, recipient, params).
+    pub fn outbox(&self) -> Vec<(String, String, Value)> {
+        let mut conn = self.conn();
+        db::outbox::all(&mut conn)
+            .expect("outbox")
+            .into_iter()
+            .map(|row| {
+                (
+                    row.template,
+                    row.recipient,
+                    serde_json::from_str(&row.params).unwrap_or(Value::Null),
+                )
+            })
+            .collect()
+    }
+
+    pub fn outbox_of(&self, reference: &str) -> Vec<(String, String, Value)> {
+        self.outbox()
+            .into_iter()
+            .filter(|(_, _, p)| p["ref"] == json!(reference))
+            .collect()
+    }
+
+    /// The link of the latest email challenge mailed (only the mailbox sees it).
+    pub fn latest_challenge_path(&self) -> String {
+        let (_, _, params) = self
+            .outbox()
+            .into_iter()
+            .rev()
+            .find(|(t, _, _)| t == "email_challenge")
+            .expect("a challenge mail");
+        let url = params["verify_url"].as_str().expect("verify_url").to_string();
+        url[url.find("/verify/").expect("a verify path")..].to_string()
+    }
+
+    pub async fn confirm_challenge(&self, path: &str, answer: &str) -> StatusCode {
+        self.client
+            .post(format!("{}{path}", self.address))
+            .form(&[("answer", answer)])
+            .send()
+            .await
+            .expect("request")
+            .status()
+    }
+
+    pub fn raw_conn(&self) -> AnyConnection {
+        use diesel::Connection;
+        match db::DatabaseUrl::parse(&self.database_url).expect("url") {
+            db::DatabaseUrl::Postgres(u) => AnyConnection::Postgresql(diesel::PgConnection::establish(&u).expect("pg")),
+            db::DatabaseUrl::Sqlite(p) => {
+                AnyConnection::Sqlite(diesel::SqliteConnection::establish(&p.to_string_lossy()).expect("sqlite"))
+            }
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some((server, name)) = &self.pg_database {
+            drop_pg_database(server, name);
+        }
+    }
+}
+
+/// A directory line in SPEC §2.1's shape.
+pub fn account(id: &str, username: &str, email: &str, status: &str) -> Value {
+    json!({"id": id, "username": username, "email": email, "status": status, "parent_id": null,
+           "ip_access": {"enabled": true, "allowlist": ["203.0.113.7"]},
+           "balance_due_cents": 0, "terminated_at": null, "banned_at": null, "dedicated_ips": []})
+}
+
+pub fn event_types(ticket: &Value) -> Vec<String> {
+    ticket["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| e["type"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+pub fn action_verdict(ticket: &Value, name: &str) -> Value {
+    ticket["actions"]
+        .as_array()
+        .expect("actions")
+        .iter()
+        .find(|a| a["name"] == json!(name))
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+pub fn reference(ticket: &Value) -> String {
+    ticket["ref"].as_str().expect("ref").to_string()
+}

@@ -1,0 +1,14 @@
+//! Black-box tests: the real application on a random port, against a real SQLite file or a
+//! PostgreSQL database of its own (when TEST_DATABASE_URL is set). One test binary.
+
+mod helpers;
+
+mod account_terminated;
+mod banned;
+mod cli;
+mod directory;
+mod forgot_username;
+mod health_and_auth;
+mod ip_lockout;
+mod login_and_general;
+mod tickets;
