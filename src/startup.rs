@@ -58,6 +58,10 @@ impl Application {
             .local_addr()
             .map_err(|e| ServiceError::Invalid(e.to_string()))?
             .port();
+        if settings.run_mail_sender {
+            crate::mail::outbound::sender::spawn_background(pool.clone(), desk.clone())
+                .map_err(ServiceError::Invalid)?;
+        }
         let state = AppState { pool, desk };
         let server = HttpServer::new(move || {
             App::new()

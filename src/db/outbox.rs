@@ -11,14 +11,19 @@ pub struct NewOutboxMail<'a> {
     pub recipient: &'a str,
     pub params: &'a serde_json::Value,
     pub automatic: bool,
+    pub subject: &'a str,
+    pub body: &'a str,
+    pub message_id: &'a str,
     pub in_reply_to: Option<&'a str>,
+    /// `auto-replied`, `auto-generated`, or none for an agent's own words.
+    pub auto_submitted: Option<&'a str>,
 }
 
 /// Mails per recipient address per hour the workflows may send; more wait for an agent
 /// (`held`), so spoofed requests cannot flood a registered address (SPEC §2.3).
 pub const WORKFLOW_MAILS_PER_RECIPIENT_PER_HOUR: i64 = 20;
 
-pub fn enqueue(conn: &mut AnyConnection, mail: &NewOutboxMail) -> QueryResult<(i64, String)> {
+pub fn enqueue(conn: &mut AnyConnection, mail: &NewOutboxMail) -> QueryResult<i64> {
     let at = now();
     let recipient_normalized = crate::domain::email_address::normalize(mail.recipient);
     let recent: i64 = outbox::table
@@ -44,11 +49,16 @@ pub fn enqueue(conn: &mut AnyConnection, mail: &NewOutboxMail) -> QueryResult<(i
             outbox::attempts.eq(0),
             outbox::next_attempt_at.eq(at),
             outbox::in_reply_to.eq(mail.in_reply_to),
+            outbox::references_header.eq(mail.in_reply_to),
+            outbox::subject.eq(mail.subject),
+            outbox::body.eq(mail.body),
+            outbox::message_id.eq(mail.message_id),
+            outbox::auto_submitted.eq(mail.auto_submitted),
             outbox::created_at.eq(at),
         ))
         .returning(outbox::id)
         .get_result(conn)?;
-    Ok((id, status.to_string()))
+    Ok(id)
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -69,6 +79,12 @@ pub struct OutboxRow {
     pub in_reply_to: Option<String>,
     pub created_at: NaiveDateTime,
     pub sent_at: Option<NaiveDateTime>,
+    pub subject: String,
+    pub body: String,
+    pub auto_submitted: Option<String>,
+    pub references_header: Option<String>,
+    pub claimed_at: Option<NaiveDateTime>,
+    pub claimed_by: Option<String>,
 }
 
 pub fn of_ticket(conn: &mut AnyConnection, ticket_id: i64) -> QueryResult<Vec<OutboxRow>> {

@@ -166,6 +166,12 @@ diesel::table! {
         in_reply_to -> Nullable<Text>,
         created_at -> Timestamp,
         sent_at -> Nullable<Timestamp>,
+        subject -> Text,
+        body -> Text,
+        auto_submitted -> Nullable<Text>,
+        references_header -> Nullable<Text>,
+        claimed_at -> Nullable<Timestamp>,
+        claimed_by -> Nullable<Text>,
     }
 }
 

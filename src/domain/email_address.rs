@@ -57,6 +57,31 @@ pub fn normalize(email: &str) -> String {
     email.trim().to_lowercase()
 }
 
+/// Mailboxes that are robots, not people: automatic mail to them is never sent (it would
+/// bounce back and forth) and mail from them is never answered.
+pub fn is_automated_mailbox(email: &str) -> bool {
+    let local = normalize(email);
+    let local = local.split('@').next().unwrap_or("");
+    let base = local.split('+').next().unwrap_or(local);
+    matches!(
+        base,
+        "mailer-daemon"
+            | "postmaster"
+            | "abuse"
+            | "root"
+            | "noreply"
+            | "no-reply"
+            | "no_reply"
+            | "donotreply"
+            | "do-not-reply"
+            | "do_not_reply"
+            | "bounce"
+            | "bounces"
+            | "daemon"
+            | "mail-daemon"
+    )
+}
+
 impl fmt::Display for EmailAddress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -103,6 +128,22 @@ mod tests {
             "a@example.com,b@example.com",
         ] {
             assert!(EmailAddress::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn robots_are_recognised_by_their_mailbox_name() {
+        for robot in [
+            "MAILER-DAEMON@x.test",
+            "postmaster@x.test",
+            "no-reply@x.test",
+            "noreply+abc@x.test",
+            "root@h",
+        ] {
+            assert!(is_automated_mailbox(robot), "{robot}");
+        }
+        for person in ["ops@acme.test", "rootbeer@x.test", "noreplyguy@x.test"] {
+            assert!(!is_automated_mailbox(person), "{person}");
         }
     }
 

@@ -2,11 +2,12 @@
 
 use super::{Actor, Desk, ServiceError};
 use crate::db::tickets::{TicketChange, TicketRow};
-use crate::db::{self, AnyConnection, accounts, agents, outbox, tickets};
+use crate::db::{self, AnyConnection, accounts, agents, tickets};
 use crate::domain::account::AccountView;
 use crate::domain::ticket::{Kind, State};
 use crate::domain::verification::{CheckRecord, Method};
 use crate::domain::workflow::{Decision, Effect, Mail, MailTemplate, Recipient, TicketView};
+use crate::mail::outbound::compose::{MailRequest, queue_mail};
 use serde_json::{Value, json};
 
 /// A ticket as loaded for a decision.
@@ -314,30 +315,23 @@ fn send_workflow_mail(
     enqueue(conn, desk, row, &address, mail.template.clone(), params)
 }
 
-/// Every mail to the requester carries the status link; mail to anyone else carries none.
+/// Queues a workflow mail (automatic unless it is an agent's reply).
 pub(crate) fn enqueue(
     conn: &mut AnyConnection,
     desk: &Desk,
     row: &TicketRow,
     address: &str,
     template: MailTemplate,
-    mut params: Value,
+    params: Value,
 ) -> Result<(), ServiceError> {
-    params["ref"] = json!(desk.ticket_ref(row.id));
-    params["subject"] = json!(row.subject);
-    if crate::domain::email_address::normalize(address) == row.requester_normalized {
-        params["status_url"] = json!(desk.status_url(row.id, &row.status_token_salt));
-    }
-    outbox::enqueue(
-        conn,
-        &outbox::NewOutboxMail {
-            ticket_id: Some(row.id),
-            template: template.name(),
-            recipient: address,
-            params: &params,
-            automatic: template.is_automatic(),
-            in_reply_to: None,
-        },
-    )?;
+    let request = MailRequest {
+        ticket: row,
+        to: address,
+        template: template.name(),
+        automatic: template.is_automatic(),
+        params,
+        actor: "system",
+    };
+    queue_mail(conn, desk, request)?;
     Ok(())
 }

@@ -33,6 +33,49 @@ impl Desk {
     pub fn status_url(&self, ticket_id: i64, salt: &str) -> String {
         format!("{}/t/{}", self.settings.base_url, self.status_token(ticket_id, salt))
     }
+
+    /// The domain of the support address, for Message-IDs.
+    pub fn mail_domain(&self) -> &str {
+        self.settings
+            .support_address
+            .rsplit_once('@')
+            .map(|(_, d)| d)
+            .unwrap_or("localhost")
+    }
+
+    /// A Message-ID the desk can later recognise as its own (a bounce or an auto-reply coming
+    /// back): a random part plus a MAC of it made with the secret key.
+    pub fn new_message_id(&self) -> String {
+        let nonce: String = crate::crypto::random_token()
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .take(20)
+            .collect();
+        format!("<rd.{nonce}.{}@{}>", self.message_id_mac(&nonce), self.mail_domain())
+    }
+
+    pub fn is_our_message_id(&self, id: &str) -> bool {
+        let id = id.trim().trim_start_matches('<').trim_end_matches('>');
+        let Some((local, _domain)) = id.rsplit_once('@') else {
+            return false;
+        };
+        let mut parts = local.split('.');
+        match (parts.next(), parts.next(), parts.next(), parts.next()) {
+            (Some("rd"), Some(nonce), Some(mac), None) => {
+                use subtle::ConstantTimeEq;
+                bool::from(self.message_id_mac(nonce).as_bytes().ct_eq(mac.as_bytes()))
+            }
+            _ => false,
+        }
+    }
+
+    fn message_id_mac(&self, nonce: &str) -> String {
+        crate::crypto::hmac_token(self.secret.bytes(), &["message-id", nonce])
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .take(16)
+            .collect()
+    }
 }
 
 /// Who did something, as the audit trail names them.

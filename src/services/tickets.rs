@@ -334,27 +334,6 @@ pub fn add_reply(
         let loaded = Loaded::load(conn, ticket_id)?;
         let row = &loaded.row;
         let actor_label = actor.label();
-        let subject = if internal {
-            String::new()
-        } else {
-            format!("Re: {}", row.subject)
-        };
-        let message_id = ticket_rows::insert_message(
-            conn,
-            &NewMessage {
-                ticket_id: row.id,
-                direction: if internal { "note" } else { "out" },
-                sender_role: "agent",
-                from_address: Some(&desk.settings.support_address),
-                to_address: (!internal).then_some(row.requester.as_str()),
-                subject: &subject,
-                body: &body,
-                body_html: None,
-                message_id: None,
-                content_hash: None,
-                auto_generated: false,
-            },
-        )?;
         if !scrub.found.is_empty() {
             ticket_rows::insert_event(
                 conn,
@@ -366,6 +345,22 @@ pub fn add_reply(
             )?;
         }
         if internal {
+            let message_id = ticket_rows::insert_message(
+                conn,
+                &NewMessage {
+                    ticket_id: row.id,
+                    direction: "note",
+                    sender_role: "agent",
+                    from_address: None,
+                    to_address: None,
+                    subject: "",
+                    body: &body,
+                    body_html: None,
+                    message_id: None,
+                    content_hash: None,
+                    auto_generated: false,
+                },
+            )?;
             ticket_rows::insert_event(
                 conn,
                 row.id,
@@ -376,22 +371,15 @@ pub fn add_reply(
             )?;
             return Ok(row.clone());
         }
-        ticket_rows::insert_event(
-            conn,
-            row.id,
-            "message_out",
-            &actor_label,
-            &json!({"to": row.requester}),
-            Some(message_id),
-        )?;
-        super::decision::enqueue(
-            conn,
-            desk,
-            row,
-            &row.requester,
-            MailTemplate::AgentReply,
-            json!({"body": body, "agent": actor_label}),
-        )?;
+        let request = crate::mail::outbound::compose::MailRequest {
+            ticket: row,
+            to: &row.requester,
+            template: MailTemplate::AgentReply.name(),
+            automatic: false,
+            params: json!({"body": body}),
+            actor: &actor_label,
+        };
+        crate::mail::outbound::compose::queue_mail(conn, desk, request)?;
         match conversation::after_agent_reply(loaded.kind(), loaded.state()) {
             Some(next) => {
                 let decision = workflow::Decision {

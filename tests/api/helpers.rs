@@ -102,7 +102,10 @@ pub fn settings_for(database_url: &str, extra: &[(&str, &str)]) -> Settings {
         args.push(value.to_string());
     }
     let cli = Cli::try_parse_from(args).expect("test arguments parse");
-    Settings::from_options(&cli.options).expect("test settings are valid")
+    let mut settings = Settings::from_options(&cli.options).expect("test settings are valid");
+    // Tests deliver mail themselves, at the moments they choose.
+    settings.run_mail_sender = false;
+    settings
 }
 
 impl TestApp {

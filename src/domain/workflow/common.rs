@@ -8,9 +8,10 @@ use super::{
 use crate::domain::account::AccountStatus;
 use crate::domain::ticket::{Kind, State};
 
-/// Common actions are allowed in every state but the terminal ones.
+/// Common actions are allowed in every state of the ticket's kind but the terminal ones. A state
+/// the kind does not have (a damaged record) allows nothing.
 pub(super) fn check(ticket: &TicketView, name: ActionName) -> Result<(), Refusal> {
-    if ticket.state.is_terminal() {
+    if ticket.state.is_terminal() || !ticket.kind.states().contains(&ticket.state) {
         return Err(not_in_state(ticket, name));
     }
     Ok(())

@@ -31,6 +31,18 @@ pub fn on_create(facts: &CreationFacts) -> Decision {
         Kind::LoginHelp => login_help(facts),
         Kind::General => general(facts),
     };
+    // At creation, a requester who is not the registered address hears what a requester with
+    // no account hears: an acknowledgement, never "there is news", which would tell them an
+    // account exists (SPEC §2.3, no account enumeration).
+    for effect in &mut decision.effects {
+        if let Effect::Mail(Mail {
+            template: template @ MailTemplate::StatusUpdate,
+            to: Recipient::Requester,
+        }) = effect
+        {
+            *template = MailTemplate::Acknowledgement;
+        }
+    }
     let requester_reached = decision.effects.iter().any(|effect| match effect {
         Effect::Mail(Mail {
             to: Recipient::Requester,
@@ -141,7 +153,26 @@ fn forgot_username(facts: &CreationFacts) -> Decision {
 fn ip_lockout(facts: &CreationFacts) -> Decision {
     let kind = Kind::IpLockout;
     if let Some(account) = facts.account.filter(|a| a.is_banned()) {
-        return refuse_as_banned(&view_of(facts), kind, account).with(link_effect(account));
+        let mut decision = refuse_as_banned(&view_of(facts), kind, account).with(link_effect(account));
+        // A requester who is not the registered address hears exactly what they would hear
+        // about any other account: the ban is told only to the registered address.
+        if !account.is_registered_email(facts.requester) {
+            decision.effects.retain(|e| {
+                !matches!(
+                    e,
+                    Effect::Mail(Mail {
+                        to: Recipient::Requester,
+                        ..
+                    })
+                )
+            });
+            if !attempts_given(facts) {
+                decision
+                    .effects
+                    .push(Effect::mail(MailTemplate::TryAllowlistedIps, Recipient::Requester));
+            }
+        }
+        return decision;
     }
     match &facts.attempts {
         Some((tried_from, outcome)) if !tried_from.trim().is_empty() => start(facts, kind, State::AttemptsReported)
@@ -154,6 +185,13 @@ fn ip_lockout(facts: &CreationFacts) -> Decision {
         _ => start(facts, kind, State::AwaitingAllowlistedAttempts)
             .with(Effect::mail(MailTemplate::TryAllowlistedIps, Recipient::Requester)),
     }
+}
+
+fn attempts_given(facts: &CreationFacts) -> bool {
+    facts
+        .attempts
+        .as_ref()
+        .is_some_and(|(tried_from, _)| !tried_from.trim().is_empty())
 }
 
 fn account_terminated(facts: &CreationFacts) -> Decision {

@@ -15,6 +15,7 @@ mod forgot_username;
 mod ip_lockout;
 pub mod refusal;
 
+pub use account_terminated::format_cents;
 pub use action::{Action, ActionName};
 pub use effect::{Effect, Mail, MailTemplate, Recipient};
 pub use refusal::{ErrorCode, Refusal};

@@ -1,0 +1,3 @@
+//! Mail: outbound (templates, composition, delivery). Inbound comes with the mailgate.
+
+pub mod outbound;

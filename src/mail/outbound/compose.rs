@@ -1,0 +1,173 @@
+//! Composing a mail into the outbox, with the thread entry agents see.
+
+use super::templates::{self, MailContext};
+use crate::db::tickets::{NewMessage, TicketRow};
+use crate::db::{AnyConnection, now, outbox, tickets};
+use crate::domain::email_address::{is_automated_mailbox, normalize};
+use crate::services::{Desk, ServiceError};
+use chrono::Duration;
+use diesel::prelude::*;
+use serde_json::{Value, json};
+
+/// Acknowledgements to one address answering inbound mail, per 24 hours (SPEC §3 step 6).
+pub const ACKNOWLEDGEMENTS_PER_SENDER_PER_DAY: i64 = 3;
+
+/// What happened to a mail a decision wanted sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Queued {
+    Queued {
+        outbox_id: i64,
+    },
+    /// Not sent, and why (an automated mailbox, or the acknowledgement cap).
+    Suppressed(String),
+}
+
+/// One mail a decision (or an agent) wants sent.
+pub struct MailRequest<'a> {
+    pub ticket: &'a TicketRow,
+    pub to: &'a str,
+    pub template: &'a str,
+    /// Written by the software rather than an agent: carries `Auto-Submitted`, and is never
+    /// sent to robots.
+    pub automatic: bool,
+    pub params: Value,
+    /// Who the thread names as the sender (`system`, or the agent).
+    pub actor: &'a str,
+}
+
+/// Renders `template` for `address`, queues it, and records it on the ticket's thread. The
+/// thread copy has its links masked: a status link or a challenge link is for the recipient's
+/// mailbox only, never for an agent's screen.
+pub fn queue_mail(conn: &mut AnyConnection, desk: &Desk, mail: MailRequest) -> Result<Queued, ServiceError> {
+    let MailRequest {
+        ticket,
+        to: address,
+        template,
+        automatic,
+        mut params,
+        actor,
+    } = mail;
+    if automatic && let Some(reason) = suppression(conn, ticket, address, template)? {
+        tickets::insert_event(
+            conn,
+            ticket.id,
+            "auto_reply_suppressed",
+            "system",
+            &json!({"to": address, "template": template, "reason": reason}),
+            None,
+        )?;
+        return Ok(Queued::Suppressed(reason));
+    }
+    params["ref"] = json!(desk.ticket_ref(ticket.id));
+    params["subject"] = json!(ticket.subject);
+    params["requester"] = json!(ticket.requester);
+    let to_requester = normalize(address) == ticket.requester_normalized;
+    if to_requester {
+        params["status_url"] = json!(desk.status_url(ticket.id, &ticket.status_token_salt));
+    }
+    let support = &desk.settings.support_address;
+    let rendered =
+        templates::render(template, &MailContext::from_params(&params, support)).map_err(ServiceError::Invalid)?;
+    let mut masked_params = params.clone();
+    if to_requester {
+        masked_params["status_url"] = json!("[your status link]");
+    }
+    if params.get("verify_url").is_some() {
+        masked_params["verify_url"] = json!("[the confirmation link, sent only to this mailbox]");
+    }
+    let thread_copy = templates::render(template, &MailContext::from_params(&masked_params, support))
+        .map_err(ServiceError::Invalid)?;
+
+    let message_id = desk.new_message_id();
+    let in_reply_to = latest_customer_message_id(conn, ticket.id)?;
+    let auto_submitted = automatic.then(|| {
+        if in_reply_to.is_some() {
+            "auto-replied"
+        } else {
+            "auto-generated"
+        }
+    });
+    let outbox_id = outbox::enqueue(
+        conn,
+        &outbox::NewOutboxMail {
+            ticket_id: Some(ticket.id),
+            template,
+            recipient: address,
+            params: &params,
+            automatic,
+            subject: &rendered.subject,
+            body: &rendered.text,
+            message_id: &message_id,
+            in_reply_to: in_reply_to.as_deref(),
+            auto_submitted,
+        },
+    )?;
+    let message_ref = tickets::insert_message(
+        conn,
+        &NewMessage {
+            ticket_id: ticket.id,
+            direction: "out",
+            sender_role: if automatic { "system" } else { "agent" },
+            from_address: Some(support),
+            to_address: Some(address),
+            subject: &thread_copy.subject,
+            body: &thread_copy.text,
+            body_html: None,
+            message_id: Some(&message_id),
+            content_hash: None,
+            auto_generated: automatic,
+        },
+    )?;
+    tickets::insert_event(
+        conn,
+        ticket.id,
+        "message_out",
+        actor,
+        &json!({"to": address, "template": template, "outbox_id": outbox_id, "message_id": message_id}),
+        Some(message_ref),
+    )?;
+    Ok(Queued::Queued { outbox_id })
+}
+
+fn suppression(
+    conn: &mut AnyConnection,
+    ticket: &TicketRow,
+    address: &str,
+    template: &str,
+) -> Result<Option<String>, ServiceError> {
+    if is_automated_mailbox(address) {
+        return Ok(Some("the recipient is an automated mailbox".into()));
+    }
+    if ticket.auto_generated {
+        return Ok(Some("the ticket was opened by auto-generated mail".into()));
+    }
+    if template == "acknowledgement" && ticket.channel == "mail" {
+        use crate::db::schema::outbox::dsl as o;
+        let recent: i64 = o::outbox
+            .filter(o::recipient_normalized.eq(normalize(address)))
+            .filter(o::template.eq("acknowledgement"))
+            .filter(o::created_at.gt(now() - Duration::hours(24)))
+            .count()
+            .get_result(conn)?;
+        if recent >= ACKNOWLEDGEMENTS_PER_SENDER_PER_DAY {
+            return Ok(Some(format!(
+                "already {ACKNOWLEDGEMENTS_PER_SENDER_PER_DAY} acknowledgements to this address in 24 hours"
+            )));
+        }
+    }
+    Ok(None)
+}
+
+/// The Message-ID of the customer's latest message on the ticket, to answer in its thread.
+fn latest_customer_message_id(conn: &mut AnyConnection, ticket_id: i64) -> Result<Option<String>, ServiceError> {
+    use crate::db::schema::messages::dsl as m;
+    Ok(m::messages
+        .filter(m::ticket_id.eq(ticket_id))
+        .filter(m::direction.eq("in"))
+        .filter(m::message_id.is_not_null())
+        .order(m::id.desc())
+        .select(m::message_id)
+        .first::<Option<String>>(conn)
+        .optional()?
+        .flatten())
+}

@@ -1,0 +1,178 @@
+//! The text of every message the desk sends (askama, `templates/email/<name>.txt`).
+
+use crate::domain::redact::SecretKind;
+use askama::Template;
+use serde::Deserialize;
+use serde_json::Value;
+
+/// Everything a mail template may use, read from the outbox row's parameters.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct MailContext {
+    #[serde(rename = "ref")]
+    pub ticket_ref: String,
+    #[serde(rename = "subject")]
+    pub ticket_subject: String,
+    pub status_url: Option<String>,
+    pub support_address: String,
+    pub requester: String,
+    pub username: Option<String>,
+    pub accounts: Vec<ListedAccount>,
+    pub ip: String,
+    pub balance_due_cents: i64,
+    #[serde(skip)]
+    pub balance_due: String,
+    pub terminated_form_url: String,
+    pub verify_url: String,
+    pub expires_in_hours: i64,
+    pub body: String,
+    pub kinds: Vec<SecretKind>,
+    /// (label, advice) per kind of secret removed.
+    #[serde(skip)]
+    pub secrets: Vec<(&'static str, &'static str)>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ListedAccount {
+    pub username: String,
+    pub status: String,
+}
+
+impl MailContext {
+    pub fn from_params(params: &Value, support_address: &str) -> Self {
+        let mut c: MailContext = serde_json::from_value(params.clone()).unwrap_or_default();
+        c.support_address = support_address.to_string();
+        c.balance_due = crate::domain::workflow::format_cents(c.balance_due_cents);
+        c.secrets = c.kinds.iter().map(|k| (k.label(), k.rotate_advice())).collect();
+        if c.expires_in_hours == 0 {
+            c.expires_in_hours = 24;
+        }
+        c
+    }
+
+    /// "acme-mailer" in quotes when known, else a neutral phrase.
+    pub fn username_or_account(&self) -> String {
+        match &self.username {
+            Some(u) => format!("\"{u}\""),
+            None => "concerned".to_string(),
+        }
+    }
+}
+
+macro_rules! mail_templates {
+    ($($name:literal => $ty:ident),* $(,)?) => {
+        $(
+            #[derive(Template)]
+            #[template(path = $name, escape = "none")]
+            struct $ty<'a> {
+                c: &'a MailContext,
+            }
+        )*
+    };
+}
+
+mail_templates! {
+    "email/acknowledgement.txt" => Acknowledgement,
+    "email/status_update.txt" => StatusUpdate,
+    "email/username_delivery.txt" => UsernameDelivery,
+    "email/unconfirmed_signup.txt" => UnconfirmedSignup,
+    "email/terminated_notice.txt" => TerminatedNotice,
+    "email/balance_due.txt" => BalanceDue,
+    "email/banned_answer.txt" => BannedAnswer,
+    "email/try_allowlisted_ips.txt" => TryAllowlistedIps,
+    "email/email_challenge.txt" => EmailChallenge,
+    "email/ip_granted.txt" => IpGranted,
+    "email/account_reactivated.txt" => AccountReactivated,
+    "email/verification_failed.txt" => VerificationFailed,
+    "email/redaction_notice.txt" => RedactionNotice,
+    "email/agent_reply.txt" => AgentReply,
+}
+
+/// Every template name the desk knows.
+pub const TEMPLATE_NAMES: [&str; 14] = [
+    "acknowledgement",
+    "status_update",
+    "username_delivery",
+    "unconfirmed_signup",
+    "terminated_notice",
+    "balance_due",
+    "banned_answer",
+    "try_allowlisted_ips",
+    "email_challenge",
+    "ip_granted",
+    "account_reactivated",
+    "verification_failed",
+    "redaction_notice",
+    "agent_reply",
+];
+
+/// A rendered mail: the subject (already tagged `[RD-n]`) and the text body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub subject: String,
+    pub text: String,
+}
+
+pub fn render(template: &str, c: &MailContext) -> Result<Rendered, String> {
+    let text = match template {
+        "acknowledgement" => Acknowledgement { c }.render(),
+        "status_update" => StatusUpdate { c }.render(),
+        "username_delivery" => UsernameDelivery { c }.render(),
+        "unconfirmed_signup" => UnconfirmedSignup { c }.render(),
+        "terminated_notice" => TerminatedNotice { c }.render(),
+        "balance_due" => BalanceDue { c }.render(),
+        "banned_answer" => BannedAnswer { c }.render(),
+        "try_allowlisted_ips" => TryAllowlistedIps { c }.render(),
+        "email_challenge" => EmailChallenge { c }.render(),
+        "ip_granted" => IpGranted { c }.render(),
+        "account_reactivated" => AccountReactivated { c }.render(),
+        "verification_failed" => VerificationFailed { c }.render(),
+        "redaction_notice" => RedactionNotice { c }.render(),
+        "agent_reply" => AgentReply { c }.render(),
+        other => return Err(format!("no mail template called {other:?}")),
+    }
+    .map_err(|e| format!("template {template}: {e}"))?;
+    let title = match template {
+        "acknowledgement" => format!("We received your request: {}", c.ticket_subject),
+        "status_update" => "There is news on your request".to_string(),
+        "username_delivery" => "Your username".to_string(),
+        "unconfirmed_signup" => "Your account was never created: the email address was not confirmed".to_string(),
+        "terminated_notice" => "Your account was terminated for non-payment".to_string(),
+        "balance_due" => "Outstanding balance on your terminated account".to_string(),
+        "banned_answer" => "About your banned account".to_string(),
+        "try_allowlisted_ips" => {
+            "Locked out by IP access management: please try your allowlisted IPs first".to_string()
+        }
+        "email_challenge" => "Please confirm: did you ask us to restore access?".to_string(),
+        "ip_granted" => format!("IP access restored for {}", c.ip),
+        "account_reactivated" => "Your account is active again".to_string(),
+        "verification_failed" => "We could not verify ownership of the account".to_string(),
+        "redaction_notice" => "We removed a secret from your message: please rotate it".to_string(),
+        _ => format!("Re: {}", c.ticket_subject),
+    };
+    Ok(Rendered {
+        subject: format!("[{}] {}", c.ticket_ref, title),
+        text: tidy(&text),
+    })
+}
+
+/// Template control lines leave blank runs; mail reads better with at most one blank line.
+fn tidy(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut blank = 0;
+    for line in text.lines() {
+        // "-- " (with its space) is the signature separator mail clients recognise.
+        let line = if line == "-- " { line } else { line.trim_end() };
+        if line.is_empty() {
+            blank += 1;
+            if blank > 1 {
+                continue;
+            }
+        } else {
+            blank = 0;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out.trim_start_matches('\n').to_string()
+}

@@ -1,0 +1,119 @@
+//! Where mail goes: an SMTP server (`SMTP_URL`), or `.eml` files a newcomer can open.
+
+use lettre::message::Mailbox;
+use lettre::message::header::{ContentType, HeaderName, HeaderValue};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use std::path::PathBuf;
+
+pub enum Transport {
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    Files(PathBuf),
+}
+
+/// How a delivery failed, which decides whether it is tried again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendError {
+    /// Connection refused, timeouts, 4xx: try again later.
+    Temporary(String),
+    /// 5xx, or a message that can never be sent: give up and say why.
+    Permanent(String),
+}
+
+impl Transport {
+    pub fn from_settings(settings: &crate::config::Settings) -> Result<Transport, String> {
+        match &settings.smtp_url {
+            Some(url) => AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+                .map(|builder| Transport::Smtp(builder.timeout(Some(std::time::Duration::from_secs(30))).build()))
+                .map_err(|e| format!("SMTP_URL is not a usable SMTP URL: {e}")),
+            None => Ok(Transport::Files(settings.mail_dir.clone())),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Transport::Smtp(_) => "SMTP".into(),
+            Transport::Files(dir) => format!(".eml files in {}", dir.display()),
+        }
+    }
+
+    /// Delivers one message. `file_stem` names the `.eml` file for the file transport.
+    pub async fn send(&self, message: &Message, file_stem: &str) -> Result<(), SendError> {
+        match self {
+            Transport::Smtp(smtp) => smtp.send(message.clone()).await.map(|_| ()).map_err(|e| {
+                let text = e.to_string();
+                if e.is_permanent() {
+                    SendError::Permanent(text)
+                } else {
+                    SendError::Temporary(text)
+                }
+            }),
+            Transport::Files(dir) => write_eml(dir, file_stem, &message.formatted()).await,
+        }
+    }
+}
+
+/// Written under a temporary name and renamed, so a reader never sees half a message.
+async fn write_eml(dir: &std::path::Path, stem: &str, bytes: &[u8]) -> Result<(), SendError> {
+    let dir = dir.to_path_buf();
+    let stem = stem.to_string();
+    let bytes = bytes.to_vec();
+    tokio::task::spawn_blocking(move || {
+        std::fs::create_dir_all(&dir)?;
+        let tmp = dir.join(format!(".{stem}.eml.tmp"));
+        std::fs::write(&tmp, &bytes)?;
+        std::fs::rename(&tmp, dir.join(format!("{stem}.eml")))
+    })
+    .await
+    .map_err(|e| SendError::Temporary(e.to_string()))?
+    .map_err(|e| SendError::Temporary(format!("writing the .eml file: {e}")))
+}
+
+/// The parts of an outgoing message, as the outbox row has them.
+pub struct Outgoing<'a> {
+    pub from: &'a str,
+    pub to: &'a str,
+    pub subject: &'a str,
+    pub body: &'a str,
+    pub message_id: &'a str,
+    pub in_reply_to: Option<&'a str>,
+    pub references: Option<&'a str>,
+    pub auto_submitted: Option<&'a str>,
+}
+
+/// Builds the RFC 5322 message. A recipient that is not an address can never be delivered.
+pub fn build_message(m: &Outgoing) -> Result<Message, SendError> {
+    let from: Mailbox = format!("Account recovery support <{}>", m.from)
+        .parse()
+        .map_err(|e| SendError::Permanent(format!("support address {:?}: {e}", m.from)))?;
+    let to: Mailbox =
+        m.to.parse()
+            .map_err(|e| SendError::Permanent(format!("recipient {:?}: {e}", m.to)))?;
+    let mut builder = Message::builder()
+        .from(from.clone())
+        .reply_to(from)
+        .to(to)
+        .subject(m.subject)
+        .message_id(Some(m.message_id.to_string()))
+        .header(ContentType::TEXT_PLAIN);
+    if let Some(parent) = m.in_reply_to {
+        builder = builder.in_reply_to(parent.to_string());
+    }
+    if let Some(references) = m.references {
+        builder = builder.references(references.to_string());
+    }
+    if let Some(kind) = m.auto_submitted {
+        // RFC 3834: tells other robots not to answer, and Exchange to hold its out-of-office.
+        builder = builder
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("Auto-Submitted"),
+                kind.to_string(),
+            ))
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("X-Auto-Response-Suppress"),
+                "All".into(),
+            ));
+    }
+    builder
+        .body(m.body.to_string())
+        .map_err(|e| SendError::Permanent(format!("building the message: {e}")))
+}
