@@ -253,6 +253,29 @@ impl TestApp {
             .status()
     }
 
+    /// A mail sender on this app's database, as `serve` runs one.
+    pub fn sender(&self) -> recoverydesk::mail::outbound::sender::Sender {
+        let transport = recoverydesk::mail::outbound::transport::Transport::from_settings(&self.desk.settings)
+            .expect("the test transport is valid");
+        recoverydesk::mail::outbound::sender::Sender::new(self.pool.clone(), self.desk.clone(), transport)
+    }
+
+    /// Delivers what is due `seconds_from_now` seconds from now.
+    pub async fn deliver(&self, seconds_from_now: i64) -> recoverydesk::mail::outbound::sender::DeliveryReport {
+        let at = db::now() + chrono::Duration::seconds(seconds_from_now);
+        self.sender().deliver_due(at, 50).await.expect("delivery runs")
+    }
+
+    /// Outbox rows as (template, recipient, status, attempts, last_error).
+    pub fn outbox_status(&self) -> Vec<(String, String, String, i32, Option<String>)> {
+        let mut conn = self.conn();
+        db::outbox::all(&mut conn)
+            .expect("outbox")
+            .into_iter()
+            .map(|r| (r.template, r.recipient, r.status, r.attempts, r.last_error))
+            .collect()
+    }
+
     pub fn raw_conn(&self) -> AnyConnection {
         use diesel::Connection;
         match db::DatabaseUrl::parse(&self.database_url).expect("url") {

@@ -2,6 +2,7 @@
 //! PostgreSQL database of its own (when TEST_DATABASE_URL is set). One test binary.
 
 mod helpers;
+mod smtp_capture;
 
 mod account_terminated;
 mod banned;
@@ -11,4 +12,6 @@ mod forgot_username;
 mod health_and_auth;
 mod ip_lockout;
 mod login_and_general;
+mod mail_templates;
+mod outbound_mail;
 mod tickets;

@@ -150,10 +150,86 @@ pub fn render(template: &str, c: &MailContext) -> Result<Rendered, String> {
         "redaction_notice" => "We removed a secret from your message: please rotate it".to_string(),
         _ => format!("Re: {}", c.ticket_subject),
     };
+    let text = tidy(&text);
+    // An agent's words keep the agent's line breaks; our own prose is wrapped so mail stays
+    // plain 7-bit text that every client (and a newcomer's text editor) shows as written.
+    let text = if template == "agent_reply" {
+        text
+    } else {
+        reflow(&text, WRAP_WIDTH)
+    };
     Ok(Rendered {
         subject: format!("[{}] {}", c.ticket_ref, title),
-        text: tidy(&text),
+        text,
     })
+}
+
+/// Lines of our own mail text stay within this width (RFC 5322 recommends 78).
+pub const WRAP_WIDTH: usize = 72;
+
+/// Rewraps each paragraph to `width`. A list item ("- ", "1. ") starts a new item whose
+/// continuation lines are indented under its text; a line ending with ':' and a line that is a
+/// link stand alone, so links are never broken or joined to prose.
+pub fn reflow(text: &str, width: usize) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 16);
+    let mut item: Vec<&str> = vec![];
+    let mut indent = 0usize;
+    let mut previous_stands_alone = false;
+    for line in text.lines() {
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() || line == "-- " {
+            wrap_item(&mut item, indent, width, &mut out);
+            out.push_str(line);
+            out.push('\n');
+            previous_stands_alone = line == "-- ";
+            continue;
+        }
+        let marker = list_marker(trimmed);
+        let is_link = trimmed.starts_with("http://") || trimmed.starts_with("https://");
+        if marker.is_some() || is_link || previous_stands_alone || item.is_empty() {
+            wrap_item(&mut item, indent, width, &mut out);
+            indent = line.len() - trimmed.len() + marker.unwrap_or(0);
+        }
+        item.push(line);
+        previous_stands_alone = is_link || trimmed.ends_with(':');
+        if previous_stands_alone {
+            wrap_item(&mut item, indent, width, &mut out);
+        }
+    }
+    wrap_item(&mut item, indent, width, &mut out);
+    out
+}
+
+/// Writes the lines of one paragraph or list item, rewrapped, and empties `item`.
+fn wrap_item(item: &mut Vec<&str>, indent: usize, width: usize, out: &mut String) {
+    let Some(first) = item.first() else { return };
+    let mut line = first[..first.len() - first.trim_start().len()].to_string();
+    let mut line_has_word = false;
+    for word in item.iter().flat_map(|l| l.split_whitespace()) {
+        if line_has_word && line.chars().count() + 1 + word.chars().count() > width {
+            out.push_str(&line);
+            out.push('\n');
+            line = " ".repeat(indent);
+            line_has_word = false;
+        }
+        if line_has_word {
+            line.push(' ');
+        }
+        line.push_str(word);
+        line_has_word = true;
+    }
+    out.push_str(&line);
+    out.push('\n');
+    item.clear();
+}
+
+/// The width of a list marker ("- ", "12. ") at the start of a line, if there is one.
+fn list_marker(line: &str) -> Option<usize> {
+    if line.starts_with("- ") {
+        return Some(2);
+    }
+    let digits = line.chars().take_while(char::is_ascii_digit).count();
+    (digits > 0 && line[digits..].starts_with(". ")).then_some(digits + 2)
 }
 
 /// Template control lines leave blank runs; mail reads better with at most one blank line.
@@ -175,4 +251,30 @@ fn tidy(text: &str) -> String {
         out.push('\n');
     }
     out.trim_start_matches('\n').to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reflow_wraps_prose_and_keeps_links_lists_and_signature() {
+        let text = "A fairly long sentence that goes on and on, well past the width we allow for mail lines,\nand continues here.\n\n1. A list item that is also long enough to need wrapping when the width is small.\n- Dash item\n\nSee:\nhttps://desk.example/t/AVeryLongTokenThatMustNeverBeBrokenAcrossLinesBecauseItIsALink\n-- \nSupport\n";
+        let out = reflow(text, 40);
+        assert!(
+            out.lines()
+                .all(|l| l.chars().count() <= 40 || l.starts_with("https://")),
+            "{out}"
+        );
+        assert!(
+            out.contains("\nhttps://desk.example/t/AVeryLongTokenThatMustNeverBeBrokenAcrossLinesBecauseItIsALink\n")
+        );
+        assert!(
+            out.contains("\n   to need"),
+            "list continuation indented under its text: {out}"
+        );
+        assert!(out.contains("\n-- \nSupport\n"), "{out}");
+        assert!(out.contains("See:\n"), "{out}");
+        assert_eq!(reflow(&out, 40), out, "reflowing is stable");
+    }
 }
