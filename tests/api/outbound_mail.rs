@@ -344,10 +344,13 @@ async fn two_senders(app: TestApp) {
             open_ticket(&mut conn, &app.desk, request).unwrap();
         }
     }
-    let (a, b) = (app.sender(), app.sender());
+    // Two senders on two runtime threads, racing for the same rows.
     let now = recoverydesk::db::now();
-    let (ra, rb) = tokio::join!(a.deliver_due(now, 7), b.deliver_due(now, 7));
-    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    let (a, b) = (app.sender(), app.sender());
+    let first = tokio::spawn(async move { a.deliver_due(now, 7).await });
+    let second = tokio::spawn(async move { b.deliver_due(now, 7).await });
+    let (ra, rb) = (first.await.unwrap().unwrap(), second.await.unwrap().unwrap());
+    assert!(ra.sent > 0 && rb.sent > 0, "both senders took part: {ra:?} {rb:?}");
     assert_eq!(ra.sent + rb.sent, 200, "{ra:?} {rb:?}");
     let mails = smtp.messages();
     let mut ids: Vec<String> = mails.iter().map(|m| m.header("Message-ID").unwrap()).collect();
@@ -524,4 +527,66 @@ async fn a_packaged_smtp_server_receives_our_mail_intact() {
         parsed.body_text(0).unwrap().contains("Username: Ünïcode user"),
         "UTF-8 survives the trip"
     );
+}
+
+both_backends!(
+    answers_thread_to_the_customers_latest_message,
+    answers_thread_to_latest_message
+);
+
+async fn answers_thread_to_latest_message(app: TestApp) {
+    let (app, smtp) = with_capture(app).await;
+    let t = app
+        .create_ticket(json!({"kind": "general", "requester": "thread@x.test", "subject": "Help"}))
+        .await;
+    let r = reference(&t);
+    let number: i64 = r.trim_start_matches("RD-").parse().unwrap();
+    {
+        // The customer's mail, as inbound ingestion stores it.
+        let mut conn = app.conn();
+        for id in ["<first@customer.test>", "<second@customer.test>"] {
+            recoverydesk::db::tickets::insert_message(
+                &mut conn,
+                &recoverydesk::db::tickets::NewMessage {
+                    ticket_id: number,
+                    direction: "in",
+                    sender_role: "requester",
+                    from_address: Some("thread@x.test"),
+                    to_address: None,
+                    subject: "Help",
+                    body: "hello?",
+                    body_html: None,
+                    message_id: Some(id),
+                    content_hash: None,
+                    auto_generated: false,
+                },
+            )
+            .unwrap();
+        }
+    }
+    app.post(
+        &format!("/api/v1/tickets/{r}/replies"),
+        &json!({"body": "Here to help."}),
+    )
+    .await;
+    app.act(&r, "reclassify", json!({"kind": "login_help"})).await;
+    app.deliver(0).await;
+    let mails = smtp.messages();
+    let reply = mails
+        .iter()
+        .find(|m| m.text().starts_with("Here to help."))
+        .expect("the agent's reply");
+    assert_eq!(reply.header("In-Reply-To").as_deref(), Some("<second@customer.test>"));
+    assert_eq!(reply.header("References").as_deref(), Some("<second@customer.test>"));
+    assert_eq!(reply.header("Auto-Submitted"), None);
+    assert!(reply.header("Subject").unwrap().starts_with(&format!("[{r}] Re: Help")));
+    let automatic = mails
+        .iter()
+        .filter(|m| m.header("In-Reply-To").is_some() && m.header("Auto-Submitted").is_some())
+        .count();
+    assert!(automatic >= 1, "automatic answers to a message say auto-replied");
+    assert!(mails.iter().filter(|m| m.header("Auto-Submitted").is_some()).all(|m| {
+        let kind = m.header("Auto-Submitted").unwrap();
+        (kind == "auto-replied") == m.header("In-Reply-To").is_some()
+    }));
 }
