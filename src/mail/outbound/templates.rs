@@ -168,8 +168,8 @@ pub fn render(template: &str, c: &MailContext) -> Result<Rendered, String> {
 pub const WRAP_WIDTH: usize = 72;
 
 /// Rewraps each paragraph to `width`. A list item ("- ", "1. ") starts a new item whose
-/// continuation lines are indented under its text; a line ending with ':' and a line that is a
-/// link stand alone, so links are never broken or joined to prose.
+/// continuation lines are indented under its text; a link stands on a line of its own, so it is
+/// never broken or joined to prose.
 pub fn reflow(text: &str, width: usize) -> String {
     let mut out = String::with_capacity(text.len() + text.len() / 16);
     let mut item: Vec<&str> = vec![];
@@ -191,7 +191,7 @@ pub fn reflow(text: &str, width: usize) -> String {
             indent = line.len() - trimmed.len() + marker.unwrap_or(0);
         }
         item.push(line);
-        previous_stands_alone = is_link || trimmed.ends_with(':');
+        previous_stands_alone = is_link;
         if previous_stands_alone {
             wrap_item(&mut item, indent, width, &mut out);
         }
