@@ -211,6 +211,42 @@ pub struct NewMessage<'a> {
     pub auto_generated: bool,
 }
 
+impl<'a> NewMessage<'a> {
+    /// An internal note: agents only, never mailed.
+    pub fn note(ticket_id: i64, body: &'a str) -> Self {
+        NewMessage {
+            ticket_id,
+            direction: "note",
+            sender_role: "agent",
+            from_address: None,
+            to_address: None,
+            subject: "",
+            body,
+            body_html: None,
+            message_id: None,
+            content_hash: None,
+            auto_generated: false,
+        }
+    }
+
+    /// The customer's own words (a form, or an agent typing what a customer said on the phone).
+    pub fn from_requester(ticket_id: i64, from: &'a str, subject: &'a str, body: &'a str) -> Self {
+        NewMessage {
+            ticket_id,
+            direction: "in",
+            sender_role: "requester",
+            from_address: Some(from),
+            to_address: None,
+            subject,
+            body,
+            body_html: None,
+            message_id: None,
+            content_hash: None,
+            auto_generated: false,
+        }
+    }
+}
+
 pub fn insert_message(conn: &mut AnyConnection, m: &NewMessage) -> QueryResult<i64> {
     diesel::insert_into(messages::table)
         .values((

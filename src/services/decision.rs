@@ -184,22 +184,7 @@ pub(crate) fn commit(
                 ));
             }
             Effect::Note { body } => {
-                let message_id = tickets::insert_message(
-                    conn,
-                    &tickets::NewMessage {
-                        ticket_id: row.id,
-                        direction: "note",
-                        sender_role: "agent",
-                        from_address: None,
-                        to_address: None,
-                        subject: "",
-                        body,
-                        body_html: None,
-                        message_id: None,
-                        content_hash: None,
-                        auto_generated: false,
-                    },
-                )?;
+                let message_id = tickets::insert_message(conn, &tickets::NewMessage::note(row.id, body))?;
                 after.push(AfterEvent::Note(message_id));
             }
             Effect::Flag { reason } => {

@@ -126,19 +126,7 @@ pub fn open_ticket(conn: &mut AnyConnection, desk: &Desk, req: OpenTicket) -> Re
         ticket_rows::insert_event(conn, row.id, "created", &actor, &created, None)?;
         let message_id = ticket_rows::insert_message(
             conn,
-            &NewMessage {
-                ticket_id: row.id,
-                direction: "in",
-                sender_role: "requester",
-                from_address: Some(req.requester.as_str()),
-                to_address: None,
-                subject: &subject,
-                body: &body,
-                body_html: None,
-                message_id: None,
-                content_hash: None,
-                auto_generated: false,
-            },
+            &NewMessage::from_requester(row.id, req.requester.as_str(), &subject, &body),
         )?;
         ticket_rows::insert_event(
             conn,
@@ -345,22 +333,7 @@ pub fn add_reply(
             )?;
         }
         if internal {
-            let message_id = ticket_rows::insert_message(
-                conn,
-                &NewMessage {
-                    ticket_id: row.id,
-                    direction: "note",
-                    sender_role: "agent",
-                    from_address: None,
-                    to_address: None,
-                    subject: "",
-                    body: &body,
-                    body_html: None,
-                    message_id: None,
-                    content_hash: None,
-                    auto_generated: false,
-                },
-            )?;
+            let message_id = ticket_rows::insert_message(conn, &NewMessage::note(row.id, &body))?;
             ticket_rows::insert_event(
                 conn,
                 row.id,

@@ -253,6 +253,37 @@ impl TestApp {
             .status()
     }
 
+    /// Opens a `general` ticket through the service itself, as a channel would (mail, say).
+    pub fn open_direct(
+        &self,
+        requester: &str,
+        subject: &str,
+        channel: recoverydesk::services::tickets::Channel,
+    ) -> i64 {
+        use recoverydesk::services::tickets::{OpenTicket, open_ticket};
+        let request = OpenTicket {
+            kind: recoverydesk::domain::ticket::Kind::General,
+            requester: recoverydesk::domain::email_address::EmailAddress::parse(requester).expect("a valid address"),
+            subject: subject.to_string(),
+            body: "hello".into(),
+            account: None,
+            current_ip: None,
+            tried_from: None,
+            attempts_outcome: None,
+            smtp_username: None,
+            failed_at: None,
+            problem: None,
+            error_text: None,
+            channel,
+            actor: recoverydesk::services::Actor::System,
+        };
+        let mut conn = self.conn();
+        open_ticket(&mut conn, &self.desk, request)
+            .expect("the ticket opens")
+            .ticket
+            .id
+    }
+
     /// A mail sender on this app's database, as `serve` runs one.
     pub fn sender(&self) -> recoverydesk::mail::outbound::sender::Sender {
         let transport = recoverydesk::mail::outbound::transport::Transport::from_settings(&self.desk.settings)

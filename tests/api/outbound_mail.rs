@@ -320,29 +320,12 @@ async fn permanent_failure(app: TestApp) {
 
 async fn two_senders(app: TestApp) {
     let (app, smtp) = with_capture(app).await;
-    {
-        use recoverydesk::services::tickets::{Channel, OpenTicket, open_ticket};
-        let mut conn = app.conn();
-        for i in 0..200 {
-            let request = OpenTicket {
-                kind: recoverydesk::domain::ticket::Kind::General,
-                requester: recoverydesk::domain::email_address::EmailAddress::parse(&format!("bulk{i}@x.test"))
-                    .unwrap(),
-                subject: format!("bulk {i}"),
-                body: String::new(),
-                account: None,
-                current_ip: None,
-                tried_from: None,
-                attempts_outcome: None,
-                smtp_username: None,
-                failed_at: None,
-                problem: None,
-                error_text: None,
-                channel: Channel::Api,
-                actor: recoverydesk::services::Actor::System,
-            };
-            open_ticket(&mut conn, &app.desk, request).unwrap();
-        }
+    for i in 0..200 {
+        app.open_direct(
+            &format!("bulk{i}@x.test"),
+            &format!("bulk {i}"),
+            recoverydesk::services::tickets::Channel::Api,
+        );
     }
     // Two senders on two runtime threads, racing for the same rows.
     let now = recoverydesk::db::now();
@@ -402,7 +385,6 @@ async fn without_smtp_mail_is_written_as_eml_files_a_newcomer_can_read() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn robots_and_repeated_mail_senders_get_no_automatic_answer() {
-    use recoverydesk::services::tickets::{Channel, OpenTicket, open_ticket};
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
     let t = app
         .create_ticket(json!({"kind": "general", "requester": "MAILER-DAEMON@x.test"}))
@@ -417,27 +399,14 @@ async fn robots_and_repeated_mail_senders_get_no_automatic_answer() {
     );
 
     // Mail opened tickets: at most 3 acknowledgements per sender per 24 hours.
-    let mut conn = app.conn();
     let mut suppressed = 0;
     for i in 0..5 {
-        let request = OpenTicket {
-            kind: recoverydesk::domain::ticket::Kind::General,
-            requester: recoverydesk::domain::email_address::EmailAddress::parse("chatty@x.test").unwrap(),
-            subject: format!("message {i}"),
-            body: "hello".into(),
-            account: None,
-            current_ip: None,
-            tried_from: None,
-            attempts_outcome: None,
-            smtp_username: None,
-            failed_at: None,
-            problem: None,
-            error_text: None,
-            channel: Channel::Mail,
-            actor: recoverydesk::services::Actor::System,
-        };
-        let opened = open_ticket(&mut conn, &app.desk, request).unwrap();
-        let events = recoverydesk::db::tickets::events_of(&mut conn, opened.ticket.id).unwrap();
+        let id = app.open_direct(
+            "chatty@x.test",
+            &format!("message {i}"),
+            recoverydesk::services::tickets::Channel::Mail,
+        );
+        let events = recoverydesk::db::tickets::events_of(&mut app.conn(), id).unwrap();
         suppressed += events
             .iter()
             .filter(|e| e.event_type == "auto_reply_suppressed")
