@@ -21,6 +21,7 @@ pub struct Settings {
     pub max_message_bytes: u64,
     pub auth_log_retention_days: u32,
     pub secret_key: Option<String>,
+    pub form_rate_limit: u32,
     /// Whether `serve` runs the outbox sender (tests drive it themselves).
     pub run_mail_sender: bool,
 }
@@ -64,6 +65,7 @@ impl Settings {
             max_message_bytes: o.max_message_bytes,
             auth_log_retention_days: o.auth_log_retention_days,
             secret_key: o.secret_key.clone().filter(|k| !k.is_empty()),
+            form_rate_limit: o.form_rate_limit.max(1),
             run_mail_sender: true,
         })
     }

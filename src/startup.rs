@@ -70,6 +70,7 @@ impl Application {
                 .wrap(middleware::Logger::new("%a \"%r\" %s %Dms").exclude("/healthz"))
                 .configure(web::configure)
                 .route("/static/css/site.css", actix_web::web::get().to(stylesheet))
+                .default_service(actix_web::web::to(web::portal::default_not_found))
         })
         .listen(listener)
         .map_err(|e| ServiceError::Invalid(e.to_string()))?

@@ -5,6 +5,7 @@ pub mod agents;
 pub mod outbox;
 pub mod schema;
 pub mod settings;
+pub mod submissions;
 pub mod tickets;
 
 use chrono::{NaiveDateTime, SubsecRound};

@@ -200,3 +200,18 @@ diesel::allow_tables_to_appear_in_same_query!(
     email_challenges,
     outbox,
 );
+
+diesel::table! {
+    form_submissions (id) {
+        id -> BigInt,
+        kind -> Text,
+        client_ip -> Text,
+        email_normalized -> Text,
+        ticket_id -> BigInt,
+        attached -> Bool,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(form_submissions -> tickets (ticket_id));
+diesel::allow_tables_to_appear_in_same_query!(form_submissions, tickets);

@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod agents;
 mod decision;
+pub mod portal;
 pub mod redaction;
 pub mod tickets;
 pub mod view;

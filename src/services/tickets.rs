@@ -59,6 +59,15 @@ pub struct Opened {
 }
 
 pub fn open_ticket(conn: &mut AnyConnection, desk: &Desk, req: OpenTicket) -> Result<Opened, ServiceError> {
+    db::write_transaction(conn, |conn| open_ticket_in_transaction(conn, desk, req))
+}
+
+/// Opens a ticket inside the caller's transaction.
+pub(crate) fn open_ticket_in_transaction(
+    conn: &mut AnyConnection,
+    desk: &Desk,
+    req: OpenTicket,
+) -> Result<Opened, ServiceError> {
     let mut scrub = Scrubber::default();
     let subject = {
         let s = scrub.scrub(req.subject.trim());
@@ -72,7 +81,7 @@ pub fn open_ticket(conn: &mut AnyConnection, desk: &Desk, req: OpenTicket) -> Re
     // customer may paste "user:password" into it.
     let smtp_username = scrub.scrub_opt(req.smtp_username.as_deref());
 
-    db::write_transaction(conn, |conn| {
+    {
         let account = match req.account.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
             Some(reference) => accounts::resolve(conn, reference)?,
             None => None,
@@ -175,7 +184,7 @@ pub fn open_ticket(conn: &mut AnyConnection, desk: &Desk, req: OpenTicket) -> Re
         });
         let ticket = commit(conn, desk, &loaded, decision, "open", &req.actor, json!({}))?;
         Ok(Opened { ticket, status_token })
-    })
+    }
 }
 
 /// Applies a named action with JSON parameters. Policy refusals are written to the event log
@@ -188,50 +197,63 @@ pub fn apply_action(
     params: &Value,
     actor: &Actor,
 ) -> Result<TicketRow, ServiceError> {
-    let outcome = db::write_transaction(conn, |conn| -> Result<Result<TicketRow, Refusal>, ServiceError> {
-        let loaded = Loaded::load(conn, ticket_id)?;
-        let name = match ActionName::parse(name) {
-            Ok(n) => n,
-            Err(refusal) => return Ok(Err(refusal)),
-        };
-        let view = loaded.view();
-        if let Err(refusal) = workflow::check(&view, name) {
-            log_refusal(conn, &loaded, name.as_str(), &refusal, actor)?;
-            return Ok(Err(refusal));
-        }
-        let action = match Action::parse(name, params) {
-            Ok(a) => a,
-            Err(refusal) => return Ok(Err(refusal)),
-        };
-        let action = scrub_action(action);
-        let target = match &action {
-            Action::LinkAccount { account_id } | Action::SendUsername { account_id } => {
-                accounts::load_view(conn, account_id)?
-            }
-            _ => None,
-        };
-        let requester_accounts: Vec<AccountView> = match &action {
-            Action::Reclassify { .. } => accounts::views_by_email(conn, &loaded.row.requester)?,
-            _ => vec![],
-        };
-        let ctx = Context {
-            target_account: target.as_ref(),
-            requester_accounts: &requester_accounts,
-        };
-        match workflow::decide(&view, &action, &ctx) {
-            Ok(decision) => {
-                let details = action_details(&action);
-                commit(conn, desk, &loaded, decision, name.as_str(), actor, details).map(Ok)
-            }
-            Err(refusal) => {
-                if refusal.code.is_policy_refusal() {
-                    log_refusal(conn, &loaded, name.as_str(), &refusal, actor)?;
-                }
-                Ok(Err(refusal))
-            }
-        }
+    let outcome = db::write_transaction(conn, |conn| {
+        apply_action_in_transaction(conn, desk, ticket_id, name, params, actor)
     })?;
     outcome.map_err(ServiceError::Refused)
+}
+
+/// Applies an action inside the caller's transaction. A refusal is an `Ok(Err(_))` so that the
+/// refusal event written here is committed with the rest.
+pub(crate) fn apply_action_in_transaction(
+    conn: &mut AnyConnection,
+    desk: &Desk,
+    ticket_id: i64,
+    name: &str,
+    params: &Value,
+    actor: &Actor,
+) -> Result<Result<TicketRow, Refusal>, ServiceError> {
+    let loaded = Loaded::load(conn, ticket_id)?;
+    let name = match ActionName::parse(name) {
+        Ok(n) => n,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    let view = loaded.view();
+    if let Err(refusal) = workflow::check(&view, name) {
+        log_refusal(conn, &loaded, name.as_str(), &refusal, actor)?;
+        return Ok(Err(refusal));
+    }
+    let action = match Action::parse(name, params) {
+        Ok(a) => a,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    let action = scrub_action(action);
+    let target = match &action {
+        Action::LinkAccount { account_id } | Action::SendUsername { account_id } => {
+            accounts::load_view(conn, account_id)?
+        }
+        _ => None,
+    };
+    let requester_accounts: Vec<AccountView> = match &action {
+        Action::Reclassify { .. } => accounts::views_by_email(conn, &loaded.row.requester)?,
+        _ => vec![],
+    };
+    let ctx = Context {
+        target_account: target.as_ref(),
+        requester_accounts: &requester_accounts,
+    };
+    match workflow::decide(&view, &action, &ctx) {
+        Ok(decision) => {
+            let details = action_details(&action);
+            commit(conn, desk, &loaded, decision, name.as_str(), actor, details).map(Ok)
+        }
+        Err(refusal) => {
+            if refusal.code.is_policy_refusal() {
+                log_refusal(conn, &loaded, name.as_str(), &refusal, actor)?;
+            }
+            Ok(Err(refusal))
+        }
+    }
 }
 
 fn log_refusal(
@@ -464,4 +486,118 @@ pub fn refuse_tickets_of_banned(
         }
     }
     Ok(refused)
+}
+
+/// The customer's own reply (status page). Reopens a resolved ticket as SPEC §3 step 4 says;
+/// a refused one keeps its state.
+pub fn customer_reply(
+    conn: &mut AnyConnection,
+    desk: &Desk,
+    ticket_id: i64,
+    body: &str,
+) -> Result<TicketRow, ServiceError> {
+    if body.trim().is_empty() {
+        return Err(ServiceError::Invalid("body: write a few words".into()));
+    }
+    db::write_transaction(conn, |conn| append_customer_words(conn, desk, ticket_id, body, "web"))
+}
+
+/// Appends the requester's words to a ticket (a reply, or a repeated form) with redaction and
+/// the reopen rules, inside the caller's transaction.
+pub(crate) fn append_customer_words(
+    conn: &mut AnyConnection,
+    desk: &Desk,
+    ticket_id: i64,
+    body: &str,
+    channel: &str,
+) -> Result<TicketRow, ServiceError> {
+    let mut scrub = Scrubber::default();
+    let body = scrub.scrub(body);
+    let loaded = Loaded::load(conn, ticket_id)?;
+    let row = &loaded.row;
+    let actor = Actor::Customer {
+        email: row.requester.clone(),
+    };
+    let subject = format!("Re: {}", row.subject);
+    let message_id = ticket_rows::insert_message(
+        conn,
+        &NewMessage::from_requester(row.id, &row.requester, &subject, &body),
+    )?;
+    ticket_rows::insert_event(
+        conn,
+        row.id,
+        "message_in",
+        &actor.label(),
+        &json!({"channel": channel}),
+        Some(message_id),
+    )?;
+    if !scrub.found.is_empty() {
+        ticket_rows::insert_event(
+            conn,
+            row.id,
+            "redaction",
+            "system",
+            &json!({"kinds": scrub.kinds(), "source": "customer"}),
+            None,
+        )?;
+        super::decision::enqueue(
+            conn,
+            desk,
+            row,
+            &row.requester,
+            MailTemplate::RedactionNotice,
+            json!({"kinds": scrub.kinds()}),
+        )?;
+    }
+    let next = conversation::after_customer_message(
+        loaded.kind(),
+        loaded.state(),
+        conversation::Sender::Requester,
+        false,
+        row.attempts_on_record,
+    );
+    match next {
+        Some(state) => {
+            let decision = workflow::Decision {
+                kind: loaded.kind(),
+                state,
+                state_reason: None,
+                effects: vec![],
+            };
+            commit(conn, desk, &loaded, decision, "customer_reply", &actor, json!({}))
+        }
+        None => Ok(row.clone()),
+    }
+}
+
+/// What the email-challenge page shows before any answer: the request and the address that
+/// asked, so the mailbox owner can tell whether it was them. Reading it changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChallengePreview {
+    Open { ticket_ref: String, requester: String },
+    Closed(ChallengeOutcome),
+}
+
+pub fn preview_email_challenge(
+    conn: &mut AnyConnection,
+    desk: &Desk,
+    token: &str,
+) -> Result<ChallengePreview, ServiceError> {
+    if !crate::crypto::looks_like_token(token) {
+        return Ok(ChallengePreview::Closed(ChallengeOutcome::UnknownToken));
+    }
+    let Some(challenge) = ticket_rows::find_challenge(conn, &crate::crypto::sha256_hex(token))? else {
+        return Ok(ChallengePreview::Closed(ChallengeOutcome::UnknownToken));
+    };
+    if challenge.used_at.is_some() {
+        return Ok(ChallengePreview::Closed(ChallengeOutcome::AlreadyUsed));
+    }
+    if challenge.expires_at < db::now() {
+        return Ok(ChallengePreview::Closed(ChallengeOutcome::Expired));
+    }
+    let row = ticket_rows::find(conn, challenge.ticket_id)?.ok_or_else(|| ServiceError::NotFound("ticket".into()))?;
+    Ok(ChallengePreview::Open {
+        ticket_ref: desk.ticket_ref(row.id),
+        requester: row.requester,
+    })
 }

@@ -38,7 +38,35 @@ impl AppState {
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(health::healthz))
+    cfg.route("/", web::get().to(portal::show_help_centre))
+        .route(
+            "/help/forgot-username",
+            web::get().to(portal::forms::show_forgot_username),
+        )
+        .route(
+            "/help/forgot-username",
+            web::post().to(portal::forms::submit_forgot_username),
+        )
+        .route("/help/ip-lockout", web::get().to(portal::forms::show_ip_lockout))
+        .route("/help/ip-lockout", web::post().to(portal::forms::submit_ip_lockout))
+        .route(
+            "/help/account-terminated",
+            web::get().to(portal::forms::show_account_terminated),
+        )
+        .route(
+            "/help/account-terminated",
+            web::post().to(portal::forms::submit_account_terminated),
+        )
+        .route("/help/login", web::get().to(portal::forms::show_login))
+        .route("/help/login", web::post().to(portal::forms::submit_login))
+        .route("/help/submitted", web::get().to(portal::forms::show_submitted))
+        .route("/t/{token}", web::get().to(portal::status::show_status))
+        .route("/t/{token}/reply", web::post().to(portal::status::post_reply))
+        .route(
+            "/t/{token}/allowlisted-attempts",
+            web::post().to(portal::status::post_attempts),
+        )
+        .route("/healthz", web::get().to(health::healthz))
         .route("/verify/{token}", web::get().to(portal::verify::show_challenge))
         .route("/verify/{token}", web::post().to(portal::verify::confirm_challenge))
         .service(

@@ -65,6 +65,26 @@ impl FromRequest for ApiAgent {
     }
 }
 
+/// The customer's address: the socket peer, or — only when the peer is a trusted proxy — the
+/// nearest address in `X-Forwarded-For` that is not itself a trusted proxy.
+pub fn client_ip(req: &HttpRequest, trusted: &[ip_network::IpNetwork]) -> Option<std::net::IpAddr> {
+    let peer = req.peer_addr()?.ip().to_canonical();
+    let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|net| net.contains(*ip));
+    if !is_trusted(&peer) {
+        return Some(peer);
+    }
+    let forwarded: Vec<std::net::IpAddr> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|part| part.trim().parse::<std::net::IpAddr>().ok())
+        .map(|ip| ip.to_canonical())
+        .collect();
+    // Each proxy appends the address it saw: walk back from the nearest until one is not ours.
+    Some(forwarded.into_iter().rev().find(|ip| !is_trusted(ip)).unwrap_or(peer))
+}
+
 /// Headers on every response: no framing, no sniffing, no inline script, no referrer leaks of
 /// status-page tokens.
 pub fn security_headers() -> DefaultHeaders {

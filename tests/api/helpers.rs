@@ -113,6 +113,24 @@ impl TestApp {
         Self::spawn_with(backend, &[]).await
     }
 
+    pub fn backend(&self) -> Backend {
+        if self.pg_database.is_some() {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        }
+    }
+
+    /// A fresh app on the same backend with other settings (the scenario macro spawns with
+    /// the defaults).
+    pub async fn respawn_with(self, extra: &[(&str, &str)]) -> TestApp {
+        let backend = self.backend();
+        drop(self);
+        TestApp::spawn_with(backend, extra)
+            .await
+            .expect("the backend was available a moment ago")
+    }
+
     pub async fn spawn_with(backend: Backend, extra: &[(&str, &str)]) -> Option<TestApp> {
         let dir = tempfile::tempdir().expect("temp dir");
         let (database_url, pg_database) = match backend {
@@ -282,6 +300,54 @@ impl TestApp {
             .expect("the ticket opens")
             .ticket
             .id
+    }
+
+    /// Posts a customer form (no token: customers have none). Returns status, Location, body.
+    pub async fn form(&self, path: &str, fields: &[(&str, &str)]) -> (StatusCode, Option<String>, String) {
+        self.form_from(path, fields, None).await
+    }
+
+    /// The same, as relayed by a proxy that says the client is `forwarded_for`.
+    pub async fn form_from(
+        &self,
+        path: &str,
+        fields: &[(&str, &str)],
+        forwarded_for: Option<&str>,
+    ) -> (StatusCode, Option<String>, String) {
+        let mut request = self.client.post(format!("{}{path}", self.address)).form(fields);
+        if let Some(ip) = forwarded_for {
+            request = request.header("X-Forwarded-For", ip);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status();
+        let location = response
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        (status, location, response.text().await.unwrap_or_default())
+    }
+
+    /// A page, as a browser fetches it: status and body.
+    pub async fn page(&self, path: &str) -> (StatusCode, String) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .expect("request");
+        let status = response.status();
+        (status, response.text().await.unwrap_or_default())
+    }
+
+    /// The status-page path mailed to the requester of a ticket.
+    pub fn status_path_of(&self, reference: &str) -> String {
+        let url = self
+            .outbox_of(reference)
+            .into_iter()
+            .find_map(|(_, _, p)| p["status_url"].as_str().map(str::to_string))
+            .expect("a mail to the requester with the status link");
+        url[url.find("/t/").expect("a status path")..].to_string()
     }
 
     /// A mail sender on this app's database, as `serve` runs one.

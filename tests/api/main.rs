@@ -14,4 +14,6 @@ mod ip_lockout;
 mod login_and_general;
 mod mail_templates;
 mod outbound_mail;
+mod portal_forms;
+mod portal_status;
 mod tickets;

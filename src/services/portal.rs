@@ -1,0 +1,168 @@
+//! What the customer forms do: rate limits, attaching a repeat to its ticket, opening tickets.
+//! The answer is the same whatever the directory says (no account enumeration): every
+//! account-dependent outcome travels by mail, through the outbox.
+
+use super::tickets::{self, OpenTicket};
+use super::{Actor, Desk, ServiceError};
+use crate::db::{self, AnyConnection, submissions};
+use crate::domain::ticket::Kind;
+use crate::domain::workflow::MailTemplate;
+use serde_json::json;
+
+/// What the customer sees next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Submitted {
+    /// A ticket was opened, or the same request within the hour was attached to its ticket:
+    /// the customer cannot tell which (the answer page is the same).
+    Accepted { ticket_ref: String },
+    /// Too many submissions from this client address or for this email address.
+    RateLimited,
+}
+
+/// Accepts one valid form submission from `client_ip`.
+pub fn submit_form(
+    conn: &mut AnyConnection,
+    desk: &Desk,
+    request: OpenTicket,
+    client_ip: &str,
+) -> Result<Submitted, ServiceError> {
+    let limit = i64::from(desk.settings.form_rate_limit);
+    let email = request.requester.normalized();
+    let kind = request.kind;
+    db::write_transaction(conn, |conn| {
+        let (by_client, by_email) = submissions::recent_counts(conn, client_ip, &email)?;
+        if by_client >= limit || by_email >= limit {
+            return Ok(Submitted::RateLimited);
+        }
+        let (ticket_id, attached) = match submissions::recent_ticket(conn, kind.as_str(), &email)? {
+            Some(id) => {
+                attach(conn, desk, id, &request)?;
+                (id, true)
+            }
+            None => (
+                tickets::open_ticket_in_transaction(conn, desk, request)?.ticket.id,
+                false,
+            ),
+        };
+        submissions::record(conn, kind.as_str(), client_ip, &email, ticket_id, attached)?;
+        Ok(Submitted::Accepted {
+            ticket_ref: desk.ticket_ref(ticket_id),
+        })
+    })
+}
+
+/// The same request again: its words join the ticket, an ip_lockout learns the reported
+/// attempts, and the requester gets a neutral acknowledgement. Account-dependent mail is not
+/// sent again.
+fn attach(conn: &mut AnyConnection, desk: &Desk, ticket_id: i64, request: &OpenTicket) -> Result<(), ServiceError> {
+    let mut words = request.body.clone();
+    for (label, value) in [
+        ("Account", &request.account),
+        ("Tried from", &request.tried_from),
+        ("What happened", &request.attempts_outcome),
+        ("SMTP username", &request.smtp_username),
+        ("Failed at", &request.failed_at),
+        ("Error", &request.error_text),
+    ] {
+        if let Some(v) = value.as_deref().filter(|v| !v.trim().is_empty()) {
+            words.push_str(&format!("\n{label}: {v}"));
+        }
+    }
+    let words = if words.trim().is_empty() {
+        "(the same request, sent again)".to_string()
+    } else {
+        words
+    };
+    let row = tickets::append_customer_words(conn, desk, ticket_id, words.trim(), "web")?;
+    if request.kind == Kind::IpLockout
+        && let Some(tried_from) = request.tried_from.as_deref().filter(|t| !t.trim().is_empty())
+    {
+        let actor = Actor::Customer {
+            email: row.requester.clone(),
+        };
+        let params = json!({"tried_from": tried_from, "outcome": request.attempts_outcome.clone().unwrap_or_default()});
+        // Refused when the ticket is past that step: the words are on the ticket anyway.
+        let _ = tickets::apply_action_in_transaction(
+            conn,
+            desk,
+            ticket_id,
+            "record_allowlisted_attempts",
+            &params,
+            &actor,
+        )?;
+    }
+    let row = crate::db::tickets::find(conn, ticket_id)?.ok_or_else(|| ServiceError::NotFound("ticket".into()))?;
+    super::decision::enqueue(
+        conn,
+        desk,
+        &row,
+        &row.requester,
+        MailTemplate::Acknowledgement,
+        json!({}),
+    )
+}
+
+/// What the customer's status page shows: only their own messages and the mail sent to them,
+/// never internal notes, never what went to the account's registered address.
+#[derive(Debug, Clone)]
+pub struct StatusView {
+    pub ticket_id: i64,
+    pub ticket_ref: String,
+    pub subject: String,
+    pub kind: Kind,
+    pub state: crate::domain::ticket::State,
+    /// The requester is not the linked account's registered address: states that depend on
+    /// the account are told in neutral words.
+    pub neutral: bool,
+    pub thread: Vec<ThreadEntry>,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ThreadEntry {
+    pub from_you: bool,
+    pub at: String,
+    pub subject: String,
+    pub body: String,
+}
+
+/// The ticket a status-page token opens, if any (unknown and malformed tokens alike: none).
+pub fn status_view(conn: &mut AnyConnection, desk: &Desk, token: &str) -> Result<Option<StatusView>, ServiceError> {
+    if !crate::crypto::looks_like_token(token) {
+        return Ok(None);
+    }
+    let Some(row) = crate::db::tickets::find_by_token_hash(conn, &crate::crypto::sha256_hex(token))? else {
+        return Ok(None);
+    };
+    let neutral = match &row.account_id {
+        Some(id) => crate::db::accounts::find(conn, id)?
+            .is_none_or(|a| crate::domain::email_address::normalize(&a.email) != row.requester_normalized),
+        None => false,
+    };
+    let requester = &row.requester_normalized;
+    let thread = crate::db::tickets::messages_of(conn, row.id)?
+        .into_iter()
+        .filter(|m| {
+            let from = m.from_address.as_deref().map(crate::domain::email_address::normalize);
+            let to = m.to_address.as_deref().map(crate::domain::email_address::normalize);
+            (m.direction == "in" && m.sender_role == "requester" && from.as_ref() == Some(requester))
+                || (m.direction == "out" && to.as_ref() == Some(requester))
+        })
+        .map(|m| ThreadEntry {
+            from_you: m.direction == "in",
+            at: m.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+            subject: m.subject,
+            body: m.body,
+        })
+        .collect();
+    Ok(Some(StatusView {
+        ticket_id: row.id,
+        ticket_ref: desk.ticket_ref(row.id),
+        subject: row.subject.clone(),
+        kind: Kind::parse(&row.kind).unwrap_or(Kind::General),
+        state: crate::domain::ticket::State::parse(&row.state).unwrap_or(crate::domain::ticket::State::AwaitingAgent),
+        neutral,
+        thread,
+        created_at: row.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+    }))
+}
