@@ -336,3 +336,41 @@ async fn customer_pages_carry_the_security_headers_and_no_inline_script() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_typed_into_a_form_is_never_stored_and_the_customer_is_told_to_change_it() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let (status, location, _) = app
+        .form(
+            "/help/login",
+            &[
+                ("email", "oops@x.test"),
+                ("problem", "web_login"),
+                ("details", "my password is Tr0ub4dor&3 and it fails"),
+                ("error_text", "password=Tr0ub4dor&3"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let r = reference_from(&location.unwrap());
+    let t = app.ticket(&r).await;
+    assert!(!t.to_string().contains("Tr0ub4dor"), "{t}");
+    assert!(t.to_string().contains("[redacted]"));
+    let notice = app
+        .outbox_of(&r)
+        .into_iter()
+        .find(|m| m.0 == "redaction_notice")
+        .expect("a redaction notice");
+    assert_eq!(notice.1, "oops@x.test");
+    // Not in the database file, nor in its write-ahead log.
+    let db_file = std::path::PathBuf::from(app.database_url.trim_start_matches("sqlite://"));
+    for entry in std::fs::read_dir(db_file.parent().unwrap()).unwrap() {
+        let path = entry.unwrap().path();
+        let raw = std::fs::read(&path).unwrap();
+        assert!(
+            !raw.windows(9).any(|w| w == b"Tr0ub4dor"),
+            "{} holds the password",
+            path.display()
+        );
+    }
+}
