@@ -94,6 +94,24 @@ pub enum Command {
     Serve,
     /// Create the database if needed and apply pending migrations.
     Migrate,
+    /// Receive one message on standard input, for an MTA pipe (`"|recoverydesk mailgate"`).
+    ///
+    /// Prints one JSON line: {"outcome":"created|appended|duplicate|quarantined","ticket":"RD-12"}.
+    /// Exit status (sysexits): 0 stored, duplicate or quarantined; 65 rejected for good (too
+    /// large); 75 temporary failure (database unavailable, not created or not migrated: the
+    /// MTA retries); 64 bad arguments. Never creates a database.
+    Mailgate,
+    /// Import every message of a maildir (`DIR/new`, `DIR/cur`) or of a plain folder of files.
+    ///
+    /// Idempotent (duplicates are recognised); prints a summary with counts per outcome. An
+    /// archive is imported quietly: no automatic mail unless --send-acknowledgements.
+    ImportMaildir {
+        /// The maildir (or folder of message files).
+        dir: PathBuf,
+        /// Answer the imported messages as if they arrived now (acknowledgements, workflow mail).
+        #[arg(long)]
+        send_acknowledgements: bool,
+    },
     /// Manage the account directory.
     #[command(subcommand)]
     Accounts(AccountsCommand),

@@ -18,6 +18,11 @@ pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings),
         Command::Migrate => migrate(&settings),
+        Command::Mailgate => return mailgate(&settings),
+        Command::ImportMaildir {
+            dir,
+            send_acknowledgements,
+        } => import_maildir(&settings, &dir, send_acknowledgements),
         Command::Accounts(AccountsCommand::Import { file }) => import_accounts(&settings, &file),
         Command::Agents(AgentsCommand::Add {
             email,
@@ -120,4 +125,60 @@ fn issue_token(settings: &Settings, email: &str) -> Result<ExitCode, ServiceErro
     println!("{token}");
     eprintln!("API token created for {email}; store it now, it is kept only as a hash.");
     Ok(ExitCode::SUCCESS)
+}
+
+/// sysexits(3), the exit statuses MTAs understand.
+const EX_DATAERR: u8 = 65;
+const EX_TEMPFAIL: u8 = 75;
+
+/// One message from stdin into a ticket. Every failure to store it is a temporary failure, so
+/// the MTA keeps the message and retries; only an oversized message is refused for good.
+fn mailgate(settings: &Settings) -> ExitCode {
+    let limit = settings.max_message_bytes;
+    let mut raw = Vec::new();
+    if let Err(e) = std::io::stdin().take(limit.saturating_add(1)).read_to_end(&mut raw) {
+        eprintln!("recoverydesk mailgate: reading the message: {e}");
+        return ExitCode::from(EX_TEMPFAIL);
+    }
+    if raw.len() as u64 > limit {
+        eprintln!("recoverydesk mailgate: the message is larger than {limit} bytes (RECOVERYDESK_MAX_MESSAGE_BYTES)");
+        return ExitCode::from(EX_DATAERR);
+    }
+    let (mut conn, desk) = match crate::mailgate::open_existing(settings) {
+        Ok(opened) => opened,
+        Err(reason) => {
+            eprintln!("recoverydesk mailgate: {reason}");
+            return ExitCode::from(EX_TEMPFAIL);
+        }
+    };
+    match crate::services::inbound::ingest(&mut conn, &desk, &raw, "mailgate") {
+        Ok(result) => {
+            println!("{}", serde_json::to_string(&result).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Err(crate::services::inbound::IngestError::TooLarge { .. }) => ExitCode::from(EX_DATAERR),
+        Err(e) => {
+            eprintln!("recoverydesk mailgate: {e}");
+            ExitCode::from(EX_TEMPFAIL)
+        }
+    }
+}
+
+fn import_maildir(
+    settings: &Settings,
+    dir: &std::path::Path,
+    send_acknowledgements: bool,
+) -> Result<ExitCode, ServiceError> {
+    let files =
+        crate::mailgate::maildir_files(dir).map_err(|e| ServiceError::Invalid(format!("{}: {e}", dir.display())))?;
+    let (pool, mut desk) = prepare(settings)?;
+    desk.quiet = !send_acknowledgements;
+    let mut conn = pool.get().map_err(|e| crate::db::DbError::Connect(e.to_string()))?;
+    let summary = crate::mailgate::import_files(&mut conn, &desk, &files)?;
+    println!("{}", summary.line(dir));
+    Ok(if summary.failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -18,7 +18,11 @@ pub fn random_token() -> String {
 }
 
 pub fn sha256_hex(input: &str) -> String {
-    hex::encode(Sha256::digest(input.as_bytes()))
+    sha256_hex_bytes(input.as_bytes())
+}
+
+pub fn sha256_hex_bytes(input: &[u8]) -> String {
+    hex::encode(Sha256::digest(input))
 }
 
 /// A keyed, URL-safe digest of `parts` (joined unambiguously).

@@ -8,6 +8,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod mail;
+pub mod mailgate;
 pub mod services;
 pub mod startup;
 pub mod web;

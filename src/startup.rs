@@ -34,6 +34,7 @@ pub fn prepare(settings: &Settings) -> Result<(Pool, Desk), ServiceError> {
         Desk {
             settings: Arc::new(settings.clone()),
             secret,
+            quiet: false,
         },
     ))
 }

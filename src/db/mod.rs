@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod agents;
+pub mod inbound;
 pub mod outbox;
 pub mod schema;
 pub mod settings;
@@ -202,6 +203,20 @@ where
     } else {
         conn.transaction(f)
     }
+}
+
+/// Runs `f` with SQLite commits that survive a power cut (`synchronous = FULL`): used where a
+/// message is acknowledged as stored to its sender. PostgreSQL commits are durable anyway.
+pub fn with_durable_commits<T>(conn: &mut AnyConnection, f: impl FnOnce(&mut AnyConnection) -> T) -> T {
+    let sqlite = matches!(conn, AnyConnection::Sqlite(_));
+    if sqlite {
+        let _ = conn.batch_execute("PRAGMA synchronous = FULL;");
+    }
+    let result = f(conn);
+    if sqlite {
+        let _ = conn.batch_execute("PRAGMA synchronous = NORMAL;");
+    }
+    result
 }
 
 /// Now, in UTC, to the microsecond: both backends store and return exactly this.

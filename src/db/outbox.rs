@@ -85,6 +85,8 @@ pub struct OutboxRow {
     pub references_header: Option<String>,
     pub claimed_at: Option<NaiveDateTime>,
     pub claimed_by: Option<String>,
+    pub bounced_at: Option<NaiveDateTime>,
+    pub bounce_reason: Option<String>,
 }
 
 pub fn of_ticket(conn: &mut AnyConnection, ticket_id: i64) -> QueryResult<Vec<OutboxRow>> {

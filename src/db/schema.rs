@@ -172,6 +172,8 @@ diesel::table! {
         references_header -> Nullable<Text>,
         claimed_at -> Nullable<Timestamp>,
         claimed_by -> Nullable<Text>,
+        bounced_at -> Nullable<Timestamp>,
+        bounce_reason -> Nullable<Text>,
     }
 }
 
@@ -215,3 +217,56 @@ diesel::table! {
 
 diesel::joinable!(form_submissions -> tickets (ticket_id));
 diesel::allow_tables_to_appear_in_same_query!(form_submissions, tickets);
+
+diesel::table! {
+    inbound_messages (id) {
+        id -> BigInt,
+        message_id -> Nullable<Text>,
+        content_hash -> Text,
+        ticket_id -> Nullable<BigInt>,
+        message_ref -> Nullable<BigInt>,
+        outcome -> Text,
+        channel -> Text,
+        size -> BigInt,
+        received_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    raw_messages (message_ref) {
+        message_ref -> BigInt,
+        raw -> Binary,
+    }
+}
+
+diesel::table! {
+    attachments (id) {
+        id -> BigInt,
+        message_ref -> BigInt,
+        filename -> Text,
+        content_type -> Text,
+        size -> BigInt,
+        data -> Binary,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    quarantine (id) {
+        id -> Text,
+        reason -> Text,
+        from_address -> Nullable<Text>,
+        subject -> Nullable<Text>,
+        size -> BigInt,
+        raw -> Binary,
+        channel -> Text,
+        content_hash -> Text,
+        received_at -> Timestamp,
+        released_ticket_id -> Nullable<BigInt>,
+        released_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(inbound_messages, tickets);
+diesel::allow_tables_to_appear_in_same_query!(inbound_messages, messages);
+diesel::allow_tables_to_appear_in_same_query!(attachments, messages);

@@ -1,6 +1,7 @@
 //! Pure domain code: no web framework, database, mail transport or template imports.
 
 pub mod account;
+pub mod classify;
 pub mod email_address;
 pub mod ip_grant;
 pub mod redact;

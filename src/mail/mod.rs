@@ -1,3 +1,4 @@
 //! Mail: outbound (templates, composition, delivery). Inbound comes with the mailgate.
 
+pub mod inbound;
 pub mod outbound;

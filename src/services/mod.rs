@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod agents;
 mod decision;
+pub mod inbound;
 pub mod portal;
 pub mod redaction;
 pub mod tickets;
@@ -19,6 +20,8 @@ use std::sync::Arc;
 pub struct Desk {
     pub settings: Arc<Settings>,
     pub secret: SecretKey,
+    /// An archive import: automatic mail is not sent (nobody asked for it today).
+    pub quiet: bool,
 }
 
 impl Desk {

@@ -145,8 +145,9 @@ pub fn status_view(conn: &mut AnyConnection, desk: &Desk, token: &str) -> Result
         .filter(|m| {
             let from = m.from_address.as_deref().map(crate::domain::email_address::normalize);
             let to = m.to_address.as_deref().map(crate::domain::email_address::normalize);
-            (m.direction == "in" && m.sender_role == "requester" && from.as_ref() == Some(requester))
-                || (m.direction == "out" && to.as_ref() == Some(requester))
+            let theirs = m.direction == "in" && m.sender_role == "requester" && from.as_ref() == Some(requester);
+            let to_them = m.direction == "out" && to.as_ref() == Some(requester);
+            (theirs || to_them) && !m.body.trim().is_empty()
         })
         .map(|m| ThreadEntry {
             from_you: m.direction == "in",
@@ -165,4 +166,49 @@ pub fn status_view(conn: &mut AnyConnection, desk: &Desk, token: &str) -> Result
         thread,
         created_at: row.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
     }))
+}
+
+/// The customer reports, from their status page, which allowlisted networks they tried. The
+/// engine decides exactly as for an agent's `record_allowlisted_attempts`; the report also
+/// joins the thread in the customer's words.
+pub fn report_attempts(
+    conn: &mut AnyConnection,
+    desk: &Desk,
+    ticket_id: i64,
+    tried_from: &str,
+    outcome: &str,
+) -> Result<Result<(), crate::domain::workflow::Refusal>, ServiceError> {
+    db::write_transaction(conn, |conn| {
+        let row = crate::db::tickets::find(conn, ticket_id)?.ok_or_else(|| ServiceError::NotFound("ticket".into()))?;
+        let actor = Actor::Customer {
+            email: row.requester.clone(),
+        };
+        let params = json!({"tried_from": tried_from, "outcome": outcome});
+        let decided = tickets::apply_action_in_transaction(
+            conn,
+            desk,
+            ticket_id,
+            "record_allowlisted_attempts",
+            &params,
+            &actor,
+        )?;
+        if decided.is_ok() {
+            let mut scrub = super::redaction::Scrubber::default();
+            let words = scrub.scrub(&format!(
+                "Allowlisted networks I tried: {tried_from}\nWhat happened: {outcome}"
+            ));
+            let subject = format!("Re: {}", row.subject);
+            let message = crate::db::tickets::NewMessage::from_requester(ticket_id, &row.requester, &subject, &words);
+            let message_ref = crate::db::tickets::insert_message(conn, &message)?;
+            crate::db::tickets::insert_event(
+                conn,
+                ticket_id,
+                "message_in",
+                &actor.label(),
+                &json!({"channel": "web", "report": "allowlisted_attempts"}),
+                Some(message_ref),
+            )?;
+        }
+        Ok(decided.map(|_| ()))
+    })
 }

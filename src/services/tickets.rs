@@ -50,6 +50,22 @@ pub struct OpenTicket {
     pub error_text: Option<String>,
     pub channel: Channel,
     pub actor: Actor,
+    /// What came with an inbound mail (already redacted by the ingestion service).
+    pub inbound: Option<InboundParts>,
+}
+
+/// The parts of an inbound mail stored with its first message.
+#[derive(Debug, Clone, Default)]
+pub struct InboundParts {
+    pub message_id: Option<String>,
+    pub content_hash: String,
+    pub from: String,
+    pub html: Option<String>,
+    pub auto_generated: Option<String>,
+    pub raw: Vec<u8>,
+    pub attachments: Vec<crate::mail::inbound::parse::Attachment>,
+    /// Secrets the ingestion service already removed (for the redaction event and notice).
+    pub secrets_found: Vec<crate::domain::redact::SecretKind>,
 }
 
 pub struct Opened {
@@ -103,7 +119,7 @@ pub(crate) fn open_ticket_in_transaction(
                 status_token_hash: &placeholder_hash,
                 status_token_salt: &salt,
                 channel: req.channel.as_str(),
-                auto_generated: false,
+                auto_generated: req.inbound.as_ref().is_some_and(|i| i.auto_generated.is_some()),
             },
         )?;
         let status_token = desk.status_token(row.id, &salt);
@@ -133,18 +149,24 @@ pub(crate) fn open_ticket_in_transaction(
             }
         }
         ticket_rows::insert_event(conn, row.id, "created", &actor, &created, None)?;
-        let message_id = ticket_rows::insert_message(
-            conn,
-            &NewMessage::from_requester(row.id, req.requester.as_str(), &subject, &body),
-        )?;
-        ticket_rows::insert_event(
-            conn,
-            row.id,
-            "message_in",
-            &actor,
-            &json!({"channel": req.channel.as_str()}),
-            Some(message_id),
-        )?;
+        let mut first = NewMessage::from_requester(row.id, req.requester.as_str(), &subject, &body);
+        let mut message_in = json!({"channel": req.channel.as_str()});
+        if let Some(inbound) = &req.inbound {
+            first.message_id = inbound.message_id.as_deref();
+            first.content_hash = Some(&inbound.content_hash);
+            first.body_html = inbound.html.as_deref();
+            first.auto_generated = inbound.auto_generated.is_some();
+            for kind in &inbound.secrets_found {
+                if !scrub.found.contains(kind) {
+                    scrub.found.push(*kind);
+                }
+            }
+        }
+        let message_id = ticket_rows::insert_message(conn, &first)?;
+        if let Some(inbound) = &req.inbound {
+            super::inbound::store_mail_parts(conn, message_id, inbound, &mut message_in)?;
+        }
+        ticket_rows::insert_event(conn, row.id, "message_in", &actor, &message_in, Some(message_id))?;
         if !scrub.found.is_empty() {
             ticket_rows::insert_event(
                 conn,

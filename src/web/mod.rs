@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod health;
+pub mod inbound;
 pub mod portal;
 pub mod security;
 
@@ -67,6 +68,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::post().to(portal::status::post_attempts),
         )
         .route("/healthz", web::get().to(health::healthz))
+        .route("/inbound/email", web::post().to(inbound::receive_mail))
         .route("/verify/{token}", web::get().to(portal::verify::show_challenge))
         .route("/verify/{token}", web::post().to(portal::verify::confirm_challenge))
         .service(
@@ -81,6 +83,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .route("/tickets/{ref}/replies", web::post().to(api::tickets::create_reply))
                 .route("/accounts/{id}", web::get().to(api::accounts::show_account))
+                .route("/quarantine", web::get().to(api::quarantine::list_quarantine))
+                .route(
+                    "/quarantine/{id}/raw",
+                    web::get().to(api::quarantine::download_quarantined),
+                )
+                .route("/quarantine/{id}/retry", web::post().to(api::quarantine::retry))
                 .default_service(web::to(api::not_found)),
         );
 }

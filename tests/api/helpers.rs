@@ -294,6 +294,7 @@ impl TestApp {
             error_text: None,
             channel,
             actor: recoverydesk::services::Actor::System,
+            inbound: None,
         };
         let mut conn = self.conn();
         open_ticket(&mut conn, &self.desk, request)

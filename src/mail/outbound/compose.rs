@@ -47,7 +47,7 @@ pub fn queue_mail(conn: &mut AnyConnection, desk: &Desk, mail: MailRequest) -> R
         mut params,
         actor,
     } = mail;
-    if automatic && let Some(reason) = suppression(conn, ticket, address, template)? {
+    if automatic && let Some(reason) = suppression(conn, desk, ticket, address, template)? {
         tickets::insert_event(
             conn,
             ticket.id,
@@ -75,7 +75,7 @@ pub fn queue_mail(conn: &mut AnyConnection, desk: &Desk, mail: MailRequest) -> R
     if params.get("verify_url").is_some() {
         masked_params["verify_url"] = json!("[the confirmation link, sent only to this mailbox]");
     }
-    let thread_copy = templates::render(template, &MailContext::from_params(&masked_params, support))
+    let thread_copy = templates::render_for_thread(template, &MailContext::from_params(&masked_params, support))
         .map_err(ServiceError::Invalid)?;
 
     let message_id = desk.new_message_id();
@@ -131,10 +131,14 @@ pub fn queue_mail(conn: &mut AnyConnection, desk: &Desk, mail: MailRequest) -> R
 
 fn suppression(
     conn: &mut AnyConnection,
+    desk: &Desk,
     ticket: &TicketRow,
     address: &str,
     template: &str,
 ) -> Result<Option<String>, ServiceError> {
+    if desk.quiet {
+        return Ok(Some("imported quietly from an archive".into()));
+    }
     if is_automated_mailbox(address) {
         return Ok(Some("the recipient is an automated mailbox".into()));
     }

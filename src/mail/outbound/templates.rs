@@ -30,6 +30,9 @@ pub struct MailContext {
     /// (label, advice) per kind of secret removed.
     #[serde(skip)]
     pub secrets: Vec<(&'static str, &'static str)>,
+    /// Rendering the copy kept on the ticket's thread: no footer (links, signature).
+    #[serde(skip)]
+    pub in_thread: bool,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -114,6 +117,20 @@ pub struct Rendered {
 }
 
 pub fn render(template: &str, c: &MailContext) -> Result<Rendered, String> {
+    render_at_width(template, c, WRAP_WIDTH)
+}
+
+/// The copy of a mail kept on the ticket's thread: no footer, paragraphs unwrapped so pages
+/// wrap them to their own width.
+pub fn render_for_thread(template: &str, c: &MailContext) -> Result<Rendered, String> {
+    let c = MailContext {
+        in_thread: true,
+        ..c.clone()
+    };
+    render_at_width(template, &c, usize::MAX / 2)
+}
+
+fn render_at_width(template: &str, c: &MailContext, width: usize) -> Result<Rendered, String> {
     let text = match template {
         "acknowledgement" => Acknowledgement { c }.render(),
         "status_update" => StatusUpdate { c }.render(),
@@ -156,7 +173,7 @@ pub fn render(template: &str, c: &MailContext) -> Result<Rendered, String> {
     let text = if template == "agent_reply" {
         text
     } else {
-        reflow(&text, WRAP_WIDTH)
+        reflow(&text, width)
     };
     Ok(Rendered {
         subject: format!("[{}] {}", c.ticket_ref, title),

@@ -154,6 +154,7 @@ pub async fn create_ticket(
         error_text: b.error_text,
         channel: Channel::Api,
         actor: agent.actor(),
+        inbound: None,
     };
     let ticket = state
         .run(move |conn, desk| {

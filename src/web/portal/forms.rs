@@ -230,6 +230,7 @@ fn validate(kind: Kind, form: &mut FormState) -> Option<OpenTicket> {
         actor: Actor::Customer {
             email: form.value("email").trim().to_string(),
         },
+        inbound: None,
     })
 }
 

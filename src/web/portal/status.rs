@@ -6,7 +6,7 @@ use super::form_state::FormState;
 use super::{not_found, render, status_page_error};
 use crate::domain::ticket::State;
 use crate::services::portal::{StatusView, status_view};
-use crate::services::{Actor, ServiceError, tickets};
+use crate::services::{ServiceError, tickets};
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, web};
 use askama::Template;
@@ -180,20 +180,16 @@ pub async fn post_attempts(state: web::Data<AppState>, path: web::Path<String>, 
             &page(token, view, FormState::default(), attempts, None),
         );
     }
-    let params = serde_json::json!({
-        "tried_from": attempts.value("tried_from").trim(),
-        "outcome": attempts.value("outcome").trim(),
-    });
+    let tried_from = attempts.value("tried_from").trim().to_string();
+    let outcome_text = attempts.value("outcome").trim().to_string();
     let id = view.ticket_id;
-    let actor = Actor::Customer { email: String::new() };
     let outcome = state
         .run(move |conn, desk| {
-            let row = crate::db::tickets::find(conn, id).map_err(ServiceError::from)?;
-            let actor = match (row, actor) {
-                (Some(r), Actor::Customer { .. }) => Actor::Customer { email: r.requester },
-                (_, a) => a,
-            };
-            tickets::apply_action(conn, desk, id, "record_allowlisted_attempts", &params, &actor).map_err(Into::into)
+            match crate::services::portal::report_attempts(conn, desk, id, &tried_from, &outcome_text) {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(refusal)) => Err(crate::error::ApiError::from(ServiceError::Refused(refusal))),
+                Err(e) => Err(e.into()),
+            }
         })
         .await;
     match outcome {

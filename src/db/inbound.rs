@@ -1,0 +1,251 @@
+//! Received mail: the record of every delivery, raw copies, attachments, quarantine.
+
+use super::schema::{attachments, inbound_messages, messages, outbox, quarantine, raw_messages};
+use super::{AnyConnection, now};
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+/// An earlier delivery of the same message: same Message-ID and content, or (without a
+/// Message-ID) the same content.
+pub fn find_delivery(
+    conn: &mut AnyConnection,
+    message_id: Option<&str>,
+    content_hash: &str,
+) -> QueryResult<Option<(Option<i64>, String)>> {
+    let mut query = inbound_messages::table
+        .filter(inbound_messages::content_hash.eq(content_hash))
+        .select((inbound_messages::ticket_id, inbound_messages::outcome))
+        .into_boxed();
+    query = match message_id {
+        Some(id) => query.filter(inbound_messages::message_id.eq(id.to_string())),
+        None => query.filter(inbound_messages::message_id.is_null()),
+    };
+    query.order(inbound_messages::id.asc()).first(conn).optional()
+}
+
+pub struct NewDelivery<'a> {
+    pub message_id: Option<&'a str>,
+    pub content_hash: &'a str,
+    pub ticket_id: Option<i64>,
+    pub message_ref: Option<i64>,
+    pub outcome: &'a str,
+    pub channel: &'a str,
+    pub size: i64,
+}
+
+pub fn record_delivery(conn: &mut AnyConnection, d: &NewDelivery) -> QueryResult<()> {
+    diesel::insert_into(inbound_messages::table)
+        .values((
+            inbound_messages::message_id.eq(d.message_id),
+            inbound_messages::content_hash.eq(d.content_hash),
+            inbound_messages::ticket_id.eq(d.ticket_id),
+            inbound_messages::message_ref.eq(d.message_ref),
+            inbound_messages::outcome.eq(d.outcome),
+            inbound_messages::channel.eq(d.channel),
+            inbound_messages::size.eq(d.size),
+            inbound_messages::received_at.eq(now()),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// The ticket holding any of these Message-IDs (ours or the customer's), newest first.
+pub fn ticket_of_message_ids(conn: &mut AnyConnection, ids: &[String]) -> QueryResult<Option<i64>> {
+    if ids.is_empty() {
+        return Ok(None);
+    }
+    messages::table
+        .filter(messages::message_id.eq_any(ids))
+        .order(messages::id.desc())
+        .select(messages::ticket_id)
+        .first(conn)
+        .optional()
+}
+
+pub fn store_raw(conn: &mut AnyConnection, message_ref: i64, raw: &[u8]) -> QueryResult<()> {
+    diesel::insert_into(raw_messages::table)
+        .values((raw_messages::message_ref.eq(message_ref), raw_messages::raw.eq(raw)))
+        .execute(conn)
+        .map(|_| ())
+}
+
+pub fn store_attachment(
+    conn: &mut AnyConnection,
+    message_ref: i64,
+    filename: &str,
+    content_type: &str,
+    data: &[u8],
+) -> QueryResult<i64> {
+    diesel::insert_into(attachments::table)
+        .values((
+            attachments::message_ref.eq(message_ref),
+            attachments::filename.eq(filename),
+            attachments::content_type.eq(content_type),
+            attachments::size.eq(data.len() as i64),
+            attachments::data.eq(data),
+            attachments::created_at.eq(now()),
+        ))
+        .returning(attachments::id)
+        .get_result(conn)
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = attachments)]
+pub struct AttachmentRow {
+    pub id: i64,
+    pub message_ref: i64,
+    pub filename: String,
+    pub content_type: String,
+    pub size: i64,
+    pub data: Vec<u8>,
+    pub created_at: NaiveDateTime,
+}
+
+pub fn attachment(conn: &mut AnyConnection, id: i64) -> QueryResult<Option<AttachmentRow>> {
+    attachments::table
+        .find(id)
+        .select(AttachmentRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// An attachment's id, message, filename, content type and size (not its bytes).
+pub type AttachmentInfo = (i64, i64, String, String, i64);
+
+pub fn attachments_of(conn: &mut AnyConnection, message_refs: &[i64]) -> QueryResult<Vec<AttachmentInfo>> {
+    attachments::table
+        .filter(attachments::message_ref.eq_any(message_refs))
+        .order(attachments::id.asc())
+        .select((
+            attachments::id,
+            attachments::message_ref,
+            attachments::filename,
+            attachments::content_type,
+            attachments::size,
+        ))
+        .load(conn)
+}
+
+/// Marks our outbound messages with these Message-IDs as bounced; returns how many.
+pub fn mark_bounced(
+    conn: &mut AnyConnection,
+    message_ids: &[String],
+    reason: &str,
+) -> QueryResult<Vec<(i64, Option<i64>)>> {
+    if message_ids.is_empty() {
+        return Ok(vec![]);
+    }
+    let hit: Vec<(i64, Option<i64>)> = outbox::table
+        .filter(outbox::message_id.eq_any(message_ids))
+        .select((outbox::id, outbox::ticket_id))
+        .load(conn)?;
+    let ids: Vec<i64> = hit.iter().map(|(id, _)| *id).collect();
+    diesel::update(outbox::table.filter(outbox::id.eq_any(&ids)))
+        .set((outbox::bounced_at.eq(now()), outbox::bounce_reason.eq(reason)))
+        .execute(conn)?;
+    Ok(hit)
+}
+
+// ---------------------------------------------------------------------------------------
+// Quarantine
+
+pub struct NewQuarantined<'a> {
+    pub id: &'a str,
+    pub reason: &'a str,
+    pub from_address: Option<&'a str>,
+    pub subject: Option<&'a str>,
+    pub raw: &'a [u8],
+    pub size: i64,
+    pub channel: &'a str,
+    pub content_hash: &'a str,
+}
+
+pub fn quarantine(conn: &mut AnyConnection, q: &NewQuarantined) -> QueryResult<()> {
+    diesel::insert_into(quarantine::table)
+        .values((
+            quarantine::id.eq(q.id),
+            quarantine::reason.eq(q.reason),
+            quarantine::from_address.eq(q.from_address),
+            quarantine::subject.eq(q.subject),
+            quarantine::size.eq(q.size),
+            quarantine::raw.eq(q.raw),
+            quarantine::channel.eq(q.channel),
+            quarantine::content_hash.eq(q.content_hash),
+            quarantine::received_at.eq(now()),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = quarantine)]
+pub struct QuarantineRow {
+    pub id: String,
+    pub reason: String,
+    pub from_address: Option<String>,
+    pub subject: Option<String>,
+    pub size: i64,
+    pub raw: Vec<u8>,
+    pub channel: String,
+    pub content_hash: String,
+    pub received_at: NaiveDateTime,
+    pub released_ticket_id: Option<i64>,
+    pub released_at: Option<NaiveDateTime>,
+}
+
+/// A message with this content already waits in quarantine (a re-delivery).
+pub fn quarantined_with_hash(conn: &mut AnyConnection, content_hash: &str) -> QueryResult<Option<String>> {
+    quarantine::table
+        .filter(quarantine::content_hash.eq(content_hash))
+        .filter(quarantine::released_at.is_null())
+        .select(quarantine::id)
+        .first(conn)
+        .optional()
+}
+
+pub fn quarantined(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<QuarantineRow>> {
+    quarantine::table
+        .find(id)
+        .select(QuarantineRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Newest first, keyset by (received_at, id); the row data without the raw bytes' weight is
+/// not worth a second query at these sizes.
+pub fn list_quarantine(
+    conn: &mut AnyConnection,
+    before: Option<(NaiveDateTime, String)>,
+    limit: i64,
+) -> QueryResult<Vec<QuarantineRow>> {
+    let mut query = quarantine::table.filter(quarantine::released_at.is_null()).into_boxed();
+    if let Some((at, id)) = before {
+        query = query.filter(
+            quarantine::received_at
+                .lt(at)
+                .or(quarantine::received_at.eq(at).and(quarantine::id.lt(id))),
+        );
+    }
+    query
+        .order((quarantine::received_at.desc(), quarantine::id.desc()))
+        .limit(limit)
+        .select(QuarantineRow::as_select())
+        .load(conn)
+}
+
+pub fn release(conn: &mut AnyConnection, id: &str, ticket_id: Option<i64>) -> QueryResult<()> {
+    diesel::update(quarantine::table.find(id))
+        .set((
+            quarantine::released_at.eq(now()),
+            quarantine::released_ticket_id.eq(ticket_id),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+pub fn set_quarantine_reason(conn: &mut AnyConnection, id: &str, reason: &str) -> QueryResult<()> {
+    diesel::update(quarantine::table.find(id))
+        .set(quarantine::reason.eq(reason))
+        .execute(conn)
+        .map(|_| ())
+}

@@ -1,0 +1,7 @@
+//! Inbound mail, pure parts: parsing raw bytes into what the desk needs, recognising robots,
+//! folding quoted history and sanitising HTML. The ingestion service writes the results.
+
+pub mod autogen;
+pub mod parse;
+pub mod quote;
+pub mod sanitize;

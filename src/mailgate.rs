@@ -1,0 +1,158 @@
+//! The command-line channels of inbound mail: the MTA pipe and the maildir import.
+
+use crate::config::Settings;
+use crate::crypto::SecretKey;
+use crate::db::{self, AnyConnection, DatabaseUrl};
+use crate::services::inbound::{IngestError, Outcome, ingest};
+use crate::services::{Desk, ServiceError};
+use diesel::Connection;
+use diesel::connection::SimpleConnection;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Opens the database for the mailgate without ever creating it: a missing file, an
+/// unreachable server or a schema not yet migrated is a reason to retry later, not to start an
+/// empty desk beside the real one.
+pub fn open_existing(settings: &Settings) -> Result<(AnyConnection, Desk), String> {
+    let mut conn = match &settings.database_url {
+        DatabaseUrl::Sqlite(path) => {
+            if !path.is_file() {
+                return Err(format!(
+                    "the database {} does not exist (run `recoverydesk migrate` or start the desk first)",
+                    path.display()
+                ));
+            }
+            let mut c = diesel::SqliteConnection::establish(&path.to_string_lossy()).map_err(|e| e.to_string())?;
+            // Acknowledged to the MTA means stored: a power cut must not lose it.
+            c.batch_execute("PRAGMA busy_timeout = 10000; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
+                .map_err(|e| e.to_string())?;
+            AnyConnection::Sqlite(c)
+        }
+        DatabaseUrl::Postgres(url) => AnyConnection::Postgresql(
+            diesel::PgConnection::establish(url).map_err(|e| format!("cannot reach PostgreSQL: {e}"))?,
+        ),
+    };
+    match db::schema_is_current(&mut conn) {
+        Ok(true) => {}
+        Ok(false) => {
+            return Err("the database schema is missing or not up to date (run `recoverydesk migrate`)".into());
+        }
+        Err(e) => return Err(format!("cannot read the database schema: {e}")),
+    }
+    let secret = match &settings.secret_key {
+        Some(text) => SecretKey::parse(text)?,
+        None => match db::settings::get(&mut conn, "secret_key").map_err(|e| e.to_string())? {
+            Some(stored) => SecretKey::parse(&stored)?,
+            None => return Err("the desk has no secret key yet (start `recoverydesk serve` once)".into()),
+        },
+    };
+    Ok((
+        conn,
+        Desk {
+            settings: Arc::new(settings.clone()),
+            secret,
+            quiet: false,
+        },
+    ))
+}
+
+/// The message files of a maildir (`new/` and `cur/`), or of a plain folder; sorted, so an
+/// import is repeatable. Hidden files and `tmp/` (deliveries in progress) are skipped.
+pub fn maildir_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let subdirs: Vec<PathBuf> = ["new", "cur"]
+        .iter()
+        .map(|d| dir.join(d))
+        .filter(|d| d.is_dir())
+        .collect();
+    let folders = if subdirs.is_empty() {
+        vec![dir.to_path_buf()]
+    } else {
+        subdirs
+    };
+    let mut files = vec![];
+    for folder in folders {
+        for entry in std::fs::read_dir(&folder)? {
+            let path = entry?.path();
+            let hidden = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with('.'));
+            if path.is_file() && !hidden {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ImportSummary {
+    pub created: usize,
+    pub appended: usize,
+    pub duplicate: usize,
+    pub quarantined: usize,
+    /// Larger than RECOVERYDESK_MAX_MESSAGE_BYTES.
+    pub rejected: usize,
+    /// Could not be read or stored (reported on stderr; running the import again retries them).
+    pub failed: usize,
+}
+
+impl ImportSummary {
+    pub fn total(&self) -> usize {
+        self.created + self.appended + self.duplicate + self.quarantined + self.rejected + self.failed
+    }
+
+    pub fn line(&self, dir: &Path) -> String {
+        format!(
+            "imported {} messages from {}: {} created, {} appended, {} duplicate, {} quarantined, {} rejected, {} failed",
+            self.total(),
+            dir.display(),
+            self.created,
+            self.appended,
+            self.duplicate,
+            self.quarantined,
+            self.rejected,
+            self.failed
+        )
+    }
+}
+
+/// Ingests each file (one transaction each), with a progress bar on a terminal.
+pub fn import_files(conn: &mut AnyConnection, desk: &Desk, files: &[PathBuf]) -> Result<ImportSummary, ServiceError> {
+    let bar = indicatif::ProgressBar::new(files.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} messages, {per_sec}, {eta} left")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let mut summary = ImportSummary::default();
+    for path in files {
+        bar.inc(1);
+        let raw = match std::fs::read(path) {
+            Ok(raw) => raw,
+            Err(e) => {
+                bar.suspend(|| eprintln!("{}: {e}", path.display()));
+                summary.failed += 1;
+                continue;
+            }
+        };
+        match ingest(conn, desk, &raw, "maildir") {
+            Ok(done) => match done.outcome {
+                Outcome::Created => summary.created += 1,
+                Outcome::Appended => summary.appended += 1,
+                Outcome::Duplicate => summary.duplicate += 1,
+                Outcome::Quarantined => summary.quarantined += 1,
+            },
+            Err(IngestError::TooLarge { size, limit }) => {
+                bar.suspend(|| eprintln!("{}: {size} bytes, larger than {limit}: not imported", path.display()));
+                summary.rejected += 1;
+            }
+            Err(IngestError::Temporary(reason)) => {
+                bar.suspend(|| eprintln!("{}: {reason}", path.display()));
+                summary.failed += 1;
+            }
+        }
+    }
+    bar.finish_and_clear();
+    Ok(summary)
+}

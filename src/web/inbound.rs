@@ -1,0 +1,75 @@
+//! `POST /inbound/email`: an inbound-parse webhook posts the raw message. 200 with the same JSON
+//! line as the mailgate; 401 without the token; 413 too large; 503 when the sender must retry.
+
+use super::AppState;
+use crate::error::ApiError;
+use crate::services::inbound::{IngestError, ingest};
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, web};
+use futures_util::StreamExt;
+use subtle::ConstantTimeEq;
+
+fn authorised(req: &HttpRequest, expected: Option<&str>) -> bool {
+    let Some(expected) = expected else {
+        tracing::warn!("inbound mail was posted but RECOVERYDESK_INBOUND_TOKEN is not set: refused");
+        return false;
+    };
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    bool::from(given.as_bytes().ct_eq(expected.as_bytes()))
+}
+
+pub async fn receive_mail(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    mut payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    if !authorised(&req, state.desk.settings.inbound_token.as_deref()) {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid inbound token is required: Authorization: Bearer $RECOVERYDESK_INBOUND_TOKEN",
+        ));
+    }
+    let limit = state.desk.settings.max_message_bytes;
+    let too_large = move || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "message_too_large",
+            format!("the message is larger than {limit} bytes"),
+        )
+    };
+    if req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|len| len > limit)
+    {
+        return Err(too_large());
+    }
+    let mut raw = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::invalid(format!("reading the message: {e}")))?;
+        if (raw.len() + chunk.len()) as u64 > limit {
+            return Err(too_large());
+        }
+        raw.extend_from_slice(&chunk);
+    }
+    let outcome = state
+        .run(move |conn, desk| {
+            crate::db::with_durable_commits(conn, |conn| ingest(conn, desk, &raw, "webhook")).map_err(|e| match e {
+                IngestError::TooLarge { .. } => too_large(),
+                IngestError::Temporary(reason) => {
+                    tracing::error!(%reason, "inbound mail not stored");
+                    ApiError::unavailable("the message was not stored; try again shortly")
+                }
+            })
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(outcome))
+}
