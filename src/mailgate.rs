@@ -56,8 +56,7 @@ pub fn open_existing(settings: &Settings) -> Result<(AnyConnection, Desk), Strin
     ))
 }
 
-/// The message files of a maildir (`new/` and `cur/`), or of a plain folder; sorted, so an
-/// import is repeatable. Hidden files and `tmp/` (deliveries in progress) are skipped.
+/// The message files of a maildir (`new/` and `cur/`), or of a plain folder, oldest first. Hidden files and `tmp/` (deliveries in progress) are skipped.
 pub fn maildir_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let subdirs: Vec<PathBuf> = ["new", "cur"]
         .iter()
@@ -82,7 +81,9 @@ pub fn maildir_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
             }
         }
     }
-    files.sort();
+    // Maildir names start with the delivery time: by name is oldest first, so a reply comes
+    // after the message it answers, whichever of new/ and cur/ holds each.
+    files.sort_by(|a, b| a.file_name().cmp(&b.file_name()).then_with(|| a.cmp(b)));
     Ok(files)
 }
 

@@ -151,6 +151,9 @@ fn ingest_inner(
         let Some(sender) = mail.from.as_deref().and_then(|f| EmailAddress::parse(f).ok()) else {
             return keep_in_quarantine(conn, Some(mail), "the message has no usable From address");
         };
+        if let Some(reason) = &mail.broken_structure {
+            return keep_in_quarantine(conn, Some(mail), reason);
+        }
         let outcome = route(conn, desk, raw, mail, &sender, channel, &content_hash)?;
         if let Some(id) = retry_of {
             let ticket_id = outcome
@@ -274,7 +277,10 @@ fn route(
         message_id: mail.message_id.clone(),
         content_hash: content_hash.to_string(),
         from: sender.as_str().to_string(),
-        html: mail.html.as_deref().map(|h| sanitize::sanitize_html(&scrub.scrub(h))),
+        html: mail
+            .html
+            .as_deref()
+            .map(|h| mask_our_links(&sanitize::sanitize_html(&scrub.scrub(h)), &desk.settings.base_url)),
         auto_generated: robot.clone(),
         raw: redacted_raw(raw, Some(mail), &mut scrub),
         attachments: mail
@@ -292,7 +298,7 @@ fn route(
         secrets_found: vec![],
     };
     let subject = scrub.scrub(&mail.subject);
-    let text = scrub.scrub(&mail.text);
+    let text = mask_our_links(&scrub.scrub(&mail.text), &desk.settings.base_url);
     let parts = InboundParts {
         secrets_found: scrub.found.clone(),
         ..parts
@@ -595,6 +601,39 @@ pub fn username_in(text: &str) -> Option<String> {
     None
 }
 
+/// A reply often quotes our mail, links included. A status or challenge link is the mailbox
+/// owner's key, so it never reaches an agent's screen through a quoted reply either.
+pub fn mask_our_links(text: &str, base_url: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(base_url) {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + base_url.len()..];
+        let masked = [("/verify/", "[confirmation link]"), ("/t/", "[status link]")]
+            .into_iter()
+            .find_map(|(path, label)| {
+                after.strip_prefix(path).map(|tail| {
+                    let token_len = tail
+                        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+                        .unwrap_or(tail.len());
+                    (label, path.len() + token_len)
+                })
+            });
+        match masked {
+            Some((label, consumed)) => {
+                out.push_str(label);
+                rest = &after[consumed..];
+            }
+            None => {
+                out.push_str(base_url);
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// "Status: 5.1.1 / Diagnostic-Code: smtp; 550 5.1.1 user unknown" → a one-line reason.
 fn bounce_reason(delivery_status: &str) -> String {
     let field = |name: &str| {
@@ -630,6 +669,16 @@ mod tests {
         assert_eq!(username_in("> SMTP username: \"my app\"").as_deref(), Some("my app"));
         assert_eq!(username_in("no name here"), None);
         assert_eq!(username_in("username: [redacted]"), None);
+    }
+
+    #[test]
+    fn our_links_in_quoted_replies_are_masked() {
+        let base = "https://desk.example";
+        let text = "> Follow: https://desk.example/t/AbC_12-x\n> Confirm: https://desk.example/verify/Zz9.\nSee https://desk.example/help";
+        assert_eq!(
+            mask_our_links(text, base),
+            "> Follow: [status link]\n> Confirm: [confirmation link].\nSee https://desk.example/help"
+        );
     }
 
     #[test]

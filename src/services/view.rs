@@ -87,7 +87,8 @@ pub fn ticket_details(conn: &mut AnyConnection, desk: &Desk, id: i64) -> Result<
         .map(|m| {
             json!({"id": m.id, "template": m.template, "to": m.recipient, "status": m.status,
                    "attempts": m.attempts, "last_error": m.last_error, "message_id": m.message_id,
-                   "created_at": rfc3339(m.created_at), "sent_at": m.sent_at.map(rfc3339)})
+                   "created_at": rfc3339(m.created_at), "sent_at": m.sent_at.map(rfc3339),
+                   "bounced_at": m.bounced_at.map(rfc3339), "bounce_reason": m.bounce_reason})
         })
         .collect();
     ticket["events"] = json!(events);

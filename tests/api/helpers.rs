@@ -351,6 +351,27 @@ impl TestApp {
         url[url.find("/t/").expect("a status path")..].to_string()
     }
 
+    /// Receives a raw message as every inbound channel does.
+    pub fn ingest(&self, raw: &[u8]) -> recoverydesk::services::inbound::Ingested {
+        let mut conn = self.conn();
+        recoverydesk::services::inbound::ingest(&mut conn, &self.desk, raw, "test").expect("ingestion runs")
+    }
+
+    /// Our outbound Message-IDs on a ticket, oldest first.
+    pub fn our_message_ids(&self, reference: &str) -> Vec<String> {
+        let number: i64 = reference
+            .rsplit('-')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .expect("a reference");
+        let mut conn = self.conn();
+        db::outbox::of_ticket(&mut conn, number)
+            .expect("outbox")
+            .into_iter()
+            .filter_map(|r| r.message_id)
+            .collect()
+    }
+
     /// A mail sender on this app's database, as `serve` runs one.
     pub fn sender(&self) -> recoverydesk::mail::outbound::sender::Sender {
         let transport = recoverydesk::mail::outbound::transport::Transport::from_settings(&self.desk.settings)

@@ -10,6 +10,8 @@ mod cli;
 mod directory;
 mod forgot_username;
 mod health_and_auth;
+mod inbound_channels;
+mod inbound_fixtures;
 mod ip_lockout;
 mod login_and_general;
 mod mail_templates;

@@ -32,6 +32,9 @@ pub struct InboundMail {
     pub enclosed_message_ids: Vec<String>,
     /// The `message/delivery-status` part of a bounce, as text.
     pub delivery_status: Option<String>,
+    /// Why the MIME structure cannot be trusted (a multipart whose boundary never appears):
+    /// such a message is kept in quarantine rather than turned into a ticket with no words.
+    pub broken_structure: Option<String>,
 }
 
 impl InboundMail {
@@ -102,6 +105,12 @@ pub fn parse(raw: &[u8]) -> Option<InboundMail> {
             .unwrap_or_else(|| "text/plain".into()),
         ..InboundMail::default()
     };
+    if mail.content_type.starts_with("multipart/") && !message.root_part().is_multipart() {
+        mail.broken_structure = Some(format!(
+            "{} declares a boundary that never appears: no readable body",
+            mail.content_type
+        ));
+    }
     // Further text parts (a multipart/mixed with several) join the text.
     for extra in message.text_bodies().skip(1) {
         if let Some(text) = extra.text_contents() {

@@ -1,0 +1,409 @@
+//! The inbound channels and the threading rules, black-box.
+
+use crate::both_backends;
+use crate::helpers::{Backend, TestApp, account};
+use recoverydesk::services::inbound::Outcome;
+use reqwest::StatusCode;
+use serde_json::json;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+fn message(from: &str, subject: &str, message_id: &str, headers: &str, body: &str) -> Vec<u8> {
+    format!("From: {from}\r\nTo: support@desk.test\r\nSubject: {subject}\r\nMessage-ID: {message_id}\r\n{headers}\r\n{body}\r\n").into_bytes()
+}
+
+both_backends!(
+    replies_thread_by_headers_both_ways_and_by_tag_only_for_the_entitled,
+    threading
+);
+both_backends!(
+    a_redelivery_is_a_duplicate_but_a_reused_message_id_with_new_content_is_kept,
+    duplicates
+);
+both_backends!(the_webhook_takes_mail_with_its_token_only, webhook);
+
+async fn threading(app: TestApp) {
+    app.import_accounts(&[account("acc_1", "owner-user", "owner@x.test", "active")]);
+    // The requester writes first; their own Message-ID is what a later reply refers to.
+    let first = app.ingest(&message(
+        "helper@y.test",
+        "locked out by IP",
+        "<c1@y.test>",
+        "",
+        "Please help, account owner-user",
+    ));
+    assert_eq!(first.outcome, Outcome::Created);
+    let r = first.ticket.clone().unwrap();
+    let t = app.ticket(&r).await;
+    assert_eq!(
+        (t["kind"].clone(), t["account_id"].clone()),
+        (json!("ip_lockout"), json!(null))
+    );
+
+    // Threading by the customer's own Message-ID.
+    let second = app.ingest(&message(
+        "helper@y.test",
+        "more",
+        "<c2@y.test>",
+        "In-Reply-To: <c1@y.test>\r\n",
+        "also this",
+    ));
+    assert_eq!(
+        (second.outcome, second.ticket.as_deref()),
+        (Outcome::Appended, Some(r.as_str()))
+    );
+    // Threading by one of ours, in References only.
+    let ours = app.our_message_ids(&r)[0].clone();
+    let third = app.ingest(&message(
+        "helper@y.test",
+        "x",
+        "<c3@y.test>",
+        &format!("References: <zz@y.test> {ours}\r\n"),
+        "reply",
+    ));
+    assert_eq!(third.ticket.as_deref(), Some(r.as_str()));
+
+    // A subject tag threads only for the requester or the account's registered address.
+    let number = r.trim_start_matches("RD-");
+    let stranger = app.ingest(&message(
+        "stranger@z.test",
+        &format!("Re: [RD-{number}] hi"),
+        "<s1@z.test>",
+        "",
+        "I am someone else",
+    ));
+    assert_eq!(
+        stranger.outcome,
+        Outcome::Created,
+        "a stranger's tagged mail opens a new ticket"
+    );
+    assert_ne!(stranger.ticket.as_deref(), Some(r.as_str()));
+    let own = app.ingest(&message(
+        "HELPER@y.test",
+        &format!("Re: [RD-{number}] hi"),
+        "<c4@y.test>",
+        "",
+        "tag only",
+    ));
+    assert_eq!(
+        own.ticket.as_deref(),
+        Some(r.as_str()),
+        "the requester's tag threads (address matched case-insensitively)"
+    );
+    app.act(&r, "link_account", json!({"account_id": "acc_1"})).await;
+    let registered = app.ingest(&message(
+        "owner@x.test",
+        &format!("[RD-{number}] it is me"),
+        "<o1@x.test>",
+        "",
+        "owner here",
+    ));
+    assert_eq!(
+        registered.ticket.as_deref(),
+        Some(r.as_str()),
+        "the registered address's tag threads"
+    );
+
+    // A stranger threaded in by headers is appended, marked, and changes nothing.
+    app.act(&r, "resolve", json!({})).await;
+    let by_headers = app.ingest(&message(
+        "stranger@z.test",
+        "Re: x",
+        "<s2@z.test>",
+        "In-Reply-To: <c1@y.test>\r\n",
+        "i tried from the office",
+    ));
+    assert_eq!(by_headers.ticket.as_deref(), Some(r.as_str()));
+    let t = app.ticket(&r).await;
+    assert_eq!(t["state"], "resolved", "a stranger never reopens");
+    let last = t["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|e| e["type"] == "message_in")
+        .unwrap();
+    assert_eq!(last["data"]["sender"], "stranger");
+    assert_eq!(t["requester"], "helper@y.test", "never changes the requester");
+
+    // The requester's reply reopens a resolved ip_lockout; its attempts were never reported, so
+    // it reopens at the first step.
+    app.ingest(&message(
+        "helper@y.test",
+        "Re: x",
+        "<c5@y.test>",
+        "In-Reply-To: <c1@y.test>\r\n",
+        "still locked",
+    ));
+    assert_eq!(app.ticket(&r).await["state"], "awaiting_allowlisted_attempts");
+}
+
+async fn duplicates(app: TestApp) {
+    let raw = message("dup@y.test", "help", "<d1@y.test>", "", "forgot my username");
+    let first = app.ingest(&raw);
+    let again = app.ingest(&raw);
+    assert_eq!((first.outcome, again.outcome), (Outcome::Created, Outcome::Duplicate));
+    assert_eq!(again.ticket, first.ticket);
+    let t = app.ticket(first.ticket.as_deref().unwrap()).await;
+    assert_eq!(
+        t["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["type"] == "message_in")
+            .count(),
+        1
+    );
+    assert!(
+        t["events"].as_array().unwrap().iter().any(|e| e["type"] == "duplicate"),
+        "the redelivery is on the record"
+    );
+    let changed = message(
+        "dup@y.test",
+        "help",
+        "<d1@y.test>",
+        "",
+        "forgot my username, and here is more",
+    );
+    let third = app.ingest(&changed);
+    assert_ne!(
+        third.outcome,
+        Outcome::Duplicate,
+        "same Message-ID, new content: never silently dropped"
+    );
+    // Without a Message-ID, the content alone decides.
+    let bare = b"From: nobody-id@y.test\r\nSubject: hi\r\n\r\nno id here\r\n";
+    assert_eq!(app.ingest(bare).outcome, Outcome::Created);
+    assert_eq!(app.ingest(bare).outcome, Outcome::Duplicate);
+}
+
+async fn webhook(app: TestApp) {
+    let app = app
+        .respawn_with(&[
+            ("--inbound-token", "hook-secret-0123456789"),
+            ("--max-message-bytes", "4096"),
+        ])
+        .await;
+    let url = format!("{}/inbound/email", app.address);
+    let raw = message("hook@y.test", "I forgot my username", "<w1@y.test>", "", "hi");
+    for auth in [None, Some("Bearer wrong"), Some("hook-secret-0123456789")] {
+        let mut request = app.client.post(&url).body(raw.clone());
+        if let Some(value) = auth {
+            request = request.header("Authorization", value);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{auth:?}");
+    }
+    let ok = app
+        .client
+        .post(&url)
+        .bearer_auth("hook-secret-0123456789")
+        .body(raw.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    let body: serde_json::Value = ok.json().await.unwrap();
+    assert_eq!(body["outcome"], "created");
+    assert!(body["ticket"].as_str().unwrap().starts_with("RD-"));
+    let again: serde_json::Value = app
+        .client
+        .post(&url)
+        .bearer_auth("hook-secret-0123456789")
+        .body(raw)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["outcome"], "duplicate");
+    let big = app
+        .client
+        .post(&url)
+        .bearer_auth("hook-secret-0123456789")
+        .body(vec![b'a'; 5000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(big.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let empty: serde_json::Value = app
+        .client
+        .post(&url)
+        .bearer_auth("hook-secret-0123456789")
+        .body("")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(empty["outcome"], "quarantined", "any body, even empty, is a message");
+    assert!(empty["quarantine_id"].as_str().unwrap().starts_with("q_"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webhook_answers_503_when_the_database_is_gone() {
+    let Some(app) = TestApp::spawn_with(Backend::Postgres, &[("--inbound-token", "hook-secret-0123456789")]).await
+    else {
+        return;
+    };
+    let server = crate::helpers::postgres_server_url().unwrap();
+    crate::helpers::drop_pg_database(&server, app.database_url.rsplit('/').next().unwrap());
+    let response = app
+        .client
+        .post(format!("{}/inbound/email", app.address))
+        .bearer_auth("hook-secret-0123456789")
+        .body(message("a@y.test", "hi", "<x@y.test>", "", "hi"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+}
+
+fn mailgate(
+    database_url: &str,
+    stdin: &[u8],
+    extra_env: &[(&str, &str)],
+    args: &[&str],
+) -> (Option<i32>, String, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_recoverydesk"));
+    command
+        .arg("mailgate")
+        .args(args)
+        .env("DATABASE_URL", database_url)
+        .env("RECOVERYDESK_SECRET_KEY", "ab".repeat(64))
+        .env("RUST_LOG", "error");
+    for (k, v) in extra_env {
+        command.env(k, v);
+    }
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let _ = input.write_all(stdin);
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mailgate_speaks_sysexits_and_never_creates_a_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = format!("sqlite://{}", dir.path().join("nothing-here.db").display());
+    let raw = message("pipe@y.test", "I forgot my username", "<p1@y.test>", "", "hi");
+    let (code, stdout, stderr) = mailgate(&missing, &raw, &[], &[]);
+    assert_eq!(code, Some(75), "{stderr}");
+    assert!(stdout.is_empty() && stderr.contains("does not exist"));
+    assert!(!dir.path().join("nothing-here.db").exists(), "no stray database");
+    std::fs::write(dir.path().join("empty.db"), b"").unwrap();
+    let (code, _, stderr) = mailgate(
+        &format!("sqlite://{}", dir.path().join("empty.db").display()),
+        &raw,
+        &[],
+        &[],
+    );
+    assert_eq!(code, Some(75), "no schema yet: retry later ({stderr})");
+    let (code, _, _) = mailgate("postgres://postgres@127.0.0.1:1/nothing", &raw, &[], &[]);
+    assert_eq!(code, Some(75), "unreachable server");
+
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let (code, stdout, stderr) = mailgate(&app.database_url, &raw, &[], &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let line: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(line["outcome"], "created");
+    assert_eq!(stdout.lines().count(), 1, "one JSON line");
+    let (code, stdout, _) = mailgate(&app.database_url, &raw, &[], &[]);
+    assert_eq!(
+        (
+            code,
+            serde_json::from_str::<serde_json::Value>(stdout.trim()).unwrap()["outcome"].clone()
+        ),
+        (Some(0), json!("duplicate"))
+    );
+    let (code, stdout, _) = mailgate(&app.database_url, b"", &[], &[]);
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(stdout.trim()).unwrap()["outcome"],
+        "quarantined"
+    );
+    let (code, _, _) = mailgate(
+        &app.database_url,
+        &raw,
+        &[("RECOVERYDESK_MAX_MESSAGE_BYTES", "20")],
+        &[],
+    );
+    assert_eq!(code, Some(65), "too large: bounce it");
+    let (code, _, _) = mailgate(&app.database_url, &raw, &[], &["--no-such-flag"]);
+    assert_eq!(code, Some(64));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_maildir_is_idempotent_quiet_by_default_and_counts_outcomes() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    app.import_accounts(&[account("acc_1", "arch-user", "archive@y.test", "active")]);
+    let dir = tempfile::tempdir().unwrap();
+    for sub in ["new", "cur", "tmp"] {
+        std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+    }
+    std::fs::write(
+        dir.path().join("new/1"),
+        message("archive@y.test", "I forgot my username", "<a1@y.test>", "", "old mail"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("cur/2:2,S"),
+        message(
+            "archive@y.test",
+            "Re: x",
+            "<a2@y.test>",
+            "In-Reply-To: <a1@y.test>\r\n",
+            "more",
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("cur/3:2,S"), b"").unwrap();
+    std::fs::write(dir.path().join("tmp/partial"), b"From: half").unwrap();
+    let run = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_recoverydesk"))
+            .arg("import-maildir")
+            .arg(dir.path())
+            .args(extra)
+            .env("DATABASE_URL", &app.database_url)
+            .env("RUST_LOG", "error")
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (code, stdout) = run(&[]);
+    assert_eq!(code, Some(0));
+    assert!(
+        stdout.contains("imported 3 messages") && stdout.contains("1 created, 1 appended, 0 duplicate, 1 quarantined"),
+        "{stdout}"
+    );
+    assert!(app.outbox().is_empty(), "an archive is imported quietly");
+    let (_, stdout) = run(&[]);
+    assert!(
+        stdout.contains("0 created, 0 appended, 3 duplicate"),
+        "idempotent: {stdout}"
+    );
+    std::fs::write(
+        dir.path().join("new/4"),
+        message("late@y.test", "locked out", "<a4@y.test>", "", "hi"),
+    )
+    .unwrap();
+    let (_, stdout) = run(&["--send-acknowledgements"]);
+    assert!(stdout.contains("1 created"), "{stdout}");
+    assert_eq!(
+        app.outbox().iter().filter(|m| m.1 == "late@y.test").count(),
+        1,
+        "answered when asked to"
+    );
+}
