@@ -1,6 +1,7 @@
 //! HTTP: every route is registered here, in one place.
 
 pub mod api;
+pub mod console;
 pub mod health;
 pub mod inbound;
 pub mod portal;
@@ -39,6 +40,7 @@ impl AppState {
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    console::configure(cfg);
     cfg.route("/", web::get().to(portal::show_help_centre))
         .route(
             "/help/forgot-username",
