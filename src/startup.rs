@@ -71,6 +71,7 @@ impl Application {
                 .wrap(middleware::Logger::new("%a \"%r\" %s %Dms").exclude("/healthz"))
                 .configure(web::configure)
                 .route("/static/css/site.css", actix_web::web::get().to(stylesheet))
+                .route("/static/css/console.css", actix_web::web::get().to(console_stylesheet))
                 .default_service(actix_web::web::to(web::portal::default_not_found))
         })
         .listen(listener)
@@ -90,6 +91,13 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
+}
+
+async fn console_stylesheet() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/css; charset=utf-8")
+        .insert_header(("Cache-Control", "public, max-age=3600"))
+        .body(include_str!("../static/css/console.css"))
 }
 
 /// The stylesheet is compiled into the binary: one file to deploy.

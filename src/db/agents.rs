@@ -17,6 +17,8 @@ pub struct AgentRow {
     pub active: bool,
     pub created_at: NaiveDateTime,
     pub deactivated_at: Option<NaiveDateTime>,
+    /// Sessions issued before this are void (sign-out ends every session of the agent).
+    pub sessions_valid_after: Option<NaiveDateTime>,
 }
 
 impl AgentRow {
@@ -82,4 +84,11 @@ pub fn agent_for_token(conn: &mut AnyConnection, token_hash: &str) -> QueryResul
         .select(AgentRow::as_select())
         .first(conn)
         .optional()
+}
+
+pub fn end_sessions(conn: &mut AnyConnection, id: i64) -> QueryResult<()> {
+    diesel::update(agents::table.find(id))
+        .set(agents::sessions_valid_after.eq(now()))
+        .execute(conn)
+        .map(|_| ())
 }

@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod agents;
+pub mod console;
 pub mod inbound;
 pub mod outbox;
 pub mod schema;

@@ -53,6 +53,7 @@ diesel::table! {
         active -> Bool,
         created_at -> Timestamp,
         deactivated_at -> Nullable<Timestamp>,
+        sessions_valid_after -> Nullable<Timestamp>,
     }
 }
 
@@ -270,3 +271,13 @@ diesel::table! {
 diesel::allow_tables_to_appear_in_same_query!(inbound_messages, tickets);
 diesel::allow_tables_to_appear_in_same_query!(inbound_messages, messages);
 diesel::allow_tables_to_appear_in_same_query!(attachments, messages);
+
+diesel::table! {
+    login_attempts (id) {
+        id -> BigInt,
+        email_normalized -> Text,
+        client_ip -> Text,
+        succeeded -> Bool,
+        created_at -> Timestamp,
+    }
+}

@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod agents;
+pub mod console;
 mod decision;
 pub mod inbound;
 pub mod portal;

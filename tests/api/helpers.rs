@@ -39,6 +39,8 @@ macro_rules! both_backends {
 
 pub struct TestApp {
     pub address: String,
+    /// The one-time password of the admin the first start created.
+    pub admin_password: String,
     pub token: String,
     pub pool: Pool,
     pub desk: Desk,
@@ -143,6 +145,7 @@ impl TestApp {
         };
         let mut settings = settings_for(&database_url, extra);
         let app = Application::build(settings.clone()).expect("the application builds");
+        let admin_password = app.admin_password.clone().unwrap_or_default();
         let port = app.port();
         settings.base_url = format!("http://127.0.0.1:{port}");
         tokio::spawn(app.run_until_stopped());
@@ -152,6 +155,7 @@ impl TestApp {
             agents::issue_token(&mut conn, "admin@localhost").expect("admin token")
         };
         Some(TestApp {
+            admin_password,
             address: format!("http://127.0.0.1:{port}"),
             token,
             pool,
@@ -442,4 +446,89 @@ pub fn action_verdict(ticket: &Value, name: &str) -> Value {
 
 pub fn reference(ticket: &Value) -> String {
     ticket["ref"].as_str().expect("ref").to_string()
+}
+
+/// A browser-like client of the agent console: cookies kept, redirects not followed.
+pub struct Console {
+    pub client: reqwest::Client,
+    pub address: String,
+}
+
+impl Console {
+    pub fn new(app: &TestApp) -> Console {
+        Console {
+            client: reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+            address: app.address.clone(),
+        }
+    }
+
+    /// Signs in; returns the status of the sign-in answer.
+    pub async fn sign_in(&self, email: &str, password: &str) -> StatusCode {
+        let response = self
+            .client
+            .post(format!("{}/agent/login", self.address))
+            .form(&[("email", email), ("password", password)])
+            .send()
+            .await
+            .expect("request");
+        response.status()
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Option<String>, String) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .expect("request");
+        let status = response.status();
+        let location = response
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        (status, location, response.text().await.unwrap_or_default())
+    }
+
+    pub async fn post(&self, path: &str, fields: &[(&str, &str)]) -> (StatusCode, Option<String>, String) {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.address))
+            .form(fields)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status();
+        let location = response
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        (status, location, response.text().await.unwrap_or_default())
+    }
+
+    /// The CSRF token of the page at `path` (every console form carries it).
+    pub async fn csrf(&self, path: &str) -> String {
+        let (_, _, page) = self.get(path).await;
+        let marker = r#"name="csrf" value=""#;
+        let start = page.find(marker).expect("a form with a CSRF token") + marker.len();
+        page[start..].split('"').next().unwrap_or_default().to_string()
+    }
+
+    /// Posts a console form with the page's CSRF token added.
+    pub async fn submit(
+        &self,
+        page_path: &str,
+        action: &str,
+        fields: &[(&str, &str)],
+    ) -> (StatusCode, Option<String>, String) {
+        let token = self.csrf(page_path).await;
+        let mut all = vec![("csrf", token.as_str())];
+        all.extend_from_slice(fields);
+        self.post(action, &all).await
+    }
 }

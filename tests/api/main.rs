@@ -7,6 +7,7 @@ mod smtp_capture;
 mod account_terminated;
 mod banned;
 mod cli;
+mod console;
 mod directory;
 mod forgot_username;
 mod health_and_auth;

@@ -1,7 +1,193 @@
 //! The agent console (`/agent/…`): sign-in, the queue, the ticket page, accounts, admin pages.
+//! Handlers read as: the signed-in agent → parse the form → the same service the API calls →
+//! render or redirect. Every state-changing form carries the CSRF token.
 
-use actix_web::web;
+pub mod admin;
+pub mod auth;
+pub mod session;
+pub mod tickets;
+
+use super::AppState;
+use crate::db::console::QueueFilter;
+use crate::domain::ticket::{Kind, State, TicketRef};
+use crate::services::console::{self as views, QueuePage};
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+use session::CurrentAgent;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    let _ = cfg;
+    cfg.route("/agent/login", web::get().to(auth::show_login))
+        .route("/agent/login", web::post().to(auth::sign_in))
+        .route("/agent/logout", web::post().to(auth::sign_out))
+        .route("/agent", web::get().to(show_queue))
+        .route("/agent/", web::get().to(show_queue))
+        .route("/agent/tickets/{ref}", web::get().to(tickets::show_ticket))
+        .route(
+            "/agent/tickets/{ref}/actions/{name}",
+            web::post().to(tickets::apply_action),
+        )
+        .route("/agent/tickets/{ref}/reply", web::post().to(tickets::reply))
+        .route("/agent/attachments/{id}", web::get().to(tickets::download_attachment))
+        .route("/agent/accounts/{id}", web::get().to(tickets::show_account))
+        .route("/agent/quarantine", web::get().to(admin::show_quarantine))
+        .route("/agent/quarantine/{id}/raw", web::get().to(admin::download_quarantined))
+        .route("/agent/quarantine/{id}/retry", web::post().to(admin::retry_quarantined))
+        .route("/agent/admin/agents", web::get().to(admin::show_agents))
+        .route("/agent/admin/agents", web::post().to(admin::add_agent))
+        .route(
+            "/agent/admin/agents/{id}/deactivate",
+            web::post().to(admin::deactivate_agent),
+        );
+}
+
+pub fn page(status: StatusCode, template: &impl Template) -> HttpResponse {
+    super::portal::render(status, template)
+}
+
+#[derive(Template)]
+#[template(path = "console/message.html")]
+pub struct MessagePage<'a> {
+    pub title: &'a str,
+    pub text: &'a str,
+}
+
+/// A refusal or an error, as a page that says why.
+pub fn refused_page(status: StatusCode, text: &str) -> HttpResponse {
+    let title = match status {
+        StatusCode::FORBIDDEN => "Not allowed",
+        StatusCode::NOT_FOUND => "Not found",
+        StatusCode::SERVICE_UNAVAILABLE => "Try again in a moment",
+        _ => "That did not work",
+    };
+    super::portal::render(status, &MessagePage { title, text })
+}
+
+#[derive(Deserialize, Default)]
+pub struct QueueQuery {
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    state: String,
+    #[serde(default)]
+    assignee: String,
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    cursor: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/queue.html")]
+pub struct QueueTemplate {
+    pub agent: CurrentAgent,
+    pub page: QueuePage,
+    pub kind: String,
+    pub state: String,
+    pub assignee: String,
+    pub q: String,
+    pub next_href: Option<String>,
+    pub kinds: Vec<Kind>,
+    pub states: Vec<State>,
+}
+
+impl QueueTemplate {
+    /// The count of tickets of a kind (open ones, or in the filtered state).
+    pub fn count_kind(&self, kind: &Kind) -> i64 {
+        self.page
+            .counts
+            .iter()
+            .filter(|(k, s, _)| k == kind && self.state_matches(s))
+            .map(|(_, _, n)| n)
+            .sum()
+    }
+
+    pub fn count_state(&self, state: &State) -> i64 {
+        self.page
+            .counts
+            .iter()
+            .filter(|(_, s, _)| s == state)
+            .map(|(_, _, n)| n)
+            .sum()
+    }
+
+    fn state_matches(&self, s: &State) -> bool {
+        match State::parse(&self.state) {
+            Some(wanted) => *s == wanted,
+            None => !s.is_terminal(),
+        }
+    }
+}
+
+/// `GET /agent`: open tickets, oldest waiting first, with filters, search and counts.
+pub async fn show_queue(
+    agent: CurrentAgent,
+    state: web::Data<AppState>,
+    query: web::Query<QueueQuery>,
+) -> HttpResponse {
+    let q = query.into_inner();
+    let kind = Kind::parse(&q.kind).map(|k| k.as_str().to_string());
+    let state_filter = State::parse(&q.state).map(|s| s.as_str().to_string());
+    let me = agent.id;
+    let assignee_email = q.assignee.clone();
+    let prefix = state.desk.settings.ticket_prefix.clone();
+    let q_ticket_id = TicketRef::parse(&q.q, &prefix).map(|r| r.number());
+    let after = views::parse_cursor(&q.cursor);
+    let search = q.q.clone();
+    let result = state
+        .run(move |conn, desk| {
+            let assignee = match assignee_email.as_str() {
+                "" => None,
+                "me" => Some(Some(me)),
+                "none" => Some(None),
+                email => Some(
+                    crate::db::agents::find_by_email(conn, email)
+                        .map_err(crate::services::ServiceError::from)?
+                        .map(|a| a.id)
+                        .or(Some(-1)),
+                ),
+            };
+            let filter = QueueFilter {
+                kind,
+                state: state_filter,
+                assignee,
+                q: Some(search),
+                q_ticket_id,
+                after,
+                limit: 50,
+            };
+            views::queue(conn, desk, filter).map_err(Into::into)
+        })
+        .await;
+    match result {
+        Ok(page_data) => {
+            let next_href = page_data.next_cursor.as_ref().map(|cursor| {
+                let query = serde_urlencoded::to_string([
+                    ("kind", q.kind.as_str()),
+                    ("state", q.state.as_str()),
+                    ("assignee", q.assignee.as_str()),
+                    ("q", q.q.as_str()),
+                    ("cursor", cursor.as_str()),
+                ])
+                .unwrap_or_default();
+                format!("/agent?{query}")
+            });
+            page(
+                StatusCode::OK,
+                &QueueTemplate {
+                    agent,
+                    page: page_data,
+                    kind: q.kind,
+                    state: q.state,
+                    assignee: q.assignee,
+                    q: q.q,
+                    next_href,
+                    kinds: Kind::ALL.to_vec(),
+                    states: State::ALL.to_vec(),
+                },
+            )
+        }
+        Err(e) => refused_page(e.status, &e.message),
+    }
 }

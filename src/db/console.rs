@@ -1,0 +1,156 @@
+//! Queries of the agent console: sign-in throttling, the queue, agents, accounts.
+
+use super::schema::{accounts, agents, login_attempts, tickets};
+use super::tickets::TicketRow;
+use super::{AnyConnection, now};
+use chrono::{Duration, NaiveDateTime};
+use diesel::prelude::*;
+
+pub fn record_login_attempt(
+    conn: &mut AnyConnection,
+    email: &str,
+    client_ip: &str,
+    succeeded: bool,
+) -> QueryResult<()> {
+    diesel::insert_into(login_attempts::table)
+        .values((
+            login_attempts::email_normalized.eq(crate::domain::email_address::normalize(email)),
+            login_attempts::client_ip.eq(client_ip),
+            login_attempts::succeeded.eq(succeeded),
+            login_attempts::created_at.eq(now()),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Failed sign-ins in the last `minutes`: (for this email from this client, from this client).
+pub fn recent_failures(
+    conn: &mut AnyConnection,
+    email: &str,
+    client_ip: &str,
+    minutes: i64,
+) -> QueryResult<(i64, i64)> {
+    let since = now() - Duration::minutes(minutes);
+    let pair = login_attempts::table
+        .filter(login_attempts::email_normalized.eq(crate::domain::email_address::normalize(email)))
+        .filter(login_attempts::client_ip.eq(client_ip))
+        .filter(login_attempts::succeeded.eq(false))
+        .filter(login_attempts::created_at.gt(since))
+        .count()
+        .get_result(conn)?;
+    let client = login_attempts::table
+        .filter(login_attempts::client_ip.eq(client_ip))
+        .filter(login_attempts::succeeded.eq(false))
+        .filter(login_attempts::created_at.gt(since))
+        .count()
+        .get_result(conn)?;
+    Ok((pair, client))
+}
+
+/// What the queue shows.
+#[derive(Debug, Clone, Default)]
+pub struct QueueFilter {
+    pub kind: Option<String>,
+    pub state: Option<String>,
+    /// `Some(None)`: unassigned; `Some(Some(id))`: that agent's.
+    pub assignee: Option<Option<i64>>,
+    pub q: Option<String>,
+    pub q_ticket_id: Option<i64>,
+    /// Keyset: tickets waiting since after this (time, id).
+    pub after: Option<(NaiveDateTime, i64)>,
+    pub limit: i64,
+}
+
+diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
+
+/// Open tickets (or those of the chosen state), oldest waiting first.
+pub fn queue(conn: &mut AnyConnection, f: &QueueFilter) -> QueryResult<Vec<TicketRow>> {
+    let mut query = tickets::table.select(TicketRow::as_select()).into_boxed();
+    query = match &f.state {
+        Some(state) => query.filter(tickets::state.eq(state.clone())),
+        // The same predicate as the partial index `tickets_open_queue`.
+        None => query
+            .filter(tickets::state.ne("resolved"))
+            .filter(tickets::state.ne("refused")),
+    };
+    if let Some(kind) = &f.kind {
+        query = query.filter(tickets::kind.eq(kind.clone()));
+    }
+    match f.assignee {
+        Some(Some(id)) => query = query.filter(tickets::assignee_id.eq(id)),
+        Some(None) => query = query.filter(tickets::assignee_id.is_null()),
+        None => {}
+    }
+    if let Some(q) = f.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+        let pattern = format!(
+            "%{}%",
+            q.to_lowercase()
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
+        let by_text = tickets::requester_normalized
+            .like(pattern.clone())
+            .escape('\\')
+            .or(lower(tickets::subject).like(pattern).escape('\\'));
+        query = match f.q_ticket_id {
+            Some(id) => query.filter(tickets::id.eq(id).or(by_text)),
+            None => query.filter(by_text),
+        };
+    }
+    if let Some((at, id)) = f.after {
+        query = query.filter(
+            tickets::waiting_since
+                .gt(at)
+                .or(tickets::waiting_since.eq(at).and(tickets::id.gt(id))),
+        );
+    }
+    query
+        .order((tickets::waiting_since.asc(), tickets::id.asc()))
+        .limit(f.limit)
+        .load(conn)
+}
+
+/// Tickets per (kind, state), for the queue's counts.
+pub fn counts(conn: &mut AnyConnection) -> QueryResult<Vec<(String, String, i64)>> {
+    tickets::table
+        .group_by((tickets::kind, tickets::state))
+        .select((tickets::kind, tickets::state, diesel::dsl::count_star()))
+        .load(conn)
+}
+
+/// An agent as the console lists it: (id, email, name, role, active).
+pub type AgentListing = (i64, String, String, String, bool);
+
+/// Every agent, active first.
+pub fn agents(conn: &mut AnyConnection) -> QueryResult<Vec<AgentListing>> {
+    agents::table
+        .order((agents::active.desc(), agents::email_normalized.asc()))
+        .select((agents::id, agents::email, agents::name, agents::role, agents::active))
+        .load(conn)
+}
+
+pub fn deactivate_agent(conn: &mut AnyConnection, id: i64) -> QueryResult<bool> {
+    let rows = diesel::update(agents::table.find(id).filter(agents::active.eq(true)))
+        .set((agents::active.eq(false), agents::deactivated_at.eq(now())))
+        .execute(conn)?;
+    Ok(rows == 1)
+}
+
+/// (id, username, status) of the sub-users of an account.
+pub fn sub_users(conn: &mut AnyConnection, parent_id: &str) -> QueryResult<Vec<(String, String, String)>> {
+    accounts::table
+        .filter(accounts::parent_id.eq(parent_id))
+        .order(accounts::id.asc())
+        .select((accounts::id, accounts::username, accounts::status))
+        .load(conn)
+}
+
+pub fn tickets_of_account(conn: &mut AnyConnection, account_id: &str, limit: i64) -> QueryResult<Vec<TicketRow>> {
+    tickets::table
+        .filter(tickets::account_id.eq(account_id))
+        .order(tickets::id.desc())
+        .limit(limit)
+        .select(TicketRow::as_select())
+        .load(conn)
+}

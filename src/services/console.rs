@@ -1,0 +1,359 @@
+//! What the agent console shows, assembled for its templates: the queue and the ticket page.
+//! The allowed and blocked actions come from the same engine function the API uses.
+
+use super::decision::Loaded;
+use super::{Desk, ServiceError};
+use crate::db::console::{self as queries, QueueFilter};
+use crate::db::tickets::TicketRow;
+use crate::db::{AnyConnection, accounts, agents, inbound, outbox, tickets};
+use crate::domain::account::AccountView;
+use crate::domain::ticket::{Kind, State};
+use crate::domain::verification::{self, Method, Progress};
+use crate::domain::workflow::{self, ActionName};
+use chrono::NaiveDateTime;
+use std::collections::HashMap;
+
+/// "3 h", "2 d": how long something has waited, for people scanning a queue.
+pub fn age(since: NaiveDateTime, now: NaiveDateTime) -> String {
+    let minutes = (now - since).num_minutes().max(0);
+    match minutes {
+        0..=59 => format!("{minutes} min"),
+        60..=2879 => format!("{} h", minutes / 60),
+        _ => format!("{} d", minutes / 1440),
+    }
+}
+
+pub struct QueueRow {
+    pub ticket_ref: String,
+    pub subject: String,
+    pub kind: Kind,
+    pub state: State,
+    pub requester: String,
+    pub assignee: Option<String>,
+    pub waiting: String,
+    pub flagged: bool,
+}
+
+pub struct QueuePage {
+    pub rows: Vec<QueueRow>,
+    pub next_cursor: Option<String>,
+    /// (kind, state, count), for the filters' counts.
+    pub counts: Vec<(Kind, State, i64)>,
+    pub agents: Vec<(String, String)>,
+}
+
+/// `cursor` is "<unix micros>.<id>" of the last row shown.
+pub fn parse_cursor(cursor: &str) -> Option<(NaiveDateTime, i64)> {
+    let (micros, id) = cursor.split_once('.')?;
+    let at = chrono::DateTime::from_timestamp_micros(micros.parse().ok()?)?.naive_utc();
+    Some((at, id.parse().ok()?))
+}
+
+pub fn queue(conn: &mut AnyConnection, desk: &Desk, filter: QueueFilter) -> Result<QueuePage, ServiceError> {
+    let limit = filter.limit;
+    let mut rows = queries::queue(
+        conn,
+        &QueueFilter {
+            limit: limit + 1,
+            ..filter
+        },
+    )?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let next_cursor = more
+        .then(|| {
+            rows.last()
+                .map(|r| format!("{}.{}", r.waiting_since.and_utc().timestamp_micros(), r.id))
+        })
+        .flatten();
+    let agent_list = queries::agents(conn)?;
+    let emails: HashMap<i64, String> = agent_list.iter().map(|(id, email, ..)| (*id, email.clone())).collect();
+    let now = crate::db::now();
+    let rows = rows
+        .into_iter()
+        .map(|r| QueueRow {
+            ticket_ref: desk.ticket_ref(r.id),
+            kind: Kind::parse(&r.kind).unwrap_or(Kind::General),
+            state: State::parse(&r.state).unwrap_or(State::AwaitingAgent),
+            waiting: age(r.waiting_since, now),
+            assignee: r.assignee_id.and_then(|id| emails.get(&id).cloned()),
+            subject: r.subject,
+            requester: r.requester,
+            flagged: r.flagged,
+        })
+        .collect();
+    let counts = queries::counts(conn)?
+        .into_iter()
+        .filter_map(|(k, s, n)| Some((Kind::parse(&k)?, State::parse(&s)?, n)))
+        .collect();
+    let agents = agent_list
+        .into_iter()
+        .filter(|a| a.4)
+        .map(|(_, email, name, ..)| (email, name))
+        .collect();
+    Ok(QueuePage {
+        rows,
+        next_cursor,
+        counts,
+        agents,
+    })
+}
+
+/// One action on the ticket page: a button (with its fields) or a line saying why not.
+pub struct ActionEntry {
+    pub name: ActionName,
+    pub allowed: bool,
+    pub reason: String,
+    pub code: String,
+}
+
+pub struct ThreadEntry {
+    pub event_id: i64,
+    pub kind: &'static str,
+    pub who: String,
+    pub at: String,
+    pub subject: String,
+    /// The new part of the message; `history` is the folded quoted history.
+    pub text: String,
+    pub history: String,
+    pub html: Option<String>,
+    pub redacted: bool,
+    pub auto_generated: bool,
+    pub stranger: bool,
+    pub attachments: Vec<(i64, String, i64)>,
+    pub mail_status: Option<String>,
+}
+
+pub struct AuditEntry {
+    pub at: String,
+    pub event_type: String,
+    pub actor: String,
+    pub summary: String,
+}
+
+pub struct CheckEntry {
+    pub method: Method,
+    pub result: Option<bool>,
+}
+
+pub struct TicketPage {
+    pub ticket: TicketRow,
+    pub ticket_ref: String,
+    pub kind: Kind,
+    pub state: State,
+    pub assignee: Option<String>,
+    pub account: Option<AccountView>,
+    pub sub_users: Vec<(String, String, String)>,
+    pub actions: Vec<ActionEntry>,
+    pub checklist: Vec<CheckEntry>,
+    pub verification_summary: Option<String>,
+    pub thread: Vec<ThreadEntry>,
+    pub audit: Vec<AuditEntry>,
+    pub agents: Vec<(String, String)>,
+    pub current_ip: Option<String>,
+    pub mail: Vec<(String, String, String, Option<String>)>,
+}
+
+pub fn ticket_page(conn: &mut AnyConnection, desk: &Desk, id: i64) -> Result<TicketPage, ServiceError> {
+    let loaded = Loaded::load(conn, id)?;
+    let view = loaded.view();
+    let actions = workflow::available_actions(&view)
+        .into_iter()
+        .map(|(name, verdict)| match verdict {
+            Ok(()) => ActionEntry {
+                name,
+                allowed: true,
+                reason: String::new(),
+                code: String::new(),
+            },
+            Err(r) => ActionEntry {
+                name,
+                allowed: false,
+                reason: r.message,
+                code: r.code.as_str().to_string(),
+            },
+        })
+        .collect();
+    let checklist = Method::ALL
+        .into_iter()
+        .map(|method| CheckEntry {
+            method,
+            result: loaded
+                .checks
+                .iter()
+                .rev()
+                .find(|c| c.method == method)
+                .map(|c| c.passed),
+        })
+        .collect();
+    let verification_summary = (loaded.kind() == Kind::IpLockout && loaded.row.verification_round > 0).then(|| {
+        match verification::evaluate(&loaded.checks) {
+            Progress::Verified => "Ownership verified.".to_string(),
+            Progress::Failed => format!(
+                "Verification failed ({} failed checks).",
+                verification::MAX_FAILED_CHECKS
+            ),
+            Progress::InProgress {
+                passed_methods,
+                failed_checks,
+                email_challenge_passed,
+            } => format!(
+                "{} of {} passed methods{}; {} of {} failed checks allowed used.",
+                passed_methods.len(),
+                verification::REQUIRED_PASSED_METHODS,
+                if email_challenge_passed {
+                    ""
+                } else {
+                    " (the email challenge is still needed)"
+                },
+                failed_checks,
+                verification::MAX_FAILED_CHECKS
+            ),
+        }
+    });
+    let messages: HashMap<i64, tickets::MessageRow> =
+        tickets::messages_of(conn, id)?.into_iter().map(|m| (m.id, m)).collect();
+    let refs: Vec<i64> = messages.keys().copied().collect();
+    let mut files: HashMap<i64, Vec<(i64, String, i64)>> = HashMap::new();
+    for (att_id, message_ref, name, _, size) in inbound::attachments_of(conn, &refs)? {
+        files.entry(message_ref).or_default().push((att_id, name, size));
+    }
+    let mail_rows = outbox::of_ticket(conn, id)?;
+    let mail_status: HashMap<String, String> = mail_rows
+        .iter()
+        .filter_map(|m| {
+            let status = match (&m.bounced_at, m.status.as_str()) {
+                (Some(_), _) => format!("bounced: {}", m.bounce_reason.clone().unwrap_or_default()),
+                (None, "failed") => format!("failed: {}", m.last_error.clone().unwrap_or_default()),
+                (None, s) => s.to_string(),
+            };
+            m.message_id.clone().map(|mid| (mid, status))
+        })
+        .collect();
+    let events = tickets::events_of(conn, id)?;
+    let mut thread = vec![];
+    let mut audit = vec![];
+    let mut current_ip = None;
+    for e in &events {
+        let data: serde_json::Value = serde_json::from_str(&e.data).unwrap_or_default();
+        if e.event_type == "created" {
+            current_ip = data["current_ip"].as_str().map(str::to_string);
+        }
+        let at = e.created_at.format("%Y-%m-%d %H:%M").to_string();
+        if let Some(m) = e.message_ref.and_then(|r| messages.get(&r)) {
+            let (text, history) = crate::mail::inbound::quote::fold(&m.body);
+            thread.push(ThreadEntry {
+                event_id: e.id,
+                kind: match m.direction.as_str() {
+                    "in" => "in",
+                    "out" => "out",
+                    _ => "note",
+                },
+                who: match m.direction.as_str() {
+                    "in" => m.from_address.clone().unwrap_or_default(),
+                    "out" => format!("to {}", m.to_address.clone().unwrap_or_default()),
+                    _ => e.actor.trim_start_matches("agent:").to_string(),
+                },
+                at: at.clone(),
+                subject: m.subject.clone(),
+                text: text.to_string(),
+                history: history.to_string(),
+                html: m.body_html.clone(),
+                redacted: m.body.contains(crate::domain::redact::REDACTED) || m.redacted_at.is_some(),
+                auto_generated: m.auto_generated,
+                stranger: m.sender_role == "stranger",
+                attachments: files.remove(&m.id).unwrap_or_default(),
+                mail_status: m.message_id.as_ref().and_then(|mid| mail_status.get(mid).cloned()),
+            });
+        }
+        audit.push(AuditEntry {
+            at,
+            event_type: e.event_type.clone(),
+            actor: e.actor.clone(),
+            summary: summarise(&data),
+        });
+    }
+    let sub_users = match &loaded.account {
+        Some(a) => queries::sub_users(conn, &a.id)?,
+        None => vec![],
+    };
+    let assignee = match loaded.row.assignee_id {
+        Some(aid) => agents::find(conn, aid)?.map(|a| a.email),
+        None => None,
+    };
+    let agents = queries::agents(conn)?
+        .into_iter()
+        .filter(|a| a.4)
+        .map(|(_, email, name, ..)| (email, name))
+        .collect();
+    let mail = mail_rows
+        .iter()
+        .map(|m| {
+            (
+                m.template.clone(),
+                m.recipient.clone(),
+                m.status.clone(),
+                m.last_error.clone(),
+            )
+        })
+        .collect();
+    Ok(TicketPage {
+        ticket_ref: desk.ticket_ref(id),
+        kind: loaded.kind(),
+        state: loaded.state(),
+        assignee,
+        account: loaded.account.clone(),
+        sub_users,
+        actions,
+        checklist,
+        verification_summary,
+        thread,
+        audit,
+        agents,
+        current_ip,
+        mail,
+        ticket: loaded.row,
+    })
+}
+
+/// One line of an event's data, for the audit trail.
+fn summarise(data: &serde_json::Value) -> String {
+    let Some(map) = data.as_object() else {
+        return String::new();
+    };
+    map.iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "body" | "message_id" | "outbox_id"))
+        .map(|(k, v)| match v {
+            serde_json::Value::String(s) => format!("{k}: {s}"),
+            other => format!("{k}: {other}"),
+        })
+        .collect::<Vec<_>>()
+        .join(" · ")
+}
+
+pub struct AccountPage {
+    pub account: AccountView,
+    pub terminated_at: Option<String>,
+    pub banned_at: Option<String>,
+    pub sub_users: Vec<(String, String, String)>,
+    pub tickets: Vec<(String, String, String, String)>,
+}
+
+pub fn account_page(conn: &mut AnyConnection, desk: &Desk, id: &str) -> Result<AccountPage, ServiceError> {
+    let row = accounts::find(conn, id)?.ok_or_else(|| ServiceError::NotFound("account".into()))?;
+    let terminated_at = row.terminated_at.map(|t| t.format("%Y-%m-%d").to_string());
+    let banned_at = row.banned_at.map(|t| t.format("%Y-%m-%d").to_string());
+    let account = accounts::view_of(conn, row)?;
+    let sub_users = queries::sub_users(conn, id)?;
+    let tickets = queries::tickets_of_account(conn, id, 100)?
+        .into_iter()
+        .map(|t| (desk.ticket_ref(t.id), t.subject, t.kind, t.state))
+        .collect();
+    Ok(AccountPage {
+        account,
+        terminated_at,
+        banned_at,
+        sub_users,
+        tickets,
+    })
+}

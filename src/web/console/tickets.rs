@@ -1,0 +1,233 @@
+//! The ticket page and its forms, the account page, attachment downloads.
+
+use super::super::AppState;
+use super::session::{CurrentAgent, csrf_ok};
+use super::{page, refused_page};
+use crate::domain::ticket::{Kind, TicketRef};
+use crate::domain::verification::Method;
+use crate::domain::workflow::ActionName;
+use crate::services::console::{self as views, AccountPage, TicketPage};
+use crate::services::tickets as ticket_service;
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use std::collections::HashMap;
+
+#[derive(Template)]
+#[template(path = "console/ticket.html")]
+pub struct TicketTemplate {
+    pub agent: CurrentAgent,
+    pub t: TicketPage,
+    pub notice: Option<String>,
+    pub error: Option<String>,
+    pub kinds: Vec<Kind>,
+    pub methods: Vec<Method>,
+}
+
+impl TicketTemplate {
+    pub fn allowed(&self) -> Vec<&views::ActionEntry> {
+        self.t.actions.iter().filter(|a| a.allowed).collect()
+    }
+
+    pub fn blocked(&self) -> Vec<&views::ActionEntry> {
+        self.t.actions.iter().filter(|a| !a.allowed).collect()
+    }
+
+    pub fn is(&self, entry: &views::ActionEntry, name: &str) -> bool {
+        entry.name.as_str() == name
+    }
+}
+
+fn ticket_id(state: &AppState, reference: &str) -> Option<i64> {
+    TicketRef::parse(reference, &state.desk.settings.ticket_prefix).map(|r| r.number())
+}
+
+async fn render_ticket(
+    agent: CurrentAgent,
+    state: &web::Data<AppState>,
+    id: i64,
+    status: StatusCode,
+    notice: Option<String>,
+    error: Option<String>,
+) -> HttpResponse {
+    match state
+        .run(move |conn, desk| views::ticket_page(conn, desk, id).map_err(Into::into))
+        .await
+    {
+        Ok(t) => page(
+            status,
+            &TicketTemplate {
+                agent,
+                t,
+                notice,
+                error,
+                kinds: Kind::ALL.to_vec(),
+                methods: Method::ALL
+                    .into_iter()
+                    .filter(|m| *m != Method::EmailChallenge)
+                    .collect(),
+            },
+        ),
+        Err(e) => refused_page(e.status, &e.message),
+    }
+}
+
+#[derive(serde::Deserialize)]
+pub struct Done {
+    #[serde(default)]
+    done: String,
+}
+
+pub async fn show_ticket(
+    agent: CurrentAgent,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<Done>,
+) -> HttpResponse {
+    let Some(id) = ticket_id(&state, &path) else {
+        return refused_page(StatusCode::NOT_FOUND, "There is no such ticket.");
+    };
+    let notice = ActionName::parse(&query.done)
+        .ok()
+        .map(|a| format!("Done: {}.", a.label()))
+        .or_else(|| (query.done == "reply").then(|| "Your reply is on its way.".to_string()))
+        .or_else(|| (query.done == "note").then(|| "Note added.".to_string()));
+    render_ticket(agent, &state, id, StatusCode::OK, notice, None).await
+}
+
+fn back(reference: &str, done: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, format!("/agent/tickets/{reference}?done={done}")))
+        .finish()
+}
+
+/// Every action button posts here; the engine decides, exactly as for the API. A refusal
+/// re-renders the page with the engine's reason.
+pub async fn apply_action(
+    agent: CurrentAgent,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    form: web::Form<HashMap<String, String>>,
+) -> HttpResponse {
+    let (reference, name) = path.into_inner();
+    let mut fields = form.into_inner();
+    if !csrf_ok(&agent, fields.remove("csrf").as_deref()) {
+        return refused_page(
+            StatusCode::FORBIDDEN,
+            "This form has expired. Reload the page and try again.",
+        );
+    }
+    let Some(id) = ticket_id(&state, &reference) else {
+        return refused_page(StatusCode::NOT_FOUND, "There is no such ticket.");
+    };
+    let params = serde_json::Value::Object(
+        fields
+            .into_iter()
+            .filter(|(_, v)| !v.trim().is_empty())
+            .map(|(k, v)| (k, serde_json::Value::String(v)))
+            .collect(),
+    );
+    let actor = agent.actor();
+    let action = name.clone();
+    let outcome = state
+        .run(move |conn, desk| {
+            ticket_service::apply_action(conn, desk, id, &action, &params, &actor).map_err(Into::into)
+        })
+        .await;
+    match outcome {
+        Ok(_) => back(&reference, &name),
+        Err(e) => {
+            let message = format!("{} was refused ({}): {}", name, e.code, e.message);
+            render_ticket(agent, &state, id, e.status, None, Some(message)).await
+        }
+    }
+}
+
+/// A mailed reply, or an internal note.
+pub async fn reply(
+    agent: CurrentAgent,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    form: web::Form<HashMap<String, String>>,
+) -> HttpResponse {
+    let fields = form.into_inner();
+    if !csrf_ok(&agent, fields.get("csrf").map(String::as_str)) {
+        return refused_page(
+            StatusCode::FORBIDDEN,
+            "This form has expired. Reload the page and try again.",
+        );
+    }
+    let reference = path.into_inner();
+    let Some(id) = ticket_id(&state, &reference) else {
+        return refused_page(StatusCode::NOT_FOUND, "There is no such ticket.");
+    };
+    let body = fields.get("body").cloned().unwrap_or_default();
+    let internal = fields
+        .get("internal")
+        .is_some_and(|v| v == "on" || v == "true" || v == "note");
+    let actor = agent.actor();
+    let outcome = state
+        .run(move |conn, desk| ticket_service::add_reply(conn, desk, id, &body, internal, &actor).map_err(Into::into))
+        .await;
+    match outcome {
+        Ok(_) => back(&reference, if internal { "note" } else { "reply" }),
+        Err(e) => render_ticket(agent, &state, id, e.status, None, Some(e.message)).await,
+    }
+}
+
+/// Attachments are served only as downloads, never rendered on our origin.
+pub async fn download_attachment(
+    _agent: CurrentAgent,
+    state: web::Data<AppState>,
+    path: web::Path<i64>,
+) -> HttpResponse {
+    let id = path.into_inner();
+    let found = state
+        .run(move |conn, _| {
+            crate::db::inbound::attachment(conn, id).map_err(|e| crate::services::ServiceError::from(e).into())
+        })
+        .await;
+    match found {
+        Ok(Some(a)) => {
+            let safe_name: String = a
+                .filename
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_graphic() && c != '"' && c != '\\' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            HttpResponse::Ok()
+                .content_type("application/octet-stream")
+                .insert_header((
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"{safe_name}\""),
+                ))
+                .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+                .body(a.data)
+        }
+        Ok(None) => refused_page(StatusCode::NOT_FOUND, "There is no such attachment."),
+        Err(e) => refused_page(e.status, &e.message),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console/account.html")]
+pub struct AccountTemplate {
+    pub agent: CurrentAgent,
+    pub a: AccountPage,
+}
+
+pub async fn show_account(agent: CurrentAgent, state: web::Data<AppState>, path: web::Path<String>) -> HttpResponse {
+    let id = path.into_inner();
+    match state
+        .run(move |conn, desk| views::account_page(conn, desk, &id).map_err(Into::into))
+        .await
+    {
+        Ok(a) => page(StatusCode::OK, &AccountTemplate { agent, a }),
+        Err(e) => refused_page(e.status, &e.message),
+    }
+}
