@@ -151,7 +151,8 @@ pub struct TicketPage {
     pub audit: Vec<AuditEntry>,
     pub agents: Vec<(String, String)>,
     pub current_ip: Option<String>,
-    pub mail: Vec<(String, String, String, Option<String>)>,
+    /// (outbox id, template, recipient, status, last error).
+    pub mail: Vec<(i64, String, String, String, Option<String>)>,
 }
 
 pub fn ticket_page(conn: &mut AnyConnection, desk: &Desk, id: i64) -> Result<TicketPage, ServiceError> {
@@ -288,14 +289,7 @@ pub fn ticket_page(conn: &mut AnyConnection, desk: &Desk, id: i64) -> Result<Tic
         .collect();
     let mail = mail_rows
         .iter()
-        .map(|m| {
-            (
-                m.template.clone(),
-                m.recipient.clone(),
-                m.status.clone(),
-                m.last_error.clone(),
-            )
-        })
+        .map(|m| (m.id, m.template.clone(), m.recipient.clone(), m.status.clone(), m.last_error.clone()))
         .collect();
     Ok(TicketPage {
         ticket_ref: desk.ticket_ref(id),

@@ -370,3 +370,21 @@ async fn the_thread_shows_redactions_folded_quotes_sanitised_html_and_downloads(
     assert_eq!(response.headers()["x-content-type-options"], "nosniff");
     assert_eq!(response.text().await.unwrap().trim(), "connection log");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_sends_a_held_mail_from_the_ticket_page() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    app.import_accounts(&[account("acc_1", "target", "target@x.test", "active")]);
+    let mut last = String::new();
+    for _ in 0..21 {
+        last = reference(&app.create_ticket(json!({"kind": "forgot_username", "requester": "target@x.test"})).await);
+    }
+    let console = signed_in(&app).await;
+    let page_path = format!("/agent/tickets/{last}");
+    let (_, _, page) = console.get(&page_path).await;
+    assert!(page.contains(">held<"), "the capped mail waits: {page}");
+    let form_action = page.split(&format!("/agent/tickets/{last}/mail/")).nth(1).and_then(|s| s.split('"').next()).unwrap().to_string();
+    let (status, _, _) = console.submit(&page_path, &format!("/agent/tickets/{last}/mail/{form_action}"), &[]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(app.outbox_status().last().unwrap().2, "pending", "released to the sender");
+}

@@ -91,7 +91,8 @@ pub async fn show_ticket(
         .ok()
         .map(|a| format!("Done: {}.", a.label()))
         .or_else(|| (query.done == "reply").then(|| "Your reply is on its way.".to_string()))
-        .or_else(|| (query.done == "note").then(|| "Note added.".to_string()));
+        .or_else(|| (query.done == "note").then(|| "Note added.".to_string()))
+        .or_else(|| (query.done == "release").then(|| "The held mail is on its way.".to_string()));
     render_ticket(agent, &state, id, StatusCode::OK, notice, None).await
 }
 
@@ -172,6 +173,32 @@ pub async fn reply(
     match outcome {
         Ok(_) => back(&reference, if internal { "note" } else { "reply" }),
         Err(e) => render_ticket(agent, &state, id, e.status, None, Some(e.message)).await,
+    }
+}
+
+/// Sends a mail that waited in the outbox because of the per-recipient cap.
+pub async fn release_mail(
+    agent: CurrentAgent,
+    state: web::Data<AppState>,
+    path: web::Path<(String, i64)>,
+    form: web::Form<HashMap<String, String>>,
+) -> HttpResponse {
+    if !csrf_ok(&agent, form.get("csrf").map(String::as_str)) {
+        return refused_page(StatusCode::FORBIDDEN, "This form has expired. Reload the page and try again.");
+    }
+    let (reference, mail_id) = path.into_inner();
+    let Some(id) = ticket_id(&state, &reference) else {
+        return refused_page(StatusCode::NOT_FOUND, "There is no such ticket.");
+    };
+    let released = state
+        .run(move |conn, _| {
+            crate::db::outbox::release_held(conn, mail_id, id).map_err(|e| crate::services::ServiceError::from(e).into())
+        })
+        .await;
+    match released {
+        Ok(true) => back(&reference, "release"),
+        Ok(false) => render_ticket(agent, &state, id, StatusCode::CONFLICT, None, Some("That mail is not held.".into())).await,
+        Err(e) => refused_page(e.status, &e.message),
     }
 }
 
