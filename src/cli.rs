@@ -115,6 +115,10 @@ pub enum Command {
     /// Manage the account directory.
     #[command(subcommand)]
     Accounts(AccountsCommand),
+    /// Load the SMTP relay's and API gateway's authentication logs (for diagnosing failed
+    /// logins).
+    #[command(subcommand, name = "auth-log")]
+    AuthLog(AuthLogCommand),
     /// Manage agents and their API tokens.
     #[command(subcommand)]
     Agents(AgentsCommand),
@@ -126,6 +130,23 @@ pub enum AccountsCommand {
     ///
     /// Each refused line is reported on stderr as `line N: reason`; the other lines are
     /// applied. Exits 1 when any line was refused. A line that would lift a ban is refused.
+    Import {
+        /// The JSON Lines file (`-` for standard input).
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuthLogCommand {
+    /// Load authentication events from a JSON Lines file, one event per line:
+    /// {"at":"2026-11-20T10:00:03Z","channel":"smtp","username":"crm-mailer","account_id":"acc_1001",
+    ///  "client_ip":"203.0.113.7","mechanism":"PLAIN","tls":true,"result":"bad_password"}
+    ///
+    /// The file is streamed (any size). Each refused line is reported on stderr as
+    /// `line N: reason`; the other lines are kept. A line with a password, key or secret field
+    /// is refused and nothing of it is stored. Events already stored are counted once; events
+    /// older than RECOVERYDESK_AUTH_LOG_RETENTION_DAYS are skipped. Prints a summary; exits 1
+    /// when any line was refused.
     Import {
         /// The JSON Lines file (`-` for standard input).
         file: PathBuf,

@@ -1,6 +1,6 @@
 //! What each command does, with its exit status.
 
-use crate::cli::{AccountsCommand, AgentsCommand, Cli, Command};
+use crate::cli::{AccountsCommand, AgentsCommand, AuthLogCommand, Cli, Command};
 use crate::config::Settings;
 use crate::services::{ServiceError, accounts, agents};
 use crate::startup::{Application, prepare};
@@ -24,6 +24,7 @@ pub fn run(cli: Cli) -> ExitCode {
             send_acknowledgements,
         } => import_maildir(&settings, &dir, send_acknowledgements),
         Command::Accounts(AccountsCommand::Import { file }) => import_accounts(&settings, &file),
+        Command::AuthLog(AuthLogCommand::Import { file }) => import_auth_log(&settings, &file),
         Command::Agents(AgentsCommand::Add {
             email,
             name,
@@ -96,6 +97,58 @@ fn import_accounts(settings: &Settings, file: &std::path::Path) -> Result<ExitCo
             String::new()
         }
     );
+    Ok(if summary.refused.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// `auth-log import FILE`: streamed, with a progress bar on a terminal (none otherwise).
+fn import_auth_log(settings: &Settings, file: &std::path::Path) -> Result<ExitCode, ServiceError> {
+    use crate::services::diagnosis::import;
+    let (pool, _) = prepare(settings)?;
+    let mut conn = pool.get().map_err(|e| crate::db::DbError::Connect(e.to_string()))?;
+    let (reader, size): (Box<dyn BufRead>, Option<u64>) = if file.as_os_str() == "-" {
+        (Box::new(BufReader::with_capacity(1 << 16, std::io::stdin())), None)
+    } else {
+        let f = std::fs::File::open(file).map_err(|e| ServiceError::Invalid(format!("{}: {e}", file.display())))?;
+        let size = f.metadata().ok().map(|m| m.len());
+        (Box::new(BufReader::with_capacity(1 << 16, f)), size)
+    };
+    let bar = match size {
+        Some(len) => indicatif::ProgressBar::new(len).with_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {bytes}/{total_bytes}, {binary_bytes_per_sec}, {eta} left",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        ),
+        None => indicatif::ProgressBar::new_spinner().with_style(
+            indicatif::ProgressStyle::with_template("{spinner} {bytes} read, {binary_bytes_per_sec}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        ),
+    };
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let summary = import::import_lines(
+        &mut conn,
+        settings.auth_log_retention_days,
+        reader,
+        |line, reason| bar.suspend(|| eprintln!("line {line}: {reason}")),
+        |bytes| bar.set_position(bytes),
+    );
+    bar.finish_and_clear();
+    let summary = summary?;
+    // The retention applies to what was there before, too.
+    let purged = import::purge_expired(&mut conn, settings.auth_log_retention_days, chrono::Utc::now())?;
+    println!("{}", summary.line());
+    if purged > 0 {
+        eprintln!(
+            "auth-log: purged {purged} stored events older than {} days",
+            settings.auth_log_retention_days
+        );
+    }
     Ok(if summary.refused.is_empty() {
         ExitCode::SUCCESS
     } else {

@@ -63,6 +63,7 @@ impl Application {
             crate::mail::outbound::sender::spawn_background(pool.clone(), desk.clone())
                 .map_err(ServiceError::Invalid)?;
         }
+        spawn_auth_log_purge(pool.clone(), settings.auth_log_retention_days);
         let state = AppState { pool, desk };
         let server = HttpServer::new(move || {
             App::new()
@@ -98,6 +99,30 @@ async fn console_stylesheet() -> HttpResponse {
         .content_type("text/css; charset=utf-8")
         .insert_header(("Cache-Control", "public, max-age=3600"))
         .body(include_str!("../static/css/console.css"))
+}
+
+/// Purges authentication events past the retention period: at start, then hourly. The task
+/// lives on the server's runtime and ends with it; outside a runtime it gets a thread.
+fn spawn_auth_log_purge(pool: Pool, retention_days: u32) {
+    let purge = crate::services::diagnosis::import::purge_periodically(pool, retention_days);
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => {
+            handle.spawn(purge);
+        }
+        Err(_) => {
+            let started = std::thread::Builder::new()
+                .name("auth-log-purge".into())
+                .spawn(
+                    move || match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                        Ok(runtime) => runtime.block_on(purge),
+                        Err(e) => tracing::error!(error = %e, "the authentication-log purge could not start"),
+                    },
+                );
+            if let Err(e) = started {
+                tracing::error!(error = %e, "the authentication-log purge could not start");
+            }
+        }
+    }
 }
 
 /// The stylesheet is compiled into the binary: one file to deploy.

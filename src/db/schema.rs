@@ -281,3 +281,20 @@ diesel::table! {
         created_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    /// The provider's authentication logs (SMTP relay and API gateway), for credential-failure
+    /// diagnosis; purged after RECOVERYDESK_AUTH_LOG_RETENTION_DAYS.
+    auth_events (id) {
+        id -> BigInt,
+        at -> Timestamp,
+        channel -> Text,
+        username -> Text,
+        account_id -> Nullable<Text>,
+        client_ip -> Text,
+        mechanism -> Text,
+        tls -> Bool,
+        result -> Text,
+        imported_at -> Timestamp,
+    }
+}

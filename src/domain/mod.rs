@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod classify;
+pub mod diagnosis;
 pub mod email_address;
 pub mod ip_grant;
 pub mod redact;

@@ -58,6 +58,8 @@ impl Loaded {
 
 /// Events written after the transition that caused them.
 enum AfterEvent {
+    /// A `diagnosis`: written before the transition it may cause (a suspended account).
+    Diagnosis(Value),
     Logged(&'static str, Value),
     /// An internal note whose text lives in `messages`.
     Note(i64),
@@ -191,6 +193,7 @@ pub(crate) fn commit(
                 change.flagged = true;
                 flags.push(reason.clone());
             }
+            Effect::RecordDiagnosis { diagnosis } => after.push(AfterEvent::Diagnosis(diagnosis.to_json())),
         }
     }
 
@@ -216,6 +219,17 @@ pub(crate) fn commit(
     if !flags.is_empty() {
         transition["flags"] = json!(flags);
     }
+    // The automatic diagnosis at opening is the desk's own; an agent's is that agent's.
+    for event in &after {
+        if let AfterEvent::Diagnosis(data) = event {
+            let by = if action == "open" {
+                "system"
+            } else {
+                actor_label.as_str()
+            };
+            tickets::insert_event(conn, row.id, "diagnosis", by, data, None)?;
+        }
+    }
     // Opening a ticket that stays in its first state is already told by `created`.
     let changed = change.state != row.state || change.kind != row.kind;
     if changed || action != "open" {
@@ -226,6 +240,7 @@ pub(crate) fn commit(
             AfterEvent::Logged(event_type, data) => {
                 tickets::insert_event(conn, row.id, event_type, &actor_label, &data, None)?;
             }
+            AfterEvent::Diagnosis(_) => {}
             AfterEvent::Note(message_id) => {
                 tickets::insert_event(
                     conn,
@@ -284,6 +299,13 @@ fn send_workflow_mail(
             params["accounts"] = json!(listed);
         }
         MailTemplate::IpGranted { ip } => params["ip"] = json!(ip),
+        MailTemplate::DiagnosisGuidance { diagnosis } => {
+            params["diagnosis"] = super::diagnosis::guidance_params(diagnosis);
+        }
+        MailTemplate::DiagnosisChecklist {
+            typed_username,
+            channel,
+        } => params["diagnosis"] = super::diagnosis::checklist_params(typed_username, *channel),
         MailTemplate::BalanceDue | MailTemplate::TerminatedNotice => {
             if let Some(a) = &account {
                 params["balance_due_cents"] = json!(a.balance_due_cents);

@@ -9,6 +9,7 @@ use super::{Actor, Desk, ServiceError};
 use crate::db::tickets::{self as ticket_rows, NewMessage};
 use crate::db::{self, AnyConnection, inbound as store};
 use crate::domain::classify::classify;
+use crate::domain::diagnosis::{AuthChannel, phrases};
 use crate::domain::email_address::{EmailAddress, normalize};
 use crate::domain::ticket::{Kind, TicketRef};
 use crate::domain::workflow::conversation::{self, Sender};
@@ -360,6 +361,10 @@ fn route(
             } else {
                 classify(&subject, &text)
             };
+            // The username the mail names, else the one a quoted SMTP session sent (read before
+            // redaction took those lines; only the username is kept).
+            let named = phrases::named_username(&text)
+                .or_else(|| phrases::session_username_in(&mail.text).map(|name| (name, AuthChannel::Smtp)));
             let request = OpenTicket {
                 kind,
                 requester: sender.clone(),
@@ -369,9 +374,13 @@ fn route(
                 current_ip: None,
                 tried_from: None,
                 attempts_outcome: None,
-                smtp_username: username_in(&text),
-                failed_at: None,
-                problem: None,
+                smtp_username: named.as_ref().map(|(name, _)| name.clone()),
+                failed_at: phrases::failed_at_in(&text),
+                // "api_user=…" names the API's credentials, as the form's problem `api_key` does.
+                problem: named
+                    .as_ref()
+                    .filter(|(_, channel)| *channel == AuthChannel::Api)
+                    .map(|_| "api_key".to_string()),
                 error_text: None,
                 channel: Channel::Mail,
                 actor: Actor::Customer {
@@ -575,30 +584,10 @@ pub(crate) fn store_mail_parts(
     Ok(())
 }
 
-/// The SMTP username a customer names in their mail: "username: crm-mailer", or the
-/// `AUTH LOGIN` of a quoted session is redacted, so only the phrase form is read.
+/// The SMTP username a customer names in their mail: "username: crm-mailer" (see
+/// `domain::diagnosis::phrases`, which also reads a quoted session and the time of the failure).
 pub fn username_in(text: &str) -> Option<String> {
-    for line in text.lines() {
-        let trimmed = line.trim_start_matches(['>', ' ']).trim();
-        let lower = trimmed.to_ascii_lowercase();
-        for label in [
-            "smtp username:",
-            "smtp user:",
-            "username:",
-            "user name:",
-            "api_user:",
-            "api_user=",
-        ] {
-            if let Some(at) = lower.find(label) {
-                let value = trimmed[at + label.len()..].trim();
-                let value = value.trim_matches(|c| c == '"' || c == '\'' || c == '`');
-                if !value.is_empty() && !value.contains(crate::domain::redact::REDACTED) && value.len() <= 255 {
-                    return Some(value.to_string());
-                }
-            }
-        }
-    }
-    None
+    phrases::named_username(text).map(|(name, _)| name)
 }
 
 /// A reply often quotes our mail, links included. A status or challenge link is the mailbox

@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod agents;
 pub mod console;
 mod decision;
+pub mod diagnosis;
 pub mod inbound;
 pub mod portal;
 pub mod redaction;

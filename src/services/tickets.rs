@@ -1,12 +1,15 @@
 //! Opening tickets, applying actions, replies and the email-challenge confirmation.
 
 use super::decision::{Loaded, commit};
+use super::diagnosis::{self, Diagnosed, channel_of_problem};
 use super::redaction::Scrubber;
 use super::{Actor, Desk, ServiceError};
 use crate::db::tickets::{self as ticket_rows, NewMessage, NewTicket, TicketRow};
 use crate::db::{self, AnyConnection, accounts};
 use crate::domain::account::AccountView;
+use crate::domain::diagnosis::parse_failed_at;
 use crate::domain::email_address::EmailAddress;
+use crate::domain::redact::REDACTED;
 use crate::domain::ticket::Kind;
 use crate::domain::workflow::conversation;
 use crate::domain::workflow::creation::{CreationFacts, on_create};
@@ -195,6 +198,16 @@ pub(crate) fn open_ticket_in_transaction(
             .clone()
             .filter(|t| !t.trim().is_empty())
             .map(|t| (t, attempts_outcome.clone().unwrap_or_default()));
+        // A login_help ticket that names a username is diagnosed from the authentication logs
+        // at once (SPEC §2.4); the same lookups run whatever the directory or the logs hold.
+        let diagnosed: Option<Diagnosed> = match smtp_username.as_deref() {
+            Some(name) if req.kind == Kind::LoginHelp && !name.is_empty() && !name.contains(REDACTED) => {
+                let failed_at = req.failed_at.as_deref().and_then(parse_failed_at);
+                let channel = channel_of_problem(req.problem.as_deref());
+                Some(diagnosis::diagnose(conn, name, channel, failed_at, chrono::Utc::now())?)
+            }
+            _ => None,
+        };
         let decision = on_create(&CreationFacts {
             kind: req.kind,
             requester: req.requester.as_str(),
@@ -203,6 +216,7 @@ pub(crate) fn open_ticket_in_transaction(
             attempts,
             attempts_on_record: false,
             smtp_username: smtp_username.as_deref(),
+            diagnosis: diagnosed.as_ref().map(Diagnosed::facts),
         });
         let ticket = commit(conn, desk, &loaded, decision, "open", &req.actor, json!({}))?;
         Ok(Opened { ticket, status_token })
@@ -257,12 +271,30 @@ pub(crate) fn apply_action_in_transaction(
         _ => None,
     };
     let requester_accounts: Vec<AccountView> = match &action {
-        Action::Reclassify { .. } => accounts::views_by_email(conn, &loaded.row.requester)?,
+        Action::Reclassify { .. } | Action::DiagnoseAuth { .. } => {
+            accounts::views_by_email(conn, &loaded.row.requester)?
+        }
         _ => vec![],
+    };
+    let diagnosed: Option<Diagnosed> = match &action {
+        Action::DiagnoseAuth {
+            username,
+            failed_at,
+            channel,
+            ..
+        } => Some(diagnosis::diagnose(
+            conn,
+            username,
+            *channel,
+            *failed_at,
+            chrono::Utc::now(),
+        )?),
+        _ => None,
     };
     let ctx = Context {
         target_account: target.as_ref(),
         requester_accounts: &requester_accounts,
+        diagnosis: diagnosed.as_ref().map(Diagnosed::facts),
     };
     match workflow::decide(&view, &action, &ctx) {
         Ok(decision) => {
@@ -324,6 +356,17 @@ fn scrub_action(action: Action) -> Action {
             amount_cents,
             reference: s.scrub(&reference),
         },
+        Action::DiagnoseAuth {
+            username,
+            failed_at,
+            channel,
+            notify,
+        } => Action::DiagnoseAuth {
+            username: s.scrub(&username),
+            failed_at,
+            channel,
+            notify,
+        },
         other => other,
     }
 }
@@ -344,6 +387,13 @@ fn action_details(action: &Action) -> Value {
             amount_cents,
             reference,
         } => json!({"amount_cents": amount_cents, "reference": reference}),
+        Action::DiagnoseAuth {
+            username,
+            failed_at,
+            channel,
+            notify,
+        } => json!({"username": username, "failed_at": failed_at.map(crate::domain::diagnosis::rfc3339),
+                    "channel": channel.as_str(), "notify": notify}),
         _ => json!({}),
     }
 }

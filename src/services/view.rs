@@ -27,6 +27,7 @@ pub fn ticket_json(desk: &Desk, row: &TicketRow, assignee: Option<&str>) -> Valu
         "assignee": assignee,
         "created_at": rfc3339(row.created_at),
         "updated_at": rfc3339(row.updated_at),
+        // Filled in by the callers that read events (`diagnosis::latest_for`).
         "diagnosis": Value::Null,
         "channel": row.channel,
         "flagged": row.flagged,
@@ -48,6 +49,9 @@ pub fn ticket_details(conn: &mut AnyConnection, desk: &Desk, id: i64) -> Result<
     let loaded = Loaded::load(conn, id)?;
     let assignee = assignee_email(conn, &loaded.row)?;
     let mut ticket = ticket_json(desk, &loaded.row, assignee.as_deref());
+    if let Some(diagnosis) = super::diagnosis::latest_for(conn, &[&loaded.row])?.remove(&id) {
+        ticket["diagnosis"] = diagnosis;
+    }
     let messages: HashMap<i64, ticket_rows::MessageRow> = ticket_rows::messages_of(conn, id)?
         .into_iter()
         .map(|m| (m.id, m))
@@ -124,6 +128,7 @@ pub fn list_tickets(conn: &mut AnyConnection, desk: &Desk, filter: TicketFilter)
         None
     };
     let mut emails: HashMap<i64, String> = HashMap::new();
+    let mut diagnoses = super::diagnosis::latest_for(conn, &rows.iter().collect::<Vec<_>>())?;
     let mut tickets = Vec::with_capacity(rows.len());
     for row in &rows {
         let assignee = match row.assignee_id {
@@ -137,7 +142,11 @@ pub fn list_tickets(conn: &mut AnyConnection, desk: &Desk, filter: TicketFilter)
             }
             None => None,
         };
-        tickets.push(ticket_json(desk, row, assignee.as_deref()));
+        let mut ticket = ticket_json(desk, row, assignee.as_deref());
+        if let Some(diagnosis) = diagnoses.remove(&row.id) {
+            ticket["diagnosis"] = diagnosis;
+        }
+        tickets.push(ticket);
     }
     Ok(TicketPage { tickets, next_cursor })
 }

@@ -85,6 +85,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .route("/tickets/{ref}/replies", web::post().to(api::tickets::create_reply))
                 .route("/accounts/{id}", web::get().to(api::accounts::show_account))
+                .route("/auth-events", web::post().to(api::auth_events::import_auth_events))
                 .route("/quarantine", web::get().to(api::quarantine::list_quarantine))
                 .route(
                     "/quarantine/{id}/raw",

@@ -1,10 +1,12 @@
 //! The actions agents (and integrations) can ask for, by SPEC name, with their parameters.
 
 use super::refusal::{ErrorCode, Refusal};
+use crate::domain::diagnosis::{AuthChannel, parse_failed_at};
 use crate::domain::email_address::EmailAddress;
 use crate::domain::ip_grant::IpGrant;
 use crate::domain::ticket::Kind;
 use crate::domain::verification::Method;
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -22,10 +24,11 @@ pub enum ActionName {
     GrantIpAccess,
     RecordPayment,
     ReactivateAccount,
+    DiagnoseAuth,
 }
 
 impl ActionName {
-    pub const ALL: [ActionName; 13] = [
+    pub const ALL: [ActionName; 14] = [
         ActionName::Assign,
         ActionName::Reclassify,
         ActionName::LinkAccount,
@@ -39,6 +42,7 @@ impl ActionName {
         ActionName::GrantIpAccess,
         ActionName::RecordPayment,
         ActionName::ReactivateAccount,
+        ActionName::DiagnoseAuth,
     ];
 
     pub const COMMON: [ActionName; 5] = [
@@ -64,6 +68,7 @@ impl ActionName {
             ActionName::GrantIpAccess => "grant_ip_access",
             ActionName::RecordPayment => "record_payment",
             ActionName::ReactivateAccount => "reactivate_account",
+            ActionName::DiagnoseAuth => "diagnose_auth",
         }
     }
 
@@ -85,6 +90,7 @@ impl ActionName {
             | ActionName::RecordVerificationCheck
             | ActionName::GrantIpAccess => Some(Kind::IpLockout),
             ActionName::RecordPayment | ActionName::ReactivateAccount => Some(Kind::AccountTerminated),
+            ActionName::DiagnoseAuth => Some(Kind::LoginHelp),
             _ => None,
         }
     }
@@ -117,6 +123,7 @@ impl ActionName {
             ActionName::GrantIpAccess => "Grant IP access",
             ActionName::RecordPayment => "Record a payment",
             ActionName::ReactivateAccount => "Reactivate the account",
+            ActionName::DiagnoseAuth => "Diagnose the failed login from the authentication logs",
         }
     }
 }
@@ -161,6 +168,16 @@ pub enum Action {
         reference: String,
     },
     ReactivateAccount,
+    /// Read the authentication logs for this username around this time (SPEC §2.4).
+    DiagnoseAuth {
+        /// Byte-exact, as typed: usernames can be anything, and stray spaces are a finding.
+        username: String,
+        /// None: the latest failure of the last 24 hours.
+        failed_at: Option<DateTime<Utc>>,
+        channel: AuthChannel,
+        /// Mail the customer what was found (an agent's run mails only when asked).
+        notify: bool,
+    },
 }
 
 impl Action {
@@ -179,6 +196,7 @@ impl Action {
             Action::GrantIpAccess { .. } => ActionName::GrantIpAccess,
             Action::RecordPayment { .. } => ActionName::RecordPayment,
             Action::ReactivateAccount => ActionName::ReactivateAccount,
+            Action::DiagnoseAuth { .. } => ActionName::DiagnoseAuth,
         }
     }
 
@@ -257,6 +275,27 @@ impl Action {
                 }
             }
             ActionName::ReactivateAccount => Action::ReactivateAccount,
+            ActionName::DiagnoseAuth => {
+                let failed_at = match p.optional_text("failed_at")?.as_str() {
+                    "" => None,
+                    text => Some(parse_failed_at(text).ok_or_else(|| {
+                        Refusal::invalid_input(format!(
+                            "failed_at: {text:?} is not a time such as 2026-11-23T09:14:00Z (or 2026-11-23 09:14 UTC)"
+                        ))
+                    })?),
+                };
+                let channel = match p.optional_text("channel")?.as_str() {
+                    "" => AuthChannel::Smtp,
+                    text => AuthChannel::parse(text)
+                        .ok_or_else(|| Refusal::invalid_input(format!("channel: {text:?} is not smtp or api")))?,
+                };
+                Action::DiagnoseAuth {
+                    username: p.exact_text("username")?,
+                    failed_at,
+                    channel,
+                    notify: p.optional_bool("notify")?.unwrap_or(false),
+                }
+            }
         })
     }
 }
@@ -283,6 +322,30 @@ impl Params<'_> {
             return Err(Refusal::invalid_input(format!("{name}: is required")));
         }
         Ok(text)
+    }
+
+    /// Text kept exactly as sent (no trimming), required and non-empty.
+    fn exact_text(&self, name: &str) -> Result<String, Refusal> {
+        match self.field(name) {
+            Some(Value::String(s)) if !s.is_empty() => {
+                if s.len() > crate::domain::diagnosis::event::MAX_USERNAME_BYTES || s.contains('\0') {
+                    return Err(Refusal::invalid_input(format!(
+                        "{name}: at most 255 bytes, without NUL characters"
+                    )));
+                }
+                Ok(s.clone())
+            }
+            None | Some(Value::String(_)) => Err(Refusal::invalid_input(format!("{name}: is required"))),
+            Some(_) => Err(Refusal::invalid_input(format!("{name}: must be a string"))),
+        }
+    }
+
+    fn optional_bool(&self, name: &str) -> Result<Option<bool>, Refusal> {
+        match self.field(name) {
+            None => Ok(None),
+            Some(Value::String(s)) if s.is_empty() => Ok(None),
+            Some(_) => self.required_bool(name).map(Some),
+        }
     }
 
     fn required_bool(&self, name: &str) -> Result<bool, Refusal> {

@@ -55,6 +55,7 @@ fn reclassify(ticket: &TicketView, kind: Kind, ctx: &Context) -> Decision {
         attempts: None,
         attempts_on_record: ticket.attempts_on_record,
         smtp_username: None,
+        diagnosis: None,
     })
 }
 

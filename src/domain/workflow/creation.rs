@@ -1,5 +1,6 @@
 //! What happens when a ticket is opened (by form, mail, API or reclassification).
 
+use super::login_help::{DiagnosisFacts, after_diagnosis, beside_account_answer};
 use super::{Decision, Effect, Mail, MailTemplate, Recipient, mail_account_then_update_requester, refuse_as_banned};
 use crate::domain::account::{AccountStatus, AccountView};
 use crate::domain::ticket::{Kind, State};
@@ -19,6 +20,8 @@ pub struct CreationFacts<'a> {
     pub attempts_on_record: bool,
     /// The SMTP username a login_help customer typed (kept byte-exact).
     pub smtp_username: Option<&'a str>,
+    /// What the authentication logs show for that username (login_help, SPEC §2.4).
+    pub diagnosis: Option<DiagnosisFacts<'a>>,
 }
 
 /// The rules of SPEC §2.4 "On creation", per kind. The requester always hears from us: either
@@ -76,7 +79,11 @@ pub fn smtp_username_flags(username: &str) -> Vec<&'static str> {
 }
 
 fn known_accounts<'a>(facts: &'a CreationFacts) -> impl Iterator<Item = &'a AccountView> {
-    facts.account.into_iter().chain(facts.requester_accounts.iter())
+    facts
+        .account
+        .into_iter()
+        .chain(facts.requester_accounts.iter())
+        .chain(facts.diagnosis.and_then(|d| d.owner))
 }
 
 fn start(facts: &CreationFacts, kind: Kind, state: State) -> Decision {
@@ -213,28 +220,45 @@ fn account_terminated(facts: &CreationFacts) -> Decision {
 
 fn login_help(facts: &CreationFacts) -> Decision {
     let kind = Kind::LoginHelp;
-    match facts.account.map(|a| (a, a.effective_status())) {
+    let account_answer = match facts.account.map(|a| (a, a.effective_status())) {
         Some((account, AccountStatus::Banned)) => {
-            refuse_as_banned(&view_of(facts), kind, account).with(link_effect(account))
+            Some(refuse_as_banned(&view_of(facts), kind, account).with(link_effect(account)))
         }
         // Terminated accounts cannot be accessed: that is the termination flow.
-        Some((_, AccountStatus::Terminated)) => account_terminated(facts),
+        Some((_, AccountStatus::Terminated)) => Some(account_terminated(facts)),
         // Never confirmed means never created: the answer is to confirm or sign up again.
-        Some((account, AccountStatus::PendingConfirmation)) => mail_account_then_update_requester(
+        Some((account, AccountStatus::PendingConfirmation)) => Some(mail_account_then_update_requester(
             start(facts, kind, State::Resolved),
             facts.requester,
             account,
             MailTemplate::UnconfirmedSignup,
-        ),
-        _ => {
-            let decision = start(facts, kind, State::AwaitingAgent);
-            let flags = facts.smtp_username.map(smtp_username_flags).unwrap_or_default();
-            flags.into_iter().fold(decision, |d, flag| {
-                d.with(Effect::Flag {
-                    reason: flag.to_string(),
-                })
+        )),
+        _ => None,
+    };
+    if let Some(decision) = account_answer {
+        return match facts.diagnosis {
+            Some(diagnosis) => beside_account_answer(decision, diagnosis),
+            None => decision,
+        };
+    }
+    let decision = start(facts, kind, State::AwaitingAgent);
+    let flags = facts.smtp_username.map(smtp_username_flags).unwrap_or_default();
+    let decision = flags.into_iter().fold(decision, |d, flag| {
+        d.with(Effect::Flag {
+            reason: flag.to_string(),
+        })
+    });
+    // The diagnosis runs when the ticket names a username, and its finding is told at once.
+    match facts.diagnosis {
+        Some(diagnosis) => after_diagnosis(facts.requester, decision, diagnosis, true, |owner| {
+            account_terminated(&CreationFacts {
+                kind: Kind::AccountTerminated,
+                account: owner.or(facts.account),
+                diagnosis: None,
+                ..facts.clone()
             })
-        }
+        }),
+        None => decision,
     }
 }
 

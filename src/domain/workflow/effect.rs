@@ -1,5 +1,6 @@
 //! What a decision asks the service to do, as data. The engine never performs anything.
 
+use crate::domain::diagnosis::{AuthChannel, Diagnosis, Finding};
 use crate::domain::verification::Method;
 
 /// Who a mail goes to. Account-dependent mail always names the account: the service resolves
@@ -36,6 +37,32 @@ pub enum MailTemplate {
     VerificationFailed,
     RedactionNotice,
     AgentReply,
+    /// What the logs show and the articles' advice for it: only ever to the registered address
+    /// of the account owning the username, when that address is the requester.
+    DiagnosisGuidance {
+        diagnosis: Box<Diagnosis>,
+    },
+    /// The general 535 (or "bad username/password") checklist, for anyone else: the same
+    /// whatever the logs hold. It knows only what the requester typed.
+    DiagnosisChecklist {
+        typed_username: String,
+        channel: AuthChannel,
+    },
+}
+
+/// The guidance template for a finding; none for the findings that are not told this way (the
+/// static checks go into the checklist, which only knows what was typed; a suspended account
+/// reroutes to the termination workflow).
+pub fn guidance_template(finding: Finding) -> Option<&'static str> {
+    Some(match finding {
+        Finding::RequestNotSeen => "diagnosis_not_seen",
+        Finding::UnknownUser | Finding::UserDisabled => "diagnosis_user",
+        Finding::BadPassword => "diagnosis_bad_password",
+        Finding::IpNotAuthorized => "diagnosis_ip_not_authorized",
+        Finding::MechanismNotSupported | Finding::TlsRequired => "diagnosis_mechanism",
+        Finding::SucceededSince => "diagnosis_succeeded",
+        Finding::UsernameHasAt | Finding::UsernameWhitespace | Finding::AccountSuspended => return None,
+    })
 }
 
 impl MailTemplate {
@@ -55,6 +82,10 @@ impl MailTemplate {
             MailTemplate::VerificationFailed => "verification_failed",
             MailTemplate::RedactionNotice => "redaction_notice",
             MailTemplate::AgentReply => "agent_reply",
+            MailTemplate::DiagnosisGuidance { diagnosis } => {
+                guidance_template(diagnosis.finding).unwrap_or("diagnosis_checklist")
+            }
+            MailTemplate::DiagnosisChecklist { .. } => "diagnosis_checklist",
         }
     }
 
@@ -114,6 +145,10 @@ pub enum Effect {
     /// Draws an agent's attention (for example "this was not me" on an email challenge).
     Flag {
         reason: String,
+    },
+    /// Write the `diagnosis` event (SPEC §2.4).
+    RecordDiagnosis {
+        diagnosis: Box<Diagnosis>,
     },
 }
 

@@ -13,11 +13,13 @@ pub mod creation;
 pub mod effect;
 mod forgot_username;
 mod ip_lockout;
+pub mod login_help;
 pub mod refusal;
 
 pub use account_terminated::format_cents;
 pub use action::{Action, ActionName};
-pub use effect::{Effect, Mail, MailTemplate, Recipient};
+pub use effect::{Effect, Mail, MailTemplate, Recipient, guidance_template};
+pub use login_help::DiagnosisFacts;
 pub use refusal::{ErrorCode, Refusal};
 
 use crate::domain::account::AccountView;
@@ -51,6 +53,8 @@ pub struct Context<'a> {
     pub target_account: Option<&'a AccountView>,
     /// Accounts registered to the requester's address (for `reclassify` to forgot_username).
     pub requester_accounts: &'a [AccountView],
+    /// For `diagnose_auth`: what the authentication logs show, read by the service.
+    pub diagnosis: Option<DiagnosisFacts<'a>>,
 }
 
 /// What happens: the ticket's next kind and state, and what the service must do.
@@ -116,6 +120,7 @@ pub fn check(ticket: &TicketView, name: ActionName) -> Result<(), Refusal> {
         Some(Kind::ForgotUsername) => forgot_username::check(ticket, name),
         Some(Kind::IpLockout) => ip_lockout::check(ticket, name),
         Some(Kind::AccountTerminated) => account_terminated::check(ticket, name),
+        Some(Kind::LoginHelp) => login_help::check(ticket, name),
         Some(_) => Err(not_in_state(ticket, name)),
     }
 }
@@ -128,6 +133,7 @@ pub fn decide(ticket: &TicketView, action: &Action, ctx: &Context) -> Result<Dec
         Some(Kind::ForgotUsername) => forgot_username::decide(ticket, action, ctx),
         Some(Kind::IpLockout) => ip_lockout::decide(ticket, action),
         Some(Kind::AccountTerminated) => account_terminated::decide(ticket, action),
+        Some(Kind::LoginHelp) => login_help::decide(ticket, action, ctx),
         Some(_) => Err(not_in_state(ticket, action.name())),
     }
 }

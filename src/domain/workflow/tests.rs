@@ -7,6 +7,7 @@ use super::conversation::{self, Sender};
 use super::creation::{CreationFacts, on_create, smtp_username_flags};
 use super::*;
 use crate::domain::account::{AccountStatus, sample_account};
+use crate::domain::diagnosis::{self, AuthChannel, Diagnosis, Finding, Question, When};
 use crate::domain::verification::Method;
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -254,7 +255,29 @@ fn valid_params(name: ActionName) -> Value {
         ActionName::StartOwnershipVerification | ActionName::SendEmailChallenge | ActionName::ReactivateAccount => {
             json!({})
         }
+        ActionName::DiagnoseAuth => {
+            json!({"username": "crm-mailer", "failed_at": "2026-11-23T09:14:00Z", "notify": true})
+        }
     }
+}
+
+/// A diagnosis with this finding, as the service would hand it to the engine.
+fn diagnosis_with(finding: Finding, username: &str) -> Diagnosis {
+    let now = chrono::DateTime::parse_from_rfc3339("2026-11-23T12:00:00Z")
+        .unwrap()
+        .to_utc();
+    let mut made = diagnosis::diagnose(
+        &Question {
+            username,
+            channel: AuthChannel::Smtp,
+            when: When::Given(now - chrono::Duration::hours(3)),
+            now,
+            known_to_logs: true,
+        },
+        &[],
+    );
+    made.finding = finding;
+    made
 }
 
 /// Walks `Kind::ALL × State::ALL × ActionName::ALL` for a ticket linked to `account` and
@@ -262,9 +285,14 @@ fn valid_params(name: ActionName) -> Value {
 fn walk_every_combination(account: Option<&AccountView>) {
     let facts = Facts::of(account);
     let target = other_account(AccountStatus::Active);
+    let diagnosed = diagnosis_with(Finding::BadPassword, "crm-mailer");
     let ctx = Context {
         target_account: Some(&target),
         requester_accounts: &[],
+        diagnosis: Some(DiagnosisFacts {
+            diagnosis: &diagnosed,
+            owner: account,
+        }),
     };
     let mut disagreements = vec![];
     for kind in Kind::ALL {
@@ -355,7 +383,6 @@ fn the_spec_tables_name_exactly_the_engines_actions_and_states() {
 }
 
 #[test]
-#[ignore = "SPEC §2.4 lists diagnose_auth (login_help, awaiting_agent/awaiting_customer) but the engine has no such action: it answers unknown_action"]
 fn diagnose_auth_is_an_action_of_login_help() {
     let name = ActionName::parse("diagnose_auth").expect("SPEC's action diagnose_auth");
     let account = sample_account(AccountStatus::Active);
@@ -383,9 +410,7 @@ fn the_listed_actions_are_the_kinds_own_with_their_check() {
                     RECOVERY_ACTIONS
                         .iter()
                         .filter(|(k, ..)| *k == kind.as_str())
-                        .map(|(_, action, _)| *action)
-                        // Not an engine action (see diagnose_auth_is_an_action_of_login_help).
-                        .filter(|action| *action != "diagnose_auth"),
+                        .map(|(_, action, _)| *action),
                 )
                 .collect();
             assert_eq!(names, own, "{kind} {state}");
@@ -472,6 +497,7 @@ impl Ticket {
         let ctx = Context {
             target_account: directory.iter().find(|a| Some(a.id.as_str()) == named),
             requester_accounts: &mine,
+            diagnosis: None,
         };
         decide(&self.view(), &action, &ctx).map_err(|r| r.code)
     }
@@ -521,12 +547,14 @@ fn is_account_dependent(template: &MailTemplate) -> bool {
         | MailTemplate::EmailChallenge
         | MailTemplate::IpGranted { .. }
         | MailTemplate::AccountReactivated
-        | MailTemplate::VerificationFailed => true,
+        | MailTemplate::VerificationFailed
+        | MailTemplate::DiagnosisGuidance { .. } => true,
         MailTemplate::Acknowledgement
         | MailTemplate::StatusUpdate
         | MailTemplate::TryAllowlistedIps
         | MailTemplate::RedactionNotice
-        | MailTemplate::AgentReply => false,
+        | MailTemplate::AgentReply
+        | MailTemplate::DiagnosisChecklist { .. } => false,
     }
 }
 
@@ -1190,6 +1218,325 @@ fn an_account_banned_later_refuses_its_open_tickets_and_leaves_closed_ones() {
     }
 }
 
+// --- login_help: diagnose_auth and what follows a diagnosis -----------------------------------
+
+/// The effects of `decision` that write a diagnosis, by finding.
+fn recorded(decision: &Decision) -> Vec<Finding> {
+    decision
+        .effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::RecordDiagnosis { diagnosis } => Some(diagnosis.finding),
+            _ => None,
+        })
+        .collect()
+}
+
+fn guidance(finding: Finding) -> MailTemplate {
+    MailTemplate::DiagnosisGuidance {
+        diagnosis: Box::new(diagnosis_with(finding, "crm-mailer")),
+    }
+}
+
+fn checklist() -> MailTemplate {
+    MailTemplate::DiagnosisChecklist {
+        typed_username: "crm-mailer".into(),
+        channel: AuthChannel::Smtp,
+    }
+}
+
+/// A login_help ticket opened by `requester` naming "crm-mailer", whose logs show `finding`
+/// and name `owner` as the owning account.
+fn open_diagnosed(requester: &str, finding: Finding, owner: Option<&AccountView>) -> Decision {
+    let found = diagnosis_with(finding, "crm-mailer");
+    let mine: Vec<AccountView> = owner
+        .iter()
+        .filter(|o| o.is_registered_email(requester))
+        .map(|o| (*o).clone())
+        .collect();
+    on_create(&CreationFacts {
+        requester_accounts: &mine,
+        smtp_username: Some("crm-mailer"),
+        diagnosis: Some(DiagnosisFacts {
+            diagnosis: &found,
+            owner,
+        }),
+        ..facts(Kind::LoginHelp, requester, mine.first())
+    })
+}
+
+/// The findings that are told as guidance (the static ones and a suspension are not).
+const GUIDED: [Finding; 8] = [
+    Finding::RequestNotSeen,
+    Finding::UnknownUser,
+    Finding::UserDisabled,
+    Finding::BadPassword,
+    Finding::IpNotAuthorized,
+    Finding::MechanismNotSupported,
+    Finding::TlsRequired,
+    Finding::SucceededSince,
+];
+
+#[test]
+fn the_owner_asking_from_the_registered_address_gets_the_findings_guidance_at_creation() {
+    let owner = sample_account(AccountStatus::Active);
+    for finding in GUIDED {
+        let decision = open_diagnosed(REGISTERED, finding, Some(&owner));
+        assert_eq!(
+            (decision.kind, decision.state),
+            (Kind::LoginHelp, State::AwaitingAgent),
+            "{finding:?}"
+        );
+        assert_eq!(recorded(&decision), [finding]);
+        assert_eq!(
+            mail_to(&decision, &to_account("acc_1001")),
+            [guidance(finding)],
+            "{finding:?}"
+        );
+        assert_eq!(
+            mail_count(&decision),
+            1,
+            "the guidance is the requester's answer: {finding:?}"
+        );
+    }
+}
+
+#[test]
+fn anyone_else_gets_the_checklist_whatever_the_logs_say_and_whoever_owns_the_username() {
+    let mut others = vec![None, Some(other_account(AccountStatus::Active))];
+    others.extend(AccountStatus::ALL.map(|status| Some(other_account(status))));
+    let mut seen = vec![];
+    for finding in Finding::ALL {
+        for owner in &others {
+            let decision = open_diagnosed(STRANGER, finding, owner.as_ref());
+            let label = format!("{finding:?} {:?}", owner.as_ref().map(|o| o.status));
+            assert_eq!(recorded(&decision), [finding], "{label}");
+            assert_eq!(mail_to(&decision, &Recipient::Requester), [checklist()], "{label}");
+            seen.push(mail_to(&decision, &Recipient::Requester));
+        }
+    }
+    assert!(seen.iter().all(|m| m == &seen[0]), "a stranger can tell the logs apart");
+}
+
+#[test]
+fn a_requester_with_their_own_account_asking_about_someone_elses_username_gets_the_checklist() {
+    let mine = sample_account(AccountStatus::Active);
+    let theirs = other_account(AccountStatus::Active);
+    let found = diagnosis_with(Finding::BadPassword, "crm-team-mailer");
+    let decision = on_create(&CreationFacts {
+        requester_accounts: std::slice::from_ref(&mine),
+        smtp_username: Some("crm-team-mailer"),
+        diagnosis: Some(DiagnosisFacts {
+            diagnosis: &found,
+            owner: Some(&theirs),
+        }),
+        ..facts(Kind::LoginHelp, REGISTERED, Some(&mine))
+    });
+    assert_eq!(
+        mail_to(&decision, &Recipient::Requester),
+        [MailTemplate::DiagnosisChecklist {
+            typed_username: "crm-team-mailer".into(),
+            channel: AuthChannel::Smtp
+        }]
+    );
+    assert!(mail_to(&decision, &to_account("acc_2002")).is_empty());
+}
+
+#[test]
+fn a_stranger_naming_any_account_and_a_username_hears_only_the_checklist() {
+    let found = diagnosis_with(Finding::BadPassword, "crm-mailer");
+    for account in account_variants() {
+        let decision = on_create(&CreationFacts {
+            smtp_username: Some("crm-mailer"),
+            diagnosis: Some(DiagnosisFacts {
+                diagnosis: &found,
+                owner: account.as_ref(),
+            }),
+            ..facts(Kind::LoginHelp, STRANGER, account.as_ref())
+        });
+        let label = format!("{:?}", account.as_ref().map(|a| (a.status, a.banned_via_parent)));
+        assert_eq!(mail_to(&decision, &Recipient::Requester), [checklist()], "{label}");
+        // The account's own answer still goes to its registered address.
+        if let Some(a) = account
+            .as_ref()
+            .filter(|a| a.effective_status() != AccountStatus::Active)
+        {
+            assert!(!mail_to(&decision, &to_account(&a.id)).is_empty(), "{label}");
+        }
+        let refused = decision.state == State::Refused;
+        assert_eq!(
+            recorded(&decision).is_empty(),
+            refused,
+            "{label}: written for agents unless refused"
+        );
+    }
+}
+
+#[test]
+fn the_static_findings_are_never_told_as_guidance() {
+    let owner = sample_account(AccountStatus::Active);
+    for finding in [Finding::UsernameHasAt, Finding::UsernameWhitespace] {
+        let decision = open_diagnosed(REGISTERED, finding, Some(&owner));
+        assert_eq!(mail_to(&decision, &Recipient::Requester), [checklist()], "{finding:?}");
+        assert!(mail_to(&decision, &to_account("acc_1001")).is_empty());
+    }
+}
+
+#[test]
+fn a_suspended_account_moves_the_ticket_to_the_termination_workflow_or_the_banned_answer() {
+    let terminated = owing(4_200).unwrap();
+    let decision = open_diagnosed(REGISTERED, Finding::AccountSuspended, Some(&terminated));
+    assert_eq!(
+        (decision.kind, decision.state),
+        (Kind::AccountTerminated, State::AwaitingPayment)
+    );
+    assert_eq!(recorded(&decision), [Finding::AccountSuspended]);
+    assert_eq!(mail_to(&decision, &to_account("acc_1001")), [MailTemplate::BalanceDue]);
+    assert_eq!(mail_count(&decision), 1);
+
+    for banned in [sample_account(AccountStatus::Banned), sub_user_of_banned_parent()] {
+        let found = diagnosis_with(Finding::AccountSuspended, "crm-mailer");
+        // The requester's own account is fine; the username belongs to a banned one.
+        let mine = other_account(AccountStatus::Active);
+        let decision = on_create(&CreationFacts {
+            smtp_username: Some("crm-mailer"),
+            diagnosis: Some(DiagnosisFacts {
+                diagnosis: &found,
+                owner: Some(&banned),
+            }),
+            ..facts(Kind::LoginHelp, STRANGER, Some(&mine))
+        });
+        assert_refused_as_banned(&decision, "acc_1001");
+        assert_eq!(decision.kind, Kind::AccountTerminated);
+        assert_eq!(mail_to(&decision, &Recipient::Requester), [checklist()]);
+    }
+
+    // Still active in the directory: a termination the agent must look into.
+    let active = sample_account(AccountStatus::Active);
+    let decision = open_diagnosed(REGISTERED, Finding::AccountSuspended, Some(&active));
+    assert_eq!(
+        (decision.kind, decision.state),
+        (Kind::AccountTerminated, State::AwaitingAgent)
+    );
+    assert_eq!(
+        mail_to(&decision, &Recipient::Requester),
+        [MailTemplate::Acknowledgement]
+    );
+}
+
+#[test]
+fn an_agents_diagnosis_mails_the_customer_only_when_asked_to() {
+    let owner = sample_account(AccountStatus::Active);
+    let found = diagnosis_with(Finding::IpNotAuthorized, "crm-mailer");
+    for state in [State::AwaitingAgent, State::AwaitingCustomer] {
+        for (requester, notify, want) in [
+            (REGISTERED, false, vec![]),
+            (REGISTERED, true, vec![guidance(Finding::IpNotAuthorized)]),
+            (STRANGER, false, vec![]),
+            (STRANGER, true, vec![checklist()]),
+        ] {
+            let ticket = Ticket::new(Kind::LoginHelp, state).requested_by(requester);
+            let action = Action::parse(
+                ActionName::DiagnoseAuth,
+                &json!({"username": "crm-mailer", "notify": notify}),
+            )
+            .unwrap();
+            let mine: Vec<AccountView> = [owner.clone()]
+                .into_iter()
+                .filter(|o| o.is_registered_email(requester))
+                .collect();
+            let ctx = Context {
+                target_account: None,
+                requester_accounts: &mine,
+                diagnosis: Some(DiagnosisFacts {
+                    diagnosis: &found,
+                    owner: Some(&owner),
+                }),
+            };
+            let decision = decide(&ticket.view(), &action, &ctx).unwrap();
+            assert_eq!(decision.state, state, "a diagnosis keeps the state");
+            assert_eq!(recorded(&decision), [Finding::IpNotAuthorized]);
+            let mails: Vec<MailTemplate> = decision
+                .effects
+                .iter()
+                .filter_map(|e| match e {
+                    Effect::Mail(m) => Some(m.template.clone()),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(mails, want, "{requester} notify={notify}");
+        }
+    }
+}
+
+#[test]
+fn an_agents_diagnosis_of_a_suspended_account_reroutes_too() {
+    let terminated = owing(900).unwrap();
+    let found = diagnosis_with(Finding::AccountSuspended, "crm-mailer");
+    let ticket = Ticket::new(Kind::LoginHelp, State::AwaitingCustomer).linked_to(None);
+    let action = Action::parse(ActionName::DiagnoseAuth, &json!({"username": "crm-mailer"})).unwrap();
+    let ctx = Context {
+        target_account: None,
+        requester_accounts: std::slice::from_ref(&terminated),
+        diagnosis: Some(DiagnosisFacts {
+            diagnosis: &found,
+            owner: Some(&terminated),
+        }),
+    };
+    let decision = decide(&ticket.view(), &action, &ctx).unwrap();
+    assert_eq!(
+        (decision.kind, decision.state),
+        (Kind::AccountTerminated, State::AwaitingPayment)
+    );
+    assert!(decision.effects.contains(&Effect::LinkAccount {
+        account_id: "acc_1001".into()
+    }));
+    assert_eq!(recorded(&decision), [Finding::AccountSuspended]);
+}
+
+#[test]
+fn diagnose_auth_needs_the_logs_read_by_the_service() {
+    let ticket = Ticket::new(Kind::LoginHelp, State::AwaitingAgent);
+    let action = Action::parse(ActionName::DiagnoseAuth, &json!({"username": "crm-mailer"})).unwrap();
+    let refusal = decide(&ticket.view(), &action, &Context::default()).unwrap_err();
+    assert_eq!(refusal.code, ErrorCode::InvalidInput);
+}
+
+#[test]
+fn diagnose_auth_parameters_are_read_exactly() {
+    let parse = |params: Value| Action::parse(ActionName::DiagnoseAuth, &params).map_err(|r| r.code);
+    assert_eq!(
+        parse(json!({"username": " crm mailer\u{200B} ", "failed_at": "2026-11-23 09:14 UTC"})),
+        Ok(Action::DiagnoseAuth {
+            username: " crm mailer\u{200B} ".into(),
+            failed_at: diagnosis::parse_failed_at("2026-11-23T09:14:00Z"),
+            channel: AuthChannel::Smtp,
+            notify: false,
+        }),
+        "byte-exact, SMTP and silent by default"
+    );
+    assert_eq!(
+        parse(json!({"username": "app", "channel": "api", "notify": "on", "failed_at": ""})),
+        Ok(Action::DiagnoseAuth {
+            username: "app".into(),
+            failed_at: None,
+            channel: AuthChannel::Api,
+            notify: true,
+        })
+    );
+    for bad in [
+        json!({}),
+        json!({"username": ""}),
+        json!({"username": 7}),
+        json!({"username": "a", "failed_at": "yesterday"}),
+        json!({"username": "a", "channel": "imap"}),
+        json!({"username": "a", "notify": "perhaps"}),
+        json!({"username": "x".repeat(256)}),
+    ] {
+        assert_eq!(parse(bad.clone()), Err(ErrorCode::InvalidInput), "{bad}");
+    }
+}
+
 // --- names and the order of refusals ---------------------------------------------------------
 
 #[test]
@@ -1256,6 +1603,7 @@ fn facts<'a>(kind: Kind, requester: &'a str, account: Option<&'a AccountView>) -
         attempts: None,
         attempts_on_record: false,
         smtp_username: None,
+        diagnosis: None,
     }
 }
 
@@ -1692,6 +2040,7 @@ impl Model {
             attempts: attempts.then(|| ("office VPN".into(), "still blocked".into())),
             attempts_on_record: false,
             smtp_username: None,
+            diagnosis: None,
         })
     }
 
@@ -1736,7 +2085,8 @@ impl Model {
                 | Effect::Assign { .. }
                 | Effect::IssueEmailChallenge { .. }
                 | Effect::Note { .. }
-                | Effect::Flag { .. } => {}
+                | Effect::Flag { .. }
+                | Effect::RecordDiagnosis { .. } => {}
             }
         }
     }
@@ -1769,9 +2119,14 @@ impl Model {
                 };
                 let named = params.get("account_id").and_then(Value::as_str);
                 let mine = self.requester_accounts();
+                // What the logs would show: the test's pick of finding and owning account.
+                let found = Finding::parse(params["_finding"].as_str().unwrap_or_default())
+                    .map(|f| diagnosis_with(f, "crm-mailer"));
+                let owner = params["_owner"].as_str().and_then(|id| self.account(id));
                 let ctx = Context {
                     target_account: named.and_then(|id| self.account(id)),
                     requester_accounts: &mine,
+                    diagnosis: found.as_ref().map(|diagnosis| DiagnosisFacts { diagnosis, owner }),
                 };
                 decide(&self.view(), &action, &ctx).ok()
             }
@@ -1856,6 +2211,23 @@ fn check_properties(before: &Model, decision: &Decision, from_link: bool) -> Res
                 passed: true,
                 ..
             } => prop_assert!(from_link, "a passed email challenge not from the link"),
+            // What the logs show goes only to the owner's registered address, when it asked.
+            Effect::Mail(Mail {
+                template: MailTemplate::DiagnosisGuidance { .. },
+                to,
+            }) => {
+                let Recipient::RegisteredEmail { account_id } = to else {
+                    return Err(TestCaseError::fail("diagnosis guidance to the requester as such"));
+                };
+                prop_assert!(
+                    before
+                        .account(account_id)
+                        .is_some_and(|a| a.is_registered_email(before.requester)),
+                    "guidance about {} for {}",
+                    account_id,
+                    before.requester
+                );
+            }
             // Account-dependent mail never goes to a requester who is someone else.
             Effect::Mail(Mail {
                 template,
@@ -1923,6 +2295,13 @@ fn plausible_params(name: ActionName, pick: usize, flag: bool, amount: i64) -> V
         ActionName::StartOwnershipVerification | ActionName::SendEmailChallenge | ActionName::ReactivateAccount => {
             json!({})
         }
+        ActionName::DiagnoseAuth => json!({
+            "username": choose(&["crm-mailer", " ops@acme.test", "crm mailer", ""]),
+            "failed_at": choose(&["", "2026-11-23T09:14:00Z", "2026-11-23 09:14 UTC", "nonsense"]),
+            "notify": flag,
+            "_finding": Finding::ALL[pick % Finding::ALL.len()].as_str(),
+            "_owner": choose(&["acc_1001", "acc_2002", "acc_404"]),
+        }),
     }
 }
 
@@ -1953,6 +2332,7 @@ fn any_action_name() -> impl Strategy<Value = ActionName> {
         (30, GrantIpAccess),
         (24, RecordPayment),
         (24, ReactivateAccount),
+        (12, DiagnoseAuth),
     ];
     prop::strategy::Union::new_weighted(weighted.map(|(weight, name)| (weight, Just(name))).to_vec())
 }

@@ -33,6 +33,110 @@ pub struct MailContext {
     /// Rendering the copy kept on the ticket's thread: no footer (links, signature).
     #[serde(skip)]
     pub in_thread: bool,
+    /// A credential-failure diagnosis (the guidance mails) or what the requester typed (the
+    /// checklist).
+    pub diagnosis: DiagnosisMail,
+}
+
+/// What the diagnosis mails may use (SPEC §2.4). The checklist gets only `channel` and the
+/// `typed_…` notes: nothing that depends on the logs.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct DiagnosisMail {
+    pub channel: String,
+    pub finding: String,
+    pub username: String,
+    pub events: i64,
+    pub first_at: Option<String>,
+    pub last_at: Option<String>,
+    pub client_ips: Vec<String>,
+    pub mechanisms: Vec<String>,
+    pub succeeded_at: Option<String>,
+    pub failed_at: Option<String>,
+    pub time_given: bool,
+    /// Failures came before the success (`succeeded_since`).
+    pub recovered: bool,
+    pub typed_has_at: bool,
+    pub typed_whitespace: bool,
+}
+
+impl DiagnosisMail {
+    pub fn is_api(&self) -> bool {
+        self.channel == "api"
+    }
+
+    /// The username with control and invisible characters written as escapes, so that a
+    /// stray one shows (and never breaks a line).
+    pub fn shown_username(&self) -> String {
+        let mut out = String::with_capacity(self.username.len());
+        for c in self.username.chars() {
+            if crate::domain::diagnosis::is_invisible(c) {
+                out.push_str(&format!("\\u{{{:04X}}}", c as u32));
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    }
+
+    /// "SMTP user" / "API user".
+    pub fn user_label(&self) -> &'static str {
+        if self.is_api() { "API user" } else { "SMTP user" }
+    }
+
+    /// Whose logs were read.
+    pub fn logs(&self) -> &'static str {
+        if self.is_api() {
+            "API gateway logs"
+        } else {
+            "SMTP relay logs"
+        }
+    }
+
+    /// The secret half of the credentials.
+    pub fn secret_name(&self) -> &'static str {
+        if self.is_api() { "API key" } else { "password" }
+    }
+
+    /// Which period was read, in words.
+    pub fn period(&self) -> String {
+        match (&self.failed_at, self.time_given) {
+            (Some(at), true) => format!("within 15 minutes either side of {at}, the time you gave us"),
+            (Some(at), false) => format!("around {at}, the latest failed attempt of the last 24 hours"),
+            (None, _) => "over the last 24 hours".to_string(),
+        }
+    }
+
+    /// "3 login attempts between … and …" / "1 login attempt at …".
+    pub fn evidence(&self) -> String {
+        let attempts = if self.events == 1 {
+            "1 login attempt".to_string()
+        } else {
+            format!("{} login attempts", self.events)
+        };
+        match (&self.first_at, &self.last_at) {
+            (Some(first), Some(last)) if first != last => format!("{attempts} between {first} and {last}"),
+            (Some(first), _) => format!("{attempts} at {first}"),
+            _ => attempts,
+        }
+    }
+
+    /// "203.0.113.7", "203.0.113.7 and 198.51.100.4", "a, b and c".
+    pub fn addresses(&self) -> String {
+        join_words(&self.client_ips)
+    }
+
+    pub fn mechanisms_used(&self) -> String {
+        join_words(&self.mechanisms)
+    }
+}
+
+fn join_words(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [only] => only.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -89,9 +193,17 @@ mail_templates! {
     "email/verification_failed.txt" => VerificationFailed,
     "email/redaction_notice.txt" => RedactionNotice,
     "email/agent_reply.txt" => AgentReply,
+    "email/diagnosis_checklist.txt" => DiagnosisChecklist,
+    "email/diagnosis_not_seen.txt" => DiagnosisNotSeen,
+    "email/diagnosis_user.txt" => DiagnosisUser,
+    "email/diagnosis_bad_password.txt" => DiagnosisBadPassword,
+    "email/diagnosis_ip_not_authorized.txt" => DiagnosisIpNotAuthorized,
+    "email/diagnosis_mechanism.txt" => DiagnosisMechanism,
+    "email/diagnosis_succeeded.txt" => DiagnosisSucceeded,
 }
 
-/// Every template name the desk knows.
+/// The templates of the workflows (the diagnosis mails, which need a diagnosis to say anything,
+/// are [`DIAGNOSIS_TEMPLATE_NAMES`]).
 pub const TEMPLATE_NAMES: [&str; 14] = [
     "acknowledgement",
     "status_update",
@@ -107,6 +219,18 @@ pub const TEMPLATE_NAMES: [&str; 14] = [
     "verification_failed",
     "redaction_notice",
     "agent_reply",
+];
+
+/// The credential-failure diagnosis mails (SPEC §2.4): the checklist, then one per group of
+/// findings.
+pub const DIAGNOSIS_TEMPLATE_NAMES: [&str; 7] = [
+    "diagnosis_checklist",
+    "diagnosis_not_seen",
+    "diagnosis_user",
+    "diagnosis_bad_password",
+    "diagnosis_ip_not_authorized",
+    "diagnosis_mechanism",
+    "diagnosis_succeeded",
 ];
 
 /// A rendered mail: the subject (already tagged `[RD-n]`) and the text body.
@@ -146,6 +270,13 @@ fn render_at_width(template: &str, c: &MailContext, width: usize) -> Result<Rend
         "verification_failed" => VerificationFailed { c }.render(),
         "redaction_notice" => RedactionNotice { c }.render(),
         "agent_reply" => AgentReply { c }.render(),
+        "diagnosis_checklist" => DiagnosisChecklist { c }.render(),
+        "diagnosis_not_seen" => DiagnosisNotSeen { c }.render(),
+        "diagnosis_user" => DiagnosisUser { c }.render(),
+        "diagnosis_bad_password" => DiagnosisBadPassword { c }.render(),
+        "diagnosis_ip_not_authorized" => DiagnosisIpNotAuthorized { c }.render(),
+        "diagnosis_mechanism" => DiagnosisMechanism { c }.render(),
+        "diagnosis_succeeded" => DiagnosisSucceeded { c }.render(),
         other => return Err(format!("no mail template called {other:?}")),
     }
     .map_err(|e| format!("template {template}: {e}"))?;
@@ -165,6 +296,17 @@ fn render_at_width(template: &str, c: &MailContext, width: usize) -> Result<Rend
         "account_reactivated" => "Your account is active again".to_string(),
         "verification_failed" => "We could not verify ownership of the account".to_string(),
         "redaction_notice" => "We removed a secret from your message: please rotate it".to_string(),
+        "diagnosis_checklist" if c.diagnosis.is_api() => "Bad username/password: what to check".to_string(),
+        "diagnosis_checklist" => "535 Authentication failed: what to check".to_string(),
+        "diagnosis_not_seen" => "Your login attempt never reached us".to_string(),
+        "diagnosis_user" if c.diagnosis.finding == "user_disabled" => {
+            format!("The {} is disabled", c.diagnosis.user_label())
+        }
+        "diagnosis_user" => format!("The {} was not found", c.diagnosis.user_label()),
+        "diagnosis_bad_password" => format!("The {} did not match", c.diagnosis.secret_name()),
+        "diagnosis_ip_not_authorized" => "The sending address is not on the allow list".to_string(),
+        "diagnosis_mechanism" => "Authenticate with PLAIN or LOGIN over TLS".to_string(),
+        "diagnosis_succeeded" => "Your login works again".to_string(),
         _ => format!("Re: {}", c.ticket_subject),
     };
     let text = tidy(&text);

@@ -1,6 +1,7 @@
 //! JSON API v1 for integrations (SPEC §5).
 
 pub mod accounts;
+pub mod auth_events;
 pub mod quarantine;
 pub mod tickets;
 

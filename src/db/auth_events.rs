@@ -1,0 +1,262 @@
+//! Authentication events (SPEC §2.4): batch inserts that skip events already stored, the
+//! lookups of one username around a time, the retention purge, and the latest `diagnosis`
+//! event of tickets.
+
+use super::AnyConnection;
+use super::schema::{auth_events, events};
+use crate::domain::diagnosis::{AuthChannel, AuthEvent, AuthResult};
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use std::collections::HashMap;
+
+/// Rows per INSERT statement (9 values each, well under SQLite's 32,766 variables).
+pub const BATCH_ROWS: usize = 1_000;
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = auth_events)]
+pub struct NewAuthEvent {
+    pub at: NaiveDateTime,
+    pub channel: &'static str,
+    pub username: String,
+    pub account_id: Option<String>,
+    pub client_ip: String,
+    pub mechanism: String,
+    pub tls: bool,
+    pub result: &'static str,
+    pub imported_at: NaiveDateTime,
+}
+
+impl NewAuthEvent {
+    pub fn from_event(event: AuthEvent, imported_at: NaiveDateTime) -> NewAuthEvent {
+        NewAuthEvent {
+            at: event.at.naive_utc(),
+            channel: event.channel.as_str(),
+            username: event.username,
+            account_id: event.account_id,
+            client_ip: event.client_ip.to_string(),
+            mechanism: event.mechanism,
+            tls: event.tls,
+            result: event.result.as_str(),
+            imported_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = auth_events)]
+pub struct AuthEventRow {
+    pub id: i64,
+    pub at: NaiveDateTime,
+    pub channel: String,
+    pub username: String,
+    pub account_id: Option<String>,
+    pub client_ip: String,
+    pub mechanism: String,
+    pub tls: bool,
+    pub result: String,
+}
+
+impl AuthEventRow {
+    /// The domain event; None for a row no import could have written.
+    pub fn to_event(&self) -> Option<AuthEvent> {
+        Some(AuthEvent {
+            at: self.at.and_utc(),
+            channel: AuthChannel::parse(&self.channel)?,
+            username: self.username.clone(),
+            account_id: self.account_id.clone(),
+            client_ip: self.client_ip.parse().ok()?,
+            mechanism: self.mechanism.clone(),
+            tls: self.tls,
+            result: AuthResult::parse(&self.result)?,
+        })
+    }
+}
+
+/// Inserts the rows, skipping those already stored (same username, channel, time, result,
+/// client address, mechanism and TLS). Returns how many were new. The caller chunks by
+/// [`BATCH_ROWS`] and holds the transaction.
+pub fn insert_new(conn: &mut AnyConnection, rows: &[NewAuthEvent]) -> QueryResult<usize> {
+    let mut inserted = 0;
+    for chunk in rows.chunks(BATCH_ROWS) {
+        inserted += match conn {
+            AnyConnection::Sqlite(lite) => diesel::insert_or_ignore_into(auth_events::table)
+                .values(chunk)
+                .execute(lite)?,
+            AnyConnection::Postgresql(pg) => diesel::insert_into(auth_events::table)
+                .values(chunk)
+                .on_conflict_do_nothing()
+                .execute(pg)?,
+        };
+    }
+    Ok(inserted)
+}
+
+/// Events of `username` on `channel` from `from` to `to` (both included), oldest first; at most
+/// `limit`, the latest ones when there are more.
+pub fn between(
+    conn: &mut AnyConnection,
+    username: &str,
+    channel: AuthChannel,
+    from: NaiveDateTime,
+    to: NaiveDateTime,
+    limit: i64,
+) -> QueryResult<Vec<AuthEventRow>> {
+    let mut rows: Vec<AuthEventRow> = auth_events::table
+        .filter(auth_events::username.eq(username))
+        .filter(auth_events::channel.eq(channel.as_str()))
+        .filter(auth_events::at.ge(from))
+        .filter(auth_events::at.le(to))
+        .order((auth_events::at.desc(), auth_events::id.desc()))
+        .limit(limit)
+        .select(AuthEventRow::as_select())
+        .load(conn)?;
+    rows.reverse();
+    Ok(rows)
+}
+
+/// How many events of `username` lie from `from` to `to`, and the earliest of them (when
+/// [`between`] had more than its limit).
+pub fn count_between(
+    conn: &mut AnyConnection,
+    username: &str,
+    channel: AuthChannel,
+    from: NaiveDateTime,
+    to: NaiveDateTime,
+) -> QueryResult<(i64, Option<NaiveDateTime>)> {
+    let scope = || {
+        auth_events::table
+            .filter(auth_events::username.eq(username))
+            .filter(auth_events::channel.eq(channel.as_str()))
+            .filter(auth_events::at.ge(from))
+            .filter(auth_events::at.le(to))
+    };
+    let count = scope().count().get_result(conn)?;
+    let first = scope()
+        .order(auth_events::at.asc())
+        .select(auth_events::at)
+        .first(conn)
+        .optional()?;
+    Ok((count, first))
+}
+
+/// The first success of `username` strictly after `after`, up to `until`.
+pub fn first_success_after(
+    conn: &mut AnyConnection,
+    username: &str,
+    channel: AuthChannel,
+    after: NaiveDateTime,
+    until: NaiveDateTime,
+) -> QueryResult<Option<AuthEventRow>> {
+    auth_events::table
+        .filter(auth_events::username.eq(username))
+        .filter(auth_events::channel.eq(channel.as_str()))
+        .filter(auth_events::at.gt(after))
+        .filter(auth_events::at.le(until))
+        .filter(auth_events::result.eq(AuthResult::Ok.as_str()))
+        .order(auth_events::at.asc())
+        .select(AuthEventRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// The time of the latest failure of `username` from `from` to `to`.
+pub fn latest_failure(
+    conn: &mut AnyConnection,
+    username: &str,
+    channel: AuthChannel,
+    from: NaiveDateTime,
+    to: NaiveDateTime,
+) -> QueryResult<Option<NaiveDateTime>> {
+    auth_events::table
+        .filter(auth_events::username.eq(username))
+        .filter(auth_events::channel.eq(channel.as_str()))
+        .filter(auth_events::at.ge(from))
+        .filter(auth_events::at.le(to))
+        .filter(auth_events::result.ne(AuthResult::Ok.as_str()))
+        .order(auth_events::at.desc())
+        .select(auth_events::at)
+        .first(conn)
+        .optional()
+}
+
+/// Whether the relay or gateway ever accepted `username` as a user (any event but
+/// `unknown_user`) in the logs still held.
+pub fn known_as_user(conn: &mut AnyConnection, username: &str, channel: AuthChannel) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        auth_events::table
+            .filter(auth_events::username.eq(username))
+            .filter(auth_events::channel.eq(channel.as_str()))
+            .filter(auth_events::result.ne(AuthResult::UnknownUser.as_str())),
+    ))
+    .get_result(conn)
+}
+
+/// The account the latest event naming one says owns `username`.
+pub fn owner_of(conn: &mut AnyConnection, username: &str, channel: AuthChannel) -> QueryResult<Option<String>> {
+    Ok(auth_events::table
+        .filter(auth_events::username.eq(username))
+        .filter(auth_events::channel.eq(channel.as_str()))
+        .filter(auth_events::account_id.is_not_null())
+        .order(auth_events::at.desc())
+        .select(auth_events::account_id)
+        .first::<Option<String>>(conn)
+        .optional()?
+        .flatten())
+}
+
+/// Deletes events logged before `cutoff`, a slice at a time so that writers are never held up
+/// for long. Returns how many were deleted.
+pub fn purge_before(conn: &mut AnyConnection, cutoff: NaiveDateTime) -> QueryResult<usize> {
+    const SLICE: i64 = 10_000;
+    let mut deleted = 0;
+    loop {
+        let ids: Vec<i64> = auth_events::table
+            .filter(auth_events::at.lt(cutoff))
+            .order(auth_events::at.asc())
+            .limit(SLICE)
+            .select(auth_events::id)
+            .load(conn)?;
+        if ids.is_empty() {
+            return Ok(deleted);
+        }
+        deleted += diesel::delete(auth_events::table.filter(auth_events::id.eq_any(&ids))).execute(conn)?;
+        if (ids.len() as i64) < SLICE {
+            return Ok(deleted);
+        }
+    }
+}
+
+/// How many events are held (for summaries and tests).
+pub fn count(conn: &mut AnyConnection) -> QueryResult<i64> {
+    auth_events::table.count().get_result(conn)
+}
+
+/// The latest `diagnosis` event of each ticket: its data and when it was written.
+pub fn latest_diagnoses(
+    conn: &mut AnyConnection,
+    ticket_ids: &[i64],
+) -> QueryResult<HashMap<i64, (String, String, NaiveDateTime)>> {
+    if ticket_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<(i64, String, String, NaiveDateTime)> = events::table
+        .filter(events::ticket_id.eq_any(ticket_ids))
+        .filter(events::event_type.eq("diagnosis"))
+        .order(events::id.desc())
+        .select((events::ticket_id, events::data, events::actor, events::created_at))
+        .load(conn)?;
+    let mut latest = HashMap::new();
+    for (ticket_id, data, actor, at) in rows {
+        latest.entry(ticket_id).or_insert((data, actor, at));
+    }
+    Ok(latest)
+}
+
+/// Everything stored of one username (for tests and the benchmark).
+pub fn of_username(conn: &mut AnyConnection, username: &str) -> QueryResult<Vec<AuthEventRow>> {
+    auth_events::table
+        .filter(auth_events::username.eq(username))
+        .order(auth_events::at.asc())
+        .select(AuthEventRow::as_select())
+        .load(conn)
+}
