@@ -129,6 +129,22 @@ impl State {
         State::ALL.into_iter().find(|st| st.as_str() == s)
     }
 
+    /// Words for agents scanning a queue.
+    pub fn label(self) -> &'static str {
+        match self {
+            State::AwaitingAgent => "Waiting for us",
+            State::AwaitingCustomer => "Waiting for the customer",
+            State::AwaitingAllowlistedAttempts => "Waiting for allowlisted attempts",
+            State::AttemptsReported => "Attempts reported",
+            State::VerifyingOwnership => "Verifying ownership",
+            State::OwnershipVerified => "Ownership verified",
+            State::AwaitingPayment => "Waiting for payment",
+            State::PaymentConfirmed => "Payment confirmed",
+            State::Resolved => "Resolved",
+            State::Refused => "Refused",
+        }
+    }
+
     /// `resolved` and `refused` end a ticket; only replies and notes are allowed there.
     pub fn is_terminal(self) -> bool {
         matches!(self, State::Resolved | State::Refused)
@@ -160,14 +176,10 @@ impl TicketRef {
     /// Accepts `RD-12` (prefix matched case-insensitively) and, for convenience, a bare number.
     pub fn parse(input: &str, prefix: &str) -> Option<Self> {
         let input = input.trim();
-        let digits = match input.get(..prefix.len() + 1) {
-            Some(head)
-                if head.len() == prefix.len() + 1
-                    && head[..prefix.len()].eq_ignore_ascii_case(prefix)
-                    && head.ends_with('-') =>
-            {
-                &input[prefix.len() + 1..]
-            }
+        // `get` rather than indexing: the input is anyone's text, and a multi-byte character may
+        // straddle the prefix's length.
+        let digits = match (input.get(..prefix.len()), input.get(prefix.len()..)) {
+            (Some(head), Some(rest)) if head.eq_ignore_ascii_case(prefix) && rest.starts_with('-') => &rest[1..],
             _ => input,
         };
         if digits.is_empty() || digits.len() > 18 || !digits.bytes().all(|b| b.is_ascii_digit()) {
@@ -219,5 +231,9 @@ mod tests {
         assert!(TicketRef::parse("RD-1x", "RD").is_none());
         assert!(TicketRef::parse("RD-99999999999999999999", "RD").is_none());
         assert_eq!(TicketRef::parse("RD-7", "RD").unwrap().subject_tag(), "[RD-7]");
+        // Found by the ingestion fuzz test: a multi-byte character across the prefix length.
+        assert!(TicketRef::parse("Ré-1", "RD").is_none());
+        assert!(TicketRef::parse("R\u{e9}1", "RD").is_none());
+        assert!(TicketRef::parse("é", "RD").is_none());
     }
 }

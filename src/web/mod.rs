@@ -4,6 +4,7 @@ pub mod api;
 pub mod console;
 pub mod health;
 pub mod inbound;
+pub mod metrics;
 pub mod portal;
 pub mod security;
 
@@ -70,6 +71,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::post().to(portal::status::post_attempts),
         )
         .route("/healthz", web::get().to(health::healthz))
+        .route("/metrics", web::get().to(metrics::metrics))
         .route("/inbound/email", web::post().to(inbound::receive_mail))
         .route("/verify/{token}", web::get().to(portal::verify::show_challenge))
         .route("/verify/{token}", web::post().to(portal::verify::confirm_challenge))

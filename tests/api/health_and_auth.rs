@@ -65,3 +65,30 @@ async fn healthz_reports_an_unreachable_database() {
     let response = app.client.get(format!("{}/healthz", app.address)).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_tickets_mail_and_quarantine_for_prometheus() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    app.create_ticket(json!({"kind": "general", "requester": "m@x.test"}))
+        .await;
+    app.ingest(b"");
+    let response = app.client.get(format!("{}/metrics", app.address)).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = response.text().await.unwrap();
+    assert!(
+        text.contains("recoverydesk_tickets{kind=\"general\",state=\"awaiting_agent\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("recoverydesk_outbox_messages{status=\"pending\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("recoverydesk_quarantined_messages 1"), "{text}");
+    assert!(text.contains("# TYPE recoverydesk_tickets gauge"));
+}

@@ -25,8 +25,11 @@ pub struct TicketTemplate {
 }
 
 impl TicketTemplate {
-    pub fn allowed(&self) -> Vec<&views::ActionEntry> {
-        self.t.actions.iter().filter(|a| a.allowed).collect()
+    /// The current step's actions first (the kind's own), then the common ones.
+    pub fn allowed_in_order(&self) -> Vec<&views::ActionEntry> {
+        let allowed = self.t.actions.iter().filter(|a| a.allowed);
+        let (own, common): (Vec<_>, Vec<_>) = allowed.partition(|a| a.name.is_recovery());
+        own.into_iter().chain(common).collect()
     }
 
     pub fn blocked(&self) -> Vec<&views::ActionEntry> {
@@ -184,7 +187,10 @@ pub async fn release_mail(
     form: web::Form<HashMap<String, String>>,
 ) -> HttpResponse {
     if !csrf_ok(&agent, form.get("csrf").map(String::as_str)) {
-        return refused_page(StatusCode::FORBIDDEN, "This form has expired. Reload the page and try again.");
+        return refused_page(
+            StatusCode::FORBIDDEN,
+            "This form has expired. Reload the page and try again.",
+        );
     }
     let (reference, mail_id) = path.into_inner();
     let Some(id) = ticket_id(&state, &reference) else {
@@ -192,12 +198,23 @@ pub async fn release_mail(
     };
     let released = state
         .run(move |conn, _| {
-            crate::db::outbox::release_held(conn, mail_id, id).map_err(|e| crate::services::ServiceError::from(e).into())
+            crate::db::outbox::release_held(conn, mail_id, id)
+                .map_err(|e| crate::services::ServiceError::from(e).into())
         })
         .await;
     match released {
         Ok(true) => back(&reference, "release"),
-        Ok(false) => render_ticket(agent, &state, id, StatusCode::CONFLICT, None, Some("That mail is not held.".into())).await,
+        Ok(false) => {
+            render_ticket(
+                agent,
+                &state,
+                id,
+                StatusCode::CONFLICT,
+                None,
+                Some("That mail is not held.".into()),
+            )
+            .await
+        }
         Err(e) => refused_page(e.status, &e.message),
     }
 }

@@ -1,0 +1,55 @@
+//! `GET /metrics`: Prometheus text exposition of what an operator watches: tickets per kind and
+//! state, the outbox per status (held and failed mail need people), quarantined mail.
+
+use super::AppState;
+use crate::db::schema::{outbox, quarantine};
+use actix_web::{HttpResponse, web};
+use diesel::prelude::*;
+use std::fmt::Write;
+
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let gathered = state
+        .run(|conn, _| {
+            let tickets = crate::db::console::counts(conn).map_err(crate::services::ServiceError::from)?;
+            let mail: Vec<(String, i64)> = outbox::table
+                .group_by(outbox::status)
+                .select((outbox::status, diesel::dsl::count_star()))
+                .load(conn)
+                .map_err(crate::services::ServiceError::from)?;
+            let waiting: i64 = quarantine::table
+                .filter(quarantine::released_at.is_null())
+                .count()
+                .get_result(conn)
+                .map_err(crate::services::ServiceError::from)?;
+            Ok((tickets, mail, waiting))
+        })
+        .await;
+    let Ok((tickets, mail, waiting)) = gathered else {
+        return HttpResponse::ServiceUnavailable()
+            .content_type("text/plain; charset=utf-8")
+            .body("# database unavailable\n");
+    };
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# HELP recoverydesk_tickets Tickets by kind and state.\n# TYPE recoverydesk_tickets gauge"
+    );
+    for (kind, st, n) in tickets {
+        let _ = writeln!(out, "recoverydesk_tickets{{kind=\"{kind}\",state=\"{st}\"}} {n}");
+    }
+    let _ = writeln!(
+        out,
+        "# HELP recoverydesk_outbox_messages Outgoing mail by delivery status.\n# TYPE recoverydesk_outbox_messages gauge"
+    );
+    for (status, n) in mail {
+        let _ = writeln!(out, "recoverydesk_outbox_messages{{status=\"{status}\"}} {n}");
+    }
+    let _ = writeln!(
+        out,
+        "# HELP recoverydesk_quarantined_messages Inbound mail waiting in quarantine.\n# TYPE recoverydesk_quarantined_messages gauge"
+    );
+    let _ = writeln!(out, "recoverydesk_quarantined_messages {waiting}");
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(out)
+}
