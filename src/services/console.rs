@@ -151,6 +151,8 @@ pub struct TicketPage {
     pub audit: Vec<AuditEntry>,
     pub agents: Vec<(String, String)>,
     pub current_ip: Option<String>,
+    /// The latest credential-failure diagnosis, for the panel of a login_help ticket.
+    pub diagnosis: Option<super::diagnosis::DiagnosisPanel>,
     /// (outbox id, template, recipient, status, last error).
     pub mail: Vec<(i64, String, String, String, Option<String>)>,
 }
@@ -289,9 +291,19 @@ pub fn ticket_page(conn: &mut AnyConnection, desk: &Desk, id: i64) -> Result<Tic
         .collect();
     let mail = mail_rows
         .iter()
-        .map(|m| (m.id, m.template.clone(), m.recipient.clone(), m.status.clone(), m.last_error.clone()))
+        .map(|m| {
+            (
+                m.id,
+                m.template.clone(),
+                m.recipient.clone(),
+                m.status.clone(),
+                m.last_error.clone(),
+            )
+        })
         .collect();
+    let diagnosis = super::diagnosis::diagnosis_panel(conn, id)?;
     Ok(TicketPage {
+        diagnosis,
         ticket_ref: desk.ticket_ref(id),
         kind: loaded.kind(),
         state: loaded.state(),

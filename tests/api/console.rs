@@ -377,14 +377,88 @@ async fn an_agent_sends_a_held_mail_from_the_ticket_page() {
     app.import_accounts(&[account("acc_1", "target", "target@x.test", "active")]);
     let mut last = String::new();
     for _ in 0..21 {
-        last = reference(&app.create_ticket(json!({"kind": "forgot_username", "requester": "target@x.test"})).await);
+        last = reference(
+            &app.create_ticket(json!({"kind": "forgot_username", "requester": "target@x.test"}))
+                .await,
+        );
     }
     let console = signed_in(&app).await;
     let page_path = format!("/agent/tickets/{last}");
     let (_, _, page) = console.get(&page_path).await;
     assert!(page.contains(">held<"), "the capped mail waits: {page}");
-    let form_action = page.split(&format!("/agent/tickets/{last}/mail/")).nth(1).and_then(|s| s.split('"').next()).unwrap().to_string();
-    let (status, _, _) = console.submit(&page_path, &format!("/agent/tickets/{last}/mail/{form_action}"), &[]).await;
+    let form_action = page
+        .split(&format!("/agent/tickets/{last}/mail/"))
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_string();
+    let (status, _, _) = console
+        .submit(&page_path, &format!("/agent/tickets/{last}/mail/{form_action}"), &[])
+        .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
-    assert_eq!(app.outbox_status().last().unwrap().2, "pending", "released to the sender");
+    assert_eq!(
+        app.outbox_status().last().unwrap().2,
+        "pending",
+        "released to the sender"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_help_ticket_shows_the_credential_check_and_can_run_it_again() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    app.import_accounts(&[account("acc_1001", "acme-mailer", "ops@acme.test", "active")]);
+    let events = json!([
+        {"at": "2026-11-20T10:00:03Z", "channel": "smtp", "username": "crm-mailer", "account_id": "acc_1001",
+         "client_ip": "203.0.113.7", "mechanism": "CRAM-MD5", "tls": true, "result": "mechanism_not_supported"},
+        {"at": "2026-11-20T10:05:00Z", "channel": "smtp", "username": "crm-mailer", "account_id": "acc_1001",
+         "client_ip": "203.0.113.7", "mechanism": "PLAIN", "tls": true, "result": "ok"}
+    ]);
+    let (status, body) = app.post("/api/v1/auth-events", &events).await;
+    assert!(status.is_success(), "{status} {body}");
+    let r = reference(
+        &app.create_ticket(
+            json!({"kind": "login_help", "requester": "ops@acme.test", "problem": "smtp_535",
+                                  "smtp_username": "crm-mailer", "failed_at": "2026-11-20T10:00:00Z"}),
+        )
+        .await,
+    );
+    let console = signed_in(&app).await;
+    let page_path = format!("/agent/tickets/{r}");
+    let (_, _, page) = console.get(&page_path).await;
+    assert!(page.contains(r#"id="diagnosis""#), "the panel is shown");
+    assert!(
+        page.contains("crm-mailer") && page.contains("203.0.113.7") && page.contains("CRAM-MD5"),
+        "the timeline"
+    );
+    assert!(
+        page.contains(r#"id="one-click-resolve""#),
+        "it works again since: one click resolves"
+    );
+    let (status, _, _) = console
+        .submit(
+            &page_path,
+            &format!("/agent/tickets/{r}/actions/diagnose_auth"),
+            &[
+                ("username", "nobody-here"),
+                ("failed_at", "2026-11-20T10:00"),
+                ("channel", "smtp"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::SEE_OTHER,
+        "the re-run form posts through the engine"
+    );
+    let (_, _, page) = console.get(&page_path).await;
+    assert!(page.contains("nobody-here"), "the panel shows the latest diagnosis");
+    let (status, _, _) = console
+        .submit(
+            &page_path,
+            &format!("/agent/tickets/{r}/actions/resolve"),
+            &[("note", "works again")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(app.ticket(&r).await["state"], "resolved");
 }
