@@ -8,6 +8,7 @@ mod account_terminated;
 mod banned;
 mod cli;
 mod console;
+mod diagnosis;
 mod directory;
 mod forgot_username;
 mod health_and_auth;

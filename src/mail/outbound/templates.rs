@@ -98,6 +98,11 @@ impl DiagnosisMail {
         if self.is_api() { "API key" } else { "password" }
     }
 
+    /// "a password" / "an API key".
+    pub fn a_secret(&self) -> &'static str {
+        if self.is_api() { "an API key" } else { "a password" }
+    }
+
     /// Which period was read, in words.
     pub fn period(&self) -> String {
         match (&self.failed_at, self.time_given) {

@@ -47,7 +47,7 @@ impl AuthImportSummary {
     /// One line for a terminal.
     pub fn line(&self) -> String {
         format!(
-            "auth-log: {} events read: {} stored, {} already present, {} older than the retention period (skipped), {} refused",
+            "auth-log: {} read, {} stored, {} already present, {} past the retention period (skipped), {} refused",
             self.received,
             self.stored,
             self.duplicates,
