@@ -8,17 +8,25 @@ use std::io::{BufRead, BufReader, Read};
 use std::process::ExitCode;
 
 pub fn run(cli: Cli) -> ExitCode {
+    let is_mailgate = matches!(cli.command, Some(Command::Mailgate));
     let settings = match Settings::from_options(&cli.options) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("recoverydesk: {e}");
-            return ExitCode::from(64);
+            // A misconfigured mail alias must defer, not bounce: the MTA retries once it is fixed.
+            return ExitCode::from(if is_mailgate { EX_TEMPFAIL } else { 64 });
         }
     };
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings),
         Command::Migrate => migrate(&settings),
-        Command::Mailgate => return mailgate(&settings),
+        Command::Mailgate => {
+            // Whatever goes wrong inside, the MTA must keep the message and retry.
+            return std::panic::catch_unwind(|| mailgate(&settings)).unwrap_or_else(|_| {
+                eprintln!("recoverydesk mailgate: internal error; the message was not stored (temporary failure)");
+                ExitCode::from(EX_TEMPFAIL)
+            });
+        }
         Command::ImportMaildir {
             dir,
             send_acknowledgements,

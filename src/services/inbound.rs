@@ -106,8 +106,9 @@ fn ingest_inner(
     if raw.len() as u64 > limit {
         return Err(IngestError::TooLarge { size: raw.len(), limit });
     }
-    // Duplicates are recognised by the original bytes; only the hash is kept.
-    let content_hash = crate::crypto::sha256_hex_bytes(raw);
+    // Duplicates are recognised by the original bytes (only the hash is kept), less the
+    // envelope lines a delivery agent prepends, which differ between two deliveries.
+    let content_hash = crate::crypto::sha256_hex_bytes(without_delivery_envelope(raw));
     let parsed = parse(raw);
     let result = db::write_transaction(conn, |conn| -> Result<Ingested, ServiceError> {
         let message_id = parsed.as_ref().and_then(|m| m.message_id.clone());
@@ -590,6 +591,41 @@ pub fn username_in(text: &str) -> Option<String> {
     phrases::named_username(text).map(|(name, _)| name)
 }
 
+/// The message without what local delivery adds in front of it: Postfix's local(8) and
+/// procmail prepend a `From sender date` line and `Return-Path`, `Delivered-To` and
+/// `X-Original-To` headers, which change from one delivery of the same message to the next.
+pub fn without_delivery_envelope(raw: &[u8]) -> &[u8] {
+    let mut rest = raw;
+    loop {
+        let line_end = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .map(|i| i + 1)
+            .unwrap_or(rest.len());
+        let line = &rest[..line_end];
+        let lower = line.iter().take(16).map(u8::to_ascii_lowercase).collect::<Vec<_>>();
+        let envelope = line.starts_with(b"From ")
+            || lower.starts_with(b"return-path:")
+            || lower.starts_with(b"delivered-to:")
+            || lower.starts_with(b"x-original-to:");
+        // A folded continuation of an envelope header goes with it.
+        let mut end = line_end;
+        if envelope {
+            while end < rest.len() && (rest[end] == b' ' || rest[end] == b'\t') {
+                end += rest[end..]
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .map(|i| i + 1)
+                    .unwrap_or(rest.len() - end);
+            }
+        }
+        if !envelope || line_end == 0 {
+            return rest;
+        }
+        rest = &rest[end..];
+    }
+}
+
 /// A reply often quotes our mail, links included. A status or challenge link is the mailbox
 /// owner's key, so it never reaches an agent's screen through a quoted reply either.
 pub fn mask_our_links(text: &str, base_url: &str) -> String {
@@ -668,6 +704,22 @@ mod tests {
             mask_our_links(text, base),
             "> Follow: [status link]\n> Confirm: [confirmation link].\nSee https://desk.example/help"
         );
+    }
+
+    #[test]
+    fn two_local_deliveries_of_one_message_hash_alike() {
+        let message = b"From: a@x.test\nSubject: hi\nMessage-ID: <1@x>\n\nbody\n";
+        let first = [b"From a@x.test  Mon Nov 23 10:00:00 2026\nReturn-Path: <a@x.test>\nX-Original-To: support@desk.test\nDelivered-To: support@desk.test\n".as_slice(), message].concat();
+        let second = [
+            b"From a@x.test  Mon Nov 23 10:05:07 2026\nReturn-Path: <a@x.test>\nDelivered-To: support@desk.test\n"
+                .as_slice(),
+            message,
+        ]
+        .concat();
+        assert_eq!(without_delivery_envelope(&first), message);
+        assert_eq!(without_delivery_envelope(&second), message);
+        assert_eq!(without_delivery_envelope(message), message);
+        assert_eq!(without_delivery_envelope(b""), b"");
     }
 
     #[test]

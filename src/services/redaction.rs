@@ -10,7 +10,14 @@ pub struct Scrubber {
 
 impl Scrubber {
     pub fn scrub(&mut self, text: &str) -> String {
-        let result = redact::redact(text);
+        // NUL is never meaningful in text, and PostgreSQL refuses it in TEXT: a message carrying
+        // one would fail to store on every retry.
+        let text: std::borrow::Cow<str> = if text.contains('\0') {
+            text.replace('\0', "").into()
+        } else {
+            text.into()
+        };
+        let result = redact::redact(&text);
         for kind in result.found {
             if !self.found.contains(&kind) {
                 self.found.push(kind);

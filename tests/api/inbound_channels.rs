@@ -407,3 +407,20 @@ async fn import_maildir_is_idempotent_quiet_by_default_and_counts_outcomes() {
         "answered when asked to"
     );
 }
+
+both_backends!(a_nul_byte_in_a_message_never_blocks_its_delivery, nul_bytes);
+
+async fn nul_bytes(app: TestApp) {
+    let raw = b"From: nul@y.test\r\nSubject: locked\0 out\r\nMessage-ID: <n1@y.test>\r\n\r\nI am locked out\0 of my account\r\n";
+    let result = app.ingest(raw);
+    assert_eq!(
+        result.outcome,
+        Outcome::Created,
+        "stored on every backend (PostgreSQL refuses NUL in text)"
+    );
+    let t = app.ticket(result.ticket.as_deref().unwrap()).await;
+    assert_eq!(t["subject"], "locked out");
+    // Re-delivered by local(8) with its envelope lines in front: the same message.
+    let redelivered = [b"From nul@y.test  Mon Nov 23 10:05:07 2026\r\nReturn-Path: <nul@y.test>\r\nDelivered-To: support@desk.test\r\n".as_slice(), raw].concat();
+    assert_eq!(app.ingest(&redelivered).outcome, Outcome::Duplicate);
+}

@@ -1,0 +1,1 @@
+DROP INDEX quarantine_content_hash;
