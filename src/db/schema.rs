@@ -295,6 +295,5 @@ diesel::table! {
         mechanism -> Text,
         tls -> Bool,
         result -> Text,
-        imported_at -> Timestamp,
     }
 }

@@ -249,6 +249,24 @@ fn secret_field(fields: &Map<String, Value>, prefix: &str) -> Option<String> {
 /// (`key`, `api_key`, `apiKey`, `private-key`, `access_key_id`, …). The event's own fields
 /// never match. A word that merely contains "key" (`monkey`, `keyboard`) is not a key.
 pub fn is_secret_field_name(name: &str) -> bool {
+    // The event's own fields, and the usual companions of a relay log line, answer at once.
+    const ORDINARY: [&str; 12] = [
+        "at",
+        "channel",
+        "username",
+        "account_id",
+        "client_ip",
+        "mechanism",
+        "tls",
+        "result",
+        "queue_id",
+        "host",
+        "helo",
+        "message",
+    ];
+    if ORDINARY.contains(&name) {
+        return false;
+    }
     let lower = name.to_ascii_lowercase();
     let squashed: String = lower.chars().filter(char::is_ascii_alphanumeric).collect();
     if [
