@@ -107,7 +107,10 @@ pub fn all(conn: &mut AnyConnection) -> QueryResult<Vec<OutboxRow>> {
 /// An agent lets a held mail go (it waited because of the per-recipient hourly cap).
 pub fn release_held(conn: &mut AnyConnection, id: i64, ticket_id: i64) -> QueryResult<bool> {
     let rows = diesel::update(
-        outbox::table.filter(outbox::id.eq(id)).filter(outbox::ticket_id.eq(ticket_id)).filter(outbox::status.eq("held")),
+        outbox::table
+            .filter(outbox::id.eq(id))
+            .filter(outbox::ticket_id.eq(ticket_id))
+            .filter(outbox::status.eq("held")),
     )
     .set((outbox::status.eq("pending"), outbox::next_attempt_at.eq(now())))
     .execute(conn)?;

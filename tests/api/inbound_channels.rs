@@ -343,7 +343,12 @@ async fn mailgate_speaks_sysexits_and_never_creates_a_database() {
     assert_eq!(code, Some(65), "too large: bounce it");
     let (code, _, _) = mailgate(&app.database_url, &raw, &[], &["--no-such-flag"]);
     assert_eq!(code, Some(64));
-    let (code, _, _) = mailgate(&app.database_url, &raw, &[("RECOVERYDESK_BASE_URL", "ftp://wrong")], &[]);
+    let (code, _, _) = mailgate(
+        &app.database_url,
+        &raw,
+        &[("RECOVERYDESK_BASE_URL", "ftp://wrong")],
+        &[],
+    );
     assert_eq!(code, Some(75), "a misconfigured alias defers, it does not bounce");
 }
 

@@ -29,7 +29,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::post().to(tickets::apply_action),
         )
         .route("/agent/tickets/{ref}/reply", web::post().to(tickets::reply))
-        .route("/agent/tickets/{ref}/mail/{id}/release", web::post().to(tickets::release_mail))
+        .route(
+            "/agent/tickets/{ref}/mail/{id}/release",
+            web::post().to(tickets::release_mail),
+        )
         .route("/agent/attachments/{id}", web::get().to(tickets::download_attachment))
         .route("/agent/accounts/{id}", web::get().to(tickets::show_account))
         .route("/agent/quarantine", web::get().to(admin::show_quarantine))
