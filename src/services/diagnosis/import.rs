@@ -63,17 +63,21 @@ struct Importer<'c> {
     cutoff: DateTime<Utc>,
     pending: Vec<NewAuthEvent>,
     summary: AuthImportSummary,
+    /// The connection was tuned for a large load and must be set back.
+    bulk: bool,
 }
 
 impl<'c> Importer<'c> {
-    fn new(conn: &'c mut AnyConnection, retention_days: u32, now: DateTime<Utc>) -> Self {
+    /// `bulk`: a file of any size (the command), worth a larger page cache while it loads.
+    fn new(conn: &'c mut AnyConnection, retention_days: u32, now: DateTime<Utc>, bulk: bool) -> Self {
         // Only a faster load: a failure here changes nothing else.
-        let _ = auth_events::prepare_bulk_load(conn);
+        let bulk = bulk && auth_events::prepare_bulk_load(conn).is_ok();
         Importer {
             conn,
             cutoff: cutoff(retention_days, now),
             pending: Vec::with_capacity(ROWS_PER_TRANSACTION),
             summary: AuthImportSummary::default(),
+            bulk,
         }
     }
 
@@ -118,10 +122,17 @@ impl<'c> Importer<'c> {
     }
 
     fn finish(mut self) -> Result<AuthImportSummary, ServiceError> {
-        let flushed = self.flush();
-        let _ = auth_events::finish_bulk_load(self.conn);
-        flushed?;
-        Ok(self.summary)
+        self.flush()?;
+        Ok(std::mem::take(&mut self.summary))
+    }
+}
+
+impl Drop for Importer<'_> {
+    /// Pooled connections are reused: the usual settings come back however the load ended.
+    fn drop(&mut self) {
+        if self.bulk {
+            let _ = auth_events::finish_bulk_load(self.conn);
+        }
     }
 }
 
@@ -139,7 +150,7 @@ pub fn import_lines<R: BufRead>(
     mut on_refused: impl FnMut(usize, &str),
     mut on_progress: impl FnMut(u64),
 ) -> Result<AuthImportSummary, ServiceError> {
-    let mut importer = Importer::new(conn, retention_days, Utc::now());
+    let mut importer = Importer::new(conn, retention_days, Utc::now(), true);
     let mut buffer = Vec::with_capacity(1024);
     let mut number = 0usize;
     let mut read_so_far = 0u64;
@@ -180,7 +191,7 @@ pub fn import_values(
     retention_days: u32,
     values: &[Value],
 ) -> Result<AuthImportSummary, ServiceError> {
-    let mut importer = Importer::new(conn, retention_days, Utc::now());
+    let mut importer = Importer::new(conn, retention_days, Utc::now(), false);
     for (index, value) in values.iter().enumerate() {
         importer.take(index + 1, AuthEvent::from_json(value))?;
     }
