@@ -114,6 +114,7 @@ pub struct StatusView {
     /// The requester is not the linked account's registered address: states that depend on
     /// the account are told in neutral words.
     pub neutral: bool,
+    pub attempts_on_record: bool,
     pub thread: Vec<ThreadEntry>,
     pub created_at: String,
 }
@@ -134,10 +135,13 @@ pub fn status_view(conn: &mut AnyConnection, desk: &Desk, token: &str) -> Result
     let Some(row) = crate::db::tickets::find_by_token_hash(conn, &crate::crypto::sha256_hex(token))? else {
         return Ok(None);
     };
+    // Only the registered address of the linked account reads the states in plain words;
+    // anyone else (no account found included) reads them all alike, so the page cannot tell
+    // whether an account exists, is terminated or is banned.
     let neutral = match &row.account_id {
         Some(id) => crate::db::accounts::find(conn, id)?
             .is_none_or(|a| crate::domain::email_address::normalize(&a.email) != row.requester_normalized),
-        None => false,
+        None => true,
     };
     let requester = &row.requester_normalized;
     let thread = crate::db::tickets::messages_of(conn, row.id)?
@@ -163,6 +167,7 @@ pub fn status_view(conn: &mut AnyConnection, desk: &Desk, token: &str) -> Result
         kind: Kind::parse(&row.kind).unwrap_or(Kind::General),
         state: crate::domain::ticket::State::parse(&row.state).unwrap_or(crate::domain::ticket::State::AwaitingAgent),
         neutral,
+        attempts_on_record: row.attempts_on_record,
         thread,
         created_at: row.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
     }))

@@ -189,3 +189,51 @@ async fn the_email_challenge_page_names_the_request_records_once_and_expires() {
         1
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_strangers_status_page_reads_the_same_whatever_the_account_they_name() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let mut term = account("acc_t", "late", "owner-t@x.test", "terminated");
+    term["balance_due_cents"] = json!(1000);
+    app.import_accounts(&[
+        term,
+        account("acc_b", "gone", "owner-b@x.test", "banned"),
+        account("acc_a", "fine", "owner-a@x.test", "active"),
+    ]);
+    for kind in ["ip_lockout", "account_terminated", "login_help"] {
+        let mut pages = vec![];
+        for named in ["late", "gone", "fine", "nobody-at-all"] {
+            let t = app
+                .create_ticket(
+                    json!({"kind": kind, "requester": "stranger@y.test", "account": named, "subject": "Help"}),
+                )
+                .await;
+            let r = reference(&t);
+            let path = app.status_path_of(&r);
+            let (status, page) = app.page(&path).await;
+            let token = path.trim_start_matches("/t/");
+            pages.push(
+                format!("{status} {}", page.replace(&r, "RD-?").replace(token, "TOKEN"))
+                    .split("opened")
+                    .nth(0)
+                    .unwrap()
+                    .to_string()
+                    + &page
+                        .split("What happens next")
+                        .nth(1)
+                        .unwrap_or("")
+                        .replace(&r, "RD-?")
+                        .replace(token, "TOKEN")
+                        .split("<section aria-labelledby=\"thread-title\">")
+                        .next()
+                        .unwrap_or("")
+                        .to_string(),
+            );
+        }
+        assert!(
+            pages.iter().all(|p| p == &pages[0]),
+            "{kind}: the pages differ:\n{}",
+            pages.join("\n-----\n")
+        );
+    }
+}

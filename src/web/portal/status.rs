@@ -29,11 +29,7 @@ pub struct StatusPage {
 /// the account's registered address, states that depend on the account read neutrally.
 pub fn words_for(state: State, neutral: bool) -> (&'static str, &'static str) {
     use State::*;
-    let account_dependent = matches!(
-        state,
-        VerifyingOwnership | OwnershipVerified | AwaitingPayment | PaymentConfirmed | Resolved | Refused
-    );
-    if neutral && account_dependent {
+    if neutral {
         return (
             "In progress",
             "Anything that depends on the account is sent only to the email address registered on it. If you need more help, reply below.",
@@ -85,7 +81,13 @@ pub fn words_for(state: State, neutral: bool) -> (&'static str, &'static str) {
 
 fn page(token: String, view: StatusView, reply: FormState, attempts: FormState, notice: Option<String>) -> StatusPage {
     let (headline, next_step) = words_for(view.state, view.neutral);
-    let show_attempts_form = view.state == State::AwaitingAllowlistedAttempts;
+    // For anyone but the account's owner the form's presence must not depend on the account
+    // either: it shows until attempts are on record, whatever the state.
+    let show_attempts_form = if view.neutral {
+        view.kind == crate::domain::ticket::Kind::IpLockout && !view.attempts_on_record
+    } else {
+        view.state == State::AwaitingAllowlistedAttempts
+    };
     StatusPage {
         token,
         view,
@@ -194,6 +196,23 @@ pub async fn post_attempts(state: web::Data<AppState>, path: web::Path<String>, 
         .await;
     match outcome {
         Ok(_) => back_to(&token),
+        Err(_) if view.neutral => {
+            // Answer as if recorded, so the page tells nothing of the account; the words still
+            // reach the agents as the customer's reply.
+            let words = format!(
+                "Allowlisted networks I tried: {}\nWhat happened: {}",
+                attempts.value("tried_from").trim(),
+                attempts.value("outcome").trim()
+            );
+            let id = view.ticket_id;
+            match state
+                .run(move |conn, desk| tickets::customer_reply(conn, desk, id, &words).map_err(Into::into))
+                .await
+            {
+                Ok(_) => back_to(&token),
+                Err(e) => status_page_error(e),
+            }
+        }
         Err(e) => {
             // The request moved on meanwhile: say so on the page, keep what they typed.
             let notice = Some(format!("We could not record this: {}", e.message));
