@@ -297,3 +297,12 @@ diesel::table! {
         result -> Text,
     }
 }
+
+diesel::table! {
+    /// Tickets per (kind, state), kept exact by triggers (migration 000008), for the queue's counts.
+    ticket_counts (kind, state) {
+        kind -> Text,
+        state -> Text,
+        n -> BigInt,
+    }
+}

@@ -1,0 +1,206 @@
+#!/usr/bin/env python3
+"""Time the agent console and the JSON API of a running recoverydesk, request by request.
+
+Standard library only. One keep-alive connection, sequential requests (one agent clicking
+through the console as fast as the server answers); each figure is the wall time from sending
+the request to having read the whole response (time.perf_counter), on loopback.
+
+Scenarios (N timed requests each, after a few untimed warm-up requests):
+  queue            GET /agent                       open tickets, oldest waiting first
+  queue kind       GET /agent?kind=ip_lockout
+  queue search     GET /agent?q=<a surname>         an email substring many requesters share
+  queue search 1   GET /agent?q=<one address>       one customer's address (matches few tickets)
+  queue page 50    GET /agent?cursor=...            the 50th page (--page), reached by following "Next page"
+  ticket page      GET /agent/tickets/RD-<id>       a random open ticket each time
+  api list         GET /api/v1/tickets?limit=50
+  api ticket       GET /api/v1/tickets/RD-<id>      a random open ticket each time
+
+Ticket ids and search terms are read from the database file (read-only) before timing starts.
+
+Usage: console_bench.py --base http://127.0.0.1:PORT --db FILE --email E --password P --token T
+                        [-n 300] [--warmup 10] [--seed 1] [--json OUT]
+Prints a Markdown table (median, p90, p99, min, max in milliseconds, response size).
+"""
+
+import argparse
+import html
+import http.client
+import json
+import math
+import random
+import re
+import sqlite3
+import sys
+import time
+import urllib.parse
+
+
+class Client:
+    def __init__(self, base):
+        u = urllib.parse.urlsplit(base)
+        self.host, self.port = u.hostname, u.port or 80
+        self.conn = http.client.HTTPConnection(self.host, self.port, timeout=60)
+        self.cookie = None
+        self.token = None
+
+    def request(self, method, path, body=None, headers=None, api=False):
+        h = {"Host": f"{self.host}:{self.port}", "Connection": "keep-alive"}
+        if api and self.token:
+            h["Authorization"] = f"Bearer {self.token}"
+        elif self.cookie:
+            h["Cookie"] = self.cookie
+        h.update(headers or {})
+        for attempt in range(2):
+            try:
+                self.conn.request(method, path, body=body, headers=h)
+                resp = self.conn.getresponse()
+                data = resp.read()
+                return resp, data
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                if attempt:
+                    raise
+                self.conn.close()
+                self.conn = http.client.HTTPConnection(self.host, self.port, timeout=60)
+
+    def login(self, email, password):
+        body = urllib.parse.urlencode({"email": email, "password": password})
+        resp, _ = self.request(
+            "POST", "/agent/login", body=body,
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        if resp.status != 303:
+            sys.exit(f"sign-in answered {resp.status}, expected 303")
+        for name, value in resp.getheaders():
+            if name.lower() == "set-cookie" and value.startswith("rd_session="):
+                self.cookie = value.split(";", 1)[0]
+        if not self.cookie:
+            sys.exit("sign-in set no rd_session cookie")
+
+
+NEXT = re.compile(r'<a class="button" href="([^"]+)">Next page</a>')
+
+
+def percentile(sorted_ms, q):
+    """Nearest-rank percentile of an ascending list."""
+    k = max(1, math.ceil(q * len(sorted_ms)))
+    return sorted_ms[k - 1]
+
+
+def timed(client, paths, n, warmup, api, expect="text/html"):
+    """paths: a function i -> path. Returns (sorted list of ms, mean response bytes)."""
+    for i in range(warmup):
+        resp, _ = client.request("GET", paths(-1 - i), api=api)
+    out, sizes = [], 0
+    for i in range(n):
+        path = paths(i)
+        t0 = time.perf_counter()
+        resp, data = client.request("GET", path, api=api)
+        elapsed = (time.perf_counter() - t0) * 1000.0
+        if resp.status != 200 or expect not in (resp.getheader("Content-Type") or ""):
+            sys.exit(f"GET {path} answered {resp.status} {resp.getheader('Content-Type')}: {data[:300]!r}")
+        out.append(elapsed)
+        sizes += len(data)
+    out.sort()
+    return out, sizes // max(1, n)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--base", required=True)
+    ap.add_argument("--db", required=True, help="the SQLite file the server uses (read only, for ids)")
+    ap.add_argument("--email", required=True)
+    ap.add_argument("--password", required=True)
+    ap.add_argument("--token", required=True)
+    ap.add_argument("-n", type=int, default=300)
+    ap.add_argument("--warmup", type=int, default=10)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--page", type=int, default=50, help="which queue page the cursor scenario times")
+    ap.add_argument("--json", help="also write the figures here")
+    ap.add_argument("--only", help="comma-separated scenario names to run, e.g. 'queue,ticket page'")
+    args = ap.parse_args()
+    rng = random.Random(args.seed)
+
+    db = sqlite3.connect(f"file:{args.db}?mode=ro", uri=True)
+    open_ids = [r[0] for r in db.execute(
+        "SELECT id FROM tickets WHERE state NOT IN ('resolved', 'refused') ORDER BY id")]
+    # A surname shared by many requesters, and one customer's whole address.
+    surname = "garcia"
+    one_address = db.execute(
+        "SELECT requester_normalized FROM tickets WHERE state NOT IN ('resolved', 'refused')"
+        " ORDER BY id LIMIT 1 OFFSET ?", (len(open_ids) // 2,)).fetchone()[0]
+    matches = {
+        "surname": db.execute("SELECT COUNT(*) FROM tickets WHERE requester_normalized LIKE ?"
+                              " AND state NOT IN ('resolved', 'refused')", (f"%{surname}%",)).fetchone()[0],
+        "address": db.execute("SELECT COUNT(*) FROM tickets WHERE requester_normalized LIKE ?"
+                              " AND state NOT IN ('resolved', 'refused')", (f"%{one_address}%",)).fetchone()[0],
+    }
+    db.close()
+    if not open_ids:
+        sys.exit("no open tickets in the database")
+
+    client = Client(args.base)
+    client.login(args.email, args.password)
+    client.token = args.token
+
+    # Follow "Next page" from the queue to the wanted page (untimed), or to the last one when
+    # there are fewer pages (small databases).
+    href, page = "/agent", 1
+    while page < args.page:
+        resp, data = client.request("GET", href)
+        if resp.status != 200:
+            sys.exit(f"GET {href} answered {resp.status}")
+        m = NEXT.search(data.decode("utf-8", "replace"))
+        if not m:
+            break
+        href, page = html.unescape(m.group(1)), page + 1
+    page_href = href
+
+    ticket_ids = [rng.choice(open_ids) for _ in range(args.n + args.warmup)]
+    api_ids = [rng.choice(open_ids) for _ in range(args.n + args.warmup)]
+    q_surname = urllib.parse.quote(surname)
+    q_address = urllib.parse.quote(one_address)
+    scenarios = [
+        ("queue", "GET /agent", lambda i: "/agent", False, "text/html"),
+        ("queue kind", "GET /agent?kind=ip_lockout", lambda i: "/agent?kind=ip_lockout", False, "text/html"),
+        ("queue search", f"GET /agent?q={surname} ({matches['surname']} open matches)",
+         lambda i: f"/agent?q={q_surname}", False, "text/html"),
+        ("queue search 1", f"GET /agent?q=<one address> ({matches['address']} open matches)",
+         lambda i: f"/agent?q={q_address}", False, "text/html"),
+        (f"queue page {page}", f"GET /agent?cursor=… (page {page})" if page > 1 else "GET /agent (page 1: no other)",
+         lambda i: page_href, False, "text/html"),
+        ("ticket page", "GET /agent/tickets/RD-<random open id>",
+         lambda i: f"/agent/tickets/RD-{ticket_ids[i]}", False, "text/html"),
+        ("api list", "GET /api/v1/tickets?limit=50", lambda i: "/api/v1/tickets?limit=50", True,
+         "application/json"),
+        ("api ticket", "GET /api/v1/tickets/RD-<random open id>",
+         lambda i: f"/api/v1/tickets/RD-{api_ids[i]}", True, "application/json"),
+    ]
+    only = set(args.only.split(",")) if args.only else None
+    results = []
+    for name, label, paths, api, expect in scenarios:
+        if only and name not in only:
+            continue
+        ms, size = timed(client, paths, args.n, args.warmup, api, expect)
+        row = {
+            "name": name, "request": label, "n": len(ms),
+            "median": percentile(ms, 0.5), "p90": percentile(ms, 0.9), "p99": percentile(ms, 0.99),
+            "min": ms[0], "max": ms[-1], "bytes": size,
+        }
+        results.append(row)
+        print(f"  {name:<16} median {row['median']:7.2f} ms  p90 {row['p90']:7.2f}  p99 {row['p99']:7.2f}",
+              file=sys.stderr)
+
+    print(f"| Request | n | median ms | p90 ms | p99 ms | min ms | max ms | response bytes |")
+    print(f"|---|---:|---:|---:|---:|---:|---:|---:|")
+    for r in results:
+        print(f"| `{r['request']}` | {r['n']} | {r['median']:.2f} | {r['p90']:.2f} | {r['p99']:.2f} |"
+              f" {r['min']:.2f} | {r['max']:.2f} | {r['bytes']:,} |")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"results": results, "open_tickets": len(open_ids), "page_href": page_href,
+                       "search": {"surname": surname, "address": one_address, "matches": matches}}, f,
+                      indent=1)
+
+
+if __name__ == "__main__":
+    main()
