@@ -12,8 +12,8 @@ use crate::domain::classify::classify;
 use crate::domain::diagnosis::{AuthChannel, phrases};
 use crate::domain::email_address::{EmailAddress, normalize};
 use crate::domain::ticket::{Kind, TicketRef};
+use crate::domain::workflow;
 use crate::domain::workflow::conversation::{self, Sender};
-use crate::domain::workflow::{self, MailTemplate};
 use crate::mail::inbound::parse::{Attachment, InboundMail, parse};
 use crate::mail::inbound::{autogen, quote, sanitize};
 use serde::Serialize;
@@ -497,27 +497,10 @@ fn append(
         email: sender.as_str().to_string(),
     };
     ticket_rows::insert_event(conn, ticket_id, "message_in", &actor.label(), &data, Some(message_ref))?;
-    if !parts.secrets_found.is_empty() {
-        let kinds: Vec<&str> = parts.secrets_found.iter().map(|k| k.as_str()).collect();
-        ticket_rows::insert_event(
-            conn,
-            ticket_id,
-            "redaction",
-            "system",
-            &json!({"kinds": kinds, "source": "mail"}),
-            None,
-        )?;
-        if parts.auto_generated.is_none() && who != Sender::Stranger {
-            super::decision::enqueue(
-                conn,
-                desk,
-                row,
-                sender.as_str(),
-                MailTemplate::RedactionNotice,
-                json!({"kinds": kinds}),
-            )?;
-        }
-    }
+    let kinds: Vec<&str> = parts.secrets_found.iter().map(|k| k.as_str()).collect();
+    // Robots and strangers are not told: a stranger would learn of the ticket.
+    let notify = (parts.auto_generated.is_none() && who != Sender::Stranger).then_some(sender.as_str());
+    super::redaction::record_removed_secrets(conn, desk, row, &kinds, "mail", notify)?;
     if let Some(reason) = &parts.auto_generated {
         ticket_rows::insert_event(
             conn,

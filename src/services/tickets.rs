@@ -170,24 +170,7 @@ pub(crate) fn open_ticket_in_transaction(
             super::inbound::store_mail_parts(conn, message_id, inbound, &mut message_in)?;
         }
         ticket_rows::insert_event(conn, row.id, "message_in", &actor, &message_in, Some(message_id))?;
-        if !scrub.found.is_empty() {
-            ticket_rows::insert_event(
-                conn,
-                row.id,
-                "redaction",
-                "system",
-                &json!({"kinds": scrub.kinds(), "source": "customer"}),
-                None,
-            )?;
-            super::decision::enqueue(
-                conn,
-                desk,
-                &row,
-                &row.requester,
-                MailTemplate::RedactionNotice,
-                json!({"kinds": scrub.kinds()}),
-            )?;
-        }
+        super::redaction::record_removed_secrets(conn, desk, &row, &scrub.kinds(), "customer", Some(&row.requester))?;
 
         let loaded = Loaded {
             row: row.clone(),
@@ -416,16 +399,8 @@ pub fn add_reply(
         let loaded = Loaded::load(conn, ticket_id)?;
         let row = &loaded.row;
         let actor_label = actor.label();
-        if !scrub.found.is_empty() {
-            ticket_rows::insert_event(
-                conn,
-                row.id,
-                "redaction",
-                "system",
-                &json!({"kinds": scrub.kinds(), "source": "agent"}),
-                None,
-            )?;
-        }
+        // An agent's own paste is removed and recorded; the customer has nothing to rotate.
+        super::redaction::record_removed_secrets(conn, desk, row, &scrub.kinds(), "agent", None)?;
         if internal {
             let message_id = ticket_rows::insert_message(conn, &NewMessage::note(row.id, &body))?;
             ticket_rows::insert_event(
@@ -603,24 +578,7 @@ pub(crate) fn append_customer_words(
         &json!({"channel": channel}),
         Some(message_id),
     )?;
-    if !scrub.found.is_empty() {
-        ticket_rows::insert_event(
-            conn,
-            row.id,
-            "redaction",
-            "system",
-            &json!({"kinds": scrub.kinds(), "source": "customer"}),
-            None,
-        )?;
-        super::decision::enqueue(
-            conn,
-            desk,
-            row,
-            &row.requester,
-            MailTemplate::RedactionNotice,
-            json!({"kinds": scrub.kinds()}),
-        )?;
-    }
+    super::redaction::record_removed_secrets(conn, desk, row, &scrub.kinds(), "customer", Some(&row.requester))?;
     let next = conversation::after_customer_message(
         loaded.kind(),
         loaded.state(),
