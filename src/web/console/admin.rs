@@ -2,7 +2,7 @@
 
 use super::super::AppState;
 use super::session::{CurrentAgent, csrf_ok};
-use super::{page, refused_page};
+use super::{expired_form, page, refused_page};
 use crate::db::{console as queries, inbound as store};
 use crate::services::{ServiceError, agents};
 use actix_web::http::{StatusCode, header};
@@ -64,10 +64,7 @@ pub async fn add_agent(
     }
     let f = form.into_inner();
     if !csrf_ok(&agent, f.get("csrf").map(String::as_str)) {
-        return refused_page(
-            StatusCode::FORBIDDEN,
-            "This form has expired. Reload the page and try again.",
-        );
+        return expired_form();
     }
     let get = |k: &str| f.get(k).cloned().unwrap_or_default();
     let (email, name, role, password) = (get("email"), get("name"), get("role"), get("password"));
@@ -92,10 +89,7 @@ pub async fn deactivate_agent(
         return denied;
     }
     if !csrf_ok(&agent, form.get("csrf").map(String::as_str)) {
-        return refused_page(
-            StatusCode::FORBIDDEN,
-            "This form has expired. Reload the page and try again.",
-        );
+        return expired_form();
     }
     let id = path.into_inner();
     if id == agent.id {
@@ -182,10 +176,7 @@ pub async fn retry_quarantined(
         return denied;
     }
     if !csrf_ok(&agent, form.get("csrf").map(String::as_str)) {
-        return refused_page(
-            StatusCode::FORBIDDEN,
-            "This form has expired. Reload the page and try again.",
-        );
+        return expired_form();
     }
     let id = path.into_inner();
     let outcome = state

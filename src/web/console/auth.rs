@@ -3,7 +3,7 @@
 use super::super::AppState;
 use super::super::security::client_ip;
 use super::session::{self, CurrentAgent, csrf_ok};
-use super::{page, refused_page};
+use super::{expired_form, page, refused_page};
 use crate::db::{agents, console as queries};
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -112,10 +112,7 @@ pub struct CsrfOnly {
 /// Ends every session of the agent, not only this browser's cookie.
 pub async fn sign_out(agent: CurrentAgent, state: web::Data<AppState>, form: web::Form<CsrfOnly>) -> HttpResponse {
     if !csrf_ok(&agent, Some(&form.csrf)) {
-        return refused_page(
-            StatusCode::FORBIDDEN,
-            "This form has expired. Reload the page and try again.",
-        );
+        return expired_form();
     }
     let id = agent.id;
     if let Err(e) = state

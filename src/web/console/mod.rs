@@ -68,6 +68,14 @@ pub fn refused_page(status: StatusCode, text: &str) -> HttpResponse {
     super::portal::render(status, &MessagePage { title, text })
 }
 
+/// The answer to a form whose CSRF token is missing or not this session's.
+pub fn expired_form() -> HttpResponse {
+    refused_page(
+        StatusCode::FORBIDDEN,
+        "This form has expired. Reload the page and try again.",
+    )
+}
+
 #[derive(Deserialize, Default)]
 pub struct QueueQuery {
     #[serde(default)]

@@ -2,7 +2,7 @@
 
 use super::super::AppState;
 use super::session::{CurrentAgent, csrf_ok};
-use super::{page, refused_page};
+use super::{expired_form, page, refused_page};
 use crate::domain::ticket::{Kind, TicketRef};
 use crate::domain::verification::Method;
 use crate::domain::workflow::ActionName;
@@ -116,10 +116,7 @@ pub async fn apply_action(
     let (reference, name) = path.into_inner();
     let mut fields = form.into_inner();
     if !csrf_ok(&agent, fields.remove("csrf").as_deref()) {
-        return refused_page(
-            StatusCode::FORBIDDEN,
-            "This form has expired. Reload the page and try again.",
-        );
+        return expired_form();
     }
     let Some(id) = ticket_id(&state, &reference) else {
         return refused_page(StatusCode::NOT_FOUND, "There is no such ticket.");
@@ -156,10 +153,7 @@ pub async fn reply(
 ) -> HttpResponse {
     let fields = form.into_inner();
     if !csrf_ok(&agent, fields.get("csrf").map(String::as_str)) {
-        return refused_page(
-            StatusCode::FORBIDDEN,
-            "This form has expired. Reload the page and try again.",
-        );
+        return expired_form();
     }
     let reference = path.into_inner();
     let Some(id) = ticket_id(&state, &reference) else {
@@ -187,10 +181,7 @@ pub async fn release_mail(
     form: web::Form<HashMap<String, String>>,
 ) -> HttpResponse {
     if !csrf_ok(&agent, form.get("csrf").map(String::as_str)) {
-        return refused_page(
-            StatusCode::FORBIDDEN,
-            "This form has expired. Reload the page and try again.",
-        );
+        return expired_form();
     }
     let (reference, mail_id) = path.into_inner();
     let Some(id) = ticket_id(&state, &reference) else {
