@@ -10,6 +10,12 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use std::collections::HashMap;
 
+/// For an admin's state-changing form: the refusal to answer with, if any (not an admin, or a
+/// missing or foreign CSRF token).
+fn refuse_admin_form(agent: &CurrentAgent, form: &HashMap<String, String>) -> Option<HttpResponse> {
+    admin_only(agent).or_else(|| (!csrf_ok(agent, form.get("csrf").map(String::as_str))).then(expired_form))
+}
+
 fn admin_only(agent: &CurrentAgent) -> Option<HttpResponse> {
     (!agent.admin).then(|| refused_page(StatusCode::FORBIDDEN, "This page is for admins."))
 }
@@ -59,12 +65,9 @@ pub async fn add_agent(
     state: web::Data<AppState>,
     form: web::Form<HashMap<String, String>>,
 ) -> HttpResponse {
-    if let Some(denied) = admin_only(&agent) {
-        return denied;
-    }
     let f = form.into_inner();
-    if !csrf_ok(&agent, f.get("csrf").map(String::as_str)) {
-        return expired_form();
+    if let Some(refused) = refuse_admin_form(&agent, &f) {
+        return refused;
     }
     let get = |k: &str| f.get(k).cloned().unwrap_or_default();
     let (email, name, role, password) = (get("email"), get("name"), get("role"), get("password"));
@@ -85,11 +88,8 @@ pub async fn deactivate_agent(
     path: web::Path<i64>,
     form: web::Form<HashMap<String, String>>,
 ) -> HttpResponse {
-    if let Some(denied) = admin_only(&agent) {
-        return denied;
-    }
-    if !csrf_ok(&agent, form.get("csrf").map(String::as_str)) {
-        return expired_form();
+    if let Some(refused) = refuse_admin_form(&agent, &form) {
+        return refused;
     }
     let id = path.into_inner();
     if id == agent.id {
@@ -172,11 +172,8 @@ pub async fn retry_quarantined(
     path: web::Path<String>,
     form: web::Form<HashMap<String, String>>,
 ) -> HttpResponse {
-    if let Some(denied) = admin_only(&agent) {
-        return denied;
-    }
-    if !csrf_ok(&agent, form.get("csrf").map(String::as_str)) {
-        return expired_form();
+    if let Some(refused) = refuse_admin_form(&agent, &form) {
+        return refused;
     }
     let id = path.into_inner();
     let outcome = state
