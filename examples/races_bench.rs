@@ -104,7 +104,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                             let (email, client) = if same_email {
                                 ("same@bench.test".to_string(), format!("192.0.2.{t}"))
                             } else {
-                                (format!("t{t}-{i}@bench.test"), format!("10.{t}.{}.{}", i / 250, i % 250))
+                                (
+                                    format!("t{t}-{i}@bench.test"),
+                                    format!("10.{t}.{}.{}", i / 250, i % 250),
+                                )
                             };
                             let Ok(req) = request(&email, "bench") else { continue };
                             if let Ok(portal::Submitted::Accepted { .. }) =
@@ -132,13 +135,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
     let mut last = 0;
     for i in 0..messages {
-        let req = request(&format!("m{}@bench.test", i % 500), &format!("message {i} with some words"))?;
-        last = recoverydesk::services::tickets::open_ticket(&mut conn, &desk, req)?.ticket.id;
+        let req = request(
+            &format!("m{}@bench.test", i % 500),
+            &format!("message {i} with some words"),
+        )?;
+        last = recoverydesk::services::tickets::open_ticket(&mut conn, &desk, req)?
+            .ticket
+            .id;
     }
-    println!(
-        "loaded {messages} tickets in {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
+    println!("loaded {messages} tickets in {:.1} s", started.elapsed().as_secs_f64());
     let event = recoverydesk::db::tickets::events_of(&mut conn, last)?
         .into_iter()
         .find(|e| e.message_ref.is_some())
