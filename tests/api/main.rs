@@ -22,4 +22,5 @@ mod outbound_mail;
 mod portal_forms;
 mod portal_status;
 mod races;
+mod races_pg;
 mod tickets;
