@@ -4,7 +4,9 @@ pub mod accounts;
 pub mod agents;
 pub mod auth_events;
 pub mod console;
+pub mod erase;
 pub mod inbound;
+pub mod locks;
 pub mod outbox;
 pub mod schema;
 pub mod settings;
@@ -177,11 +179,101 @@ pub fn schema_is_current(conn: &mut AnyConnection) -> Result<bool, DbError> {
         .map_err(|e| DbError::Migration(e.to_string()))
 }
 
+/// How many times a write transaction is tried before its error is answered.
+pub const WRITE_ATTEMPTS: u32 = 6;
+
+/// An error worth running the whole transaction again for: a PostgreSQL serialization failure
+/// (40001) or deadlock (40P01), or SQLite still busy after its busy timeout. Anything else
+/// (a constraint, a refusal, a lost connection) is answered at once.
+pub trait Transient {
+    fn is_transient(&self) -> bool;
+}
+
+impl Transient for diesel::result::Error {
+    fn is_transient(&self) -> bool {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match self {
+            Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => true,
+            // diesel maps 40P01 and SQLITE_BUSY to `Unknown`; their messages are fixed by the
+            // servers (PostgreSQL's `lc_messages` is English on the servers we support).
+            Error::DatabaseError(_, info) => {
+                let m = info.message();
+                m.contains("deadlock detected")
+                    || m.contains("could not serialize access")
+                    || m.contains("database is locked")
+                    || m.contains("database table is locked")
+            }
+            _ => false,
+        }
+    }
+}
+
+impl Transient for DbError {
+    fn is_transient(&self) -> bool {
+        matches!(self, DbError::Query(e) if e.is_transient())
+    }
+}
+
 /// Run `f` in one write transaction. On SQLite it starts with `BEGIN IMMEDIATE` so that two
 /// writers queue on the busy timeout instead of failing when a read lock is upgraded.
+///
+/// A transient failure (see [`Transient`]) rolls back and runs `f` again, up to
+/// [`WRITE_ATTEMPTS`] times with a randomised pause, before the error reaches the caller: a
+/// deadlock between two deliveries is the database choosing a loser, not a reason to answer
+/// 503. `f` must therefore be re-runnable: everything it does goes through `conn`, and nothing
+/// it does outside the transaction (files, mail, counters in memory) may happen twice.
+/// Inside an outer transaction `f` runs once, as a savepoint: only the outermost one retries.
 pub fn write_transaction<T, E>(
     conn: &mut AnyConnection,
-    f: impl FnOnce(&mut AnyConnection) -> Result<T, E>,
+    mut f: impl FnMut(&mut AnyConnection) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<diesel::result::Error> + Transient,
+{
+    if in_transaction(conn) {
+        return conn.transaction(f);
+    }
+    let mut attempt = 1;
+    loop {
+        match write_transaction_once(conn, &mut f) {
+            Err(e) if e.is_transient() && attempt < WRITE_ATTEMPTS && !in_transaction(conn) => {
+                tracing::warn!(
+                    attempt,
+                    "write transaction hit a deadlock, serialization failure or busy database; retrying"
+                );
+                std::thread::sleep(retry_pause(attempt));
+                attempt += 1;
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+/// Exponential with full jitter: 2 ms, 4 ms, … up to 64 ms, each scaled by a random factor
+/// in [0.5, 1.5), so two transactions that collided do not collide again in step.
+fn retry_pause(attempt: u32) -> Duration {
+    let base_ms = 2u64 << attempt.min(5);
+    let mut byte = [0u8; 1];
+    let jitter = match getrandom::fill(&mut byte) {
+        Ok(()) => u64::from(byte[0]),
+        Err(_) => 128,
+    };
+    Duration::from_micros(base_ms * (500 + jitter * 1000 / 256))
+}
+
+/// Whether `conn` is inside a transaction already.
+pub fn in_transaction(conn: &mut AnyConnection) -> bool {
+    let depth = match conn {
+        AnyConnection::Sqlite(c) => AnsiTransactionManager::transaction_manager_status_mut(c).transaction_depth(),
+        AnyConnection::Postgresql(c) => AnsiTransactionManager::transaction_manager_status_mut(c).transaction_depth(),
+    };
+    // A broken transaction manager counts as "inside": never start another on it.
+    !matches!(depth, Ok(None))
+}
+
+fn write_transaction_once<T, E>(
+    conn: &mut AnyConnection,
+    f: &mut impl FnMut(&mut AnyConnection) -> Result<T, E>,
 ) -> Result<T, E>
 where
     E: From<diesel::result::Error>,
@@ -193,17 +285,22 @@ where
             unreachable!("the backend of a connection never changes")
         };
         match outcome {
-            Ok(value) => {
-                AnsiTransactionManager::commit_transaction(c)?;
-                Ok(value)
-            }
+            Ok(value) => match AnsiTransactionManager::commit_transaction(c) {
+                Ok(()) => Ok(value),
+                Err(e) => {
+                    // A commit that failed busy leaves the transaction open: end it so the
+                    // connection can run the next attempt.
+                    let _ = AnsiTransactionManager::rollback_transaction(c);
+                    Err(e.into())
+                }
+            },
             Err(e) => {
                 AnsiTransactionManager::rollback_transaction(c)?;
                 Err(e)
             }
         }
     } else {
-        conn.transaction(f)
+        conn.transaction(|c| f(c))
     }
 }
 
@@ -234,6 +331,96 @@ pub fn ping(conn: &mut AnyConnection) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use diesel::result::{DatabaseErrorInformation, DatabaseErrorKind, Error};
+
+    struct Info(&'static str);
+
+    impl DatabaseErrorInformation for Info {
+        fn message(&self) -> &str {
+            self.0
+        }
+        fn details(&self) -> Option<&str> {
+            None
+        }
+        fn hint(&self) -> Option<&str> {
+            None
+        }
+        fn table_name(&self) -> Option<&str> {
+            None
+        }
+        fn column_name(&self) -> Option<&str> {
+            None
+        }
+        fn constraint_name(&self) -> Option<&str> {
+            None
+        }
+        fn statement_position(&self) -> Option<i32> {
+            None
+        }
+    }
+
+    fn failure(message: &'static str) -> Error {
+        Error::DatabaseError(DatabaseErrorKind::Unknown, Box::new(Info(message)))
+    }
+
+    fn rows(conn: &mut AnyConnection) -> i64 {
+        #[derive(QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        diesel::sql_query("SELECT count(*) AS n FROM t")
+            .get_result::<N>(conn)
+            .unwrap()
+            .n
+    }
+
+    #[test]
+    fn a_deadlock_or_busy_database_runs_the_whole_transaction_again_and_nothing_else_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = open_pool(&DatabaseUrl::Sqlite(dir.path().join("t.db")), 1).unwrap();
+        let mut conn = pool.get().unwrap();
+        conn.batch_execute("CREATE TABLE t (n INTEGER NOT NULL)").unwrap();
+
+        // Fails twice (a deadlock, then a busy database), then succeeds: one row, from the
+        // third run; the first two were rolled back.
+        let mut runs = 0;
+        let outcome: Result<i32, Error> = write_transaction(&mut conn, |c| {
+            runs += 1;
+            diesel::sql_query("INSERT INTO t (n) VALUES (1)").execute(c)?;
+            match runs {
+                1 => Err(failure("deadlock detected")),
+                2 => Err(failure("database is locked")),
+                _ => Ok(runs),
+            }
+        });
+        assert_eq!(outcome.unwrap(), 3);
+        assert_eq!(rows(&mut conn), 1);
+
+        // A constraint or a refusal is answered at once.
+        let mut runs = 0;
+        let outcome: Result<(), Error> = write_transaction(&mut conn, |_| {
+            runs += 1;
+            Err(failure("UNIQUE constraint failed: t.n"))
+        });
+        assert!(outcome.is_err());
+        assert_eq!(runs, 1);
+
+        // A database that stays deadlocked: bounded, then the error.
+        let mut runs = 0;
+        let outcome: Result<(), Error> = write_transaction(&mut conn, |c| {
+            runs += 1;
+            diesel::sql_query("INSERT INTO t (n) VALUES (2)").execute(c)?;
+            Err(Error::DatabaseError(
+                DatabaseErrorKind::SerializationFailure,
+                Box::new(Info("could not serialize access")),
+            ))
+        });
+        assert!(outcome.unwrap_err().is_transient());
+        assert_eq!(runs, WRITE_ATTEMPTS);
+        assert_eq!(rows(&mut conn), 1);
+        assert!(!in_transaction(&mut conn), "the connection is usable again");
+    }
 
     #[test]
     fn urls_select_the_backend() {

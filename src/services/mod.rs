@@ -6,9 +6,11 @@ pub mod agents;
 pub mod console;
 mod decision;
 pub mod diagnosis;
+pub mod erase;
 pub mod inbound;
 pub mod portal;
 pub mod redaction;
+pub mod sign_in;
 pub mod tickets;
 pub mod view;
 
@@ -93,6 +95,10 @@ pub enum Actor {
 }
 
 impl Actor {
+    pub fn is_admin(&self) -> bool {
+        matches!(self, Actor::Agent { admin: true, .. })
+    }
+
     pub fn label(&self) -> String {
         match self {
             Actor::Agent { email, .. } => format!("agent:{email}"),
@@ -124,5 +130,15 @@ pub enum ServiceError {
 impl From<Refusal> for ServiceError {
     fn from(r: Refusal) -> Self {
         ServiceError::Refused(r)
+    }
+}
+
+impl crate::db::Transient for ServiceError {
+    fn is_transient(&self) -> bool {
+        match self {
+            ServiceError::Database(e) => e.is_transient(),
+            ServiceError::Db(e) => e.is_transient(),
+            _ => false,
+        }
     }
 }

@@ -47,6 +47,11 @@ pub fn queue_mail(conn: &mut AnyConnection, desk: &Desk, mail: MailRequest) -> R
         mut params,
         actor,
     } = mail;
+    if automatic {
+        // Both caps on automatic mail (acknowledgements, workflow mail per hour) count this
+        // recipient's rows and then insert one: under the recipient's lock, in one step.
+        crate::db::locks::lock_key(conn, crate::db::locks::KeyLock::Recipient, &normalize(address))?;
+    }
     if automatic && let Some(reason) = suppression(conn, desk, ticket, address, template)? {
         tickets::insert_event(
             conn,

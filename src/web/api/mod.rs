@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod auth_events;
+pub mod erase;
 pub mod quarantine;
 pub mod tickets;
 
