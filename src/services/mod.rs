@@ -6,6 +6,7 @@ pub mod agents;
 pub mod console;
 mod decision;
 pub mod diagnosis;
+pub mod housekeeping;
 pub mod inbound;
 pub mod portal;
 pub mod redaction;

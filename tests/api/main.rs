@@ -17,6 +17,8 @@ mod inbound_fixtures;
 mod ip_lockout;
 mod login_and_general;
 mod mail_templates;
+mod ops;
+mod ops_cli;
 mod outbound_mail;
 mod portal_forms;
 mod portal_status;
