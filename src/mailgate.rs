@@ -63,10 +63,14 @@ pub fn open_existing(settings: &Settings) -> Result<(AnyConnection, Desk), Strin
 /// What the sender reads in the bounce of a message that is too large: plain words, no
 /// setting names or internals.
 pub fn too_large_for_sender(limit: u64) -> String {
-    let megabytes = limit as f64 / (1024.0 * 1024.0);
+    let size = if limit >= 1024 * 1024 {
+        format!("{:.1} MB", limit as f64 / (1024.0 * 1024.0))
+    } else {
+        format!("{} KB", limit.div_ceil(1024))
+    };
     format!(
         "Your message is too large for the support desk, which accepts messages of up to \
-         {megabytes:.1} MB including attachments. Please send it again without large attachments."
+         {size} including attachments. Please send it again without large attachments."
     )
 }
 
