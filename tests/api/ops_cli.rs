@@ -415,6 +415,21 @@ fn a_permission_problem_names_the_path_and_the_user() {
 }
 
 #[test]
+fn help_says_which_commands_create_the_database() {
+    let help = text(&run(&[], &["--help"], b"").stdout);
+    assert!(
+        help.contains("Every command except `mailgate` creates the database"),
+        "{help}"
+    );
+    assert!(help.contains("`mailgate` never creates one"), "{help}");
+    let help = text(&run(&[], &["backup", "--help"], b"").stdout);
+    assert!(
+        help.contains("neither created nor migrated") && help.contains("pg_dump"),
+        "{help}"
+    );
+}
+
+#[test]
 fn completions_and_the_man_page_come_from_the_command_definitions() {
     let out = run(&[], &["completions", "bash"], b"");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
