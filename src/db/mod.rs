@@ -234,7 +234,16 @@ pub fn check_sqlite_file(path: &std::path::Path) -> Result<(), SqliteFileError> 
         .open(path)
         .map(drop)
         .map_err(|e| SqliteFileError::Unusable(describe_access_error(path, &e)))?;
-    // SQLite writes `-wal` and `-shm` beside the file, so the folder must be writable too.
+    // SQLite creates `-wal` and `-shm` beside the file when they are missing, so the folder
+    // must then be writable too (when both exist, a folder owned by someone else still works).
+    let beside = |suffix: &str| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        std::path::PathBuf::from(name).exists()
+    };
+    if beside("-wal") && beside("-shm") {
+        return Ok(());
+    }
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())

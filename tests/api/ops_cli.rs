@@ -412,6 +412,16 @@ fn a_permission_problem_names_the_path_and_the_user() {
         stderr.contains("permission denied on") && stderr.contains("uid 65534"),
         "{stderr}"
     );
+    // The file is theirs, the folder is not: SQLite could not create its -wal and -shm there.
+    std::os::unix::fs::chown(&db, Some(65534), Some(65534)).unwrap();
+    let out = as_nobody(0o755);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(75), "{stderr}");
+    assert!(
+        stderr.contains(&format!("permission denied on {} for uid 65534", folder.display()))
+            && stderr.contains("-wal and -shm"),
+        "{stderr}"
+    );
 }
 
 #[test]
