@@ -19,6 +19,7 @@ mod login_and_general;
 mod mail_templates;
 mod ops;
 mod ops_cli;
+mod ops_serve;
 mod outbound_mail;
 mod portal_forms;
 mod portal_status;

@@ -1,23 +1,22 @@
-//! The binary as an operator runs it: settings that fail safely, private files whatever the
-//! umask, backup and restore, completions and man page, a clean stop on SIGTERM.
+//! The binary as an operator runs it: settings that fail safely, permission errors that say
+//! what is wrong, help, completions and man page. Helpers shared with `ops_serve`.
 
-use crate::smtp_capture::SmtpCapture;
 use diesel::prelude::*;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const SECRET: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+pub(crate) const SECRET: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
 /// The binary with a clean environment (only what is given), under `umask`.
-fn command(env: &[(&str, &str)], args: &[&str], umask: u32) -> Command {
+pub(crate) fn command(env: &[(&str, &str)], args: &[&str], umask: u32) -> Command {
     command_of(Path::new(env!("CARGO_BIN_EXE_recoverydesk")), env, args, umask)
 }
 
-fn command_of(program: &Path, env: &[(&str, &str)], args: &[&str], umask: u32) -> Command {
+pub(crate) fn command_of(program: &Path, env: &[(&str, &str)], args: &[&str], umask: u32) -> Command {
     let mut command = Command::new(program);
     command.env_clear().env("RUST_LOG", "warn").args(args);
     for (k, v) in env {
@@ -33,39 +32,49 @@ fn command_of(program: &Path, env: &[(&str, &str)], args: &[&str], umask: u32) -
     command
 }
 
-fn run(env: &[(&str, &str)], args: &[&str], stdin: &[u8]) -> Output {
+pub(crate) fn run(env: &[(&str, &str)], args: &[&str], stdin: &[u8]) -> Output {
     run_with(command(env, args, 0o022), stdin)
 }
 
-fn run_with(mut command: Command, stdin: &[u8]) -> Output {
-    let mut child = command
+pub(crate) fn run_with(mut command: Command, stdin: &[u8]) -> Output {
+    command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary starts");
+        .stderr(Stdio::piped());
+    // A binary copied a moment ago can be "busy" while another test's child, forked before
+    // the copy's descriptor was closed, has not yet exec'd: try again shortly.
+    let mut tries = 0;
+    let mut child = loop {
+        match command.spawn() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => break other.expect("the binary starts"),
+        }
+    };
     let mut input = child.stdin.take().unwrap();
     let _ = input.write_all(stdin);
     drop(input);
     child.wait_with_output().expect("the binary finishes")
 }
 
-fn text(bytes: &[u8]) -> String {
+pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-fn sqlite(path: &Path) -> String {
+pub(crate) fn sqlite(path: &Path) -> String {
     format!("sqlite://{}", path.display())
 }
 
-fn message(id: &str, subject: &str) -> Vec<u8> {
+pub(crate) fn message(id: &str, subject: &str) -> Vec<u8> {
     format!(
         "From: ops-{id}@y.test\r\nTo: support@desk.test\r\nSubject: {subject}\r\nMessage-ID: <{id}@y.test>\r\n\r\nPlease help me.\r\n"
     )
     .into_bytes()
 }
 
-fn mode(path: &Path) -> u32 {
+pub(crate) fn mode(path: &Path) -> u32 {
     std::fs::metadata(path)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
         .permissions()
@@ -73,21 +82,21 @@ fn mode(path: &Path) -> u32 {
         & 0o777
 }
 
-fn assert_private(path: &Path) {
+pub(crate) fn assert_private(path: &Path) {
     let mode = mode(path);
     assert_eq!(mode & 0o007, 0, "{} is open to other users: {mode:o}", path.display());
 }
 
 /// `serve` running in the background; SIGKILLed if a test fails before stopping it.
-struct Served {
+pub(crate) struct Served {
     child: Child,
     stderr: std::sync::mpsc::Receiver<String>,
     /// What it printed up to "is listening on".
-    startup: Vec<String>,
+    pub(crate) startup: Vec<String>,
 }
 
 impl Served {
-    fn start(env: &[(&str, &str)]) -> Served {
+    pub(crate) fn start(env: &[(&str, &str)]) -> Served {
         let mut env = env.to_vec();
         env.push(("RECOVERYDESK_BIND", "127.0.0.1:0"));
         env.push(("RUST_LOG", "info"));
@@ -114,7 +123,7 @@ impl Served {
     }
 
     /// Waits for a line of stderr containing `words`; returns every line read meanwhile.
-    fn wait_for(&self, words: &str) -> Vec<String> {
+    pub(crate) fn wait_for(&self, words: &str) -> Vec<String> {
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut seen = vec![];
         while Instant::now() < deadline {
@@ -130,7 +139,7 @@ impl Served {
     }
 
     /// SIGTERM, then the exit status (within `limit`).
-    fn terminate(mut self, limit: Duration) -> Option<i32> {
+    pub(crate) fn terminate(mut self, limit: Duration) -> Option<i32> {
         // SAFETY: kill(2) on our own child's pid.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let deadline = Instant::now() + limit;
@@ -154,7 +163,7 @@ impl Drop for Served {
     }
 }
 
-fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+pub(crate) fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !done() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
@@ -163,7 +172,7 @@ fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
 }
 
 /// (id, subject, requester) of every ticket, straight from an SQLite file.
-fn tickets_in(db: &Path) -> Vec<(i64, String, String)> {
+pub(crate) fn tickets_in(db: &Path) -> Vec<(i64, String, String)> {
     use recoverydesk::db::schema::tickets;
     let mut conn = diesel::SqliteConnection::establish(&db.to_string_lossy()).unwrap();
     tickets::table
@@ -174,7 +183,7 @@ fn tickets_in(db: &Path) -> Vec<(i64, String, String)> {
 }
 
 /// (status, attempts, claimed_by) of every outbox row, oldest first.
-fn outbox_in(db: &Path) -> Vec<(String, i32, Option<String>)> {
+pub(crate) fn outbox_in(db: &Path) -> Vec<(String, i32, Option<String>)> {
     use recoverydesk::db::schema::outbox;
     let mut conn = diesel::SqliteConnection::establish(&db.to_string_lossy()).unwrap();
     outbox::table
@@ -253,122 +262,6 @@ fn an_oversize_message_bounces_in_plain_words() {
     for internal in ["RECOVERYDESK", "recoverydesk", "bytes (", "Usage", "error:"] {
         assert!(!shown.contains(internal), "{internal:?} shown to the sender: {shown}");
     }
-}
-
-#[test]
-fn files_are_private_whatever_the_umask_and_a_backup_restores_the_same_tickets() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("data/desk.db");
-    let url = sqlite(&db);
-    let mail_dir = dir.path().join("mail");
-    let mail_dir_text = mail_dir.to_string_lossy().into_owned();
-    let env = [
-        ("DATABASE_URL", url.as_str()),
-        ("RECOVERYDESK_MAIL_DIR", mail_dir_text.as_str()),
-    ];
-    let out = run(&env, &["migrate"], b"");
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert_private(&db);
-    assert_private(&dir.path().join("data"));
-
-    let served = Served::start(&env);
-    for (id, subject) in [("m1", "I forgot my username"), ("m2", "Locked out by IP")] {
-        let out = run(&env, &["mailgate"], &message(id, subject));
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    }
-    // The sender in `serve` writes the acknowledgements as .eml files.
-    let emls = || -> Vec<PathBuf> {
-        std::fs::read_dir(&mail_dir)
-            .map(|d| {
-                d.filter_map(|e| e.ok().map(|e| e.path()))
-                    .filter(|p| p.extension().is_some_and(|x| x == "eml"))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    wait_until("two .eml files", Duration::from_secs(20), || emls().len() >= 2);
-    assert_private(&mail_dir);
-    for eml in emls() {
-        assert_private(&eml);
-    }
-    for suffix in ["", "-wal", "-shm"] {
-        let path = PathBuf::from(format!("{}{suffix}", db.display()));
-        assert!(path.exists(), "{} exists while serve runs", path.display());
-        assert_private(&path);
-    }
-
-    // A backup while serve runs.
-    let backup = dir.path().join("desk-backup.db");
-    let out = run(&env, &["backup", backup.to_str().unwrap()], b"");
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("2 tickets"), "{}", text(&out.stderr));
-    assert_private(&backup);
-    assert!(!dir.path().join("desk-backup.db.partial").exists());
-    let out = run(&env, &["backup", backup.to_str().unwrap()], b"");
-    assert_eq!(out.status.code(), Some(1), "never replaces a file");
-    assert!(text(&out.stderr).contains("already exists"), "{}", text(&out.stderr));
-    assert_eq!(served.terminate(Duration::from_secs(20)), Some(0));
-
-    // Restore as docs/operations.md says: the copy in place of the database file, in a fresh
-    // directory; the desk opens it (migrate) and has the same tickets.
-    let fresh = tempfile::tempdir().unwrap();
-    let restored = fresh.path().join("desk.db");
-    std::fs::copy(&backup, &restored).unwrap();
-    let restored_url = sqlite(&restored);
-    let out = run(&[("DATABASE_URL", restored_url.as_str())], &["migrate"], b"");
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let original = tickets_in(&db);
-    assert_eq!(original.len(), 2);
-    assert_eq!(tickets_in(&restored), original);
-    // The restored desk recognises a redelivery of mail it had before the backup.
-    let out = run(
-        &[("DATABASE_URL", restored_url.as_str())],
-        &["mailgate"],
-        &message("m1", "I forgot my username"),
-    );
-    assert!(text(&out.stdout).contains("duplicate"), "{}", text(&out.stdout));
-}
-
-#[test]
-fn backup_is_for_sqlite_and_never_creates_a_database() {
-    let dir = tempfile::tempdir().unwrap();
-    let target = dir.path().join("b.db");
-    let out = run(
-        &[("DATABASE_URL", "postgres://postgres@127.0.0.1:1/desk")],
-        &["backup", target.to_str().unwrap()],
-        b"",
-    );
-    assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("pg_dump"), "{}", text(&out.stderr));
-    let missing = sqlite(&dir.path().join("missing.db"));
-    let out = run(
-        &[("DATABASE_URL", missing.as_str())],
-        &["backup", target.to_str().unwrap()],
-        b"",
-    );
-    assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("does not exist"), "{}", text(&out.stderr));
-    assert!(
-        std::fs::read_dir(dir.path()).unwrap().next().is_none(),
-        "nothing created"
-    );
-}
-
-#[test]
-fn serve_warns_when_the_database_is_readable_by_others() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("desk.db");
-    let url = sqlite(&db);
-    let env = [("DATABASE_URL", url.as_str())];
-    assert_eq!(run(&env, &["migrate"], b"").status.code(), Some(0));
-    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let served = Served::start(&env);
-    let startup = served.startup.join("\n");
-    assert!(startup.contains("readable or writable by other users"), "{startup}");
-    assert!(
-        startup.contains(&db.display().to_string()),
-        "the warning names the file: {startup}"
-    );
 }
 
 #[test]
@@ -460,57 +353,4 @@ fn completions_and_the_man_page_come_from_the_command_definitions() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(dir.path().join("recoverydesk.1").exists());
     assert!(dir.path().join("recoverydesk-backup.1").exists());
-}
-
-#[test]
-fn sigterm_mid_delivery_lets_it_finish_and_nothing_is_sent_twice() {
-    let smtp = SmtpCapture::start();
-    smtp.answer_slowly(Duration::from_secs(3));
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("desk.db");
-    let url = sqlite(&db);
-    let smtp_url = smtp.url();
-    let env = [
-        ("DATABASE_URL", url.as_str()),
-        ("RECOVERYDESK_SECRET_KEY", SECRET),
-        ("SMTP_URL", smtp_url.as_str()),
-    ];
-    assert_eq!(run(&env, &["migrate"], b"").status.code(), Some(0));
-    for (id, subject) in [("s1", "I forgot my username"), ("s2", "Locked out by IP")] {
-        let out = run(&env, &["mailgate"], &message(id, subject));
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    }
-    let queued = outbox_in(&db).len();
-    assert!(queued >= 2, "two acknowledgements wait");
-
-    let served = Served::start(&env);
-    wait_until("the first message on the wire", Duration::from_secs(20), || {
-        smtp.data_ended() == 1
-    });
-    // Mid-delivery: the peer has the message and has not answered yet.
-    assert_eq!(served.terminate(Duration::from_secs(20)), Some(0));
-    assert_eq!(smtp.messages().len(), 1, "the delivery in progress was finished");
-    let rows = outbox_in(&db);
-    assert_eq!(rows[0], ("sent".to_string(), 1, None), "{rows:?}");
-    for row in &rows[1..] {
-        assert_eq!(
-            row,
-            &("pending".to_string(), 0, None),
-            "not begun, released at once: {rows:?}"
-        );
-    }
-
-    // Started again: the rest goes out, the first never again.
-    smtp.answer_slowly(Duration::ZERO);
-    let served = Served::start(&env);
-    wait_until("every acknowledgement", Duration::from_secs(20), || {
-        outbox_in(&db).iter().all(|r| r.0 == "sent")
-    });
-    assert_eq!(served.terminate(Duration::from_secs(20)), Some(0));
-    let sent = smtp.messages();
-    assert_eq!(sent.len(), queued, "each mail exactly once");
-    let mut ids: Vec<String> = sent.iter().filter_map(|m| m.header("Message-ID")).collect();
-    ids.sort();
-    ids.dedup();
-    assert_eq!(ids.len(), queued, "no message twice");
 }
