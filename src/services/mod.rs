@@ -7,6 +7,7 @@ pub mod console;
 mod decision;
 pub mod diagnosis;
 pub mod erase;
+pub mod housekeeping;
 pub mod inbound;
 pub mod portal;
 pub mod redaction;
