@@ -131,7 +131,8 @@ async fn an_agent_takes_an_ip_lockout_from_blocked_verification_to_granted_acces
 
         // The customer clicks the mailed link and confirms; the agent reloads the page.
         assert_eq!(
-            app.confirm_challenge(&app.latest_challenge_path(), "confirm").await,
+            app.confirm_challenge(&app.latest_challenge_path().await, "confirm")
+                .await,
             reqwest::StatusCode::OK
         );
         page.open(&ticket_path).await;

@@ -27,6 +27,41 @@ pub fn json_config() -> web::JsonConfig {
     })
 }
 
+/// A request body that must be a JSON object, read strictly: a body that does not parse, is
+/// not sent as JSON (`Content-Type: application/json`), or is JSON but not an object answers
+/// 422 `invalid_input`, and the caller's request changes nothing. An empty body stands for
+/// `{}` only where `empty_ok` says the route takes no parameters.
+pub fn json_object(
+    req: &actix_web::HttpRequest,
+    body: &[u8],
+    empty_ok: bool,
+) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return if empty_ok {
+            Ok(serde_json::Map::new())
+        } else {
+            Err(ApiError::invalid(
+                "send the parameters as a JSON object ({} when there are none)",
+            ))
+        };
+    }
+    let is_json = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
+        .is_some_and(|m| m == "application/json" || (m.starts_with("application/") && m.ends_with("+json")));
+    if !is_json {
+        return Err(ApiError::invalid("send JSON with Content-Type: application/json"));
+    }
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(serde_json::Value::Object(map)) => Ok(map),
+        Ok(_) => Err(ApiError::invalid("the body must be a JSON object")),
+        // serde's message names the line and column, never echoes the input.
+        Err(e) => Err(ApiError::invalid(format!("the body is not valid JSON: {e}"))),
+    }
+}
+
 pub async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::not_found("API route"))
 }

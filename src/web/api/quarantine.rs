@@ -83,8 +83,12 @@ pub async fn retry(
     agent: ApiAgent,
     state: web::Data<AppState>,
     path: web::Path<String>,
+    req: actix_web::HttpRequest,
+    body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     admin_only(&agent)?;
+    // No parameters: an empty body, or a JSON object (whose fields are ignored); nothing else.
+    super::json_object(&req, &body, true)?;
     let id = path.into_inner();
     let outcome = state
         .run(move |conn, desk| {
