@@ -21,3 +21,4 @@ mod outbound_mail;
 mod portal_forms;
 mod portal_status;
 mod tickets;
+mod tokens;
