@@ -775,3 +775,145 @@ fn the_api_rate_limit_setting_is_validated() {
         "the default"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// The migration leaves no plain token behind
+// ---------------------------------------------------------------------------------------------
+
+both_backends!(
+    the_migration_moves_old_links_to_hashes_and_leaves_no_plain_token,
+    migration_leaves_no_token
+);
+
+async fn migration_leaves_no_token(app: TestApp) {
+    use diesel::prelude::*;
+    use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+    const SQLITE: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+    const POSTGRES: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+    const MINE: &str = "tokens_at_rest";
+    // A database of its own, migrated up to (not including) this migration.
+    let (mut conn, pg) = match app.backend() {
+        Backend::Sqlite => {
+            let path = app
+                .database_url
+                .trim_start_matches("sqlite://")
+                .replace("desk.db", "old.db");
+            let c = diesel::SqliteConnection::establish(&path).expect("sqlite");
+            (AnyConnection::Sqlite(c), None)
+        }
+        Backend::Postgres => {
+            let server = crate::helpers::postgres_server_url().expect("configured");
+            let (url, name) = crate::helpers::create_pg_database(&server);
+            let c = diesel::PgConnection::establish(&url).expect("pg");
+            (AnyConnection::Postgresql(c), Some((server, name)))
+        }
+    };
+    let migrations = || match app.backend() {
+        Backend::Sqlite => SQLITE,
+        Backend::Postgres => POSTGRES,
+    };
+    for migration in conn.pending_migrations(migrations()).expect("pending") {
+        if migration.name().to_string().contains(MINE) {
+            break;
+        }
+        conn.run_migration(&*migration).expect("an earlier migration");
+    }
+    // What the old code wrote: a derived link's hash and its salt, an outbox row with the link
+    // in its parameters (sent) and one with it in its body too (pending), and a challenge mail
+    // waiting with its link.
+    let status_token = "OldStatusTokenOldStatusTokenOldStatusToken1";
+    let verify_token = "OldVerifyTokenOldVerifyTokenOldVerifyToken1";
+    let status_url = format!("http://desk.test/t/{status_token}");
+    let verify_url = format!("http://desk.test/verify/{verify_token}");
+    let sent_params = json!({"ref": "RD-1", "status_url": status_url}).to_string();
+    let pending_params = json!({"ref": "RD-1", "status_url": status_url}).to_string();
+    let challenge_params = json!({"ref": "RD-1", "verify_url": verify_url, "requester": "a@b.test"}).to_string();
+    let now = "2026-12-01 10:00:00";
+    let statements = [
+        format!(
+            "INSERT INTO accounts (id, username, email, email_normalized, status, created_at, updated_at) \
+             VALUES ('acc_1', 'user', 'a@b.test', 'a@b.test', 'active', '{now}', '{now}')"
+        ),
+        format!(
+            "INSERT INTO tickets (id, kind, state, subject, requester, requester_normalized, status_token_hash, \
+             status_token_salt, channel, waiting_since, created_at, updated_at) VALUES (1, 'ip_lockout', \
+             'verifying_ownership', 's', 'a@b.test', 'a@b.test', '{}', 'old-salt-value', 'web', '{now}', '{now}', '{now}')",
+            recoverydesk::crypto::sha256_hex(status_token)
+        ),
+        format!(
+            "INSERT INTO email_challenges (ticket_id, account_id, token_hash, round, expires_at, created_at) \
+             VALUES (1, 'acc_1', '{}', 1, '2099-01-01 00:00:00', '{now}')",
+            recoverydesk::crypto::sha256_hex(verify_token)
+        ),
+        format!(
+            "INSERT INTO outbox (ticket_id, template, recipient, recipient_normalized, params, automatic, status, \
+             attempts, next_attempt_at, created_at, subject, body) VALUES (1, 'acknowledgement', 'a@b.test', \
+             'a@b.test', '{sent_params}', TRUE, 'sent', 1, '{now}', '{now}', 's', '')"
+        ),
+        format!(
+            "INSERT INTO outbox (ticket_id, template, recipient, recipient_normalized, params, automatic, status, \
+             attempts, next_attempt_at, created_at, subject, body) VALUES (1, 'status_update', 'a@b.test', \
+             'a@b.test', '{pending_params}', TRUE, 'pending', 0, '{now}', '{now}', 's', 'Follow: {status_url}\nThanks')"
+        ),
+        format!(
+            "INSERT INTO outbox (ticket_id, template, recipient, recipient_normalized, params, automatic, status, \
+             attempts, next_attempt_at, created_at, subject, body) VALUES (1, 'email_challenge', 'a@b.test', \
+             'a@b.test', '{challenge_params}', TRUE, 'held', 0, '{now}', '{now}', 's', 'Confirm: {verify_url}\nThanks')"
+        ),
+    ];
+    for sql in &statements {
+        match &mut conn {
+            AnyConnection::Sqlite(c) => diesel::sql_query(sql.replace("TRUE", "1")).execute(c),
+            AnyConnection::Postgresql(c) => diesel::sql_query(sql).execute(c),
+        }
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    conn.run_pending_migrations(migrations())
+        .expect("the rest, this one included");
+
+    // No plain token, and no URL, anywhere the migration touched.
+    let outbox = recoverydesk::db::outbox::all(&mut conn).expect("outbox");
+    assert_eq!(outbox.len(), 3);
+    for row in &outbox {
+        for text in [&row.params, &row.body] {
+            assert!(
+                !text.contains(status_token) && !text.contains(verify_token) && !text.contains("desk.test"),
+                "{text}"
+            );
+        }
+    }
+    let params: Vec<Value> = outbox
+        .iter()
+        .map(|r| serde_json::from_str(&r.params).expect("JSON"))
+        .collect();
+    assert_eq!(params[0]["status_link"], true);
+    assert_eq!(params[1]["status_link"], true);
+    assert_eq!(
+        outbox[1].body,
+        format!("Follow: {}\nThanks", recoverydesk::mail::outbound::links::STATUS_LINK)
+    );
+    assert!(params[2]["challenge_id"].is_i64(), "{}", params[2]);
+    assert_eq!(
+        outbox[2].body,
+        format!(
+            "Confirm: {}\nThanks",
+            recoverydesk::mail::outbound::links::CHALLENGE_LINK
+        )
+    );
+    // The mailed link keeps working (its hash moved); the salt it came from is gone.
+    let found =
+        recoverydesk::db::tickets::find_by_token_hash(&mut conn, &recoverydesk::crypto::sha256_hex(status_token))
+            .expect("lookup")
+            .expect("the old link still opens its ticket");
+    assert_eq!(found.id, 1);
+    assert_eq!(found.status_token_salt, "");
+    assert!(
+        !found
+            .status_token_hash
+            .contains(&recoverydesk::crypto::sha256_hex(status_token))
+    );
+    drop(conn);
+    if let Some((server, name)) = pg {
+        crate::helpers::drop_pg_database(&server, &name);
+    }
+}
