@@ -11,6 +11,7 @@ mod console;
 mod diagnosis;
 mod directory;
 mod forgot_username;
+mod hardening;
 mod health_and_auth;
 mod inbound_channels;
 mod inbound_fixtures;
