@@ -326,6 +326,13 @@ async fn strict_api_bodies(app: TestApp) {
             "{body:?} as {ct:?}: {answer}"
         );
     }
+    // Too large is 413, in JSON like every API error.
+    let big = format!(r#"{{"note":"{}"}}"#, "x".repeat(1024 * 1024 + 1));
+    let (status, answer) = raw_post(&app, &resolve, &big, json_ct).await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("payload_too_large"))
+    );
     let t = app.ticket(&r).await;
     assert_eq!(t["state"], "awaiting_agent", "nothing changed");
     assert!(!crate::helpers::event_types(&t).contains(&"transition".to_string()));

@@ -62,6 +62,39 @@ pub fn json_object(
     }
 }
 
+/// The largest JSON body the API reads (the same limit as `json_config`).
+pub const MAX_JSON_BODY_BYTES: usize = 1024 * 1024;
+
+/// Reads a request body of at most [`MAX_JSON_BODY_BYTES`]; more answers 413
+/// `payload_too_large` (JSON, like every API error) without reading the rest.
+pub async fn read_body(req: &actix_web::HttpRequest, mut payload: web::Payload) -> Result<web::BytesMut, ApiError> {
+    use futures_util::StreamExt;
+    let too_large = || {
+        ApiError::new(
+            actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "the request body is larger than 1 MiB",
+        )
+    };
+    let declared = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > MAX_JSON_BODY_BYTES) {
+        return Err(too_large());
+    }
+    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(0).min(MAX_JSON_BODY_BYTES));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::invalid(format!("reading the body: {e}")))?;
+        if body.len() + chunk.len() > MAX_JSON_BODY_BYTES {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 pub async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::not_found("API route"))
 }

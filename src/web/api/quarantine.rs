@@ -84,9 +84,10 @@ pub async fn retry(
     state: web::Data<AppState>,
     path: web::Path<String>,
     req: actix_web::HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     admin_only(&agent)?;
+    let body = super::read_body(&req, payload).await?;
     // No parameters: an empty body, or a JSON object (whose fields are ignored); nothing else.
     super::json_object(&req, &body, true)?;
     let id = path.into_inner();

@@ -187,10 +187,11 @@ pub async fn apply_action(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
     req: actix_web::HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let (reference, name) = path.into_inner();
     let id = parse_ref(&state.desk, &reference)?;
+    let body = super::read_body(&req, payload).await?;
     // An unknown name gets its 404 from the engine, whatever the body.
     let empty_ok = ActionName::parse(&name).map_or(true, |a| !a.takes_parameters());
     let params = Value::Object(super::json_object(&req, &body, empty_ok)?);
