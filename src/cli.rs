@@ -92,6 +92,9 @@ pub struct GlobalOptions {
     /// Web form submissions allowed per hour, per client address and per email address.
     #[arg(long, env = "RECOVERYDESK_FORM_RATE_LIMIT", default_value = "5", global = true)]
     pub form_rate_limit: String,
+    /// JSON API requests allowed per minute with one token (1 to 100000); beyond, 429.
+    #[arg(long, env = "RECOVERYDESK_API_RATE_LIMIT", default_value = "1200", global = true)]
+    pub api_rate_limit: String,
     /// Key that signs and encrypts session cookies, status links and Message-IDs (at least 64
     /// bytes, hex or base64). When unset, one is generated and kept in the database.
     #[arg(long, env = "RECOVERYDESK_SECRET_KEY", hide_env_values = true, global = true)]

@@ -22,6 +22,8 @@ pub struct Settings {
     pub auth_log_retention_days: u32,
     pub secret_key: Option<String>,
     pub form_rate_limit: u32,
+    /// API requests allowed per minute per token (`RECOVERYDESK_API_RATE_LIMIT`).
+    pub api_rate_limit: u32,
     /// Whether `serve` runs the outbox sender (tests drive it themselves).
     pub run_mail_sender: bool,
 }
@@ -68,6 +70,12 @@ impl Settings {
                 "RECOVERYDESK_BASE_URL must start with http:// or https://, not {base_url:?}"
             ));
         }
+        let api_rate_limit: u32 = number("RECOVERYDESK_API_RATE_LIMIT", &o.api_rate_limit)?;
+        if !(1..=MAX_API_RATE_LIMIT).contains(&api_rate_limit) {
+            return Err(format!(
+                "RECOVERYDESK_API_RATE_LIMIT must be a number of requests a minute from 1 to {MAX_API_RATE_LIMIT}, not {api_rate_limit}"
+            ));
+        }
         Ok(Settings {
             database_url,
             bind: o.bind.clone(),
@@ -83,6 +91,7 @@ impl Settings {
             auth_log_retention_days,
             secret_key,
             form_rate_limit: form_rate_limit.max(1),
+            api_rate_limit,
             run_mail_sender: true,
         })
     }
@@ -105,6 +114,10 @@ fn check_bind(bind: &str) -> Result<(), String> {
         )),
     }
 }
+
+/// Each API request writes a row that lives a minute: beyond this, the limit is no limit and
+/// the table only grows.
+pub const MAX_API_RATE_LIMIT: u32 = 100_000;
 
 /// `10.0.0.1, 10.1.0.0/16` → networks; a bare address is a /32 (or /128).
 fn parse_networks(list: &str) -> Result<Vec<ip_network::IpNetwork>, String> {

@@ -74,7 +74,12 @@ impl Application {
             App::new()
                 .app_data(actix_web::web::Data::new(state.clone()))
                 .wrap(web::security::security_headers())
-                .wrap(middleware::Logger::new("%a \"%r\" %s %Dms").exclude("/healthz"))
+                .wrap(
+                    // `%r` would write status and challenge tokens: the request line is masked.
+                    middleware::Logger::new("%a \"%{request}xi\" %s %Dms")
+                        .custom_request_replace("request", web::security::logged_request_line)
+                        .exclude("/healthz"),
+                )
                 .configure(web::configure)
                 .route("/static/css/site.css", actix_web::web::get().to(stylesheet))
                 .route("/static/css/console.css", actix_web::web::get().to(console_stylesheet))

@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod agents;
+pub mod api_requests;
 pub mod auth_events;
 pub mod backup;
 pub mod console;

@@ -144,19 +144,19 @@ pub(crate) fn commit(
             Effect::IssueEmailChallenge { account_id } => {
                 let target =
                     accounts::load_view(conn, account_id)?.ok_or_else(|| ServiceError::NotFound("account".into()))?;
-                let token = crate::crypto::random_token();
-                tickets::insert_challenge(
+                // The link's token is made by the sender when the mail goes out; the row
+                // waits for it with a filler hash that opens nothing.
+                let challenge_id = tickets::insert_challenge(
                     conn,
                     row.id,
                     account_id,
-                    &crate::crypto::sha256_hex(&token),
                     change.verification_round,
-                    db::now() + chrono::Duration::hours(24),
+                    db::now() + chrono::Duration::hours(crate::mail::outbound::links::CHALLENGE_VALID_HOURS),
                 )?;
                 let params = json!({
-                    "verify_url": format!("{}/verify/{}", desk.settings.base_url, token),
+                    "challenge_id": challenge_id,
                     "requester": row.requester,
-                    "expires_in_hours": 24,
+                    "expires_in_hours": crate::mail::outbound::links::CHALLENGE_VALID_HOURS,
                 });
                 // Queued with the other mail, after the ticket's write: the outbox comes last
                 // in the lock order.
@@ -344,8 +344,11 @@ fn send_workflow_mail(
         }
         _ => {}
     }
+    // The banned answer names no username: the mailbox may not be the only reader, and a ban
+    // is told about "the account", never by its login.
     if let Some(a) = &account
         && matches!(mail.to, Recipient::RegisteredEmail { .. })
+        && mail.template != MailTemplate::BannedAnswer
     {
         params["username"] = json!(a.username);
     }

@@ -34,15 +34,6 @@ impl Desk {
         format!("{}-{}", self.settings.ticket_prefix, id)
     }
 
-    /// The customer's status link of a ticket, re-derived from the key and the ticket's salt.
-    pub fn status_token(&self, ticket_id: i64, salt: &str) -> String {
-        crate::crypto::hmac_token(self.secret.bytes(), &["status", &ticket_id.to_string(), salt])
-    }
-
-    pub fn status_url(&self, ticket_id: i64, salt: &str) -> String {
-        format!("{}/t/{}", self.settings.base_url, self.status_token(ticket_id, salt))
-    }
-
     /// The domain of the support address, for Message-IDs.
     pub fn mail_domain(&self) -> &str {
         self.settings

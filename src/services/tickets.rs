@@ -73,8 +73,6 @@ pub struct InboundParts {
 
 pub struct Opened {
     pub ticket: TicketRow,
-    /// The status-page token, for the confirmation mail only: never shown on a web page.
-    pub status_token: String,
 }
 
 pub fn open_ticket(conn: &mut AnyConnection, desk: &Desk, req: OpenTicket) -> Result<Opened, ServiceError> {
@@ -111,10 +109,8 @@ pub(crate) fn open_ticket_in_transaction(
         // lock those accounts, then read them again as they are now.
         let (account, requester_accounts) = lock_and_reread(conn, account, requester_accounts)?;
 
-        let salt = crate::crypto::random_token();
-        // The token is derived rather than random so that later mail can carry the same link;
-        // the database keeps only its hash.
-        let placeholder_hash = crate::crypto::sha256_hex(&crate::crypto::random_token());
+        // No status token is made here: each mail to the requester gets its own link when it
+        // is sent, and only the link's hash is stored.
         let row = ticket_rows::insert(
             conn,
             &NewTicket {
@@ -122,14 +118,10 @@ pub(crate) fn open_ticket_in_transaction(
                 state: req.kind.initial_state().as_str(),
                 subject: &subject,
                 requester: req.requester.as_str(),
-                status_token_hash: &placeholder_hash,
-                status_token_salt: &salt,
                 channel: req.channel.as_str(),
                 auto_generated: req.inbound.as_ref().is_some_and(|i| i.auto_generated.is_some()),
             },
         )?;
-        let status_token = desk.status_token(row.id, &salt);
-        crate::db::tickets::set_status_token_hash(conn, row.id, &crate::crypto::sha256_hex(&status_token))?;
 
         let actor = req.actor.label();
         let mut created = json!({"kind": req.kind.as_str(), "channel": req.channel.as_str(),
@@ -205,7 +197,7 @@ pub(crate) fn open_ticket_in_transaction(
             diagnosis: diagnosed.as_ref().map(Diagnosed::facts),
         });
         let ticket = commit(conn, desk, &loaded, decision, "open", &req.actor, json!({}))?;
-        Ok(Opened { ticket, status_token })
+        Ok(Opened { ticket })
     }
 }
 

@@ -91,7 +91,18 @@ impl Sender {
                     self.release(&rows[done..])?;
                     return Ok(report);
                 }
-                let outcome = self.deliver(row).await;
+                // The row's links are made now, just before it leaves (never stored in plain).
+                let filled = {
+                    let mut conn = self.conn()?;
+                    super::links::fill(&mut conn, &self.desk, row)?
+                };
+                let outcome = self.deliver(row, &filled.body).await;
+                if outcome.is_err()
+                    && let Some(link) = filled.status_link_id
+                {
+                    // That mail did not go out: its link must not stay live.
+                    crate::db::tickets::remove_status_link(&mut *self.conn()?, link)?;
+                }
                 self.record(row, now, outcome, &mut report)?;
             }
             if self.stopping.load(Ordering::SeqCst) {
@@ -165,12 +176,12 @@ impl Sender {
             .load(&mut conn)?)
     }
 
-    async fn deliver(&self, row: &OutboxRow) -> Result<(), SendError> {
+    async fn deliver(&self, row: &OutboxRow, body: &str) -> Result<(), SendError> {
         let message = build_message(&Outgoing {
             from: &self.desk.settings.support_address,
             to: &row.recipient,
             subject: &row.subject,
-            body: &row.body,
+            body,
             message_id: row.message_id.as_deref().unwrap_or_default(),
             in_reply_to: row.in_reply_to.as_deref(),
             references: row.references_header.as_deref(),
@@ -204,7 +215,7 @@ impl Sender {
         );
         match outcome {
             Ok(()) => {
-                // The live links in the body have done their job; the thread keeps a masked copy.
+                // The body (markers, never live links) has done its job; the thread keeps a masked copy.
                 diesel::update(mine)
                     .set((
                         outbox::status.eq("sent"),
