@@ -25,7 +25,7 @@ async fn verified_lockout(app: &TestApp, account_id: &str, email: &str) -> Strin
     .await;
     app.act(&r, "start_ownership_verification", json!({})).await;
     app.act(&r, "send_email_challenge", json!({})).await;
-    let path = app.latest_challenge_path();
+    let path = app.latest_challenge_path().await;
     assert_eq!(app.confirm_challenge(&path, "confirm").await, StatusCode::OK);
     let ticket = app
         .act(
