@@ -1,0 +1,260 @@
+//! The base64 credentials of a quoted SMTP session: the argument of
+//! `AUTH PLAIN <blob>` (and of the other mechanisms that carry one), and the
+//! client's answers on the lines after `AUTH LOGIN`.
+
+use std::ops::Range;
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use super::lookahead;
+use super::{Finding, SecretKind, glued_before, is_base64, is_base64_alphabet, is_placeholder_only};
+
+/// How many lines after `AUTH LOGIN` may still carry the client's answers.
+const SMTP_AUTH_LOOKAHEAD_LINES: usize = 8;
+
+/// The mechanisms whose client messages carry the credentials themselves
+/// (base64 is an encoding, not a protection).
+const SMTP_AUTH_MECHANISMS: &str = "PLAIN|LOGIN|XOAUTH2|OAUTHBEARER|CRAM-MD5";
+
+/// `AUTH PLAIN <base64>` anywhere, e.g. inside a log line quoted in prose.
+static SMTP_AUTH_ARGUMENT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)AUTH[ \t]+(?:PLAIN|LOGIN|XOAUTH2|OAUTHBEARER)[ \t]+(?P<argument>[A-Za-z0-9+/]+={0,2})").unwrap()
+});
+
+/// A command line of its own: `AUTH LOGIN`, `AUTH PLAIN <base64>`, ...
+static SMTP_AUTH_COMMAND: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(&format!(
+        r"(?i)^AUTH[ \t]+(?P<mechanism>{SMTP_AUTH_MECHANISMS})(?:[ \t]+(?P<argument>\S+))?$"
+    ))
+    .unwrap()
+});
+
+pub(super) fn find_smtp_auth_arguments(text: &str, findings: &mut Vec<Finding>) {
+    // One search; a match ends with its base64 argument.
+    lookahead::count(text.len());
+    for caps in SMTP_AUTH_ARGUMENT.captures_iter(text) {
+        let (Some(whole), Some(argument)) = (caps.get(0), caps.name("argument")) else {
+            continue;
+        };
+        lookahead::count(whole.len());
+        if glued_before(text, whole.start())
+            || text[argument.end()..]
+                .bytes()
+                .next()
+                .is_some_and(|byte| is_base64_alphabet(byte) || byte == b'=')
+        {
+            continue;
+        }
+        // In running prose "AUTH PLAIN with ..." is not a credential; real
+        // arguments are padded base64 blobs with digits or mixed case, or
+        // decode to the NUL-separated fields of a PLAIN exchange (padding or
+        // not): that blob goes whole, authorisation identity and username
+        // included, never only its password.
+        if looks_like_base64_blob(argument.as_str()) || decodes_to_plain_credentials(argument.as_str()) {
+            findings.push(Finding {
+                range: argument.range(),
+                kind: SecretKind::SmtpAuthCredentials,
+            });
+        }
+    }
+}
+
+fn looks_like_base64_blob(value: &str) -> bool {
+    let has_non_word_signal = value
+        .bytes()
+        .skip(1)
+        .any(|byte| byte.is_ascii_uppercase() || byte.is_ascii_digit() || b"+/=".contains(&byte));
+    value.len() >= 8 && value.len().is_multiple_of(4) && is_base64(value) && has_non_word_signal
+}
+
+/// Whether `value` is base64 (padded or not) of `authzid NUL authcid NUL
+/// password`, the message of `AUTH PLAIN`. Ordinary words decode to bytes
+/// too, but never to ones with a NUL in them.
+pub(crate) fn decodes_to_plain_credentials(value: &str) -> bool {
+    use base64::Engine;
+    const ENGINE: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        base64::engine::GeneralPurposeConfig::new()
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+    );
+    lookahead::count(value.len());
+    ENGINE.decode(value).is_ok_and(|bytes| bytes.contains(&0))
+}
+
+/// One line of a transcript, with quoting (`> `) and direction markers
+/// (`C:`, `S:`, `->`, `<-` as printed by swaks and mail logs) peeled off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum SmtpLine {
+    Blank,
+    Server {
+        reply_code: Option<u16>,
+    },
+    Client {
+        content: Range<usize>,
+        /// Explicitly marked as sent by the client, not just unmarked text.
+        marked: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    Client,
+    Server,
+    Unknown,
+}
+
+fn parse_smtp_line(text: &str, line: Range<usize>) -> SmtpLine {
+    let body = text[line.clone()].trim_end_matches(['\n', '\r']);
+    let unquoted = body.trim_start_matches([' ', '\t', '>']);
+    let (direction, after_marker) = split_direction_marker(unquoted);
+    let content = after_marker.trim_start_matches([' ', '\t']);
+    let content_start = line.start + (body.len() - content.len());
+    let content = content.trim_end();
+    if content.is_empty() {
+        return SmtpLine::Blank;
+    }
+    let reply_code = smtp_reply_code(content);
+    if direction == Direction::Server || reply_code.is_some() {
+        return SmtpLine::Server { reply_code };
+    }
+    SmtpLine::Client {
+        content: content_start..content_start + content.len(),
+        marked: direction == Direction::Client,
+    }
+}
+
+fn split_direction_marker(line: &str) -> (Direction, &str) {
+    const MARKERS: [(&str, Direction); 9] = [
+        ("C:", Direction::Client),
+        ("c:", Direction::Client),
+        ("S:", Direction::Server),
+        ("s:", Direction::Server),
+        ("->", Direction::Client),
+        ("~>", Direction::Client),
+        ("<-", Direction::Server),
+        ("<~", Direction::Server),
+        ("<", Direction::Server),
+    ];
+    MARKERS
+        .iter()
+        .find_map(|&(marker, direction)| {
+            line.strip_prefix(marker)
+                .map(|rest| (direction, rest.trim_start_matches('<')))
+        })
+        .unwrap_or((Direction::Unknown, line))
+}
+
+/// `334 VXNlcm5hbWU6`, `235-2.7.0 ok`, `535`.
+fn smtp_reply_code(content: &str) -> Option<u16> {
+    let bytes = content.as_bytes();
+    let code = bytes.get(..3)?;
+    let ends_code = matches!(bytes.get(3), None | Some(b' ' | b'-'));
+    if ends_code && code.iter().all(u8::is_ascii_digit) {
+        content[..3].parse().ok()
+    } else {
+        None
+    }
+}
+
+/// How many client answers follow an AUTH command, and whether its own
+/// argument is a credential.
+struct AuthCommand {
+    argument: Option<Range<usize>>,
+    answers_expected: usize,
+}
+
+fn parse_auth_command(text: &str, content: Range<usize>) -> Option<AuthCommand> {
+    let line = &text[content.clone()];
+    if !line.get(..4).is_some_and(|head| head.eq_ignore_ascii_case("auth")) {
+        return None;
+    }
+    lookahead::count(line.len());
+    let caps = SMTP_AUTH_COMMAND.captures(line)?;
+    let mechanism = caps.name("mechanism")?.as_str().to_ascii_uppercase();
+    let argument = caps.name("argument");
+    if let Some(argument) = &argument
+        && !(argument.as_str() == "=" || is_placeholder_only(argument.as_str()) || is_base64(argument.as_str()))
+    {
+        return None;
+    }
+    let answers_in_total = if mechanism == "LOGIN" { 2 } else { 1 };
+    let answers_expected = answers_in_total - usize::from(argument.is_some());
+    let argument = argument
+        .filter(|argument| is_base64(argument.as_str()))
+        .map(|argument| content.start + argument.start()..content.start + argument.end());
+    Some(AuthCommand {
+        argument,
+        answers_expected,
+    })
+}
+
+struct PendingAnswers {
+    remaining: usize,
+    lines_left: usize,
+}
+
+/// After `AUTH LOGIN` the client sends its username and password as base64
+/// lines, interleaved with `334` prompts from the server.
+pub(super) fn find_smtp_auth_dialogue(text: &str, findings: &mut Vec<Finding>) {
+    let mut pending: Option<PendingAnswers> = None;
+    let mut line_start = 0;
+    for raw_line in text.split_inclusive('\n') {
+        let line = line_start..line_start + raw_line.len();
+        line_start = line.end;
+        lookahead::count(raw_line.len());
+        let parsed = parse_smtp_line(text, line);
+
+        if let SmtpLine::Client { content, .. } = &parsed
+            && let Some(command) = parse_auth_command(text, content.clone())
+        {
+            if let Some(argument) = command.argument {
+                findings.push(Finding {
+                    range: argument,
+                    kind: SecretKind::SmtpAuthCredentials,
+                });
+            }
+            pending = (command.answers_expected > 0).then_some(PendingAnswers {
+                remaining: command.answers_expected,
+                lines_left: SMTP_AUTH_LOOKAHEAD_LINES,
+            });
+            continue;
+        }
+
+        let Some(answers) = pending.as_mut() else {
+            continue;
+        };
+        answers.lines_left -= 1;
+        match parsed {
+            SmtpLine::Blank => {}
+            // 334 is "go on"; any other reply ends the exchange.
+            SmtpLine::Server { reply_code } => {
+                if reply_code.is_some_and(|code| code != 334) {
+                    pending = None;
+                    continue;
+                }
+            }
+            SmtpLine::Client { content, marked } => {
+                let answer = &text[content.clone()];
+                // Counting an earlier pass's placeholder as an answer keeps
+                // the next pass from reaching for the line after it.
+                let is_answer =
+                    is_placeholder_only(answer) || (is_base64(answer) && (marked || answer.len().is_multiple_of(4)));
+                if !is_answer {
+                    pending = None;
+                    continue;
+                }
+                if !is_placeholder_only(answer) {
+                    findings.push(Finding {
+                        range: content,
+                        kind: SecretKind::SmtpAuthCredentials,
+                    });
+                }
+                answers.remaining -= 1;
+            }
+        }
+        if answers.remaining == 0 || answers.lines_left == 0 {
+            pending = None;
+        }
+    }
+}
