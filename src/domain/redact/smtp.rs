@@ -69,8 +69,9 @@ fn looks_like_base64_blob(value: &str) -> bool {
 }
 
 /// Whether `value` is base64 (padded or not) of `authzid NUL authcid NUL
-/// password`, the message of `AUTH PLAIN`. Ordinary words decode to bytes
-/// too, but never to ones with a NUL in them.
+/// password`, the message of `AUTH PLAIN`: exactly two NULs, and a username
+/// and a password of printable text. Ordinary words decode to bytes too, but
+/// not to that shape.
 pub(crate) fn decodes_to_plain_credentials(value: &str) -> bool {
     use base64::Engine;
     const ENGINE: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
@@ -79,7 +80,15 @@ pub(crate) fn decodes_to_plain_credentials(value: &str) -> bool {
             .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
     );
     lookahead::count(value.len());
-    ENGINE.decode(value).is_ok_and(|bytes| bytes.contains(&0))
+    let Ok(bytes) = ENGINE.decode(value) else {
+        return false;
+    };
+    let fields: Vec<&[u8]> = bytes.split(|&byte| byte == 0).collect();
+    let printable = |field: &[u8]| {
+        std::str::from_utf8(field).is_ok_and(|text| !text.is_empty() && !text.chars().any(char::is_control))
+    };
+    matches!(fields.as_slice(), [authzid, authcid, password]
+        if (authzid.is_empty() || printable(authzid)) && printable(authcid) && printable(password))
 }
 
 /// One line of a transcript, with quoting (`> `) and direction markers
