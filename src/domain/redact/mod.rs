@@ -137,6 +137,14 @@ pub fn redact(input: &str) -> Redacted {
     }
 }
 
+/// Whether `value` is the base64 message of an SMTP `AUTH PLAIN` exchange
+/// (`authzid NUL username NUL password`, padded or not). Such a blob is a
+/// credential as a whole: nothing decoded from it may be kept, not even the
+/// username, so code that reads names out of mail asks this first.
+pub fn is_auth_plain_blob(value: &str) -> bool {
+    smtp::decodes_to_plain_credentials(value.trim())
+}
+
 /// A secret found in the text: its byte range and what it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Finding {
