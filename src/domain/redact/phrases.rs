@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::ops::Range;
 use std::sync::LazyLock;
 
-use regex::{Captures, Regex};
+use regex::Regex;
 
 use super::lookahead::{self, NextChar};
 use super::{Finding, SecretKind, glued_before, is_placeholder_only};
@@ -28,6 +28,36 @@ static CREDENTIAL_PHRASE: LazyLock<Regex> = LazyLock::new(|| {
     ))
     .unwrap()
 });
+
+/// Indices of the named groups of [`CREDENTIAL_PHRASE`].
+struct PhraseGroups {
+    keyword: usize,
+    password: usize,
+    authorization: usize,
+    strong: usize,
+    weak: usize,
+}
+
+impl PhraseGroups {
+    fn get() -> &'static Self {
+        static GROUPS: LazyLock<PhraseGroups> = LazyLock::new(|| {
+            let index = |name: &str| {
+                CREDENTIAL_PHRASE
+                    .capture_names()
+                    .position(|group| group == Some(name))
+                    .unwrap_or(usize::MAX)
+            };
+            PhraseGroups {
+                keyword: index("keyword"),
+                password: index("password"),
+                authorization: index("authorization"),
+                strong: index("strong"),
+                weak: index("weak"),
+            }
+        });
+        &GROUPS
+    }
+}
 
 /// Words that follow "password is" in ordinary sentences ("my password is
 /// not working"). Only consulted for the weak forms, never after `:` or `=`.
@@ -66,33 +96,48 @@ pub(super) fn find_credential_phrases(text: &str, findings: &mut Vec<Finding>) {
     // every match here ends a bounded distance after the keyword (the blanks
     // it swallows are not read again by the next search).
     lookahead::count(text.len());
-    for caps in CREDENTIAL_PHRASE.captures_iter(text) {
-        let (Some(whole), Some(keyword)) = (caps.get(0), caps.name("keyword")) else {
+    // Capture slots are reused from match to match: a text of nothing but
+    // keywords has one match every few bytes.
+    let groups = PhraseGroups::get();
+    let mut slots = CREDENTIAL_PHRASE.capture_locations();
+    let mut search_from = 0;
+    while search_from <= text.len() {
+        let Some((whole_start, whole_end)) = CREDENTIAL_PHRASE
+            .captures_read_at(&mut slots, text, search_from)
+            .map(|whole| (whole.start(), whole.end()))
+        else {
+            break;
+        };
+        // The pattern never matches an empty string, so this moves on.
+        search_from = whole_end.max(whole_start + 1);
+        let Some((keyword_start, keyword_end)) = slots.get(groups.keyword) else {
             continue;
         };
-        lookahead::count(whole.len());
-        if glued_before(text, keyword.start()) {
+        let keyword = &text[keyword_start..keyword_end];
+        lookahead::count(whole_end - whole_start);
+        if glued_before(text, keyword_start) {
             continue;
         }
-        let delimiter = if caps.name("strong").is_some() {
+        let delimiter = if slots.get(groups.strong).is_some() {
             Delimiter::Strong
-        } else if caps.name("weak").is_some() {
+        } else if slots.get(groups.weak).is_some() {
             Delimiter::Weak
         } else {
             Delimiter::Bare
         };
-        if !keyword_accepts(&caps, keyword.as_str(), delimiter) {
+        let is_authorization = slots.get(groups.authorization).is_some();
+        if !keyword_accepts(is_authorization, keyword, delimiter) {
             continue;
         }
-        if caps.name("authorization").is_some() {
-            if let Some(finding) = authorization_credentials(text, whole.end(), &mut ends)
+        if is_authorization {
+            if let Some(finding) = authorization_credentials(text, whole_end, &mut ends)
                 && !recognised.contains(&(finding.range.start, finding.range.end))
             {
                 findings.push(finding);
             }
             continue;
         }
-        let Some(mut value) = value_after(text, whole.end(), &mut ends) else {
+        let Some(mut value) = value_after(text, whole_end, &mut ends) else {
             continue;
         };
         if !value.quoted {
@@ -101,7 +146,7 @@ pub(super) fn find_credential_phrases(text: &str, findings: &mut Vec<Finding>) {
             }
             // In a URL query a password containing `&` would be written
             // `%26`, so `&` ends the value and the other parameters stay.
-            if text[..keyword.start()].ends_with(['?', '&']) {
+            if text[..keyword_start].ends_with(['?', '&']) {
                 value.range.end = value.range.end.min(ends.query.find(text, value.range.start));
             }
         }
@@ -112,11 +157,21 @@ pub(super) fn find_credential_phrases(text: &str, findings: &mut Vec<Finding>) {
         {
             continue;
         }
-        let kind = if caps.name("password").is_some() {
+        let kind = if slots.get(groups.password).is_some() {
             SecretKind::Password
         } else {
             SecretKind::ApiKey
         };
+        // "pass:pass:pass:…" gives values nested in one another; the first
+        // covers the others, so they are not kept (a list as long as the
+        // text otherwise).
+        if let Some(last) = findings.last()
+            && last.kind == kind
+            && last.range.start <= value.range.start
+            && value.range.end <= last.range.end
+        {
+            continue;
+        }
         findings.push(Finding {
             range: value.range,
             kind,
@@ -127,12 +182,11 @@ pub(super) fn find_credential_phrases(text: &str, findings: &mut Vec<Finding>) {
 /// Which keywords may be followed by which delimiter: "password reset" must
 /// stay, "passwd hunter2" is a value, "the secret is out" is prose, and
 /// upper-case `PASS hunter2` is the POP3/FTP command.
-fn keyword_accepts(caps: &Captures<'_>, keyword: &str, delimiter: Delimiter) -> bool {
+fn keyword_accepts(is_authorization: bool, keyword: &str, delimiter: Delimiter) -> bool {
     match delimiter {
         Delimiter::Strong => true,
         Delimiter::Weak => {
-            caps.name("authorization").is_none()
-                && !["pass", "secret"].iter().any(|word| keyword.eq_ignore_ascii_case(word))
+            !is_authorization && !["pass", "secret"].iter().any(|word| keyword.eq_ignore_ascii_case(word))
         }
         Delimiter::Bare => {
             keyword == "PASS"
