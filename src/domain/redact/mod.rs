@@ -15,8 +15,6 @@ use std::ops::Range;
 use serde::{Deserialize, Serialize};
 
 mod cards;
-#[cfg(test)]
-mod hostile_tests;
 mod lookahead;
 mod phrases;
 mod smtp;

@@ -5,8 +5,8 @@
 
 use proptest::prelude::*;
 
-use super::lookahead::{self, take_work};
-use super::{Finding, REDACTED, SecretKind, cards, phrases, redact, smtp, tokens};
+use super::super::lookahead::{self, take_work};
+use super::super::{Finding, REDACTED, SecretKind, cards, phrases, redact, smtp, tokens};
 
 type Scanner = fn(&str, &mut Vec<Finding>);
 
