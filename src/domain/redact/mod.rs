@@ -157,6 +157,7 @@ fn scan(text: &str) -> Vec<Finding> {
     cards::find_card_numbers(text, &mut findings);
     smtp::find_smtp_auth_arguments(text, &mut findings);
     smtp::find_smtp_auth_dialogue(text, &mut findings);
+    smtp::find_plain_credentials(text, &mut findings);
     // Last, so that "api_key=SG.…" reports the specific kind only.
     phrases::find_credential_phrases(text, &mut findings);
     findings.retain(|finding| !finding.range.is_empty());

@@ -68,6 +68,55 @@ fn looks_like_base64_blob(value: &str) -> bool {
     value.len() >= 8 && value.len().is_multiple_of(4) && is_base64(value) && has_non_word_signal
 }
 
+/// A word of base64 long enough to hold `\0a\0b`: a candidate PLAIN blob
+/// wherever it stands (its `AUTH PLAIN` may be on another line, or gone).
+static BASE64_WORD: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"[A-Za-z0-9+/]{6,}={0,2}").unwrap());
+
+/// The message of `AUTH PLAIN` already decoded: `authzid NUL username NUL
+/// password` with real NUL characters, or, as typed to produce a blob
+/// (`printf '\0bob\0hunter2' | base64`), with `\0`, `\x00`, `\000` or
+/// `\u0000` written out. The typed form must start a word or a quoted string
+/// and leave the authorisation identity empty, so that a path such as
+/// `C:\001\002` is not taken for one.
+static DECODED_PLAIN: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(concat!(
+        r"(?P<nul>[^\s\x00]*\x00[^\s\x00]+\x00[^\s\x00]+)",
+        r#"|(?:\A|[\s'"=(])(?P<typed>(?:\\x00|\\000|\\u0000|\\0)[^\s\x00'"\\]+"#,
+        r#"(?:\\x00|\\000|\\u0000|\\0)[^\s'"]+)"#,
+    ))
+    .unwrap()
+});
+
+/// Base64 words that decode to a PLAIN message, anywhere in the text, and
+/// the decoded message itself: both are the username and the password
+/// together, and go whole.
+pub(super) fn find_plain_credentials(text: &str, findings: &mut Vec<Finding>) {
+    // Two searches, each linear; a candidate word is decoded once.
+    lookahead::count(2 * text.len());
+    for word in BASE64_WORD.find_iter(text) {
+        let glued = text[..word.start()].bytes().next_back().is_some_and(is_base64_alphabet)
+            || text[word.end()..]
+                .bytes()
+                .next()
+                .is_some_and(|byte| is_base64_alphabet(byte) || byte == b'=');
+        if !glued && decodes_to_plain_credentials(word.as_str()) {
+            findings.push(Finding {
+                range: word.range(),
+                kind: SecretKind::SmtpAuthCredentials,
+            });
+        }
+    }
+    for caps in DECODED_PLAIN.captures_iter(text) {
+        if let Some(message) = caps.name("nul").or_else(|| caps.name("typed")) {
+            lookahead::count(message.len());
+            findings.push(Finding {
+                range: message.range(),
+                kind: SecretKind::SmtpAuthCredentials,
+            });
+        }
+    }
+}
+
 /// Whether `value` is base64 (padded or not) of `authzid NUL authcid NUL
 /// password`, the message of `AUTH PLAIN`: exactly two NULs, and a username
 /// and a password of printable text. Ordinary words decode to bytes too, but

@@ -53,6 +53,10 @@ const HOSTILE_UNITS: &[&str] = &[
     "C: AUTH LOGIN\n",
     "AUTH LOGIN\nS: 334 VXNlcm5hbWU6\n",
     "aGVsbG8gd29ybGQ=\n",
+    "AGJvYgBodW50ZXIy ",
+    "\\0a\\0b ",
+    "\0a\0b\0",
+    "\0",
     "\n",
     "\r\n",
     "\t",
@@ -261,6 +265,39 @@ fn an_auth_plain_blob_goes_whole_padded_or_not() {
         "my AUTH PLAIN hunter2xyz fails",
     ] {
         assert!(redact(prose).is_clean(), "{prose:?}");
+    }
+}
+
+#[test]
+fn a_plain_blob_goes_whole_wherever_it_stands() {
+    // The blob on a line of its own (its AUTH PLAIN on another, or gone),
+    // and the command that made it, with the NULs typed out.
+    assert_eq!(
+        redact("I encoded it:\n$ printf '\\0bob\\0hunter2' | base64\nAGJvYgBodW50ZXIy\n").text,
+        "I encoded it:\n$ printf '[redacted]' | base64\n[redacted]\n"
+    );
+    assert_eq!(
+        redact("echo -ne \"\\x00crm-mailer\\x00Tr4mpoline\" | base64").text,
+        "echo -ne \"[redacted]\" | base64"
+    );
+    // Decoded, with real NULs, authorisation identity included.
+    let result = redact("decoded: admin\0crm-mailer\0Tr4mpoline (from the log)");
+    assert_eq!(result.text, "decoded: [redacted] (from the log)");
+    assert_eq!(result.found, [SecretKind::SmtpAuthCredentials]);
+    // Paths and ordinary base64 stay.
+    for input in [
+        r"C:\001\002\report.txt",
+        "aGVsbG8gd29ybGQ=",
+        "Ym9iAGh1bnRlcjI=",
+        "a\0b",
+        "yesterday, authentication, documentation",
+    ] {
+        let result = redact(input);
+        assert!(
+            result.text == input && result.is_clean(),
+            "{input:?}: {:?}",
+            result.text
+        );
     }
 }
 
