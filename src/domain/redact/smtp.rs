@@ -68,10 +68,6 @@ fn looks_like_base64_blob(value: &str) -> bool {
     value.len() >= 8 && value.len().is_multiple_of(4) && is_base64(value) && has_non_word_signal
 }
 
-/// A word of base64 long enough to hold `\0a\0b`: a candidate PLAIN blob
-/// wherever it stands (its `AUTH PLAIN` may be on another line, or gone).
-static BASE64_WORD: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"[A-Za-z0-9+/]{6,}={0,2}").unwrap());
-
 /// The message of `AUTH PLAIN` already decoded: `authzid NUL username NUL
 /// password` with real NUL characters, or, as typed to produce a blob
 /// (`printf '\0bob\0hunter2' | base64`), with `\0`, `\x00`, `\000` or
@@ -80,9 +76,9 @@ static BASE64_WORD: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"[A-Za-z0-9+/
 /// `C:\001\002` is not taken for one.
 static DECODED_PLAIN: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(concat!(
-        r"(?P<nul>[^\s\x00]*\x00[^\s\x00]+\x00[^\s\x00]+)",
-        r#"|(?:\A|[\s'"=(])(?P<typed>(?:\\x00|\\000|\\u0000|\\0)[^\s\x00'"\\]+"#,
-        r#"(?:\\x00|\\000|\\u0000|\\0)[^\s'"]+)"#,
+        r"[^\s\x00]*\x00[^\s\x00]+\x00[^\s\x00]+",
+        r#"|(?:\A|[\s'"=(])(?:\\x00|\\000|\\u0000|\\0)[^\s\x00'"\\]+"#,
+        r#"(?:\\x00|\\000|\\u0000|\\0)[^\s\x00'"]+"#,
     ))
     .unwrap()
 });
@@ -91,30 +87,95 @@ static DECODED_PLAIN: LazyLock<Regex> = LazyLock::new(|| {
 /// the decoded message itself: both are the username and the password
 /// together, and go whole.
 pub(super) fn find_plain_credentials(text: &str, findings: &mut Vec<Finding>) {
-    // Two searches, each linear; a candidate word is decoded once.
-    lookahead::count(2 * text.len());
-    for word in BASE64_WORD.find_iter(text) {
-        let glued = text[..word.start()].bytes().next_back().is_some_and(is_base64_alphabet)
-            || text[word.end()..]
-                .bytes()
-                .next()
-                .is_some_and(|byte| is_base64_alphabet(byte) || byte == b'=');
-        if !glued && decodes_to_plain_credentials(word.as_str()) {
+    find_plain_blobs(text, findings);
+    // The decoded forms need a NUL or a backslash; most text has neither.
+    lookahead::count(text.len());
+    if !text.bytes().any(|byte| byte == 0 || byte == b'\\') {
+        return;
+    }
+    // Without captures (one match every few bytes in hostile text): a match
+    // with a NUL is the first form, else the second, after its lead character.
+    for found in DECODED_PLAIN.find_iter(text) {
+        lookahead::count(found.len());
+        let mut range = found.range();
+        let fields = if found.as_str().contains('\0') {
+            let mut fields = found.as_str().split('\0').skip(1);
+            fields.next().zip(fields.next())
+        } else {
+            if !found.as_str().starts_with('\\') {
+                range.start += found.as_str().chars().next().map_or(0, char::len_utf8);
+            }
+            typed_fields(&text[range.clone()])
+        };
+        let Some((username, password)) = fields else {
+            continue;
+        };
+        // Placeholders between NULs are what an earlier pass left.
+        if is_placeholder_only(username) && is_placeholder_only(password) {
+            continue;
+        }
+        findings.push(Finding {
+            range,
+            kind: SecretKind::SmtpAuthCredentials,
+        });
+    }
+}
+
+/// Words of base64 (padding included, nothing glued on) that decode to a
+/// PLAIN message, wherever they stand: its `AUTH PLAIN` may be on another
+/// line, or gone. One pass over the bytes; a word is decoded only when it
+/// could hold two NULs (see [`decodes_to_plain_credentials`]).
+fn find_plain_blobs(text: &str, findings: &mut Vec<Finding>) {
+    /// `\0a\0b` in base64 is 7 characters.
+    const MIN_BLOB_CHARS: usize = 6;
+    lookahead::count(text.len());
+    let bytes = text.as_bytes();
+    let mut at = 0;
+    while at < bytes.len() {
+        if !is_base64_alphabet(bytes[at]) {
+            at += 1;
+            continue;
+        }
+        let start = at;
+        let mut worth_less_than_16 = 0;
+        while at < bytes.len() && is_base64_alphabet(bytes[at]) {
+            worth_less_than_16 += usize::from((b'A'..=b'P').contains(&bytes[at]));
+            at += 1;
+        }
+        let data_end = at;
+        while at < bytes.len() && at - data_end < 2 && bytes[at] == b'=' {
+            at += 1;
+        }
+        let glued = bytes
+            .get(at)
+            .is_some_and(|&byte| byte == b'=' || is_base64_alphabet(byte));
+        if !glued
+            && data_end - start >= MIN_BLOB_CHARS
+            && worth_less_than_16 >= 2
+            && decodes_to_plain_credentials(&text[start..at])
+        {
             findings.push(Finding {
-                range: word.range(),
+                range: start..at,
                 kind: SecretKind::SmtpAuthCredentials,
             });
         }
     }
-    for caps in DECODED_PLAIN.captures_iter(text) {
-        if let Some(message) = caps.name("nul").or_else(|| caps.name("typed")) {
-            lookahead::count(message.len());
-            findings.push(Finding {
-                range: message.range(),
-                kind: SecretKind::SmtpAuthCredentials,
-            });
-        }
-    }
+}
+
+/// The username and password of a PLAIN message with its NULs typed out
+/// (`\0bob\0hunter2`); the username holds no backslash.
+fn typed_fields(message: &str) -> Option<(&str, &str)> {
+    const SEPARATORS: [&str; 4] = ["\\x00", "\\000", "\\u0000", "\\0"];
+    let strip = |text: &'_ str| -> Option<usize> {
+        SEPARATORS
+            .iter()
+            .find(|separator| text.starts_with(**separator))
+            .map(|separator| separator.len())
+    };
+    let rest = &message[strip(message)?..];
+    let username_end = rest.find('\\')?;
+    let (username, rest) = rest.split_at(username_end);
+    Some((username, &rest[strip(rest)?..]))
 }
 
 /// Whether `value` is base64 (padded or not) of `authzid NUL authcid NUL
@@ -129,6 +190,12 @@ pub(crate) fn decodes_to_plain_credentials(value: &str) -> bool {
             .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
     );
     lookahead::count(value.len());
+    // Each NUL byte needs its own base64 character worth less than 16
+    // (`A` to `P`), so ordinary words, lower case or capitalised, are let
+    // go before decoding.
+    if value.bytes().filter(|byte| (b'A'..=b'P').contains(byte)).count() < 2 {
+        return false;
+    }
     let Ok(bytes) = ENGINE.decode(value) else {
         return false;
     };

@@ -10,12 +10,13 @@ use super::super::{Finding, REDACTED, SecretKind, cards, phrases, redact, smtp, 
 
 type Scanner = fn(&str, &mut Vec<Finding>);
 
-const SCANNERS: [(&str, Scanner); 6] = [
+const SCANNERS: [(&str, Scanner); 7] = [
     ("tokens", tokens::find_known_token_formats),
     ("private keys", tokens::find_private_key_blocks),
     ("cards", cards::find_card_numbers),
     ("smtp arguments", smtp::find_smtp_auth_arguments),
     ("smtp dialogue", smtp::find_smtp_auth_dialogue),
+    ("plain credentials", smtp::find_plain_credentials),
     ("phrases", phrases::find_credential_phrases),
 ];
 
@@ -165,7 +166,12 @@ fn hostile_shapes_are_redacted_as_before() {
     assert_eq!(result.text, "C: AUTH PLAIN [redacted]\n".repeat(5_000));
 }
 
+/// Ignored by default: on a machine shared with other builds (2 cores, load
+/// 13) wall times in a debug build swing by 4× between runs, more than the
+/// margin that still tells linear from quadratic at sizes a debug test can
+/// afford. Run it alone: `cargo test --release --lib scanning_time -- --ignored`.
 #[test]
+#[ignore = "wall time; run alone on a quiet machine"]
 fn scanning_time_grows_linearly_on_hostile_shapes() {
     // Wall time, as a second opinion on the work counters, for the shapes
     // that were quadratic. The small input is redacted 8 times in a row, so
@@ -342,6 +348,9 @@ fn hostile_unit() -> impl Strategy<Value = String> {
                 "-",
                 "AGJvYgBodW50ZXIy",
                 "Bearer ",
+                "\0",
+                "\\0",
+                "'",
             ][..]
         )
         .prop_map(str::to_owned),
@@ -356,6 +365,14 @@ proptest! {
     #[test]
     fn each_scanner_does_linear_work_on_random_repeated_input(unit in hostile_unit()) {
         assert_linear_work(&unit, 2 << 10);
+    }
+
+    #[test]
+    fn redact_is_idempotent_on_hostile_input(unit in hostile_unit(), copies in 1usize..5) {
+        let once = redact(&unit.repeat(copies));
+        let twice = redact(&once.text);
+        prop_assert_eq!(&twice.text, &once.text);
+        prop_assert!(twice.is_clean(), "found {:?} in {:?}", twice.found, once.text);
     }
 
     #[test]
