@@ -14,7 +14,8 @@ fn unquoted(line: &str) -> &str {
 
 /// The username named by a phrase, and the channel the label implies: "username: crm-mailer",
 /// "SMTP user: …", "api_user=…" (quotes around the value are dropped). A value the secret
-/// scanner replaced is no username.
+/// scanner replaced is no username, and neither is an `AUTH PLAIN` blob pasted as one (base64
+/// or decoded, NULs and all): it holds the password.
 pub fn named_username(text: &str) -> Option<(String, AuthChannel)> {
     for line in text.lines() {
         let trimmed = unquoted(line);
@@ -39,6 +40,8 @@ pub fn named_username(text: &str) -> Option<(String, AuthChannel)> {
                 let value = value.trim_matches(|c| c == '"' || c == '\'' || c == '`');
                 if !value.is_empty()
                     && !value.contains(crate::domain::redact::REDACTED)
+                    && !value.contains('\0')
+                    && !crate::domain::redact::is_auth_plain_blob(value)
                     && value.len() <= MAX_USERNAME_BYTES
                 {
                     return Some((value.to_string(), channel));
@@ -94,8 +97,11 @@ fn client_line(line: &str) -> Option<&str> {
 }
 
 /// The username a quoted SMTP session sent: the client line after `AUTH LOGIN` (or its initial
-/// response), or the authentication identity of `AUTH PLAIN`. Read from the text before the
-/// secret scanner replaces those lines; the password is decoded only to be dropped.
+/// response). Read from the text before the secret scanner replaces those lines.
+///
+/// Never from `AUTH PLAIN`: its one blob carries the username and the password together, and
+/// the desk keeps nothing decoded from it (the scanner redacts it whole). An `AUTH LOGIN` answer
+/// that decodes to such a blob is refused too, by the printable check (it holds NULs).
 pub fn session_username_in(text: &str) -> Option<String> {
     let lines: Vec<&str> = text.lines().collect();
     for (i, line) in lines.iter().enumerate() {
@@ -103,13 +109,10 @@ pub fn session_username_in(text: &str) -> Option<String> {
             continue;
         };
         let upper = command.to_ascii_uppercase();
-        let (plain, initial) = if let Some(rest) = upper.strip_prefix("AUTH LOGIN") {
-            (false, command[command.len() - rest.len()..].trim())
-        } else if let Some(rest) = upper.strip_prefix("AUTH PLAIN") {
-            (true, command[command.len() - rest.len()..].trim())
-        } else {
+        let Some(rest) = upper.strip_prefix("AUTH LOGIN") else {
             continue;
         };
+        let initial = command[command.len() - rest.len()..].trim();
         let response = if initial.is_empty() {
             lines[i + 1..]
                 .iter()
@@ -120,15 +123,7 @@ pub fn session_username_in(text: &str) -> Option<String> {
             initial
         };
         let decoded = base64::engine::general_purpose::STANDARD.decode(response.trim()).ok()?;
-        let username = if plain {
-            // authzid NUL authcid NUL password: keep the authentication identity.
-            let mut parts = decoded.split(|&b| b == 0);
-            let _authzid = parts.next()?;
-            parts.next()?.to_vec()
-        } else {
-            decoded
-        };
-        let username = String::from_utf8(username).ok()?;
+        let username = String::from_utf8(decoded).ok()?;
         let printable = !username.is_empty() && !username.chars().any(char::is_control);
         return (printable && username.len() <= MAX_USERNAME_BYTES).then_some(username);
     }
@@ -186,10 +181,27 @@ mod tests {
     }
 
     #[test]
-    fn a_quoted_auth_plain_session_names_the_authentication_identity() {
-        // "\0crm-mailer\0Tr4mpoline"
+    fn an_auth_plain_blob_is_never_taken_for_a_username() {
+        // "\0crm-mailer\0Tr4mpoline": the blob is a credential whole, username included.
         let plain = "C: AUTH PLAIN AGNybS1tYWlsZXIAVHI0bXBvbGluZQ==\nS: 535 5.7.8 Authentication failed";
-        assert_eq!(session_username_in(plain).as_deref(), Some("crm-mailer"));
+        assert_eq!(session_username_in(plain), None);
+        let prompted = "C: AUTH PLAIN\nS: 334 \nC: AGNybS1tYWlsZXIAVHI0bXBvbGluZQ==\n";
+        assert_eq!(session_username_in(prompted), None);
+        // The same blob given as the answer to AUTH LOGIN, or named as the username.
+        assert_eq!(
+            session_username_in("C: AUTH LOGIN AGNybS1tYWlsZXIAVHI0bXBvbGluZQ=="),
+            None
+        );
+        assert_eq!(
+            session_username_in("C: AUTH LOGIN\nS: 334 VXNlcm5hbWU6\nC: AGNybS1tYWlsZXIAVHI0bXBvbGluZQ"),
+            None
+        );
+        assert_eq!(named_username("username: AGNybS1tYWlsZXIAVHI0bXBvbGluZQ=="), None);
+        assert_eq!(named_username("SMTP user: \"AGNybS1tYWlsZXIAVHI0bXBvbGluZQ\""), None);
+        assert_eq!(named_username("username: \0crm-mailer\0Tr4mpoline"), None);
+        // A later AUTH LOGIN in the same text still names its username.
+        let both = format!("{plain}\nC: AUTH LOGIN Y3JtLW1haWxlcg==");
+        assert_eq!(session_username_in(&both).as_deref(), Some("crm-mailer"));
         assert_eq!(session_username_in("C: AUTH LOGIN\nC: not base64!"), None);
         assert_eq!(session_username_in("no session here"), None);
     }

@@ -1,0 +1,172 @@
+//! Payment card numbers: 13 to 19 digits, alone or grouped by single spaces or
+//! dashes, that pass the Luhn check.
+
+use std::ops::Range;
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use super::lookahead;
+use super::{Finding, SecretKind, glued_after, glued_before};
+
+/// Payment card numbers have 13 to 19 digits (ISO/IEC 7812).
+const CARD_MIN_DIGITS: usize = 13;
+const CARD_MAX_DIGITS: usize = 19;
+/// Cards are written in groups such as 4-4-4-4, 4-6-5 or 4-4-4-4-3; requiring
+/// groups of this size keeps dates, phone numbers and times out.
+const CARD_GROUP_DIGITS: std::ops::RangeInclusive<usize> = 3..=8;
+
+/// Digit groups separated by a single space or dash. `[0-9]`, not `\d`: the
+/// Luhn check is defined on ASCII digits.
+static DIGIT_RUN: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"[0-9]+(?:[ -][0-9]+)*").unwrap());
+
+pub(super) fn find_card_numbers(text: &str, findings: &mut Vec<Finding>) {
+    // One search; a run ends at the first byte that is not a digit or a
+    // single separator between digits.
+    lookahead::count(text.len());
+    for run in DIGIT_RUN.find_iter(text) {
+        let run_text = run.as_str();
+        lookahead::count(run_text.len());
+        let digit_count = run_text.bytes().filter(u8::is_ascii_digit).count();
+        if digit_count < CARD_MIN_DIGITS {
+            continue;
+        }
+        let open_start = !is_inside_number_before(text, run.start());
+        let open_end = !is_inside_number_after(text, run.end());
+        let mut groups = Groups::new(run_text, run.start());
+        let mut at_run_start = true;
+        while groups.get(0).is_some() {
+            let longest = (open_start || !at_run_start)
+                .then(|| longest_card(text, &mut groups, open_end))
+                .flatten();
+            at_run_start = false;
+            match longest {
+                Some(last) => {
+                    if let (Some(first), Some(end)) = (groups.get(0), groups.get(last)) {
+                        findings.push(Finding {
+                            range: first.start..end.end,
+                            kind: SecretKind::CardNumber,
+                        });
+                    }
+                    groups.drop_front(last + 1);
+                }
+                None => groups.drop_front(1),
+            }
+        }
+    }
+}
+
+/// The digit groups of one run, read as they are needed. A card spans at
+/// most [`CARD_MAX_DIGITS`] digits, so only the few groups from the current
+/// one on are held: a run of millions of groups ("1 1 1 …") never becomes a
+/// list of millions of ranges.
+struct Groups<'a> {
+    pieces: std::str::Split<'a, [char; 2]>,
+    /// Byte offset in the text of the next piece.
+    offset: usize,
+    /// Byte ranges (in the text) of the groups from the current one on.
+    window: std::collections::VecDeque<Range<usize>>,
+}
+
+impl<'a> Groups<'a> {
+    fn new(run_text: &'a str, run_start: usize) -> Self {
+        Self {
+            pieces: run_text.split([' ', '-']),
+            offset: run_start,
+            window: std::collections::VecDeque::new(),
+        }
+    }
+
+    /// The `index`-th group from the current one, if the run has it.
+    fn get(&mut self, index: usize) -> Option<Range<usize>> {
+        while self.window.len() <= index {
+            let piece = self.pieces.next()?;
+            self.window.push_back(self.offset..self.offset + piece.len());
+            self.offset += piece.len() + 1;
+        }
+        self.window.get(index).cloned()
+    }
+
+    fn drop_front(&mut self, count: usize) {
+        for _ in 0..count {
+            // Reads the group first if it is not in the window yet.
+            if self.get(0).is_none() {
+                return;
+            }
+            self.window.pop_front();
+        }
+    }
+}
+
+/// The index (from the current group) of the last group of the longest card
+/// number that starts at the current group. Never splits a group, so a card
+/// is never carved out of a longer digit run such as a timestamp or an order
+/// number. Reads at most [`CARD_MAX_DIGITS`] digits and one group more.
+fn longest_card(text: &str, groups: &mut Groups<'_>, open_end: bool) -> Option<usize> {
+    let first_len = groups.get(0)?.len();
+    let mut digits = 0;
+    let mut longest = None;
+    let mut last = 0;
+    while let Some(group) = groups.get(last) {
+        digits += group.len();
+        lookahead::count(group.len().min(CARD_MAX_DIGITS + 1));
+        if digits > CARD_MAX_DIGITS {
+            break;
+        }
+        // A single group may be the whole number; several groups must each
+        // look like a card's grouping, and a misfit ends every longer one too.
+        let grouping_fits =
+            last == 0 || (CARD_GROUP_DIGITS.contains(&first_len) && CARD_GROUP_DIGITS.contains(&group.len()));
+        if !grouping_fits {
+            break;
+        }
+        let is_card = digits >= CARD_MIN_DIGITS
+            && (groups.get(last + 1).is_some() || open_end)
+            && passes_luhn(
+                groups
+                    .window
+                    .range(..=last)
+                    .flat_map(|group| text[group.clone()].bytes()),
+            );
+        if is_card {
+            longest = Some(last);
+        }
+        last += 1;
+    }
+    longest
+}
+
+/// Whether the run starting at `position` continues a word or a decimal
+/// number ("A4111…", "3.14159…").
+fn is_inside_number_before(text: &str, position: usize) -> bool {
+    if glued_before(text, position) {
+        return true;
+    }
+    let mut before = text[..position].chars().rev();
+    matches!(before.next(), Some('.' | ',')) && before.next().is_some_and(|c| c.is_ascii_digit())
+}
+
+fn is_inside_number_after(text: &str, position: usize) -> bool {
+    if glued_after(text, position) {
+        return true;
+    }
+    let mut after = text[position..].chars();
+    matches!(after.next(), Some('.' | ',')) && after.next().is_some_and(|c| c.is_ascii_digit())
+}
+
+pub(super) fn passes_luhn(digits: impl DoubleEndedIterator<Item = u8>) -> bool {
+    let sum: u32 = digits
+        .rev()
+        .enumerate()
+        .map(|(position, byte)| {
+            let digit = u32::from(byte - b'0');
+            if position % 2 == 1 {
+                let doubled = digit * 2;
+                if doubled > 9 { doubled - 9 } else { doubled }
+            } else {
+                digit
+            }
+        })
+        .sum();
+    sum.is_multiple_of(10)
+}

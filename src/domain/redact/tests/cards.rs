@@ -1,0 +1,42 @@
+use super::*;
+
+// --- Cards ------------------------------------------------------------
+
+#[test]
+fn luhn_valid_card_numbers_are_redacted() {
+    use SecretKind::CardNumber;
+    assert_redacts(
+        "card 4111 1111 1111 1111 exp 12/27",
+        "card [redacted] exp 12/27",
+        &[CardNumber],
+    );
+    assert_redacts("card 4111-1111-1111-1111.", "card [redacted].", &[CardNumber]);
+    assert_redacts("4111111111111111", "[redacted]", &[CardNumber]);
+    assert_redacts("amex 3782 822463 10005", "amex [redacted]", &[CardNumber]);
+    assert_redacts("カード4111111111111111です", "カード[redacted]です", &[CardNumber]);
+    assert_redacts("ref 12 4111 1111 1111 1111", "ref 12 [redacted]", &[CardNumber]);
+}
+
+#[test]
+fn digit_runs_that_are_not_cards_stay() {
+    for input in [
+        "order 4111 1111 1111 1112",
+        "order 4111111111111112",
+        "sent at 20261120100003",
+        "call +44 20 7946 0958 or 555-123-4567",
+        "tracking 1Z999AA10123456784",
+        "run 4111111111111111111111",
+        "id A4111111111111111",
+        "pi is 3.4111111111111111",
+        "2026-11-20 10:00:03",
+    ] {
+        assert_untouched(input);
+    }
+}
+
+#[test]
+fn the_timestamp_in_the_brief_fails_luhn() {
+    assert!(!passes_luhn("20261120100003".bytes()));
+    assert!(passes_luhn("4111111111111111".bytes()));
+    assert!(passes_luhn("79927398713".bytes()));
+}
