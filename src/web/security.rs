@@ -67,9 +67,9 @@ impl FromRequest for ApiAgent {
 
 /// The customer's address: the socket peer, or — only when the peer is a trusted proxy — the
 /// nearest address in `X-Forwarded-For` that is not itself a trusted proxy.
-pub fn client_ip(req: &HttpRequest, trusted: &[ip_network::IpNetwork]) -> Option<std::net::IpAddr> {
+pub fn client_ip(req: &HttpRequest, trusted: &[ipnet::IpNet]) -> Option<std::net::IpAddr> {
     let peer = req.peer_addr()?.ip().to_canonical();
-    let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|net| net.contains(*ip));
+    let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|net| net.contains(ip));
     if !is_trusted(&peer) {
         return Some(peer);
     }

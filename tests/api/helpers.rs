@@ -13,6 +13,8 @@ use serde_json::{Value, json};
 pub enum Backend {
     Sqlite,
     Postgres,
+    /// PostgreSQL with `sslmode=require` added to TEST_DATABASE_URL: the connections are TLS.
+    PostgresTls,
 }
 
 /// Runs the same scenario on SQLite and on PostgreSQL: `both_backends!(name, scenario)`
@@ -61,6 +63,17 @@ pub fn postgres_server_url() -> Option<String> {
     }
 }
 
+/// The server URL with `sslmode=require` (replacing any other sslmode).
+pub fn with_sslmode_require(server_url: &str) -> String {
+    let (location, query) = server_url.split_once('?').unwrap_or((server_url, ""));
+    let mut pairs: Vec<&str> = query
+        .split('&')
+        .filter(|pair| !pair.is_empty() && !pair.starts_with("sslmode="))
+        .collect();
+    pairs.push("sslmode=require");
+    format!("{location}?{}", pairs.join("&"))
+}
+
 fn random_suffix() -> String {
     recoverydesk::crypto::random_token()
         .to_lowercase()
@@ -78,8 +91,13 @@ pub fn create_pg_database(server_url: &str) -> (String, String) {
     diesel::sql_query(format!("CREATE DATABASE {name}"))
         .execute(&mut admin)
         .expect("create test database");
-    let base = server_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(server_url);
-    (format!("{base}/{name}"), name)
+    // The query (`?sslmode=require`, …) applies to the new database too.
+    let (location, query) = match server_url.split_once('?') {
+        Some((location, query)) => (location, format!("?{query}")),
+        None => (server_url, String::new()),
+    };
+    let base = location.rsplit_once('/').map(|(b, _)| b).unwrap_or(location);
+    (format!("{base}/{name}{query}"), name)
 }
 
 pub fn drop_pg_database(server_url: &str, name: &str) {
@@ -137,8 +155,11 @@ impl TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
         let (database_url, pg_database) = match backend {
             Backend::Sqlite => (format!("sqlite://{}", dir.path().join("desk.db").display()), None),
-            Backend::Postgres => {
-                let server = postgres_server_url()?;
+            Backend::Postgres | Backend::PostgresTls => {
+                let mut server = postgres_server_url()?;
+                if backend == Backend::PostgresTls {
+                    server = with_sslmode_require(&server);
+                }
                 let (url, name) = create_pg_database(&server);
                 (url, Some((server, name)))
             }

@@ -20,4 +20,6 @@ mod mail_templates;
 mod outbound_mail;
 mod portal_forms;
 mod portal_status;
+mod telemetry;
 mod tickets;
+mod tls;

@@ -4,4 +4,5 @@
 pub mod compose;
 pub mod sender;
 pub mod templates;
+pub mod tls;
 pub mod transport;
