@@ -114,13 +114,12 @@ fn ingest_inner(
     if raw.len() as u64 > limit {
         return Err(IngestError::TooLarge { size: raw.len(), limit });
     }
-    // Duplicates are recognised by the original bytes (only the hash is kept), less the
-    // envelope lines a delivery agent prepends, which differ between two deliveries.
-    let content_hash = crate::crypto::sha256_hex_bytes(without_delivery_envelope(raw));
+    // Duplicates are recognised by the bytes the sender wrote (only the hash is kept).
+    let content_hash = crate::mail::inbound::fingerprint::ContentHash::of(raw);
     let parsed = parse(raw);
     let result = db::write_transaction(conn, |conn| -> Result<Ingested, ServiceError> {
         let message_id = parsed.as_ref().and_then(|m| m.message_id.clone());
-        if let Some((ticket_id, _)) = store::find_delivery(conn, message_id.as_deref(), &content_hash)? {
+        if let Some((ticket_id, _)) = store::find_delivery(conn, message_id.as_deref(), &content_hash.candidates())? {
             if let Some(id) = ticket_id {
                 ticket_rows::insert_event(
                     conn,
@@ -137,7 +136,9 @@ fn ingest_inner(
                 quarantine_id: None,
             });
         }
-        if let Some(q) = store::quarantined_with_hash(conn, &content_hash)?.filter(|q| Some(q.as_str()) != retry_of) {
+        if let Some(q) =
+            store::quarantined_with_hash(conn, &content_hash.candidates())?.filter(|q| Some(q.as_str()) != retry_of)
+        {
             return Ok(Ingested {
                 outcome: Outcome::Duplicate,
                 ticket: None,
@@ -328,7 +329,7 @@ fn route(
         let reason = mail
             .delivery_status
             .as_deref()
-            .map(bounce_reason)
+            .map(crate::mail::inbound::dsn::bounce_reason)
             .unwrap_or_else(|| "returned".into());
         if mail.content_type == "multipart/report" || mail.delivery_status.is_some() {
             for (outbox_id, ticket_id) in store::mark_bounced(conn, &ours, &reason)? {
@@ -582,41 +583,6 @@ pub fn username_in(text: &str) -> Option<String> {
     phrases::named_username(text).map(|(name, _)| name)
 }
 
-/// The message without what local delivery adds in front of it: Postfix's local(8) and
-/// procmail prepend a `From sender date` line and `Return-Path`, `Delivered-To` and
-/// `X-Original-To` headers, which change from one delivery of the same message to the next.
-pub fn without_delivery_envelope(raw: &[u8]) -> &[u8] {
-    let mut rest = raw;
-    loop {
-        let line_end = rest
-            .iter()
-            .position(|&b| b == b'\n')
-            .map(|i| i + 1)
-            .unwrap_or(rest.len());
-        let line = &rest[..line_end];
-        let lower = line.iter().take(16).map(u8::to_ascii_lowercase).collect::<Vec<_>>();
-        let envelope = line.starts_with(b"From ")
-            || lower.starts_with(b"return-path:")
-            || lower.starts_with(b"delivered-to:")
-            || lower.starts_with(b"x-original-to:");
-        // A folded continuation of an envelope header goes with it.
-        let mut end = line_end;
-        if envelope {
-            while end < rest.len() && (rest[end] == b' ' || rest[end] == b'\t') {
-                end += rest[end..]
-                    .iter()
-                    .position(|&b| b == b'\n')
-                    .map(|i| i + 1)
-                    .unwrap_or(rest.len() - end);
-            }
-        }
-        if !envelope || line_end == 0 {
-            return rest;
-        }
-        rest = &rest[end..];
-    }
-}
-
 /// A reply often quotes our mail, links included. A status or challenge link is the mailbox
 /// owner's key, so it never reaches an agent's screen through a quoted reply either.
 pub fn mask_our_links(text: &str, base_url: &str) -> String {
@@ -650,23 +616,6 @@ pub fn mask_our_links(text: &str, base_url: &str) -> String {
     out
 }
 
-/// "Status: 5.1.1 / Diagnostic-Code: smtp; 550 5.1.1 user unknown" → a one-line reason.
-fn bounce_reason(delivery_status: &str) -> String {
-    let field = |name: &str| {
-        delivery_status
-            .lines()
-            .find(|l| l.to_ascii_lowercase().starts_with(name))
-            .and_then(|l| l.split_once(':'))
-            .map(|(_, v)| v.trim().to_string())
-    };
-    match (field("status:"), field("diagnostic-code:")) {
-        (Some(status), Some(diag)) => format!("{status}: {diag}"),
-        (Some(status), None) => status,
-        (None, Some(diag)) => diag,
-        (None, None) => "returned".into(),
-    }
-}
-
 /// The new part of a message and its folded history, for display.
 pub fn folded(text: &str) -> (&str, &str) {
     quote::fold(text)
@@ -695,27 +644,5 @@ mod tests {
             mask_our_links(text, base),
             "> Follow: [status link]\n> Confirm: [confirmation link].\nSee https://desk.example/help"
         );
-    }
-
-    #[test]
-    fn two_local_deliveries_of_one_message_hash_alike() {
-        let message = b"From: a@x.test\nSubject: hi\nMessage-ID: <1@x>\n\nbody\n";
-        let first = [b"From a@x.test  Mon Nov 23 10:00:00 2026\nReturn-Path: <a@x.test>\nX-Original-To: support@desk.test\nDelivered-To: support@desk.test\n".as_slice(), message].concat();
-        let second = [
-            b"From a@x.test  Mon Nov 23 10:05:07 2026\nReturn-Path: <a@x.test>\nDelivered-To: support@desk.test\n"
-                .as_slice(),
-            message,
-        ]
-        .concat();
-        assert_eq!(without_delivery_envelope(&first), message);
-        assert_eq!(without_delivery_envelope(&second), message);
-        assert_eq!(without_delivery_envelope(message), message);
-        assert_eq!(without_delivery_envelope(b""), b"");
-    }
-
-    #[test]
-    fn bounce_reasons_read_the_delivery_status() {
-        let status = "Final-Recipient: rfc822; gone@x.test\nAction: failed\nStatus: 5.1.1\nDiagnostic-Code: smtp; 550 5.1.1 user unknown\n";
-        assert_eq!(bounce_reason(status), "5.1.1: smtp; 550 5.1.1 user unknown");
     }
 }

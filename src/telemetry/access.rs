@@ -86,30 +86,15 @@ fn new_request_id() -> String {
 }
 
 /// The path and query as the log writes them: `/t/{token}…` and `/verify/{token}…` lose the
-/// token (`/t/[token]/reply`) and their query string.
+/// token (`/t/[token]/reply`, as `web::security::mask_token_path` writes it) and their query
+/// string.
 pub fn logged_target(path: &str, query: &str) -> String {
-    let masked = mask_token_path(path);
+    let masked = crate::web::security::mask_token_path(path);
     if masked != path || query.is_empty() {
         masked
     } else {
         format!("{masked}?{query}")
     }
-}
-
-fn mask_token_path(path: &str) -> String {
-    let mut segments = path.split('/');
-    let (Some(""), Some(first), Some(_token)) = (segments.next(), segments.next(), segments.next()) else {
-        return path.to_string();
-    };
-    if !(first.eq_ignore_ascii_case("t") || first.eq_ignore_ascii_case("verify")) {
-        return path.to_string();
-    }
-    let mut masked = format!("/{first}/[token]");
-    for rest in segments {
-        masked.push('/');
-        masked.push_str(rest);
-    }
-    masked
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! TLS on the way out: to PostgreSQL (libpq and OpenSSL compiled into the binary) and to the
 //! SMTP relay (the system's roots, the built-in ones, and a private CA from SMTP_CA_FILE).
 
-use crate::helpers::{Backend, TestApp, create_pg_database, drop_pg_database, postgres_server_url, settings_for};
+use crate::helpers::{TestApp, create_pg_database, drop_pg_database, postgres_server_url, settings_for};
 use diesel::prelude::*;
 use recoverydesk::db::{self, AnyConnection, DatabaseUrl};
 use recoverydesk::mail::outbound::transport::{Outgoing, SendError, Transport, build_message};
@@ -118,7 +118,7 @@ async fn two_senders_share_a_postgres_database_over_tls() {
     if tls_server().is_none() {
         return;
     }
-    let Some(app) = TestApp::spawn(Backend::PostgresTls).await else {
+    let Some(app) = TestApp::spawn_postgres_tls().await else {
         return;
     };
     assert!(app.database_url.contains("sslmode=require"), "{}", app.database_url);
