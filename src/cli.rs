@@ -99,6 +99,13 @@ pub struct GlobalOptions {
     /// bytes, hex or base64). When unset, one is generated and kept in the database.
     #[arg(long, env = "RECOVERYDESK_SECRET_KEY", hide_env_values = true, global = true)]
     pub secret_key: Option<String>,
+    /// Log lines on standard error as `text` (for people) or `json` (one object a line).
+    #[arg(long, env = "RECOVERYDESK_LOG_FORMAT", default_value = "text", global = true)]
+    pub log_format: String,
+    /// A PEM file of CA certificates the SMTP relay's certificate may chain to, besides the
+    /// system's trust store and the built-in web roots (for a relay with a private CA).
+    #[arg(long, env = "SMTP_CA_FILE", global = true)]
+    pub smtp_ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

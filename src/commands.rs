@@ -59,16 +59,16 @@ fn serve(settings: Settings) -> Result<ExitCode, ServiceError> {
         let app = Application::build(settings.clone())?;
         if let Some(password) = &app.admin_password {
             // Printed once: it is stored only as an argon2id hash.
-            eprintln!(
+            crate::telemetry::logs::announce(&format!(
                 "\nCreated the admin agent {}.\nOne-time password (shown only now): {password}\n",
                 settings.admin_email
-            );
+            ));
         }
-        eprintln!(
+        crate::telemetry::logs::announce(&format!(
             "recoverydesk is listening on {} (database {}).",
             settings.base_url,
             settings.database_url.redacted()
-        );
+        ));
         app.run_until_stopped()
             .await
             .map_err(|e| ServiceError::Invalid(e.to_string()))?;

@@ -15,8 +15,10 @@ pub struct Settings {
     pub admin_email: String,
     pub inbound_token: Option<String>,
     pub smtp_url: Option<String>,
+    /// Extra CA certificates (PEM) for the SMTP relay.
+    pub smtp_ca_file: Option<PathBuf>,
     pub mail_dir: PathBuf,
-    pub trusted_proxies: Vec<ip_network::IpNetwork>,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     pub ticket_prefix: String,
     pub max_message_bytes: u64,
     pub auth_log_retention_days: u32,
@@ -31,6 +33,10 @@ pub struct Settings {
 impl Settings {
     pub fn from_options(o: &GlobalOptions) -> Result<Self, String> {
         let database_url = DatabaseUrl::parse(&o.database_url).map_err(|e| e.to_string())?;
+        crate::telemetry::logs::LogFormat::parse(&o.log_format)?;
+        if let Some(path) = o.smtp_ca_file.as_ref().filter(|p| !p.as_os_str().is_empty()) {
+            crate::mail::outbound::tls::read_ca_file(path)?;
+        }
         let max_message_bytes: u64 = number("RECOVERYDESK_MAX_MESSAGE_BYTES", &o.max_message_bytes)?;
         if max_message_bytes == 0 {
             return Err("RECOVERYDESK_MAX_MESSAGE_BYTES must be at least 1 byte".into());
@@ -84,6 +90,7 @@ impl Settings {
             admin_email: o.admin_email.trim().to_string(),
             inbound_token: o.inbound_token.clone().filter(|t| !t.is_empty()),
             smtp_url,
+            smtp_ca_file: o.smtp_ca_file.clone().filter(|p| !p.as_os_str().is_empty()),
             mail_dir: o.mail_dir.clone(),
             trusted_proxies: parse_networks(&o.trusted_proxies)?,
             ticket_prefix: prefix.to_string(),
@@ -120,15 +127,16 @@ fn check_bind(bind: &str) -> Result<(), String> {
 pub const MAX_API_RATE_LIMIT: u32 = 100_000;
 
 /// `10.0.0.1, 10.1.0.0/16` → networks; a bare address is a /32 (or /128).
-fn parse_networks(list: &str) -> Result<Vec<ip_network::IpNetwork>, String> {
+fn parse_networks(list: &str) -> Result<Vec<ipnet::IpNet>, String> {
     list.split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(|s| {
             if let Ok(addr) = s.parse::<IpAddr>() {
-                return Ok(ip_network::IpNetwork::from(addr));
+                return Ok(ipnet::IpNet::from(addr));
             }
-            ip_network::IpNetwork::from_str_truncate(s)
+            s.parse::<ipnet::IpNet>()
+                .map(|network| network.trunc())
                 .map_err(|e| format!("RECOVERYDESK_TRUSTED_PROXIES: {s:?} is not an address or network ({e})"))
         })
         .collect()

@@ -12,4 +12,5 @@ pub mod mail;
 pub mod mailgate;
 pub mod services;
 pub mod startup;
+pub mod telemetry;
 pub mod web;

@@ -56,6 +56,8 @@ pub fn open_existing(settings: &Settings) -> Result<(AnyConnection, Desk), Strin
             settings: Arc::new(settings.clone()),
             secret,
             quiet: false,
+            // A process of its own: what it counts dies with it (nothing scrapes it).
+            metrics: Arc::new(crate::telemetry::Metrics::new()),
         },
     ))
 }

@@ -13,11 +13,6 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(if usage_error { 64 } else { 0 });
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,actix_server=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    recoverydesk::telemetry::logs::init(&cli.options.log_format);
     recoverydesk::commands::run(cli)
 }

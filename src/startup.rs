@@ -35,6 +35,7 @@ pub fn prepare(settings: &Settings) -> Result<(Pool, Desk), ServiceError> {
             settings: Arc::new(settings.clone()),
             secret,
             quiet: false,
+            metrics: Arc::new(crate::telemetry::Metrics::new()),
         },
     ))
 }
@@ -74,12 +75,7 @@ impl Application {
             App::new()
                 .app_data(actix_web::web::Data::new(state.clone()))
                 .wrap(web::security::security_headers())
-                .wrap(
-                    // `%r` would write status and challenge tokens: the request line is masked.
-                    middleware::Logger::new("%a \"%{request}xi\" %s %Dms")
-                        .custom_request_replace("request", web::security::logged_request_line)
-                        .exclude("/healthz"),
-                )
+                .wrap(middleware::from_fn(crate::telemetry::access::access_log))
                 .configure(web::configure)
                 .route("/static/css/site.css", actix_web::web::get().to(stylesheet))
                 .route("/static/css/console.css", actix_web::web::get().to(console_stylesheet))

@@ -10,7 +10,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
-use ip_network::{IpNetwork, Ipv4Network, Ipv6Network};
+use ipnet::{IpNet, Ipv4Net};
 
 /// The widest IPv4 network an agent may grant: one /24, a typical office block.
 const WIDEST_IPV4_PREFIX: u8 = 24;
@@ -18,11 +18,13 @@ const WIDEST_IPV4_PREFIX: u8 = 24;
 const WIDEST_IPV6_PREFIX: u8 = 48;
 /// Error messages quote the input; a pasted wall of text must not flood them.
 const MAX_QUOTED_INPUT_CHARS: usize = 64;
+const IPV4_LENGTH: u8 = 32;
+const IPV6_LENGTH: u8 = 128;
 
 /// A single public IPv4/IPv6 address or a narrow public CIDR network.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IpGrant {
-    network: IpNetwork,
+    network: IpNet,
     canonical: String,
 }
 
@@ -68,8 +70,8 @@ impl IpGrant {
             .ok_or_else(|| IpGrantError::Invalid(format!("{} is not an IP address or CIDR network", quoted(input))))?;
 
         let (prefix, widest) = match network {
-            IpNetwork::V4(v4) => (v4.netmask(), WIDEST_IPV4_PREFIX),
-            IpNetwork::V6(v6) => (v6.netmask(), WIDEST_IPV6_PREFIX),
+            IpNet::V4(v4) => (v4.prefix_len(), WIDEST_IPV4_PREFIX),
+            IpNet::V6(v6) => (v6.prefix_len(), WIDEST_IPV6_PREFIX),
         };
         if prefix < widest {
             return Err(IpGrantError::TooWide(format!(
@@ -103,7 +105,7 @@ impl IpGrant {
     pub fn contains(&self, addr: IpAddr) -> bool {
         // Dual-stack sockets report IPv4 clients as `::ffff:a.b.c.d`; grants
         // for IPv4 are stored unmapped, so compare like with like.
-        self.network.contains(addr.to_canonical())
+        self.network.contains(&addr.to_canonical())
     }
 }
 
@@ -138,14 +140,27 @@ fn is_public_v4(addr: Ipv4Addr) -> bool {
     if addr.is_documentation() {
         return true;
     }
-    // ip_network counts 224.0.0.0/4 as global, but multicast never names a
-    // single customer.
-    if addr.is_multicast() {
-        return false;
+    // The two globally reachable addresses of 192.0.0.0/24 (IETF protocol
+    // assignments): PCP and TURN anycast.
+    if matches!(addr.octets(), [192, 0, 0, 9] | [192, 0, 0, 10]) {
+        return true;
     }
-    // Covers 0/8, RFC 1918, 100.64/10, loopback, link-local, 192.0.0/24,
-    // 198.18/15, 240/4 and broadcast.
-    Ipv4Network::from(addr).is_global()
+    let [a, b, c, _] = addr.octets();
+    let this_network = a == 0;
+    let ietf_protocol_assignment = a == 192 && b == 0 && c == 0;
+    let shared_address_space = a == 100 && b & 0xc0 == 64; // 100.64.0.0/10, carrier NAT
+    let benchmarking = a == 198 && b & 0xfe == 18; // 198.18.0.0/15
+    let reserved = a & 0xf0 == 240; // 240.0.0.0/4, broadcast included
+    // Multicast never names a single customer.
+    !(this_network
+        || addr.is_private()
+        || ietf_protocol_assignment
+        || shared_address_space
+        || addr.is_loopback()
+        || addr.is_link_local()
+        || addr.is_multicast()
+        || benchmarking
+        || reserved)
 }
 
 fn is_public_v6(addr: Ipv6Addr) -> bool {
@@ -154,7 +169,7 @@ fn is_public_v6(addr: Ipv6Addr) -> bool {
     // (::/8 with its loopback, unspecified and IPv4-compatible addresses,
     // 64:ff9b::/96 NAT64, 100::/64 discard, fc00::/7, fe80::/10, ff00::/8
     // multicast, the unallocated rest) does not name a customer. This is
-    // stricter than ip_network's `is_global`, which passes global-scope
+    // stricter than a global-scope test, which would pass global-scope
     // multicast and unallocated space.
     let in_global_unicast_space = segments[0] & 0xe000 == 0x2000;
     // 2001:db8::/32 (documentation) lies inside 2000::/3 and is deliberately
@@ -187,31 +202,27 @@ fn is_6to4(segments: [u16; 8]) -> bool {
 /// lies inside one (both ends refused) or covers it whole (an end refused),
 /// and no refused block is narrower than the widest grant except single
 /// addresses that sit at the start of their enclosing block.
-fn network_is_public(network: IpNetwork) -> bool {
-    let (first, last) = match network {
-        IpNetwork::V4(v4) => (IpAddr::V4(v4.network_address()), IpAddr::V4(v4.broadcast_address())),
-        IpNetwork::V6(v6) => (IpAddr::V6(v6.network_address()), IpAddr::V6(v6.last_address())),
-    };
-    is_public(first) && is_public(last)
+fn network_is_public(network: IpNet) -> bool {
+    is_public(network.network()) && is_public(network.broadcast())
 }
 
 /// `None` for anything that is not `address` or `address/prefix`; host bits
 /// below the prefix are cleared.
-fn parse_network(text: &str) -> Option<IpNetwork> {
+fn parse_network(text: &str) -> Option<IpNet> {
     let (address_text, prefix_text) = match text.split_once('/') {
         Some((address, prefix)) => (address, Some(prefix)),
         None => (text, None),
     };
     let address: IpAddr = address_text.parse().ok()?;
     let host_prefix = match address {
-        IpAddr::V4(_) => Ipv4Network::LENGTH,
-        IpAddr::V6(_) => Ipv6Network::LENGTH,
+        IpAddr::V4(_) => IPV4_LENGTH,
+        IpAddr::V6(_) => IPV6_LENGTH,
     };
     let prefix = match prefix_text {
         None => host_prefix,
         Some(prefix_text) => parse_prefix(prefix_text).filter(|&prefix| prefix <= host_prefix)?,
     };
-    IpNetwork::new_truncate(address, prefix).ok()
+    IpNet::new(address, prefix).ok().map(|network| network.trunc())
 }
 
 /// Plain decimal digits only: `u8::from_str` would also take `+24`.
@@ -223,24 +234,24 @@ fn parse_prefix(text: &str) -> Option<u8> {
 /// `::ffff:203.0.113.7` and `::ffff:203.0.113.0/120` are IPv4 in disguise;
 /// storing them as IPv4 keeps one spelling per grant and lets the width and
 /// publicity rules of IPv4 apply.
-fn unwrap_ipv4_mapped(network: IpNetwork) -> IpNetwork {
-    const MAPPED_PREFIX: u8 = Ipv6Network::LENGTH - Ipv4Network::LENGTH;
-    if let IpNetwork::V6(v6) = network
-        && v6.netmask() >= MAPPED_PREFIX
-        && let Some(v4) = v6.network_address().to_ipv4_mapped()
-        && let Ok(v4_network) = Ipv4Network::new(v4, v6.netmask() - MAPPED_PREFIX)
+fn unwrap_ipv4_mapped(network: IpNet) -> IpNet {
+    const MAPPED_PREFIX: u8 = IPV6_LENGTH - IPV4_LENGTH;
+    if let IpNet::V6(v6) = network
+        && v6.prefix_len() >= MAPPED_PREFIX
+        && let Some(v4) = v6.network().to_ipv4_mapped()
+        && let Ok(v4_network) = Ipv4Net::new(v4, v6.prefix_len() - MAPPED_PREFIX)
     {
-        return IpNetwork::V4(v4_network);
+        return IpNet::V4(v4_network);
     }
     network
 }
 
-fn canonical_text(network: IpNetwork) -> String {
+fn canonical_text(network: IpNet) -> String {
     match network {
-        IpNetwork::V4(v4) if v4.netmask() == Ipv4Network::LENGTH => v4.network_address().to_string(),
-        IpNetwork::V6(v6) if v6.netmask() == Ipv6Network::LENGTH => v6.network_address().to_string(),
-        IpNetwork::V4(v4) => format!("{}/{}", v4.network_address(), v4.netmask()),
-        IpNetwork::V6(v6) => format!("{}/{}", v6.network_address(), v6.netmask()),
+        IpNet::V4(v4) if v4.prefix_len() == IPV4_LENGTH => v4.network().to_string(),
+        IpNet::V6(v6) if v6.prefix_len() == IPV6_LENGTH => v6.network().to_string(),
+        IpNet::V4(v4) => format!("{}/{}", v4.network(), v4.prefix_len()),
+        IpNet::V6(v6) => format!("{}/{}", v6.network(), v6.prefix_len()),
     }
 }
 
@@ -596,11 +607,11 @@ mod tests {
         fn every_address_of_a_granted_ipv4_network_is_public(octets in any::<[u8; 4]>(), prefix in 24u8..=32) {
             let input = format!("{}/{prefix}", Ipv4Addr::from(octets));
             if let Ok(granted) = IpGrant::parse(&input) {
-                let IpNetwork::V4(v4) = granted.network else {
+                let IpNet::V4(v4) = granted.network else {
                     return Err(TestCaseError::fail("IPv4 input became IPv6"));
                 };
-                let first = u32::from(v4.network_address());
-                let last = u32::from(v4.broadcast_address());
+                let first = u32::from(v4.network());
+                let last = u32::from(v4.broadcast());
                 for host in first..=last {
                     prop_assert!(is_public(IpAddr::V4(Ipv4Addr::from(host))), "{} in {}", Ipv4Addr::from(host), granted);
                 }

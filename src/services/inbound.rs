@@ -76,7 +76,15 @@ impl From<diesel::result::Error> for IngestError {
 
 /// Receives one raw message from `channel` (`mailgate`, `webhook`, `maildir`).
 pub fn ingest(conn: &mut AnyConnection, desk: &Desk, raw: &[u8], channel: &str) -> Result<Ingested, IngestError> {
-    ingest_inner(conn, desk, raw, channel, None)
+    let started = std::time::Instant::now();
+    let result = ingest_inner(conn, desk, raw, channel, None);
+    let outcome = match &result {
+        Ok(ingested) => ingested.outcome.as_str(),
+        Err(IngestError::TooLarge { .. }) => "too_large",
+        Err(IngestError::Temporary(_)) => "failed",
+    };
+    desk.metrics.inbound(channel, outcome, started.elapsed().as_secs_f64());
+    result
 }
 
 /// Runs a quarantined message through ingestion again (after an upgrade, say). It leaves

@@ -27,6 +27,8 @@ pub struct Desk {
     pub secret: SecretKey,
     /// An archive import: automatic mail is not sent (nobody asked for it today).
     pub quiet: bool,
+    /// This process's counters and histograms (served by `/metrics`).
+    pub metrics: Arc<crate::telemetry::Metrics>,
 }
 
 impl Desk {

@@ -224,4 +224,9 @@ pub fn report_attempts(
         }
         Ok(decided.map(|_| ()))
     })
+    .inspect(|decided| {
+        if let Err(refusal) = decided {
+            desk.metrics.refusal(refusal.code.as_str());
+        }
+    })
 }

@@ -239,6 +239,10 @@ pub fn apply_action(
     let outcome = db::write_transaction(conn, |conn| {
         apply_action_in_transaction(conn, desk, ticket_id, name, params, actor)
     })?;
+    // Counted once the transaction is over: a retried transaction must not count twice.
+    if let Err(refusal) = &outcome {
+        desk.metrics.refusal(refusal.code.as_str());
+    }
     outcome.map_err(ServiceError::Refused)
 }
 

@@ -49,7 +49,8 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         "# HELP recoverydesk_quarantined_messages Inbound mail waiting in quarantine.\n# TYPE recoverydesk_quarantined_messages gauge"
     );
     let _ = writeln!(out, "recoverydesk_quarantined_messages {waiting}");
+    state.desk.metrics.encode_into(&mut out);
     HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .content_type(crate::telemetry::metrics::CONTENT_TYPE)
         .body(out)
 }

@@ -29,7 +29,10 @@ impl AppState {
     {
         let pool = self.pool.clone();
         let desk = self.desk.clone();
+        // The blocking thread is another thread: carry the request's span (its id) over.
+        let span = tracing::Span::current();
         web::block(move || {
+            let _request = span.enter();
             let mut conn = pool.get().map_err(|e| {
                 tracing::error!(error = %e, "no database connection");
                 ApiError::unavailable("the database is unavailable; try again shortly")

@@ -78,9 +78,9 @@ impl FromRequest for ApiAgent {
 
 /// The customer's address: the socket peer, or — only when the peer is a trusted proxy — the
 /// nearest address in `X-Forwarded-For` that is not itself a trusted proxy.
-pub fn client_ip(req: &HttpRequest, trusted: &[ip_network::IpNetwork]) -> Option<std::net::IpAddr> {
+pub fn client_ip(req: &HttpRequest, trusted: &[ipnet::IpNet]) -> Option<std::net::IpAddr> {
     let peer = req.peer_addr()?.ip().to_canonical();
-    let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|net| net.contains(*ip));
+    let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|net| net.contains(ip));
     if !is_trusted(&peer) {
         return Some(peer);
     }
@@ -127,22 +127,6 @@ pub fn mask_token_path(path: &str) -> String {
         masked.push_str(segment);
     }
     masked
-}
-
-/// The request line for the access log (`GET /t/[token] HTTP/1.1`), query string included
-/// only where no token route is concerned.
-pub fn logged_request_line(req: &actix_web::dev::ServiceRequest) -> String {
-    let path = req.path();
-    let masked = mask_token_path(path);
-    let target = if masked != path {
-        masked
-    } else {
-        match req.query_string() {
-            "" => masked,
-            query => format!("{masked}?{query}"),
-        }
-    };
-    format!("{} {} {:?}", req.method(), target, req.version())
 }
 
 #[cfg(test)]

@@ -78,7 +78,8 @@ async fn metrics_count_tickets_mail_and_quarantine_for_prometheus() {
         response.headers()["content-type"]
             .to_str()
             .unwrap()
-            .starts_with("text/plain")
+            .starts_with("application/openmetrics-text"),
+        "OpenMetrics, the text format Prometheus asks for first"
     );
     let text = response.text().await.unwrap();
     assert!(

@@ -61,6 +61,17 @@ pub fn postgres_server_url() -> Option<String> {
     }
 }
 
+/// The server URL with `sslmode=require` (replacing any other sslmode).
+pub fn with_sslmode_require(server_url: &str) -> String {
+    let (location, query) = server_url.split_once('?').unwrap_or((server_url, ""));
+    let mut pairs: Vec<&str> = query
+        .split('&')
+        .filter(|pair| !pair.is_empty() && !pair.starts_with("sslmode="))
+        .collect();
+    pairs.push("sslmode=require");
+    format!("{location}?{}", pairs.join("&"))
+}
+
 fn random_suffix() -> String {
     recoverydesk::crypto::random_token()
         .to_lowercase()
@@ -78,8 +89,13 @@ pub fn create_pg_database(server_url: &str) -> (String, String) {
     diesel::sql_query(format!("CREATE DATABASE {name}"))
         .execute(&mut admin)
         .expect("create test database");
-    let base = server_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(server_url);
-    (format!("{base}/{name}"), name)
+    // The query (`?sslmode=require`, …) applies to the new database too.
+    let (location, query) = match server_url.split_once('?') {
+        Some((location, query)) => (location, format!("?{query}")),
+        None => (server_url, String::new()),
+    };
+    let base = location.rsplit_once('/').map(|(b, _)| b).unwrap_or(location);
+    (format!("{base}/{name}{query}"), name)
 }
 
 pub fn drop_pg_database(server_url: &str, name: &str) {
@@ -134,11 +150,23 @@ impl TestApp {
     }
 
     pub async fn spawn_with(backend: Backend, extra: &[(&str, &str)]) -> Option<TestApp> {
+        Self::spawn_on(backend, false, extra).await
+    }
+
+    /// PostgreSQL with `sslmode=require` added to TEST_DATABASE_URL: the connections are TLS.
+    pub async fn spawn_postgres_tls() -> Option<TestApp> {
+        Self::spawn_on(Backend::Postgres, true, &[]).await
+    }
+
+    async fn spawn_on(backend: Backend, tls: bool, extra: &[(&str, &str)]) -> Option<TestApp> {
         let dir = tempfile::tempdir().expect("temp dir");
         let (database_url, pg_database) = match backend {
             Backend::Sqlite => (format!("sqlite://{}", dir.path().join("desk.db").display()), None),
             Backend::Postgres => {
-                let server = postgres_server_url()?;
+                let mut server = postgres_server_url()?;
+                if tls {
+                    server = with_sslmode_require(&server);
+                }
                 let (url, name) = create_pg_database(&server);
                 (url, Some((server, name)))
             }

@@ -27,5 +27,7 @@ mod portal_forms;
 mod portal_status;
 mod races;
 mod races_pg;
+mod telemetry;
 mod tickets;
+mod tls;
 mod tokens;

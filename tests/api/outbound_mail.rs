@@ -326,7 +326,7 @@ async fn permanent_failure(app: TestApp) {
     );
 }
 
-async fn two_senders(app: TestApp) {
+pub(crate) async fn two_senders(app: TestApp) {
     let (app, smtp) = with_capture(app).await;
     for i in 0..200 {
         app.open_direct(

@@ -5,4 +5,5 @@ pub mod compose;
 pub mod links;
 pub mod sender;
 pub mod templates;
+pub mod tls;
 pub mod transport;

@@ -227,6 +227,7 @@ impl Sender {
                     ))
                     .execute(&mut conn)?;
                 report.sent += 1;
+                self.desk.metrics.outbound("sent");
                 tracing::info!(outbox = row.id, template = %row.template, "mail delivered");
             }
             Err(SendError::Temporary(reason)) => {
@@ -248,8 +249,10 @@ impl Sender {
                     .execute(&mut conn)?;
                 if gave_up {
                     report.failed += 1;
+                    self.desk.metrics.outbound("failed");
                 } else {
                     report.retrying += 1;
+                    self.desk.metrics.outbound("retrying");
                 }
                 tracing::warn!(outbox = row.id, attempts, error = %error, "mail delivery failed for now");
             }
@@ -263,6 +266,7 @@ impl Sender {
                     ))
                     .execute(&mut conn)?;
                 report.failed += 1;
+                self.desk.metrics.outbound("failed");
                 tracing::warn!(outbox = row.id, error = %reason, "mail delivery failed for good");
             }
         }

@@ -22,9 +22,14 @@ pub enum SendError {
 impl Transport {
     pub fn from_settings(settings: &crate::config::Settings) -> Result<Transport, String> {
         match &settings.smtp_url {
-            Some(url) => AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
-                .map(|builder| Transport::Smtp(builder.timeout(Some(std::time::Duration::from_secs(30))).build()))
-                .map_err(|e| format!("SMTP_URL is not a usable SMTP URL: {e}")),
+            Some(url) => {
+                let builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+                    .map_err(|e| format!("SMTP_URL is not a usable SMTP URL: {e}"))?;
+                let builder = super::tls::with_trusted_roots(builder, url, settings.smtp_ca_file.as_deref())?;
+                Ok(Transport::Smtp(
+                    builder.timeout(Some(std::time::Duration::from_secs(30))).build(),
+                ))
+            }
             None => Ok(Transport::Files(settings.mail_dir.clone())),
         }
     }

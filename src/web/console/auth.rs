@@ -79,13 +79,16 @@ pub async fn sign_in(req: HttpRequest, state: web::Data<AppState>, form: web::Fo
                 error: Some("Too many failed sign-ins. Wait 15 minutes, then try again."),
             },
         ),
-        Ok(Err(_)) => page(
-            StatusCode::UNAUTHORIZED,
-            &LoginPage {
-                email: typed,
-                error: Some("That email and password do not match an active agent."),
-            },
-        ),
+        Ok(Err(_)) => {
+            state.desk.metrics.signin_failure();
+            page(
+                StatusCode::UNAUTHORIZED,
+                &LoginPage {
+                    email: typed,
+                    error: Some("That email and password do not match an active agent."),
+                },
+            )
+        }
         Err(e) => refused_page(e.status, &e.message),
     }
 }

@@ -108,7 +108,9 @@ async fn submit(kind: Kind, req: HttpRequest, state: web::Data<AppState>, body: 
     // Parsed by hand so that a malformed body still gets the form back, not a bare error.
     let values: HashMap<String, String> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
     let mut form = FormState::from_values(values);
+    let metrics = state.desk.metrics.clone();
     let Some(request) = validate(kind, &mut form) else {
+        metrics.form(kind.as_str(), "invalid");
         return page(kind, form, StatusCode::UNPROCESSABLE_ENTITY);
     };
     let email = request.requester.as_str().to_string();
@@ -124,6 +126,7 @@ async fn submit(kind: Kind, req: HttpRequest, state: web::Data<AppState>, body: 
         .await;
     match outcome {
         Ok(Submitted::Accepted { ticket_ref }) => {
+            metrics.form(kind.as_str(), "accepted");
             let mut query = vec![("ref", ticket_ref), ("email", email)];
             query.extend(username_notes.iter().map(|n| ("note", n.to_string())));
             let location = format!(
@@ -134,8 +137,14 @@ async fn submit(kind: Kind, req: HttpRequest, state: web::Data<AppState>, body: 
                 .insert_header((header::LOCATION, location))
                 .finish()
         }
-        Ok(Submitted::RateLimited) => render(StatusCode::TOO_MANY_REQUESTS, &RateLimitedPage {}),
-        Err(e) => status_page_error(e),
+        Ok(Submitted::RateLimited) => {
+            metrics.form(kind.as_str(), "rate_limited");
+            render(StatusCode::TOO_MANY_REQUESTS, &RateLimitedPage {})
+        }
+        Err(e) => {
+            metrics.form(kind.as_str(), "error");
+            status_page_error(e)
+        }
     }
 }
 
