@@ -71,6 +71,9 @@ pub struct GlobalOptions {
     /// Largest inbound message accepted, in bytes (25 MiB by default).
     #[arg(long, env = "RECOVERYDESK_MAX_MESSAGE_BYTES", default_value_t = 25 * 1024 * 1024, global = true)]
     pub max_message_bytes: u64,
+    /// Most MIME parts a message may have, nested ones included; more → quarantined.
+    #[arg(long, env = "RECOVERYDESK_MAX_MIME_PARTS", default_value_t = 1000, global = true)]
+    pub max_mime_parts: usize,
     /// Days of authentication logs kept for credential-failure diagnosis.
     #[arg(
         long,

@@ -19,6 +19,8 @@ pub struct Settings {
     pub trusted_proxies: Vec<ip_network::IpNetwork>,
     pub ticket_prefix: String,
     pub max_message_bytes: u64,
+    /// Most MIME parts a message may have (nested ones included) before it is quarantined.
+    pub max_mime_parts: usize,
     pub auth_log_retention_days: u32,
     pub secret_key: Option<String>,
     pub form_rate_limit: u32,
@@ -51,6 +53,9 @@ impl Settings {
                 "RECOVERYDESK_BASE_URL must start with http:// or https://, not {base_url:?}"
             ));
         }
+        if o.max_mime_parts == 0 {
+            return Err("RECOVERYDESK_MAX_MIME_PARTS must be at least 1 (every message has one part)".into());
+        }
         Ok(Settings {
             database_url,
             bind: o.bind.clone(),
@@ -63,6 +68,7 @@ impl Settings {
             trusted_proxies: parse_networks(&o.trusted_proxies)?,
             ticket_prefix: prefix.to_string(),
             max_message_bytes: o.max_message_bytes,
+            max_mime_parts: o.max_mime_parts,
             auth_log_retention_days: o.auth_log_retention_days,
             secret_key: o.secret_key.clone().filter(|k| !k.is_empty()),
             form_rate_limit: o.form_rate_limit.max(1),

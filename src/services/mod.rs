@@ -7,6 +7,7 @@ pub mod console;
 mod decision;
 pub mod diagnosis;
 pub mod inbound;
+pub mod messages;
 pub mod portal;
 pub mod redaction;
 pub mod tickets;

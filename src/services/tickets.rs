@@ -2,7 +2,8 @@
 
 use super::decision::{Loaded, commit};
 use super::diagnosis::{self, Diagnosed, channel_of_problem};
-use super::redaction::Scrubber;
+use super::messages::{CustomerMessage, MailExtras};
+use super::redaction::{Scrubbed, Scrubber};
 use super::{Actor, Desk, ServiceError};
 use crate::db::tickets::{self as ticket_rows, NewMessage, NewTicket, TicketRow};
 use crate::db::{self, AnyConnection, accounts};
@@ -12,6 +13,7 @@ use crate::domain::email_address::EmailAddress;
 use crate::domain::redact::REDACTED;
 use crate::domain::ticket::Kind;
 use crate::domain::workflow::conversation;
+use crate::domain::workflow::conversation::Sender;
 use crate::domain::workflow::creation::{CreationFacts, on_create};
 use crate::domain::workflow::{self, Action, ActionName, Context, MailTemplate, Refusal};
 use serde_json::{Value, json};
@@ -34,9 +36,9 @@ impl Channel {
     }
 }
 
-/// A request for help, parsed at the edge (form, mail, API).
+/// A request for help as the edge read it (form, API): plain strings, not yet scanned.
 #[derive(Debug, Clone)]
-pub struct OpenTicket {
+pub struct RequestFields {
     pub kind: Kind,
     pub requester: EmailAddress,
     pub subject: String,
@@ -53,21 +55,59 @@ pub struct OpenTicket {
     pub error_text: Option<String>,
     pub channel: Channel,
     pub actor: Actor,
-    /// What came with an inbound mail (already redacted by the ingestion service).
-    pub inbound: Option<InboundParts>,
 }
 
-/// The parts of an inbound mail stored with its first message.
-#[derive(Debug, Clone, Default)]
-pub struct InboundParts {
-    pub message_id: Option<String>,
-    pub content_hash: String,
-    pub from: String,
-    pub html: Option<String>,
-    pub auto_generated: Option<String>,
-    pub raw: Vec<u8>,
-    pub attachments: Vec<crate::mail::inbound::parse::Attachment>,
-    /// Secrets the ingestion service already removed (for the redaction event and notice).
+impl RequestFields {
+    /// Every field through the secret scanner, before any transaction: the one way to an
+    /// [`OpenTicket`]. The SMTP username stays byte-exact unless the scanner finds a secret
+    /// in it (a pasted `user:password`); then it is redacted like the rest and the diagnosis,
+    /// which would judge a redacted name, does not run.
+    pub fn scrub(self) -> OpenTicket {
+        let mut s = Scrubber::default();
+        OpenTicket {
+            kind: self.kind,
+            requester: self.requester,
+            subject: s.scrub(self.subject.trim()),
+            body: s.scrub(&self.body),
+            account: s.scrub_opt(self.account.as_deref()),
+            current_ip: s.scrub_opt(self.current_ip.as_deref()),
+            tried_from: s.scrub_opt(self.tried_from.as_deref()),
+            attempts_outcome: s.scrub_opt(self.attempts_outcome.as_deref()),
+            smtp_username: s.scrub_opt(self.smtp_username.as_deref()),
+            failed_at: s.scrub_opt(self.failed_at.as_deref()),
+            problem: s.scrub_opt(self.problem.as_deref()),
+            error_text: s.scrub_opt(self.error_text.as_deref()),
+            channel: self.channel,
+            actor: self.actor,
+            inbound: None,
+            html: None,
+            secrets_found: s.into_found(),
+        }
+    }
+}
+
+/// A request for help with every customer text scrubbed (see [`RequestFields::scrub`], and
+/// the ingestion service for mail).
+#[derive(Debug, Clone)]
+pub struct OpenTicket {
+    pub kind: Kind,
+    pub requester: EmailAddress,
+    pub subject: Scrubbed,
+    pub body: Scrubbed,
+    pub account: Option<Scrubbed>,
+    pub current_ip: Option<Scrubbed>,
+    pub tried_from: Option<Scrubbed>,
+    pub attempts_outcome: Option<Scrubbed>,
+    pub smtp_username: Option<Scrubbed>,
+    pub failed_at: Option<Scrubbed>,
+    pub problem: Option<Scrubbed>,
+    pub error_text: Option<Scrubbed>,
+    pub channel: Channel,
+    pub actor: Actor,
+    /// What came with an inbound mail (scrubbed by the ingestion service).
+    pub inbound: Option<MailExtras>,
+    pub html: Option<Scrubbed>,
+    /// Secrets the scan removed from any of the above.
     pub secrets_found: Vec<crate::domain::redact::SecretKind>,
 }
 
@@ -87,21 +127,24 @@ pub(crate) fn open_ticket_in_transaction(
     desk: &Desk,
     req: OpenTicket,
 ) -> Result<Opened, ServiceError> {
-    let mut scrub = Scrubber::default();
-    let subject = {
-        let s = scrub.scrub(req.subject.trim());
-        if s.is_empty() { req.kind.label().to_string() } else { s }
+    let subject = if req.subject.is_empty() {
+        Scrubbed::not_from_customer(req.kind.label())
+    } else {
+        req.subject.clone()
     };
-    let body = scrub.scrub(&req.body);
-    let tried_from = scrub.scrub_opt(req.tried_from.as_deref());
-    let attempts_outcome = scrub.scrub_opt(req.attempts_outcome.as_deref());
-    let error_text = scrub.scrub_opt(req.error_text.as_deref());
-    // The SMTP username is kept byte-exact (usernames can be anything) but still scanned: a
-    // customer may paste "user:password" into it.
-    let smtp_username = scrub.scrub_opt(req.smtp_username.as_deref());
+    let body = &req.body;
+    let tried_from = req.tried_from.as_ref().map(Scrubbed::as_str);
+    let attempts_outcome = req.attempts_outcome.as_ref().map(Scrubbed::as_str);
+    let smtp_username = req.smtp_username.as_ref().map(Scrubbed::as_str);
+    let opt = |v: &Option<Scrubbed>| v.as_ref().map(|s| s.as_str().to_string());
 
     {
-        let account = match req.account.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
+        let account = match req
+            .account
+            .as_ref()
+            .map(|a| a.as_str().trim())
+            .filter(|a| !a.is_empty())
+        {
             Some(reference) => accounts::resolve(conn, reference)?,
             None => None,
         };
@@ -130,47 +173,51 @@ pub(crate) fn open_ticket_in_transaction(
 
         let actor = req.actor.label();
         let mut created = json!({"kind": req.kind.as_str(), "channel": req.channel.as_str(),
-                                 "requester": req.requester.as_str(), "subject": subject});
+                                 "requester": req.requester.as_str(), "subject": subject.as_str()});
+        // Only scrubbed values reach the event: the request's fields are `Scrubbed`.
         for (key, value) in [
-            ("account", req.account.as_deref()),
-            ("current_ip", req.current_ip.as_deref()),
-            ("problem", req.problem.as_deref()),
-            ("smtp_username", smtp_username.as_deref()),
-            ("failed_at", req.failed_at.as_deref()),
-            ("error_text", error_text.as_deref()),
-            ("tried_from", tried_from.as_deref()),
-            ("outcome", attempts_outcome.as_deref()),
+            ("account", opt(&req.account)),
+            ("current_ip", opt(&req.current_ip)),
+            ("problem", opt(&req.problem)),
+            ("smtp_username", opt(&req.smtp_username)),
+            ("failed_at", opt(&req.failed_at)),
+            ("error_text", opt(&req.error_text)),
+            ("tried_from", opt(&req.tried_from)),
+            ("outcome", opt(&req.attempts_outcome)),
         ] {
             if let Some(v) = value.filter(|v| !v.is_empty()) {
                 created[key] = json!(v);
             }
         }
-        if let Some(name) = smtp_username.as_deref() {
+        if let Some(name) = smtp_username {
             let flags = workflow::creation::smtp_username_flags(name);
             if !flags.is_empty() {
                 created["flags"] = json!(flags);
             }
         }
         ticket_rows::insert_event(conn, row.id, "created", &actor, &created, None)?;
-        let mut first = NewMessage::from_requester(row.id, req.requester.as_str(), &subject, &body);
-        let mut message_in = json!({"channel": req.channel.as_str()});
-        if let Some(inbound) = &req.inbound {
-            first.message_id = inbound.message_id.as_deref();
-            first.content_hash = Some(&inbound.content_hash);
-            first.body_html = inbound.html.as_deref();
-            first.auto_generated = inbound.auto_generated.is_some();
-            for kind in &inbound.secrets_found {
-                if !scrub.found.contains(kind) {
-                    scrub.found.push(*kind);
-                }
-            }
-        }
-        let message_id = ticket_rows::insert_message(conn, &first)?;
-        if let Some(inbound) = &req.inbound {
-            super::inbound::store_mail_parts(conn, message_id, inbound, &mut message_in)?;
-        }
-        ticket_rows::insert_event(conn, row.id, "message_in", &actor, &message_in, Some(message_id))?;
-        super::redaction::record_removed_secrets(conn, desk, &row, &scrub.kinds(), "customer", Some(&row.requester))?;
+        let first = CustomerMessage {
+            subject: subject.clone(),
+            body: body.clone(),
+            html: req.html.clone(),
+            mail: req.inbound.clone(),
+            secrets_found: req.secrets_found.clone(),
+            event_data: json!({}),
+        };
+        super::messages::store_message(
+            conn,
+            row.id,
+            req.requester.as_str(),
+            Sender::Requester,
+            &first,
+            req.channel.as_str(),
+            &req.actor,
+        )?;
+        let kinds: Vec<&str> = req.secrets_found.iter().map(|k| k.as_str()).collect();
+        let source = if req.inbound.is_some() { "mail" } else { "customer" };
+        let robot = req.inbound.as_ref().is_some_and(|i| i.auto_generated.is_some());
+        let notify = (!robot).then_some(row.requester.as_str());
+        super::redaction::record_removed_secrets(conn, desk, &row, &kinds, source, notify)?;
 
         let loaded = Loaded {
             row: row.clone(),
@@ -178,15 +225,14 @@ pub(crate) fn open_ticket_in_transaction(
             checks: vec![],
         };
         let attempts = tried_from
-            .clone()
             .filter(|t| !t.trim().is_empty())
-            .map(|t| (t, attempts_outcome.clone().unwrap_or_default()));
+            .map(|t| (t.to_string(), attempts_outcome.unwrap_or_default().to_string()));
         // A login_help ticket that names a username is diagnosed from the authentication logs
         // at once (SPEC §2.4); the same lookups run whatever the directory or the logs hold.
-        let diagnosed: Option<Diagnosed> = match smtp_username.as_deref() {
+        let diagnosed: Option<Diagnosed> = match smtp_username {
             Some(name) if req.kind == Kind::LoginHelp && !name.is_empty() && !name.contains(REDACTED) => {
-                let failed_at = req.failed_at.as_deref().and_then(parse_failed_at);
-                let channel = channel_of_problem(req.problem.as_deref());
+                let failed_at = req.failed_at.as_ref().and_then(|f| parse_failed_at(f.as_str()));
+                let channel = channel_of_problem(req.problem.as_ref().map(Scrubbed::as_str));
                 Some(diagnosis::diagnose(conn, name, channel, failed_at, chrono::Utc::now())?)
             }
             _ => None,
@@ -198,7 +244,7 @@ pub(crate) fn open_ticket_in_transaction(
             requester_accounts: &requester_accounts,
             attempts,
             attempts_on_record: false,
-            smtp_username: smtp_username.as_deref(),
+            smtp_username,
             diagnosis: diagnosed.as_ref().map(Diagnosed::facts),
         });
         let ticket = commit(conn, desk, &loaded, decision, "open", &req.actor, json!({}))?;
@@ -316,8 +362,8 @@ fn scrub_action(action: Action) -> Action {
     let mut s = Scrubber::default();
     match action {
         Action::RecordAllowlistedAttempts { tried_from, outcome } => Action::RecordAllowlistedAttempts {
-            tried_from: s.scrub(&tried_from),
-            outcome: s.scrub(&outcome),
+            tried_from: s.scrub(&tried_from).into_string(),
+            outcome: s.scrub(&outcome).into_string(),
         },
         Action::RecordVerificationCheck {
             method,
@@ -326,18 +372,20 @@ fn scrub_action(action: Action) -> Action {
         } => Action::RecordVerificationCheck {
             method,
             passed,
-            evidence: s.scrub(&evidence),
+            evidence: s.scrub(&evidence).into_string(),
         },
-        Action::Resolve { note } => Action::Resolve { note: s.scrub(&note) },
+        Action::Resolve { note } => Action::Resolve {
+            note: s.scrub(&note).into_string(),
+        },
         Action::Refuse { reason } => Action::Refuse {
-            reason: s.scrub(&reason),
+            reason: s.scrub(&reason).into_string(),
         },
         Action::RecordPayment {
             amount_cents,
             reference,
         } => Action::RecordPayment {
             amount_cents,
-            reference: s.scrub(&reference),
+            reference: s.scrub(&reference).into_string(),
         },
         Action::DiagnoseAuth {
             username,
@@ -345,7 +393,7 @@ fn scrub_action(action: Action) -> Action {
             channel,
             notify,
         } => Action::DiagnoseAuth {
-            username: s.scrub(&username),
+            username: s.scrub(&username).into_string(),
             failed_at,
             channel,
             notify,
@@ -418,7 +466,7 @@ pub fn add_reply(
             to: &row.requester,
             template: MailTemplate::AgentReply.name(),
             automatic: false,
-            params: json!({"body": body}),
+            params: json!({"body": body.as_str()}),
             actor: &actor_label,
         };
         crate::mail::outbound::compose::queue_mail(conn, desk, request)?;
@@ -536,7 +584,7 @@ pub fn refuse_tickets_of_banned(
 }
 
 /// The customer's own reply (status page). Reopens a resolved ticket as SPEC §3 step 4 says;
-/// a refused one keeps its state.
+/// a refused one keeps its state. The words are scanned before the transaction starts.
 pub fn customer_reply(
     conn: &mut AnyConnection,
     desk: &Desk,
@@ -546,58 +594,19 @@ pub fn customer_reply(
     if body.trim().is_empty() {
         return Err(ServiceError::Invalid("body: write a few words".into()));
     }
-    db::write_transaction(conn, |conn| append_customer_words(conn, desk, ticket_id, body, "web"))
-}
-
-/// Appends the requester's words to a ticket (a reply, or a repeated form) with redaction and
-/// the reopen rules, inside the caller's transaction.
-pub(crate) fn append_customer_words(
-    conn: &mut AnyConnection,
-    desk: &Desk,
-    ticket_id: i64,
-    body: &str,
-    channel: &str,
-) -> Result<TicketRow, ServiceError> {
     let mut scrub = Scrubber::default();
     let body = scrub.scrub(body);
-    let loaded = Loaded::load(conn, ticket_id)?;
-    let row = &loaded.row;
-    let actor = Actor::Customer {
-        email: row.requester.clone(),
-    };
-    let subject = format!("Re: {}", row.subject);
-    let message_id = ticket_rows::insert_message(
-        conn,
-        &NewMessage::from_requester(row.id, &row.requester, &subject, &body),
-    )?;
-    ticket_rows::insert_event(
-        conn,
-        row.id,
-        "message_in",
-        &actor.label(),
-        &json!({"channel": channel}),
-        Some(message_id),
-    )?;
-    super::redaction::record_removed_secrets(conn, desk, row, &scrub.kinds(), "customer", Some(&row.requester))?;
-    let next = conversation::after_customer_message(
-        loaded.kind(),
-        loaded.state(),
-        conversation::Sender::Requester,
-        false,
-        row.attempts_on_record,
-    );
-    match next {
-        Some(state) => {
-            let decision = workflow::Decision {
-                kind: loaded.kind(),
-                state,
-                state_reason: None,
-                effects: vec![],
-            };
-            commit(conn, desk, &loaded, decision, "customer_reply", &actor, json!({}))
-        }
-        None => Ok(row.clone()),
-    }
+    db::write_transaction(conn, |conn| {
+        let subject = reply_subject(conn, ticket_id)?;
+        let message = CustomerMessage::typed(subject, body.clone(), scrub.found().to_vec());
+        super::messages::append_customer_message(conn, desk, ticket_id, None, &message, "web").map(|a| a.ticket)
+    })
+}
+
+/// "Re: " and the ticket's subject (which was scrubbed when it was stored).
+pub(crate) fn reply_subject(conn: &mut AnyConnection, ticket_id: i64) -> Result<Scrubbed, ServiceError> {
+    let row = ticket_rows::find(conn, ticket_id)?.ok_or_else(|| ServiceError::NotFound("ticket".into()))?;
+    Ok(Scrubbed::not_from_customer(format!("Re: {}", row.subject)))
 }
 
 /// What the email-challenge page shows before any answer: the request and the address that

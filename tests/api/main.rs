@@ -10,6 +10,7 @@ mod cli;
 mod console;
 mod diagnosis;
 mod directory;
+mod doors;
 mod forgot_username;
 mod health_and_auth;
 mod inbound_channels;

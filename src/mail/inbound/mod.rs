@@ -4,4 +4,6 @@
 pub mod autogen;
 pub mod parse;
 pub mod quote;
+pub mod rebuild;
 pub mod sanitize;
+pub mod scrub;
