@@ -6,6 +6,7 @@
 //! starts; here only the writes happen.
 
 use super::decision::{Loaded, commit};
+use super::redaction::Scrubber;
 use super::{Actor, Desk, ServiceError};
 use crate::db::tickets::{self as ticket_rows, NewMessage, TicketRow};
 use crate::db::{AnyConnection, inbound as store};
@@ -207,4 +208,30 @@ pub(crate) fn append_customer_message(
         None => row.clone(),
     };
     Ok(Appended { ticket, message_ref })
+}
+
+/// The customer's own reply (status page). Reopens a resolved ticket as SPEC §3 step 4 says;
+/// a refused one keeps its state. The words are scanned before the transaction starts.
+pub fn customer_reply(
+    conn: &mut AnyConnection,
+    desk: &Desk,
+    ticket_id: i64,
+    body: &str,
+) -> Result<TicketRow, ServiceError> {
+    if body.trim().is_empty() {
+        return Err(ServiceError::Invalid("body: write a few words".into()));
+    }
+    let mut scrub = Scrubber::default();
+    let body = scrub.scrub(body);
+    crate::db::write_transaction(conn, |conn| {
+        let subject = reply_subject(conn, ticket_id)?;
+        let message = CustomerMessage::typed(subject, body.clone(), scrub.found().to_vec());
+        append_customer_message(conn, desk, ticket_id, None, &message, "web").map(|a| a.ticket)
+    })
+}
+
+/// "Re: " and the ticket's subject (which was scrubbed when it was stored).
+pub(crate) fn reply_subject(conn: &mut AnyConnection, ticket_id: i64) -> Result<Scrubbed, ServiceError> {
+    let row = ticket_rows::find(conn, ticket_id)?.ok_or_else(|| ServiceError::NotFound("ticket".into()))?;
+    Ok(Scrubbed::not_from_customer(format!("Re: {}", row.subject)))
 }

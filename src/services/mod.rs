@@ -7,9 +7,11 @@ pub mod console;
 mod decision;
 pub mod diagnosis;
 pub mod inbound;
+mod intake;
 pub mod messages;
 pub mod portal;
 pub mod redaction;
+mod request;
 pub mod tickets;
 pub mod view;
 

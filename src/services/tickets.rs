@@ -2,14 +2,13 @@
 
 use super::decision::{Loaded, commit};
 use super::diagnosis::{self, Diagnosed, channel_of_problem};
-use super::messages::{CustomerMessage, MailExtras};
+use super::messages::CustomerMessage;
 use super::redaction::{Scrubbed, Scrubber};
 use super::{Actor, Desk, ServiceError};
 use crate::db::tickets::{self as ticket_rows, NewMessage, NewTicket, TicketRow};
 use crate::db::{self, AnyConnection, accounts};
 use crate::domain::account::AccountView;
 use crate::domain::diagnosis::parse_failed_at;
-use crate::domain::email_address::EmailAddress;
 use crate::domain::redact::REDACTED;
 use crate::domain::ticket::Kind;
 use crate::domain::workflow::conversation;
@@ -18,98 +17,7 @@ use crate::domain::workflow::creation::{CreationFacts, on_create};
 use crate::domain::workflow::{self, Action, ActionName, Context, MailTemplate, Refusal};
 use serde_json::{Value, json};
 
-/// Where a ticket came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Channel {
-    Web,
-    Mail,
-    Api,
-}
-
-impl Channel {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Channel::Web => "web",
-            Channel::Mail => "mail",
-            Channel::Api => "api",
-        }
-    }
-}
-
-/// A request for help as the edge read it (form, API): plain strings, not yet scanned.
-#[derive(Debug, Clone)]
-pub struct RequestFields {
-    pub kind: Kind,
-    pub requester: EmailAddress,
-    pub subject: String,
-    pub body: String,
-    /// An account id, username or registered email the customer named.
-    pub account: Option<String>,
-    pub current_ip: Option<String>,
-    /// Allowlisted networks already tried (ip_lockout), with what happened.
-    pub tried_from: Option<String>,
-    pub attempts_outcome: Option<String>,
-    pub smtp_username: Option<String>,
-    pub failed_at: Option<String>,
-    pub problem: Option<String>,
-    pub error_text: Option<String>,
-    pub channel: Channel,
-    pub actor: Actor,
-}
-
-impl RequestFields {
-    /// Every field through the secret scanner, before any transaction: the one way to an
-    /// [`OpenTicket`]. The SMTP username stays byte-exact unless the scanner finds a secret
-    /// in it (a pasted `user:password`); then it is redacted like the rest and the diagnosis,
-    /// which would judge a redacted name, does not run.
-    pub fn scrub(self) -> OpenTicket {
-        let mut s = Scrubber::default();
-        OpenTicket {
-            kind: self.kind,
-            requester: self.requester,
-            subject: s.scrub(self.subject.trim()),
-            body: s.scrub(&self.body),
-            account: s.scrub_opt(self.account.as_deref()),
-            current_ip: s.scrub_opt(self.current_ip.as_deref()),
-            tried_from: s.scrub_opt(self.tried_from.as_deref()),
-            attempts_outcome: s.scrub_opt(self.attempts_outcome.as_deref()),
-            smtp_username: s.scrub_opt(self.smtp_username.as_deref()),
-            failed_at: s.scrub_opt(self.failed_at.as_deref()),
-            problem: s.scrub_opt(self.problem.as_deref()),
-            error_text: s.scrub_opt(self.error_text.as_deref()),
-            channel: self.channel,
-            actor: self.actor,
-            inbound: None,
-            html: None,
-            secrets_found: s.into_found(),
-        }
-    }
-}
-
-/// A request for help with every customer text scrubbed (see [`RequestFields::scrub`], and
-/// the ingestion service for mail).
-#[derive(Debug, Clone)]
-pub struct OpenTicket {
-    pub kind: Kind,
-    pub requester: EmailAddress,
-    pub subject: Scrubbed,
-    pub body: Scrubbed,
-    pub account: Option<Scrubbed>,
-    pub current_ip: Option<Scrubbed>,
-    pub tried_from: Option<Scrubbed>,
-    pub attempts_outcome: Option<Scrubbed>,
-    pub smtp_username: Option<Scrubbed>,
-    pub failed_at: Option<Scrubbed>,
-    pub problem: Option<Scrubbed>,
-    pub error_text: Option<Scrubbed>,
-    pub channel: Channel,
-    pub actor: Actor,
-    /// What came with an inbound mail (scrubbed by the ingestion service).
-    pub inbound: Option<MailExtras>,
-    pub html: Option<Scrubbed>,
-    /// Secrets the scan removed from any of the above.
-    pub secrets_found: Vec<crate::domain::redact::SecretKind>,
-}
+pub use super::request::{Channel, OpenTicket, RequestFields};
 
 pub struct Opened {
     pub ticket: TicketRow,
@@ -583,31 +491,8 @@ pub fn refuse_tickets_of_banned(
     Ok(refused)
 }
 
-/// The customer's own reply (status page). Reopens a resolved ticket as SPEC §3 step 4 says;
-/// a refused one keeps its state. The words are scanned before the transaction starts.
-pub fn customer_reply(
-    conn: &mut AnyConnection,
-    desk: &Desk,
-    ticket_id: i64,
-    body: &str,
-) -> Result<TicketRow, ServiceError> {
-    if body.trim().is_empty() {
-        return Err(ServiceError::Invalid("body: write a few words".into()));
-    }
-    let mut scrub = Scrubber::default();
-    let body = scrub.scrub(body);
-    db::write_transaction(conn, |conn| {
-        let subject = reply_subject(conn, ticket_id)?;
-        let message = CustomerMessage::typed(subject, body.clone(), scrub.found().to_vec());
-        super::messages::append_customer_message(conn, desk, ticket_id, None, &message, "web").map(|a| a.ticket)
-    })
-}
-
-/// "Re: " and the ticket's subject (which was scrubbed when it was stored).
-pub(crate) fn reply_subject(conn: &mut AnyConnection, ticket_id: i64) -> Result<Scrubbed, ServiceError> {
-    let row = ticket_rows::find(conn, ticket_id)?.ok_or_else(|| ServiceError::NotFound("ticket".into()))?;
-    Ok(Scrubbed::not_from_customer(format!("Re: {}", row.subject)))
-}
+pub use super::messages::customer_reply;
+pub(crate) use super::messages::reply_subject;
 
 /// What the email-challenge page shows before any answer: the request and the address that
 /// asked, so the mailbox owner can tell whether it was them. Reading it changes nothing.

@@ -123,7 +123,7 @@ pub fn decoded_view(raw: &[u8], keep_runs: bool) -> String {
         if pending_soft.is_empty() && looks_like_base64_line(trimmed) {
             run.push(trimmed);
             // A line whose length is not a multiple of four ends a run (or is a word).
-            if trimmed.len() % 4 != 0 || trimmed.ends_with('=') {
+            if !trimmed.len().is_multiple_of(4) || trimmed.ends_with('=') {
                 run.flush(&mut out, keep_runs);
             }
             continue;
@@ -150,7 +150,7 @@ pub fn decoded_view(raw: &[u8], keep_runs: bool) -> String {
 fn looks_like_base64_line(line: &str) -> bool {
     // Padding only ends a whole group: `pass=` is a quoted-printable soft break.
     line.len() >= 4
-        && (!line.ends_with('=') || line.len() % 4 == 0)
+        && (!line.ends_with('=') || line.len().is_multiple_of(4))
         && line
             .trim_end_matches('=')
             .bytes()
