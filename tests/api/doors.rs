@@ -331,6 +331,33 @@ async fn part_cap(app: TestApp) {
     assert_eq!(app.ingest(deep.as_bytes()).outcome, Outcome::Quarantined);
 }
 
+/// Forwarded messages nested as deep as the default part limit allows are handled on a
+/// thread with a small stack (a web worker's), without overflowing it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deeply_nested_forwards_within_the_limit_do_not_overflow_the_stack() {
+    let Some(app) = TestApp::spawn(Backend::Sqlite).await else {
+        return;
+    };
+    let mut deep = String::from("From: nest@cust.test\r\nSubject: nested\r\nContent-Type: message/rfc822\r\n\r\n");
+    for _ in 0..990 {
+        deep.push_str("From: d@cust.test\r\nContent-Type: message/rfc822\r\n\r\n");
+    }
+    deep.push_str(&format!("From: d@cust.test\r\n\r\nbottom {}\r\n", secret(1)));
+    let (pool, desk) = (app.pool.clone(), app.desk.clone());
+    let outcome = std::thread::Builder::new()
+        .stack_size(2 * 1024 * 1024)
+        .spawn(move || {
+            let mut conn = pool.get().expect("a connection");
+            recoverydesk::services::inbound::ingest(&mut conn, &desk, deep.as_bytes(), "test")
+                .expect("ingested")
+                .outcome
+        })
+        .expect("a thread")
+        .join()
+        .expect("no overflow");
+    assert_eq!(outcome, Outcome::Created);
+}
+
 /// The part limit is a setting, validated like the other sizes.
 #[test]
 fn the_part_limit_must_be_at_least_one() {

@@ -260,8 +260,17 @@ pub fn decode_encoded_words(text: &str) -> String {
     out
 }
 
+/// Longest encoded word read (RFC 2047 allows 75 characters; senders exceed it a little).
+/// The bound keeps a line made of nothing but `=?` openings linear.
+const MAX_WORD: usize = 200;
+
 /// Decodes `charset?E?data?=` at the start of `word`; returns the text and the bytes used.
 fn decode_word(word: &str) -> Option<(String, usize)> {
+    let mut end = word.len().min(MAX_WORD);
+    while !word.is_char_boundary(end) {
+        end -= 1;
+    }
+    let word = &word[..end];
     let (charset, after) = word.split_once('?')?;
     if charset.len() > 40 {
         return None;

@@ -332,4 +332,42 @@ mod tests {
         let clean = b"nothing secret\n";
         assert_eq!(view_copy(clean).0.as_bytes(), clean);
     }
+
+    /// Each step before the scanner is one pass: 8 times the input takes about 8 times as
+    /// long (a quadratic step would take 64 times). Relative to itself, in one run.
+    #[test]
+    fn the_decoding_steps_grow_linearly_on_adversarial_input() {
+        fn best_of_three(f: &dyn Fn()) -> std::time::Duration {
+            (0..3)
+                .map(|_| {
+                    let t = std::time::Instant::now();
+                    f();
+                    t.elapsed()
+                })
+                .min()
+                .unwrap_or_default()
+        }
+        let inputs: [(&str, &dyn Fn(usize) -> String); 4] = [
+            ("encoded-word openings", &|n| "=?a?b".repeat(n)),
+            ("unclosed tags and references", &|n| "<&a".repeat(n)),
+            ("soft line breaks", &|n| "ab=\n".repeat(n)),
+            ("content-type lines", &|n| {
+                "Content-Type: message/rfc822\n".repeat(n / 8)
+            }),
+        ];
+        for (name, make) in inputs {
+            let small = make(20_000);
+            let large = make(160_000);
+            let run = |text: &str| {
+                let view = decoded_view(text.as_bytes(), true);
+                let words = words_of_html(&view);
+                let count = super::super::parse::container_declarations(text.as_bytes());
+                std::hint::black_box((view.len(), words.len(), count));
+            };
+            let t1 = best_of_three(&|| run(&small));
+            let t8 = best_of_three(&|| run(&large));
+            let ratio = t8.as_secs_f64() / t1.as_secs_f64().max(1e-6);
+            assert!(ratio < 24.0, "{name}: 8x the input took {ratio:.1}x as long");
+        }
+    }
 }
