@@ -31,6 +31,7 @@ pub fn submit_form(
     let limit = i64::from(desk.settings.form_rate_limit);
     let email = request.requester.normalized();
     let kind = request.kind;
+    let words = repeat_words(&request);
     db::write_transaction(conn, |conn| {
         let (by_client, by_email) = submissions::recent_counts(conn, client_ip, &email)?;
         if by_client >= limit || by_email >= limit {
@@ -38,7 +39,7 @@ pub fn submit_form(
         }
         let (ticket_id, attached) = match submissions::recent_ticket(conn, kind.as_str(), &email)? {
             Some(id) => {
-                attach(conn, desk, id, &request)?;
+                attach(conn, desk, id, &request, words.clone())?;
                 (id, true)
             }
             None => (
@@ -53,11 +54,10 @@ pub fn submit_form(
     })
 }
 
-/// The same request again: its words join the ticket, an ip_lockout learns the reported
-/// attempts, and the requester gets a neutral acknowledgement. Account-dependent mail is not
-/// sent again.
-fn attach(conn: &mut AnyConnection, desk: &Desk, ticket_id: i64, request: &OpenTicket) -> Result<(), ServiceError> {
-    // Desk-written labels around fields that were all scrubbed at the edge.
+/// The words a repeated form adds to its ticket: the fields under their labels, scanned once
+/// more as a whole (before the transaction) so that no joint between two fields can spell a
+/// secret.
+fn repeat_words(request: &OpenTicket) -> Scrubbed {
     let mut words = request.body.as_str().to_string();
     for (label, value) in [
         ("Account", &request.account),
@@ -76,12 +76,21 @@ fn attach(conn: &mut AnyConnection, desk: &Desk, ticket_id: i64, request: &OpenT
     } else {
         words.trim().to_string()
     };
+    super::redaction::Scrubber::default().scrub(&words)
+}
+
+/// The same request again: its words join the ticket, an ip_lockout learns the reported
+/// attempts, and the requester gets a neutral acknowledgement. Account-dependent mail is not
+/// sent again.
+fn attach(
+    conn: &mut AnyConnection,
+    desk: &Desk,
+    ticket_id: i64,
+    request: &OpenTicket,
+    words: Scrubbed,
+) -> Result<(), ServiceError> {
     let subject = tickets::reply_subject(conn, ticket_id)?;
-    let message = CustomerMessage::typed(
-        subject,
-        Scrubbed::not_from_customer(words),
-        request.secrets_found.clone(),
-    );
+    let message = CustomerMessage::typed(subject, words, request.secrets_found.clone());
     let row = super::messages::append_customer_message(conn, desk, ticket_id, None, &message, "web")?.ticket;
     if request.kind == Kind::IpLockout
         && let Some(tried_from) = request.tried_from.as_ref().filter(|t| !t.as_str().trim().is_empty())

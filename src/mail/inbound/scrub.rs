@@ -334,7 +334,7 @@ mod tests {
     }
 
     /// Each step before the scanner is one pass: 8 times the input takes about 8 times as
-    /// long (a quadratic step would take 64 times). Relative to itself, in one run.
+    /// long (a quadratic step would take 64 times; the bound leaves room for a busy machine).
     #[test]
     fn the_decoding_steps_grow_linearly_on_adversarial_input() {
         fn best_of_three(f: &dyn Fn()) -> std::time::Duration {
@@ -356,8 +356,8 @@ mod tests {
             }),
         ];
         for (name, make) in inputs {
-            let small = make(20_000);
-            let large = make(160_000);
+            let small = make(40_000);
+            let large = make(320_000);
             let run = |text: &str| {
                 let view = decoded_view(text.as_bytes(), true);
                 let words = words_of_html(&view);
@@ -367,7 +367,7 @@ mod tests {
             let t1 = best_of_three(&|| run(&small));
             let t8 = best_of_three(&|| run(&large));
             let ratio = t8.as_secs_f64() / t1.as_secs_f64().max(1e-6);
-            assert!(ratio < 24.0, "{name}: 8x the input took {ratio:.1}x as long");
+            assert!(ratio < 40.0, "{name}: 8x the input took {ratio:.1}x as long");
         }
     }
 }
