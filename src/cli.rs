@@ -11,7 +11,9 @@ use std::path::PathBuf;
     about = "A support desk for account recovery that enforces the recovery policy in code",
     long_about = "A support desk for account recovery that enforces the recovery policy in code.\n\n\
         With no command it serves the customer pages, the agent console and the JSON API.\n\
-        Every command creates the database if needed and applies pending migrations first."
+        Every command except `mailgate` creates the database if needed and applies pending\n\
+        migrations first; `mailgate` never creates one (it exits 75 so the MTA retries).\n\
+        Every command checks every setting first and stops with a message naming it."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -22,7 +24,8 @@ pub struct Cli {
 
 #[derive(Debug, Clone, Args)]
 pub struct GlobalOptions {
-    /// Where the data lives: `sqlite://path` (created on first start) or `postgres://…`.
+    /// Where the data lives: `sqlite://path` (relative) or `sqlite:///abs/path`, or
+    /// `postgres://…`/`postgresql://…`. Anything else is refused.
     #[arg(
         long,
         env = "DATABASE_URL",
@@ -69,22 +72,32 @@ pub struct GlobalOptions {
     #[arg(long, env = "RECOVERYDESK_TICKET_PREFIX", default_value = "RD", global = true)]
     pub ticket_prefix: String,
     /// Largest inbound message accepted, in bytes (25 MiB by default).
-    #[arg(long, env = "RECOVERYDESK_MAX_MESSAGE_BYTES", default_value_t = 25 * 1024 * 1024, global = true)]
-    pub max_message_bytes: u64,
+    // Numbers are read as text and parsed by `Settings`, not by clap: a bad value must be a
+    // settings error (mailgate exit 75, the MTA retries), never a usage error (64, a bounce).
+    #[arg(
+        long,
+        env = "RECOVERYDESK_MAX_MESSAGE_BYTES",
+        default_value = "26214400",
+        global = true
+    )]
+    pub max_message_bytes: String,
     /// Most MIME parts a message may have, nested ones included; more → quarantined.
-    #[arg(long, env = "RECOVERYDESK_MAX_MIME_PARTS", default_value_t = 1000, global = true)]
-    pub max_mime_parts: usize,
+    #[arg(long, env = "RECOVERYDESK_MAX_MIME_PARTS", default_value = "1000", global = true)]
+    pub max_mime_parts: String,
     /// Days of authentication logs kept for credential-failure diagnosis.
     #[arg(
         long,
         env = "RECOVERYDESK_AUTH_LOG_RETENTION_DAYS",
-        default_value_t = 30,
+        default_value = "30",
         global = true
     )]
-    pub auth_log_retention_days: u32,
+    pub auth_log_retention_days: String,
     /// Web form submissions allowed per hour, per client address and per email address.
-    #[arg(long, env = "RECOVERYDESK_FORM_RATE_LIMIT", default_value_t = 5, global = true)]
-    pub form_rate_limit: u32,
+    #[arg(long, env = "RECOVERYDESK_FORM_RATE_LIMIT", default_value = "5", global = true)]
+    pub form_rate_limit: String,
+    /// JSON API requests allowed per minute with one token (1 to 100000); beyond, 429.
+    #[arg(long, env = "RECOVERYDESK_API_RATE_LIMIT", default_value = "1200", global = true)]
+    pub api_rate_limit: String,
     /// Key that signs and encrypts session cookies, status links and Message-IDs (at least 64
     /// bytes, hex or base64). When unset, one is generated and kept in the database.
     #[arg(long, env = "RECOVERYDESK_SECRET_KEY", hide_env_values = true, global = true)]
@@ -125,6 +138,28 @@ pub enum Command {
     /// Manage agents and their API tokens.
     #[command(subcommand)]
     Agents(AgentsCommand),
+    /// Write a consistent copy of the SQLite database to FILE, safe while `serve` runs.
+    ///
+    /// FILE must not exist yet; it is created without access for other users. The database is
+    /// neither created nor migrated (back up before an upgrade). On PostgreSQL use `pg_dump`
+    /// instead: this command says so and exits 1. Restore: stop the desk, put the copy in
+    /// place of the database file (removing its -wal and -shm), start the desk.
+    Backup {
+        /// Where the copy goes (a new file).
+        file: PathBuf,
+    },
+    /// Print a completion script for SHELL on standard output.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) on standard output, or write one page per command to --dir.
+    #[command(hide = true)]
+    Man {
+        /// Write recoverydesk.1 and a page per command into this folder instead.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -40,6 +40,9 @@ pub fn run(cli: Cli) -> ExitCode {
             password_stdin: _,
         }) => add_agent(&settings, &email, &name, &role),
         Command::Agents(AgentsCommand::Token { email }) => issue_token(&settings, &email),
+        Command::Backup { file } => backup(&settings, &file),
+        Command::Completions { shell } => completions(shell),
+        Command::Man { dir } => man_pages(dir.as_deref()),
     };
     match result {
         Ok(code) => code,
@@ -188,6 +191,57 @@ fn issue_token(settings: &Settings, email: &str) -> Result<ExitCode, ServiceErro
     Ok(ExitCode::SUCCESS)
 }
 
+/// `backup FILE`: never creates or migrates the database (a backup is taken before upgrades).
+fn backup(settings: &Settings, file: &std::path::Path) -> Result<ExitCode, ServiceError> {
+    match crate::db::backup::backup(&settings.database_url, file) {
+        Ok(summary) => {
+            eprintln!(
+                "backup of {} written to {} ({} bytes, {} tickets)",
+                settings.database_url.redacted(),
+                file.display(),
+                summary.bytes,
+                summary.tickets
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => Err(ServiceError::Invalid(e.to_string())),
+    }
+}
+
+fn completions(shell: clap_complete::Shell) -> Result<ExitCode, ServiceError> {
+    use clap::CommandFactory;
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "recoverydesk", &mut out);
+    write_stdout(&out)
+}
+
+/// The man page is made from the same clap definitions as `--help`, so the two never differ.
+fn man_pages(dir: Option<&std::path::Path>) -> Result<ExitCode, ServiceError> {
+    use clap::CommandFactory;
+    let command = Cli::command();
+    if let Some(dir) = dir {
+        clap_mangen::generate_to(command, dir)
+            .map_err(|e| ServiceError::Invalid(format!("writing man pages to {}: {e}", dir.display())))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut out = Vec::new();
+    clap_mangen::Man::new(command)
+        .render(&mut out)
+        .map_err(|e| ServiceError::Invalid(format!("rendering the man page: {e}")))?;
+    write_stdout(&out)
+}
+
+/// Output piped into `head` closes early: that is not an error worth a message.
+fn write_stdout(bytes: &[u8]) -> Result<ExitCode, ServiceError> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+        Err(e) => Err(ServiceError::Invalid(format!("writing to standard output: {e}"))),
+    }
+}
+
 /// sysexits(3), the exit statuses MTAs understand.
 const EX_DATAERR: u8 = 65;
 const EX_TEMPFAIL: u8 = 75;
@@ -202,8 +256,7 @@ fn mailgate(settings: &Settings) -> ExitCode {
         return ExitCode::from(EX_TEMPFAIL);
     }
     if raw.len() as u64 > limit {
-        eprintln!("recoverydesk mailgate: the message is larger than {limit} bytes (RECOVERYDESK_MAX_MESSAGE_BYTES)");
-        return ExitCode::from(EX_DATAERR);
+        return too_large(limit);
     }
     let (mut conn, desk) = match crate::mailgate::open_existing(settings) {
         Ok(opened) => opened,
@@ -217,12 +270,23 @@ fn mailgate(settings: &Settings) -> ExitCode {
             println!("{}", serde_json::to_string(&result).unwrap_or_default());
             ExitCode::SUCCESS
         }
-        Err(crate::services::inbound::IngestError::TooLarge { .. }) => ExitCode::from(EX_DATAERR),
+        Err(crate::services::inbound::IngestError::TooLarge { limit, .. }) => too_large(limit),
         Err(e) => {
             eprintln!("recoverydesk mailgate: {e}");
             ExitCode::from(EX_TEMPFAIL)
         }
     }
+}
+
+/// A permanent refusal. The MTA quotes what a pipe command prints in the bounce it sends to
+/// the sender, so stdout and stderr say it in plain words; the setting's name goes only to
+/// the operator's mail log.
+fn too_large(limit: u64) -> ExitCode {
+    crate::mailgate::operator_log(&format!(
+        "refused a message larger than RECOVERYDESK_MAX_MESSAGE_BYTES ({limit} bytes); the MTA bounces it"
+    ));
+    eprintln!("{}", crate::mailgate::too_large_for_sender(limit));
+    ExitCode::from(EX_DATAERR)
 }
 
 fn import_maildir(

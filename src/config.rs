@@ -24,6 +24,8 @@ pub struct Settings {
     pub auth_log_retention_days: u32,
     pub secret_key: Option<String>,
     pub form_rate_limit: u32,
+    /// API requests allowed per minute per token (`RECOVERYDESK_API_RATE_LIMIT`).
+    pub api_rate_limit: u32,
     /// Whether `serve` runs the outbox sender (tests drive it themselves).
     pub run_mail_sender: bool,
 }
@@ -31,6 +33,23 @@ pub struct Settings {
 impl Settings {
     pub fn from_options(o: &GlobalOptions) -> Result<Self, String> {
         let database_url = DatabaseUrl::parse(&o.database_url).map_err(|e| e.to_string())?;
+        let max_message_bytes: u64 = number("RECOVERYDESK_MAX_MESSAGE_BYTES", &o.max_message_bytes)?;
+        if max_message_bytes == 0 {
+            return Err("RECOVERYDESK_MAX_MESSAGE_BYTES must be at least 1 byte".into());
+        }
+        let auth_log_retention_days: u32 = number("RECOVERYDESK_AUTH_LOG_RETENTION_DAYS", &o.auth_log_retention_days)?;
+        let form_rate_limit: u32 = number("RECOVERYDESK_FORM_RATE_LIMIT", &o.form_rate_limit)?;
+        check_bind(&o.bind)?;
+        let smtp_url = o.smtp_url.clone().filter(|t| !t.trim().is_empty());
+        if let Some(url) = &smtp_url {
+            // Checked here so every command, not only the sender in `serve`, refuses it.
+            lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(url)
+                .map_err(|e| format!("SMTP_URL is not a usable SMTP URL ({e})"))?;
+        }
+        let secret_key = o.secret_key.clone().filter(|k| !k.is_empty());
+        if let Some(key) = &secret_key {
+            crate::crypto::SecretKey::parse(key)?;
+        }
         let prefix = o.ticket_prefix.trim();
         if prefix.is_empty() || !prefix.chars().all(|c| c.is_ascii_alphanumeric()) {
             return Err(format!(
@@ -53,8 +72,15 @@ impl Settings {
                 "RECOVERYDESK_BASE_URL must start with http:// or https://, not {base_url:?}"
             ));
         }
-        if o.max_mime_parts == 0 {
+        let max_mime_parts: usize = number("RECOVERYDESK_MAX_MIME_PARTS", &o.max_mime_parts)?;
+        if max_mime_parts == 0 {
             return Err("RECOVERYDESK_MAX_MIME_PARTS must be at least 1 (every message has one part)".into());
+        }
+        let api_rate_limit: u32 = number("RECOVERYDESK_API_RATE_LIMIT", &o.api_rate_limit)?;
+        if !(1..=MAX_API_RATE_LIMIT).contains(&api_rate_limit) {
+            return Err(format!(
+                "RECOVERYDESK_API_RATE_LIMIT must be a number of requests a minute from 1 to {MAX_API_RATE_LIMIT}, not {api_rate_limit}"
+            ));
         }
         Ok(Settings {
             database_url,
@@ -63,19 +89,42 @@ impl Settings {
             support_address: o.support_address.trim().to_string(),
             admin_email: o.admin_email.trim().to_string(),
             inbound_token: o.inbound_token.clone().filter(|t| !t.is_empty()),
-            smtp_url: o.smtp_url.clone().filter(|t| !t.is_empty()),
+            smtp_url,
             mail_dir: o.mail_dir.clone(),
             trusted_proxies: parse_networks(&o.trusted_proxies)?,
             ticket_prefix: prefix.to_string(),
-            max_message_bytes: o.max_message_bytes,
-            max_mime_parts: o.max_mime_parts,
-            auth_log_retention_days: o.auth_log_retention_days,
-            secret_key: o.secret_key.clone().filter(|k| !k.is_empty()),
-            form_rate_limit: o.form_rate_limit.max(1),
+            max_message_bytes,
+            max_mime_parts,
+            auth_log_retention_days,
+            secret_key,
+            form_rate_limit: form_rate_limit.max(1),
+            api_rate_limit,
             run_mail_sender: true,
         })
     }
 }
+
+/// A whole number, or a message naming the setting (never clap's usage error: see `cli`).
+fn number<T: std::str::FromStr>(name: &str, text: &str) -> Result<T, String> {
+    text.trim()
+        .parse()
+        .map_err(|_| format!("{name} must be a whole number, not {text:?}"))
+}
+
+/// `host:port` or `[v6]:port`, with a numeric port: what the listener will be given.
+fn check_bind(bind: &str) -> Result<(), String> {
+    let port = bind.rsplit_once(':').map(|(host, port)| (host, port.parse::<u16>()));
+    match port {
+        Some((host, Ok(_))) if !host.is_empty() => Ok(()),
+        _ => Err(format!(
+            "RECOVERYDESK_BIND must be an address and port such as 127.0.0.1:8080, not {bind:?}"
+        )),
+    }
+}
+
+/// Each API request writes a row that lives a minute: beyond this, the limit is no limit and
+/// the table only grows.
+pub const MAX_API_RATE_LIMIT: u32 = 100_000;
 
 /// `10.0.0.1, 10.1.0.0/16` → networks; a bare address is a /32 (or /128).
 fn parse_networks(list: &str) -> Result<Vec<ip_network::IpNetwork>, String> {

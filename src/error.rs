@@ -13,6 +13,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Seconds for a `Retry-After` header (a rate limit).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -21,6 +23,22 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// Too many API requests with one token: 429 `rate_limited`, and when to come back.
+    pub fn rate_limited(retry_after_secs: u64) -> Self {
+        ApiError {
+            retry_after: Some(retry_after_secs.max(1)),
+            ..ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!(
+                    "too many requests with this token; try again in {} s",
+                    retry_after_secs.max(1)
+                ),
+            )
         }
     }
 
@@ -55,7 +73,11 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status).json(json!({"error": {"code": self.code, "message": self.message}}))
+        let mut response = HttpResponse::build(self.status);
+        if let Some(secs) = self.retry_after {
+            response.insert_header((actix_web::http::header::RETRY_AFTER, secs.to_string()));
+        }
+        response.json(json!({"error": {"code": self.code, "message": self.message}}))
     }
 }
 

@@ -7,6 +7,7 @@ pub mod crypto;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod files;
 pub mod mail;
 pub mod mailgate;
 pub mod services;

@@ -16,11 +16,15 @@ use std::sync::Arc;
 pub fn open_existing(settings: &Settings) -> Result<(AnyConnection, Desk), String> {
     let mut conn = match &settings.database_url {
         DatabaseUrl::Sqlite(path) => {
-            if !path.is_file() {
-                return Err(format!(
-                    "the database {} does not exist (run `recoverydesk migrate` or start the desk first)",
-                    path.display()
-                ));
+            match db::check_sqlite_file(path) {
+                Ok(()) => {}
+                Err(db::SqliteFileError::Missing) => {
+                    return Err(format!(
+                        "the database {} does not exist (run `recoverydesk migrate` or start the desk first)",
+                        path.display()
+                    ));
+                }
+                Err(db::SqliteFileError::Unusable(reason)) => return Err(reason),
             }
             let mut c = diesel::SqliteConnection::establish(&path.to_string_lossy()).map_err(|e| e.to_string())?;
             // Acknowledged to the MTA means stored: a power cut must not lose it.
@@ -54,6 +58,35 @@ pub fn open_existing(settings: &Settings) -> Result<(AnyConnection, Desk), Strin
             quiet: false,
         },
     ))
+}
+
+/// What the sender reads in the bounce of a message that is too large: plain words, no
+/// setting names or internals.
+pub fn too_large_for_sender(limit: u64) -> String {
+    let size = if limit >= 1024 * 1024 {
+        format!("{:.1} MB", limit as f64 / (1024.0 * 1024.0))
+    } else {
+        format!("{} KB", limit.div_ceil(1024))
+    };
+    format!(
+        "Your message is too large for the support desk, which accepts messages of up to \
+         {size} including attachments. Please send it again without large attachments."
+    )
+}
+
+/// One line to the system's mail log (syslog, facility mail), where the operator looks for
+/// the MTA's own lines; nothing is written when there is no syslog.
+pub fn operator_log(message: &str) {
+    let Ok(text) = std::ffi::CString::new(message.replace('\0', " ")) else {
+        return;
+    };
+    // SAFETY: both strings are NUL-terminated and live across the calls; "%s" makes syslog
+    // read exactly one string argument, so the message is never taken as a format.
+    unsafe {
+        libc::openlog(c"recoverydesk".as_ptr(), libc::LOG_PID, libc::LOG_MAIL);
+        libc::syslog(libc::LOG_WARNING, c"%s".as_ptr(), text.as_ptr());
+        libc::closelog();
+    }
 }
 
 /// The message files of a maildir (`new/` and `cur/`), or of a plain folder, oldest first. Hidden files and `tmp/` (deliveries in progress) are skipped.

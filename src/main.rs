@@ -2,6 +2,8 @@ use clap::Parser;
 use recoverydesk::cli::Cli;
 
 fn main() -> std::process::ExitCode {
+    // Before anything can create a file: nothing the desk writes is for other users.
+    recoverydesk::files::restrict_umask();
     // Usage errors exit 64 (EX_USAGE), as MTAs expect of a mailgate; help and version exit 0.
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

@@ -44,6 +44,7 @@ pub struct Application {
     server: Server,
     /// The one-time password of the admin created on this start, if one was.
     pub admin_password: Option<String>,
+    sender: Option<crate::mail::outbound::sender::SenderHandle>,
 }
 
 impl Application {
@@ -59,17 +60,26 @@ impl Application {
             .local_addr()
             .map_err(|e| ServiceError::Invalid(e.to_string()))?
             .port();
-        if settings.run_mail_sender {
-            crate::mail::outbound::sender::spawn_background(pool.clone(), desk.clone())
-                .map_err(ServiceError::Invalid)?;
-        }
-        spawn_auth_log_purge(pool.clone(), settings.auth_log_retention_days);
+        let sender = if settings.run_mail_sender {
+            Some(
+                crate::mail::outbound::sender::spawn_background(pool.clone(), desk.clone())
+                    .map_err(ServiceError::Invalid)?,
+            )
+        } else {
+            None
+        };
+        spawn_hourly_purge(pool.clone(), settings.auth_log_retention_days);
         let state = AppState { pool, desk };
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(actix_web::web::Data::new(state.clone()))
                 .wrap(web::security::security_headers())
-                .wrap(middleware::Logger::new("%a \"%r\" %s %Dms").exclude("/healthz"))
+                .wrap(
+                    // `%r` would write status and challenge tokens: the request line is masked.
+                    middleware::Logger::new("%a \"%{request}xi\" %s %Dms")
+                        .custom_request_replace("request", web::security::logged_request_line)
+                        .exclude("/healthz"),
+                )
                 .configure(web::configure)
                 .route("/static/css/site.css", actix_web::web::get().to(stylesheet))
                 .route("/static/css/console.css", actix_web::web::get().to(console_stylesheet))
@@ -82,6 +92,7 @@ impl Application {
             port,
             server,
             admin_password,
+            sender,
         })
     }
 
@@ -89,8 +100,15 @@ impl Application {
         self.port
     }
 
+    /// Serves until SIGTERM or SIGINT; then lets the mail sender finish the delivery it is
+    /// in (the server's own graceful stop has let requests in flight finish).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        if let Some(sender) = self.sender {
+            tracing::info!("stopping: waiting for the mail sender to finish its delivery");
+            let _ = actix_web::rt::task::spawn_blocking(move || sender.stop_and_wait()).await;
+        }
+        served
     }
 }
 
@@ -101,25 +119,28 @@ async fn console_stylesheet() -> HttpResponse {
         .body(include_str!("../static/css/console.css"))
 }
 
-/// Purges authentication events past the retention period: at start, then hourly. The task
-/// lives on the server's runtime and ends with it; outside a runtime it gets a thread.
-fn spawn_auth_log_purge(pool: Pool, retention_days: u32) {
-    let purge = crate::services::diagnosis::import::purge_periodically(pool, retention_days);
+/// Purges expired rows hourly (authentication events past their retention, rate-limit rows
+/// past every window that reads them). The tasks live on the server's runtime and end with
+/// it; outside a runtime they get a thread.
+fn spawn_hourly_purge(pool: Pool, retention_days: u32) {
+    let auth_log = crate::services::diagnosis::import::purge_periodically(pool.clone(), retention_days);
+    let rate_limits = crate::services::housekeeping::purge_rate_limits_periodically(pool);
+    let purge = async move {
+        futures_util::future::join(auth_log, rate_limits).await;
+    };
     match tokio::runtime::Handle::try_current() {
         Ok(handle) => {
             handle.spawn(purge);
         }
         Err(_) => {
-            let started = std::thread::Builder::new()
-                .name("auth-log-purge".into())
-                .spawn(
-                    move || match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                        Ok(runtime) => runtime.block_on(purge),
-                        Err(e) => tracing::error!(error = %e, "the authentication-log purge could not start"),
-                    },
-                );
+            let started = std::thread::Builder::new().name("hourly-purge".into()).spawn(move || {
+                match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(runtime) => runtime.block_on(purge),
+                    Err(e) => tracing::error!(error = %e, "the hourly purge could not start"),
+                }
+            });
             if let Err(e) = started {
-                tracing::error!(error = %e, "the authentication-log purge could not start");
+                tracing::error!(error = %e, "the hourly purge could not start");
             }
         }
     }

@@ -15,7 +15,6 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestError, TestRunner};
 use recoverydesk::cli::Cli;
 use recoverydesk::config::Settings;
-use recoverydesk::crypto::sha256_hex_bytes;
 use recoverydesk::db::schema::{inbound_messages, messages, outbox, quarantine, tickets};
 use recoverydesk::db::{AnyConnection, Pool};
 use recoverydesk::services::Desk;
@@ -153,8 +152,8 @@ impl Fixture {
         let conn: &mut AnyConnection = &mut pooled;
         let raw = self.with_our_ids(conn, generated)?;
         let raw = raw.as_slice();
-        // Duplicates are recognised without the envelope lines local delivery prepends.
-        let hash = sha256_hex_bytes(recoverydesk::services::inbound::without_delivery_envelope(raw));
+        // Duplicates are recognised without the trace fields relays and local delivery add.
+        let hash = recoverydesk::mail::inbound::fingerprint::content_hash(raw);
         let before = Counts::read(conn, &hash)?;
 
         let first =

@@ -215,6 +215,26 @@ fn dedup(items: &[String]) -> Vec<&String> {
     items.iter().filter(|i| seen.insert(i.as_str())).collect()
 }
 
+/// The ids of every descendant of `id` (sub-users, their sub-users, …), each once.
+pub fn descendants(conn: &mut AnyConnection, id: &str) -> QueryResult<Vec<String>> {
+    let mut found = vec![];
+    let mut frontier = vec![id.to_string()];
+    let mut seen = std::collections::HashSet::from([id.to_string()]);
+    while let Some(parent) = frontier.pop() {
+        let children: Vec<String> = accounts::table
+            .filter(accounts::parent_id.eq(&parent))
+            .select(accounts::id)
+            .load(conn)?;
+        for child in children {
+            if seen.insert(child.clone()) {
+                found.push(child.clone());
+                frontier.push(child);
+            }
+        }
+    }
+    Ok(found)
+}
+
 /// Marks every descendant of `id` as banned through its parent; returns the ids newly marked.
 pub fn mark_descendants_banned(conn: &mut AnyConnection, id: &str) -> QueryResult<Vec<String>> {
     let mut marked = vec![];
@@ -268,11 +288,43 @@ pub fn add_allowlist_entry(conn: &mut AnyConnection, account_id: &str, entry: &s
     Ok(true)
 }
 
-pub fn set_balance(conn: &mut AnyConnection, account_id: &str, cents: i64) -> QueryResult<()> {
-    diesel::update(accounts::table.find(account_id))
-        .set((accounts::balance_due_cents.eq(cents), accounts::updated_at.eq(now())))
-        .execute(conn)
-        .map(|_| ())
+/// Records a payment: the balance goes down by `amount_cents` (never below zero), computed by
+/// the database from the value it holds now, never written back from a value read earlier
+/// (an import or another payment may have changed it since). Returns the new balance.
+pub fn pay(conn: &mut AnyConnection, account_id: &str, amount_cents: i64) -> QueryResult<i64> {
+    let amount = amount_cents.max(0);
+    let at = now();
+    let paid_down = diesel::update(
+        accounts::table
+            .find(account_id)
+            .filter(accounts::balance_due_cents.ge(amount)),
+    )
+    .set((
+        accounts::balance_due_cents.eq(accounts::balance_due_cents - amount),
+        accounts::updated_at.eq(at),
+    ))
+    .execute(conn)?;
+    if paid_down == 0 {
+        // More than owed: nothing is owed any more.
+        diesel::update(
+            accounts::table
+                .find(account_id)
+                .filter(accounts::balance_due_cents.lt(amount)),
+        )
+        .set((accounts::balance_due_cents.eq(0i64), accounts::updated_at.eq(at)))
+        .execute(conn)?;
+    }
+    accounts::table
+        .find(account_id)
+        .select(accounts::balance_due_cents)
+        .first(conn)
+}
+
+/// The account as [`load_view`] reads it, its row locked for the transaction first (see
+/// `db::locks`): what the caller decides on cannot change before it commits.
+pub fn load_view_locked(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<AccountView>> {
+    super::locks::lock_accounts(conn, &[id])?;
+    load_view(conn, id)
 }
 
 /// Reactivation after payment: terminated → active. Never touches a banned account (the

@@ -3,47 +3,58 @@
 use super::schema::{accounts, agents, login_attempts, ticket_counts, tickets};
 use super::tickets::TicketRow;
 use super::{AnyConnection, now};
-use chrono::{Duration, NaiveDateTime};
+use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+/// Records a sign-in try; returns its id. A try is recorded as failed before its password is
+/// checked and marked succeeded afterwards, so tries still in flight count against the limit.
 pub fn record_login_attempt(
     conn: &mut AnyConnection,
     email: &str,
-    client_ip: &str,
+    client_key: &str,
     succeeded: bool,
-) -> QueryResult<()> {
+) -> QueryResult<i64> {
     diesel::insert_into(login_attempts::table)
         .values((
             login_attempts::email_normalized.eq(crate::domain::email_address::normalize(email)),
-            login_attempts::client_ip.eq(client_ip),
+            login_attempts::client_ip.eq(client_key),
             login_attempts::succeeded.eq(succeeded),
             login_attempts::created_at.eq(now()),
         ))
+        .returning(login_attempts::id)
+        .get_result(conn)
+}
+
+pub fn mark_login_succeeded(conn: &mut AnyConnection, attempt_id: i64) -> QueryResult<()> {
+    diesel::update(login_attempts::table.find(attempt_id))
+        .set(login_attempts::succeeded.eq(true))
         .execute(conn)
         .map(|_| ())
 }
 
-/// Failed sign-ins in the last `minutes`: (for this email from this client, from this client).
-pub fn recent_failures(
+/// Times of failed sign-ins since `since`: (for this email from this client, from this client).
+/// At most a few dozen rows: the throttle stops recording once a key is locked out.
+pub fn failures_since(
     conn: &mut AnyConnection,
     email: &str,
-    client_ip: &str,
-    minutes: i64,
-) -> QueryResult<(i64, i64)> {
-    let since = now() - Duration::minutes(minutes);
+    client_key: &str,
+    since: NaiveDateTime,
+) -> QueryResult<(Vec<NaiveDateTime>, Vec<NaiveDateTime>)> {
     let pair = login_attempts::table
         .filter(login_attempts::email_normalized.eq(crate::domain::email_address::normalize(email)))
-        .filter(login_attempts::client_ip.eq(client_ip))
+        .filter(login_attempts::client_ip.eq(client_key))
         .filter(login_attempts::succeeded.eq(false))
         .filter(login_attempts::created_at.gt(since))
-        .count()
-        .get_result(conn)?;
+        .select(login_attempts::created_at)
+        .limit(1000)
+        .load(conn)?;
     let client = login_attempts::table
-        .filter(login_attempts::client_ip.eq(client_ip))
+        .filter(login_attempts::client_ip.eq(client_key))
         .filter(login_attempts::succeeded.eq(false))
         .filter(login_attempts::created_at.gt(since))
-        .count()
-        .get_result(conn)?;
+        .select(login_attempts::created_at)
+        .limit(1000)
+        .load(conn)?;
     Ok((pair, client))
 }
 

@@ -7,14 +7,15 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 /// An earlier delivery of the same message: same Message-ID and content, or (without a
-/// Message-ID) the same content.
+/// Message-ID) the same content. `content_hashes` are the ways its content may have been
+/// hashed when it was stored (the current rule and an older one).
 pub fn find_delivery(
     conn: &mut AnyConnection,
     message_id: Option<&str>,
-    content_hash: &str,
+    content_hashes: &[&str],
 ) -> QueryResult<Option<(Option<i64>, String)>> {
     let mut query = inbound_messages::table
-        .filter(inbound_messages::content_hash.eq(content_hash))
+        .filter(inbound_messages::content_hash.eq_any(content_hashes))
         .select((inbound_messages::ticket_id, inbound_messages::outcome))
         .into_boxed();
     query = match message_id {
@@ -201,9 +202,9 @@ pub struct QuarantineRow {
 }
 
 /// A message with this content already waits in quarantine (a re-delivery).
-pub fn quarantined_with_hash(conn: &mut AnyConnection, content_hash: &str) -> QueryResult<Option<String>> {
+pub fn quarantined_with_hash(conn: &mut AnyConnection, content_hashes: &[&str]) -> QueryResult<Option<String>> {
     quarantine::table
-        .filter(quarantine::content_hash.eq(content_hash))
+        .filter(quarantine::content_hash.eq_any(content_hashes))
         .filter(quarantine::released_at.is_null())
         .select(quarantine::id)
         .first(conn)

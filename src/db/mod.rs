@@ -2,9 +2,13 @@
 
 pub mod accounts;
 pub mod agents;
+pub mod api_requests;
 pub mod auth_events;
+pub mod backup;
 pub mod console;
+pub mod erase;
 pub mod inbound;
+pub mod locks;
 pub mod outbox;
 pub mod schema;
 pub mod settings;
@@ -33,8 +37,8 @@ pub type PooledConnection = r2d2::PooledConnection<Manager>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
-    #[error("database URL {0:?}: {1}")]
-    BadUrl(String, String),
+    #[error("DATABASE_URL: {0}")]
+    BadUrl(String),
     #[error("could not open the database: {0}")]
     Connect(String),
     #[error("could not apply migrations: {0}")]
@@ -51,21 +55,20 @@ pub enum DatabaseUrl {
 }
 
 impl DatabaseUrl {
-    /// `postgres://…`/`postgresql://…` select PostgreSQL; `sqlite://path` (relative),
-    /// `sqlite:///abs/path` and a bare path select SQLite.
+    /// `postgres://…`/`postgresql://…` select PostgreSQL; `sqlite://path` (relative) and
+    /// `sqlite:///abs/path` select SQLite. Anything else is refused, so a typo never becomes
+    /// an empty SQLite file somewhere (and nothing is created before the check).
     pub fn parse(url: &str) -> Result<Self, DbError> {
         let url = url.trim();
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             return Ok(DatabaseUrl::Postgres(url.to_string()));
         }
-        let path = url
-            .strip_prefix("sqlite://")
-            .or_else(|| url.strip_prefix("sqlite:"))
-            .unwrap_or(url);
+        let Some(path) = url.strip_prefix("sqlite://") else {
+            return Err(DbError::BadUrl(refused_form(url)));
+        };
         if path.is_empty() || path == ":memory:" {
             return Err(DbError::BadUrl(
-                url.into(),
-                "give a file path (an in-memory database would lose every ticket)".into(),
+                "give a file path after sqlite:// (an in-memory database would lose every ticket)".into(),
             ));
         }
         Ok(DatabaseUrl::Sqlite(PathBuf::from(path)))
@@ -89,6 +92,28 @@ impl DatabaseUrl {
             },
         }
     }
+}
+
+/// Why a `DATABASE_URL` is refused. The value itself is not repeated: a keyword/value string
+/// or a mistyped URL may carry a password, and this message goes to logs and MTA bounces.
+fn refused_form(url: &str) -> String {
+    const ACCEPTED: &str = "use sqlite://relative/path, sqlite:///absolute/path or postgres://user@host/db";
+    if url.is_empty() {
+        return format!("it is empty; {ACCEPTED}");
+    }
+    if let Some((scheme, _)) = url.split_once("://")
+        && !scheme.is_empty()
+        && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+    {
+        return format!("the scheme {scheme:?} is not supported; {ACCEPTED}");
+    }
+    if url.contains('=') {
+        return format!("a keyword/value connection string is not supported; {ACCEPTED}");
+    }
+    if url.starts_with("sqlite:") {
+        return format!("write sqlite:// with two slashes; {ACCEPTED}");
+    }
+    format!("a bare path is not accepted (write sqlite:// in front of it); {ACCEPTED}")
 }
 
 /// An r2d2 manager that picks the backend from the URL, so connection errors keep their real
@@ -138,7 +163,33 @@ impl CustomizeConnection<AnyConnection, r2d2::Error> for SqlitePragmas {
 pub fn open_pool(url: &DatabaseUrl, max_size: u32) -> Result<Pool, DbError> {
     if let DatabaseUrl::Sqlite(path) = url {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| DbError::Connect(format!("{}: {e}", dir.display())))?;
+            crate::files::create_private_dir_all(dir).map_err(|e| DbError::Connect(describe_access_error(dir, &e)))?;
+        }
+        match check_sqlite_file(path) {
+            Ok(()) => {
+                if crate::files::open_to_others(path) {
+                    tracing::warn!(
+                        path = %path.display(),
+                        "the database file is readable or writable by other users: it holds customers' mail; \
+                         run `chmod o-rwx` on it and on its -wal and -shm files"
+                    );
+                }
+            }
+            // Created here with its mode, so SQLite (which gives `-wal`/`-shm` the mode of the
+            // database file) never makes any of the three readable by others.
+            Err(SqliteFileError::Missing) => {
+                crate::files::create_private_file(path)
+                    .map(drop)
+                    .or_else(|e| {
+                        if e.kind() == std::io::ErrorKind::AlreadyExists {
+                            Ok(())
+                        } else {
+                            Err(e)
+                        }
+                    })
+                    .map_err(|e| DbError::Connect(describe_access_error(path, &e)))?;
+            }
+            Err(SqliteFileError::Unusable(reason)) => return Err(DbError::Connect(reason)),
         }
         let mut first = SqliteConnection::establish(&path.to_string_lossy())
             .map_err(|e| DbError::Connect(format!("{}: {e}", path.display())))?;
@@ -153,6 +204,79 @@ pub fn open_pool(url: &DatabaseUrl, max_size: u32) -> Result<Pool, DbError> {
         .connection_customizer(Box::new(SqlitePragmas))
         .build(Manager { url: url.clone() })
         .map_err(|e| DbError::Connect(format!("{}: {e}", url.redacted())))
+}
+
+/// Why an SQLite database file cannot be used as it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SqliteFileError {
+    /// Nothing at that path (and its folder could be searched): it may be created.
+    Missing,
+    /// It exists but this user cannot use it, or it is not a file: the reason, naming the path
+    /// and the user.
+    Unusable(String),
+}
+
+/// Checks that the database file exists and this process may read and write it, telling
+/// "does not exist" apart from "exists, but not for you" (a folder that cannot be searched
+/// makes the file look absent to a plain existence check).
+pub fn check_sqlite_file(path: &std::path::Path) -> Result<(), SqliteFileError> {
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(SqliteFileError::Missing),
+        Err(e) => return Err(SqliteFileError::Unusable(describe_access_error(path, &e))),
+        Ok(meta) if !meta.is_file() => {
+            return Err(SqliteFileError::Unusable(format!(
+                "the database path {} is not a file",
+                path.display()
+            )));
+        }
+        Ok(_) => {}
+    }
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map(drop)
+        .map_err(|e| SqliteFileError::Unusable(describe_access_error(path, &e)))?;
+    // SQLite creates `-wal` and `-shm` beside the file when they are missing, so the folder
+    // must then be writable too (when both exist, a folder owned by someone else still works).
+    let beside = |suffix: &str| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        std::path::PathBuf::from(name).exists()
+    };
+    if beside("-wal") && beside("-shm") {
+        return Ok(());
+    }
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let dir_c = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(dir.as_os_str()))
+        .map_err(|_| SqliteFileError::Unusable(format!("the folder {} has a NUL in its name", dir.display())))?;
+    // SAFETY: access(2) only reads the NUL-terminated path it is given.
+    if unsafe { libc::access(dir_c.as_ptr(), libc::W_OK | libc::X_OK) } != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(SqliteFileError::Unusable(format!(
+            "{} (SQLite keeps its -wal and -shm files beside the database)",
+            describe_access_error(dir, &e)
+        )));
+    }
+    Ok(())
+}
+
+/// "permission denied: /var/lib/recoverydesk/recoverydesk.db as uid 999 (nobody); …" — the
+/// path and the user, which is what an operator needs to fix ownership or the MTA's pipe user.
+fn describe_access_error(path: &std::path::Path, e: &std::io::Error) -> String {
+    if e.kind() == std::io::ErrorKind::PermissionDenied {
+        format!(
+            "permission denied on {} for {}: the file and its -wal and -shm must be readable and \
+             writable by this user, and every folder above it searchable (x) by it",
+            path.display(),
+            crate::files::current_user()
+        )
+    } else {
+        format!("{}: {e}", path.display())
+    }
 }
 
 /// Apply pending migrations of the connection's backend; returns the versions applied.
@@ -177,11 +301,101 @@ pub fn schema_is_current(conn: &mut AnyConnection) -> Result<bool, DbError> {
         .map_err(|e| DbError::Migration(e.to_string()))
 }
 
+/// How many times a write transaction is tried before its error is answered.
+pub const WRITE_ATTEMPTS: u32 = 6;
+
+/// An error worth running the whole transaction again for: a PostgreSQL serialization failure
+/// (40001) or deadlock (40P01), or SQLite still busy after its busy timeout. Anything else
+/// (a constraint, a refusal, a lost connection) is answered at once.
+pub trait Transient {
+    fn is_transient(&self) -> bool;
+}
+
+impl Transient for diesel::result::Error {
+    fn is_transient(&self) -> bool {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match self {
+            Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => true,
+            // diesel maps 40P01 and SQLITE_BUSY to `Unknown`; their messages are fixed by the
+            // servers (PostgreSQL's `lc_messages` is English on the servers we support).
+            Error::DatabaseError(_, info) => {
+                let m = info.message();
+                m.contains("deadlock detected")
+                    || m.contains("could not serialize access")
+                    || m.contains("database is locked")
+                    || m.contains("database table is locked")
+            }
+            _ => false,
+        }
+    }
+}
+
+impl Transient for DbError {
+    fn is_transient(&self) -> bool {
+        matches!(self, DbError::Query(e) if e.is_transient())
+    }
+}
+
 /// Run `f` in one write transaction. On SQLite it starts with `BEGIN IMMEDIATE` so that two
 /// writers queue on the busy timeout instead of failing when a read lock is upgraded.
+///
+/// A transient failure (see [`Transient`]) rolls back and runs `f` again, up to
+/// [`WRITE_ATTEMPTS`] times with a randomised pause, before the error reaches the caller: a
+/// deadlock between two deliveries is the database choosing a loser, not a reason to answer
+/// 503. `f` must therefore be re-runnable: everything it does goes through `conn`, and nothing
+/// it does outside the transaction (files, mail, counters in memory) may happen twice.
+/// Inside an outer transaction `f` runs once, as a savepoint: only the outermost one retries.
 pub fn write_transaction<T, E>(
     conn: &mut AnyConnection,
-    f: impl FnOnce(&mut AnyConnection) -> Result<T, E>,
+    mut f: impl FnMut(&mut AnyConnection) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<diesel::result::Error> + Transient,
+{
+    if in_transaction(conn) {
+        return conn.transaction(f);
+    }
+    let mut attempt = 1;
+    loop {
+        match write_transaction_once(conn, &mut f) {
+            Err(e) if e.is_transient() && attempt < WRITE_ATTEMPTS && !in_transaction(conn) => {
+                tracing::warn!(
+                    attempt,
+                    "write transaction hit a deadlock, serialization failure or busy database; retrying"
+                );
+                std::thread::sleep(retry_pause(attempt));
+                attempt += 1;
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+/// Exponential with full jitter: 2 ms, 4 ms, … up to 64 ms, each scaled by a random factor
+/// in [0.5, 1.5), so two transactions that collided do not collide again in step.
+fn retry_pause(attempt: u32) -> Duration {
+    let base_ms = 2u64 << attempt.min(5);
+    let mut byte = [0u8; 1];
+    let jitter = match getrandom::fill(&mut byte) {
+        Ok(()) => u64::from(byte[0]),
+        Err(_) => 128,
+    };
+    Duration::from_micros(base_ms * (500 + jitter * 1000 / 256))
+}
+
+/// Whether `conn` is inside a transaction already.
+pub fn in_transaction(conn: &mut AnyConnection) -> bool {
+    let depth = match conn {
+        AnyConnection::Sqlite(c) => AnsiTransactionManager::transaction_manager_status_mut(c).transaction_depth(),
+        AnyConnection::Postgresql(c) => AnsiTransactionManager::transaction_manager_status_mut(c).transaction_depth(),
+    };
+    // A broken transaction manager counts as "inside": never start another on it.
+    !matches!(depth, Ok(None))
+}
+
+fn write_transaction_once<T, E>(
+    conn: &mut AnyConnection,
+    f: &mut impl FnMut(&mut AnyConnection) -> Result<T, E>,
 ) -> Result<T, E>
 where
     E: From<diesel::result::Error>,
@@ -193,17 +407,22 @@ where
             unreachable!("the backend of a connection never changes")
         };
         match outcome {
-            Ok(value) => {
-                AnsiTransactionManager::commit_transaction(c)?;
-                Ok(value)
-            }
+            Ok(value) => match AnsiTransactionManager::commit_transaction(c) {
+                Ok(()) => Ok(value),
+                Err(e) => {
+                    // A commit that failed busy leaves the transaction open: end it so the
+                    // connection can run the next attempt.
+                    let _ = AnsiTransactionManager::rollback_transaction(c);
+                    Err(e.into())
+                }
+            },
             Err(e) => {
                 AnsiTransactionManager::rollback_transaction(c)?;
                 Err(e)
             }
         }
     } else {
-        conn.transaction(f)
+        conn.transaction(|c| f(c))
     }
 }
 
@@ -234,6 +453,96 @@ pub fn ping(conn: &mut AnyConnection) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use diesel::result::{DatabaseErrorInformation, DatabaseErrorKind, Error};
+
+    struct Info(&'static str);
+
+    impl DatabaseErrorInformation for Info {
+        fn message(&self) -> &str {
+            self.0
+        }
+        fn details(&self) -> Option<&str> {
+            None
+        }
+        fn hint(&self) -> Option<&str> {
+            None
+        }
+        fn table_name(&self) -> Option<&str> {
+            None
+        }
+        fn column_name(&self) -> Option<&str> {
+            None
+        }
+        fn constraint_name(&self) -> Option<&str> {
+            None
+        }
+        fn statement_position(&self) -> Option<i32> {
+            None
+        }
+    }
+
+    fn failure(message: &'static str) -> Error {
+        Error::DatabaseError(DatabaseErrorKind::Unknown, Box::new(Info(message)))
+    }
+
+    fn rows(conn: &mut AnyConnection) -> i64 {
+        #[derive(QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        diesel::sql_query("SELECT count(*) AS n FROM t")
+            .get_result::<N>(conn)
+            .unwrap()
+            .n
+    }
+
+    #[test]
+    fn a_deadlock_or_busy_database_runs_the_whole_transaction_again_and_nothing_else_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = open_pool(&DatabaseUrl::Sqlite(dir.path().join("t.db")), 1).unwrap();
+        let mut conn = pool.get().unwrap();
+        conn.batch_execute("CREATE TABLE t (n INTEGER NOT NULL)").unwrap();
+
+        // Fails twice (a deadlock, then a busy database), then succeeds: one row, from the
+        // third run; the first two were rolled back.
+        let mut runs = 0;
+        let outcome: Result<i32, Error> = write_transaction(&mut conn, |c| {
+            runs += 1;
+            diesel::sql_query("INSERT INTO t (n) VALUES (1)").execute(c)?;
+            match runs {
+                1 => Err(failure("deadlock detected")),
+                2 => Err(failure("database is locked")),
+                _ => Ok(runs),
+            }
+        });
+        assert_eq!(outcome.unwrap(), 3);
+        assert_eq!(rows(&mut conn), 1);
+
+        // A constraint or a refusal is answered at once.
+        let mut runs = 0;
+        let outcome: Result<(), Error> = write_transaction(&mut conn, |_| {
+            runs += 1;
+            Err(failure("UNIQUE constraint failed: t.n"))
+        });
+        assert!(outcome.is_err());
+        assert_eq!(runs, 1);
+
+        // A database that stays deadlocked: bounded, then the error.
+        let mut runs = 0;
+        let outcome: Result<(), Error> = write_transaction(&mut conn, |c| {
+            runs += 1;
+            diesel::sql_query("INSERT INTO t (n) VALUES (2)").execute(c)?;
+            Err(Error::DatabaseError(
+                DatabaseErrorKind::SerializationFailure,
+                Box::new(Info("could not serialize access")),
+            ))
+        });
+        assert!(outcome.unwrap_err().is_transient());
+        assert_eq!(runs, WRITE_ATTEMPTS);
+        assert_eq!(rows(&mut conn), 1);
+        assert!(!in_transaction(&mut conn), "the connection is usable again");
+    }
 
     #[test]
     fn urls_select_the_backend() {
@@ -245,15 +554,37 @@ mod tests {
             DatabaseUrl::parse("sqlite:///tmp/x.db").unwrap(),
             DatabaseUrl::Sqlite("/tmp/x.db".into())
         );
-        assert_eq!(DatabaseUrl::parse("x.db").unwrap(), DatabaseUrl::Sqlite("x.db".into()));
         assert!(matches!(
             DatabaseUrl::parse("postgres://u@h/db").unwrap(),
             DatabaseUrl::Postgres(_)
         ));
-        assert!(DatabaseUrl::parse("sqlite://:memory:").is_err());
+        assert!(matches!(
+            DatabaseUrl::parse("postgresql://u@h/db").unwrap(),
+            DatabaseUrl::Postgres(_)
+        ));
         assert_eq!(
             DatabaseUrl::parse("postgres://u:secret@h:5432/db").unwrap().redacted(),
             "postgres://u@h:5432/db"
         );
+    }
+
+    #[test]
+    fn other_forms_are_refused_naming_the_setting_and_never_the_password() {
+        for (url, says) in [
+            ("x.db", "bare path"),
+            ("/var/lib/desk.db", "bare path"),
+            ("sqlite:x.db", "two slashes"),
+            ("sqlite://", "file path"),
+            ("sqlite://:memory:", "in-memory"),
+            ("mysql://u:hunter2@h/db", "\"mysql\" is not supported"),
+            ("postgress://u:hunter2@h/db", "\"postgress\" is not supported"),
+            ("host=h user=u password=hunter2 dbname=d", "keyword/value"),
+            ("", "empty"),
+        ] {
+            let message = DatabaseUrl::parse(url).unwrap_err().to_string();
+            assert!(message.starts_with("DATABASE_URL: "), "{url}: {message}");
+            assert!(message.contains(says), "{url}: {message}");
+            assert!(!message.contains("hunter2"), "{url}: {message}");
+        }
     }
 }

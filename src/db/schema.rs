@@ -306,3 +306,25 @@ diesel::table! {
         n -> BigInt,
     }
 }
+
+diesel::table! {
+    /// One row per status link mailed: only the SHA-256 of its token (migration 000011).
+    status_links (id) {
+        id -> BigInt,
+        ticket_id -> BigInt,
+        token_hash -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(status_links -> tickets (ticket_id));
+diesel::allow_tables_to_appear_in_same_query!(status_links, tickets);
+
+diesel::table! {
+    /// API requests of the last minute, per token hash, for the API rate limit.
+    api_requests (id) {
+        id -> BigInt,
+        token_hash -> Text,
+        created_at -> Timestamp,
+    }
+}

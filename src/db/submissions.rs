@@ -53,3 +53,17 @@ pub fn record(
         .execute(conn)
         .map(|_| ())
 }
+
+/// Rows older than this are read by no rate limit or throttle: the longest window that reads
+/// `form_submissions` is an hour, and sign-in throttling looks back minutes. A day leaves
+/// room for any window to grow without the purge silently weakening it.
+pub const RATE_LIMIT_ROWS_KEPT_HOURS: i64 = 24;
+
+/// Deletes rate-limit rows created before `before`: (form submissions, sign-in attempts).
+pub fn purge_rate_limit_rows(conn: &mut AnyConnection, before: chrono::NaiveDateTime) -> QueryResult<(usize, usize)> {
+    use super::schema::login_attempts;
+    let forms =
+        diesel::delete(form_submissions::table.filter(form_submissions::created_at.lt(before))).execute(conn)?;
+    let logins = diesel::delete(login_attempts::table.filter(login_attempts::created_at.lt(before))).execute(conn)?;
+    Ok((forms, logins))
+}

@@ -1,6 +1,6 @@
 //! Tickets, their append-only events, messages, verification checks and email challenges.
 
-use super::schema::{email_challenges, events, messages, tickets, verification_checks};
+use super::schema::{email_challenges, events, messages, status_links, tickets, verification_checks};
 use super::{AnyConnection, now};
 use crate::domain::scrubbed::Scrubbed;
 use chrono::NaiveDateTime;
@@ -39,8 +39,6 @@ pub struct NewTicket<'a> {
     /// Customer words: only scrubbed text can be written.
     pub subject: &'a Scrubbed,
     pub requester: &'a str,
-    pub status_token_hash: &'a str,
-    pub status_token_salt: &'a str,
     pub channel: &'a str,
     pub auto_generated: bool,
 }
@@ -54,8 +52,10 @@ pub fn insert(conn: &mut AnyConnection, t: &NewTicket) -> QueryResult<TicketRow>
             tickets::subject.eq(t.subject.as_str()),
             tickets::requester.eq(t.requester.trim()),
             tickets::requester_normalized.eq(crate::domain::email_address::normalize(t.requester)),
-            tickets::status_token_hash.eq(t.status_token_hash),
-            tickets::status_token_salt.eq(t.status_token_salt),
+            // Status links live in `status_links` (hashes only); these old columns keep a
+            // unique filler that opens nothing.
+            tickets::status_token_hash.eq(format!("none:{}", hex::encode(crate::crypto::random_bytes::<16>()))),
+            tickets::status_token_salt.eq(""),
             tickets::channel.eq(t.channel),
             tickets::verification_round.eq(0),
             tickets::attempts_on_record.eq(false),
@@ -79,12 +79,31 @@ pub fn find(conn: &mut AnyConnection, id: i64) -> QueryResult<Option<TicketRow>>
         .optional()
 }
 
+/// The ticket one of whose mailed status links has this token hash.
 pub fn find_by_token_hash(conn: &mut AnyConnection, hash: &str) -> QueryResult<Option<TicketRow>> {
     tickets::table
-        .filter(tickets::status_token_hash.eq(hash))
+        .inner_join(status_links::table)
+        .filter(status_links::token_hash.eq(hash))
         .select(TicketRow::as_select())
         .first(conn)
         .optional()
+}
+
+/// Records the hash of a status link the sender is about to mail; returns its row id.
+pub fn add_status_link(conn: &mut AnyConnection, ticket_id: i64, token_hash: &str) -> QueryResult<i64> {
+    diesel::insert_into(status_links::table)
+        .values((
+            status_links::ticket_id.eq(ticket_id),
+            status_links::token_hash.eq(token_hash),
+            status_links::created_at.eq(now()),
+        ))
+        .returning(status_links::id)
+        .get_result(conn)
+}
+
+/// Forgets a status link whose mail did not go out.
+pub fn remove_status_link(conn: &mut AnyConnection, id: i64) -> QueryResult<()> {
+    diesel::delete(status_links::table.find(id)).execute(conn).map(|_| ())
 }
 
 /// Open tickets linked to any of these accounts (for the ban cascade).
@@ -376,25 +395,48 @@ pub fn checks_of_round(conn: &mut AnyConnection, ticket_id: i64, round: i32) -> 
         .load(conn)
 }
 
+/// Records a challenge to be mailed. It has no token yet: the sender makes one when the mail
+/// goes out ([`arm_challenge`]); until then its hash column holds a filler that opens nothing.
 pub fn insert_challenge(
     conn: &mut AnyConnection,
     ticket_id: i64,
     account_id: &str,
-    token_hash: &str,
     round: i32,
     expires_at: NaiveDateTime,
-) -> QueryResult<()> {
+) -> QueryResult<i64> {
     diesel::insert_into(email_challenges::table)
         .values((
             email_challenges::ticket_id.eq(ticket_id),
             email_challenges::account_id.eq(account_id),
-            email_challenges::token_hash.eq(token_hash),
+            email_challenges::token_hash.eq(format!("none:{}", hex::encode(crate::crypto::random_bytes::<16>()))),
             email_challenges::round.eq(round),
             email_challenges::expires_at.eq(expires_at),
             email_challenges::created_at.eq(now()),
         ))
-        .execute(conn)
-        .map(|_| ())
+        .returning(email_challenges::id)
+        .get_result(conn)
+}
+
+/// Gives an unused challenge the hash of the token its mail is about to carry, valid from
+/// now until `expires_at`. A new send replaces the hash (the earlier mail's link stops
+/// working). False when the challenge was used (or is gone): the mail then carries no link.
+pub fn arm_challenge(
+    conn: &mut AnyConnection,
+    id: i64,
+    token_hash: &str,
+    expires_at: NaiveDateTime,
+) -> QueryResult<bool> {
+    let rows = diesel::update(
+        email_challenges::table
+            .filter(email_challenges::id.eq(id))
+            .filter(email_challenges::used_at.is_null()),
+    )
+    .set((
+        email_challenges::token_hash.eq(token_hash),
+        email_challenges::expires_at.eq(expires_at),
+    ))
+    .execute(conn)?;
+    Ok(rows == 1)
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -428,11 +470,4 @@ pub fn use_challenge(conn: &mut AnyConnection, id: i64) -> QueryResult<bool> {
     .set(email_challenges::used_at.eq(now()))
     .execute(conn)?;
     Ok(rows == 1)
-}
-
-pub fn set_status_token_hash(conn: &mut AnyConnection, id: i64, hash: &str) -> QueryResult<()> {
-    diesel::update(tickets::table.find(id))
-        .set(tickets::status_token_hash.eq(hash))
-        .execute(conn)
-        .map(|_| ())
 }

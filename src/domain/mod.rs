@@ -7,6 +7,7 @@ pub mod email_address;
 pub mod ip_grant;
 pub mod redact;
 pub mod scrubbed;
+pub mod throttle;
 pub mod ticket;
 pub mod verification;
 pub mod workflow;

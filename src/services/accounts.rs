@@ -138,6 +138,7 @@ pub fn import_line(conn: &mut AnyConnection, desk: &Desk, text: &str) -> Result<
         Err(reason) => return Ok((LineOutcome::Refused(reason), 0)),
     };
     db::write_transaction(conn, |conn| {
+        lock_for_import(conn, &record.id)?;
         let existing = accounts::find(conn, &record.id)?;
         if let Some(old) = &existing
             && old.status() == AccountStatus::Banned
@@ -193,6 +194,23 @@ pub fn import_line(conn: &mut AnyConnection, desk: &Desk, text: &str) -> Result<
         };
         Ok((outcome, tickets_refused))
     })
+}
+
+/// On PostgreSQL, locks what a line may change, in the order every transaction takes locks
+/// (tickets, then accounts): the open tickets of the account and of its descendants (a ban
+/// refuses them), then those accounts. An action on one of those tickets either finishes
+/// before the line is applied or decides after it, on the account as the line left it.
+fn lock_for_import(conn: &mut AnyConnection, id: &str) -> Result<(), ServiceError> {
+    if !matches!(conn, AnyConnection::Postgresql(_)) {
+        return Ok(());
+    }
+    let mut ids = vec![id.to_string()];
+    ids.extend(accounts::descendants(conn, id)?);
+    let open = crate::db::tickets::open_ids_for_accounts(conn, &ids)?;
+    db::locks::lock_tickets(conn, &open)?;
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    db::locks::lock_accounts(conn, &refs)?;
+    Ok(())
 }
 
 /// Imports JSON Lines from a reader, line by line (files can be large).

@@ -53,6 +53,6 @@ pub fn bootstrap_admin(conn: &mut AnyConnection, admin_email: &str) -> Result<Op
             return Ok(None);
         }
         agents::insert(conn, admin_email, "Administrator", "admin", &hash)?;
-        Ok(Some(password))
+        Ok(Some(password.clone()))
     })
 }

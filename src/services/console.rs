@@ -118,6 +118,8 @@ pub struct ThreadEntry {
     pub history: String,
     pub html: Option<String>,
     pub redacted: bool,
+    /// Erased by an admin (nothing left to erase).
+    pub erased: bool,
     pub auto_generated: bool,
     pub stranger: bool,
     pub attachments: Vec<(i64, String, i64)>,
@@ -158,7 +160,7 @@ pub struct TicketPage {
 }
 
 pub fn ticket_page(conn: &mut AnyConnection, desk: &Desk, id: i64) -> Result<TicketPage, ServiceError> {
-    let loaded = Loaded::load(conn, id)?;
+    let loaded = Loaded::read(conn, id)?;
     let view = loaded.view();
     let actions = workflow::available_actions(&view)
         .into_iter()
@@ -263,6 +265,7 @@ pub fn ticket_page(conn: &mut AnyConnection, desk: &Desk, id: i64) -> Result<Tic
                 history: history.to_string(),
                 html: m.body_html.clone(),
                 redacted: m.body.contains(crate::domain::redact::REDACTED) || m.redacted_at.is_some(),
+                erased: m.redacted_at.is_some() && m.body == crate::db::erase::ERASED,
                 auto_generated: m.auto_generated,
                 stranger: m.sender_role == "stranger",
                 attachments: files.remove(&m.id).unwrap_or_default(),

@@ -19,7 +19,21 @@ pub(crate) struct Loaded {
 }
 
 impl Loaded {
+    /// Loads a ticket to decide on it and write: on PostgreSQL its row, then its account's row,
+    /// are locked (`FOR UPDATE`) for the rest of the transaction before they are read, so the
+    /// guards and the writes see one state (an import that bans the account waits, or goes
+    /// first). Call it inside the write transaction; screens that only show use [`Loaded::read`].
     pub fn load(conn: &mut AnyConnection, id: i64) -> Result<Loaded, ServiceError> {
+        db::locks::lock_ticket(conn, id)?;
+        let row = tickets::find(conn, id)?.ok_or_else(|| ServiceError::NotFound("ticket".into()))?;
+        if let Some(account_id) = &row.account_id {
+            db::locks::lock_accounts(conn, &[account_id.as_str()])?;
+        }
+        Loaded::from_row(conn, row)
+    }
+
+    /// Loads a ticket to show it: no lock.
+    pub fn read(conn: &mut AnyConnection, id: i64) -> Result<Loaded, ServiceError> {
         let row = tickets::find(conn, id)?.ok_or_else(|| ServiceError::NotFound("ticket".into()))?;
         Loaded::from_row(conn, row)
     }
@@ -92,12 +106,13 @@ pub(crate) fn commit(
     let mut flags = vec![];
     let mut mails: Vec<Mail> = vec![];
     let mut after: Vec<AfterEvent> = vec![];
+    let mut challenge_mails: Vec<(String, Value)> = vec![];
     for effect in &decision.effects {
         match effect {
             Effect::Mail(mail) => mails.push(mail.clone()),
             Effect::LinkAccount { account_id } => {
                 change.account_id = Some(account_id.clone());
-                account = accounts::load_view(conn, account_id)?;
+                account = accounts::load_view_locked(conn, account_id)?;
             }
             Effect::Assign { agent_email } => {
                 let agent = agents::find_by_email(conn, agent_email)?
@@ -129,21 +144,23 @@ pub(crate) fn commit(
             Effect::IssueEmailChallenge { account_id } => {
                 let target =
                     accounts::load_view(conn, account_id)?.ok_or_else(|| ServiceError::NotFound("account".into()))?;
-                let token = crate::crypto::random_token();
-                tickets::insert_challenge(
+                // The link's token is made by the sender when the mail goes out; the row
+                // waits for it with a filler hash that opens nothing.
+                let challenge_id = tickets::insert_challenge(
                     conn,
                     row.id,
                     account_id,
-                    &crate::crypto::sha256_hex(&token),
                     change.verification_round,
-                    db::now() + chrono::Duration::hours(24),
+                    db::now() + chrono::Duration::hours(crate::mail::outbound::links::CHALLENGE_VALID_HOURS),
                 )?;
                 let params = json!({
-                    "verify_url": format!("{}/verify/{}", desk.settings.base_url, token),
+                    "challenge_id": challenge_id,
                     "requester": row.requester,
-                    "expires_in_hours": 24,
+                    "expires_in_hours": crate::mail::outbound::links::CHALLENGE_VALID_HOURS,
                 });
-                enqueue(conn, desk, row, &target.email, MailTemplate::EmailChallenge, params)?;
+                // Queued with the other mail, after the ticket's write: the outbox comes last
+                // in the lock order.
+                challenge_mails.push((target.email, params));
             }
             Effect::AddAllowlistEntry { account_id, ip } => {
                 let added = accounts::add_allowlist_entry(
@@ -165,12 +182,22 @@ pub(crate) fn commit(
                 new_balance_cents,
             } => {
                 let before = account.as_ref().map(|a| a.balance_due_cents);
-                accounts::set_balance(conn, account_id, *new_balance_cents)?;
+                let balance = accounts::pay(conn, account_id, *amount_cents)?;
+                if balance != *new_balance_cents {
+                    // The account row is locked for this transaction, so the balance the
+                    // engine decided on is the one the database just paid down.
+                    tracing::warn!(
+                        account_id,
+                        balance,
+                        expected = new_balance_cents,
+                        "balance moved under a lock"
+                    );
+                }
                 after.push(AfterEvent::Logged(
                     "directory_change",
                     json!({"account_id": account_id, "change": "payment", "amount_cents": amount_cents,
                            "reference": reference, "balance_before_cents": before,
-                           "balance_due_cents": new_balance_cents, "ticket": desk.ticket_ref(row.id), "by": actor_label}),
+                           "balance_due_cents": balance, "ticket": desk.ticket_ref(row.id), "by": actor_label}),
                 ));
             }
             Effect::ReactivateAccount { account_id } => {
@@ -256,6 +283,9 @@ pub(crate) fn commit(
         }
     }
     let updated = tickets::find(conn, row.id)?.ok_or_else(|| ServiceError::NotFound("ticket".into()))?;
+    for (address, params) in challenge_mails {
+        enqueue(conn, desk, row, &address, MailTemplate::EmailChallenge, params)?;
+    }
     for mail in mails {
         send_workflow_mail(conn, desk, &updated, account.as_ref(), &mail)?;
     }
@@ -316,8 +346,11 @@ fn send_workflow_mail(
         }
         _ => {}
     }
+    // The banned answer names no username: the mailbox may not be the only reader, and a ban
+    // is told about "the account", never by its login.
     if let Some(a) = &account
         && matches!(mail.to, Recipient::RegisteredEmail { .. })
+        && mail.template != MailTemplate::BannedAnswer
     {
         params["username"] = json!(a.username);
     }

@@ -104,7 +104,7 @@ pub fn store_prepared(
     let result = db::write_transaction(conn, |conn| -> Result<Ingested, ServiceError> {
         let message_id = prepared.message_id.clone();
         let content_hash = &prepared.content_hash;
-        if let Some((ticket_id, _)) = store::find_delivery(conn, message_id.as_deref(), content_hash)? {
+        if let Some((ticket_id, _)) = store::find_delivery(conn, message_id.as_deref(), &content_hash.candidates())? {
             if let Some(id) = ticket_id {
                 ticket_rows::insert_event(
                     conn,
@@ -121,7 +121,9 @@ pub fn store_prepared(
                 quarantine_id: None,
             });
         }
-        if let Some(q) = store::quarantined_with_hash(conn, content_hash)?.filter(|q| Some(q.as_str()) != retry_of) {
+        if let Some(q) =
+            store::quarantined_with_hash(conn, &content_hash.candidates())?.filter(|q| Some(q.as_str()) != retry_of)
+        {
             return Ok(Ingested {
                 outcome: Outcome::Duplicate,
                 ticket: None,
@@ -182,7 +184,7 @@ fn quarantine(
             raw: &q.copy,
             size: prepared.size as i64,
             channel,
-            content_hash: &prepared.content_hash,
+            content_hash: &prepared.content_hash.current,
         },
     )?;
     tracing::warn!(quarantine = %id, reason = %q.reason, "inbound message quarantined");
@@ -289,7 +291,7 @@ fn route(
         conn,
         &store::NewDelivery {
             message_id: prepared.message_id.as_deref(),
-            content_hash: &prepared.content_hash,
+            content_hash: &prepared.content_hash.current,
             ticket_id: Some(ticket_id),
             message_ref,
             outcome: outcome.as_str(),
@@ -341,41 +343,6 @@ pub fn username_in(text: &str) -> Option<String> {
     phrases::named_username(text).map(|(name, _)| name)
 }
 
-/// The message without what local delivery adds in front of it: Postfix's local(8) and
-/// procmail prepend a `From sender date` line and `Return-Path`, `Delivered-To` and
-/// `X-Original-To` headers, which change from one delivery of the same message to the next.
-pub fn without_delivery_envelope(raw: &[u8]) -> &[u8] {
-    let mut rest = raw;
-    loop {
-        let line_end = rest
-            .iter()
-            .position(|&b| b == b'\n')
-            .map(|i| i + 1)
-            .unwrap_or(rest.len());
-        let line = &rest[..line_end];
-        let lower = line.iter().take(16).map(u8::to_ascii_lowercase).collect::<Vec<_>>();
-        let envelope = line.starts_with(b"From ")
-            || lower.starts_with(b"return-path:")
-            || lower.starts_with(b"delivered-to:")
-            || lower.starts_with(b"x-original-to:");
-        // A folded continuation of an envelope header goes with it.
-        let mut end = line_end;
-        if envelope {
-            while end < rest.len() && (rest[end] == b' ' || rest[end] == b'\t') {
-                end += rest[end..]
-                    .iter()
-                    .position(|&b| b == b'\n')
-                    .map(|i| i + 1)
-                    .unwrap_or(rest.len() - end);
-            }
-        }
-        if !envelope || line_end == 0 {
-            return rest;
-        }
-        rest = &rest[end..];
-    }
-}
-
 /// A reply often quotes our mail, links included. A status or challenge link is the mailbox
 /// owner's key, so it never reaches an agent's screen through a quoted reply either.
 pub fn mask_our_links(text: &str, base_url: &str) -> String {
@@ -409,23 +376,6 @@ pub fn mask_our_links(text: &str, base_url: &str) -> String {
     out
 }
 
-/// "Status: 5.1.1 / Diagnostic-Code: smtp; 550 5.1.1 user unknown" → a one-line reason.
-pub(super) fn bounce_reason(delivery_status: &str) -> String {
-    let field = |name: &str| {
-        delivery_status
-            .lines()
-            .find(|l| l.to_ascii_lowercase().starts_with(name))
-            .and_then(|l| l.split_once(':'))
-            .map(|(_, v)| v.trim().to_string())
-    };
-    match (field("status:"), field("diagnostic-code:")) {
-        (Some(status), Some(diag)) => format!("{status}: {diag}"),
-        (Some(status), None) => status,
-        (None, Some(diag)) => diag,
-        (None, None) => "returned".into(),
-    }
-}
-
 /// The new part of a message and its folded history, for display.
 pub fn folded(text: &str) -> (&str, &str) {
     quote::fold(text)
@@ -454,27 +404,5 @@ mod tests {
             mask_our_links(text, base),
             "> Follow: [status link]\n> Confirm: [confirmation link].\nSee https://desk.example/help"
         );
-    }
-
-    #[test]
-    fn two_local_deliveries_of_one_message_hash_alike() {
-        let message = b"From: a@x.test\nSubject: hi\nMessage-ID: <1@x>\n\nbody\n";
-        let first = [b"From a@x.test  Mon Nov 23 10:00:00 2026\nReturn-Path: <a@x.test>\nX-Original-To: support@desk.test\nDelivered-To: support@desk.test\n".as_slice(), message].concat();
-        let second = [
-            b"From a@x.test  Mon Nov 23 10:05:07 2026\nReturn-Path: <a@x.test>\nDelivered-To: support@desk.test\n"
-                .as_slice(),
-            message,
-        ]
-        .concat();
-        assert_eq!(without_delivery_envelope(&first), message);
-        assert_eq!(without_delivery_envelope(&second), message);
-        assert_eq!(without_delivery_envelope(message), message);
-        assert_eq!(without_delivery_envelope(b""), b"");
-    }
-
-    #[test]
-    fn bounce_reasons_read_the_delivery_status() {
-        let status = "Final-Recipient: rfc822; gone@x.test\nAction: failed\nStatus: 5.1.1\nDiagnostic-Code: smtp; 550 5.1.1 user unknown\n";
-        assert_eq!(bounce_reason(status), "5.1.1: smtp; 550 5.1.1 user unknown");
     }
 }

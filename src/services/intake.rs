@@ -3,7 +3,7 @@
 //! large message never holds the database. What leaves is scrubbed.
 
 use super::Desk;
-use super::inbound::{IngestError, bounce_reason, mask_our_links, without_delivery_envelope};
+use super::inbound::{IngestError, mask_our_links};
 use super::messages::{CustomerMessage, MailExtras};
 use super::redaction::{Scrubbed, Scrubber};
 use crate::domain::classify::classify;
@@ -11,6 +11,8 @@ use crate::domain::diagnosis::{AuthChannel, phrases};
 use crate::domain::email_address::EmailAddress;
 use crate::domain::scrubbed::ScrubbedBytes;
 use crate::domain::ticket::Kind;
+use crate::mail::inbound::dsn::bounce_reason;
+use crate::mail::inbound::fingerprint::ContentHash;
 use crate::mail::inbound::{autogen, parse, scrub};
 use serde_json::json;
 
@@ -22,9 +24,8 @@ pub fn prepare(desk: &Desk, raw: &[u8]) -> Result<Prepared, IngestError> {
     if raw.len() as u64 > limit {
         return Err(IngestError::TooLarge { size: raw.len(), limit });
     }
-    // Duplicates are recognised by the original bytes (only the hash is kept), less the
-    // envelope lines a delivery agent prepends, which differ between two deliveries.
-    let content_hash = crate::crypto::sha256_hex_bytes(without_delivery_envelope(raw));
+    // Duplicates are recognised by the bytes the sender wrote (only the hash is kept).
+    let content_hash = ContentHash::of(raw);
     let max_parts = desk.settings.max_mime_parts;
     let base_url = desk.settings.base_url.clone();
     let mask = move |t: &str| mask_our_links(t, &base_url);
@@ -96,7 +97,7 @@ pub fn prepare(desk: &Desk, raw: &[u8]) -> Result<Prepared, IngestError> {
     let html = scrubbed.html.clone();
     let extras = MailExtras {
         message_id: message_id.clone(),
-        content_hash: content_hash.clone(),
+        content_hash: content_hash.current.clone(),
         from: sender.as_str().to_string(),
         auto_generated: robot.map(Scrubbed::into_string),
         raw: scrubbed.raw_copy.clone(),
@@ -131,7 +132,7 @@ pub fn prepare(desk: &Desk, raw: &[u8]) -> Result<Prepared, IngestError> {
 
 /// A message parsed and scanned, ready for the write transaction.
 pub struct Prepared {
-    pub(super) content_hash: String,
+    pub(super) content_hash: ContentHash,
     pub(super) size: usize,
     pub(super) message_id: Option<String>,
     pub(super) verdict: Verdict,
@@ -165,7 +166,7 @@ pub(super) struct Routable {
 
 impl Prepared {
     fn quarantine(
-        content_hash: &str,
+        content_hash: &ContentHash,
         size: usize,
         message_id: Option<String>,
         from: Option<Scrubbed>,
@@ -176,7 +177,7 @@ impl Prepared {
         // Reasons can quote the message (its declared type): scanned like the rest.
         let reason = Scrubber::default().scrub(reason);
         Prepared {
-            content_hash: content_hash.to_string(),
+            content_hash: content_hash.clone(),
             size,
             message_id,
             verdict: Verdict::Quarantine(Box::new(ToQuarantine {

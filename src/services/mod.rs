@@ -6,12 +6,15 @@ pub mod agents;
 pub mod console;
 mod decision;
 pub mod diagnosis;
+pub mod erase;
+pub mod housekeeping;
 pub mod inbound;
 mod intake;
 pub mod messages;
 pub mod portal;
 pub mod redaction;
 mod request;
+pub mod sign_in;
 pub mod tickets;
 pub mod view;
 
@@ -32,15 +35,6 @@ pub struct Desk {
 impl Desk {
     pub fn ticket_ref(&self, id: i64) -> String {
         format!("{}-{}", self.settings.ticket_prefix, id)
-    }
-
-    /// The customer's status link of a ticket, re-derived from the key and the ticket's salt.
-    pub fn status_token(&self, ticket_id: i64, salt: &str) -> String {
-        crate::crypto::hmac_token(self.secret.bytes(), &["status", &ticket_id.to_string(), salt])
-    }
-
-    pub fn status_url(&self, ticket_id: i64, salt: &str) -> String {
-        format!("{}/t/{}", self.settings.base_url, self.status_token(ticket_id, salt))
     }
 
     /// The domain of the support address, for Message-IDs.
@@ -96,6 +90,10 @@ pub enum Actor {
 }
 
 impl Actor {
+    pub fn is_admin(&self) -> bool {
+        matches!(self, Actor::Agent { admin: true, .. })
+    }
+
     pub fn label(&self) -> String {
         match self {
             Actor::Agent { email, .. } => format!("agent:{email}"),
@@ -127,5 +125,15 @@ pub enum ServiceError {
 impl From<Refusal> for ServiceError {
     fn from(r: Refusal) -> Self {
         ServiceError::Refused(r)
+    }
+}
+
+impl crate::db::Transient for ServiceError {
+    fn is_transient(&self) -> bool {
+        match self {
+            ServiceError::Database(e) => e.is_transient(),
+            ServiceError::Db(e) => e.is_transient(),
+            _ => false,
+        }
     }
 }

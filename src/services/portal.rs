@@ -6,6 +6,7 @@ use super::messages::CustomerMessage;
 use super::redaction::Scrubbed;
 use super::tickets::{self, OpenTicket};
 use super::{Actor, Desk, ServiceError};
+use crate::db::locks::{self, KeyLock};
 use crate::db::{self, AnyConnection, submissions};
 use crate::domain::ticket::Kind;
 use crate::domain::workflow::MailTemplate;
@@ -32,7 +33,12 @@ pub fn submit_form(
     let email = request.requester.normalized();
     let kind = request.kind;
     let words = repeat_words(&request);
+    let client_ip = crate::domain::throttle::client_key(client_ip);
+    let client_ip = client_ip.as_str();
     db::write_transaction(conn, |conn| {
+        // Count and record under both keys' locks, taken in this order by every submission.
+        locks::lock_key(conn, KeyLock::FormClient, client_ip)?;
+        locks::lock_key(conn, KeyLock::FormEmail, &email)?;
         let (by_client, by_email) = submissions::recent_counts(conn, client_ip, &email)?;
         if by_client >= limit || by_email >= limit {
             return Ok(Submitted::RateLimited);
@@ -43,7 +49,9 @@ pub fn submit_form(
                 (id, true)
             }
             None => (
-                tickets::open_ticket_in_transaction(conn, desk, request)?.ticket.id,
+                tickets::open_ticket_in_transaction(conn, desk, request.clone())?
+                    .ticket
+                    .id,
                 false,
             ),
         };

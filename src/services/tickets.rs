@@ -21,12 +21,10 @@ pub use super::request::{Channel, OpenTicket, RequestFields};
 
 pub struct Opened {
     pub ticket: TicketRow,
-    /// The status-page token, for the confirmation mail only: never shown on a web page.
-    pub status_token: String,
 }
 
 pub fn open_ticket(conn: &mut AnyConnection, desk: &Desk, req: OpenTicket) -> Result<Opened, ServiceError> {
-    db::write_transaction(conn, |conn| open_ticket_in_transaction(conn, desk, req))
+    db::write_transaction(conn, |conn| open_ticket_in_transaction(conn, desk, req.clone()))
 }
 
 /// Opens a ticket inside the caller's transaction.
@@ -58,11 +56,12 @@ pub(crate) fn open_ticket_in_transaction(
         };
         let requester_accounts = accounts::views_by_email(conn, req.requester.as_str())?;
         let account = account.or_else(|| requester_accounts.first().cloned());
+        // What the creation rules decide on (a ban, above all) must not change before commit:
+        // lock those accounts, then read them again as they are now.
+        let (account, requester_accounts) = lock_and_reread(conn, account, requester_accounts)?;
 
-        let salt = crate::crypto::random_token();
-        // The token is derived rather than random so that later mail can carry the same link;
-        // the database keeps only its hash.
-        let placeholder_hash = crate::crypto::sha256_hex(&crate::crypto::random_token());
+        // No status token is made here: each mail to the requester gets its own link when it
+        // is sent, and only the link's hash is stored.
         let row = ticket_rows::insert(
             conn,
             &NewTicket {
@@ -70,14 +69,10 @@ pub(crate) fn open_ticket_in_transaction(
                 state: req.kind.initial_state().as_str(),
                 subject: &subject,
                 requester: req.requester.as_str(),
-                status_token_hash: &placeholder_hash,
-                status_token_salt: &salt,
                 channel: req.channel.as_str(),
                 auto_generated: req.inbound.as_ref().is_some_and(|i| i.auto_generated.is_some()),
             },
         )?;
-        let status_token = desk.status_token(row.id, &salt);
-        crate::db::tickets::set_status_token_hash(conn, row.id, &crate::crypto::sha256_hex(&status_token))?;
 
         let actor = req.actor.label();
         let mut created = json!({"kind": req.kind.as_str(), "channel": req.channel.as_str(),
@@ -156,8 +151,33 @@ pub(crate) fn open_ticket_in_transaction(
             diagnosis: diagnosed.as_ref().map(Diagnosed::facts),
         });
         let ticket = commit(conn, desk, &loaded, decision, "open", &req.actor, json!({}))?;
-        Ok(Opened { ticket, status_token })
+        Ok(Opened { ticket })
     }
+}
+
+/// Locks the accounts a new ticket's rules read (in id order) and reads them again: a read
+/// before the lock may predate a ban committed meanwhile.
+fn lock_and_reread(
+    conn: &mut AnyConnection,
+    account: Option<AccountView>,
+    requester_accounts: Vec<AccountView>,
+) -> Result<(Option<AccountView>, Vec<AccountView>), ServiceError> {
+    if !matches!(conn, AnyConnection::Postgresql(_)) {
+        // SQLite: the write transaction is alone already; what was read is current.
+        return Ok((account, requester_accounts));
+    }
+    let mut ids: Vec<&str> = requester_accounts.iter().map(|a| a.id.as_str()).collect();
+    ids.extend(account.as_ref().map(|a| a.id.as_str()));
+    crate::db::locks::lock_accounts(conn, &ids)?;
+    let account = match account {
+        Some(a) => accounts::load_view(conn, &a.id)?,
+        None => None,
+    };
+    let mut fresh = Vec::with_capacity(requester_accounts.len());
+    for a in requester_accounts {
+        fresh.extend(accounts::load_view(conn, &a.id)?);
+    }
+    Ok((account, fresh))
 }
 
 /// Applies a named action with JSON parameters. Policy refusals are written to the event log
@@ -203,7 +223,7 @@ pub(crate) fn apply_action_in_transaction(
     let action = scrub_action(action);
     let target = match &action {
         Action::LinkAccount { account_id } | Action::SendUsername { account_id } => {
-            accounts::load_view(conn, account_id)?
+            accounts::load_view_locked(conn, account_id)?
         }
         _ => None,
     };

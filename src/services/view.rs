@@ -46,7 +46,7 @@ fn assignee_email(conn: &mut AnyConnection, row: &TicketRow) -> Result<Option<St
 /// One ticket with its events (oldest first), the actions the engine allows now (and why not
 /// the others), and its outgoing mail with delivery status.
 pub fn ticket_details(conn: &mut AnyConnection, desk: &Desk, id: i64) -> Result<Value, ServiceError> {
-    let loaded = Loaded::load(conn, id)?;
+    let loaded = Loaded::read(conn, id)?;
     let assignee = assignee_email(conn, &loaded.row)?;
     let mut ticket = ticket_json(desk, &loaded.row, assignee.as_deref());
     if let Some(diagnosis) = super::diagnosis::latest_for(conn, &[&loaded.row])?.remove(&id) {

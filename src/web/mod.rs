@@ -86,6 +86,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     web::post().to(api::tickets::apply_action),
                 )
                 .route("/tickets/{ref}/replies", web::post().to(api::tickets::create_reply))
+                .route(
+                    "/tickets/{ref}/events/{id}/redact",
+                    web::post().to(api::erase::erase_event),
+                )
                 .route("/accounts/{id}", web::get().to(api::accounts::show_account))
                 .route("/auth-events", web::post().to(api::auth_events::import_auth_events))
                 .route("/quarantine", web::get().to(api::quarantine::list_quarantine))

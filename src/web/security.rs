@@ -1,7 +1,7 @@
 //! Authentication of API callers, and the security headers every response carries.
 
 use super::AppState;
-use crate::db::agents;
+use crate::db::{agents, api_requests};
 use crate::error::ApiError;
 use crate::services::Actor;
 use actix_web::dev::Payload;
@@ -51,11 +51,22 @@ impl FromRequest for ApiAgent {
             }
             let hash = crate::crypto::sha256_hex(&token);
             let agent = state
-                .run(move |conn, _| {
-                    agents::agent_for_token(conn, &hash).map_err(|e| crate::services::ServiceError::from(e).into())
+                .run(move |conn, desk| {
+                    let db_error = |e: diesel::result::Error| ApiError::from(crate::services::ServiceError::from(e));
+                    let Some(agent) = agents::agent_for_token(conn, &hash).map_err(db_error)? else {
+                        return Err(ApiError::unauthorized());
+                    };
+                    // Only a valid token is counted: an invalid one is refused before it costs a row.
+                    match api_requests::admit(conn, &hash, desk.settings.api_rate_limit, crate::db::now())
+                        .map_err(db_error)?
+                    {
+                        api_requests::Admission::Allowed => Ok(agent),
+                        api_requests::Admission::Limited { retry_after_secs } => {
+                            Err(ApiError::rate_limited(retry_after_secs))
+                        }
+                    }
                 })
                 .await?;
-            let agent = agent.ok_or_else(ApiError::unauthorized)?;
             Ok(ApiAgent {
                 id: agent.id,
                 admin: agent.is_admin(),
@@ -96,4 +107,63 @@ pub fn security_headers() -> DefaultHeaders {
             header::CONTENT_SECURITY_POLICY,
             "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         ))
+}
+
+/// The path as the access log writes it: the token of a status or challenge link is the
+/// mailbox owner's key, so `/t/{token}…` and `/verify/{token}…` lose it (`/t/[token]/reply`),
+/// and their query string too.
+pub fn mask_token_path(path: &str) -> String {
+    let mut segments = path.split('/');
+    let (Some(""), Some(first), Some(_token)) = (segments.next(), segments.next(), segments.next()) else {
+        return path.to_string();
+    };
+    if !(first.eq_ignore_ascii_case("t") || first.eq_ignore_ascii_case("verify")) {
+        return path.to_string();
+    }
+    let rest: Vec<&str> = segments.collect();
+    let mut masked = format!("/{first}/[token]");
+    for segment in rest {
+        masked.push('/');
+        masked.push_str(segment);
+    }
+    masked
+}
+
+/// The request line for the access log (`GET /t/[token] HTTP/1.1`), query string included
+/// only where no token route is concerned.
+pub fn logged_request_line(req: &actix_web::dev::ServiceRequest) -> String {
+    let path = req.path();
+    let masked = mask_token_path(path);
+    let target = if masked != path {
+        masked
+    } else {
+        match req.query_string() {
+            "" => masked,
+            query => format!("{masked}?{query}"),
+        }
+    };
+    format!("{} {} {:?}", req.method(), target, req.version())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mask_token_path;
+
+    #[test]
+    fn token_paths_are_masked_in_the_access_log() {
+        for (path, logged) in [
+            ("/t/abcDEF_123-x", "/t/[token]"),
+            ("/t/abcDEF_123-x/reply", "/t/[token]/reply"),
+            ("/t/abc/allowlisted-attempts", "/t/[token]/allowlisted-attempts"),
+            ("/verify/abc", "/verify/[token]"),
+            ("/VERIFY/abc", "/VERIFY/[token]"),
+            ("/t/", "/t/[token]"),
+            ("/help/ip-lockout", "/help/ip-lockout"),
+            ("/tickets/t/abc", "/tickets/t/abc"),
+            ("/", "/"),
+            ("", ""),
+        ] {
+            assert_eq!(mask_token_path(path), logged, "{path}");
+        }
+    }
 }

@@ -293,7 +293,8 @@ async fn ip_lockout_in_the_console(app: TestApp) {
         !page.contains(r#"value="email_challenge""#),
         "email challenge cannot be recorded by hand"
     );
-    app.confirm_challenge(&app.latest_challenge_path(), "confirm").await;
+    app.confirm_challenge(&app.latest_challenge_path().await, "confirm")
+        .await;
     let (status, _, _) = console
         .submit(
             &page_path,

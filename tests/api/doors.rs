@@ -249,7 +249,7 @@ async fn every_door(app: TestApp) {
         .create_ticket(json!({"kind": "ip_lockout", "requester": "ops@acme.test", "body": "locked"}))
         .await;
     let r = reference(&waiting);
-    let path = app.status_path_of(&r);
+    let path = app.status_path_of(&r).await;
     let (status, _, _) = app.form(&format!("{path}/reply"), &[("body", &s[30])]).await;
     assert_eq!(status, reqwest::StatusCode::SEE_OTHER);
     let (status, _, _) = app

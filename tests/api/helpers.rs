@@ -143,7 +143,14 @@ impl TestApp {
                 (url, Some((server, name)))
             }
         };
-        let mut settings = settings_for(&database_url, extra);
+        // Mail goes to .eml files in the test's own directory (unless the test names one):
+        // the links in them are the only copy of each token.
+        let default_mail_dir = dir.path().join("mail");
+        let mut extra: Vec<(&str, &str)> = extra.to_vec();
+        if !extra.iter().any(|(flag, _)| *flag == "--mail-dir") {
+            extra.push(("--mail-dir", default_mail_dir.to_str().expect("a UTF-8 temp path")));
+        }
+        let mut settings = settings_for(&database_url, &extra);
         let app = Application::build(settings.clone()).expect("the application builds");
         let admin_password = app.admin_password.clone().unwrap_or_default();
         let port = app.port();
@@ -253,16 +260,16 @@ impl TestApp {
             .collect()
     }
 
-    /// The link of the latest email challenge mailed (only the mailbox sees it).
-    pub fn latest_challenge_path(&self) -> String {
-        let (_, _, params) = self
-            .outbox()
+    /// Delivers what is due, then returns the link path (`/verify/…`) of the latest email
+    /// challenge, read from the mail as the mailbox receives it: the link exists nowhere else.
+    pub async fn latest_challenge_path(&self) -> String {
+        self.deliver(0).await;
+        self.delivered_mail()
             .into_iter()
             .rev()
-            .find(|(t, _, _)| t == "email_challenge")
-            .expect("a challenge mail");
-        let url = params["verify_url"].as_str().expect("verify_url").to_string();
-        url[url.find("/verify/").expect("a verify path")..].to_string()
+            .filter(|m| m.file.ends_with("-email_challenge.eml"))
+            .find_map(|m| link_path(&m.body, "/verify/"))
+            .expect("a delivered challenge mail with a link")
     }
 
     pub async fn confirm_challenge(&self, path: &str, answer: &str) -> StatusCode {
@@ -345,14 +352,66 @@ impl TestApp {
         (status, response.text().await.unwrap_or_default())
     }
 
-    /// The status-page path mailed to the requester of a ticket.
-    pub fn status_path_of(&self, reference: &str) -> String {
-        let url = self
-            .outbox_of(reference)
+    /// Delivers what is due, then returns a status-page path mailed to the requester of a
+    /// ticket (each mail carries a link of its own; any of them opens the page).
+    pub async fn status_path_of(&self, reference: &str) -> String {
+        self.deliver(0).await;
+        let tag = format!("-{reference}-");
+        self.delivered_mail()
             .into_iter()
-            .find_map(|(_, _, p)| p["status_url"].as_str().map(str::to_string))
-            .expect("a mail to the requester with the status link");
-        url[url.find("/t/").expect("a status path")..].to_string()
+            .rev()
+            .filter(|m| m.file.contains(&tag))
+            .find_map(|m| link_path(&m.body, "/t/"))
+            .expect("a delivered mail to the requester with the status link")
+    }
+
+    /// Delivers what is due, then returns a status-page path mailed to `recipient`.
+    pub async fn status_path_mailed_to(&self, recipient: &str) -> String {
+        self.deliver(0).await;
+        self.delivered_mail()
+            .into_iter()
+            .rev()
+            .filter(|m| m.to.eq_ignore_ascii_case(recipient))
+            .find_map(|m| link_path(&m.body, "/t/"))
+            .unwrap_or_else(|| panic!("no delivered mail with a status link to {recipient}"))
+    }
+
+    /// Every mail delivered to the mail directory so far, oldest first.
+    pub fn delivered_mail(&self) -> Vec<DeliveredMail> {
+        let Ok(entries) = std::fs::read_dir(&self.desk.settings.mail_dir) else {
+            return vec![];
+        };
+        let mut mails: Vec<DeliveredMail> = entries
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".eml"))
+            .map(|e| {
+                let raw = std::fs::read(e.path()).expect("a readable .eml file");
+                let parsed = mail_parser::MessageParser::default()
+                    .parse(&raw)
+                    .expect("the desk writes parseable mail");
+                let to = parsed
+                    .to()
+                    .and_then(|a| a.first())
+                    .and_then(|a| a.address())
+                    .unwrap_or_default()
+                    .to_string();
+                DeliveredMail {
+                    file: e.file_name().to_string_lossy().into_owned(),
+                    to,
+                    body: parsed.body_text(0).map(|b| b.into_owned()).unwrap_or_default(),
+                    raw,
+                }
+            })
+            .collect();
+        // File names start with the creation time and carry the outbox id: order by that id.
+        mails.sort_by_key(|m| {
+            m.file
+                .rsplit('-')
+                .nth(1)
+                .and_then(|id| id.parse::<i64>().ok())
+                .unwrap_or_default()
+        });
+        mails
     }
 
     /// Receives a raw message as every inbound channel does.
@@ -408,6 +467,27 @@ impl TestApp {
             }
         }
     }
+}
+
+/// A mail as the recipient's mailbox got it.
+#[derive(Debug, Clone)]
+pub struct DeliveredMail {
+    pub file: String,
+    pub to: String,
+    /// The text body, decoded.
+    pub body: String,
+    pub raw: Vec<u8>,
+}
+
+/// The path of the first link in `text` that starts with `prefix` (`/t/`, `/verify/`), up to
+/// the end of its token.
+pub fn link_path(text: &str, prefix: &str) -> Option<String> {
+    let start = text.find(prefix)?;
+    let tail = &text[start + prefix.len()..];
+    let end = tail
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+        .unwrap_or(tail.len());
+    (end > 0).then(|| format!("{prefix}{}", &tail[..end]))
 }
 
 impl Drop for TestApp {

@@ -81,7 +81,7 @@ async fn walk_to_granted_access(app: TestApp) {
         challenge.1, "ops@acme.test",
         "the challenge goes to the registered address"
     );
-    let path = app.latest_challenge_path();
+    let path = app.latest_challenge_path().await;
     // A GET (a mail scanner following the link) changes nothing.
     let page = app.client.get(format!("{}{path}", app.address)).send().await.unwrap();
     assert_eq!(page.status(), StatusCode::OK);
@@ -171,7 +171,7 @@ async fn challenge_by_link_only(app: TestApp) {
 
     // "This was not me" records a failed challenge and flags the ticket.
     app.act(&r, "send_email_challenge", json!({})).await;
-    let path = app.latest_challenge_path();
+    let path = app.latest_challenge_path().await;
     assert_eq!(app.confirm_challenge(&path, "not_me").await, StatusCode::OK);
     let ticket = app.ticket(&r).await;
     assert_eq!(ticket["flagged"], true);
@@ -183,6 +183,7 @@ async fn challenge_by_link_only(app: TestApp) {
     let unknown = app
         .client
         .post(format!("{}/verify/{}", app.address, "x".repeat(43)))
+        .form(&[("answer", "confirm")])
         .send()
         .await
         .unwrap();

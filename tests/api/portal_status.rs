@@ -21,7 +21,7 @@ async fn status_page_flow(app: TestApp) {
         &json!({"body": "secret agent note", "internal": true}),
     )
     .await;
-    let status_path = app.status_path_of(&r);
+    let status_path = app.status_path_of(&r).await;
     let (status, page) = app.page(&status_path).await;
     assert_eq!(status, StatusCode::OK);
     assert!(page.contains(&r));
@@ -124,7 +124,7 @@ async fn a_stranger_sees_account_dependent_states_in_neutral_words() {
         .await;
     let r = reference(&t);
     assert_eq!(t["state"], "awaiting_payment");
-    let (_, page) = app.page(&app.status_path_of(&r)).await;
+    let (_, page) = app.page(&app.status_path_of(&r).await).await;
     assert!(
         page.contains("In progress") && !page.contains("Waiting for payment"),
         "{page}"
@@ -151,7 +151,7 @@ async fn the_email_challenge_page_names_the_request_records_once_and_expires() {
     .await;
     app.act(&r, "start_ownership_verification", json!({})).await;
     app.act(&r, "send_email_challenge", json!({})).await;
-    let path = app.latest_challenge_path();
+    let path = app.latest_challenge_path().await;
     for _ in 0..2 {
         let (status, page) = app.page(&path).await;
         assert_eq!(status, StatusCode::OK);
@@ -173,7 +173,7 @@ async fn the_email_challenge_page_names_the_request_records_once_and_expires() {
 
     // An expired link: a clear page, nothing recorded.
     app.act(&r, "send_email_challenge", json!({})).await;
-    let path = app.latest_challenge_path();
+    let path = app.latest_challenge_path().await;
     {
         use diesel::RunQueryDsl;
         diesel::sql_query("UPDATE email_challenges SET expires_at = '2000-01-01 00:00:00' WHERE used_at IS NULL")
@@ -209,7 +209,7 @@ async fn a_strangers_status_page_reads_the_same_whatever_the_account_they_name()
                 )
                 .await;
             let r = reference(&t);
-            let path = app.status_path_of(&r);
+            let path = app.status_path_of(&r).await;
             let (status, page) = app.page(&path).await;
             let token = path.trim_start_matches("/t/");
             let masked = page.replace(&r, "RD-?").replace(token, "TOKEN");

@@ -5,7 +5,9 @@
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 #[derive(Debug, Clone)]
 pub struct Captured {
@@ -62,6 +64,10 @@ pub struct SmtpCapture {
     pub port: u16,
     messages: Arc<Mutex<Vec<Captured>>>,
     script: Arc<Mutex<VecDeque<Answer>>>,
+    /// How long the answer to the end of DATA waits (a slow peer).
+    data_delay: Arc<Mutex<Duration>>,
+    /// Messages whose DATA ended, answered or not yet.
+    data_ended: Arc<AtomicUsize>,
 }
 
 impl SmtpCapture {
@@ -72,6 +78,8 @@ impl SmtpCapture {
             port,
             messages: Arc::new(Mutex::new(vec![])),
             script: Arc::new(Mutex::new(VecDeque::new())),
+            data_delay: Arc::new(Mutex::new(Duration::ZERO)),
+            data_ended: Arc::new(AtomicUsize::new(0)),
         };
         let server = capture.clone();
         std::thread::spawn(move || {
@@ -92,6 +100,16 @@ impl SmtpCapture {
     /// The next deliveries get these answers instead of success, in order.
     pub fn fail_next(&self, answers: &[Answer]) {
         self.script.lock().unwrap().extend(answers.iter().copied());
+    }
+
+    /// Answers the end of each message's DATA only after `delay`.
+    pub fn answer_slowly(&self, delay: Duration) {
+        *self.data_delay.lock().unwrap() = delay;
+    }
+
+    /// How many messages have been sent in full (whether answered yet or not).
+    pub fn data_ended(&self) -> usize {
+        self.data_ended.load(Ordering::SeqCst)
     }
 
     pub fn messages(&self) -> Vec<Captured> {
@@ -147,6 +165,9 @@ impl SmtpCapture {
                                 .unwrap_or(&line),
                         );
                     }
+                    self.data_ended.fetch_add(1, Ordering::SeqCst);
+                    let delay = *self.data_delay.lock().unwrap();
+                    std::thread::sleep(delay);
                     let temporary = self.script.lock().unwrap().front() == Some(&Answer::TemporaryAtData);
                     if temporary {
                         self.script.lock().unwrap().pop_front();

@@ -129,11 +129,16 @@ async fn an_agent_takes_an_ip_lockout_from_blocked_verification_to_granted_acces
             "the challenge went to the registered address"
         );
 
-        // The customer clicks the mailed link and confirms; the agent reloads the page.
+        // The customer opens the mailed link and presses "Yes, this was me", whose form posts
+        // `answer=confirm`; the agent reloads the page.
+        let challenge_path = app.latest_challenge_path().await;
+        page.open(&challenge_path).await;
         assert_eq!(
-            app.confirm_challenge(&app.latest_challenge_path(), "confirm").await,
-            reqwest::StatusCode::OK
+            page.text("h1").await,
+            "Did you ask us to restore access to your account?"
         );
+        page.submit_with("button[name=answer][value=confirm]").await;
+        assert_eq!(page.text("h1").await, "Thank you: your confirmation is recorded");
         page.open(&ticket_path).await;
         assert_eq!(
             checklist_line(&page, "Email challenge").await,

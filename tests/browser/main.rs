@@ -9,7 +9,7 @@ mod console;
 mod helpers;
 mod support;
 
-use helpers::{TestApp, account};
+use helpers::account;
 use serde_json::json;
 use support::{Page, Window, in_browser};
 
@@ -143,7 +143,7 @@ async fn the_status_page_takes_the_allowlisted_attempts_and_shows_a_reply_in_the
         let ticket = app
             .create_ticket(json!({"kind": "ip_lockout", "requester": "ops@acme.test"}))
             .await;
-        let status_path = status_path_mailed_to(&app, "ops@acme.test");
+        let status_path = app.status_path_mailed_to("ops@acme.test").await;
 
         page.open(&status_path).await;
         assert!(page.text("p.muted").await.contains(&helpers::reference(&ticket)));
@@ -212,20 +212,4 @@ async fn assert_field_error(page: &Page, field: &str, message: &str) {
         described_by.is_some_and(|ids| ids.split(' ').any(|id| id == format!("{field}-error"))),
         "#{field} should point screen readers at its message"
     );
-}
-
-/// The status link in the mail to `recipient`, as a path on this app (the mail's host is the
-/// configured base URL, which the test app does not know).
-fn status_path_mailed_to(app: &TestApp, recipient: &str) -> String {
-    let url = app
-        .outbox()
-        .into_iter()
-        .find_map(|(_, to, params)| {
-            (to == recipient)
-                .then(|| params["status_url"].as_str().map(str::to_string))
-                .flatten()
-        })
-        .unwrap_or_else(|| panic!("no mail with a status link to {recipient}: {:?}", app.outbox()));
-    let start = url.find("/t/").unwrap_or_else(|| panic!("{url} is not a status link"));
-    url[start..].to_string()
 }

@@ -4,6 +4,7 @@ use super::{
     Action, ActionName, Decision, Effect, ErrorCode, MailTemplate, Refusal, TicketView, account_not_linked,
     mail_account_then_update_requester, not_in_state,
 };
+use crate::domain::account::AccountStatus;
 use crate::domain::ticket::State;
 
 pub(super) fn check(ticket: &TicketView, name: ActionName) -> Result<(), Refusal> {
@@ -18,6 +19,17 @@ pub(super) fn check(ticket: &TicketView, name: ActionName) -> Result<(), Refusal
     let Some(account) = ticket.account else {
         return Err(account_not_linked(name));
     };
+    // Only billing's termination is undone here: a signup that never confirmed its address
+    // (or an active account linked by mistake) is never made active by the desk.
+    if name == ActionName::ReactivateAccount && account.status != AccountStatus::Terminated {
+        return Err(Refusal::new(
+            ErrorCode::AccountNotTerminated,
+            format!(
+                "the linked account is {}, not terminated: only a terminated account is reactivated",
+                account.status.as_str()
+            ),
+        ));
+    }
     if name == ActionName::ReactivateAccount && account.balance_due_cents > 0 {
         return Err(Refusal::new(
             ErrorCode::BalanceOutstanding,

@@ -95,6 +95,16 @@ impl ActionName {
         }
     }
 
+    /// Whether the action has parameters at all (even optional ones). Only one that has none
+    /// may be asked for with an empty body; every other needs a JSON object, `{}` included,
+    /// so that a body cut short is never read as "no parameters".
+    pub fn takes_parameters(self) -> bool {
+        !matches!(
+            self,
+            ActionName::StartOwnershipVerification | ActionName::SendEmailChallenge | ActionName::ReactivateAccount
+        )
+    }
+
     /// Recovery actions are refused on a banned account whatever the state or kind.
     pub fn is_recovery(self) -> bool {
         self.kind().is_some()

@@ -125,6 +125,8 @@ struct Facts {
     banned: bool,
     ip_access: bool,
     balance_due: bool,
+    /// The account's own status is `terminated` (only such an account is reactivated).
+    terminated: bool,
 }
 
 impl Facts {
@@ -135,12 +137,14 @@ impl Facts {
                 banned: false,
                 ip_access: false,
                 balance_due: false,
+                terminated: false,
             },
             Some(a) => Facts {
                 linked: true,
                 banned: banned_per_spec(a),
                 ip_access: a.ip_access_enabled,
                 balance_due: a.balance_due_cents > 0,
+                terminated: a.status == AccountStatus::Terminated,
             },
         }
     }
@@ -196,7 +200,10 @@ fn expected(kind: &str, state: &str, action: &str, facts: Facts) -> Result<(), E
         ("send_email_challenge" | "record_verification_check" | "grant_ip_access" | "record_payment", _) => {
             needs_account(Ok(()))
         }
-        ("reactivate_account", _) => needs_account(if facts.balance_due {
+        // Not banned (above), terminated, nothing owed: in that order.
+        ("reactivate_account", _) => needs_account(if !facts.terminated {
+            Err(AccountNotTerminated)
+        } else if facts.balance_due {
             Err(BalanceOutstanding)
         } else {
             Ok(())
@@ -967,6 +974,24 @@ fn reactivation_is_refused_while_a_balance_is_outstanding() {
             Err(ErrorCode::BalanceOutstanding),
             "{state}"
         );
+    }
+}
+
+#[test]
+fn reactivation_needs_a_terminated_account_whatever_the_balance() {
+    for status in [AccountStatus::PendingConfirmation, AccountStatus::Active] {
+        for state in [State::AwaitingPayment, State::PaymentConfirmed] {
+            let linked = account_with(|a| {
+                a.status = status;
+                a.balance_due_cents = 0;
+            });
+            let ticket = Ticket::new(Kind::AccountTerminated, state).linked_to(Some(linked));
+            assert_eq!(
+                ticket.act("reactivate_account", json!({})),
+                Err(ErrorCode::AccountNotTerminated),
+                "{status:?} in {state}"
+            );
+        }
     }
 }
 
@@ -2173,6 +2198,16 @@ fn check_properties(before: &Model, decision: &Decision, from_link: bool) -> Res
         decision.state
     );
     for effect in &decision.effects {
+        // Only a terminated account is ever made active again: never an unconfirmed signup.
+        if let Effect::ReactivateAccount { account_id } = effect {
+            prop_assert!(
+                before
+                    .account(account_id)
+                    .is_some_and(|a| a.status == AccountStatus::Terminated),
+                "reactivated {} which was not terminated",
+                account_id
+            );
+        }
         // (a) Nothing recovers a banned account.
         let recovered: Vec<&String> = match effect {
             Effect::ReactivateAccount { account_id } | Effect::AddAllowlistEntry { account_id, .. } => {

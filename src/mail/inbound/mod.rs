@@ -2,6 +2,8 @@
 //! folding quoted history and sanitising HTML. The ingestion service writes the results.
 
 pub mod autogen;
+pub mod dsn;
+pub mod fingerprint;
 pub mod parse;
 pub mod quote;
 pub mod rebuild;

@@ -1,5 +1,6 @@
 //! Composing a mail into the outbox, with the thread entry agents see.
 
+use super::links;
 use super::templates::{self, MailContext};
 use crate::db::tickets::{NewMessage, TicketRow};
 use crate::db::{AnyConnection, now, outbox, tickets};
@@ -48,6 +49,11 @@ pub fn queue_mail(conn: &mut AnyConnection, desk: &Desk, mail: MailRequest) -> R
         mut params,
         actor,
     } = mail;
+    if automatic {
+        // Both caps on automatic mail (acknowledgements, workflow mail per hour) count this
+        // recipient's rows and then insert one: under the recipient's lock, in one step.
+        crate::db::locks::lock_key(conn, crate::db::locks::KeyLock::Recipient, &normalize(address))?;
+    }
     if automatic && let Some(reason) = suppression(conn, desk, ticket, address, template)? {
         tickets::insert_event(
             conn,
@@ -63,19 +69,25 @@ pub fn queue_mail(conn: &mut AnyConnection, desk: &Desk, mail: MailRequest) -> R
     params["subject"] = json!(ticket.subject);
     params["requester"] = json!(ticket.requester);
     let to_requester = normalize(address) == ticket.requester_normalized;
+    // No live link is ever stored: the outbox body holds markers that the sender fills with
+    // fresh tokens when it delivers (see `links`), and the parameters only say which.
     if to_requester {
-        params["status_url"] = json!(desk.status_url(ticket.id, &ticket.status_token_salt));
+        params["status_link"] = json!(true);
+    }
+    let challenge = params.get("challenge_id").is_some_and(Value::is_i64);
+    let mut send_params = params.clone();
+    let mut masked_params = params.clone();
+    if to_requester {
+        send_params["status_url"] = json!(links::STATUS_LINK);
+        masked_params["status_url"] = json!("[your status link]");
+    }
+    if challenge {
+        send_params["verify_url"] = json!(links::CHALLENGE_LINK);
+        masked_params["verify_url"] = json!("[the confirmation link, sent only to this mailbox]");
     }
     let support = &desk.settings.support_address;
     let rendered =
-        templates::render(template, &MailContext::from_params(&params, support)).map_err(ServiceError::Invalid)?;
-    let mut masked_params = params.clone();
-    if to_requester {
-        masked_params["status_url"] = json!("[your status link]");
-    }
-    if params.get("verify_url").is_some() {
-        masked_params["verify_url"] = json!("[the confirmation link, sent only to this mailbox]");
-    }
+        templates::render(template, &MailContext::from_params(&send_params, support)).map_err(ServiceError::Invalid)?;
     let thread_copy = templates::render_for_thread(template, &MailContext::from_params(&masked_params, support))
         .map_err(ServiceError::Invalid)?;
 

@@ -2,6 +2,7 @@
 //! in the outbox in the same transaction, and delivered afterwards by the sender.
 
 pub mod compose;
+pub mod links;
 pub mod sender;
 pub mod templates;
 pub mod transport;

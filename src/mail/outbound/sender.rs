@@ -11,6 +11,8 @@ use crate::services::{Desk, ServiceError};
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text, Timestamp};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// First retry after 30 s, doubling, at most 10 minutes apart; given up after 24 hours.
 pub const FIRST_RETRY_SECS: i64 = 30;
@@ -43,6 +45,8 @@ pub struct Sender {
     transport: Transport,
     /// Names this sender in `claimed_by`, so only it records the outcome of its claims.
     worker: String,
+    /// Set when the process is asked to stop: no new delivery starts after it.
+    stopping: Arc<AtomicBool>,
 }
 
 #[derive(QueryableByName)]
@@ -63,7 +67,13 @@ impl Sender {
             desk,
             transport,
             worker,
+            stopping: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// The flag that stops this sender between two deliveries (see [`SenderHandle`]).
+    pub fn stop_flag(&self) -> Arc<AtomicBool> {
+        self.stopping.clone()
     }
 
     /// Delivers every row due at `now`, `batch` at a time, until none is left.
@@ -74,11 +84,54 @@ impl Sender {
             if rows.is_empty() {
                 return Ok(report);
             }
-            for row in rows {
-                let outcome = self.deliver(&row).await;
-                self.record(&row, now, outcome, &mut report)?;
+            for (done, row) in rows.iter().enumerate() {
+                if self.stopping.load(Ordering::SeqCst) {
+                    // Asked to stop: the rows claimed but not begun go back to the queue at
+                    // once, rather than waiting out the lease (or being sent twice by then).
+                    self.release(&rows[done..])?;
+                    return Ok(report);
+                }
+                // The row's links are made now, just before it leaves (never stored in plain).
+                let filled = {
+                    let mut conn = self.conn()?;
+                    super::links::fill(&mut conn, &self.desk, row)?
+                };
+                let outcome = self.deliver(row, &filled.body).await;
+                if outcome.is_err()
+                    && let Some(link) = filled.status_link_id
+                {
+                    // That mail did not go out: its link must not stay live.
+                    crate::db::tickets::remove_status_link(&mut *self.conn()?, link)?;
+                }
+                self.record(row, now, outcome, &mut report)?;
+            }
+            if self.stopping.load(Ordering::SeqCst) {
+                return Ok(report);
             }
         }
+    }
+
+    /// Gives claimed rows back unchanged (still due, attempts untouched).
+    fn release(&self, rows: &[OutboxRow]) -> Result<(), ServiceError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        let mut conn = self.conn()?;
+        let released = diesel::update(
+            outbox::table
+                .filter(outbox::id.eq_any(&ids))
+                .filter(outbox::claimed_by.eq(&self.worker))
+                .filter(outbox::status.eq("sending")),
+        )
+        .set((
+            outbox::status.eq("pending"),
+            outbox::claimed_at.eq(None::<NaiveDateTime>),
+            outbox::claimed_by.eq(None::<String>),
+        ))
+        .execute(&mut conn)?;
+        tracing::info!(released, "mail sender stopping: released the mail it had not begun");
+        Ok(())
     }
 
     fn conn(&self) -> Result<db::PooledConnection, ServiceError> {
@@ -123,12 +176,12 @@ impl Sender {
             .load(&mut conn)?)
     }
 
-    async fn deliver(&self, row: &OutboxRow) -> Result<(), SendError> {
+    async fn deliver(&self, row: &OutboxRow, body: &str) -> Result<(), SendError> {
         let message = build_message(&Outgoing {
             from: &self.desk.settings.support_address,
             to: &row.recipient,
             subject: &row.subject,
-            body: &row.body,
+            body,
             message_id: row.message_id.as_deref().unwrap_or_default(),
             in_reply_to: row.in_reply_to.as_deref(),
             references: row.references_header.as_deref(),
@@ -162,10 +215,12 @@ impl Sender {
         );
         match outcome {
             Ok(()) => {
-                // The live links in the body have done their job; the thread keeps a masked copy.
+                // The body (markers, never live links) has done its job; the thread keeps a masked copy.
                 diesel::update(mine)
                     .set((
                         outbox::status.eq("sent"),
+                        // Attempts count every try, the one that worked included.
+                        outbox::attempts.eq(row.attempts + 1),
                         outbox::sent_at.eq(db::now()),
                         outbox::body.eq(""),
                         no_claim,
@@ -215,12 +270,31 @@ impl Sender {
     }
 }
 
-/// Runs the sender for the life of the process on a thread of its own.
-pub fn spawn_background(pool: Pool, desk: Desk) -> Result<(), String> {
+/// The running background sender, to stop it when the process is asked to (SIGTERM).
+pub struct SenderHandle {
+    stopping: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl SenderHandle {
+    /// Stops the sender and waits for it: a delivery in progress is finished and recorded
+    /// (bounded by the SMTP timeout), so it is never sent again after a restart; rows claimed
+    /// but not begun are released.
+    pub fn stop_and_wait(self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        if self.thread.join().is_err() {
+            tracing::error!("the mail sender ended with a panic");
+        }
+    }
+}
+
+/// Runs the sender on a thread of its own until [`SenderHandle::stop_and_wait`].
+pub fn spawn_background(pool: Pool, desk: Desk) -> Result<SenderHandle, String> {
     let transport = Transport::from_settings(&desk.settings)?;
     tracing::info!(transport = %transport.describe(), "mail sender started");
     let sender = Sender::new(pool, desk, transport);
-    std::thread::Builder::new()
+    let stopping = sender.stop_flag();
+    let thread = std::thread::Builder::new()
         .name("mail-sender".into())
         .spawn(move || {
             let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
@@ -231,16 +305,24 @@ pub fn spawn_background(pool: Pool, desk: Desk) -> Result<(), String> {
                 }
             };
             runtime.block_on(async move {
-                loop {
+                let stop = sender.stop_flag();
+                while !stop.load(Ordering::SeqCst) {
                     match sender.deliver_due(db::now(), 20).await {
                         Ok(report) if report.claimed() > 0 => continue,
                         Ok(_) => {}
                         Err(e) => tracing::error!(error = %e, "mail sender: database error; retrying"),
                     }
-                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                    // Short naps, so a stop request is seen within a tenth of a second.
+                    for _ in 0..5 {
+                        if stop.load(Ordering::SeqCst) {
+                            break;
+                        }
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    }
                 }
+                tracing::info!("mail sender stopped");
             });
         })
-        .map(|_| ())
-        .map_err(|e| format!("cannot start the mail sender: {e}"))
+        .map_err(|e| format!("cannot start the mail sender: {e}"))?;
+    Ok(SenderHandle { stopping, thread })
 }

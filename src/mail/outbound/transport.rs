@@ -58,9 +58,12 @@ async fn write_eml(dir: &std::path::Path, stem: &str, bytes: &[u8]) -> Result<()
     let stem = stem.to_string();
     let bytes = bytes.to_vec();
     tokio::task::spawn_blocking(move || {
-        std::fs::create_dir_all(&dir)?;
+        // Customers' mail: no access for other users, whatever the umask.
+        crate::files::create_private_dir_all(&dir)?;
         let tmp = dir.join(format!(".{stem}.eml.tmp"));
-        std::fs::write(&tmp, &bytes)?;
+        // Left over from an attempt cut short: it is rewritten whole.
+        let _ = std::fs::remove_file(&tmp);
+        crate::files::write_private_file(&tmp, &bytes)?;
         std::fs::rename(&tmp, dir.join(format!("{stem}.eml")))
     })
     .await

@@ -88,7 +88,7 @@ pub struct RerunDefaults {
 /// `username`, `failed_at`, `channel` (`smtp`/`api`) and a `notify` checkbox, prefilled from
 /// `rerun`. Agents see every finding; nothing here goes to customers.
 pub fn diagnosis_panel(conn: &mut AnyConnection, ticket_id: i64) -> Result<Option<DiagnosisPanel>, ServiceError> {
-    let loaded = Loaded::load(conn, ticket_id)?;
+    let loaded = Loaded::read(conn, ticket_id)?;
     let Some(data) = latest_for(conn, &[&loaded.row])?.remove(&ticket_id) else {
         return Ok(None);
     };

@@ -83,8 +83,13 @@ pub async fn retry(
     agent: ApiAgent,
     state: web::Data<AppState>,
     path: web::Path<String>,
+    req: actix_web::HttpRequest,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     admin_only(&agent)?;
+    let body = super::read_body(&req, payload).await?;
+    // No parameters: an empty body, or a JSON object (whose fields are ignored); nothing else.
+    super::json_object(&req, &body, true)?;
     let id = path.into_inner();
     let outcome = state
         .run(move |conn, desk| {

@@ -3,6 +3,7 @@ use super::super::security::ApiAgent;
 use crate::db::tickets::TicketFilter;
 use crate::domain::email_address::EmailAddress;
 use crate::domain::ticket::{Kind, State, TicketRef};
+use crate::domain::workflow::ActionName;
 use crate::error::ApiError;
 use crate::services::tickets::{self, Channel, RequestFields};
 use crate::services::{Desk, view};
@@ -179,19 +180,22 @@ pub async fn show_ticket(
     Ok(HttpResponse::Ok().json(ticket))
 }
 
-/// `POST /api/v1/tickets/{ref}/actions/{name}` with the action's parameters as JSON.
+/// `POST /api/v1/tickets/{ref}/actions/{name}` with the action's parameters as a JSON object.
+/// A body that is malformed, not JSON or not an object answers 422 and changes nothing; an
+/// empty body is accepted only for an action that has no parameters.
 pub async fn apply_action(
     agent: ApiAgent,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
-    body: Option<web::Json<Value>>,
+    req: actix_web::HttpRequest,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let (reference, name) = path.into_inner();
     let id = parse_ref(&state.desk, &reference)?;
-    let params = body.map(|b| b.into_inner()).unwrap_or_else(|| json!({}));
-    if !params.is_object() {
-        return Err(ApiError::invalid("the parameters must be a JSON object"));
-    }
+    let body = super::read_body(&req, payload).await?;
+    // An unknown name gets its 404 from the engine, whatever the body.
+    let empty_ok = ActionName::parse(&name).map_or(true, |a| !a.takes_parameters());
+    let params = Value::Object(super::json_object(&req, &body, empty_ok)?);
     let actor = agent.actor();
     let ticket = state
         .run(move |conn, desk| {

@@ -4,17 +4,12 @@ use super::super::AppState;
 use super::super::security::client_ip;
 use super::session::{self, CurrentAgent, csrf_ok};
 use super::{expired_form, page, refused_page};
-use crate::db::{agents, console as queries};
+use crate::db::agents;
+use crate::services::sign_in;
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
-
-/// After this many failures for one email from one client within the window…
-pub const FAILURES_PER_ACCOUNT: i64 = 5;
-/// …or this many from one client, sign-in answers 429 for the window.
-pub const FAILURES_PER_CLIENT: i64 = 20;
-pub const WINDOW_MINUTES: i64 = 15;
 
 #[derive(Template)]
 #[template(path = "console/login.html")]
@@ -52,28 +47,26 @@ pub async fn sign_in(req: HttpRequest, state: web::Data<AppState>, form: web::Fo
         .map(|ip| ip.to_string())
         .unwrap_or_default();
     let typed = email.clone();
-    let outcome = state
-        .run(move |conn, _| {
-            let (by_account, by_client) = queries::recent_failures(conn, &email, &client, WINDOW_MINUTES)
-                .map_err(crate::services::ServiceError::from)?;
-            if by_account >= FAILURES_PER_ACCOUNT || by_client >= FAILURES_PER_CLIENT {
-                return Ok(Err(StatusCode::TOO_MANY_REQUESTS));
-            }
-            let agent = agents::find_by_email(conn, &email).map_err(crate::services::ServiceError::from)?;
-            // Verify against a real hash even for unknown emails, so timing tells nothing.
-            let hash = agent
-                .as_ref()
-                .map(|a| a.password_hash.clone())
-                .unwrap_or_else(dummy_hash);
-            let valid = crate::crypto::verify_password(&password, &hash) && agent.as_ref().is_some_and(|a| a.active);
-            queries::record_login_attempt(conn, &email, &client, valid).map_err(crate::services::ServiceError::from)?;
-            Ok(if valid {
-                Ok(agent.map(|a| a.id).unwrap_or_default())
-            } else {
-                Err(StatusCode::UNAUTHORIZED)
-            })
-        })
+    // Count and record first (a short transaction), then check the password with no
+    // connection held, then mark the try succeeded if it did.
+    let gate = state
+        .run(move |conn, _| sign_in::begin(conn, &email, &client).map_err(Into::into))
         .await;
+    let outcome = match gate {
+        Ok(sign_in::Gate::Throttled) => Ok(Err(StatusCode::TOO_MANY_REQUESTS)),
+        Ok(sign_in::Gate::Try(attempt)) => {
+            let checked = web::block(move || (attempt.check(&password, &dummy_hash()), attempt.attempt_id())).await;
+            match checked {
+                Ok((Some(agent_id), attempt_id)) => state
+                    .run(move |conn, _| sign_in::succeeded(conn, attempt_id).map_err(Into::into))
+                    .await
+                    .map(|()| Ok(agent_id)),
+                Ok((None, _)) => Ok(Err(StatusCode::UNAUTHORIZED)),
+                Err(e) => Err(e.into()),
+            }
+        }
+        Err(e) => Err(e),
+    };
     match outcome {
         Ok(Ok(agent_id)) => HttpResponse::SeeOther()
             .insert_header((header::LOCATION, "/agent"))

@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod erase;
 pub mod session;
 pub mod tickets;
 
@@ -29,6 +30,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::post().to(tickets::apply_action),
         )
         .route("/agent/tickets/{ref}/reply", web::post().to(tickets::reply))
+        .route(
+            "/agent/tickets/{ref}/events/{id}/redact",
+            web::post().to(erase::erase_event),
+        )
         .route(
             "/agent/tickets/{ref}/mail/{id}/release",
             web::post().to(tickets::release_mail),

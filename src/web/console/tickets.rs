@@ -95,7 +95,8 @@ pub async fn show_ticket(
         .map(|a| format!("Done: {}.", a.label()))
         .or_else(|| (query.done == "reply").then(|| "Your reply is on its way.".to_string()))
         .or_else(|| (query.done == "note").then(|| "Note added.".to_string()))
-        .or_else(|| (query.done == "release").then(|| "The held mail is on its way.".to_string()));
+        .or_else(|| (query.done == "release").then(|| "The held mail is on its way.".to_string()))
+        .or_else(|| (query.done == "erase").then(|| "Erased.".to_string()));
     render_ticket(agent, &state, id, StatusCode::OK, notice, None).await
 }
 

@@ -82,9 +82,11 @@ pub fn words_for(state: State, neutral: bool) -> (&'static str, &'static str) {
 fn page(token: String, view: StatusView, reply: FormState, attempts: FormState, notice: Option<String>) -> StatusPage {
     let (headline, next_step) = words_for(view.state, view.neutral);
     // For anyone but the account's owner the form's presence must not depend on the account
-    // either: it shows until attempts are on record, whatever the state.
+    // either. Whether attempts are on record does (a banned account's ticket records none), so
+    // such a requester always has the form: a report the workflow cannot take joins the thread
+    // as their words, and the page reads the same.
     let show_attempts_form = if view.neutral {
-        view.kind == crate::domain::ticket::Kind::IpLockout && !view.attempts_on_record
+        view.kind == crate::domain::ticket::Kind::IpLockout
     } else {
         view.state == State::AwaitingAllowlistedAttempts
     };

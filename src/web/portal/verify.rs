@@ -7,7 +7,6 @@ use crate::services::tickets::{self, ChallengeOutcome, ChallengePreview};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
-use serde::Deserialize;
 
 #[derive(Template)]
 #[template(path = "portal/verify.html")]
@@ -55,21 +54,36 @@ pub async fn show_challenge(state: web::Data<AppState>, path: web::Path<String>)
     }
 }
 
-#[derive(Debug, Deserialize)]
-pub struct ChallengeAnswer {
-    #[serde(default)]
-    answer: String,
+/// The one field the answer form sends. Anything but exactly one `answer` that is `confirm`
+/// or `not_me` is refused: the challenge fails closed, never taken for a "yes".
+pub fn parse_answer(body: &[u8]) -> Option<bool> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body).ok()?;
+    let mut answers = pairs.iter().filter(|(name, _)| name == "answer");
+    let (_, answer) = answers.next()?;
+    if answers.next().is_some() {
+        return None;
+    }
+    match answer.as_str() {
+        "confirm" => Some(true),
+        "not_me" => Some(false),
+        _ => None,
+    }
 }
 
-/// Records the answer: "this was me" passes the email challenge, "this was not me" fails it
-/// and flags the ticket. Single use.
-pub async fn confirm_challenge(
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-    form: Option<web::Form<ChallengeAnswer>>,
-) -> HttpResponse {
+/// Records the answer: `answer=confirm` passes the email challenge, `answer=not_me` fails it
+/// and flags the ticket; anything else (an empty body included) answers 422 and records
+/// nothing. Single use. No cookie or CSRF token: the token in the path is the secret.
+pub async fn confirm_challenge(state: web::Data<AppState>, path: web::Path<String>, body: web::Bytes) -> HttpResponse {
     let token = path.into_inner();
-    let passed = form.map(|f| f.answer != "not_me").unwrap_or(true);
+    let Some(passed) = parse_answer(&body) else {
+        return render(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &super::MessagePage {
+                title: "Please choose an answer",
+                text: "Nothing was recorded. Open the link from the email again and press \"Yes, this was me\" or \"No, this was not me\".",
+            },
+        );
+    };
     let t = token.clone();
     let outcome = state
         .run(move |conn, desk| tickets::confirm_email_challenge(conn, desk, &t, passed).map_err(Into::into))
@@ -77,5 +91,29 @@ pub async fn confirm_challenge(
     match outcome {
         Ok(outcome) => closed(token, outcome),
         Err(e) => status_page_error(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_answer;
+
+    #[test]
+    fn only_confirm_or_not_me_is_an_answer() {
+        assert_eq!(parse_answer(b"answer=confirm"), Some(true));
+        assert_eq!(parse_answer(b"answer=not_me"), Some(false));
+        for refused in [
+            &b""[..],
+            b"answer=",
+            b"answer=yes",
+            b"answer=CONFIRM",
+            b"answer=confirm&answer=not_me",
+            b"answer=confirm&answer=confirm",
+            b"other=confirm",
+            b"%%%",
+            b"answer=confirm%",
+        ] {
+            assert_eq!(parse_answer(refused), None, "{}", String::from_utf8_lossy(refused));
+        }
     }
 }

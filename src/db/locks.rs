@@ -1,0 +1,120 @@
+//! Row and key locks for PostgreSQL, where transactions run side by side. On SQLite every
+//! write transaction starts with `BEGIN IMMEDIATE` and holds the one write lock to its end, so
+//! these functions do nothing there: the transaction is already alone.
+//!
+//! The order every transaction takes them in (see `docs/architecture.md`, "Locks and their
+//! order"): throttle keys, then tickets (by id), then accounts (by id), then the counters the
+//! triggers keep, then the outbox's recipient keys. A transaction never takes a lock of an
+//! earlier kind after one of a later kind.
+
+use super::AnyConnection;
+use super::schema::{accounts, tickets};
+use diesel::prelude::*;
+use diesel::sql_types::BigInt;
+
+/// What a key lock protects; part of the key, so two namespaces never share a lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyLock {
+    /// Customer form submissions from one client network.
+    FormClient,
+    /// Customer form submissions for one email address.
+    FormEmail,
+    /// Sign-in attempts from one client network (all emails).
+    SignInClient,
+    /// Workflow mail and acknowledgements to one recipient address.
+    Recipient,
+}
+
+impl KeyLock {
+    fn name(self) -> &'static str {
+        match self {
+            KeyLock::FormClient => "form-client",
+            KeyLock::FormEmail => "form-email",
+            KeyLock::SignInClient => "sign-in-client",
+            KeyLock::Recipient => "recipient",
+        }
+    }
+}
+
+/// The advisory-lock number of a key: the first 8 bytes of SHA-256 over the namespace and the
+/// key. A collision only makes two keys wait for each other, never lets one slip.
+fn key_number(lock: KeyLock, key: &str) -> i64 {
+    use sha2::Digest;
+    let digest = sha2::Sha256::new()
+        .chain_update(lock.name().as_bytes())
+        .chain_update([0u8])
+        .chain_update(key.as_bytes())
+        .finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(first)
+}
+
+/// Takes the transaction-scoped lock of `key` (released at commit or rollback): writers that
+/// count and then record under the same key run one after the other, so a burst cannot read
+/// the same count before any of them records.
+pub fn lock_key(conn: &mut AnyConnection, lock: KeyLock, key: &str) -> QueryResult<()> {
+    if let AnyConnection::Postgresql(pg) = conn {
+        diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
+            .bind::<BigInt, _>(key_number(lock, key))
+            .execute(pg)?;
+    }
+    Ok(())
+}
+
+/// Locks a ticket's row for the rest of the transaction (`FOR UPDATE`).
+pub fn lock_ticket(conn: &mut AnyConnection, id: i64) -> QueryResult<()> {
+    if let AnyConnection::Postgresql(pg) = conn {
+        tickets::table
+            .find(id)
+            .select(tickets::id)
+            .for_update()
+            .load::<i64>(pg)?;
+    }
+    Ok(())
+}
+
+/// Locks ticket rows in id order (the one order, so two such transactions cannot deadlock).
+pub fn lock_tickets(conn: &mut AnyConnection, ids: &[i64]) -> QueryResult<()> {
+    if let AnyConnection::Postgresql(pg) = conn
+        && !ids.is_empty()
+    {
+        tickets::table
+            .filter(tickets::id.eq_any(ids))
+            .order(tickets::id.asc())
+            .select(tickets::id)
+            .for_update()
+            .load::<i64>(pg)?;
+    }
+    Ok(())
+}
+
+/// Locks account rows in id order. Reads after this see their latest committed state (each
+/// statement under READ COMMITTED takes a fresh snapshot) and nobody changes them until the
+/// transaction ends.
+pub fn lock_accounts(conn: &mut AnyConnection, ids: &[&str]) -> QueryResult<()> {
+    if let AnyConnection::Postgresql(pg) = conn
+        && !ids.is_empty()
+    {
+        accounts::table
+            .filter(accounts::id.eq_any(ids))
+            .order(accounts::id.asc())
+            .select(accounts::id)
+            .for_update()
+            .load::<String>(pg)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn namespaces_and_keys_give_different_lock_numbers() {
+        let a = key_number(KeyLock::FormClient, "203.0.113.7");
+        assert_eq!(a, key_number(KeyLock::FormClient, "203.0.113.7"));
+        assert_ne!(a, key_number(KeyLock::FormEmail, "203.0.113.7"));
+        assert_ne!(a, key_number(KeyLock::FormClient, "203.0.113.8"));
+    }
+}

@@ -1,0 +1,62 @@
+//! The console's erase button (admins): a confirmation step, then the erase itself.
+
+use super::super::AppState;
+use super::session::{CurrentAgent, csrf_ok};
+use super::{expired_form, page, refused_page};
+use crate::domain::ticket::TicketRef;
+use crate::services::erase;
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use std::collections::HashMap;
+
+#[derive(Template)]
+#[template(path = "console/erase_confirm.html")]
+pub struct EraseConfirmPage {
+    pub agent: CurrentAgent,
+    pub ticket_ref: String,
+    pub event_id: i64,
+}
+
+/// `POST /agent/tickets/{ref}/events/{id}/redact`: without `confirm=yes`, asks first; with
+/// it, erases and goes back to the ticket.
+pub async fn erase_event(
+    agent: CurrentAgent,
+    state: web::Data<AppState>,
+    path: web::Path<(String, i64)>,
+    form: web::Form<HashMap<String, String>>,
+) -> HttpResponse {
+    if !agent.admin {
+        return refused_page(StatusCode::FORBIDDEN, "Only an admin can erase a message or note.");
+    }
+    if !csrf_ok(&agent, form.get("csrf").map(String::as_str)) {
+        return expired_form();
+    }
+    let (reference, event_id) = path.into_inner();
+    let Some(ticket_id) = TicketRef::parse(&reference, &state.desk.settings.ticket_prefix).map(|r| r.number()) else {
+        return refused_page(StatusCode::NOT_FOUND, "There is no such ticket.");
+    };
+    if form.get("confirm").map(String::as_str) != Some("yes") {
+        return page(
+            StatusCode::OK,
+            &EraseConfirmPage {
+                agent,
+                ticket_ref: reference,
+                event_id,
+            },
+        );
+    }
+    let actor = agent.actor();
+    let outcome = state
+        .run(move |conn, _| erase::erase_message(conn, ticket_id, event_id, &actor).map_err(Into::into))
+        .await;
+    match outcome {
+        Ok(_) => HttpResponse::SeeOther()
+            .insert_header((
+                header::LOCATION,
+                format!("/agent/tickets/{reference}?done=erase#event-{event_id}"),
+            ))
+            .finish(),
+        Err(e) => refused_page(e.status, &e.message),
+    }
+}

@@ -1,0 +1,297 @@
+//! PostgreSQL only (SQLite runs one writer at a time): actions and imports that lock what
+//! they decide on, and transactions retried after a deadlock.
+
+use crate::helpers::{Backend, TestApp, account, reference};
+use crate::races::{count, mail_from};
+use diesel::RunQueryDsl;
+use diesel::connection::SimpleConnection;
+use reqwest::StatusCode;
+use serde_json::json;
+
+/// An ip_lockout ticket of `account_id`, walked to `ownership_verified`.
+async fn verified_lockout(app: &TestApp, account_id: &str, email: &str) -> String {
+    let ticket = app
+        .create_ticket(
+            json!({"kind": "ip_lockout", "requester": email, "subject": "Locked out",
+                              "body": "new office", "current_ip": "198.51.100.77", "account": account_id}),
+        )
+        .await;
+    let r = reference(&ticket);
+    app.act(
+        &r,
+        "record_allowlisted_attempts",
+        json!({"tried_from": "office 203.0.113.7", "outcome": "blocked"}),
+    )
+    .await;
+    app.act(&r, "start_ownership_verification", json!({})).await;
+    app.act(&r, "send_email_challenge", json!({})).await;
+    let path = app.latest_challenge_path().await;
+    assert_eq!(app.confirm_challenge(&path, "confirm").await, StatusCode::OK);
+    let ticket = app
+        .act(
+            &r,
+            "record_verification_check",
+            json!({"method": "billing_details", "passed": true, "evidence": "invoice matches"}),
+        )
+        .await;
+    assert_eq!(ticket["state"], "ownership_verified");
+    r
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_ban_import_and_a_grant_never_both_decide_on_an_unbanned_account() {
+    let Some(app) = TestApp::spawn(Backend::Postgres).await else {
+        return;
+    };
+    let app = std::sync::Arc::new(app);
+    let (mut granted, mut refused) = (0, 0);
+    for round in 0..50 {
+        let id = format!("acc_r{round}");
+        let email = format!("owner{round}@example.test");
+        app.import_accounts(&[account(&id, &format!("user{round}"), &email, "active")]);
+        let r = verified_lockout(&app, &id, &email).await;
+        let importer = {
+            let (app, id, email) = (app.clone(), id.clone(), email.clone());
+            tokio::task::spawn_blocking(move || {
+                app.import_accounts(&[account(&id, &format!("user{round}"), &email, "banned")])
+            })
+        };
+        let (status, body) = app.action(&r, "grant_ip_access", json!({"ip": "198.51.100.77"})).await;
+        let summary = importer.await.expect("the import task");
+        assert!(summary.refused.is_empty(), "round {round}: {:?}", summary.refused);
+        let ticket = app.ticket(&r).await;
+        // The import rewrites the allowlist from the provider's line, so the ticket's own
+        // record says whether the grant changed the directory.
+        let granted_entry = ticket["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .any(|e| e["type"] == "directory_change" && e["data"]["change"] == "allowlist_add");
+        match status {
+            // The grant went first: the ban found the ticket resolved.
+            StatusCode::OK => {
+                granted += 1;
+                assert_eq!(ticket["state"], "resolved", "round {round}");
+                assert!(granted_entry, "round {round}");
+                assert_eq!(summary.tickets_refused, 0, "round {round}");
+            }
+            // The ban went first: the grant saw it, refused, and added nothing.
+            StatusCode::CONFLICT => {
+                refused += 1;
+                assert_eq!(body["error"]["code"], "account_banned", "round {round}: {body}");
+                assert_eq!(ticket["state"], "refused", "round {round}");
+                assert!(!granted_entry, "round {round}: a grant on a banned account");
+                assert_eq!(summary.tickets_refused, 1, "round {round}");
+            }
+            other => panic!("round {round}: {other} {body}"),
+        }
+    }
+    eprintln!("grant first {granted} times, ban first {refused} times");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_ban_import_and_a_reactivation_never_both_decide_on_an_unbanned_account() {
+    let Some(app) = TestApp::spawn(Backend::Postgres).await else {
+        return;
+    };
+    let app = std::sync::Arc::new(app);
+    for round in 0..50 {
+        let id = format!("acc_t{round}");
+        let email = format!("late{round}@example.test");
+        let mut line = account(&id, &format!("late{round}"), &email, "terminated");
+        line["terminated_at"] = json!("2026-11-01T00:00:00Z");
+        app.import_accounts(&[line]);
+        let ticket = app
+            .create_ticket(json!({"kind": "account_terminated", "requester": email,
+                                  "subject": "Terminated", "body": "paid already", "account": id}))
+            .await;
+        let r = reference(&ticket);
+        let importer = {
+            let (app, id, email) = (app.clone(), id.clone(), email.clone());
+            tokio::task::spawn_blocking(move || {
+                app.import_accounts(&[account(&id, &format!("late{round}"), &email, "banned")])
+            })
+        };
+        let (status, body) = app.action(&r, "reactivate_account", json!({})).await;
+        let summary = importer.await.expect("the import task");
+        assert!(summary.refused.is_empty(), "round {round}: {:?}", summary.refused);
+        let ticket = app.ticket(&r).await;
+        match status {
+            StatusCode::OK => {
+                assert_eq!(ticket["state"], "resolved", "round {round}");
+                assert_eq!(summary.tickets_refused, 0, "round {round}");
+            }
+            StatusCode::CONFLICT => {
+                assert_eq!(body["error"]["code"], "account_banned", "round {round}: {body}");
+                assert_eq!(ticket["state"], "refused", "round {round}");
+            }
+            other => panic!("round {round}: {other} {body}"),
+        }
+        let (_, acc) = app.get(&format!("/api/v1/accounts/{id}")).await;
+        assert_eq!(acc["status"], "banned", "round {round}: a ban is permanent");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_action_that_loses_a_deadlock_is_retried_and_answers_200() {
+    let Some(app) = TestApp::spawn(Backend::Postgres).await else {
+        return;
+    };
+    app.import_accounts(&[account("acc_d", "deadlocked", "d@example.test", "active")]);
+    let ticket = app
+        .create_ticket(
+            json!({"kind": "general", "requester": "d@example.test", "subject": "Hi",
+                              "body": "hello", "account": "acc_d"}),
+        )
+        .await;
+    let r = reference(&ticket);
+    let ticket_id: i64 = r.rsplit('-').next().and_then(|n| n.parse().ok()).expect("a number");
+    assert_eq!(ticket["account_id"], "acc_d");
+    let deadlocks_before = count(
+        &app,
+        "SELECT deadlocks AS n FROM pg_stat_database WHERE datname = current_database()",
+    );
+
+    // Another session locks the account, waits until the action holds the ticket and waits for
+    // the account, then asks for the ticket: a deadlock. It waits longer before checking for
+    // one (deadlock_timeout), so PostgreSQL picks the action's transaction as the victim.
+    let mut other = app.raw_conn();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let other_session = tokio::task::spawn_blocking(move || {
+        other
+            .batch_execute(
+                "SET deadlock_timeout = '20s'; BEGIN; SELECT id FROM accounts WHERE id = 'acc_d' FOR UPDATE;",
+            )
+            .expect("lock the account");
+        ready_tx.send(()).expect("signal");
+        // Until the action waits on the account (its ticket lock is then held).
+        let waiting = "SELECT count(*) AS n FROM pg_stat_activity \
+                       WHERE datname = current_database() AND wait_event_type = 'Lock'";
+        #[derive(diesel::QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        for _ in 0..500 {
+            let n = diesel::sql_query(waiting)
+                .get_result::<N>(&mut other)
+                .expect("pg_locks")
+                .n;
+            if n > 0 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        other
+            .batch_execute(&format!(
+                "SELECT id FROM tickets WHERE id = {ticket_id} FOR UPDATE; COMMIT;"
+            ))
+            .expect("the other session gets the ticket once the action's first try is rolled back");
+    });
+    ready_rx.recv().expect("the other session holds the account");
+    let (status, body) = app.action(&r, "resolve", json!({"note": "done"})).await;
+    other_session.await.expect("the other session");
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["state"], "resolved");
+    // The statistics arrive a moment later.
+    let mut deadlocks = deadlocks_before;
+    for _ in 0..50 {
+        deadlocks = count(
+            &app,
+            "SELECT deadlocks AS n FROM pg_stat_database WHERE datname = current_database()",
+        );
+        if deadlocks > deadlocks_before {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(deadlocks > deadlocks_before, "a deadlock happened and was survived");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn eight_concurrent_writers_on_postgresql_lose_nothing_and_answer_every_message() {
+    use recoverydesk::services::inbound::Outcome;
+    let Some(app) = TestApp::spawn(Backend::Postgres).await else {
+        return;
+    };
+    let app = std::sync::Arc::new(app);
+    // Eight tickets the writers reply to, each from its own customer.
+    let mut refs = vec![];
+    for t in 0..8 {
+        let ingested = app.ingest(&mail_from(&format!("c{t}@example.test"), 1000 + t));
+        refs.push(ingested.ticket.expect("a ticket"));
+    }
+    let refs = std::sync::Arc::new(refs);
+    const PER_WRITER: usize = 30;
+    let mut writers = vec![];
+    for w in 0..8usize {
+        let (app, refs) = (app.clone(), refs.clone());
+        writers.push(tokio::task::spawn_blocking(move || {
+            let mut outcomes = vec![];
+            for i in 0..PER_WRITER {
+                let raw = if i % 2 == 0 {
+                    // A new ticket.
+                    mail_from(&format!("new{w}-{i}@example.test"), 10_000 + w * 1000 + i)
+                } else {
+                    // A reply to a ticket another writer replies to as well.
+                    let t = (w + i) % 8;
+                    format!(
+                        "From: c{t}@example.test\r\nTo: support@recoverydesk.test\r\nSubject: Re: [{}] question\r\n\
+                         Message-ID: <reply-{w}-{i}@example.test>\r\nDate: Sun, 06 Dec 2026 04:00:00 +0000\r\n\r\n\
+                         More details, {w} {i}.\r\n",
+                        refs[t]
+                    )
+                    .into_bytes()
+                };
+                let mut conn = app.conn();
+                let outcome = recoverydesk::services::inbound::ingest(&mut conn, &app.desk, &raw, "test")
+                    .unwrap_or_else(|e| panic!("writer {w} message {i}: {e}"));
+                outcomes.push(outcome.outcome);
+            }
+            outcomes
+        }));
+    }
+    // Meanwhile an agent changes the same tickets' state through the API.
+    let agent = {
+        let (app, refs) = (app.clone(), refs.clone());
+        tokio::spawn(async move {
+            for round in 0..3 {
+                for r in refs.iter() {
+                    let (status, body) = app
+                        .post(
+                            &format!("/api/v1/tickets/{r}/replies"),
+                            &json!({"body": format!("looking, round {round}"), "internal": false}),
+                        )
+                        .await;
+                    assert_eq!(status, StatusCode::CREATED, "{body}");
+                }
+            }
+        })
+    };
+    let mut created = 0;
+    let mut appended = 0;
+    for w in writers {
+        for outcome in w.await.expect("a writer") {
+            match outcome {
+                Outcome::Created => created += 1,
+                Outcome::Appended => appended += 1,
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+    agent.await.expect("the agent");
+    assert_eq!(created, 8 * PER_WRITER / 2);
+    assert_eq!(appended, 8 * PER_WRITER / 2);
+    let stored = count(&app, "SELECT count(*) AS n FROM inbound_messages");
+    assert_eq!(stored, (8 + 8 * PER_WRITER) as i64, "every message stored once");
+    let incoming = count(&app, "SELECT count(*) AS n FROM messages WHERE direction = 'in'");
+    assert_eq!(incoming, (8 + 8 * PER_WRITER) as i64);
+    // For the record (statistics arrive a moment later): deadlocks PostgreSQL broke, each
+    // retried by the service.
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    let deadlocks = count(
+        &app,
+        "SELECT deadlocks AS n FROM pg_stat_database WHERE datname = current_database()",
+    );
+    eprintln!("deadlocks survived: {deadlocks}");
+}
