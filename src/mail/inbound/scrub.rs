@@ -53,8 +53,13 @@ fn scrub_at_depth(raw: &[u8], mail: &InboundMail, mask: &dyn Fn(&str) -> String,
     let mut s = Scrubber::default();
     let subject = s.scrub(&one_line(&mail.subject));
     let from = s.scrub_opt(mail.from.as_deref());
-    let text = scrub_text(&mut s, &mask(&mail.text));
-    let html = mail.html.as_deref().and_then(|h| scrub_html(&mut s, &mask(h)));
+    let masked_text = mask(&mail.text);
+    let masked_html = mail.html.as_deref().map(mask);
+    // A reply quoting our mail carries our links back: the copy kept is rebuilt without them,
+    // as it is without secrets.
+    let links_masked = masked_text != mail.text || masked_html.as_deref() != mail.html.as_deref();
+    let text = scrub_text(&mut s, &masked_text);
+    let html = masked_html.as_deref().and_then(|h| scrub_html(&mut s, h));
     let delivery_status = s.scrub_opt(mail.delivery_status.as_deref());
     let attachments: Vec<ScrubbedAttachment> = mail
         .attachments
@@ -128,7 +133,8 @@ fn scrub_at_depth(raw: &[u8], mail: &InboundMail, mask: &dyn Fn(&str) -> String,
         }
     }
     note_raw(&mut s, raw);
-    let raw_copy = match ScrubbedBytes::original_when_clean(raw, &s) {
+    let original = ScrubbedBytes::original_when_clean(raw, &s).filter(|_| !links_masked);
+    let raw_copy = match original {
         Some(original) => original,
         None => {
             let parts = RebuildParts {
@@ -320,6 +326,20 @@ mod tests {
             String::from_utf8_lossy(out.raw_copy.as_bytes())
         );
         assert!(again.text.contains("[redacted]"));
+    }
+
+    #[test]
+    fn a_reply_quoting_our_link_is_kept_without_it() {
+        let raw =
+            b"From: a@x.test\r\nSubject: Re: RD-1\r\n\r\nthanks\r\n> https://desk.test/t/AbCdEfGhIjKlMnOpQrStUv\r\n";
+        let mail = parse(raw).unwrap();
+        let mask = |t: &str| t.replace("https://desk.test/t/AbCdEfGhIjKlMnOpQrStUv", "[status link]");
+        let out = scrub_mail(raw, &mail, &mask);
+        let copy = String::from_utf8_lossy(out.raw_copy.as_bytes()).to_string();
+        assert!(
+            !copy.contains("AbCdEfGhIjKlMnOpQrStUv") && copy.contains("[status link]"),
+            "{copy}"
+        );
     }
 
     #[test]
