@@ -16,13 +16,13 @@ use recoverydesk::cli::Cli;
 use recoverydesk::config::Settings;
 use recoverydesk::domain::email_address::EmailAddress;
 use recoverydesk::domain::ticket::Kind;
-use recoverydesk::services::tickets::{Channel, OpenTicket};
+use recoverydesk::services::tickets::{Channel, OpenTicket, RequestFields};
 use recoverydesk::services::{Actor, agents, erase, portal, sign_in};
 use std::sync::Arc;
 use std::time::Instant;
 
 fn request(email: &str, body: &str) -> Result<OpenTicket, Box<dyn std::error::Error>> {
-    Ok(OpenTicket {
+    Ok(RequestFields {
         kind: Kind::General,
         requester: EmailAddress::parse(email)?,
         subject: "bench".into(),
@@ -37,8 +37,8 @@ fn request(email: &str, body: &str) -> Result<OpenTicket, Box<dyn std::error::Er
         error_text: None,
         channel: Channel::Web,
         actor: Actor::System,
-        inbound: None,
-    })
+    }
+    .scrub())
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -81,6 +81,9 @@ pub struct GlobalOptions {
         global = true
     )]
     pub max_message_bytes: String,
+    /// Most MIME parts a message may have, nested ones included; more → quarantined.
+    #[arg(long, env = "RECOVERYDESK_MAX_MIME_PARTS", default_value = "1000", global = true)]
+    pub max_mime_parts: String,
     /// Days of authentication logs kept for credential-failure diagnosis.
     #[arg(
         long,

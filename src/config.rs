@@ -21,6 +21,8 @@ pub struct Settings {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub ticket_prefix: String,
     pub max_message_bytes: u64,
+    /// Most MIME parts a message may have (nested ones included) before it is quarantined.
+    pub max_mime_parts: usize,
     pub auth_log_retention_days: u32,
     pub secret_key: Option<String>,
     pub form_rate_limit: u32,
@@ -76,6 +78,10 @@ impl Settings {
                 "RECOVERYDESK_BASE_URL must start with http:// or https://, not {base_url:?}"
             ));
         }
+        let max_mime_parts: usize = number("RECOVERYDESK_MAX_MIME_PARTS", &o.max_mime_parts)?;
+        if max_mime_parts == 0 {
+            return Err("RECOVERYDESK_MAX_MIME_PARTS must be at least 1 (every message has one part)".into());
+        }
         let api_rate_limit: u32 = number("RECOVERYDESK_API_RATE_LIMIT", &o.api_rate_limit)?;
         if !(1..=MAX_API_RATE_LIMIT).contains(&api_rate_limit) {
             return Err(format!(
@@ -95,6 +101,7 @@ impl Settings {
             trusted_proxies: parse_networks(&o.trusted_proxies)?,
             ticket_prefix: prefix.to_string(),
             max_message_bytes,
+            max_mime_parts,
             auth_log_retention_days,
             secret_key,
             form_rate_limit: form_rate_limit.max(1),

@@ -2,6 +2,7 @@
 
 use super::schema::{attachments, inbound_messages, messages, outbox, quarantine, raw_messages};
 use super::{AnyConnection, now};
+use crate::domain::scrubbed::{Scrubbed, ScrubbedBytes};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
@@ -63,9 +64,14 @@ pub fn ticket_of_message_ids(conn: &mut AnyConnection, ids: &[String]) -> QueryR
         .optional()
 }
 
-pub fn store_raw(conn: &mut AnyConnection, message_ref: i64, raw: &[u8]) -> QueryResult<()> {
+/// The raw copy of a received message: the original bytes only when the scan found nothing,
+/// else a copy rebuilt from the scrubbed parts (the type says which can be written).
+pub fn store_raw(conn: &mut AnyConnection, message_ref: i64, raw: &ScrubbedBytes) -> QueryResult<()> {
     diesel::insert_into(raw_messages::table)
-        .values((raw_messages::message_ref.eq(message_ref), raw_messages::raw.eq(raw)))
+        .values((
+            raw_messages::message_ref.eq(message_ref),
+            raw_messages::raw.eq(raw.as_bytes()),
+        ))
         .execute(conn)
         .map(|_| ())
 }
@@ -73,17 +79,17 @@ pub fn store_raw(conn: &mut AnyConnection, message_ref: i64, raw: &[u8]) -> Quer
 pub fn store_attachment(
     conn: &mut AnyConnection,
     message_ref: i64,
-    filename: &str,
-    content_type: &str,
-    data: &[u8],
+    filename: &Scrubbed,
+    content_type: &Scrubbed,
+    data: &ScrubbedBytes,
 ) -> QueryResult<i64> {
     diesel::insert_into(attachments::table)
         .values((
             attachments::message_ref.eq(message_ref),
-            attachments::filename.eq(filename),
-            attachments::content_type.eq(content_type),
+            attachments::filename.eq(filename.as_str()),
+            attachments::content_type.eq(content_type.as_str()),
             attachments::size.eq(data.len() as i64),
-            attachments::data.eq(data),
+            attachments::data.eq(data.as_bytes()),
             attachments::created_at.eq(now()),
         ))
         .returning(attachments::id)
@@ -131,7 +137,7 @@ pub fn attachments_of(conn: &mut AnyConnection, message_refs: &[i64]) -> QueryRe
 pub fn mark_bounced(
     conn: &mut AnyConnection,
     message_ids: &[String],
-    reason: &str,
+    reason: &Scrubbed,
 ) -> QueryResult<Vec<(i64, Option<i64>)>> {
     if message_ids.is_empty() {
         return Ok(vec![]);
@@ -142,7 +148,7 @@ pub fn mark_bounced(
         .load(conn)?;
     let ids: Vec<i64> = hit.iter().map(|(id, _)| *id).collect();
     diesel::update(outbox::table.filter(outbox::id.eq_any(&ids)))
-        .set((outbox::bounced_at.eq(now()), outbox::bounce_reason.eq(reason)))
+        .set((outbox::bounced_at.eq(now()), outbox::bounce_reason.eq(reason.as_str())))
         .execute(conn)?;
     Ok(hit)
 }
@@ -152,10 +158,11 @@ pub fn mark_bounced(
 
 pub struct NewQuarantined<'a> {
     pub id: &'a str,
-    pub reason: &'a str,
-    pub from_address: Option<&'a str>,
-    pub subject: Option<&'a str>,
-    pub raw: &'a [u8],
+    /// Reasons can quote the message (its declared type): scrubbed like the rest.
+    pub reason: &'a Scrubbed,
+    pub from_address: Option<&'a Scrubbed>,
+    pub subject: Option<&'a Scrubbed>,
+    pub raw: &'a ScrubbedBytes,
     pub size: i64,
     pub channel: &'a str,
     pub content_hash: &'a str,
@@ -165,11 +172,11 @@ pub fn quarantine(conn: &mut AnyConnection, q: &NewQuarantined) -> QueryResult<(
     diesel::insert_into(quarantine::table)
         .values((
             quarantine::id.eq(q.id),
-            quarantine::reason.eq(q.reason),
-            quarantine::from_address.eq(q.from_address),
-            quarantine::subject.eq(q.subject),
+            quarantine::reason.eq(q.reason.as_str()),
+            quarantine::from_address.eq(q.from_address.map(Scrubbed::as_str)),
+            quarantine::subject.eq(q.subject.map(Scrubbed::as_str)),
             quarantine::size.eq(q.size),
-            quarantine::raw.eq(q.raw),
+            quarantine::raw.eq(q.raw.as_bytes()),
             quarantine::channel.eq(q.channel),
             quarantine::content_hash.eq(q.content_hash),
             quarantine::received_at.eq(now()),
@@ -244,9 +251,9 @@ pub fn release(conn: &mut AnyConnection, id: &str, ticket_id: Option<i64>) -> Qu
         .map(|_| ())
 }
 
-pub fn set_quarantine_reason(conn: &mut AnyConnection, id: &str, reason: &str) -> QueryResult<()> {
+pub fn set_quarantine_reason(conn: &mut AnyConnection, id: &str, reason: &Scrubbed) -> QueryResult<()> {
     diesel::update(quarantine::table.find(id))
-        .set(quarantine::reason.eq(reason))
+        .set(quarantine::reason.eq(reason.as_str()))
         .execute(conn)
         .map(|_| ())
 }

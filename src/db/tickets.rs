@@ -2,6 +2,7 @@
 
 use super::schema::{email_challenges, events, messages, status_links, tickets, verification_checks};
 use super::{AnyConnection, now};
+use crate::domain::scrubbed::Scrubbed;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
@@ -35,7 +36,8 @@ pub struct TicketRow {
 pub struct NewTicket<'a> {
     pub kind: &'a str,
     pub state: &'a str,
-    pub subject: &'a str,
+    /// Customer words: only scrubbed text can be written.
+    pub subject: &'a Scrubbed,
     pub requester: &'a str,
     pub channel: &'a str,
     pub auto_generated: bool,
@@ -47,7 +49,7 @@ pub fn insert(conn: &mut AnyConnection, t: &NewTicket) -> QueryResult<TicketRow>
         .values((
             tickets::kind.eq(t.kind),
             tickets::state.eq(t.state),
-            tickets::subject.eq(t.subject),
+            tickets::subject.eq(t.subject.as_str()),
             tickets::requester.eq(t.requester.trim()),
             tickets::requester_normalized.eq(crate::domain::email_address::normalize(t.requester)),
             // Status links live in `status_links` (hashes only); these old columns keep a
@@ -216,15 +218,18 @@ fn escape_like(s: &str) -> String {
 // ---------------------------------------------------------------------------------------
 // Messages and events
 
+static NO_SUBJECT: std::sync::LazyLock<Scrubbed> = std::sync::LazyLock::new(|| Scrubbed::not_from_customer(""));
+
 pub struct NewMessage<'a> {
     pub ticket_id: i64,
     pub direction: &'a str,
     pub sender_role: &'a str,
     pub from_address: Option<&'a str>,
     pub to_address: Option<&'a str>,
-    pub subject: &'a str,
-    pub body: &'a str,
-    pub body_html: Option<&'a str>,
+    /// Subject, body and HTML are customer words (or the desk's own, said so explicitly).
+    pub subject: &'a Scrubbed,
+    pub body: &'a Scrubbed,
+    pub body_html: Option<&'a Scrubbed>,
     pub message_id: Option<&'a str>,
     pub content_hash: Option<&'a str>,
     pub auto_generated: bool,
@@ -232,14 +237,14 @@ pub struct NewMessage<'a> {
 
 impl<'a> NewMessage<'a> {
     /// An internal note: agents only, never mailed.
-    pub fn note(ticket_id: i64, body: &'a str) -> Self {
+    pub fn note(ticket_id: i64, body: &'a Scrubbed) -> Self {
         NewMessage {
             ticket_id,
             direction: "note",
             sender_role: "agent",
             from_address: None,
             to_address: None,
-            subject: "",
+            subject: &NO_SUBJECT,
             body,
             body_html: None,
             message_id: None,
@@ -249,7 +254,7 @@ impl<'a> NewMessage<'a> {
     }
 
     /// The customer's own words (a form, or an agent typing what a customer said on the phone).
-    pub fn from_requester(ticket_id: i64, from: &'a str, subject: &'a str, body: &'a str) -> Self {
+    pub fn from_requester(ticket_id: i64, from: &'a str, subject: &'a Scrubbed, body: &'a Scrubbed) -> Self {
         NewMessage {
             ticket_id,
             direction: "in",
@@ -274,9 +279,9 @@ pub fn insert_message(conn: &mut AnyConnection, m: &NewMessage) -> QueryResult<i
             messages::sender_role.eq(m.sender_role),
             messages::from_address.eq(m.from_address),
             messages::to_address.eq(m.to_address),
-            messages::subject.eq(m.subject),
-            messages::body.eq(m.body),
-            messages::body_html.eq(m.body_html),
+            messages::subject.eq(m.subject.as_str()),
+            messages::body.eq(m.body.as_str()),
+            messages::body_html.eq(m.body_html.map(Scrubbed::as_str)),
             messages::message_id.eq(m.message_id),
             messages::content_hash.eq(m.content_hash),
             messages::auto_generated.eq(m.auto_generated),

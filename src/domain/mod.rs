@@ -6,6 +6,7 @@ pub mod diagnosis;
 pub mod email_address;
 pub mod ip_grant;
 pub mod redact;
+pub mod scrubbed;
 pub mod throttle;
 pub mod ticket;
 pub mod verification;

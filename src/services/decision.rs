@@ -213,7 +213,9 @@ pub(crate) fn commit(
                 ));
             }
             Effect::Note { body } => {
-                let message_id = tickets::insert_message(conn, &tickets::NewMessage::note(row.id, body))?;
+                // An engine note holds an agent's action text, which `scrub_action` scanned.
+                let body = crate::domain::scrubbed::Scrubbed::not_from_customer(body.clone());
+                let message_id = tickets::insert_message(conn, &tickets::NewMessage::note(row.id, &body))?;
                 after.push(AfterEvent::Note(message_id));
             }
             Effect::Flag { reason } => {

@@ -2,6 +2,8 @@
 //! The answer is the same whatever the directory says (no account enumeration): every
 //! account-dependent outcome travels by mail, through the outbox.
 
+use super::messages::CustomerMessage;
+use super::redaction::Scrubbed;
 use super::tickets::{self, OpenTicket};
 use super::{Actor, Desk, ServiceError};
 use crate::db::locks::{self, KeyLock};
@@ -30,6 +32,7 @@ pub fn submit_form(
     let limit = i64::from(desk.settings.form_rate_limit);
     let email = request.requester.normalized();
     let kind = request.kind;
+    let words = repeat_words(&request);
     let client_ip = crate::domain::throttle::client_key(client_ip);
     let client_ip = client_ip.as_str();
     db::write_transaction(conn, |conn| {
@@ -42,7 +45,7 @@ pub fn submit_form(
         }
         let (ticket_id, attached) = match submissions::recent_ticket(conn, kind.as_str(), &email)? {
             Some(id) => {
-                attach(conn, desk, id, &request)?;
+                attach(conn, desk, id, &request, words.clone())?;
                 (id, true)
             }
             None => (
@@ -59,11 +62,11 @@ pub fn submit_form(
     })
 }
 
-/// The same request again: its words join the ticket, an ip_lockout learns the reported
-/// attempts, and the requester gets a neutral acknowledgement. Account-dependent mail is not
-/// sent again.
-fn attach(conn: &mut AnyConnection, desk: &Desk, ticket_id: i64, request: &OpenTicket) -> Result<(), ServiceError> {
-    let mut words = request.body.clone();
+/// The words a repeated form adds to its ticket: the fields under their labels, scanned once
+/// more as a whole (before the transaction) so that no joint between two fields can spell a
+/// secret.
+fn repeat_words(request: &OpenTicket) -> Scrubbed {
+    let mut words = request.body.as_str().to_string();
     for (label, value) in [
         ("Account", &request.account),
         ("Tried from", &request.tried_from),
@@ -72,23 +75,43 @@ fn attach(conn: &mut AnyConnection, desk: &Desk, ticket_id: i64, request: &OpenT
         ("Failed at", &request.failed_at),
         ("Error", &request.error_text),
     ] {
-        if let Some(v) = value.as_deref().filter(|v| !v.trim().is_empty()) {
+        if let Some(v) = value.as_ref().map(Scrubbed::as_str).filter(|v| !v.trim().is_empty()) {
             words.push_str(&format!("\n{label}: {v}"));
         }
     }
     let words = if words.trim().is_empty() {
         "(the same request, sent again)".to_string()
     } else {
-        words
+        words.trim().to_string()
     };
-    let row = tickets::append_customer_words(conn, desk, ticket_id, words.trim(), "web")?;
+    super::redaction::Scrubber::default().scrub(&words)
+}
+
+/// The same request again: its words join the ticket, an ip_lockout learns the reported
+/// attempts, and the requester gets a neutral acknowledgement. Account-dependent mail is not
+/// sent again.
+fn attach(
+    conn: &mut AnyConnection,
+    desk: &Desk,
+    ticket_id: i64,
+    request: &OpenTicket,
+    words: Scrubbed,
+) -> Result<(), ServiceError> {
+    let subject = tickets::reply_subject(conn, ticket_id)?;
+    let message = CustomerMessage::typed(subject, words, request.secrets_found.clone());
+    let row = super::messages::append_customer_message(conn, desk, ticket_id, None, &message, "web")?.ticket;
     if request.kind == Kind::IpLockout
-        && let Some(tried_from) = request.tried_from.as_deref().filter(|t| !t.trim().is_empty())
+        && let Some(tried_from) = request.tried_from.as_ref().filter(|t| !t.as_str().trim().is_empty())
     {
         let actor = Actor::Customer {
             email: row.requester.clone(),
         };
-        let params = json!({"tried_from": tried_from, "outcome": request.attempts_outcome.clone().unwrap_or_default()});
+        let outcome = request
+            .attempts_outcome
+            .as_ref()
+            .map(Scrubbed::as_str)
+            .unwrap_or_default();
+        let params = json!({"tried_from": tried_from.as_str(), "outcome": outcome});
         // Refused when the ticket is past that step: the words are on the ticket anyway.
         let _ = tickets::apply_action_in_transaction(
             conn,
@@ -191,12 +214,25 @@ pub fn report_attempts(
     tried_from: &str,
     outcome: &str,
 ) -> Result<Result<(), crate::domain::workflow::Refusal>, ServiceError> {
+    // Scanned before the transaction; the engine and the thread get the same scrubbed words.
+    let mut scrub = super::redaction::Scrubber::default();
+    let tried_from = scrub.scrub(tried_from);
+    let outcome = scrub.scrub(outcome);
+    let words = Scrubbed::join(
+        &[
+            &Scrubbed::not_from_customer("Allowlisted networks I tried: "),
+            &tried_from,
+            &Scrubbed::not_from_customer("\nWhat happened: "),
+            &outcome,
+        ],
+        "",
+    );
     db::write_transaction(conn, |conn| {
         let row = crate::db::tickets::find(conn, ticket_id)?.ok_or_else(|| ServiceError::NotFound("ticket".into()))?;
         let actor = Actor::Customer {
             email: row.requester.clone(),
         };
-        let params = json!({"tried_from": tried_from, "outcome": outcome});
+        let params = json!({"tried_from": tried_from.as_str(), "outcome": outcome.as_str()});
         let decided = tickets::apply_action_in_transaction(
             conn,
             desk,
@@ -206,21 +242,10 @@ pub fn report_attempts(
             &actor,
         )?;
         if decided.is_ok() {
-            let mut scrub = super::redaction::Scrubber::default();
-            let words = scrub.scrub(&format!(
-                "Allowlisted networks I tried: {tried_from}\nWhat happened: {outcome}"
-            ));
-            let subject = format!("Re: {}", row.subject);
-            let message = crate::db::tickets::NewMessage::from_requester(ticket_id, &row.requester, &subject, &words);
-            let message_ref = crate::db::tickets::insert_message(conn, &message)?;
-            crate::db::tickets::insert_event(
-                conn,
-                ticket_id,
-                "message_in",
-                &actor.label(),
-                &json!({"channel": "web", "report": "allowlisted_attempts"}),
-                Some(message_ref),
-            )?;
+            let subject = tickets::reply_subject(conn, ticket_id)?;
+            let mut message = CustomerMessage::typed(subject, words.clone(), scrub.found().to_vec());
+            message.event_data = json!({"report": "allowlisted_attempts"});
+            super::messages::append_customer_message(conn, desk, ticket_id, None, &message, "web")?;
         }
         Ok(decided.map(|_| ()))
     })

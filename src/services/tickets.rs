@@ -2,74 +2,22 @@
 
 use super::decision::{Loaded, commit};
 use super::diagnosis::{self, Diagnosed, channel_of_problem};
-use super::redaction::Scrubber;
+use super::messages::CustomerMessage;
+use super::redaction::{Scrubbed, Scrubber};
 use super::{Actor, Desk, ServiceError};
 use crate::db::tickets::{self as ticket_rows, NewMessage, NewTicket, TicketRow};
 use crate::db::{self, AnyConnection, accounts};
 use crate::domain::account::AccountView;
 use crate::domain::diagnosis::parse_failed_at;
-use crate::domain::email_address::EmailAddress;
 use crate::domain::redact::REDACTED;
 use crate::domain::ticket::Kind;
 use crate::domain::workflow::conversation;
+use crate::domain::workflow::conversation::Sender;
 use crate::domain::workflow::creation::{CreationFacts, on_create};
 use crate::domain::workflow::{self, Action, ActionName, Context, MailTemplate, Refusal};
 use serde_json::{Value, json};
 
-/// Where a ticket came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Channel {
-    Web,
-    Mail,
-    Api,
-}
-
-impl Channel {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Channel::Web => "web",
-            Channel::Mail => "mail",
-            Channel::Api => "api",
-        }
-    }
-}
-
-/// A request for help, parsed at the edge (form, mail, API).
-#[derive(Debug, Clone)]
-pub struct OpenTicket {
-    pub kind: Kind,
-    pub requester: EmailAddress,
-    pub subject: String,
-    pub body: String,
-    /// An account id, username or registered email the customer named.
-    pub account: Option<String>,
-    pub current_ip: Option<String>,
-    /// Allowlisted networks already tried (ip_lockout), with what happened.
-    pub tried_from: Option<String>,
-    pub attempts_outcome: Option<String>,
-    pub smtp_username: Option<String>,
-    pub failed_at: Option<String>,
-    pub problem: Option<String>,
-    pub error_text: Option<String>,
-    pub channel: Channel,
-    pub actor: Actor,
-    /// What came with an inbound mail (already redacted by the ingestion service).
-    pub inbound: Option<InboundParts>,
-}
-
-/// The parts of an inbound mail stored with its first message.
-#[derive(Debug, Clone, Default)]
-pub struct InboundParts {
-    pub message_id: Option<String>,
-    pub content_hash: String,
-    pub from: String,
-    pub html: Option<String>,
-    pub auto_generated: Option<String>,
-    pub raw: Vec<u8>,
-    pub attachments: Vec<crate::mail::inbound::parse::Attachment>,
-    /// Secrets the ingestion service already removed (for the redaction event and notice).
-    pub secrets_found: Vec<crate::domain::redact::SecretKind>,
-}
+pub use super::request::{Channel, OpenTicket, RequestFields};
 
 pub struct Opened {
     pub ticket: TicketRow,
@@ -85,21 +33,24 @@ pub(crate) fn open_ticket_in_transaction(
     desk: &Desk,
     req: OpenTicket,
 ) -> Result<Opened, ServiceError> {
-    let mut scrub = Scrubber::default();
-    let subject = {
-        let s = scrub.scrub(req.subject.trim());
-        if s.is_empty() { req.kind.label().to_string() } else { s }
+    let subject = if req.subject.is_empty() {
+        Scrubbed::not_from_customer(req.kind.label())
+    } else {
+        req.subject.clone()
     };
-    let body = scrub.scrub(&req.body);
-    let tried_from = scrub.scrub_opt(req.tried_from.as_deref());
-    let attempts_outcome = scrub.scrub_opt(req.attempts_outcome.as_deref());
-    let error_text = scrub.scrub_opt(req.error_text.as_deref());
-    // The SMTP username is kept byte-exact (usernames can be anything) but still scanned: a
-    // customer may paste "user:password" into it.
-    let smtp_username = scrub.scrub_opt(req.smtp_username.as_deref());
+    let body = &req.body;
+    let tried_from = req.tried_from.as_ref().map(Scrubbed::as_str);
+    let attempts_outcome = req.attempts_outcome.as_ref().map(Scrubbed::as_str);
+    let smtp_username = req.smtp_username.as_ref().map(Scrubbed::as_str);
+    let opt = |v: &Option<Scrubbed>| v.as_ref().map(|s| s.as_str().to_string());
 
     {
-        let account = match req.account.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
+        let account = match req
+            .account
+            .as_ref()
+            .map(|a| a.as_str().trim())
+            .filter(|a| !a.is_empty())
+        {
             Some(reference) => accounts::resolve(conn, reference)?,
             None => None,
         };
@@ -125,47 +76,51 @@ pub(crate) fn open_ticket_in_transaction(
 
         let actor = req.actor.label();
         let mut created = json!({"kind": req.kind.as_str(), "channel": req.channel.as_str(),
-                                 "requester": req.requester.as_str(), "subject": subject});
+                                 "requester": req.requester.as_str(), "subject": subject.as_str()});
+        // Only scrubbed values reach the event: the request's fields are `Scrubbed`.
         for (key, value) in [
-            ("account", req.account.as_deref()),
-            ("current_ip", req.current_ip.as_deref()),
-            ("problem", req.problem.as_deref()),
-            ("smtp_username", smtp_username.as_deref()),
-            ("failed_at", req.failed_at.as_deref()),
-            ("error_text", error_text.as_deref()),
-            ("tried_from", tried_from.as_deref()),
-            ("outcome", attempts_outcome.as_deref()),
+            ("account", opt(&req.account)),
+            ("current_ip", opt(&req.current_ip)),
+            ("problem", opt(&req.problem)),
+            ("smtp_username", opt(&req.smtp_username)),
+            ("failed_at", opt(&req.failed_at)),
+            ("error_text", opt(&req.error_text)),
+            ("tried_from", opt(&req.tried_from)),
+            ("outcome", opt(&req.attempts_outcome)),
         ] {
             if let Some(v) = value.filter(|v| !v.is_empty()) {
                 created[key] = json!(v);
             }
         }
-        if let Some(name) = smtp_username.as_deref() {
+        if let Some(name) = smtp_username {
             let flags = workflow::creation::smtp_username_flags(name);
             if !flags.is_empty() {
                 created["flags"] = json!(flags);
             }
         }
         ticket_rows::insert_event(conn, row.id, "created", &actor, &created, None)?;
-        let mut first = NewMessage::from_requester(row.id, req.requester.as_str(), &subject, &body);
-        let mut message_in = json!({"channel": req.channel.as_str()});
-        if let Some(inbound) = &req.inbound {
-            first.message_id = inbound.message_id.as_deref();
-            first.content_hash = Some(&inbound.content_hash);
-            first.body_html = inbound.html.as_deref();
-            first.auto_generated = inbound.auto_generated.is_some();
-            for kind in &inbound.secrets_found {
-                if !scrub.found.contains(kind) {
-                    scrub.found.push(*kind);
-                }
-            }
-        }
-        let message_id = ticket_rows::insert_message(conn, &first)?;
-        if let Some(inbound) = &req.inbound {
-            super::inbound::store_mail_parts(conn, message_id, inbound, &mut message_in)?;
-        }
-        ticket_rows::insert_event(conn, row.id, "message_in", &actor, &message_in, Some(message_id))?;
-        super::redaction::record_removed_secrets(conn, desk, &row, &scrub.kinds(), "customer", Some(&row.requester))?;
+        let first = CustomerMessage {
+            subject: subject.clone(),
+            body: body.clone(),
+            html: req.html.clone(),
+            mail: req.inbound.clone(),
+            secrets_found: req.secrets_found.clone(),
+            event_data: json!({}),
+        };
+        super::messages::store_message(
+            conn,
+            row.id,
+            req.requester.as_str(),
+            Sender::Requester,
+            &first,
+            req.channel.as_str(),
+            &req.actor,
+        )?;
+        let kinds: Vec<&str> = req.secrets_found.iter().map(|k| k.as_str()).collect();
+        let source = if req.inbound.is_some() { "mail" } else { "customer" };
+        let robot = req.inbound.as_ref().is_some_and(|i| i.auto_generated.is_some());
+        let notify = (!robot).then_some(row.requester.as_str());
+        super::redaction::record_removed_secrets(conn, desk, &row, &kinds, source, notify)?;
 
         let loaded = Loaded {
             row: row.clone(),
@@ -173,15 +128,14 @@ pub(crate) fn open_ticket_in_transaction(
             checks: vec![],
         };
         let attempts = tried_from
-            .clone()
             .filter(|t| !t.trim().is_empty())
-            .map(|t| (t, attempts_outcome.clone().unwrap_or_default()));
+            .map(|t| (t.to_string(), attempts_outcome.unwrap_or_default().to_string()));
         // A login_help ticket that names a username is diagnosed from the authentication logs
         // at once (SPEC §2.4); the same lookups run whatever the directory or the logs hold.
-        let diagnosed: Option<Diagnosed> = match smtp_username.as_deref() {
+        let diagnosed: Option<Diagnosed> = match smtp_username {
             Some(name) if req.kind == Kind::LoginHelp && !name.is_empty() && !name.contains(REDACTED) => {
-                let failed_at = req.failed_at.as_deref().and_then(parse_failed_at);
-                let channel = channel_of_problem(req.problem.as_deref());
+                let failed_at = req.failed_at.as_ref().and_then(|f| parse_failed_at(f.as_str()));
+                let channel = channel_of_problem(req.problem.as_ref().map(Scrubbed::as_str));
                 Some(diagnosis::diagnose(conn, name, channel, failed_at, chrono::Utc::now())?)
             }
             _ => None,
@@ -193,7 +147,7 @@ pub(crate) fn open_ticket_in_transaction(
             requester_accounts: &requester_accounts,
             attempts,
             attempts_on_record: false,
-            smtp_username: smtp_username.as_deref(),
+            smtp_username,
             diagnosis: diagnosed.as_ref().map(Diagnosed::facts),
         });
         let ticket = commit(conn, desk, &loaded, decision, "open", &req.actor, json!({}))?;
@@ -340,8 +294,8 @@ fn scrub_action(action: Action) -> Action {
     let mut s = Scrubber::default();
     match action {
         Action::RecordAllowlistedAttempts { tried_from, outcome } => Action::RecordAllowlistedAttempts {
-            tried_from: s.scrub(&tried_from),
-            outcome: s.scrub(&outcome),
+            tried_from: s.scrub(&tried_from).into_string(),
+            outcome: s.scrub(&outcome).into_string(),
         },
         Action::RecordVerificationCheck {
             method,
@@ -350,18 +304,20 @@ fn scrub_action(action: Action) -> Action {
         } => Action::RecordVerificationCheck {
             method,
             passed,
-            evidence: s.scrub(&evidence),
+            evidence: s.scrub(&evidence).into_string(),
         },
-        Action::Resolve { note } => Action::Resolve { note: s.scrub(&note) },
+        Action::Resolve { note } => Action::Resolve {
+            note: s.scrub(&note).into_string(),
+        },
         Action::Refuse { reason } => Action::Refuse {
-            reason: s.scrub(&reason),
+            reason: s.scrub(&reason).into_string(),
         },
         Action::RecordPayment {
             amount_cents,
             reference,
         } => Action::RecordPayment {
             amount_cents,
-            reference: s.scrub(&reference),
+            reference: s.scrub(&reference).into_string(),
         },
         Action::DiagnoseAuth {
             username,
@@ -369,7 +325,7 @@ fn scrub_action(action: Action) -> Action {
             channel,
             notify,
         } => Action::DiagnoseAuth {
-            username: s.scrub(&username),
+            username: s.scrub(&username).into_string(),
             failed_at,
             channel,
             notify,
@@ -442,7 +398,7 @@ pub fn add_reply(
             to: &row.requester,
             template: MailTemplate::AgentReply.name(),
             automatic: false,
-            params: json!({"body": body}),
+            params: json!({"body": body.as_str()}),
             actor: &actor_label,
         };
         crate::mail::outbound::compose::queue_mail(conn, desk, request)?;
@@ -559,70 +515,8 @@ pub fn refuse_tickets_of_banned(
     Ok(refused)
 }
 
-/// The customer's own reply (status page). Reopens a resolved ticket as SPEC §3 step 4 says;
-/// a refused one keeps its state.
-pub fn customer_reply(
-    conn: &mut AnyConnection,
-    desk: &Desk,
-    ticket_id: i64,
-    body: &str,
-) -> Result<TicketRow, ServiceError> {
-    if body.trim().is_empty() {
-        return Err(ServiceError::Invalid("body: write a few words".into()));
-    }
-    db::write_transaction(conn, |conn| append_customer_words(conn, desk, ticket_id, body, "web"))
-}
-
-/// Appends the requester's words to a ticket (a reply, or a repeated form) with redaction and
-/// the reopen rules, inside the caller's transaction.
-pub(crate) fn append_customer_words(
-    conn: &mut AnyConnection,
-    desk: &Desk,
-    ticket_id: i64,
-    body: &str,
-    channel: &str,
-) -> Result<TicketRow, ServiceError> {
-    let mut scrub = Scrubber::default();
-    let body = scrub.scrub(body);
-    let loaded = Loaded::load(conn, ticket_id)?;
-    let row = &loaded.row;
-    let actor = Actor::Customer {
-        email: row.requester.clone(),
-    };
-    let subject = format!("Re: {}", row.subject);
-    let message_id = ticket_rows::insert_message(
-        conn,
-        &NewMessage::from_requester(row.id, &row.requester, &subject, &body),
-    )?;
-    ticket_rows::insert_event(
-        conn,
-        row.id,
-        "message_in",
-        &actor.label(),
-        &json!({"channel": channel}),
-        Some(message_id),
-    )?;
-    super::redaction::record_removed_secrets(conn, desk, row, &scrub.kinds(), "customer", Some(&row.requester))?;
-    let next = conversation::after_customer_message(
-        loaded.kind(),
-        loaded.state(),
-        conversation::Sender::Requester,
-        false,
-        row.attempts_on_record,
-    );
-    match next {
-        Some(state) => {
-            let decision = workflow::Decision {
-                kind: loaded.kind(),
-                state,
-                state_reason: None,
-                effects: vec![],
-            };
-            commit(conn, desk, &loaded, decision, "customer_reply", &actor, json!({}))
-        }
-        None => Ok(row.clone()),
-    }
-}
+pub use super::messages::customer_reply;
+pub(crate) use super::messages::reply_subject;
 
 /// What the email-challenge page shows before any answer: the request and the address that
 /// asked, so the mailbox owner can tell whether it was them. Reading it changes nothing.

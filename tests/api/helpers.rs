@@ -317,8 +317,8 @@ impl TestApp {
         subject: &str,
         channel: recoverydesk::services::tickets::Channel,
     ) -> i64 {
-        use recoverydesk::services::tickets::{OpenTicket, open_ticket};
-        let request = OpenTicket {
+        use recoverydesk::services::tickets::{RequestFields, open_ticket};
+        let request = RequestFields {
             kind: recoverydesk::domain::ticket::Kind::General,
             requester: recoverydesk::domain::email_address::EmailAddress::parse(requester).expect("a valid address"),
             subject: subject.to_string(),
@@ -333,8 +333,8 @@ impl TestApp {
             error_text: None,
             channel,
             actor: recoverydesk::services::Actor::System,
-            inbound: None,
-        };
+        }
+        .scrub();
         let mut conn = self.conn();
         open_ticket(&mut conn, &self.desk, request)
             .expect("the ticket opens")

@@ -10,6 +10,7 @@ mod cli;
 mod console;
 mod diagnosis;
 mod directory;
+mod doors;
 mod erase;
 mod forgot_username;
 mod hardening;

@@ -6,4 +6,6 @@ pub mod dsn;
 pub mod fingerprint;
 pub mod parse;
 pub mod quote;
+pub mod rebuild;
 pub mod sanitize;
+pub mod scrub;

@@ -19,6 +19,8 @@ pub struct InboundMail {
     pub in_reply_to: Vec<String>,
     pub references: Vec<String>,
     pub from: Option<String>,
+    /// The sender's display name, decoded.
+    pub from_name: Option<String>,
     pub subject: String,
     /// The text/plain body (mail-parser converts an HTML-only body to text).
     pub text: String,
@@ -35,6 +37,20 @@ pub struct InboundMail {
     /// Why the MIME structure cannot be trusted (a multipart whose boundary never appears):
     /// such a message is kept in quarantine rather than turned into a ticket with no words.
     pub broken_structure: Option<String>,
+    /// Every MIME part, nested ones included (the root counts as one).
+    pub part_count: usize,
+    /// Everything a part carries, at every depth, decoded: header values (subjects, display
+    /// names, filenames, parameters), texts, HTML and binary bodies. Only for the secret scan:
+    /// nothing here is ever stored.
+    pub scan_items: Vec<ScanItem>,
+}
+
+/// One decoded thing to scan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScanItem {
+    Text(String),
+    Html(String),
+    Bytes(Vec<u8>),
 }
 
 impl InboundMail {
@@ -57,6 +73,92 @@ fn ids_in(text: &str) -> Vec<String> {
         .filter(|t| t.contains('@'))
         .map(|t| bracketed(t.trim_matches(|c: char| c == '<' || c == '>' || c == '"')))
         .collect()
+}
+
+/// How many header blocks declare a container (`multipart/…`, `message/…`), counted on the
+/// raw bytes in one pass. Each is a part, so a message with more than the part limit of them
+/// is refused before mail-parser builds (and later drops, recursively) a tree that deep.
+pub fn container_declarations(raw: &[u8]) -> usize {
+    let mut count = 0;
+    let mut in_content_type = false;
+    for line in raw.split(|&b| b == b'\n') {
+        let folded = line.first().is_some_and(|&b| b == b' ' || b == b'\t');
+        let starts = line.len() >= 13 && line[..13].eq_ignore_ascii_case(b"content-type:");
+        if starts || (folded && in_content_type) {
+            in_content_type = true;
+            let lower = line.to_ascii_lowercase();
+            if contains(&lower, b"multipart/") || contains(&lower, b"message/") {
+                count += 1;
+                // One declaration counts once, however it is folded.
+                in_content_type = false;
+            }
+        } else {
+            in_content_type = false;
+        }
+    }
+    count
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The decoded texts of a header value, for the scan.
+fn header_texts(value: &mail_parser::HeaderValue, out: &mut Vec<ScanItem>) {
+    use mail_parser::{Address, HeaderValue};
+    let mut push = |t: &str| {
+        if !t.trim().is_empty() {
+            out.push(ScanItem::Text(t.to_string()));
+        }
+    };
+    match value {
+        HeaderValue::Text(t) => push(t),
+        HeaderValue::TextList(list) => list.iter().for_each(|t| push(t)),
+        HeaderValue::Address(Address::List(list)) => {
+            for a in list {
+                push(a.name.as_deref().unwrap_or(""));
+                push(a.address.as_deref().unwrap_or(""));
+            }
+        }
+        HeaderValue::Address(Address::Group(groups)) => {
+            for g in groups {
+                push(g.name.as_deref().unwrap_or(""));
+                for a in &g.addresses {
+                    push(a.name.as_deref().unwrap_or(""));
+                    push(a.address.as_deref().unwrap_or(""));
+                }
+            }
+        }
+        HeaderValue::ContentType(ct) => {
+            push(&ct.c_type);
+            push(ct.c_subtype.as_deref().unwrap_or(""));
+            for attr in ct.attributes.iter().flatten() {
+                push(&format!("{}={}", attr.name, attr.value));
+            }
+        }
+        HeaderValue::Received(_) | HeaderValue::DateTime(_) | HeaderValue::Empty => {}
+    }
+}
+
+/// Counts every part and collects what to scan, walking nested messages with a stack of our
+/// own (no recursion: the nesting depth is the sender's choice).
+fn walk(message: &mail_parser::Message, mail: &mut InboundMail) {
+    let mut stack = vec![message];
+    while let Some(m) = stack.pop() {
+        for part in &m.parts {
+            mail.part_count += 1;
+            for h in &part.headers {
+                header_texts(&h.value, &mut mail.scan_items);
+            }
+            match &part.body {
+                PartType::Text(t) => mail.scan_items.push(ScanItem::Text(t.to_string())),
+                PartType::Html(t) => mail.scan_items.push(ScanItem::Html(t.to_string())),
+                PartType::Binary(b) | PartType::InlineBinary(b) => mail.scan_items.push(ScanItem::Bytes(b.to_vec())),
+                PartType::Message(inner) => stack.push(inner),
+                PartType::Multipart(_) => {}
+            }
+        }
+    }
 }
 
 /// Parses a message. `None` only when there is nothing a mail parser can read at all.
@@ -90,6 +192,11 @@ pub fn parse(raw: &[u8]) -> Option<InboundMail> {
             .and_then(|a| a.first())
             .and_then(|a| a.address())
             .map(|a| a.trim().to_string()),
+        from_name: message
+            .from()
+            .and_then(|a| a.first())
+            .and_then(|a| a.name())
+            .map(str::to_string),
         subject: message.subject().unwrap_or("").trim().to_string(),
         text: message.body_text(0).map(|t| t.into_owned()).unwrap_or_default(),
         html: if message.html_body_count() > 0 && message.html_part(0).is_some_and(|p| p.is_text_html()) {
@@ -105,6 +212,7 @@ pub fn parse(raw: &[u8]) -> Option<InboundMail> {
             .unwrap_or_else(|| "text/plain".into()),
         ..InboundMail::default()
     };
+    walk(&message, &mut mail);
     if mail.content_type.starts_with("multipart/") && !message.root_part().is_multipart() {
         mail.broken_structure = Some(format!(
             "{} declares a boundary that never appears: no readable body",

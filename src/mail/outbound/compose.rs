@@ -5,6 +5,7 @@ use super::templates::{self, MailContext};
 use crate::db::tickets::{NewMessage, TicketRow};
 use crate::db::{AnyConnection, now, outbox, tickets};
 use crate::domain::email_address::{is_automated_mailbox, normalize};
+use crate::domain::scrubbed::Scrubbed;
 use crate::services::{Desk, ServiceError};
 use chrono::Duration;
 use diesel::prelude::*;
@@ -114,6 +115,10 @@ pub fn queue_mail(conn: &mut AnyConnection, desk: &Desk, mail: MailRequest) -> R
             auto_submitted,
         },
     )?;
+    // Our own mail, rendered from templates whose customer-derived parameters were scrubbed
+    // where they entered (subjects, replies).
+    let thread_subject = Scrubbed::not_from_customer(thread_copy.subject.clone());
+    let thread_text = Scrubbed::not_from_customer(thread_copy.text.clone());
     let message_ref = tickets::insert_message(
         conn,
         &NewMessage {
@@ -122,8 +127,8 @@ pub fn queue_mail(conn: &mut AnyConnection, desk: &Desk, mail: MailRequest) -> R
             sender_role: if automatic { "system" } else { "agent" },
             from_address: Some(support),
             to_address: Some(address),
-            subject: &thread_copy.subject,
-            body: &thread_copy.text,
+            subject: &thread_subject,
+            body: &thread_text,
             body_html: None,
             message_id: Some(&message_id),
             content_hash: None,

@@ -5,7 +5,7 @@ use crate::domain::email_address::EmailAddress;
 use crate::domain::ticket::{Kind, State, TicketRef};
 use crate::domain::workflow::ActionName;
 use crate::error::ApiError;
-use crate::services::tickets::{self, Channel, OpenTicket};
+use crate::services::tickets::{self, Channel, RequestFields};
 use crate::services::{Desk, view};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
@@ -140,7 +140,7 @@ pub async fn create_ticket(
         .filter(|t| !t.trim().is_empty())
         .collect::<Vec<_>>()
         .join("\n\n");
-    let request = OpenTicket {
+    let request = RequestFields {
         kind,
         requester,
         subject: b.subject.unwrap_or_default(),
@@ -155,8 +155,9 @@ pub async fn create_ticket(
         error_text: b.error_text,
         channel: Channel::Api,
         actor: agent.actor(),
-        inbound: None,
-    };
+    }
+    // Every field through the secret scanner before the service's transaction.
+    .scrub();
     let ticket = state
         .run(move |conn, desk| {
             let opened = tickets::open_ticket(conn, desk, request)?;

@@ -10,7 +10,7 @@ use crate::domain::email_address::EmailAddress;
 use crate::domain::ticket::Kind;
 use crate::services::Actor;
 use crate::services::portal::{self, Submitted};
-use crate::services::tickets::{Channel, OpenTicket};
+use crate::services::tickets::{Channel, RequestFields};
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
@@ -113,9 +113,11 @@ async fn submit(kind: Kind, req: HttpRequest, state: web::Data<AppState>, body: 
         metrics.form(kind.as_str(), "invalid");
         return page(kind, form, StatusCode::UNPROCESSABLE_ENTITY);
     };
+    // Every field through the secret scanner here, before the service's transaction.
+    let request = request.scrub();
     let email = request.requester.as_str().to_string();
     let username_notes = match &request.smtp_username {
-        Some(name) => smtp_username_notes(name),
+        Some(name) => smtp_username_notes(name.as_str()),
         None => vec![],
     };
     let client = client_ip(&req, &state.desk.settings.trusted_proxies)
@@ -149,7 +151,7 @@ async fn submit(kind: Kind, req: HttpRequest, state: web::Data<AppState>, body: 
 }
 
 /// Turns the typed fields into a request, or leaves messages on the form.
-fn validate(kind: Kind, form: &mut FormState) -> Option<OpenTicket> {
+fn validate(kind: Kind, form: &mut FormState) -> Option<RequestFields> {
     for field in [
         "email",
         "account",
@@ -221,7 +223,7 @@ fn validate(kind: Kind, form: &mut FormState) -> Option<OpenTicket> {
             _ => "Cannot log in".to_string(),
         },
     };
-    Some(OpenTicket {
+    Some(RequestFields {
         kind,
         requester,
         subject,
@@ -239,7 +241,6 @@ fn validate(kind: Kind, form: &mut FormState) -> Option<OpenTicket> {
         actor: Actor::Customer {
             email: form.value("email").trim().to_string(),
         },
-        inbound: None,
     })
 }
 

@@ -1,0 +1,237 @@
+//! The customer's message joins a ticket: one function for every way it arrives (a mail, a
+//! status-page reply or report, a repeated form), so that the redaction event, the rotate
+//! advice and the reopen rules are the same everywhere.
+//!
+//! A [`CustomerMessage`] is prepared (scanned, sanitised) before the write transaction
+//! starts; here only the writes happen.
+
+use super::decision::{Loaded, commit};
+use super::redaction::Scrubber;
+use super::{Actor, Desk, ServiceError};
+use crate::db::tickets::{self as ticket_rows, NewMessage, TicketRow};
+use crate::db::{AnyConnection, inbound as store};
+use crate::domain::redact::SecretKind;
+use crate::domain::scrubbed::{Scrubbed, ScrubbedBytes};
+use crate::domain::workflow;
+use crate::domain::workflow::conversation::{self, Sender};
+use serde_json::{Value, json};
+
+pub use crate::mail::inbound::scrub::{MAX_ATTACHMENT_BYTES, ScrubbedAttachment};
+
+/// What only a mail brings with its words.
+#[derive(Debug, Clone, Default)]
+pub struct MailExtras {
+    pub message_id: Option<String>,
+    pub content_hash: String,
+    /// The sender's address, parsed.
+    pub from: String,
+    pub auto_generated: Option<String>,
+    pub raw: ScrubbedBytes,
+    pub attachments: Vec<ScrubbedAttachment>,
+}
+
+/// A customer's message, ready to store: every text in it scrubbed.
+#[derive(Debug, Clone)]
+pub struct CustomerMessage {
+    pub subject: Scrubbed,
+    pub body: Scrubbed,
+    pub html: Option<Scrubbed>,
+    pub mail: Option<MailExtras>,
+    /// What the scan removed from any part of it (for the event and the advice).
+    pub secrets_found: Vec<SecretKind>,
+    /// Extra fields of the `message_in` event (desk-made: a report's name, say).
+    pub event_data: Value,
+}
+
+impl CustomerMessage {
+    /// Words typed on our pages (a reply, a report, a repeated form).
+    pub fn typed(subject: Scrubbed, body: Scrubbed, secrets_found: Vec<SecretKind>) -> Self {
+        CustomerMessage {
+            subject,
+            body,
+            html: None,
+            mail: None,
+            secrets_found,
+            event_data: json!({}),
+        }
+    }
+
+    fn auto_generated(&self) -> Option<&str> {
+        self.mail.as_ref().and_then(|m| m.auto_generated.as_deref())
+    }
+}
+
+/// Who wrote it, as the thread records it.
+pub fn role(who: Sender) -> &'static str {
+    match who {
+        Sender::Requester => "requester",
+        Sender::RegisteredEmail => "registered_email",
+        Sender::Stranger => "stranger",
+    }
+}
+
+/// Writes the message, its raw copy and attachments, and its `message_in` event.
+pub(crate) fn store_message(
+    conn: &mut AnyConnection,
+    ticket_id: i64,
+    from: &str,
+    who: Sender,
+    message: &CustomerMessage,
+    channel: &str,
+    actor: &Actor,
+) -> Result<i64, ServiceError> {
+    let mail = message.mail.as_ref();
+    let row = NewMessage {
+        ticket_id,
+        direction: "in",
+        sender_role: role(who),
+        from_address: Some(from),
+        to_address: None,
+        subject: &message.subject,
+        body: &message.body,
+        body_html: message.html.as_ref(),
+        message_id: mail.and_then(|m| m.message_id.as_deref()),
+        content_hash: mail.map(|m| m.content_hash.as_str()),
+        auto_generated: message.auto_generated().is_some(),
+    };
+    let message_ref = ticket_rows::insert_message(conn, &row)?;
+    let mut data = json!({"channel": channel});
+    if let Some(extra) = message.event_data.as_object() {
+        for (k, v) in extra {
+            data[k] = v.clone();
+        }
+    }
+    if let Some(mail) = mail {
+        data["from"] = json!(mail.from);
+        data["sender"] = json!(role(who));
+        if let Some(id) = &mail.message_id {
+            data["message_id"] = json!(id);
+        }
+        if let Some(reason) = &mail.auto_generated {
+            data["auto_generated"] = json!(reason);
+        }
+        store::store_raw(conn, message_ref, &mail.raw)?;
+        let mut listed = vec![];
+        for a in &mail.attachments {
+            let mut entry =
+                json!({"filename": a.filename.as_str(), "content_type": a.content_type.as_str(), "size": a.size});
+            match &a.data {
+                Some(bytes) => {
+                    let id = store::store_attachment(conn, message_ref, &a.filename, &a.content_type, bytes)?;
+                    entry["id"] = json!(id);
+                }
+                None => entry["dropped"] = json!(a.dropped.as_deref().unwrap_or("not kept")),
+            }
+            listed.push(entry);
+        }
+        if !listed.is_empty() {
+            data["attachments"] = json!(listed);
+        }
+    }
+    ticket_rows::insert_event(conn, ticket_id, "message_in", &actor.label(), &data, Some(message_ref))?;
+    Ok(message_ref)
+}
+
+/// What [`append_customer_message`] did.
+pub struct Appended {
+    pub ticket: TicketRow,
+    pub message_ref: i64,
+}
+
+/// Appends a message from `from` (`None`: the requester, who typed it on our pages behind the
+/// status link) to a ticket: stored, marked by who sent it, the secrets it held recorded (and
+/// the sender told to rotate them, unless a robot or a stranger sent it), and the reopen rules
+/// applied.
+pub(crate) fn append_customer_message(
+    conn: &mut AnyConnection,
+    desk: &Desk,
+    ticket_id: i64,
+    from: Option<&str>,
+    message: &CustomerMessage,
+    channel: &str,
+) -> Result<Appended, ServiceError> {
+    let loaded = Loaded::load(conn, ticket_id)?;
+    let row = &loaded.row;
+    let from = from.unwrap_or(&row.requester);
+    let normalized = crate::domain::email_address::normalize(from);
+    let who = if row.requester_normalized == normalized {
+        Sender::Requester
+    } else if loaded.account.as_ref().is_some_and(|a| a.is_registered_email(from)) {
+        Sender::RegisteredEmail
+    } else {
+        Sender::Stranger
+    };
+    let actor = Actor::Customer {
+        email: from.to_string(),
+    };
+    let message_ref = store_message(conn, ticket_id, from, who, message, channel, &actor)?;
+    let kinds: Vec<&str> = message.secrets_found.iter().map(|k| k.as_str()).collect();
+    // Robots and strangers are not told: a stranger would learn of the ticket.
+    let notify = (message.auto_generated().is_none() && who != Sender::Stranger).then_some(from);
+    let source = if message.mail.is_some() { "mail" } else { "customer" };
+    super::redaction::record_removed_secrets(conn, desk, row, &kinds, source, notify)?;
+    if let Some(reason) = message.auto_generated() {
+        ticket_rows::insert_event(
+            conn,
+            ticket_id,
+            "auto_reply_suppressed",
+            "system",
+            &json!({"reason": reason, "to": from}),
+            None,
+        )?;
+    }
+    let next = conversation::after_customer_message(
+        loaded.kind(),
+        loaded.state(),
+        who,
+        message.auto_generated().is_some(),
+        row.attempts_on_record,
+    );
+    let ticket = match next {
+        Some(state) => {
+            let decision = workflow::Decision {
+                kind: loaded.kind(),
+                state,
+                state_reason: None,
+                effects: vec![],
+            };
+            commit(
+                conn,
+                desk,
+                &loaded,
+                decision,
+                "customer_reply",
+                &actor,
+                json!({"channel": channel}),
+            )?
+        }
+        None => row.clone(),
+    };
+    Ok(Appended { ticket, message_ref })
+}
+
+/// The customer's own reply (status page). Reopens a resolved ticket as SPEC §3 step 4 says;
+/// a refused one keeps its state. The words are scanned before the transaction starts.
+pub fn customer_reply(
+    conn: &mut AnyConnection,
+    desk: &Desk,
+    ticket_id: i64,
+    body: &str,
+) -> Result<TicketRow, ServiceError> {
+    if body.trim().is_empty() {
+        return Err(ServiceError::Invalid("body: write a few words".into()));
+    }
+    let mut scrub = Scrubber::default();
+    let body = scrub.scrub(body);
+    crate::db::write_transaction(conn, |conn| {
+        let subject = reply_subject(conn, ticket_id)?;
+        let message = CustomerMessage::typed(subject, body.clone(), scrub.found().to_vec());
+        append_customer_message(conn, desk, ticket_id, None, &message, "web").map(|a| a.ticket)
+    })
+}
+
+/// "Re: " and the ticket's subject (which was scrubbed when it was stored).
+pub(crate) fn reply_subject(conn: &mut AnyConnection, ticket_id: i64) -> Result<Scrubbed, ServiceError> {
+    let row = ticket_rows::find(conn, ticket_id)?.ok_or_else(|| ServiceError::NotFound("ticket".into()))?;
+    Ok(Scrubbed::not_from_customer(format!("Re: {}", row.subject)))
+}
