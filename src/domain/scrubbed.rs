@@ -272,7 +272,9 @@ mod tests {
         assert!(matches!(s.scrub_bytes(&png), BinaryVerdict::Kept(b) if b.as_bytes() == png.as_slice()));
         png.extend_from_slice(format!("\0tEXt\0{KEY}\0").as_bytes());
         assert_eq!(s.scrub_bytes(&png), BinaryVerdict::Withheld);
-        assert_eq!(s.kinds(), vec!["sendgrid_api_key"]);
+        // NUL-separated words also read as a decoded AUTH PLAIN blob to the redactor; the key
+        // must be among what was found either way.
+        assert!(s.kinds().contains(&"sendgrid_api_key"), "{:?}", s.kinds());
     }
 
     #[test]
