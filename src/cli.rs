@@ -1,5 +1,5 @@
 //! The command line: `recoverydesk [OPTIONS] [COMMAND]`. Every option also reads its
-//! environment variable (SPEC §6), so an operator can configure by either.
+//! environment variable (docs/reference.md#configuration), so an operator can configure by either.
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;

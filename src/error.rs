@@ -1,4 +1,4 @@
-//! Errors at the HTTP edge. Layering: domain `Refusal` (policy, with SPEC's code) and
+//! Errors at the HTTP edge. Layering: domain `Refusal` (policy, with the reference's code) and
 //! database errors become `ServiceError` in the services; here each becomes exactly one HTTP
 //! status and the body `{"error":{"code","message"}}`. Nothing else maps errors to statuses.
 

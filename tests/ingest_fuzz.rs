@@ -1,4 +1,4 @@
-//! Ingestion never panics and never loses a message, whatever arrives (SPEC §3: "Nothing is
+//! Ingestion never panics and never loses a message, whatever arrives (docs/reference.md#inbound-mail: "Nothing is
 //! lost"). Arbitrary bytes, plausible but hostile messages, and mutilated copies of those go
 //! through `ingest` against one SQLite database per property. After each call the message is
 //! findable exactly once (a delivery row, or a quarantine row, with its content hash), and the

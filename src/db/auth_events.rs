@@ -1,4 +1,4 @@
-//! Authentication events (SPEC §2.4): batch inserts that skip events already stored, the
+//! Authentication events (docs/reference.md#kinds-and-states): batch inserts that skip events already stored, the
 //! lookups of one username around a time, the retention purge, and the latest `diagnosis`
 //! event of tickets.
 

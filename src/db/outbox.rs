@@ -20,7 +20,7 @@ pub struct NewOutboxMail<'a> {
 }
 
 /// Mails per recipient address per hour the workflows may send; more wait for an agent
-/// (`held`), so spoofed requests cannot flood a registered address (SPEC §2.3).
+/// (`held`), so spoofed requests cannot flood a registered address (docs/reference.md#policy).
 pub const WORKFLOW_MAILS_PER_RECIPIENT_PER_HOUR: i64 = 20;
 
 pub fn enqueue(conn: &mut AnyConnection, mail: &NewOutboxMail) -> QueryResult<i64> {

@@ -1,4 +1,4 @@
-//! The desk's view of a directory account (SPEC §2.1).
+//! The desk's view of a directory account (docs/reference.md#account-directory).
 
 use serde::{Deserialize, Serialize};
 
@@ -66,7 +66,7 @@ pub struct AccountView {
     pub status: AccountStatus,
     pub parent_id: Option<String>,
     /// Set once a parent (or an ancestor) was banned; it sticks even if a later import moves
-    /// the account to another parent (SPEC §2.1).
+    /// the account to another parent (docs/reference.md#account-directory).
     pub banned_via_parent: bool,
     pub ip_access_enabled: bool,
     pub allowlist: Vec<String>,

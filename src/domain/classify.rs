@@ -1,4 +1,4 @@
-//! Which workflow a new mail belongs to, from its words (SPEC §3 step 5). The first rule that
+//! Which workflow a new mail belongs to, from its words (docs/reference.md#classification). The first rule that
 //! matches wins, in the order a locked-out customer's words are most telling.
 
 use crate::domain::ticket::Kind;

@@ -58,7 +58,7 @@ impl EmailAddress {
     }
 }
 
-/// Trim and lower-case: how SPEC §2.1 says emails are matched.
+/// Trim and lower-case: how docs/reference.md#account-directory says emails are matched.
 pub fn normalize(email: &str) -> String {
     email.trim().to_lowercase()
 }

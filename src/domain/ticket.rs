@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// What the customer needs. Each kind has its own workflow (SPEC §2.4).
+/// What the customer needs. Each kind has its own workflow (docs/reference.md#kinds-and-states).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {

@@ -1,4 +1,4 @@
-//! The ownership-verification policy of an IP lock-out (seed 003, SPEC §2.4 step 3–4).
+//! The ownership-verification policy of an IP lock-out (the IP lock-out help article; docs/reference.md#ownership-verification).
 
 use serde::{Deserialize, Serialize};
 

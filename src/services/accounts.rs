@@ -1,4 +1,4 @@
-//! Loading the account directory (SPEC §2.1): one line, one transaction, bans are permanent.
+//! Loading the account directory (docs/reference.md#account-directory): one line, one transaction, bans are permanent.
 
 use super::{Desk, ServiceError};
 use crate::db::accounts::{self, AccountRecord};

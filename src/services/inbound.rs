@@ -1,6 +1,6 @@
 //! Ingestion: one function for every inbound channel (mailgate, webhook, maildir import,
 //! quarantine retry). Each message is handled in one transaction: stored exactly once, or not
-//! at all with an error the channel turns into a temporary failure (SPEC §3).
+//! at all with an error the channel turns into a temporary failure (docs/reference.md#inbound-mail).
 
 use super::intake::{self, Routable, ToQuarantine, Verdict};
 use super::redaction::Scrubbed;

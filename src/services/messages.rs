@@ -210,7 +210,7 @@ pub(crate) fn append_customer_message(
     Ok(Appended { ticket, message_ref })
 }
 
-/// The customer's own reply (status page). Reopens a resolved ticket as SPEC §3 step 4 says;
+/// The customer's own reply (status page). Reopens a resolved ticket as docs/reference.md#threading-and-reopening says;
 /// a refused one keeps its state. The words are scanned before the transaction starts.
 pub fn customer_reply(
     conn: &mut AnyConnection,

@@ -131,7 +131,7 @@ pub(crate) fn open_ticket_in_transaction(
             .filter(|t| !t.trim().is_empty())
             .map(|t| (t.to_string(), attempts_outcome.unwrap_or_default().to_string()));
         // A login_help ticket that names a username is diagnosed from the authentication logs
-        // at once (SPEC §2.4); the same lookups run whatever the directory or the logs hold.
+        // at once (docs/reference.md#kinds-and-states); the same lookups run whatever the directory or the logs hold.
         let diagnosed: Option<Diagnosed> = match smtp_username {
             Some(name) if req.kind == Kind::LoginHelp && !name.is_empty() && !name.contains(REDACTED) => {
                 let failed_at = req.failed_at.as_ref().and_then(|f| parse_failed_at(f.as_str()));

@@ -14,7 +14,7 @@ pub fn rfc3339(t: NaiveDateTime) -> String {
     DateTime::<Utc>::from_naive_utc_and_offset(t, Utc).to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
-/// The ticket fields of SPEC §5, plus a few an agent needs.
+/// The ticket fields of docs/reference.md#json-api, plus a few an agent needs.
 pub fn ticket_json(desk: &Desk, row: &TicketRow, assignee: Option<&str>) -> Value {
     json!({
         "ref": desk.ticket_ref(row.id),
@@ -151,7 +151,7 @@ pub fn list_tickets(conn: &mut AnyConnection, desk: &Desk, filter: TicketFilter)
     Ok(TicketPage { tickets, next_cursor })
 }
 
-/// The account as in SPEC §2.1 plus its effective status.
+/// The account as in docs/reference.md#account-directory plus its effective status.
 pub fn account_json(a: &AccountView) -> Value {
     json!({
         "id": a.id,

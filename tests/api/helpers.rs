@@ -526,7 +526,7 @@ impl Drop for TestApp {
     }
 }
 
-/// A directory line in SPEC §2.1's shape.
+/// A directory line in docs/reference.md#account-directory's shape.
 pub fn account(id: &str, username: &str, email: &str, status: &str) -> Value {
     json!({"id": id, "username": username, "email": email, "status": status, "parent_id": null,
            "ip_access": {"enabled": true, "allowlist": ["203.0.113.7"]},

@@ -1,4 +1,4 @@
-//! One authentication event of the provider's SMTP relay or API gateway (SPEC §2.4), parsed
+//! One authentication event of the provider's SMTP relay or API gateway (docs/reference.md#kinds-and-states), parsed
 //! from an import line at the edge. A line that carries a password, key or secret field is
 //! refused whole, and the reason names the field, never its value.
 

@@ -1,9 +1,9 @@
-//! Credential-failure diagnosis (SPEC §2.4, seeds 004 and 000), as a pure function.
+//! Credential-failure diagnosis (docs/reference.md#kinds-and-states, the help articles on `535 Authentication failed` and on login troubleshooting), as a pure function.
 //!
-//! Seed 004 promises that with the SMTP username and the time of a failed attempt, "logs on
+//! The `535 Authentication failed` help article promises that with the SMTP username and the time of a failed attempt, "logs on
 //! our side will show whether the request reached us and which check failed". Given the
 //! username (byte-exact), the channel, the time, the logged events around it and whether the
-//! logs know the username at all, [`diagnose`] names one finding of SPEC's table and sums up
+//! logs know the username at all, [`diagnose`] names one finding of the reference's table and sums up
 //! the evidence. The service reads the events; nothing here touches a database.
 
 pub mod event;
@@ -27,7 +27,7 @@ pub fn lookback() -> Duration {
 /// At most this many events are kept in the diagnosis as its timeline (the latest ones).
 pub const TIMELINE_LIMIT: usize = 20;
 
-/// What the logs say, one of SPEC's table.
+/// What the logs say, one of the reference's table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Finding {
     UsernameHasAt,
@@ -210,7 +210,7 @@ pub struct TimelineEntry {
     pub result: AuthResult,
 }
 
-/// One finding and its evidence: the `diagnosis` event of SPEC §2.4.
+/// One finding and its evidence: the `diagnosis` event of docs/reference.md#kinds-and-states.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnosis {
     pub finding: Finding,
@@ -382,7 +382,7 @@ pub fn rfc3339(t: DateTime<Utc>) -> String {
 }
 
 impl Diagnosis {
-    /// The `diagnosis` event's data: SPEC's fields, then what an agent needs to judge them.
+    /// The `diagnosis` event's data: the reference's fields, then what an agent needs to judge them.
     pub fn to_json(&self) -> Value {
         let mut data = json!({
             "finding": self.finding.as_str(),

@@ -1,5 +1,5 @@
-//! Every finding of SPEC §2.4's table, the edges of the window, and usernames that are odd but
-//! valid. Expectations are written from SPEC, never read back from the code.
+//! Every finding of docs/reference.md#kinds-and-states's table, the edges of the window, and usernames that are odd but
+//! valid. Expectations are written from the reference, never read back from the code.
 
 use super::*;
 use chrono::TimeZone;

@@ -1,4 +1,4 @@
-//! The actions agents (and integrations) can ask for, by SPEC name, with their parameters.
+//! The actions agents (and integrations) can ask for, by the reference name, with their parameters.
 
 use super::refusal::{ErrorCode, Refusal};
 use crate::domain::diagnosis::{AuthChannel, parse_failed_at};
@@ -178,7 +178,7 @@ pub enum Action {
         reference: String,
     },
     ReactivateAccount,
-    /// Read the authentication logs for this username around this time (SPEC §2.4).
+    /// Read the authentication logs for this username around this time (docs/reference.md#kinds-and-states).
     DiagnoseAuth {
         /// Byte-exact, as typed: usernames can be anything, and stray spaces are a finding.
         username: String,

@@ -12,7 +12,7 @@ pub enum Sender {
     Stranger,
 }
 
-/// The state a customer's message moves the ticket to, if any (SPEC §3 step 4).
+/// The state a customer's message moves the ticket to, if any (docs/reference.md#threading-and-reopening).
 pub fn after_customer_message(
     kind: Kind,
     state: State,

@@ -20,11 +20,11 @@ pub struct CreationFacts<'a> {
     pub attempts_on_record: bool,
     /// The SMTP username a login_help customer typed (kept byte-exact).
     pub smtp_username: Option<&'a str>,
-    /// What the authentication logs show for that username (login_help, SPEC §2.4).
+    /// What the authentication logs show for that username (login_help, docs/reference.md#kinds-and-states).
     pub diagnosis: Option<DiagnosisFacts<'a>>,
 }
 
-/// The rules of SPEC §2.4 "On creation", per kind. The requester always hears from us: either
+/// The rules of docs/reference.md#kinds-and-states "On creation", per kind. The requester always hears from us: either
 /// the answer itself (when they are the registered address) or a neutral acknowledgement.
 pub fn on_create(facts: &CreationFacts) -> Decision {
     let mut decision = match facts.kind {
@@ -36,7 +36,7 @@ pub fn on_create(facts: &CreationFacts) -> Decision {
     };
     // At creation, a requester who is not the registered address hears what a requester with
     // no account hears: an acknowledgement, never "there is news", which would tell them an
-    // account exists (SPEC §2.3, no account enumeration).
+    // account exists (docs/reference.md#policy, no account enumeration).
     for effect in &mut decision.effects {
         if let Effect::Mail(Mail {
             template: template @ MailTemplate::StatusUpdate,

@@ -146,7 +146,7 @@ pub enum Effect {
     Flag {
         reason: String,
     },
-    /// Write the `diagnosis` event (SPEC §2.4).
+    /// Write the `diagnosis` event (docs/reference.md#kinds-and-states).
     RecordDiagnosis {
         diagnosis: Box<Diagnosis>,
     },

@@ -1,4 +1,4 @@
-//! ip_lockout, step by step as seed 003 says: try your allowlisted IPs, report it, verify
+//! ip_lockout, step by step as the IP lock-out help article says: try your allowlisted IPs, report it, verify
 //! ownership (email challenge plus another method), then grant one public address or network.
 
 use super::{

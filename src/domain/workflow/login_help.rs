@@ -1,4 +1,4 @@
-//! login_help: `diagnose_auth`, and what follows a credential-failure diagnosis (SPEC §2.4).
+//! login_help: `diagnose_auth`, and what follows a credential-failure diagnosis (docs/reference.md#kinds-and-states).
 //!
 //! The service reads the authentication logs and hands the engine the [`Diagnosis`] with the
 //! account owning the username; the engine decides who hears what. The finding's guidance goes

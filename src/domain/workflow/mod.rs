@@ -1,7 +1,7 @@
 //! The recovery policy of the help articles, as a pure function.
 //!
 //! `decide(ticket, action, context)` answers with a [`Decision`] (the new state and the
-//! effects to perform, as data) or a [`Refusal`] carrying SPEC's error code. `check` answers
+//! effects to perform, as data) or a [`Refusal`] carrying the reference's error code. `check` answers
 //! the same question without parameters, so the console and the API list exactly what the
 //! engine would accept. Every entry point (API, console, forms, mail, CLI) goes through here.
 
@@ -100,7 +100,7 @@ impl Decision {
 pub const BANNED_REASON: &str = "account_banned";
 pub const VERIFICATION_FAILED_REASON: &str = "verification_failed";
 
-/// May this action be asked for now, before looking at its parameters? The order is SPEC's:
+/// May this action be asked for now, before looking at its parameters? The order is the reference's:
 /// banned first, then kind and state, with the more specific guard codes where they apply.
 pub fn check(ticket: &TicketView, name: ActionName) -> Result<(), Refusal> {
     if name.is_recovery() && ticket.account_is_banned() {

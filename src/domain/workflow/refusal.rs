@@ -1,4 +1,4 @@
-//! Why the engine says no: SPEC's error codes and their HTTP status.
+//! Why the engine says no: the reference's error codes and their HTTP status.
 
 use serde::Serialize;
 use std::fmt;

@@ -1,6 +1,6 @@
 //! Exhaustive tests of the engine: every (kind, state, action), and properties over sequences.
 //!
-//! What the engine should answer is written here from SPEC §2.3–2.4 (its tables copied as
+//! What the engine should answer is written here from docs/reference.md#policy–2.4 (its tables copied as
 //! text, its guards as a small function), never obtained by asking the engine.
 
 use super::conversation::{self, Sender};
@@ -47,10 +47,10 @@ fn a_banned_account_refuses_every_recovery_action_in_every_state() {
 }
 
 // =============================================================================================
-// SPEC as data
+// the reference as data
 // =============================================================================================
 
-/// SPEC §2.2 and §2.4: the states of each kind's workflow.
+/// docs/reference.md#tickets and §2.4: the states of each kind's workflow.
 const KIND_STATES: &[(&str, &[&str])] = &[
     ("forgot_username", &["awaiting_agent", "resolved", "refused"]),
     (
@@ -86,10 +86,10 @@ const KIND_STATES: &[(&str, &[&str])] = &[
 
 const TERMINAL_STATES: &[&str] = &["resolved", "refused"];
 
-/// SPEC §2.4 "Actions of every kind": allowed in every state but `resolved` and `refused`.
+/// docs/reference.md#kinds-and-states "Actions of every kind": allowed in every state but `resolved` and `refused`.
 const COMMON_ACTIONS: &[&str] = &["assign", "reclassify", "link_account", "resolve", "refuse"];
 
-/// SPEC §2.4's table: (kind, recovery action, the states it is allowed in).
+/// docs/reference.md#kinds-and-states's table: (kind, recovery action, the states it is allowed in).
 const RECOVERY_ACTIONS: &[(&str, &str, &[&str])] = &[
     ("forgot_username", "send_username", &["awaiting_agent"]),
     (
@@ -115,10 +115,10 @@ fn states_of(kind: &str) -> &'static [&'static str] {
         .iter()
         .find(|(k, _)| *k == kind)
         .map(|(_, states)| *states)
-        .unwrap_or_else(|| panic!("SPEC has no kind {kind}"))
+        .unwrap_or_else(|| panic!("the reference has no kind {kind}"))
 }
 
-/// What SPEC's guards look at, read off the account by the test itself.
+/// What the reference's guards look at, read off the account by the test itself.
 #[derive(Debug, Clone, Copy)]
 struct Facts {
     linked: bool,
@@ -150,12 +150,12 @@ impl Facts {
     }
 }
 
-/// SPEC §2.1: banned, or a sub-user of a banned parent.
+/// docs/reference.md#account-directory: banned, or a sub-user of a banned parent.
 fn banned_per_spec(account: &AccountView) -> bool {
     account.status == AccountStatus::Banned || account.banned_via_parent
 }
 
-/// SPEC's answer for `action` on a `kind` ticket in `state`, in SPEC's refusal order (an
+/// the reference's answer for `action` on a `kind` ticket in `state`, in the reference's refusal order (an
 /// unknown name cannot occur here): a recovery action on a banned account, then kind and
 /// state, where a guard's more specific code replaces `invalid_transition`.
 fn expected(kind: &str, state: &str, action: &str, facts: Facts) -> Result<(), ErrorCode> {
@@ -164,14 +164,14 @@ fn expected(kind: &str, state: &str, action: &str, facts: Facts) -> Result<(), E
     if recovery.is_some() && facts.banned {
         return Err(AccountBanned);
     }
-    // A ticket in a state its kind does not have is in no state SPEC allows anything in.
+    // A ticket in a state its kind does not have is in no state the reference allows anything in.
     if !states_of(kind).contains(&state) {
         return Err(InvalidTransition);
     }
     let Some(&(action_kind, _, allowed_in)) = recovery else {
         assert!(
             COMMON_ACTIONS.contains(&action),
-            "{action} is in neither of SPEC's lists"
+            "{action} is in neither of the reference's lists"
         );
         return if TERMINAL_STATES.contains(&state) {
             Err(InvalidTransition)
@@ -312,7 +312,7 @@ fn walk_every_combination(account: Option<&AccountView>) {
                 let decided = decide(&ticket, &action, &ctx).map(|_| ()).map_err(|r| r.code);
                 if checked != want || decided != want {
                     disagreements.push(format!(
-                        "{kind} / {state} / {}: SPEC {want:?}, check {checked:?}, decide {decided:?}",
+                        "{kind} / {state} / {}: the reference {want:?}, check {checked:?}, decide {decided:?}",
                         name.as_str()
                     ));
                 }
@@ -321,7 +321,7 @@ fn walk_every_combination(account: Option<&AccountView>) {
     }
     assert!(
         disagreements.is_empty(),
-        "{} combinations disagree with SPEC:\n{}",
+        "{} combinations disagree with the reference:\n{}",
         disagreements.len(),
         disagreements.join("\n")
     );
@@ -391,7 +391,7 @@ fn the_spec_tables_name_exactly_the_engines_actions_and_states() {
 
 #[test]
 fn diagnose_auth_is_an_action_of_login_help() {
-    let name = ActionName::parse("diagnose_auth").expect("SPEC's action diagnose_auth");
+    let name = ActionName::parse("diagnose_auth").expect("the reference's action diagnose_auth");
     let account = sample_account(AccountStatus::Active);
     for state in State::ALL {
         let want = expected("login_help", state.as_str(), "diagnose_auth", Facts::of(Some(&account)));
@@ -489,7 +489,7 @@ impl Ticket {
         self.act_in(&[], name, params)
     }
 
-    /// SPEC's refusal order, as the service applies it: the name, the policy, the
+    /// the reference's refusal order, as the service applies it: the name, the policy, the
     /// parameters, then the decision. `directory` holds the accounts an action may name.
     fn act_in(&self, directory: &[AccountView], name: &str, params: Value) -> Result<Decision, ErrorCode> {
         let name = ActionName::parse(name).map_err(|r| r.code)?;
@@ -543,7 +543,7 @@ fn non_mail_effects(decision: &Decision) -> Vec<Effect> {
         .collect()
 }
 
-/// Mail whose content depends on the account (SPEC §2.3: only for the registered address).
+/// Mail whose content depends on the account (docs/reference.md#policy: only for the registered address).
 fn is_account_dependent(template: &MailTemplate) -> bool {
     match template {
         MailTemplate::UsernameDelivery { .. }
@@ -1975,7 +1975,7 @@ enum Step {
     Act(ActionName, Value),
     /// The customer opens the mailed link: confirms it, or answers "this was not me".
     Confirm(bool),
-    /// A message comes in on the ticket (SPEC §3 step 4: it may reopen it).
+    /// A message comes in on the ticket (docs/reference.md#threading-and-reopening: it may reopen it).
     Reply(Sender),
     /// Billing or compliance changes an account between two steps; `notify` says whether the
     /// service refused the open tickets of a newly banned account before the next step.
@@ -2179,7 +2179,7 @@ impl Model {
     }
 }
 
-/// SPEC §2.4 step 4, written out: at least two passed checks of different methods, one of them
+/// docs/reference.md#ownership-verification, written out: at least two passed checks of different methods, one of them
 /// the email challenge (and not three failures).
 fn verified_per_spec(checks: &[CheckRecord]) -> bool {
     let mut passed: Vec<Method> = checks.iter().filter(|c| c.passed).map(|c| c.method).collect();
@@ -2229,7 +2229,7 @@ fn check_properties(before: &Model, decision: &Decision, from_link: bool) -> Res
             );
         }
         match effect {
-            // (b) A grant only after a verification round of that very account that SPEC accepts.
+            // (b) A grant only after a verification round of that very account that the reference accepts.
             Effect::AddAllowlistEntry { account_id, .. } => {
                 prop_assert_eq!((before.kind, before.state), (Kind::IpLockout, State::OwnershipVerified));
                 prop_assert!(verified_per_spec(&before.checks), "granted after {:?}", before.checks);
@@ -2286,7 +2286,7 @@ fn run(mut model: Model, steps: &[Step]) -> Result<Model, TestCaseError> {
             check_properties(&model, &decision, matches!(step, Step::Confirm(_)))?;
             let before = model.state;
             model.apply(&decision);
-            // Reaching ownership_verified is SPEC's policy holding, not an accident.
+            // Reaching ownership_verified is the reference's policy holding, not an accident.
             if model.state == State::OwnershipVerified && before != State::OwnershipVerified {
                 prop_assert!(verified_per_spec(&model.checks), "verified by {:?}", model.checks);
             }

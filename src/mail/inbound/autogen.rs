@@ -1,5 +1,5 @@
 //! Is this mail from a robot? Auto-generated mail is stored but never answered automatically
-//! and never reopens a ticket (SPEC §3 step 6, RFC 3834).
+//! and never reopens a ticket (docs/reference.md#robots, RFC 3834).
 
 use super::parse::InboundMail;
 use crate::domain::email_address::is_automated_mailbox;

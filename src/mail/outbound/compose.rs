@@ -11,7 +11,7 @@ use chrono::Duration;
 use diesel::prelude::*;
 use serde_json::{Value, json};
 
-/// Acknowledgements to one address answering inbound mail, per 24 hours (SPEC §3 step 6).
+/// Acknowledgements to one address answering inbound mail, per 24 hours (docs/reference.md#robots).
 pub const ACKNOWLEDGEMENTS_PER_SENDER_PER_DAY: i64 = 3;
 
 /// What happened to a mail a decision wanted sent.

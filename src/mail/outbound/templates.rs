@@ -38,7 +38,7 @@ pub struct MailContext {
     pub diagnosis: DiagnosisMail,
 }
 
-/// What the diagnosis mails may use (SPEC §2.4). The checklist gets only `channel` and the
+/// What the diagnosis mails may use (docs/reference.md#kinds-and-states). The checklist gets only `channel` and the
 /// `typed_…` notes: nothing that depends on the logs.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
@@ -226,7 +226,7 @@ pub const TEMPLATE_NAMES: [&str; 14] = [
     "agent_reply",
 ];
 
-/// The credential-failure diagnosis mails (SPEC §2.4): the checklist, then one per group of
+/// The credential-failure diagnosis mails (docs/reference.md#kinds-and-states): the checklist, then one per group of
 /// findings.
 pub const DIAGNOSIS_TEMPLATE_NAMES: [&str; 7] = [
     "diagnosis_checklist",

@@ -1,5 +1,5 @@
 //! Loading the authentication logs (`recoverydesk auth-log import`, `POST /api/v1/auth-events`)
-//! and purging them after the retention period (SPEC §2.4).
+//! and purging them after the retention period (docs/reference.md#kinds-and-states).
 //!
 //! Lines are read one at a time (a file of any size is never held whole), parsed at the edge
 //! into `AuthEvent`s, and written in batches, each batch in one transaction. A line with a

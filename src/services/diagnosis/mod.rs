@@ -1,4 +1,4 @@
-//! Credential-failure diagnosis (SPEC §2.4): reading the authentication logs for a username,
+//! Credential-failure diagnosis (docs/reference.md#kinds-and-states): reading the authentication logs for a username,
 //! the ticket JSON's `diagnosis`, and the agent console's panel. Loading and purging the logs
 //! is in [`import`]. The finding itself is named by the pure `domain::diagnosis`.
 
@@ -104,7 +104,7 @@ pub fn diagnose(
     Ok(Diagnosed { diagnosis, owner })
 }
 
-/// The ticket JSON's `diagnosis` (SPEC §5) for each of these tickets that has one: the latest
+/// The ticket JSON's `diagnosis` (docs/reference.md#json-api) for each of these tickets that has one: the latest
 /// `diagnosis` event's data, when and by whom it was made, and — when it works again and the
 /// ticket is still open — `"suggested_action": "resolve"` with a note for one-click resolving.
 pub fn latest_for(conn: &mut AnyConnection, rows: &[&TicketRow]) -> Result<HashMap<i64, Value>, ServiceError> {

@@ -14,7 +14,7 @@ use serde_json::Value;
 /// Every field is plain text (escape it like any other text).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DiagnosisPanel {
-    /// SPEC's name of the finding (`bad_password`, `succeeded_since`, …), for a CSS class.
+    /// the reference's name of the finding (`bad_password`, `succeeded_since`, …), for a CSS class.
     pub finding: String,
     /// The finding in plain words, for an agent.
     pub summary: String,
@@ -58,7 +58,7 @@ pub struct PanelEvent {
     /// "PLAIN", "CRAM-MD5", or "—" when the log has none.
     pub mechanism: String,
     pub tls: bool,
-    /// SPEC's result (`ok`, `bad_password`, …).
+    /// the reference's result (`ok`, `bad_password`, …).
     pub result: String,
     /// The result in a few words ("wrong password").
     pub result_words: String,

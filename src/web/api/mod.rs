@@ -1,4 +1,4 @@
-//! JSON API v1 for integrations (SPEC §5).
+//! JSON API v1 for integrations (docs/reference.md#json-api).
 
 pub mod accounts;
 pub mod auth_events;

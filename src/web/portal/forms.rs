@@ -1,4 +1,4 @@
-//! The four recovery forms of SPEC §5: `GET` shows the form, `POST` validates it (422 with the
+//! The four recovery forms of docs/reference.md#json-api: `GET` shows the form, `POST` validates it (422 with the
 //! form again, messages next to the fields, values kept) or answers 303 to the confirmation
 //! page. The answer never depends on the directory (no account enumeration).
 

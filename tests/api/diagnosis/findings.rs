@@ -25,7 +25,7 @@ both_backends!(
 );
 both_backends!(it_works_again_offers_a_one_click_resolve, works_again_resolves);
 
-/// One row of SPEC's table as this log shows it.
+/// One row of the reference's table as this log shows it.
 struct Case {
     username: &'static str,
     /// `smtp_535` or `api_key` (the form's `problem`).

@@ -1,4 +1,4 @@
-//! Credential-failure diagnosis (SPEC §2.4), black-box: the authentication logs loaded, then
+//! Credential-failure diagnosis (docs/reference.md#kinds-and-states), black-box: the authentication logs loaded, then
 //! login_help tickets through the API, the login form, mail and the agent's action.
 
 mod auth_log;
