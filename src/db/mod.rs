@@ -304,6 +304,10 @@ pub fn schema_is_current(conn: &mut AnyConnection) -> Result<bool, DbError> {
 /// How many times a write transaction is tried before its error is answered.
 pub const WRITE_ATTEMPTS: u32 = 6;
 
+/// An SQLite attempt that failed busy after this long had its busy timeout (10 s) waited out
+/// already: it is not tried again.
+const SQLITE_BUSY_WAITED_OUT: Duration = Duration::from_secs(5);
+
 /// An error worth running the whole transaction again for: a PostgreSQL serialization failure
 /// (40001) or deadlock (40P01), or SQLite still busy after its busy timeout. Anything else
 /// (a constraint, a refusal, a lost connection) is answered at once.
@@ -355,10 +359,20 @@ where
     if in_transaction(conn) {
         return conn.transaction(f);
     }
+    let sqlite = matches!(conn, AnyConnection::Sqlite(_));
     let mut attempt = 1;
     loop {
+        let started = std::time::Instant::now();
         match write_transaction_once(conn, &mut f) {
-            Err(e) if e.is_transient() && attempt < WRITE_ATTEMPTS && !in_transaction(conn) => {
+            // On SQLite a busy error that came after the busy timeout had already been waited
+            // out means the database stays locked: answering now keeps `mailgate`'s promise of
+            // "locked for more than 10 s → 75" instead of holding the MTA for a minute.
+            Err(e)
+                if e.is_transient()
+                    && attempt < WRITE_ATTEMPTS
+                    && !(sqlite && started.elapsed() >= SQLITE_BUSY_WAITED_OUT)
+                    && !in_transaction(conn) =>
+            {
                 tracing::warn!(
                     attempt,
                     "write transaction hit a deadlock, serialization failure or busy database; retrying"
