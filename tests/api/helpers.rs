@@ -163,7 +163,22 @@ impl TestApp {
         Self::spawn_on(Backend::Postgres, true, &[]).await
     }
 
+    /// An app whose admin still has the one-time password of the first start (which must be
+    /// changed at the first sign-in): `admin_password` is that one-time password.
+    pub async fn spawn_with_one_time_password(backend: Backend) -> Option<TestApp> {
+        Self::spawn_inner(backend, false, &[], true).await
+    }
+
     async fn spawn_on(backend: Backend, tls: bool, extra: &[(&str, &str)]) -> Option<TestApp> {
+        Self::spawn_inner(backend, tls, extra, false).await
+    }
+
+    async fn spawn_inner(
+        backend: Backend,
+        tls: bool,
+        extra: &[(&str, &str)],
+        keep_one_time_password: bool,
+    ) -> Option<TestApp> {
         let dir = tempfile::tempdir().expect("temp dir");
         let (database_url, pg_database) = match backend {
             Backend::Sqlite => (format!("sqlite://{}", dir.path().join("desk.db").display()), None),
@@ -192,8 +207,13 @@ impl TestApp {
         let (pool, desk) = prepare(&settings).expect("database opens");
         let (token, admin_password) = {
             let mut conn = pool.get().expect("connection");
-            let password = format!("admin-{}", random_suffix());
-            agents::set_password(&mut conn, "admin@localhost", &password).expect("the admin's password is set");
+            let password = if keep_one_time_password {
+                one_time_password.clone()
+            } else {
+                let password = format!("admin-{}", random_suffix());
+                agents::set_password(&mut conn, "admin@localhost", &password).expect("the admin's password is set");
+                password
+            };
             let token = agents::issue_token(&mut conn, "admin@localhost").expect("admin token");
             (token, password)
         };
