@@ -19,8 +19,18 @@ pub struct LoginPage {
     pub csrf: String,
 }
 
-/// The sign-in page with a fresh CSRF token, and the cookie that must come back with it.
-fn login_page(state: &AppState, status: StatusCode, email: String, error: Option<&'static str>) -> HttpResponse {
+/// The sign-in page with its CSRF token: the one this browser's sign-in cookie holds (two tabs
+/// share it), or a fresh one with the cookie that must come back with it.
+fn login_page(
+    req: &HttpRequest,
+    state: &AppState,
+    status: StatusCode,
+    email: String,
+    error: Option<&'static str>,
+) -> HttpResponse {
+    if let Some(csrf) = session::login_csrf(req, state) {
+        return page(status, &LoginPage { email, error, csrf });
+    }
     let (csrf, cookie) = session::new_login_cookie(state);
     let mut response = page(status, &LoginPage { email, error, csrf });
     // A cookie built here always has a valid name and value.
@@ -34,7 +44,7 @@ pub async fn show_login(req: HttpRequest, state: web::Data<AppState>) -> HttpRes
             .insert_header((header::LOCATION, "/agent"))
             .finish();
     }
-    login_page(&state, StatusCode::OK, String::new(), None)
+    login_page(&req, &state, StatusCode::OK, String::new(), None)
 }
 
 #[derive(Deserialize)]
@@ -53,6 +63,7 @@ pub async fn sign_in(req: HttpRequest, state: web::Data<AppState>, form: web::Fo
     let expected = session::login_csrf(&req, &state);
     if !session::same_origin(&req, &state.desk.settings.base_url) || !session::login_csrf_ok(expected.as_deref(), &csrf) {
         return login_page(
+            &req,
             &state,
             StatusCode::FORBIDDEN,
             email,
@@ -91,6 +102,7 @@ pub async fn sign_in(req: HttpRequest, state: web::Data<AppState>, form: web::Fo
             .cookie(session::removal_login_cookie())
             .finish(),
         Ok(Err(StatusCode::TOO_MANY_REQUESTS)) => login_page(
+            &req,
             &state,
             StatusCode::TOO_MANY_REQUESTS,
             typed,
@@ -99,6 +111,7 @@ pub async fn sign_in(req: HttpRequest, state: web::Data<AppState>, form: web::Fo
         Ok(Err(_)) => {
             state.desk.metrics.signin_failure();
             login_page(
+                &req,
                 &state,
                 StatusCode::UNAUTHORIZED,
                 typed,
