@@ -124,9 +124,11 @@ pub fn agent_for_token(
 pub fn touch_token(conn: &mut AnyConnection, token_id: i64, at: NaiveDateTime) -> QueryResult<()> {
     let a_minute_ago = at - chrono::Duration::minutes(1);
     diesel::update(
-        api_tokens::table
-            .find(token_id)
-            .filter(api_tokens::last_used_at.is_null().or(api_tokens::last_used_at.lt(a_minute_ago))),
+        api_tokens::table.find(token_id).filter(
+            api_tokens::last_used_at
+                .is_null()
+                .or(api_tokens::last_used_at.lt(a_minute_ago)),
+        ),
     )
     .set(api_tokens::last_used_at.eq(at))
     .execute(conn)
@@ -163,9 +165,13 @@ pub fn find_token(conn: &mut AnyConnection, token_id: i64) -> QueryResult<Option
 
 /// Revokes a live token; false when there is no such token or it was revoked already.
 pub fn revoke_token(conn: &mut AnyConnection, token_id: i64, at: NaiveDateTime) -> QueryResult<bool> {
-    let rows = diesel::update(api_tokens::table.find(token_id).filter(api_tokens::revoked_at.is_null()))
-        .set(api_tokens::revoked_at.eq(at))
-        .execute(conn)?;
+    let rows = diesel::update(
+        api_tokens::table
+            .find(token_id)
+            .filter(api_tokens::revoked_at.is_null()),
+    )
+    .set(api_tokens::revoked_at.eq(at))
+    .execute(conn)?;
     Ok(rows == 1)
 }
 

@@ -27,8 +27,8 @@ pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpRespon
             // Tickets of the last minute are left out of the per-state counts: one anonymous
             // form post then moves no (kind, state) figure while its reader watches.
             let settled_before = desk.settings.clock.naive_now() - chrono::Duration::minutes(1);
-            let tickets =
-                crate::db::console::settled_counts(conn, settled_before).map_err(crate::services::ServiceError::from)?;
+            let tickets = crate::db::console::settled_counts(conn, settled_before)
+                .map_err(crate::services::ServiceError::from)?;
             let mail: Vec<(String, i64)> = outbox::table
                 .group_by(outbox::status)
                 .select((outbox::status, diesel::dsl::count_star()))

@@ -83,7 +83,10 @@ impl FromRequest for ApiAgent {
 /// (else 401); without it, only a loopback client, the client being the address after
 /// trusted-proxy resolution (else 403). The gauges count tickets by kind and state, so an
 /// anonymous reader could otherwise learn from them whether a form post matched an account.
-pub fn metrics_access(req: &HttpRequest, settings: &crate::config::Settings) -> Result<(), actix_web::http::StatusCode> {
+pub fn metrics_access(
+    req: &HttpRequest,
+    settings: &crate::config::Settings,
+) -> Result<(), actix_web::http::StatusCode> {
     use actix_web::http::StatusCode;
     match &settings.metrics_token {
         Some(expected) => {

@@ -39,11 +39,7 @@ fn bare_client() -> reqwest::Client {
 /// Signs in by hand; returns the session cookie as a `Cookie` header value.
 async fn session_cookie(app: &TestApp, email: &str, password: &str) -> String {
     let client = bare_client();
-    let page = client
-        .get(format!("{}/agent/login", app.address))
-        .send()
-        .await
-        .unwrap();
+    let page = client.get(format!("{}/agent/login", app.address)).send().await.unwrap();
     let login_cookie = set_cookie(&page, "rd_login").expect("the sign-in page sets its CSRF cookie");
     let token = csrf_in(&page.text().await.unwrap());
     let response = client
@@ -118,7 +114,10 @@ both_backends!(
 
 async fn change_password(app: TestApp) {
     let here = Console::new(&app);
-    assert_eq!(here.sign_in("admin@localhost", &app.admin_password).await, StatusCode::SEE_OTHER);
+    assert_eq!(
+        here.sign_in("admin@localhost", &app.admin_password).await,
+        StatusCode::SEE_OTHER
+    );
     let elsewhere = session_cookie(&app, "admin@localhost", &app.admin_password).await;
     let new_password = "a brand new passphrase";
     let form = |current: &str, new: &str, again: &str| {
@@ -141,7 +140,11 @@ async fn change_password(app: TestApp) {
         }
     };
     // Refusals: no CSRF token, a wrong current password, rules, a mismatch, the same password.
-    let (status, _, _) = post(form(&app.admin_password, new_password, new_password), Some("forged".into())).await;
+    let (status, _, _) = post(
+        form(&app.admin_password, new_password, new_password),
+        Some("forged".into()),
+    )
+    .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, _, page) = post(form("not my password", new_password, new_password), None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{page}");
@@ -156,14 +159,22 @@ async fn change_password(app: TestApp) {
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{new:?}: {page}");
         assert!(!page.contains(new) || new.len() < 6, "a password is never echoed back");
     }
-    assert_eq!(get_with(&app, &elsewhere, "/agent").await.0, StatusCode::OK, "nothing changed yet");
+    assert_eq!(
+        get_with(&app, &elsewhere, "/agent").await.0,
+        StatusCode::OK,
+        "nothing changed yet"
+    );
 
     let (status, location, _) = post(form(&app.admin_password, new_password, new_password), None).await;
     assert_eq!(
         (status, location.as_deref()),
         (StatusCode::SEE_OTHER, Some("/agent/password?changed=1"))
     );
-    assert_eq!(here.get("/agent").await.0, StatusCode::OK, "this browser stays signed in");
+    assert_eq!(
+        here.get("/agent").await.0,
+        StatusCode::OK,
+        "this browser stays signed in"
+    );
     let (status, location, _) = get_with(&app, &elsewhere, "/agent").await;
     assert_eq!(
         (status, location.as_deref()),
@@ -175,7 +186,10 @@ async fn change_password(app: TestApp) {
         fresh.sign_in("admin@localhost", &app.admin_password).await,
         StatusCode::UNAUTHORIZED
     );
-    assert_eq!(fresh.sign_in("admin@localhost", new_password).await, StatusCode::SEE_OTHER);
+    assert_eq!(
+        fresh.sign_in("admin@localhost", new_password).await,
+        StatusCode::SEE_OTHER
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -207,7 +221,12 @@ async fn the_sign_in_form_needs_its_token_its_cookie_and_our_origin() {
             Some("https://evil.example"),
             token.clone(),
         ),
-        ("an opaque origin", Some(login_cookie.as_str()), Some("null"), token.clone()),
+        (
+            "an opaque origin",
+            Some(login_cookie.as_str()),
+            Some("null"),
+            token.clone(),
+        ),
     ];
     for (what, cookie, origin, csrf) in attempts {
         let mut request = client.post(&url).form(&creds(&csrf));
@@ -221,7 +240,10 @@ async fn the_sign_in_form_needs_its_token_its_cookie_and_our_origin() {
         assert_eq!(response.status(), StatusCode::FORBIDDEN, "{what}");
         assert!(set_cookie(&response, "rd_session").is_none(), "{what}: no session");
         let page = response.text().await.unwrap();
-        assert!(page.contains(r#"name="csrf""#), "{what}: the form comes back with a fresh token");
+        assert!(
+            page.contains(r#"name="csrf""#),
+            "{what}: the form comes back with a fresh token"
+        );
     }
     let response = client
         .post(&url)
@@ -251,8 +273,16 @@ async fn forced_change(app: TestApp) {
         TestApp::spawn_with_one_time_password(backend).await.unwrap()
     };
     let console = Console::new(&app);
-    assert_eq!(console.sign_in("admin@localhost", &app.one_time_password).await, StatusCode::SEE_OTHER);
-    for path in ["/agent", "/agent/tickets/RD-1", "/agent/admin/agents", "/agent/admin/tokens"] {
+    assert_eq!(
+        console.sign_in("admin@localhost", &app.one_time_password).await,
+        StatusCode::SEE_OTHER
+    );
+    for path in [
+        "/agent",
+        "/agent/tickets/RD-1",
+        "/agent/admin/agents",
+        "/agent/admin/tokens",
+    ] {
         let (status, location, _) = console.get(path).await;
         assert_eq!(
             (status, location.as_deref()),
@@ -306,7 +336,10 @@ async fn forced_change(app: TestApp) {
         StatusCode::UNAUTHORIZED,
         "the one-time password is gone"
     );
-    assert_eq!(fresh.sign_in("admin@localhost", new_password).await, StatusCode::SEE_OTHER);
+    assert_eq!(
+        fresh.sign_in("admin@localhost", new_password).await,
+        StatusCode::SEE_OTHER
+    );
 }
 
 both_backends!(
@@ -320,7 +353,8 @@ async fn one_time_password_expires(app: TestApp) {
         drop(app);
         TestApp::spawn_with_one_time_password(backend).await.unwrap()
     };
-    app.clock.advance(chrono::Duration::hours(24) + chrono::Duration::seconds(1));
+    app.clock
+        .advance(chrono::Duration::hours(24) + chrono::Duration::seconds(1));
     let console = Console::new(&app);
     assert_eq!(
         console.sign_in("admin@localhost", &app.one_time_password).await,
@@ -329,22 +363,31 @@ async fn one_time_password_expires(app: TestApp) {
     );
     // `agents password` (here its service) is the way back in.
     let mut conn = app.conn();
-    recoverydesk::services::agents::set_password(&mut conn, "admin@localhost", "set by the operator")
-        .unwrap();
+    recoverydesk::services::agents::set_password(&mut conn, "admin@localhost", "set by the operator").unwrap();
     assert_eq!(
         console.sign_in("admin@localhost", "set by the operator").await,
         StatusCode::SEE_OTHER
     );
-    assert_eq!(console.get("/agent").await.0, StatusCode::OK, "and no forced change after that");
+    assert_eq!(
+        console.get("/agent").await.0,
+        StatusCode::OK,
+        "and no forced change after that"
+    );
 
     // Used once before the 24 hours are out, it stays usable (to reach the change form).
     let used = TestApp::spawn_with_one_time_password(app.backend()).await.unwrap();
     used.clock.advance(chrono::Duration::hours(23));
     let console = Console::new(&used);
-    assert_eq!(console.sign_in("admin@localhost", &used.one_time_password).await, StatusCode::SEE_OTHER);
+    assert_eq!(
+        console.sign_in("admin@localhost", &used.one_time_password).await,
+        StatusCode::SEE_OTHER
+    );
     used.clock.advance(chrono::Duration::hours(2));
     let again = Console::new(&used);
-    assert_eq!(again.sign_in("admin@localhost", &used.one_time_password).await, StatusCode::SEE_OTHER);
+    assert_eq!(
+        again.sign_in("admin@localhost", &used.one_time_password).await,
+        StatusCode::SEE_OTHER
+    );
     assert_eq!(
         again.get("/agent").await.1.as_deref(),
         Some("/agent/password"),
@@ -398,12 +441,25 @@ async fn revoke_from_the_command_line(app: TestApp) {
     let url = app.database_url.clone();
     let out = desk(
         &url,
-        &["agents", "token", "--email", "admin@localhost", "--name", "ci deploys", "--expires-days", "30"],
+        &[
+            "agents",
+            "token",
+            "--email",
+            "admin@localhost",
+            "--name",
+            "ci deploys",
+            "--expires-days",
+            "30",
+        ],
         None,
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let first = text(&out.stdout).trim().to_string();
-    let out = desk(&url, &["agents", "token", "--email", "admin@localhost", "--name", "backup job"], None);
+    let out = desk(
+        &url,
+        &["agents", "token", "--email", "admin@localhost", "--name", "backup job"],
+        None,
+    );
     let second = text(&out.stdout).trim().to_string();
     assert_eq!(api_status(&app, &first).await, StatusCode::OK);
     assert_eq!(api_status(&app, &second).await, StatusCode::OK);
@@ -430,7 +486,11 @@ async fn revoke_from_the_command_line(app: TestApp) {
     let out = desk(&url, &["agents", "revoke-token", "--id", &ci[0]], None);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(api_status(&app, &first).await, StatusCode::UNAUTHORIZED, "at once");
-    assert_eq!(api_status(&app, &second).await, StatusCode::OK, "the other one still works");
+    assert_eq!(
+        api_status(&app, &second).await,
+        StatusCode::OK,
+        "the other one still works"
+    );
     let out = desk(&url, &["agents", "tokens", "--email", "admin@localhost"], None);
     assert!(!text(&out.stdout).contains("ci deploys"), "{}", text(&out.stdout));
     let out = desk(&url, &["agents", "revoke-token", "--id", &ci[0]], None);
@@ -457,24 +517,39 @@ async fn expired_token(app: TestApp) {
     )
     .unwrap();
     assert_eq!(api_status(&app, &token).await, StatusCode::OK);
-    app.clock.advance(chrono::Duration::days(1) + chrono::Duration::seconds(1));
+    app.clock
+        .advance(chrono::Duration::days(1) + chrono::Duration::seconds(1));
     assert_eq!(api_status(&app, &token).await, StatusCode::UNAUTHORIZED);
-    assert_eq!(api_status(&app, &app.token).await, StatusCode::OK, "a token without expiry lasts");
+    assert_eq!(
+        api_status(&app, &app.token).await,
+        StatusCode::OK,
+        "a token without expiry lasts"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_revokes_a_token_from_the_console() {
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
     let request = recoverydesk::services::agents::TokenRequest::parse("<script>x</script>", None).unwrap();
-    let token =
-        recoverydesk::services::agents::issue_named_token(&mut app.conn(), "admin@localhost", &request, app.clock.now())
-            .unwrap();
+    let token = recoverydesk::services::agents::issue_named_token(
+        &mut app.conn(),
+        "admin@localhost",
+        &request,
+        app.clock.now(),
+    )
+    .unwrap();
     let console = Console::new(&app);
-    assert_eq!(console.sign_in("admin@localhost", &app.admin_password).await, StatusCode::SEE_OTHER);
+    assert_eq!(
+        console.sign_in("admin@localhost", &app.admin_password).await,
+        StatusCode::SEE_OTHER
+    );
     let (status, _, page) = console.get("/agent/admin/tokens").await;
     assert_eq!(status, StatusCode::OK);
     assert!(!page.contains(&token) && !page.contains(&app.token), "never a token");
-    assert!(page.contains("&#60;script&#62;x") && !page.contains("<script>x"), "{page}");
+    assert!(
+        page.contains("&#60;script&#62;x") && !page.contains("<script>x"),
+        "{page}"
+    );
     let id = page
         .split("/agent/admin/tokens/")
         .nth(1)
@@ -495,10 +570,19 @@ async fn an_admin_revokes_a_token_from_the_console() {
     assert_eq!(api_status(&app, &app.token).await, StatusCode::OK);
 
     // An agent who is not an admin sees neither the page nor the button's effect.
-    recoverydesk::services::agents::add_agent(&mut app.conn(), "sam@desk.test", "Sam", "agent", "a long enough password")
-        .unwrap();
+    recoverydesk::services::agents::add_agent(
+        &mut app.conn(),
+        "sam@desk.test",
+        "Sam",
+        "agent",
+        "a long enough password",
+    )
+    .unwrap();
     let sam = Console::new(&app);
-    assert_eq!(sam.sign_in("sam@desk.test", "a long enough password").await, StatusCode::SEE_OTHER);
+    assert_eq!(
+        sam.sign_in("sam@desk.test", "a long enough password").await,
+        StatusCode::SEE_OTHER
+    );
     assert_eq!(sam.get("/agent/admin/tokens").await.0, StatusCode::FORBIDDEN);
     let csrf = sam.csrf("/agent").await;
     let admin_token_id = {
@@ -506,7 +590,10 @@ async fn an_admin_revokes_a_token_from_the_console() {
         list.last().unwrap().id
     };
     let (status, _, _) = sam
-        .post(&format!("/agent/admin/tokens/{admin_token_id}/revoke"), &[("csrf", csrf.as_str())])
+        .post(
+            &format!("/agent/admin/tokens/{admin_token_id}/revoke"),
+            &[("csrf", csrf.as_str())],
+        )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(api_status(&app, &app.token).await, StatusCode::OK);
@@ -517,13 +604,29 @@ async fn agents_password_sets_a_password_from_stdin_and_ends_sessions() {
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
     let signed_in = session_cookie(&app, "admin@localhost", &app.admin_password).await;
     let url = app.database_url.clone();
-    let out = desk(&url, &["agents", "password", "--email", "admin@localhost", "--password-stdin"], Some("too short\n"));
+    let out = desk(
+        &url,
+        &["agents", "password", "--email", "admin@localhost", "--password-stdin"],
+        Some("too short\n"),
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("at least 12"), "{}", text(&out.stderr));
-    let out = desk(&url, &["agents", "password", "--email", "nobody@desk.test", "--password-stdin"], Some("long enough password\n"));
+    let out = desk(
+        &url,
+        &["agents", "password", "--email", "nobody@desk.test", "--password-stdin"],
+        Some("long enough password\n"),
+    );
     assert_eq!(out.status.code(), Some(1));
-    let out = desk(&url, &["agents", "password", "--email", "admin@localhost"], Some("long enough password\n"));
-    assert_eq!(out.status.code(), Some(64), "--password-stdin is required (a usage error)");
+    let out = desk(
+        &url,
+        &["agents", "password", "--email", "admin@localhost"],
+        Some("long enough password\n"),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(64),
+        "--password-stdin is required (a usage error)"
+    );
     assert_eq!(get_with(&app, &signed_in, "/agent").await.0, StatusCode::OK);
 
     let out = desk(
@@ -543,5 +646,8 @@ async fn agents_password_sets_a_password_from_stdin_and_ends_sessions() {
         console.sign_in("admin@localhost", &app.admin_password).await,
         StatusCode::UNAUTHORIZED
     );
-    assert_eq!(console.sign_in("admin@localhost", "set from the shell").await, StatusCode::SEE_OTHER);
+    assert_eq!(
+        console.sign_in("admin@localhost", "set from the shell").await,
+        StatusCode::SEE_OTHER
+    );
 }

@@ -55,7 +55,11 @@ async fn metrics_with_a_token_configured_answer_401_without_it() {
         .unwrap();
     let bearer = format!("Bearer {secret}");
     let wrong = format!("Bearer {secret}x");
-    for headers in [vec![], vec![("authorization", wrong.as_str())], vec![("authorization", "Bearer ")]] {
+    for headers in [
+        vec![],
+        vec![("authorization", wrong.as_str())],
+        vec![("authorization", "Bearer ")],
+    ] {
         let response = app
             .client
             .get(format!("{}/metrics", app.address))
@@ -105,7 +109,10 @@ async fn form_post_moves_no_count(app: TestApp) {
     for (path, fields) in [
         ("/help/forgot-username", vec![("email", "known@x.test")]),
         ("/help/forgot-username", vec![("email", "stranger@x.test")]),
-        ("/help/account-terminated", vec![("email", "banned@x.test"), ("account", "banned-user")]),
+        (
+            "/help/account-terminated",
+            vec![("email", "banned@x.test"), ("account", "banned-user")],
+        ),
     ] {
         let (status, _, _) = app.form(path, &fields).await;
         assert_eq!(status, StatusCode::SEE_OTHER);
@@ -150,7 +157,10 @@ async fn every_private_route_family_says_no_store() {
     let raw = "From: kim@x.test\r\nTo: support@desk.test\r\nSubject: Locked out\r\nMessage-ID: <k1@x.test>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b\r\nContent-Type: text/plain; name=\"log.txt\"\r\nContent-Disposition: attachment; filename=\"log.txt\"\r\n\r\nconnection log\r\n--b--\r\n";
     let with_attachment = app.ingest(raw.as_bytes()).ticket.unwrap();
     let console = Console::new(&app);
-    assert_eq!(console.sign_in("admin@localhost", &app.admin_password).await, StatusCode::SEE_OTHER);
+    assert_eq!(
+        console.sign_in("admin@localhost", &app.admin_password).await,
+        StatusCode::SEE_OTHER
+    );
     let (_, _, ticket_page) = console.get(&format!("/agent/tickets/{with_attachment}")).await;
     let attachment = ticket_page
         .split("/agent/attachments/")
@@ -158,9 +168,7 @@ async fn every_private_route_family_says_no_store() {
         .and_then(|s| s.split('"').next())
         .expect("an attachment link")
         .to_string();
-    let (_, location, _) = app
-        .form("/help/forgot-username", &[("email", "who@x.test")])
-        .await;
+    let (_, location, _) = app.form("/help/forgot-username", &[("email", "who@x.test")]).await;
     let submitted = location.expect("the confirmation page");
 
     let anonymous = [
@@ -182,7 +190,12 @@ async fn every_private_route_family_says_no_store() {
         ("admin page", "/agent/admin/tokens".to_string()),
     ];
     for (what, path) in signed_in {
-        let response = console.client.get(format!("{}{path}", app.address)).send().await.unwrap();
+        let response = console
+            .client
+            .get(format!("{}{path}", app.address))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), StatusCode::OK, "{what}");
         no_store(&response, what);
     }

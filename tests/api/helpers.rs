@@ -612,7 +612,13 @@ impl Console {
         let marker = r#"name="csrf" value=""#;
         let token = page
             .find(marker)
-            .map(|start| page[start + marker.len()..].split('"').next().unwrap_or_default().to_string())
+            .map(|start| {
+                page[start + marker.len()..]
+                    .split('"')
+                    .next()
+                    .unwrap_or_default()
+                    .to_string()
+            })
             .unwrap_or_default();
         let response = self
             .client

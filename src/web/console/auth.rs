@@ -61,7 +61,8 @@ pub async fn sign_in(req: HttpRequest, state: web::Data<AppState>, form: web::Fo
     let Credentials { email, password, csrf } = form.into_inner();
     // Login CSRF: the post must come from our own sign-in page, in this browser.
     let expected = session::login_csrf(&req, &state);
-    if !session::same_origin(&req, &state.desk.settings.base_url) || !session::login_csrf_ok(expected.as_deref(), &csrf) {
+    if !session::same_origin(&req, &state.desk.settings.base_url) || !session::login_csrf_ok(expected.as_deref(), &csrf)
+    {
         return login_page(
             &req,
             &state,
@@ -98,7 +99,11 @@ pub async fn sign_in(req: HttpRequest, state: web::Data<AppState>, form: web::Fo
         // A one-time password leads on to the change form: `/agent` sends it there.
         Ok(Ok(signed_in)) => HttpResponse::SeeOther()
             .insert_header((header::LOCATION, "/agent"))
-            .cookie(session::new_session_cookie(&state, signed_in.agent_id, signed_in.generation))
+            .cookie(session::new_session_cookie(
+                &state,
+                signed_in.agent_id,
+                signed_in.generation,
+            ))
             .cookie(session::removal_login_cookie())
             .finish(),
         Ok(Err(StatusCode::TOO_MANY_REQUESTS)) => login_page(

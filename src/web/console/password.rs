@@ -105,8 +105,7 @@ pub async fn change_password(
     // argon2 twice (check, then hash): on the blocking pool, like every database call.
     let outcome = state
         .run(move |conn, _| {
-            agents::change_password(conn, id, &current_password, &new_password, &new_password_again)
-                .map_err(Into::into)
+            agents::change_password(conn, id, &current_password, &new_password, &new_password_again).map_err(Into::into)
         })
         .await;
     let forced = must_change(&state, agent.id).await.unwrap_or(false);
@@ -118,7 +117,10 @@ pub async fn change_password(
             .finish(),
         Ok(Err(refused)) => {
             let (status, text) = match refused {
-                ChangeRefused::WrongCurrent => (StatusCode::UNAUTHORIZED, "The current password is not right.".to_string()),
+                ChangeRefused::WrongCurrent => (
+                    StatusCode::UNAUTHORIZED,
+                    "The current password is not right.".to_string(),
+                ),
                 ChangeRefused::Mismatch => (
                     StatusCode::UNPROCESSABLE_ENTITY,
                     "The two new passwords differ.".to_string(),

@@ -206,7 +206,11 @@ pub fn new_login_cookie(state: &AppState) -> (String, Cookie<'static>) {
         .max_age(actix_web::cookie::time::Duration::hours(SESSION_HOURS))
         .finish();
     jar.private_mut(&cookie_key(state)).add(cookie);
-    let cookie = jar.delta().next().cloned().unwrap_or_else(|| Cookie::new(LOGIN_COOKIE, ""));
+    let cookie = jar
+        .delta()
+        .next()
+        .cloned()
+        .unwrap_or_else(|| Cookie::new(LOGIN_COOKIE, ""));
     (token, cookie)
 }
 
@@ -259,7 +263,10 @@ mod tests {
 
     #[test]
     fn the_origin_of_a_base_url_is_its_scheme_and_authority() {
-        assert_eq!(origin_of("https://desk.example:8443/sub/path"), "https://desk.example:8443");
+        assert_eq!(
+            origin_of("https://desk.example:8443/sub/path"),
+            "https://desk.example:8443"
+        );
         assert_eq!(origin_of("http://127.0.0.1:8080"), "http://127.0.0.1:8080");
     }
 }

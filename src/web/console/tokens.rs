@@ -37,7 +37,11 @@ impl TokenLine {
         TokenLine {
             id: row.id,
             agent_email,
-            name: if row.name.is_empty() { "(unnamed)".into() } else { row.name },
+            name: if row.name.is_empty() {
+                "(unnamed)".into()
+            } else {
+                row.name
+            },
             created: when(Some(row.created_at), ""),
             last_used: when(row.last_used_at, "never"),
             expires: when(row.expires_at, "never"),
@@ -117,7 +121,16 @@ pub async fn revoke_token(
         .run(move |conn, desk| agents::revoke_token(conn, id, desk.settings.clock.now()).map_err(Into::into))
         .await;
     match outcome {
-        Ok(()) => render(agent, &state, StatusCode::OK, Some(format!("Token {id} revoked.")), None).await,
+        Ok(()) => {
+            render(
+                agent,
+                &state,
+                StatusCode::OK,
+                Some(format!("Token {id} revoked.")),
+                None,
+            )
+            .await
+        }
         Err(e) => render(agent, &state, e.status, None, Some(e.message)).await,
     }
 }
