@@ -5,6 +5,7 @@ mod helpers;
 mod smtp_capture;
 
 mod account_terminated;
+mod api_tokens;
 mod banned;
 mod cli;
 mod console;
