@@ -57,7 +57,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let desk = Arc::new(desk);
     {
         let mut conn = pool.get()?;
-        if agents::bootstrap_admin(&mut conn, "bench@localhost")?.is_none() {
+        if agents::bootstrap_admin(&mut conn, "bench@localhost", chrono::Utc::now())?.is_none() {
             return Err("use a fresh database".into());
         }
     }
@@ -71,7 +71,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let (pool, dummy) = (pool.clone(), dummy.clone());
                 s.spawn(move || -> usize {
                     let Ok(mut conn) = pool.get() else { return 0 };
-                    match sign_in::begin(&mut conn, "bench@localhost", "198.51.100.9") {
+                    match sign_in::begin(
+                        &mut conn,
+                        "bench@localhost",
+                        "198.51.100.9",
+                        &recoverydesk::clock::Clock::default(),
+                    ) {
                         Ok(sign_in::Gate::Try(attempt)) => {
                             drop(conn);
                             let _ = attempt.check("wrong password", &dummy);

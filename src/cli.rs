@@ -102,6 +102,9 @@ pub struct GlobalOptions {
     /// bytes, hex or base64). When unset, one is generated and kept in the database.
     #[arg(long, env = "RECOVERYDESK_SECRET_KEY", hide_env_values = true, global = true)]
     pub secret_key: Option<String>,
+    /// Bearer token `/metrics` requires; without it, `/metrics` answers loopback clients only.
+    #[arg(long, env = "RECOVERYDESK_METRICS_TOKEN", hide_env_values = true, global = true)]
+    pub metrics_token: Option<String>,
     /// Log lines on standard error as `text` (for people) or `json` (one object a line).
     #[arg(long, env = "RECOVERYDESK_LOG_FORMAT", default_value = "text", global = true)]
     pub log_format: String,
@@ -222,5 +225,34 @@ pub enum AgentsCommand {
         /// The agent's sign-in email.
         #[arg(long)]
         email: String,
+        /// A label for the token (what uses it), shown by `agents tokens` and in the console.
+        #[arg(long, default_value = "")]
+        name: String,
+        /// Days until the token stops working (1 to 3650); without it, it lasts until revoked.
+        #[arg(long)]
+        expires_days: Option<String>,
+    },
+    /// List an agent's API tokens: id, name, created, last used, expiry, revoked. Never the
+    /// token itself (only its hash is kept).
+    Tokens {
+        /// The agent's sign-in email.
+        #[arg(long)]
+        email: String,
+    },
+    /// Revoke an API token by its id (from `agents tokens`): from then on it answers 401.
+    RevokeToken {
+        /// The token's id.
+        #[arg(long)]
+        id: i64,
+    },
+    /// Set an agent's password, read from standard input (first line). Ends the agent's
+    /// console sessions, and replaces a one-time password that had to be changed.
+    Password {
+        /// The agent's sign-in email.
+        #[arg(long)]
+        email: String,
+        /// Read the password from standard input (first line); required.
+        #[arg(long, required = true)]
+        password_stdin: bool,
     },
 }

@@ -39,7 +39,17 @@ pub fn run(cli: Cli) -> ExitCode {
             role,
             password_stdin: _,
         }) => add_agent(&settings, &email, &name, &role),
-        Command::Agents(AgentsCommand::Token { email }) => issue_token(&settings, &email),
+        Command::Agents(AgentsCommand::Token {
+            email,
+            name,
+            expires_days,
+        }) => issue_token(&settings, &email, &name, expires_days.as_deref()),
+        Command::Agents(AgentsCommand::Tokens { email }) => list_tokens(&settings, &email),
+        Command::Agents(AgentsCommand::RevokeToken { id }) => revoke_token(&settings, id),
+        Command::Agents(AgentsCommand::Password {
+            email,
+            password_stdin: _,
+        }) => set_password(&settings, &email),
         Command::Backup { file } => backup(&settings, &file),
         Command::Completions { shell } => completions(shell),
         Command::Man { dir } => man_pages(dir.as_deref()),
@@ -60,8 +70,9 @@ fn serve(settings: Settings) -> Result<ExitCode, ServiceError> {
         if let Some(password) = &app.admin_password {
             // Printed once: it is stored only as an argon2id hash.
             crate::telemetry::logs::announce(&format!(
-                "\nCreated the admin agent {}.\nOne-time password (shown only now): {password}\n",
-                settings.admin_email
+                "\nCreated the admin agent {}.\nIt must be replaced at the first sign-in, and stops working after {} hours unused.\nOne-time password (shown only now): {password}\n",
+                settings.admin_email,
+                agents::ONE_TIME_PASSWORD_HOURS
             ));
         }
         crate::telemetry::logs::announce(&format!(
@@ -167,13 +178,18 @@ fn import_auth_log(settings: &Settings, file: &std::path::Path) -> Result<ExitCo
     })
 }
 
-fn add_agent(settings: &Settings, email: &str, name: &str, role: &str) -> Result<ExitCode, ServiceError> {
+/// The first line of standard input (at most 4 KiB read): where passwords come from.
+fn password_from_stdin() -> Result<String, ServiceError> {
     let mut input = String::new();
     std::io::stdin()
         .take(4096)
         .read_to_string(&mut input)
         .map_err(|e| ServiceError::Invalid(format!("reading the password from stdin: {e}")))?;
-    let password = input.lines().next().unwrap_or("").to_string();
+    Ok(input.lines().next().unwrap_or("").to_string())
+}
+
+fn add_agent(settings: &Settings, email: &str, name: &str, role: &str) -> Result<ExitCode, ServiceError> {
+    let password = password_from_stdin()?;
     let (pool, _) = prepare(settings)?;
     let mut conn = pool.get().map_err(|e| crate::db::DbError::Connect(e.to_string()))?;
     agents::add_agent(&mut conn, email, name, role, &password)?;
@@ -181,13 +197,69 @@ fn add_agent(settings: &Settings, email: &str, name: &str, role: &str) -> Result
     Ok(ExitCode::SUCCESS)
 }
 
-fn issue_token(settings: &Settings, email: &str) -> Result<ExitCode, ServiceError> {
+fn set_password(settings: &Settings, email: &str) -> Result<ExitCode, ServiceError> {
+    let password = password_from_stdin()?;
+    agents::check_new_password(&password)?;
     let (pool, _) = prepare(settings)?;
     let mut conn = pool.get().map_err(|e| crate::db::DbError::Connect(e.to_string()))?;
-    let token = agents::issue_token(&mut conn, email)?;
+    agents::set_password(&mut conn, email, &password)?;
+    eprintln!("password of {email} changed; their console sessions have ended");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn issue_token(
+    settings: &Settings,
+    email: &str,
+    name: &str,
+    expires_days: Option<&str>,
+) -> Result<ExitCode, ServiceError> {
+    let request = agents::TokenRequest::parse(name, expires_days)?;
+    let (pool, _) = prepare(settings)?;
+    let mut conn = pool.get().map_err(|e| crate::db::DbError::Connect(e.to_string()))?;
+    let token = agents::issue_named_token(&mut conn, email, &request, settings.clock.now())?;
     // The token alone on stdout, so scripts can capture it; it is not shown again.
     println!("{token}");
     eprintln!("API token created for {email}; store it now, it is kept only as a hash.");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One line per token, tab-separated: id, name, created, last used, expires, status.
+fn list_tokens(settings: &Settings, email: &str) -> Result<ExitCode, ServiceError> {
+    let (pool, _) = prepare(settings)?;
+    let mut conn = pool.get().map_err(|e| crate::db::DbError::Connect(e.to_string()))?;
+    let tokens = agents::list_tokens(&mut conn, email)?;
+    let now = settings.clock.naive_now();
+    let when = |t: Option<chrono::NaiveDateTime>, none: &str| {
+        t.map(|t| t.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            .unwrap_or_else(|| none.to_string())
+    };
+    let mut out = String::from("id\tname\tcreated\tlast_used\texpires\tstatus\n");
+    for t in tokens {
+        let status = match (t.revoked_at, t.expires_at) {
+            (Some(_), _) => "revoked",
+            (None, Some(until)) if until <= now => "expired",
+            _ => "live",
+        };
+        // The name is the operator's own words; tabs and newlines would break the columns.
+        let name: String = t.name.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+        out.push_str(&format!(
+            "{}\t{}\t{}\t{}\t{}\t{}\n",
+            t.id,
+            name,
+            when(Some(t.created_at), ""),
+            when(t.last_used_at, "never"),
+            when(t.expires_at, "never"),
+            status
+        ));
+    }
+    write_stdout(out.as_bytes())
+}
+
+fn revoke_token(settings: &Settings, id: i64) -> Result<ExitCode, ServiceError> {
+    let (pool, _) = prepare(settings)?;
+    let mut conn = pool.get().map_err(|e| crate::db::DbError::Connect(e.to_string()))?;
+    agents::revoke_token(&mut conn, id, settings.clock.now())?;
+    eprintln!("API token {id} revoked; it now answers 401");
     Ok(ExitCode::SUCCESS)
 }
 

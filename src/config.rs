@@ -30,6 +30,10 @@ pub struct Settings {
     pub api_rate_limit: u32,
     /// Whether `serve` runs the outbox sender (tests drive it themselves).
     pub run_mail_sender: bool,
+    /// `RECOVERYDESK_METRICS_TOKEN`: when set, `/metrics` wants it as a bearer token.
+    pub metrics_token: Option<String>,
+    /// The time that expiry rules read (tests move it).
+    pub clock: crate::clock::Clock,
 }
 
 impl Settings {
@@ -107,6 +111,8 @@ impl Settings {
             form_rate_limit: form_rate_limit.max(1),
             api_rate_limit,
             run_mail_sender: true,
+            metrics_token: o.metrics_token.clone().filter(|t| !t.trim().is_empty()),
+            clock: crate::clock::Clock::default(),
         })
     }
 }

@@ -1,6 +1,7 @@
 //! recoverydesk: a support desk for account recovery whose recovery policy is enforced in code.
 
 pub mod cli;
+pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod crypto;

@@ -53,7 +53,7 @@ impl Application {
         let (pool, desk) = prepare(&settings)?;
         let admin_password = {
             let mut conn = pool.get().map_err(|e| db::DbError::Connect(e.to_string()))?;
-            agents::bootstrap_admin(&mut conn, &settings.admin_email)?
+            agents::bootstrap_admin(&mut conn, &settings.admin_email, settings.clock.now())?
         };
         let listener = TcpListener::bind(&settings.bind)
             .map_err(|e| ServiceError::Invalid(format!("cannot listen on {}: {e}", settings.bind)))?;

@@ -137,6 +137,27 @@ pub fn counts(conn: &mut AnyConnection) -> QueryResult<Vec<(String, String, i64)
         .load(conn)
 }
 
+/// Tickets by (kind, state) as `/metrics` shows them: those created before `settled_before`
+/// only. The running counts less the few young tickets, so no scan of the whole table.
+pub fn settled_counts(
+    conn: &mut AnyConnection,
+    settled_before: chrono::NaiveDateTime,
+) -> QueryResult<Vec<(String, String, i64)>> {
+    let young: Vec<(String, String, i64)> = tickets::table
+        .filter(tickets::created_at.ge(settled_before))
+        .group_by((tickets::kind, tickets::state))
+        .select((tickets::kind, tickets::state, diesel::dsl::count_star()))
+        .load(conn)?;
+    let mut all = counts(conn)?;
+    for (kind, state, n) in young {
+        if let Some(entry) = all.iter_mut().find(|(k, s, _)| *k == kind && *s == state) {
+            entry.2 -= n;
+        }
+    }
+    all.retain(|(_, _, n)| *n > 0);
+    Ok(all)
+}
+
 /// An agent as the console lists it: (id, email, name, role, active).
 pub type AgentListing = (i64, String, String, String, bool);
 

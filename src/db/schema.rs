@@ -54,6 +54,9 @@ diesel::table! {
         created_at -> Timestamp,
         deactivated_at -> Nullable<Timestamp>,
         sessions_valid_after -> Nullable<Timestamp>,
+        session_generation -> BigInt,
+        password_must_change -> Bool,
+        password_expires_at -> Nullable<Timestamp>,
     }
 }
 
@@ -65,6 +68,8 @@ diesel::table! {
         created_at -> Timestamp,
         last_used_at -> Nullable<Timestamp>,
         revoked_at -> Nullable<Timestamp>,
+        name -> Text,
+        expires_at -> Nullable<Timestamp>,
     }
 }
 

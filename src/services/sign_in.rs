@@ -22,8 +22,27 @@ pub const WINDOW_MINUTES: i64 = 15;
 #[derive(Debug)]
 pub struct SignInTry {
     attempt_id: i64,
-    /// (agent id, password hash) of an active agent with that email, if any.
-    agent: Option<(i64, String)>,
+    /// The active agent with that email, if any.
+    agent: Option<Candidate>,
+    now: chrono::NaiveDateTime,
+}
+
+#[derive(Debug)]
+struct Candidate {
+    id: i64,
+    password_hash: String,
+    generation: i64,
+    must_change: bool,
+    expires_at: Option<chrono::NaiveDateTime>,
+}
+
+/// Who signed in: the session is issued in the agent's current generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignedIn {
+    pub agent_id: i64,
+    pub generation: i64,
+    /// The password is a one-time password: the console asks for a new one first.
+    pub must_change: bool,
 }
 
 pub enum Gate {
@@ -32,7 +51,12 @@ pub enum Gate {
 }
 
 /// Counts the recent failures of (email, client) and of the client, and records this try.
-pub fn begin(conn: &mut AnyConnection, email: &str, client: &str) -> Result<Gate, ServiceError> {
+pub fn begin(
+    conn: &mut AnyConnection,
+    email: &str,
+    client: &str,
+    clock: &crate::clock::Clock,
+) -> Result<Gate, ServiceError> {
     let client = client_key(client);
     let window = Duration::minutes(WINDOW_MINUTES);
     let attempt = db::write_transaction(conn, |conn| -> Result<Option<i64>, ServiceError> {
@@ -57,17 +81,40 @@ pub fn begin(conn: &mut AnyConnection, email: &str, client: &str) -> Result<Gate
     };
     let agent = agents::find_by_email(conn, email)?
         .filter(|a| a.active)
-        .map(|a| (a.id, a.password_hash));
-    Ok(Gate::Try(SignInTry { attempt_id, agent }))
+        .map(|a| Candidate {
+            id: a.id,
+            password_hash: a.password_hash,
+            generation: a.session_generation,
+            must_change: a.password_must_change,
+            expires_at: a.password_expires_at,
+        });
+    Ok(Gate::Try(SignInTry {
+        attempt_id,
+        agent,
+        now: clock.naive_now(),
+    }))
 }
 
 impl SignInTry {
     /// The argon2 check (slow on purpose): call it without holding a database connection.
-    /// Unknown emails are checked against a real hash too, so timing tells nothing.
-    pub fn check(&self, password: &str, dummy_hash: &str) -> Option<i64> {
-        let hash = self.agent.as_ref().map(|(_, h)| h.as_str()).unwrap_or(dummy_hash);
+    /// Unknown emails are checked against a real hash too, so timing tells nothing; so is a
+    /// one-time password past its expiry, which then fails like a wrong one.
+    pub fn check(&self, password: &str, dummy_hash: &str) -> Option<SignedIn> {
+        let hash = self
+            .agent
+            .as_ref()
+            .map(|a| a.password_hash.as_str())
+            .unwrap_or(dummy_hash);
         let valid = crate::crypto::verify_password(password, hash);
-        self.agent.as_ref().filter(|_| valid).map(|(id, _)| *id)
+        self.agent
+            .as_ref()
+            .filter(|_| valid)
+            .filter(|a| a.expires_at.is_none_or(|until| self.now < until))
+            .map(|a| SignedIn {
+                agent_id: a.id,
+                generation: a.generation,
+                must_change: a.must_change,
+            })
     }
 
     pub fn attempt_id(&self) -> i64 {
@@ -75,9 +122,11 @@ impl SignInTry {
     }
 }
 
-/// A try whose password matched no longer counts as a failure.
-pub fn succeeded(conn: &mut AnyConnection, attempt_id: i64) -> Result<(), ServiceError> {
+/// A try whose password matched no longer counts as a failure, and a one-time password once
+/// used no longer expires (it must still be replaced before anything else).
+pub fn succeeded(conn: &mut AnyConnection, attempt_id: i64, agent_id: i64) -> Result<(), ServiceError> {
     db::write_transaction(conn, |conn| {
-        queries::mark_login_succeeded(conn, attempt_id).map_err(ServiceError::from)
+        queries::mark_login_succeeded(conn, attempt_id)?;
+        agents::one_time_password_used(conn, agent_id).map_err(ServiceError::from)
     })
 }

@@ -3,14 +3,32 @@
 
 use super::AppState;
 use crate::db::schema::{outbox, quarantine};
-use actix_web::{HttpResponse, web};
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, web};
 use diesel::prelude::*;
 use std::fmt::Write;
 
-pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    if let Err(status) = super::security::metrics_access(&req, &state.desk.settings) {
+        let mut refused = HttpResponse::build(status);
+        if status == StatusCode::UNAUTHORIZED {
+            refused.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"metrics\""));
+        }
+        return refused
+            .content_type("text/plain; charset=utf-8")
+            .body(if status == StatusCode::UNAUTHORIZED {
+                "metrics need the bearer token (RECOVERYDESK_METRICS_TOKEN)\n"
+            } else {
+                "metrics are served to local clients only\n"
+            });
+    }
     let gathered = state
-        .run(|conn, _| {
-            let tickets = crate::db::console::counts(conn).map_err(crate::services::ServiceError::from)?;
+        .run(|conn, desk| {
+            // Tickets of the last minute are left out of the per-state counts: one anonymous
+            // form post then moves no (kind, state) figure while its reader watches.
+            let settled_before = desk.settings.clock.naive_now() - chrono::Duration::minutes(1);
+            let tickets = crate::db::console::settled_counts(conn, settled_before)
+                .map_err(crate::services::ServiceError::from)?;
             let mail: Vec<(String, i64)> = outbox::table
                 .group_by(outbox::status)
                 .select((outbox::status, diesel::dsl::count_star()))

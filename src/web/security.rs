@@ -53,9 +53,12 @@ impl FromRequest for ApiAgent {
             let agent = state
                 .run(move |conn, desk| {
                     let db_error = |e: diesel::result::Error| ApiError::from(crate::services::ServiceError::from(e));
-                    let Some(agent) = agents::agent_for_token(conn, &hash).map_err(db_error)? else {
+                    let now = desk.settings.clock.naive_now();
+                    // A revoked or expired token is refused from the next request on.
+                    let Some((agent, token_id)) = agents::agent_for_token(conn, &hash, now).map_err(db_error)? else {
                         return Err(ApiError::unauthorized());
                     };
+                    agents::touch_token(conn, token_id, now).map_err(db_error)?;
                     // Only a valid token is counted: an invalid one is refused before it costs a row.
                     match api_requests::admit(conn, &hash, desk.settings.api_rate_limit, crate::db::now())
                         .map_err(db_error)?
@@ -73,6 +76,40 @@ impl FromRequest for ApiAgent {
                 email: agent.email,
             })
         })
+    }
+}
+
+/// Who may read `/metrics`: with `RECOVERYDESK_METRICS_TOKEN` set, only a request bearing it
+/// (else 401); without it, only a loopback client, the client being the address after
+/// trusted-proxy resolution (else 403). The gauges count tickets by kind and state, so an
+/// anonymous reader could otherwise learn from them whether a form post matched an account.
+pub fn metrics_access(
+    req: &HttpRequest,
+    settings: &crate::config::Settings,
+) -> Result<(), actix_web::http::StatusCode> {
+    use actix_web::http::StatusCode;
+    match &settings.metrics_token {
+        Some(expected) => {
+            use subtle::ConstantTimeEq;
+            let given = req
+                .headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+                .map(str::trim)
+                .unwrap_or_default();
+            // Hashed first, so the comparison takes the same time whatever the lengths.
+            let (given, expected) = (crate::crypto::sha256_hex(given), crate::crypto::sha256_hex(expected));
+            if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
+                Ok(())
+            } else {
+                Err(StatusCode::UNAUTHORIZED)
+            }
+        }
+        None => match client_ip(req, &settings.trusted_proxies) {
+            Some(ip) if ip.is_loopback() => Ok(()),
+            _ => Err(StatusCode::FORBIDDEN),
+        },
     }
 }
 
@@ -97,9 +134,14 @@ pub fn client_ip(req: &HttpRequest, trusted: &[ipnet::IpNet]) -> Option<std::net
 }
 
 /// Headers on every response: no framing, no sniffing, no inline script, no referrer leaks of
-/// status-page tokens.
+/// status-page tokens, and no copy in a browser's or proxy's cache. A response that says how it
+/// may be cached (the stylesheets) keeps its own `Cache-Control`; everything else — status and
+/// challenge pages, console pages, attachment downloads, API answers, form confirmations —
+/// gets `no-store`, because any of them may show a private thread or carry a token in its URL.
 pub fn security_headers() -> DefaultHeaders {
     DefaultHeaders::new()
+        .add((header::CACHE_CONTROL, "no-store"))
+        .add((header::PRAGMA, "no-cache"))
         .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .add((header::X_FRAME_OPTIONS, "DENY"))
         .add((header::REFERRER_POLICY, "no-referrer"))

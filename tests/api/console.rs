@@ -61,10 +61,16 @@ async fn anonymous_visitors_are_sent_to_sign_in_and_sign_out_ends_the_session() 
     assert_eq!(status, StatusCode::OK);
     assert!(page.contains("Queue"));
     let cookie_header = {
-        let response = Console::new(&app)
+        let fresh = Console::new(&app);
+        let token = fresh.csrf("/agent/login").await;
+        let response = fresh
             .client
             .post(format!("{}/agent/login", app.address))
-            .form(&[("email", "admin@localhost"), ("password", app.admin_password.as_str())])
+            .form(&[
+                ("email", "admin@localhost"),
+                ("password", app.admin_password.as_str()),
+                ("csrf", token.as_str()),
+            ])
             .send()
             .await
             .unwrap();

@@ -72,6 +72,8 @@ async fn metrics_count_tickets_mail_and_quarantine_for_prometheus() {
     app.create_ticket(json!({"kind": "general", "requester": "m@x.test"}))
         .await;
     app.ingest(b"");
+    // Tickets of the last minute are not in the per-state counts yet (docs/security.md).
+    app.clock.advance(chrono::Duration::minutes(2));
     let response = app.client.get(format!("{}/metrics", app.address)).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert!(

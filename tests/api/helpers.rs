@@ -39,8 +39,13 @@ macro_rules! both_backends {
 
 pub struct TestApp {
     pub address: String,
-    /// The one-time password of the admin the first start created.
+    /// The admin's password: the one-time password the first start printed, replaced (as
+    /// `agents password` does) so that tests sign in without the forced change.
     pub admin_password: String,
+    /// The one-time password itself (replaced already: it no longer signs in).
+    pub one_time_password: String,
+    /// The clock the app's expiry rules read: tests move it instead of waiting.
+    pub clock: recoverydesk::clock::Clock,
     pub token: String,
     pub pool: Pool,
     pub desk: Desk,
@@ -158,7 +163,22 @@ impl TestApp {
         Self::spawn_on(Backend::Postgres, true, &[]).await
     }
 
+    /// An app whose admin still has the one-time password of the first start (which must be
+    /// changed at the first sign-in): `admin_password` is that one-time password.
+    pub async fn spawn_with_one_time_password(backend: Backend) -> Option<TestApp> {
+        Self::spawn_inner(backend, false, &[], true).await
+    }
+
     async fn spawn_on(backend: Backend, tls: bool, extra: &[(&str, &str)]) -> Option<TestApp> {
+        Self::spawn_inner(backend, tls, extra, false).await
+    }
+
+    async fn spawn_inner(
+        backend: Backend,
+        tls: bool,
+        extra: &[(&str, &str)],
+        keep_one_time_password: bool,
+    ) -> Option<TestApp> {
         let dir = tempfile::tempdir().expect("temp dir");
         let (database_url, pg_database) = match backend {
             Backend::Sqlite => (format!("sqlite://{}", dir.path().join("desk.db").display()), None),
@@ -180,17 +200,27 @@ impl TestApp {
         }
         let mut settings = settings_for(&database_url, &extra);
         let app = Application::build(settings.clone()).expect("the application builds");
-        let admin_password = app.admin_password.clone().unwrap_or_default();
+        let one_time_password = app.admin_password.clone().unwrap_or_default();
         let port = app.port();
         settings.base_url = format!("http://127.0.0.1:{port}");
         tokio::spawn(app.run_until_stopped());
         let (pool, desk) = prepare(&settings).expect("database opens");
-        let token = {
+        let (token, admin_password) = {
             let mut conn = pool.get().expect("connection");
-            agents::issue_token(&mut conn, "admin@localhost").expect("admin token")
+            let password = if keep_one_time_password {
+                one_time_password.clone()
+            } else {
+                let password = format!("admin-{}", random_suffix());
+                agents::set_password(&mut conn, "admin@localhost", &password).expect("the admin's password is set");
+                password
+            };
+            let token = agents::issue_token(&mut conn, "admin@localhost").expect("admin token");
+            (token, password)
         };
         Some(TestApp {
             admin_password,
+            one_time_password,
+            clock: settings.clock.clone(),
             address: format!("http://127.0.0.1:{port}"),
             token,
             pool,
@@ -574,12 +604,26 @@ impl Console {
         }
     }
 
-    /// Signs in; returns the status of the sign-in answer.
+    /// Signs in from the sign-in page (its CSRF token and cookie); returns the status of the
+    /// sign-in answer.
     pub async fn sign_in(&self, email: &str, password: &str) -> StatusCode {
+        // A signed-in browser is sent on from the sign-in page: then it posts without a token.
+        let (_, _, page) = self.get("/agent/login").await;
+        let marker = r#"name="csrf" value=""#;
+        let token = page
+            .find(marker)
+            .map(|start| {
+                page[start + marker.len()..]
+                    .split('"')
+                    .next()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .unwrap_or_default();
         let response = self
             .client
             .post(format!("{}/agent/login", self.address))
-            .form(&[("email", email), ("password", password)])
+            .form(&[("email", email), ("password", password), ("csrf", token.as_str())])
             .send()
             .await
             .expect("request");

@@ -5,13 +5,16 @@ mod helpers;
 mod smtp_capture;
 
 mod account_terminated;
+mod api_tokens;
 mod banned;
 mod cli;
 mod console;
+mod credentials;
 mod diagnosis;
 mod directory;
 mod doors;
 mod erase;
+mod exposure;
 mod forgot_username;
 mod hardening;
 mod health_and_auth;

@@ -89,6 +89,8 @@ async fn counters_move(app: TestApp) {
     let status_path = app.status_path_of(&reference(&t)).await;
     assert_eq!(app.page(&status_path).await.0, StatusCode::OK);
 
+    // Tickets of the last minute are not in the per-state counts yet (docs/security.md).
+    app.clock.advance(chrono::Duration::minutes(2));
     let after = scrape(&app).await;
     for (series, by) in [
         (

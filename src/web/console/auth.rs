@@ -16,6 +16,26 @@ use serde::Deserialize;
 pub struct LoginPage {
     pub email: String,
     pub error: Option<&'static str>,
+    pub csrf: String,
+}
+
+/// The sign-in page with its CSRF token: the one this browser's sign-in cookie holds (two tabs
+/// share it), or a fresh one with the cookie that must come back with it.
+fn login_page(
+    req: &HttpRequest,
+    state: &AppState,
+    status: StatusCode,
+    email: String,
+    error: Option<&'static str>,
+) -> HttpResponse {
+    if let Some(csrf) = session::login_csrf(req, state) {
+        return page(status, &LoginPage { email, error, csrf });
+    }
+    let (csrf, cookie) = session::new_login_cookie(state);
+    let mut response = page(status, &LoginPage { email, error, csrf });
+    // A cookie built here always has a valid name and value.
+    let _ = response.add_cookie(&cookie);
+    response
 }
 
 pub async fn show_login(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
@@ -24,13 +44,7 @@ pub async fn show_login(req: HttpRequest, state: web::Data<AppState>) -> HttpRes
             .insert_header((header::LOCATION, "/agent"))
             .finish();
     }
-    page(
-        StatusCode::OK,
-        &LoginPage {
-            email: String::new(),
-            error: None,
-        },
-    )
+    login_page(&req, &state, StatusCode::OK, String::new(), None)
 }
 
 #[derive(Deserialize)]
@@ -39,10 +53,24 @@ pub struct Credentials {
     email: String,
     #[serde(default)]
     password: String,
+    #[serde(default)]
+    csrf: String,
 }
 
 pub async fn sign_in(req: HttpRequest, state: web::Data<AppState>, form: web::Form<Credentials>) -> HttpResponse {
-    let Credentials { email, password } = form.into_inner();
+    let Credentials { email, password, csrf } = form.into_inner();
+    // Login CSRF: the post must come from our own sign-in page, in this browser.
+    let expected = session::login_csrf(&req, &state);
+    if !session::same_origin(&req, &state.desk.settings.base_url) || !session::login_csrf_ok(expected.as_deref(), &csrf)
+    {
+        return login_page(
+            &req,
+            &state,
+            StatusCode::FORBIDDEN,
+            email,
+            Some("This sign-in form has expired or came from another site. Sign in again."),
+        );
+    }
     let client = client_ip(&req, &state.desk.settings.trusted_proxies)
         .map(|ip| ip.to_string())
         .unwrap_or_default();
@@ -50,17 +78,17 @@ pub async fn sign_in(req: HttpRequest, state: web::Data<AppState>, form: web::Fo
     // Count and record first (a short transaction), then check the password with no
     // connection held, then mark the try succeeded if it did.
     let gate = state
-        .run(move |conn, _| sign_in::begin(conn, &email, &client).map_err(Into::into))
+        .run(move |conn, desk| sign_in::begin(conn, &email, &client, &desk.settings.clock).map_err(Into::into))
         .await;
     let outcome = match gate {
         Ok(sign_in::Gate::Throttled) => Ok(Err(StatusCode::TOO_MANY_REQUESTS)),
         Ok(sign_in::Gate::Try(attempt)) => {
             let checked = web::block(move || (attempt.check(&password, &dummy_hash()), attempt.attempt_id())).await;
             match checked {
-                Ok((Some(agent_id), attempt_id)) => state
-                    .run(move |conn, _| sign_in::succeeded(conn, attempt_id).map_err(Into::into))
+                Ok((Some(signed_in), attempt_id)) => state
+                    .run(move |conn, _| sign_in::succeeded(conn, attempt_id, signed_in.agent_id).map_err(Into::into))
                     .await
-                    .map(|()| Ok(agent_id)),
+                    .map(|()| Ok(signed_in)),
                 Ok((None, _)) => Ok(Err(StatusCode::UNAUTHORIZED)),
                 Err(e) => Err(e.into()),
             }
@@ -68,25 +96,31 @@ pub async fn sign_in(req: HttpRequest, state: web::Data<AppState>, form: web::Fo
         Err(e) => Err(e),
     };
     match outcome {
-        Ok(Ok(agent_id)) => HttpResponse::SeeOther()
+        // A one-time password leads on to the change form: `/agent` sends it there.
+        Ok(Ok(signed_in)) => HttpResponse::SeeOther()
             .insert_header((header::LOCATION, "/agent"))
-            .cookie(session::new_session_cookie(&state, agent_id))
+            .cookie(session::new_session_cookie(
+                &state,
+                signed_in.agent_id,
+                signed_in.generation,
+            ))
+            .cookie(session::removal_login_cookie())
             .finish(),
-        Ok(Err(StatusCode::TOO_MANY_REQUESTS)) => page(
+        Ok(Err(StatusCode::TOO_MANY_REQUESTS)) => login_page(
+            &req,
+            &state,
             StatusCode::TOO_MANY_REQUESTS,
-            &LoginPage {
-                email: typed,
-                error: Some("Too many failed sign-ins. Wait 15 minutes, then try again."),
-            },
+            typed,
+            Some("Too many failed sign-ins. Wait 15 minutes, then try again."),
         ),
         Ok(Err(_)) => {
             state.desk.metrics.signin_failure();
-            page(
+            login_page(
+                &req,
+                &state,
                 StatusCode::UNAUTHORIZED,
-                &LoginPage {
-                    email: typed,
-                    error: Some("That email and password do not match an active agent."),
-                },
+                typed,
+                Some("That email and password do not match an active agent."),
             )
         }
         Err(e) => refused_page(e.status, &e.message),

@@ -5,8 +5,10 @@
 pub mod admin;
 pub mod auth;
 pub mod erase;
+pub mod password;
 pub mod session;
 pub mod tickets;
+pub mod tokens;
 
 use super::AppState;
 use crate::db::console::QueueFilter;
@@ -48,7 +50,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(
             "/agent/admin/agents/{id}/deactivate",
             web::post().to(admin::deactivate_agent),
-        );
+        )
+        .route("/agent/password", web::get().to(password::show_password))
+        .route("/agent/password", web::post().to(password::change_password))
+        .route("/agent/admin/tokens", web::get().to(tokens::show_tokens))
+        .route("/agent/admin/tokens/{id}/revoke", web::post().to(tokens::revoke_token));
 }
 
 pub fn page(status: StatusCode, template: &impl Template) -> HttpResponse {

@@ -23,6 +23,10 @@ pub struct SessionData {
     pub agent_id: i64,
     pub csrf: String,
     pub issued_at: i64,
+    /// The agent's session generation when this was issued; sign-out and a password change
+    /// move the agent on, and the cookie is void (compared exactly, not by time).
+    #[serde(default)]
+    pub generation: i64,
 }
 
 /// The cookie key, derived from the desk's secret so every instance shares it.
@@ -44,11 +48,12 @@ pub fn read(req: &HttpRequest, state: &AppState) -> Option<SessionData> {
 }
 
 /// A fresh session (new CSRF token, new issue time): sign-in renews everything.
-pub fn new_session_cookie(state: &AppState, agent_id: i64) -> Cookie<'static> {
+pub fn new_session_cookie(state: &AppState, agent_id: i64, generation: i64) -> Cookie<'static> {
     let data = SessionData {
         agent_id,
         csrf: crate::crypto::random_token(),
         issued_at: chrono::Utc::now().timestamp(),
+        generation,
     };
     let mut jar = CookieJar::new();
     let cookie = Cookie::build(COOKIE, serde_json::to_string(&data).unwrap_or_default())
@@ -80,6 +85,7 @@ pub struct CurrentAgent {
     pub name: String,
     pub admin: bool,
     pub csrf: String,
+    pub generation: i64,
 }
 
 impl CurrentAgent {
@@ -97,6 +103,9 @@ impl CurrentAgent {
 pub enum ConsoleAuthError {
     #[error("sign in first")]
     SignIn,
+    /// Signed in with a one-time password: nothing but the change form until it is replaced.
+    #[error("choose a new password first")]
+    ChangePassword,
     #[error(transparent)]
     Unavailable(#[from] ApiError),
 }
@@ -104,7 +113,7 @@ pub enum ConsoleAuthError {
 impl ResponseError for ConsoleAuthError {
     fn status_code(&self) -> StatusCode {
         match self {
-            ConsoleAuthError::SignIn => StatusCode::SEE_OTHER,
+            ConsoleAuthError::SignIn | ConsoleAuthError::ChangePassword => StatusCode::SEE_OTHER,
             ConsoleAuthError::Unavailable(e) => e.status,
         }
     }
@@ -114,6 +123,9 @@ impl ResponseError for ConsoleAuthError {
             ConsoleAuthError::SignIn => HttpResponse::SeeOther()
                 .insert_header((header::LOCATION, "/agent/login"))
                 .cookie(removal_cookie())
+                .finish(),
+            ConsoleAuthError::ChangePassword => HttpResponse::SeeOther()
+                .insert_header((header::LOCATION, PASSWORD_PATH))
                 .finish(),
             ConsoleAuthError::Unavailable(e) => e.error_response(),
         }
@@ -127,6 +139,7 @@ impl FromRequest for CurrentAgent {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let session = state.as_ref().and_then(|s| read(req, s));
+        let path = req.path().to_string();
         Box::pin(async move {
             let (Some(state), Some(session)) = (state, session) else {
                 return Err(ConsoleAuthError::SignIn);
@@ -135,27 +148,125 @@ impl FromRequest for CurrentAgent {
             let agent = state
                 .run(move |conn, _| agents::find(conn, id).map_err(|e| crate::services::ServiceError::from(e).into()))
                 .await?;
-            let still_valid = |a: &crate::db::agents::AgentRow| {
-                a.active
-                    && a.sessions_valid_after
-                        .is_none_or(|t| t.and_utc().timestamp() <= session.issued_at)
+            // Exact: a sign-out (or password change) in the same second as this cookie was
+            // issued still ends it.
+            let still_valid = |a: &crate::db::agents::AgentRow| a.active && a.session_generation == session.generation;
+            let Some(a) = agent.filter(still_valid) else {
+                return Err(ConsoleAuthError::SignIn);
             };
-            match agent.filter(still_valid) {
-                Some(a) => Ok(CurrentAgent {
-                    id: a.id,
-                    admin: a.is_admin(),
-                    email: a.email,
-                    name: a.name,
-                    csrf: session.csrf,
-                }),
-                None => Err(ConsoleAuthError::SignIn),
+            if a.password_must_change && !ALLOWED_BEFORE_CHANGE.contains(&path.as_str()) {
+                return Err(ConsoleAuthError::ChangePassword);
             }
+            Ok(CurrentAgent {
+                id: a.id,
+                admin: a.is_admin(),
+                email: a.email,
+                name: a.name,
+                csrf: session.csrf,
+                generation: a.session_generation,
+            })
         })
     }
 }
+
+/// The change-password page.
+pub const PASSWORD_PATH: &str = "/agent/password";
+/// What an agent whose password must change may still reach.
+const ALLOWED_BEFORE_CHANGE: [&str; 2] = [PASSWORD_PATH, "/agent/logout"];
 
 /// Every state-changing console form carries the session's CSRF token.
 pub fn csrf_ok(agent: &CurrentAgent, given: Option<&str>) -> bool {
     use subtle::ConstantTimeEq;
     given.is_some_and(|g| bool::from(g.as_bytes().ct_eq(agent.csrf.as_bytes())))
+}
+
+/// The sign-in form's CSRF token. There is no session yet, so the token is kept in a private
+/// cookie of its own (SameSite=Strict, only for the sign-in path) and the form must carry the
+/// same value: a page on another site can make a browser post the form, but cannot read or set
+/// that cookie (login CSRF).
+pub const LOGIN_COOKIE: &str = "rd_login";
+
+pub fn login_csrf(req: &HttpRequest, state: &AppState) -> Option<String> {
+    let cookie = req.cookie(LOGIN_COOKIE)?;
+    let mut jar = CookieJar::new();
+    jar.add_original(cookie);
+    let plain = jar.private(&cookie_key(state)).get(LOGIN_COOKIE)?;
+    crate::crypto::looks_like_token(plain.value()).then(|| plain.value().to_string())
+}
+
+/// A fresh sign-in token and the cookie that carries it.
+pub fn new_login_cookie(state: &AppState) -> (String, Cookie<'static>) {
+    let token = crate::crypto::random_token();
+    let mut jar = CookieJar::new();
+    let cookie = Cookie::build(LOGIN_COOKIE, token.clone())
+        .path("/agent/login")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(state.desk.settings.base_url.starts_with("https://"))
+        .max_age(actix_web::cookie::time::Duration::hours(SESSION_HOURS))
+        .finish();
+    jar.private_mut(&cookie_key(state)).add(cookie);
+    let cookie = jar
+        .delta()
+        .next()
+        .cloned()
+        .unwrap_or_else(|| Cookie::new(LOGIN_COOKIE, ""));
+    (token, cookie)
+}
+
+/// Whether a sign-in post comes from the desk's own pages: an `Origin` header, when the browser
+/// sends one, must name the desk (its base URL, or the host the request was sent to).
+pub fn same_origin(req: &HttpRequest, base_url: &str) -> bool {
+    let Some(origin) = req.headers().get(header::ORIGIN) else {
+        return true;
+    };
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    let origin = origin.trim().trim_end_matches('/');
+    if origin.eq_ignore_ascii_case(origin_of(base_url)) {
+        return true;
+    }
+    let host = req.connection_info().host().to_string();
+    let scheme = req.connection_info().scheme().to_string();
+    ["http", "https"].contains(&scheme.as_str()) && origin.eq_ignore_ascii_case(&format!("{scheme}://{host}"))
+}
+
+/// `https://desk.example:8443/sub` → `https://desk.example:8443`.
+fn origin_of(url: &str) -> &str {
+    let after_scheme = url.find("://").map(|i| i + 3).unwrap_or(0);
+    match url[after_scheme..].find('/') {
+        Some(i) => &url[..after_scheme + i],
+        None => url,
+    }
+}
+
+pub fn removal_login_cookie() -> Cookie<'static> {
+    let mut cookie = Cookie::build(LOGIN_COOKIE, "")
+        .path("/agent/login")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .finish();
+    cookie.make_removal();
+    cookie
+}
+
+/// Both tokens present and equal (compared in constant time).
+pub fn login_csrf_ok(expected: Option<&str>, given: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    expected.is_some_and(|e| !given.is_empty() && bool::from(e.as_bytes().ct_eq(given.as_bytes())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::origin_of;
+
+    #[test]
+    fn the_origin_of_a_base_url_is_its_scheme_and_authority() {
+        assert_eq!(
+            origin_of("https://desk.example:8443/sub/path"),
+            "https://desk.example:8443"
+        );
+        assert_eq!(origin_of("http://127.0.0.1:8080"), "http://127.0.0.1:8080");
+    }
 }

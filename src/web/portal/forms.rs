@@ -104,7 +104,24 @@ pub async fn submit_login(req: HttpRequest, state: web::Data<AppState>, body: we
     submit(Kind::LoginHelp, req, state, body).await
 }
 
+/// How long after a valid form arrives its answer goes out, at the earliest. The work behind the
+/// answer differs with the directory (a known address links an account, logs a transition and
+/// queues other mail than an unknown one), so the answer is held to this fixed moment, which
+/// that work ends well before: the time of the answer says nothing about the directory
+/// (docs/security.md, "Forms answer in the same time"; benches/form_timing.sh measures it).
+pub const ANSWER_AFTER: std::time::Duration = std::time::Duration::from_millis(100);
+
 async fn submit(kind: Kind, req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
+    let answer_at = actix_web::rt::time::Instant::now() + ANSWER_AFTER;
+    let answer = submit_valid(kind, req, state, body).await;
+    // Invalid input is answered at once: it never reached the directory.
+    if answer.status() != StatusCode::UNPROCESSABLE_ENTITY {
+        actix_web::rt::time::sleep_until(answer_at).await;
+    }
+    answer
+}
+
+async fn submit_valid(kind: Kind, req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
     // Parsed by hand so that a malformed body still gets the form back, not a bare error.
     let values: HashMap<String, String> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
     let mut form = FormState::from_values(values);

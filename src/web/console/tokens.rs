@@ -1,0 +1,136 @@
+//! API tokens in the console (admins): every agent's tokens with their name, age, last use and
+//! expiry, and a button that revokes one at once. The token itself is never shown again.
+
+use super::super::AppState;
+use super::session::{CurrentAgent, csrf_ok};
+use super::{expired_form, page, refused_page};
+use crate::db::agents::{self as rows, TokenRow};
+use crate::services::{ServiceError, agents};
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+
+/// A token as the page shows it.
+pub struct TokenLine {
+    pub id: i64,
+    pub agent_email: String,
+    pub name: String,
+    pub created: String,
+    pub last_used: String,
+    pub expires: String,
+    pub status: &'static str,
+    pub live: bool,
+}
+
+impl TokenLine {
+    fn from_row(row: TokenRow, agent_email: String, now: chrono::NaiveDateTime) -> TokenLine {
+        let when = |t: Option<chrono::NaiveDateTime>, none: &str| {
+            t.map(|t| format!("{} UTC", t.format("%Y-%m-%d %H:%M")))
+                .unwrap_or_else(|| none.to_string())
+        };
+        let status = match (row.revoked_at, row.expires_at) {
+            (Some(_), _) => "revoked",
+            (None, Some(until)) if until <= now => "expired",
+            _ => "live",
+        };
+        TokenLine {
+            id: row.id,
+            agent_email,
+            name: if row.name.is_empty() {
+                "(unnamed)".into()
+            } else {
+                row.name
+            },
+            created: when(Some(row.created_at), ""),
+            last_used: when(row.last_used_at, "never"),
+            expires: when(row.expires_at, "never"),
+            status,
+            live: status == "live",
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console/tokens.html")]
+pub struct TokensPage {
+    pub agent: CurrentAgent,
+    pub tokens: Vec<TokenLine>,
+    pub notice: Option<String>,
+    pub error: Option<String>,
+}
+
+async fn render(
+    agent: CurrentAgent,
+    state: &AppState,
+    status: StatusCode,
+    notice: Option<String>,
+    error: Option<String>,
+) -> HttpResponse {
+    let listed = state
+        .run(|conn, desk| {
+            let now = desk.settings.clock.naive_now();
+            let all = rows::all_tokens(conn).map_err(ServiceError::from)?;
+            Ok(all
+                .into_iter()
+                .map(|(row, email)| TokenLine::from_row(row, email, now))
+                .collect::<Vec<_>>())
+        })
+        .await;
+    match listed {
+        Ok(tokens) => page(
+            status,
+            &TokensPage {
+                agent,
+                tokens,
+                notice,
+                error,
+            },
+        ),
+        Err(e) => refused_page(e.status, &e.message),
+    }
+}
+
+pub async fn show_tokens(agent: CurrentAgent, state: web::Data<AppState>) -> HttpResponse {
+    if !agent.admin {
+        return refused_page(StatusCode::FORBIDDEN, "This page is for admins.");
+    }
+    render(agent, &state, StatusCode::OK, None, None).await
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+pub async fn revoke_token(
+    agent: CurrentAgent,
+    state: web::Data<AppState>,
+    path: web::Path<i64>,
+    form: web::Form<CsrfForm>,
+) -> HttpResponse {
+    if !agent.admin {
+        return refused_page(StatusCode::FORBIDDEN, "This page is for admins.");
+    }
+    if !csrf_ok(&agent, Some(&form.csrf)) {
+        return expired_form();
+    }
+    let id = path.into_inner();
+    let outcome = state
+        .run(move |conn, desk| agents::revoke_token(conn, id, desk.settings.clock.now()).map_err(Into::into))
+        .await;
+    match outcome {
+        Ok(()) => {
+            render(
+                agent,
+                &state,
+                StatusCode::OK,
+                Some(format!("Token {id} revoked.")),
+                None,
+            )
+            .await
+        }
+        Err(e) => render(agent, &state, e.status, None, Some(e.message)).await,
+    }
+}
