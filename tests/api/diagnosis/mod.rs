@@ -16,9 +16,14 @@ pub const OWNER: &str = "ops@acme.test";
 pub const STRANGER: &str = "someone@elsewhere.test";
 
 /// The customer's "failed at": two hours ago, on a whole minute (as forms and mail write it).
+/// Two hours ago to the minute, fixed once per test run: a test that reads it again after a
+/// minute boundary (a slow machine) must get the same moment its events were made at.
 pub fn failed_at() -> DateTime<Utc> {
-    let t = Utc::now() - Duration::hours(2);
-    t.with_second(0).unwrap().with_nanosecond(0).unwrap()
+    static AT: std::sync::OnceLock<DateTime<Utc>> = std::sync::OnceLock::new();
+    *AT.get_or_init(|| {
+        let t = Utc::now() - Duration::hours(2);
+        t.with_second(0).unwrap().with_nanosecond(0).unwrap()
+    })
 }
 
 pub fn rfc3339(t: DateTime<Utc>) -> String {
