@@ -28,13 +28,24 @@ fn login_page(
     email: String,
     error: Option<&'static str>,
 ) -> HttpResponse {
-    if let Some(csrf) = session::login_csrf(req, state) {
-        return page(status, &LoginPage { email, error, csrf });
-    }
-    let (csrf, cookie) = session::new_login_cookie(state);
+    let (csrf, cookie) = match session::login_csrf(req, state) {
+        Some(csrf) => (csrf, None),
+        None => {
+            let (csrf, cookie) = session::new_login_cookie(state);
+            (csrf, Some(cookie))
+        }
+    };
     let mut response = page(status, &LoginPage { email, error, csrf });
-    // A cookie built here always has a valid name and value.
-    let _ = response.add_cookie(&cookie);
+    if let Some(cookie) = cookie {
+        // A cookie built here always has a valid name and value.
+        let _ = response.add_cookie(&cookie);
+    }
+    // Under `no-referrer` a browser sends `Origin: null` with the form, even to us; this page's
+    // URL holds nothing private, so it lets the browser name its origin to its own site (and
+    // still nothing to others), and a post saying `null` can be refused.
+    response
+        .headers_mut()
+        .insert(header::REFERRER_POLICY, header::HeaderValue::from_static("same-origin"));
     response
 }
 
