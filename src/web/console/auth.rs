@@ -115,7 +115,7 @@ pub async fn sign_in(req: HttpRequest, state: web::Data<AppState>, form: web::Fo
                 signed_in.agent_id,
                 signed_in.generation,
             ))
-            .cookie(session::removal_login_cookie())
+            .cookie(session::removal_login_cookie(&state))
             .finish(),
         Ok(Err(StatusCode::TOO_MANY_REQUESTS)) => login_page(
             &req,
