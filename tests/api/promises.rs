@@ -361,20 +361,44 @@ async fn message_events_list_attachments(app: TestApp) {
     assert_eq!(kinds.len(), 3, "{kinds:?}");
 }
 
+/// The answer to a sign-in through the sign-in page (its CSRF token and cookie), as a browser
+/// without a cookie store would send it.
+async fn signed_in_response(address: &str, password: &str) -> reqwest::Response {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = client.get(format!("{address}/agent/login")).send().await.unwrap();
+    let login_cookie = page
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_string))
+        .find(|c| c.starts_with("rd_login="))
+        .expect("the sign-in page sets its CSRF cookie");
+    let text = page.text().await.unwrap();
+    let marker = r#"name="csrf" value=""#;
+    let start = text.find(marker).expect("a CSRF field") + marker.len();
+    let csrf = text[start..].split('"').next().unwrap_or_default().to_string();
+    client
+        .post(format!("{address}/agent/login"))
+        .header("cookie", login_cookie)
+        .form(&[
+            ("email", "admin@localhost"),
+            ("password", password),
+            ("csrf", csrf.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_session_cookie_is_secure_when_the_base_url_is_https() {
     let Some(app) = TestApp::spawn_with(Backend::Sqlite, &[("--base-url", "https://desk.example")]).await else {
         return;
     };
-    let response = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-        .post(format!("{}/agent/login", app.address))
-        .form(&[("email", "admin@localhost"), ("password", app.admin_password.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let response = signed_in_response(&app.address, &app.admin_password).await;
     let cookies: Vec<String> = response
         .headers()
         .get_all("set-cookie")
@@ -389,18 +413,7 @@ async fn the_session_cookie_is_secure_when_the_base_url_is_https() {
     }
     // And not on plain http (a newcomer's localhost), where browsers would drop it.
     let plain = TestApp::spawn(Backend::Sqlite).await.unwrap();
-    let response = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-        .post(format!("{}/agent/login", plain.address))
-        .form(&[
-            ("email", "admin@localhost"),
-            ("password", plain.admin_password.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let response = signed_in_response(&plain.address, &plain.admin_password).await;
     let cookies: Vec<String> = response
         .headers()
         .get_all("set-cookie")

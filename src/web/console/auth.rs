@@ -28,13 +28,24 @@ fn login_page(
     email: String,
     error: Option<&'static str>,
 ) -> HttpResponse {
-    if let Some(csrf) = session::login_csrf(req, state) {
-        return page(status, &LoginPage { email, error, csrf });
-    }
-    let (csrf, cookie) = session::new_login_cookie(state);
+    let (csrf, cookie) = match session::login_csrf(req, state) {
+        Some(csrf) => (csrf, None),
+        None => {
+            let (csrf, cookie) = session::new_login_cookie(state);
+            (csrf, Some(cookie))
+        }
+    };
     let mut response = page(status, &LoginPage { email, error, csrf });
-    // A cookie built here always has a valid name and value.
-    let _ = response.add_cookie(&cookie);
+    if let Some(cookie) = cookie {
+        // A cookie built here always has a valid name and value.
+        let _ = response.add_cookie(&cookie);
+    }
+    // Under `no-referrer` a browser sends `Origin: null` with the form, even to us; this page's
+    // URL holds nothing private, so it lets the browser name its origin to its own site (and
+    // still nothing to others), and a post saying `null` can be refused.
+    response
+        .headers_mut()
+        .insert(header::REFERRER_POLICY, header::HeaderValue::from_static("same-origin"));
     response
 }
 
@@ -104,7 +115,7 @@ pub async fn sign_in(req: HttpRequest, state: web::Data<AppState>, form: web::Fo
                 signed_in.agent_id,
                 signed_in.generation,
             ))
-            .cookie(session::removal_login_cookie())
+            .cookie(session::removal_login_cookie(&state))
             .finish(),
         Ok(Err(StatusCode::TOO_MANY_REQUESTS)) => login_page(
             &req,

@@ -241,11 +241,12 @@ fn origin_of(url: &str) -> &str {
     }
 }
 
-pub fn removal_login_cookie() -> Cookie<'static> {
+pub fn removal_login_cookie(state: &AppState) -> Cookie<'static> {
     let mut cookie = Cookie::build(LOGIN_COOKIE, "")
         .path("/agent/login")
         .http_only(true)
         .same_site(SameSite::Strict)
+        .secure(state.desk.settings.base_url.starts_with("https://"))
         .finish();
     cookie.make_removal();
     cookie
