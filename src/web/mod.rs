@@ -79,6 +79,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/inbound/email", web::post().to(inbound::receive_mail))
         .route("/inbound/sendgrid", web::post().to(providers::receive_sendgrid))
         .route("/inbound/mailgun", web::post().to(providers::receive_mailgun))
+        // Mailgun forwards `body-mime` only to a URL ending in "mime".
+        .route("/inbound/mailgun/mime", web::post().to(providers::receive_mailgun))
         .route("/verify/{token}", web::get().to(portal::verify::show_challenge))
         .route("/verify/{token}", web::post().to(portal::verify::confirm_challenge))
         .service(

@@ -15,6 +15,7 @@ mod erase;
 mod forgot_username;
 mod hardening;
 mod health_and_auth;
+mod imap;
 mod inbound_channels;
 mod inbound_fixtures;
 mod ip_lockout;

@@ -1,0 +1,424 @@
+//! The IMAP channel against a real IMAP server started here: Debian's dovecot-imapd, on a
+//! random port with a throwaway passdb and maildir (docs/reference.md#imap). Without dovecot
+//! the tests say SKIPPED loudly; with RECOVERYDESK_REQUIRE_DOVECOT=1 (CI) they fail instead.
+
+use crate::both_backends;
+use crate::helpers::{Backend, TestApp};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const USER: &str = "desk";
+const PASSWORD: &str = "imap-pass-0123";
+
+pub struct Dovecot {
+    dir: tempfile::TempDir,
+    pub port: u16,
+    child: Option<Child>,
+    uid: u32,
+    gid: u32,
+    delivered: usize,
+}
+
+fn dovecot_binary() -> Option<PathBuf> {
+    ["/usr/sbin/dovecot", "/usr/local/sbin/dovecot"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn user_name() -> String {
+    let out = Command::new("id").arg("-un").output().expect("id -un");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+impl Dovecot {
+    /// A fresh server, or None (and a loud SKIPPED) when dovecot is not installed.
+    pub fn start() -> Option<Dovecot> {
+        if dovecot_binary().is_none() {
+            assert!(
+                std::env::var("RECOVERYDESK_REQUIRE_DOVECOT").as_deref() != Ok("1"),
+                "RECOVERYDESK_REQUIRE_DOVECOT=1 but dovecot is not installed (apt-get install dovecot-imapd)"
+            );
+            eprintln!("SKIPPED: dovecot is not installed (apt-get install dovecot-imapd), so this IMAP test did not run");
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = unsafe { libc::geteuid() } == 0;
+        // Dovecot refuses to give mail to uid 0: as root, the mailbox belongs to `nobody`.
+        let (uid, gid) = if root { (65534, 65534) } else { unsafe { (libc::getuid(), libc::getgid()) } };
+        let (internal, login) = if root {
+            ("dovecot".to_string(), "dovenull".to_string())
+        } else {
+            (user_name(), user_name())
+        };
+        let d = dir.path();
+        for sub in ["run", "state", "home"] {
+            std::fs::create_dir_all(d.join(sub)).unwrap();
+        }
+        set_mode(d, 0o755);
+        std::fs::write(d.join("passwd"), format!("{USER}:{{PLAIN}}{PASSWORD}\n")).unwrap();
+        let port = free_port();
+        let conf = format!(
+            "base_dir = {d}/run\nstate_dir = {d}/state\nlog_path = {d}/dovecot.log\nprotocols = imap\nlisten = 127.0.0.1\n\
+             ssl = no\ndisable_plaintext_auth = no\nauth_mechanisms = plain login\nmail_location = maildir:~/Maildir\n\
+             default_internal_user = {internal}\ndefault_login_user = {login}\n{group}\
+             passdb {{\n  driver = passwd-file\n  args = scheme=PLAIN username_format=%u {d}/passwd\n}}\n\
+             userdb {{\n  driver = static\n  args = uid={uid} gid={gid} home={d}/home/%u\n}}\n\
+             service imap-login {{\n  chroot =\n  inet_listener imap {{\n    address = 127.0.0.1\n    port = {port}\n  }}\n  inet_listener imaps {{\n    port = 0\n  }}\n}}\n\
+             service anvil {{\n  chroot =\n}}\n",
+            d = d.display(),
+            group = if root { String::new() } else { format!("default_internal_group = {}\n", user_name()) },
+        );
+        std::fs::write(d.join("dovecot.conf"), conf).unwrap();
+        let maildir = d.join("home").join(USER).join("Maildir");
+        for sub in ["new", "cur", "tmp"] {
+            std::fs::create_dir_all(maildir.join(sub)).unwrap();
+        }
+        chown_tree(&d.join("home"), uid, gid);
+        let mut server = Dovecot {
+            dir,
+            port,
+            child: None,
+            uid,
+            gid,
+            delivered: 0,
+        };
+        server.launch();
+        Some(server)
+    }
+
+    fn conf(&self) -> PathBuf {
+        self.dir.path().join("dovecot.conf")
+    }
+
+    /// Starts the server (again) and waits until it accepts connections.
+    pub fn launch(&mut self) {
+        let child = Command::new(dovecot_binary().unwrap())
+            .arg("-F")
+            .arg("-c")
+            .arg(self.conf())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dovecot starts");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "dovecot did not listen: {}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stops the server (SIGTERM to the master, which ends the IMAP processes) and waits.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let _ = child.wait();
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("dovecot.log")).unwrap_or_default()
+    }
+
+    fn maildir(&self) -> PathBuf {
+        self.dir.path().join("home").join(USER).join("Maildir")
+    }
+
+    /// Puts a message in the INBOX (a file in `new/`, as a local delivery agent does).
+    pub fn deliver(&mut self, raw: &[u8]) {
+        self.delivered += 1;
+        let name = format!("{:010}.M{}P{}.test", 1_700_000_000 + self.delivered, self.delivered, std::process::id());
+        let tmp = self.maildir().join("tmp").join(&name);
+        std::fs::write(&tmp, raw).unwrap();
+        std::os::unix::fs::chown(&tmp, Some(self.uid), Some(self.gid)).unwrap();
+        std::fs::rename(&tmp, self.maildir().join("new").join(&name)).unwrap();
+    }
+
+    /// Messages in a folder (`INBOX` or another), and how many of them are flagged \Seen.
+    pub fn count(&self, folder: &str) -> (usize, usize) {
+        let dir = if folder == "INBOX" {
+            self.maildir()
+        } else {
+            self.maildir().join(format!(".{folder}"))
+        };
+        let mut total = 0;
+        let mut seen = 0;
+        for sub in ["new", "cur"] {
+            for entry in std::fs::read_dir(dir.join(sub)).into_iter().flatten().flatten() {
+                total += 1;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.rsplit_once(":2,").is_some_and(|(_, flags)| flags.contains('S')) {
+                    seen += 1;
+                }
+            }
+        }
+        (total, seen)
+    }
+
+    /// A new UIDVALIDITY for the INBOX, as a server restored from backup or rebuilt would have.
+    pub fn reset_uid_validity(&self, value: u32) {
+        let out = Command::new("doveadm")
+            .arg("-c")
+            .arg(self.conf())
+            .args(["mailbox", "update", "-u", USER, "--uid-validity", &value.to_string(), "INBOX"])
+            .output()
+            .expect("doveadm runs");
+        assert!(out.status.success(), "doveadm: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    pub fn url(&self) -> String {
+        format!("imap://{USER}@127.0.0.1:{}/INBOX", self.port)
+    }
+}
+
+impl Drop for Dovecot {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn chown_tree(path: &Path, uid: u32, gid: u32) {
+    let _ = std::os::unix::fs::chown(path, Some(uid), Some(gid));
+    if path.is_dir() {
+        for entry in std::fs::read_dir(path).unwrap().flatten() {
+            chown_tree(&entry.path(), uid, gid);
+        }
+    }
+}
+
+/// `recoverydesk fetch-imap --once` on the app's database.
+fn fetch_command(app: &TestApp, server: &Dovecot, password: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_recoverydesk"));
+    command
+        .args(["fetch-imap", "--once"])
+        .env("DATABASE_URL", &app.database_url)
+        .env("RECOVERYDESK_SECRET_KEY", "ab".repeat(64))
+        .env("RECOVERYDESK_IMAP_URL", server.url())
+        .env("RECOVERYDESK_IMAP_PASSWORD", password)
+        .env("RECOVERYDESK_MAIL_DIR", server.dir.path().join("mail"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+fn fetch(app: &TestApp, server: &Dovecot) -> (Option<i32>, String, String) {
+    let out: Output = fetch_command(app, server, PASSWORD).output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The count before `label` in a summary line ("3 created, 0 appended, …").
+fn counted(line: &str, label: &str) -> usize {
+    line.split(", ")
+        .flat_map(|part| part.split(": "))
+        .find_map(|part| part.strip_suffix(&format!(" {label}")).and_then(|n| n.trim().parse().ok()))
+        .unwrap_or(0)
+}
+
+fn tickets(app: &TestApp) -> i64 {
+    use diesel::prelude::*;
+    use recoverydesk::db::schema::tickets;
+    let mut conn = app.conn();
+    tickets::table.count().get_result(&mut *conn).unwrap()
+}
+
+fn message(i: usize) -> Vec<u8> {
+    format!(
+        "From: customer{i}@customer.test\r\nTo: support@desk.test\r\nSubject: I forgot my username ({i})\r\nMessage-ID: <imap-{i}@customer.test>\r\nDate: Mon, 30 Nov 2026 10:00:00 +0000\r\n\r\nHello, I cannot remember my username. Number {i}.\r\n"
+    )
+    .into_bytes()
+}
+
+/// Waits (up to a generous bound, never asserted as a speed) until `done` says yes.
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !done() {
+        assert!(Instant::now() < deadline, "gave up waiting: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+both_backends!(
+    imap_messages_become_tickets_once_and_move_after_commit_even_after_a_uidvalidity_reset,
+    once_and_moved
+);
+
+async fn once_and_moved(app: TestApp) {
+    let Some(mut server) = Dovecot::start() else { return };
+    for i in 0..3 {
+        server.deliver(&message(i));
+    }
+    let (code, out, err) = fetch(&app, &server);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert_eq!((counted(&out, "created"), counted(&out, "failed")), (3, 0), "{out}");
+    assert_eq!(tickets(&app), 3);
+    assert_eq!(server.count("INBOX"), (0, 0), "moved out of the INBOX");
+    assert_eq!(server.count("recoverydesk-processed"), (3, 3), "moved and flagged \\Seen");
+    let t = app.ticket("RD-1").await;
+    let event = t["events"].as_array().unwrap().iter().find(|e| e["type"] == "message_in").cloned().unwrap();
+    assert_eq!(event["data"]["channel"], "imap");
+
+    // Nothing new: nothing happens.
+    let (code, out, _) = fetch(&app, &server);
+    assert_eq!((code, counted(&out, "created")), (Some(0), 0), "{out}");
+
+    // The server is restored from a backup: the same messages back, a new UIDVALIDITY.
+    for i in 0..3 {
+        server.deliver(&message(i));
+    }
+    server.reset_uid_validity(4242);
+    let (code, out, err) = fetch(&app, &server);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert_eq!((counted(&out, "created"), counted(&out, "duplicate")), (0, 3), "{out}");
+    assert_eq!(tickets(&app), 3, "nothing imported twice");
+    assert_eq!(server.count("INBOX").0, 0);
+}
+
+both_backends!(two_instances_never_both_fetch_one_message, two_instances);
+
+async fn two_instances(app: TestApp) {
+    let Some(mut server) = Dovecot::start() else { return };
+    let n = 120;
+    for i in 0..n {
+        server.deliver(&message(i));
+    }
+    let first = fetch_command(&app, &server, PASSWORD).spawn().unwrap();
+    let second = fetch_command(&app, &server, PASSWORD).spawn().unwrap();
+    let outputs = [first.wait_with_output().unwrap(), second.wait_with_output().unwrap()];
+    let mut created = 0;
+    for out in &outputs {
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{text}{}", String::from_utf8_lossy(&out.stderr));
+        created += counted(&text, "created");
+        assert_eq!(counted(&text, "duplicate"), 0, "no message was fetched by both: {text}");
+    }
+    assert_eq!(created, n);
+    assert_eq!(tickets(&app), n as i64);
+    assert_eq!(server.count("recoverydesk-processed").0, n);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_between_fetch_and_commit_loses_nothing_and_duplicates_nothing() {
+    let Some(app) = TestApp::spawn(Backend::Sqlite).await else { return };
+    let Some(mut server) = Dovecot::start() else { return };
+    let n = 400;
+    for i in 0..n {
+        server.deliver(&message(i));
+    }
+    let mut child = fetch_command(&app, &server, PASSWORD).spawn().unwrap();
+    wait_until("the first tickets", || tickets(&app) >= 20);
+    let killed_midway = child.try_wait().unwrap().is_none();
+    child.kill().unwrap(); // SIGKILL
+    let _ = child.wait();
+    let (code, out, err) = fetch(&app, &server);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert_eq!(tickets(&app), n as i64, "every message once (killed mid-way: {killed_midway})");
+    assert_eq!(server.count("INBOX").0, 0);
+    assert_eq!(server.count("recoverydesk-processed").0, n, "each moved once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_stopped_mid_fetch_or_a_refused_login_is_a_temporary_failure() {
+    let Some(app) = TestApp::spawn(Backend::Sqlite).await else { return };
+    let Some(mut server) = Dovecot::start() else { return };
+
+    // Bad credentials: 75 and a clear message, nothing fetched.
+    server.deliver(&message(0));
+    let out = fetch_command(&app, &server, "wrong-password").output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(75), "{err}");
+    assert!(err.contains("refused the login of desk"), "{err}");
+    assert!(!err.contains("wrong-password"), "the password is never printed");
+    assert_eq!(tickets(&app), 0);
+
+    // The server stops while a fetch runs: 75 (or done, if it was quicker), then all is fetched.
+    let n = 400;
+    for i in 1..n {
+        server.deliver(&message(i));
+    }
+    let child = fetch_command(&app, &server, PASSWORD).spawn().unwrap();
+    wait_until("the first tickets", || tickets(&app) >= 20);
+    server.stop();
+    let out = child.wait_with_output().unwrap();
+    assert!(matches!(out.status.code(), Some(0 | 75)), "{}", String::from_utf8_lossy(&out.stderr));
+    let unreachable = fetch(&app, &server);
+    assert_eq!(unreachable.0, Some(75), "a stopped server is a temporary failure");
+    assert!(unreachable.2.contains("cannot reach the IMAP server"), "{}", unreachable.2);
+    server.launch();
+    let (code, out, err) = fetch(&app, &server);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert_eq!(tickets(&app), n as i64);
+    assert_eq!(server.count("INBOX").0, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_fetches_the_mailbox_and_reports_a_refused_login_in_healthz() {
+    let Some(mut server) = Dovecot::start() else { return };
+    let url = server.url();
+    let Some(app) = TestApp::spawn_with(
+        Backend::Sqlite,
+        &[("--imap-url", &url), ("--imap-password", PASSWORD), ("--imap-poll-seconds", "1")],
+    )
+    .await
+    else {
+        return;
+    };
+    server.deliver(&message(1));
+    wait_until("the first message fetched by serve", || tickets(&app) == 1);
+    // A message arriving while serve waits (in IDLE) is fetched too.
+    server.deliver(&message(2));
+    wait_until("the second message", || tickets(&app) == 2);
+    let (status, health) = app.get("/healthz").await;
+    assert_eq!((status.as_u16(), health["imap"]["status"].as_str()), (200, Some("ok")), "{health}");
+    drop(app);
+
+    let Some(app) = TestApp::spawn_with(
+        Backend::Sqlite,
+        &[("--imap-url", &url), ("--imap-password", "wrong"), ("--imap-poll-seconds", "1")],
+    )
+    .await
+    else {
+        return;
+    };
+    let client = reqwest::Client::new();
+    let mut health = serde_json::Value::Null;
+    for _ in 0..600 {
+        health = client
+            .get(format!("{}/healthz", app.address))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if health["imap"]["status"] == "error" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(health["status"], "ok", "the web side stays up");
+    let error = health["imap"]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("refused the login"), "{health}");
+}
