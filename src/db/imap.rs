@@ -61,6 +61,24 @@ fn ensure_row(conn: &mut AnyConnection, mailbox: &str, now: NaiveDateTime) -> Qu
     Ok(())
 }
 
+/// Takes the lease from `old` (a holder known to be gone), if `old` still has it.
+pub fn take_over(
+    conn: &mut AnyConnection,
+    mailbox: &str,
+    old: &str,
+    holder: &str,
+    until: NaiveDateTime,
+) -> QueryResult<bool> {
+    let taken = diesel::update(
+        imap_leases::table
+            .filter(imap_leases::mailbox.eq(mailbox))
+            .filter(imap_leases::holder.eq(old)),
+    )
+    .set((imap_leases::holder.eq(holder), imap_leases::expires_at.eq(until)))
+    .execute(conn)?;
+    Ok(taken == 1)
+}
+
 /// Gives the lease up (only if `holder` still has it), so another instance need not wait.
 pub fn release(conn: &mut AnyConnection, mailbox: &str, holder: &str, now: NaiveDateTime) -> QueryResult<()> {
     diesel::update(

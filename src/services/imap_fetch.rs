@@ -74,13 +74,13 @@ impl From<async_imap::error::Error> for FetchError {
 
 /// Who holds a lease: this process, told apart from every other.
 pub fn holder_id() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let host = hostname();
     let nonce: String = crate::crypto::random_token()
         .chars()
         .filter(char::is_ascii_alphanumeric)
         .take(8)
         .collect();
-    format!("{}:{}:{nonce}", host.trim(), std::process::id())
+    format!("{host}:{}:{nonce}", std::process::id())
 }
 
 async fn blocking<T: Send + 'static>(
@@ -102,9 +102,42 @@ async fn take_lease(pool: &Pool, mailbox: &str, holder: &str) -> Result<bool, Fe
     blocking(pool, move |conn| {
         let now = db::now();
         let until = now + chrono::Duration::from_std(LEASE).unwrap_or_default();
-        lease::acquire(conn, &mailbox, &holder, now, until).map_err(|e| e.to_string())
+        if lease::acquire(conn, &mailbox, &holder, now, until).map_err(|e| e.to_string())? {
+            return Ok(true);
+        }
+        // A holder on this machine whose process is gone (killed mid-round) need not be
+        // waited out.
+        let current = lease::find(conn, &mailbox).map_err(|e| e.to_string())?;
+        match current.filter(|row| is_dead_local_holder(&row.holder)) {
+            Some(row) => {
+                tracing::warn!(mailbox = %mailbox, holder = %row.holder, "the IMAP lease's holder is gone: taking over");
+                lease::take_over(conn, &mailbox, &row.holder, &holder, until).map_err(|e| e.to_string())
+            }
+            None => Ok(false),
+        }
     })
     .await
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+/// `host:pid:nonce` of this host, whose process no longer exists.
+fn is_dead_local_holder(holder: &str) -> bool {
+    let mut parts = holder.split(':');
+    let (Some(host), Some(pid)) = (parts.next(), parts.next().and_then(|p| p.parse::<i32>().ok())) else {
+        return false;
+    };
+    if host != hostname() || host.is_empty() || pid <= 0 || pid == std::process::id() as i32 {
+        return false;
+    }
+    // Signal 0 checks that the process exists; ESRCH: it does not.
+    let alive = unsafe { libc::kill(pid, 0) } == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH);
+    !alive
 }
 
 /// One round: takes the lease, fetches every message of the folder, gives the lease back.
