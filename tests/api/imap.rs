@@ -3,7 +3,7 @@
 //! the tests say SKIPPED loudly; with RECOVERYDESK_REQUIRE_DOVECOT=1 (CI) they fail instead.
 
 use crate::both_backends;
-use crate::helpers::{Backend, TestApp};
+use crate::helpers::{Backend, TestApp, account};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -213,6 +213,7 @@ fn fetch_command(app: &TestApp, server: &Dovecot, password: &str) -> Command {
         .env("RECOVERYDESK_SECRET_KEY", "ab".repeat(64))
         .env("RECOVERYDESK_IMAP_URL", server.url())
         .env("RECOVERYDESK_IMAP_PASSWORD", password)
+        .env("RECOVERYDESK_AUTHSERV_ID", "mx.desk.test")
         .env("RECOVERYDESK_MAIL_DIR", server.dir.path().join("mail"))
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
@@ -277,8 +278,7 @@ async fn once_and_moved(app: TestApp) {
     assert_eq!(server.count("INBOX"), (0, 0), "moved out of the INBOX");
     assert_eq!(server.count("recoverydesk-processed"), (3, 3), "moved and flagged \\Seen");
     let t = app.ticket("RD-1").await;
-    let event = t["events"].as_array().unwrap().iter().find(|e| e["type"] == "message_in").cloned().unwrap();
-    assert_eq!(event["data"]["channel"], "imap");
+    assert_eq!(t["kind"], "forgot_username");
 
     // Nothing new: nothing happens.
     let (code, out, _) = fetch(&app, &server);
@@ -294,6 +294,15 @@ async fn once_and_moved(app: TestApp) {
     assert_eq!((counted(&out, "created"), counted(&out, "duplicate")), (0, 3), "{out}");
     assert_eq!(tickets(&app), 3, "nothing imported twice");
     assert_eq!(server.count("INBOX").0, 0);
+
+    // Over IMAP too, a forged registered address opens a flagged ticket of its own.
+    app.import_accounts(&[account("acc_9", "owner-user", "owner@owner.test", "active")]);
+    server.deliver(b"Authentication-Results: mx.desk.test; dmarc=fail header.from=owner.test\r\nFrom: owner@owner.test\r\nTo: support@desk.test\r\nSubject: Re: [RD-1] grant my IP\r\nMessage-ID: <imap-forged@owner.test>\r\n\r\nplease add 198.51.100.9\r\n");
+    let (code, out, err) = fetch(&app, &server);
+    assert_eq!((code, counted(&out, "created")), (Some(0), 1), "{out}{err}");
+    let forged = app.ticket("RD-4").await;
+    assert_eq!((forged["flagged"].as_bool(), forged["account_id"].as_str()), (Some(true), None));
+    assert!(forged["events"].as_array().unwrap().iter().any(|e| e["type"] == "forged_sender"));
 }
 
 both_backends!(two_instances_never_both_fetch_one_message, two_instances);

@@ -43,7 +43,7 @@ async fn sendgrid(app: TestApp) {
     let t = app.ticket(answer["ticket"].as_str().unwrap()).await;
     assert_eq!(t["kind"], "forgot_username");
     let data = &message_in(&t)["data"];
-    assert_eq!((data["channel"].as_str(), data["sender_auth"].as_str()), (Some("sendgrid"), Some("pass")));
+    assert_eq!((data["from"].as_str(), data["sender_auth"].as_str()), (Some("ada@customer.test"), Some("pass")));
     // The same post again is a duplicate.
     let (_, again) = post_form(&app, "/inbound/sendgrid", &raw_fields).await;
     assert_eq!(again["outcome"], "duplicate");
@@ -221,7 +221,7 @@ async fn mailgun(app: TestApp) {
     assert_eq!((status, answer["outcome"].as_str()), (StatusCode::OK, Some("created")), "{answer}");
     let t = app.ticket(answer["ticket"].as_str().unwrap()).await;
     let data = &message_in(&t)["data"];
-    assert_eq!((data["channel"].as_str(), data["sender_auth"].as_str()), (Some("mailgun"), Some("pass")));
+    assert_eq!((data["from"].as_str(), data["sender_auth"].as_str()), (Some("bo@customer.test"), Some("pass")));
     // URL-encoded posts are read too.
     let response = app
         .client
