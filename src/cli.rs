@@ -114,7 +114,12 @@ pub struct GlobalOptions {
     #[arg(long, env = "RECOVERYDESK_AUTHSERV_ID", global = true)]
     pub authserv_id: Option<String>,
     /// Key that Mailgun signs its webhook posts with (`POST /inbound/mailgun`).
-    #[arg(long, env = "RECOVERYDESK_MAILGUN_SIGNING_KEY", hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "RECOVERYDESK_MAILGUN_SIGNING_KEY",
+        hide_env_values = true,
+        global = true
+    )]
     pub mailgun_signing_key: Option<String>,
     /// The mailbox `serve` and `fetch-imap` fetch: `imaps://user@host[:port]/FOLDER`, or
     /// `imap://…` with STARTTLS (plain text only to a loopback address).

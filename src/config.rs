@@ -95,7 +95,11 @@ impl Settings {
         }
         let imap = crate::mail::imap::ImapSettings::from_options(o)?;
         Ok(Settings {
-            authserv_id: o.authserv_id.clone().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()),
+            authserv_id: o
+                .authserv_id
+                .clone()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty()),
             mailgun_signing_key: o.mailgun_signing_key.clone().filter(|s| !s.is_empty()),
             imap,
             database_url,

@@ -159,9 +159,10 @@ fn from_results(results: &Results, from_domain: &str) -> Verdict {
             detail: detail(&format!("dmarc=pass{}", header_from(m))),
         };
     }
-    let dkim_for_from = results.methods.iter().find(|m| {
-        m.method == "dkim" && m.result == "pass" && dkim_domain(m).is_some_and(|d| d == from_domain)
-    });
+    let dkim_for_from = results
+        .methods
+        .iter()
+        .find(|m| m.method == "dkim" && m.result == "pass" && dkim_domain(m).is_some_and(|d| d == from_domain));
     if dkim_for_from.is_some() {
         return Verdict {
             verdict: SenderAuth::Pass,
@@ -230,7 +231,10 @@ fn from_provider(p: &ProviderAuth, from_domain: &str) -> Verdict {
         "{}: spf={} dkim={}",
         p.provider,
         spf.as_deref().unwrap_or("-"),
-        dkim.as_deref().map(|d| d.trim()).filter(|d| !d.is_empty()).unwrap_or("-")
+        dkim.as_deref()
+            .map(|d| d.trim())
+            .filter(|d| !d.is_empty())
+            .unwrap_or("-")
     );
     let verdict = if dkim_pass {
         SenderAuth::Pass
@@ -327,7 +331,10 @@ mod tests {
         // A sender's own header below ours, with our id, claiming a pass: ours is on top.
         let ours = "MX.desk.example; dmarc=fail header.from=owner.example";
         let theirs = "mx.desk.example; dmarc=pass header.from=owner.example";
-        assert_eq!(verdict(&[ours, theirs], ID, "owner.example", None).verdict, SenderAuth::Fail);
+        assert_eq!(
+            verdict(&[ours, theirs], ID, "owner.example", None).verdict,
+            SenderAuth::Fail
+        );
     }
 
     #[test]
@@ -340,7 +347,8 @@ mod tests {
 
     #[test]
     fn comments_and_quotes_do_not_confuse_the_parser() {
-        let tricky = "mx.desk.example (comment; dmarc=pass) ; dmarc=fail reason=\"a; dmarc=pass\" header.from=x.example";
+        let tricky =
+            "mx.desk.example (comment; dmarc=pass) ; dmarc=fail reason=\"a; dmarc=pass\" header.from=x.example";
         let r = parse_results(tricky);
         assert_eq!(r.authserv_id, "mx.desk.example");
         assert_eq!(r.methods.len(), 1);

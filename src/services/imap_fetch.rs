@@ -20,6 +20,9 @@ const LEASE: Duration = Duration::from_secs(120);
 const BATCH_MESSAGES: usize = 100;
 const BATCH_BYTES: u64 = 32 * 1024 * 1024;
 
+/// A message's UID and `RFC822.SIZE`.
+type UidSize = (u32, u64);
+
 /// What one round did, per outcome.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Summary {
@@ -136,13 +139,19 @@ fn is_dead_local_holder(holder: &str) -> bool {
         return false;
     }
     // Signal 0 checks that the process exists; ESRCH: it does not.
-    let alive = unsafe { libc::kill(pid, 0) } == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH);
+    let alive =
+        unsafe { libc::kill(pid, 0) } == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH);
     !alive
 }
 
 /// One round: takes the lease, fetches every message of the folder, gives the lease back.
 /// An error (unreachable, login refused) is recorded for `/healthz` and returned.
-pub async fn fetch_once(pool: &Pool, desk: &Desk, settings: &ImapSettings, holder: &str) -> Result<Summary, FetchError> {
+pub async fn fetch_once(
+    pool: &Pool,
+    desk: &Desk,
+    settings: &ImapSettings,
+    holder: &str,
+) -> Result<Summary, FetchError> {
     let mailbox = settings.mailbox_name();
     if !take_lease(pool, &mailbox, holder).await? {
         return Ok(Summary {
@@ -209,7 +218,7 @@ async fn round(
     let mut summary = Summary::default();
     let sizes = message_sizes(&mut session).await?;
     let limit = desk.settings.max_message_bytes;
-    let (too_large, fitting): (Vec<(u32, u64)>, Vec<(u32, u64)>) = sizes.into_iter().partition(|(_, s)| *s > limit);
+    let (too_large, fitting): (Vec<UidSize>, Vec<UidSize>) = sizes.into_iter().partition(|(_, s)| *s > limit);
     if !too_large.is_empty() {
         summary.too_large = too_large.len();
         let set = uid_set(too_large.iter().map(|(uid, _)| *uid));
@@ -254,7 +263,13 @@ async fn round(
             }
         }
         if !done.is_empty() {
-            move_done(&mut session, &uid_set(done.into_iter()), &settings.done_folder, can_move).await?;
+            move_done(
+                &mut session,
+                &uid_set(done.into_iter()),
+                &settings.done_folder,
+                can_move,
+            )
+            .await?;
         }
     }
     let _ = session.logout().await;
@@ -262,7 +277,7 @@ async fn round(
 }
 
 /// The UID and size of every message not deleted, in UID order.
-async fn message_sizes(session: &mut ImapSession) -> Result<Vec<(u32, u64)>, FetchError> {
+async fn message_sizes(session: &mut ImapSession) -> Result<Vec<UidSize>, FetchError> {
     let uids = session.uid_search("UNDELETED").await?;
     if uids.is_empty() {
         return Ok(vec![]);
@@ -271,7 +286,9 @@ async fn message_sizes(session: &mut ImapSession) -> Result<Vec<(u32, u64)>, Fet
     let mut sorted: Vec<u32> = uids.into_iter().collect();
     sorted.sort_unstable();
     for chunk in sorted.chunks(1000) {
-        let mut fetched = session.uid_fetch(uid_set(chunk.iter().copied()), "(UID RFC822.SIZE)").await?;
+        let mut fetched = session
+            .uid_fetch(uid_set(chunk.iter().copied()), "(UID RFC822.SIZE)")
+            .await?;
         while let Some(item) = fetched.next().await {
             let item = item?;
             if let Some(uid) = item.uid {
@@ -284,7 +301,7 @@ async fn message_sizes(session: &mut ImapSession) -> Result<Vec<(u32, u64)>, Fet
     Ok(sizes)
 }
 
-fn batches(messages: &[(u32, u64)]) -> Vec<Vec<u32>> {
+fn batches(messages: &[UidSize]) -> Vec<Vec<u32>> {
     let mut out: Vec<Vec<u32>> = vec![];
     let mut bytes = 0;
     for &(uid, size) in messages {

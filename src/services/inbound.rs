@@ -367,7 +367,10 @@ fn flag_forged_sender(
         None,
     )?;
     ticket_rows::raise_flag(conn, ticket_id)?;
-    tracing::warn!(ticket = ticket_id, "a message failed sender authentication for a known address: flagged");
+    tracing::warn!(
+        ticket = ticket_id,
+        "a message failed sender authentication for a known address: flagged"
+    );
     Ok(())
 }
 

@@ -108,7 +108,12 @@ pub fn prepare_from(desk: &Desk, raw: &[u8], provider: Option<&ProviderAuth>) ->
         .filter(|(name, _)| name == "authentication-results")
         .map(|(_, value)| value.as_str())
         .collect();
-    let auth = sender_auth::verdict(&results, desk.settings.authserv_id.as_deref(), sender.domain(), provider);
+    let auth = sender_auth::verdict(
+        &results,
+        desk.settings.authserv_id.as_deref(),
+        sender.domain(),
+        provider,
+    );
     let extras = MailExtras {
         sender_auth: auth.verdict,
         sender_auth_detail: Some(s.scrub(&auth.detail).into_string()),

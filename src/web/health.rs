@@ -36,7 +36,9 @@ fn imap_detail(mailbox: &str, row: Option<crate::db::imap::LeaseRow>) -> Value {
             "mailbox": mailbox, "status": "error", "error": r.last_error,
             "error_at": at(r.last_error_at), "last_ok_at": at(r.last_ok_at),
         }),
-        Some(r) if r.last_ok_at.is_some() => json!({"mailbox": mailbox, "status": "ok", "last_ok_at": at(r.last_ok_at)}),
+        Some(r) if r.last_ok_at.is_some() => {
+            json!({"mailbox": mailbox, "status": "ok", "last_ok_at": at(r.last_ok_at)})
+        }
         _ => json!({"mailbox": mailbox, "status": "not fetched yet"}),
     }
 }

@@ -78,7 +78,10 @@ async fn read_form(req: &HttpRequest, state: &AppState, mut payload: web::Payloa
             })
             .collect();
         if fields.len() > form::MAX_FIELDS {
-            return Err(ApiError::invalid(format!("the form has more than {} fields", form::MAX_FIELDS)));
+            return Err(ApiError::invalid(format!(
+                "the form has more than {} fields",
+                form::MAX_FIELDS
+            )));
         }
         return Ok(fields);
     }
@@ -89,18 +92,24 @@ async fn read_form(req: &HttpRequest, state: &AppState, mut payload: web::Payloa
     ))
 }
 
-async fn ingest_post(state: web::Data<AppState>, post: ProviderPost, channel: &'static str) -> Result<HttpResponse, ApiError> {
+async fn ingest_post(
+    state: web::Data<AppState>,
+    post: ProviderPost,
+    channel: &'static str,
+) -> Result<HttpResponse, ApiError> {
     let limit = state.desk.settings.max_message_bytes;
     let outcome = state
         .run(move |conn, desk| {
-            crate::db::with_durable_commits(conn, |conn| ingest_from(conn, desk, &post.raw, channel, Some(&post.auth)))
-                .map_err(|e| match e {
-                    IngestError::TooLarge { .. } => too_large(limit),
-                    IngestError::Temporary(reason) => {
-                        tracing::error!(%reason, channel, "inbound mail not stored");
-                        ApiError::unavailable("the message was not stored; try again shortly")
-                    }
-                })
+            crate::db::with_durable_commits(conn, |conn| {
+                ingest_from(conn, desk, &post.raw, channel, Some(&post.auth))
+            })
+            .map_err(|e| match e {
+                IngestError::TooLarge { .. } => too_large(limit),
+                IngestError::Temporary(reason) => {
+                    tracing::error!(%reason, channel, "inbound mail not stored");
+                    ApiError::unavailable("the message was not stored; try again shortly")
+                }
+            })
         })
         .await?;
     Ok(HttpResponse::Ok().json(outcome))
@@ -132,7 +141,9 @@ pub async fn receive_mailgun(
             "bad_signature",
             "the Mailgun signature does not match RECOVERYDESK_MAILGUN_SIGNING_KEY",
         ),
-        MailgunError::NoMessage => ApiError::invalid("the post has no body-mime field (use a route that forwards MIME)"),
+        MailgunError::NoMessage => {
+            ApiError::invalid("the post has no body-mime field (use a route that forwards MIME)")
+        }
     })?;
     ingest_post(state, post, "mailgun").await
 }

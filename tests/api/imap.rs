@@ -47,13 +47,19 @@ impl Dovecot {
                 std::env::var("RECOVERYDESK_REQUIRE_DOVECOT").as_deref() != Ok("1"),
                 "RECOVERYDESK_REQUIRE_DOVECOT=1 but dovecot is not installed (apt-get install dovecot-imapd)"
             );
-            eprintln!("SKIPPED: dovecot is not installed (apt-get install dovecot-imapd), so this IMAP test did not run");
+            eprintln!(
+                "SKIPPED: dovecot is not installed (apt-get install dovecot-imapd), so this IMAP test did not run"
+            );
             return None;
         }
         let dir = tempfile::tempdir().expect("temp dir");
         let root = unsafe { libc::geteuid() } == 0;
         // Dovecot refuses to give mail to uid 0: as root, the mailbox belongs to `nobody`.
-        let (uid, gid) = if root { (65534, 65534) } else { unsafe { (libc::getuid(), libc::getgid()) } };
+        let (uid, gid) = if root {
+            (65534, 65534)
+        } else {
+            unsafe { (libc::getuid(), libc::getgid()) }
+        };
         let (internal, login) = if root {
             ("dovecot".to_string(), "dovenull".to_string())
         } else {
@@ -75,7 +81,11 @@ impl Dovecot {
              service imap-login {{\n  chroot =\n  inet_listener imap {{\n    address = 127.0.0.1\n    port = {port}\n  }}\n  inet_listener imaps {{\n    port = 0\n  }}\n}}\n\
              service anvil {{\n  chroot =\n}}\n",
             d = d.display(),
-            group = if root { String::new() } else { format!("default_internal_group = {}\n", user_name()) },
+            group = if root {
+                String::new()
+            } else {
+                format!("default_internal_group = {}\n", user_name())
+            },
         );
         std::fs::write(d.join("dovecot.conf"), conf).unwrap();
         let maildir = d.join("home").join(USER).join("Maildir");
@@ -140,7 +150,12 @@ impl Dovecot {
     /// Puts a message in the INBOX (a file in `new/`, as a local delivery agent does).
     pub fn deliver(&mut self, raw: &[u8]) {
         self.delivered += 1;
-        let name = format!("{:010}.M{}P{}.test", 1_700_000_000 + self.delivered, self.delivered, std::process::id());
+        let name = format!(
+            "{:010}.M{}P{}.test",
+            1_700_000_000 + self.delivered,
+            self.delivered,
+            std::process::id()
+        );
         let tmp = self.maildir().join("tmp").join(&name);
         std::fs::write(&tmp, raw).unwrap();
         std::os::unix::fs::chown(&tmp, Some(self.uid), Some(self.gid)).unwrap();
@@ -173,10 +188,22 @@ impl Dovecot {
         let out = Command::new("doveadm")
             .arg("-c")
             .arg(self.conf())
-            .args(["mailbox", "update", "-u", USER, "--uid-validity", &value.to_string(), "INBOX"])
+            .args([
+                "mailbox",
+                "update",
+                "-u",
+                USER,
+                "--uid-validity",
+                &value.to_string(),
+                "INBOX",
+            ])
             .output()
             .expect("doveadm runs");
-        assert!(out.status.success(), "doveadm: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "doveadm: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     pub fn url(&self) -> String {
@@ -234,7 +261,10 @@ fn fetch(app: &TestApp, server: &Dovecot) -> (Option<i32>, String, String) {
 fn counted(line: &str, label: &str) -> usize {
     line.split(", ")
         .flat_map(|part| part.split(": "))
-        .find_map(|part| part.strip_suffix(&format!(" {label}")).and_then(|n| n.trim().parse().ok()))
+        .find_map(|part| {
+            part.strip_suffix(&format!(" {label}"))
+                .and_then(|n| n.trim().parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -276,7 +306,11 @@ async fn once_and_moved(app: TestApp) {
     assert_eq!((counted(&out, "created"), counted(&out, "failed")), (3, 0), "{out}");
     assert_eq!(tickets(&app), 3);
     assert_eq!(server.count("INBOX"), (0, 0), "moved out of the INBOX");
-    assert_eq!(server.count("recoverydesk-processed"), (3, 3), "moved and flagged \\Seen");
+    assert_eq!(
+        server.count("recoverydesk-processed"),
+        (3, 3),
+        "moved and flagged \\Seen"
+    );
     let t = app.ticket("RD-1").await;
     assert_eq!(t["kind"], "forgot_username");
 
@@ -301,8 +335,17 @@ async fn once_and_moved(app: TestApp) {
     let (code, out, err) = fetch(&app, &server);
     assert_eq!((code, counted(&out, "created")), (Some(0), 1), "{out}{err}");
     let forged = app.ticket("RD-4").await;
-    assert_eq!((forged["flagged"].as_bool(), forged["account_id"].as_str()), (Some(true), None));
-    assert!(forged["events"].as_array().unwrap().iter().any(|e| e["type"] == "forged_sender"));
+    assert_eq!(
+        (forged["flagged"].as_bool(), forged["account_id"].as_str()),
+        (Some(true), None)
+    );
+    assert!(
+        forged["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["type"] == "forged_sender")
+    );
 }
 
 both_backends!(two_instances_never_both_fetch_one_message, two_instances);
@@ -319,7 +362,12 @@ async fn two_instances(app: TestApp) {
     let mut created = 0;
     for out in &outputs {
         let text = String::from_utf8_lossy(&out.stdout);
-        assert_eq!(out.status.code(), Some(0), "{text}{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         created += counted(&text, "created");
         assert_eq!(counted(&text, "duplicate"), 0, "no message was fetched by both: {text}");
     }
@@ -330,7 +378,9 @@ async fn two_instances(app: TestApp) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kill_between_fetch_and_commit_loses_nothing_and_duplicates_nothing() {
-    let Some(app) = TestApp::spawn(Backend::Sqlite).await else { return };
+    let Some(app) = TestApp::spawn(Backend::Sqlite).await else {
+        return;
+    };
     let Some(mut server) = Dovecot::start() else { return };
     let n = 400;
     for i in 0..n {
@@ -343,14 +393,20 @@ async fn a_kill_between_fetch_and_commit_loses_nothing_and_duplicates_nothing() 
     let _ = child.wait();
     let (code, out, err) = fetch(&app, &server);
     assert_eq!(code, Some(0), "{out}{err}");
-    assert_eq!(tickets(&app), n as i64, "every message once (killed mid-way: {killed_midway})");
+    assert_eq!(
+        tickets(&app),
+        n as i64,
+        "every message once (killed mid-way: {killed_midway})"
+    );
     assert_eq!(server.count("INBOX").0, 0);
     assert_eq!(server.count("recoverydesk-processed").0, n, "each moved once");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_stopped_mid_fetch_or_a_refused_login_is_a_temporary_failure() {
-    let Some(app) = TestApp::spawn(Backend::Sqlite).await else { return };
+    let Some(app) = TestApp::spawn(Backend::Sqlite).await else {
+        return;
+    };
     let Some(mut server) = Dovecot::start() else { return };
 
     // Bad credentials: 75 and a clear message, nothing fetched.
@@ -371,10 +427,18 @@ async fn the_server_stopped_mid_fetch_or_a_refused_login_is_a_temporary_failure(
     wait_until("the first tickets", || tickets(&app) >= 20);
     server.stop();
     let out = child.wait_with_output().unwrap();
-    assert!(matches!(out.status.code(), Some(0 | 75)), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        matches!(out.status.code(), Some(0 | 75)),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let unreachable = fetch(&app, &server);
     assert_eq!(unreachable.0, Some(75), "a stopped server is a temporary failure");
-    assert!(unreachable.2.contains("cannot reach the IMAP server"), "{}", unreachable.2);
+    assert!(
+        unreachable.2.contains("cannot reach the IMAP server"),
+        "{}",
+        unreachable.2
+    );
     server.launch();
     let (code, out, err) = fetch(&app, &server);
     assert_eq!(code, Some(0), "{out}{err}");
@@ -388,7 +452,11 @@ async fn serve_fetches_the_mailbox_and_reports_a_refused_login_in_healthz() {
     let url = server.url();
     let Some(app) = TestApp::spawn_with(
         Backend::Sqlite,
-        &[("--imap-url", &url), ("--imap-password", PASSWORD), ("--imap-poll-seconds", "1")],
+        &[
+            ("--imap-url", &url),
+            ("--imap-password", PASSWORD),
+            ("--imap-poll-seconds", "1"),
+        ],
     )
     .await
     else {
@@ -400,12 +468,20 @@ async fn serve_fetches_the_mailbox_and_reports_a_refused_login_in_healthz() {
     server.deliver(&message(2));
     wait_until("the second message", || tickets(&app) == 2);
     let (status, health) = app.get("/healthz").await;
-    assert_eq!((status.as_u16(), health["imap"]["status"].as_str()), (200, Some("ok")), "{health}");
+    assert_eq!(
+        (status.as_u16(), health["imap"]["status"].as_str()),
+        (200, Some("ok")),
+        "{health}"
+    );
     drop(app);
 
     let Some(app) = TestApp::spawn_with(
         Backend::Sqlite,
-        &[("--imap-url", &url), ("--imap-password", "wrong"), ("--imap-poll-seconds", "1")],
+        &[
+            ("--imap-url", &url),
+            ("--imap-password", "wrong"),
+            ("--imap-poll-seconds", "1"),
+        ],
     )
     .await
     else {

@@ -5,7 +5,7 @@
 
 use crate::both_backends;
 use crate::helpers::{Backend, TestApp};
-use crate::sender_auth::{MAILGUN_KEY, TOKEN, form, mailgun_signature, post_form, settings};
+use crate::sender_auth::{FormField, MAILGUN_KEY, TOKEN, form, mailgun_signature, post_form, settings};
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -27,7 +27,7 @@ async fn sendgrid(app: TestApp) {
     let app = app.respawn_with(&settings()).await;
     // Raw mode: the whole message in `email`, the rest alongside (as SendGrid posts it).
     let envelope = br#"{"to":["support@desk.test"],"from":"ada@customer.test"}"#;
-    let raw_fields: Vec<(&str, Option<(&str, &str)>, &[u8])> = vec![
+    let raw_fields: Vec<FormField<'_>> = vec![
         ("dkim", None, b"{@customer.test : pass}"),
         ("email", None, RAW),
         ("to", None, b"support@desk.test"),
@@ -39,11 +39,18 @@ async fn sendgrid(app: TestApp) {
         ("SPF", None, b"pass"),
     ];
     let (status, answer) = post_form(&app, "/inbound/sendgrid", &raw_fields).await;
-    assert_eq!((status, answer["outcome"].as_str()), (StatusCode::OK, Some("created")), "{answer}");
+    assert_eq!(
+        (status, answer["outcome"].as_str()),
+        (StatusCode::OK, Some("created")),
+        "{answer}"
+    );
     let t = app.ticket(answer["ticket"].as_str().unwrap()).await;
     assert_eq!(t["kind"], "forgot_username");
     let data = &message_in(&t)["data"];
-    assert_eq!((data["from"].as_str(), data["sender_auth"].as_str()), (Some("ada@customer.test"), Some("pass")));
+    assert_eq!(
+        (data["from"].as_str(), data["sender_auth"].as_str()),
+        (Some("ada@customer.test"), Some("pass"))
+    );
     // The same post again is a duplicate.
     let (_, again) = post_form(&app, "/inbound/sendgrid", &raw_fields).await;
     assert_eq!(again["outcome"], "duplicate");
@@ -54,7 +61,7 @@ async fn sendgrid(app: TestApp) {
     let html = b"<p>Gr\xfc\xdfe, I get <b>535</b></p><script>alert(1)</script>";
     let pdf = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj\n";
     let info = r#"{"attachment1":{"filename":"screenshot 1.png","name":"screenshot 1.png","type":"image/png"},"attachment2":{"filename":"設定.pdf","name":"設定.pdf","type":"application/pdf"}}"#;
-    let parsed_fields: Vec<(&str, Option<(&str, &str)>, &[u8])> = vec![
+    let parsed_fields: Vec<FormField<'_>> = vec![
         ("headers", None, headers),
         ("dkim", None, b"none"),
         ("content-ids", None, b"{}"),
@@ -63,29 +70,53 @@ async fn sendgrid(app: TestApp) {
         ("from", None, b"J\xfcrgen <juergen@customer.test>"),
         ("text", None, text),
         ("sender_ip", None, b"192.0.2.11"),
-        ("envelope", None, br#"{"to":["support@desk.test"],"from":"juergen@customer.test"}"#),
+        (
+            "envelope",
+            None,
+            br#"{"to":["support@desk.test"],"from":"juergen@customer.test"}"#,
+        ),
         ("attachments", None, b"2"),
         ("subject", None, b"Login help"),
         ("attachment-info", None, info.as_bytes()),
-        ("charsets", None, br#"{"to":"UTF-8","html":"iso-8859-1","subject":"UTF-8","from":"iso-8859-1","text":"iso-8859-1"}"#),
+        (
+            "charsets",
+            None,
+            br#"{"to":"UTF-8","html":"iso-8859-1","subject":"UTF-8","from":"iso-8859-1","text":"iso-8859-1"}"#,
+        ),
         ("SPF", None, b"neutral"),
-        ("attachment1", Some(("screenshot 1.png", "image/png")), b"\x89PNG\r\n\x1a\n\x00\x00"),
+        (
+            "attachment1",
+            Some(("screenshot 1.png", "image/png")),
+            b"\x89PNG\r\n\x1a\n\x00\x00",
+        ),
         ("attachment2", Some(("x.pdf", "application/pdf")), pdf),
     ];
     let (status, answer) = post_form(&app, "/inbound/sendgrid", &parsed_fields).await;
-    assert_eq!((status, answer["outcome"].as_str()), (StatusCode::OK, Some("created")), "{answer}");
+    assert_eq!(
+        (status, answer["outcome"].as_str()),
+        (StatusCode::OK, Some("created")),
+        "{answer}"
+    );
     let reference = answer["ticket"].as_str().unwrap().to_string();
     let t = app.ticket(&reference).await;
     assert_eq!(t["kind"], "login_help", "classified from the decoded text");
     let m = message_in(&t);
     let body = m["data"]["body"].as_str().unwrap();
-    assert!(body.contains("Grüße, I get 535"), "the ISO-8859-1 text is decoded: {body}");
+    assert!(
+        body.contains("Grüße, I get 535"),
+        "the ISO-8859-1 text is decoded: {body}"
+    );
     assert_eq!(m["data"]["from"], "juergen@customer.test");
     let files: Vec<(String, String)> = m["data"]["attachments"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|a| (a["filename"].as_str().unwrap().into(), a["content_type"].as_str().unwrap().into()))
+        .map(|a| {
+            (
+                a["filename"].as_str().unwrap().into(),
+                a["content_type"].as_str().unwrap().into(),
+            )
+        })
         .collect();
     assert_eq!(
         files,
@@ -97,7 +128,10 @@ async fn sendgrid(app: TestApp) {
     // The raw copy says it was rebuilt, and the original's structure headers are gone.
     let raw = raw_copy(&app, &reference);
     let raw = String::from_utf8_lossy(&raw);
-    assert!(raw.contains("X-Recoverydesk-Rebuilt: from a SendGrid Inbound Parse post"), "{raw}");
+    assert!(
+        raw.contains("X-Recoverydesk-Rebuilt: from a SendGrid Inbound Parse post"),
+        "{raw}"
+    );
     assert!(!raw.contains("001a113df448cad2d00529d5b10d"));
 
     // Parsed mode without `headers`: From, To and Subject from the fields, in Shift_JIS.
@@ -110,7 +144,11 @@ async fn sendgrid(app: TestApp) {
             ("to", None, b"support@desk.test"),
             ("subject", None, invoice),
             ("text", None, invoice),
-            ("charsets", None, br#"{"subject":"Shift_JIS","text":"Shift_JIS","from":"UTF-8","to":"UTF-8"}"#),
+            (
+                "charsets",
+                None,
+                br#"{"subject":"Shift_JIS","text":"Shift_JIS","from":"UTF-8","to":"UTF-8"}"#,
+            ),
         ],
     )
     .await;
@@ -130,7 +168,11 @@ async fn sendgrid(app: TestApp) {
         if let Some((user, password)) = auth {
             request = request.basic_auth(user, Some(password));
         }
-        assert_eq!(request.send().await.unwrap().status(), StatusCode::UNAUTHORIZED, "{auth:?}");
+        assert_eq!(
+            request.send().await.unwrap().status(),
+            StatusCode::UNAUTHORIZED,
+            "{auth:?}"
+        );
     }
     let bearer = app
         .client
@@ -146,8 +188,14 @@ async fn sendgrid(app: TestApp) {
     // Hostile posts: not a form, a form without the fields, a broken form.
     for (content_type, body) in [
         ("text/plain", b"hello".to_vec()),
-        ("multipart/form-data; boundary=zz", b"--zz\r\nContent-Disposition: form-data; name=\"nothing\"\r\n\r\nx\r\n--zz--\r\n".to_vec()),
-        ("multipart/form-data; boundary=zz", b"--zz\r\nContent-Disposition: form-data; name=\"email\"\r\n\r\nnever closed".to_vec()),
+        (
+            "multipart/form-data; boundary=zz",
+            b"--zz\r\nContent-Disposition: form-data; name=\"nothing\"\r\n\r\nx\r\n--zz--\r\n".to_vec(),
+        ),
+        (
+            "multipart/form-data; boundary=zz",
+            b"--zz\r\nContent-Disposition: form-data; name=\"email\"\r\n\r\nnever closed".to_vec(),
+        ),
     ] {
         let response = app
             .client
@@ -158,7 +206,11 @@ async fn sendgrid(app: TestApp) {
             .send()
             .await
             .unwrap();
-        assert!(response.status().is_client_error(), "{content_type}: {}", response.status());
+        assert!(
+            response.status().is_client_error(),
+            "{content_type}: {}",
+            response.status()
+        );
     }
 }
 
@@ -206,8 +258,7 @@ async fn mailgun(app: TestApp) {
     let send = |list: Vec<(String, Vec<u8>)>| {
         let app = &app;
         async move {
-            let borrowed: Vec<(&str, Option<(&str, &str)>, &[u8])> =
-                list.iter().map(|(n, v)| (n.as_str(), None, v.as_slice())).collect();
+            let borrowed: Vec<FormField<'_>> = list.iter().map(|(n, v)| (n.as_str(), None, v.as_slice())).collect();
             post_form(app, "/inbound/mailgun", &borrowed).await
         }
     };
@@ -216,12 +267,23 @@ async fn mailgun(app: TestApp) {
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{bad:?}");
     }
     let tickets = app.get("/api/v1/tickets").await.1;
-    assert_eq!(tickets["tickets"].as_array().map(Vec::len), Some(0), "nothing stored from forged posts");
+    assert_eq!(
+        tickets["tickets"].as_array().map(Vec::len),
+        Some(0),
+        "nothing stored from forged posts"
+    );
     let (status, answer) = send(fields(&good)).await;
-    assert_eq!((status, answer["outcome"].as_str()), (StatusCode::OK, Some("created")), "{answer}");
+    assert_eq!(
+        (status, answer["outcome"].as_str()),
+        (StatusCode::OK, Some("created")),
+        "{answer}"
+    );
     let t = app.ticket(answer["ticket"].as_str().unwrap()).await;
     let data = &message_in(&t)["data"];
-    assert_eq!((data["from"].as_str(), data["sender_auth"].as_str()), (Some("bo@customer.test"), Some("pass")));
+    assert_eq!(
+        (data["from"].as_str(), data["sender_auth"].as_str()),
+        (Some("bo@customer.test"), Some("pass"))
+    );
     // URL-encoded posts are read too.
     let response = app
         .client
@@ -231,7 +293,10 @@ async fn mailgun(app: TestApp) {
             ("timestamp", timestamp),
             ("token", token),
             ("signature", good.as_str()),
-            ("body-mime", "From: cy@customer.test\r\nSubject: hello\r\nMessage-ID: <mg-2@customer.test>\r\n\r\nhi\r\n"),
+            (
+                "body-mime",
+                "From: cy@customer.test\r\nSubject: hello\r\nMessage-ID: <mg-2@customer.test>\r\n\r\nhi\r\n",
+            ),
         ])
         .send()
         .await
@@ -241,7 +306,11 @@ async fn mailgun(app: TestApp) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_signing_key_mailgun_posts_are_refused_and_oversized_posts_get_413() {
-    let Some(app) = TestApp::spawn_with(Backend::Sqlite, &[("--inbound-token", TOKEN), ("--max-message-bytes", "2048")]).await
+    let Some(app) = TestApp::spawn_with(
+        Backend::Sqlite,
+        &[("--inbound-token", TOKEN), ("--max-message-bytes", "2048")],
+    )
+    .await
     else {
         return;
     };
@@ -249,7 +318,12 @@ async fn without_a_signing_key_mailgun_posts_are_refused_and_oversized_posts_get
     let (status, _) = post_form(
         &app,
         "/inbound/mailgun",
-        &[("timestamp", None, b"1"), ("token", None, b"2"), ("signature", None, signature.as_bytes()), ("body-mime", None, RAW)],
+        &[
+            ("timestamp", None, b"1"),
+            ("token", None, b"2"),
+            ("signature", None, signature.as_bytes()),
+            ("body-mime", None, RAW),
+        ],
     )
     .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -259,5 +333,9 @@ async fn without_a_signing_key_mailgun_posts_are_refused_and_oversized_posts_get
     let mut raw = RAW.to_vec();
     raw.extend(vec![b'x'; 4000]);
     let (status, _) = post_form(&app, "/inbound/sendgrid", &[("email", None, &raw)]).await;
-    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "the message inside is over the limit");
+    assert_eq!(
+        status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "the message inside is over the limit"
+    );
 }

@@ -35,10 +35,13 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 /// Connects and logs in.
 pub async fn open(settings: &ImapSettings) -> Result<ImapSession, ConnectError> {
     let address = format!("{}:{}", settings.host, settings.port);
-    let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((settings.host.as_str(), settings.port)))
-        .await
-        .map_err(|_| ConnectError::Unreachable(format!("{address}: no answer in {}s", CONNECT_TIMEOUT.as_secs())))?
-        .map_err(|e| ConnectError::Unreachable(format!("{address}: {e}")))?;
+    let tcp = tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        TcpStream::connect((settings.host.as_str(), settings.port)),
+    )
+    .await
+    .map_err(|_| ConnectError::Unreachable(format!("{address}: no answer in {}s", CONNECT_TIMEOUT.as_secs())))?
+    .map_err(|e| ConnectError::Unreachable(format!("{address}: {e}")))?;
     let stream: Box<dyn Io> = match settings.security {
         Security::Tls => Box::new(tls(settings, tcp).await?),
         Security::StartTls => {
@@ -48,7 +51,12 @@ pub async fn open(settings: &ImapSettings) -> Result<ImapSession, ConnectError> 
                 Ok(()) => Box::new(tls(settings, client.into_inner()).await?),
                 Err(e) if settings.is_loopback() => {
                     tracing::debug!(error = %e, "no STARTTLS on a loopback IMAP server: plain text");
-                    return login(settings, Client::new(Box::new(client.into_inner()) as Box<dyn Io>), false).await;
+                    return login(
+                        settings,
+                        Client::new(Box::new(client.into_inner()) as Box<dyn Io>),
+                        false,
+                    )
+                    .await;
                 }
                 Err(e) => {
                     return Err(ConnectError::Tls(format!(
@@ -65,13 +73,19 @@ pub async fn open(settings: &ImapSettings) -> Result<ImapSession, ConnectError> 
 async fn greeting<T: Io>(client: &mut Client<T>) -> Result<(), ConnectError> {
     match tokio::time::timeout(CONNECT_TIMEOUT, client.read_response()).await {
         Ok(Ok(Some(_))) => Ok(()),
-        Ok(Ok(None)) => Err(ConnectError::Protocol("the server closed the connection at once".into())),
+        Ok(Ok(None)) => Err(ConnectError::Protocol(
+            "the server closed the connection at once".into(),
+        )),
         Ok(Err(e)) => Err(ConnectError::Protocol(format!("reading the greeting: {e}"))),
         Err(_) => Err(ConnectError::Protocol("no greeting from the server".into())),
     }
 }
 
-async fn login(settings: &ImapSettings, mut client: Client<Box<dyn Io>>, greet: bool) -> Result<ImapSession, ConnectError> {
+async fn login(
+    settings: &ImapSettings,
+    mut client: Client<Box<dyn Io>>,
+    greet: bool,
+) -> Result<ImapSession, ConnectError> {
     if greet {
         greeting(&mut client).await?;
     }

@@ -191,7 +191,10 @@ mod tests {
             (Security::Tls, "support@example.com", "imap.gmail.com", 993, "INBOX")
         );
         let s = parse_url("imap://desk@127.0.0.1:10143/Support%20Mail").unwrap();
-        assert_eq!((s.security, s.port, s.folder.as_str()), (Security::StartTls, 10143, "Support Mail"));
+        assert_eq!(
+            (s.security, s.port, s.folder.as_str()),
+            (Security::StartTls, 10143, "Support Mail")
+        );
         assert!(s.is_loopback());
         let s = parse_url("imaps://u@[::1]:1993").unwrap();
         assert_eq!((s.host.as_str(), s.port, s.folder.as_str()), ("::1", 1993, "INBOX"));

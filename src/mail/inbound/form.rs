@@ -54,7 +54,10 @@ pub fn parse(body: &[u8], boundary: &str) -> Result<Vec<Field>, String> {
         };
         let mut part = &body[part_start..part_start + next];
         // The CRLF before the next delimiter belongs to it.
-        part = part.strip_suffix(b"\r\n").or_else(|| part.strip_suffix(b"\n")).unwrap_or(part);
+        part = part
+            .strip_suffix(b"\r\n")
+            .or_else(|| part.strip_suffix(b"\n"))
+            .unwrap_or(part);
         fields.push(field(part)?);
         if fields.len() > MAX_FIELDS {
             return Err(format!("the form has more than {MAX_FIELDS} fields"));
@@ -76,7 +79,9 @@ fn field(part: &[u8]) -> Result<Field, String> {
     let mut filename = None;
     let mut content_type = None;
     for line in head.lines() {
-        let Some((key, value)) = line.split_once(':') else { continue };
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
         match key.trim().to_ascii_lowercase().as_str() {
             "content-disposition" => {
                 name = parameter(value, "name");
@@ -100,7 +105,7 @@ fn parameter(header: &str, wanted: &str) -> Option<String> {
     let mut rest = header;
     while let Some(semi) = rest.find(';') {
         rest = rest[semi + 1..].trim_start();
-        let Some((key, after)) = rest.split_once('=') else { return None };
+        let (key, after) = rest.split_once('=')?;
         if let Some(quoted) = after.strip_prefix('"') {
             let mut value = String::new();
             let mut chars = quoted.char_indices();
@@ -162,7 +167,12 @@ mod tests {
     fn hostile_forms_are_refused_not_panicked_on() {
         assert_eq!(boundary("application/x-www-form-urlencoded"), None);
         assert_eq!(boundary("multipart/form-data"), None);
-        for body in [&b""[..], b"--b", b"--b\r\n", b"--b\r\nContent-Disposition: form-data\r\n\r\nx\r\n--b--"] {
+        for body in [
+            &b""[..],
+            b"--b",
+            b"--b\r\n",
+            b"--b\r\nContent-Disposition: form-data\r\n\r\nx\r\n--b--",
+        ] {
             assert!(parse(body, "b").is_err());
         }
         let many: Vec<u8> = "--b\r\nContent-Disposition: form-data; name=x\r\n\r\n\r\n"

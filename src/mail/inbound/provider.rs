@@ -86,7 +86,12 @@ pub fn mailgun_signature_ok(key: &str, timestamp: &str, token: &str, signature: 
 }
 
 /// Headers the rebuilt message writes itself.
-const STRUCTURAL: [&str; 4] = ["content-type", "content-transfer-encoding", "mime-version", "x-recoverydesk-rebuilt"];
+const STRUCTURAL: [&str; 4] = [
+    "content-type",
+    "content-transfer-encoding",
+    "mime-version",
+    "x-recoverydesk-rebuilt",
+];
 
 fn rebuild_parsed(fields: &[Field]) -> Vec<u8> {
     let charsets: Value = form::text(fields, "charsets")
@@ -95,7 +100,9 @@ fn rebuild_parsed(fields: &[Field]) -> Vec<u8> {
     let charset_of = |field: &str| {
         charsets[field]
             .as_str()
-            .filter(|c| !c.is_empty() && c.len() <= 40 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b)))
+            .filter(|c| {
+                !c.is_empty() && c.len() <= 40 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+            })
             .unwrap_or("utf-8")
             .to_string()
     };
@@ -114,17 +121,32 @@ fn rebuild_parsed(fields: &[Field]) -> Vec<u8> {
     out.extend(format!("{REBUILT_HEADER}: from a SendGrid Inbound Parse post (parsed mode)\r\n").into_bytes());
     out.extend(b"MIME-Version: 1.0\r\n");
     out.extend(format!("Content-Type: multipart/mixed; boundary=\"{BOUNDARY}\"\r\n\r\n").into_bytes());
-    out.extend(format!("--{BOUNDARY}\r\nContent-Type: multipart/alternative; boundary=\"{ALTERNATIVE}\"\r\n\r\n").into_bytes());
+    out.extend(
+        format!("--{BOUNDARY}\r\nContent-Type: multipart/alternative; boundary=\"{ALTERNATIVE}\"\r\n\r\n").into_bytes(),
+    );
     let text = form::get(fields, "text").map(|f| f.data.as_slice()).unwrap_or_default();
-    out.extend(part(&format!("text/plain; charset=\"{}\"", charset_of("text")), None, text, ALTERNATIVE));
+    out.extend(part(
+        &format!("text/plain; charset=\"{}\"", charset_of("text")),
+        None,
+        text,
+        ALTERNATIVE,
+    ));
     if let Some(html) = form::get(fields, "html") {
-        out.extend(part(&format!("text/html; charset=\"{}\"", charset_of("html")), None, &html.data, ALTERNATIVE));
+        out.extend(part(
+            &format!("text/html; charset=\"{}\"", charset_of("html")),
+            None,
+            &html.data,
+            ALTERNATIVE,
+        ));
     }
     out.extend(format!("--{ALTERNATIVE}--\r\n").into_bytes());
     let info: Value = form::text(fields, "attachment-info")
         .and_then(|c| serde_json::from_str(&c).ok())
         .unwrap_or(Value::Null);
-    for file in fields.iter().filter(|f| f.name.starts_with("attachment") && f.name[10..].parse::<u32>().is_ok()) {
+    for file in fields
+        .iter()
+        .filter(|f| f.name.starts_with("attachment") && f.name[10..].parse::<u32>().is_ok())
+    {
         let meta = &info[file.name.as_str()];
         let filename = meta["filename"]
             .as_str()
@@ -132,7 +154,10 @@ fn rebuild_parsed(fields: &[Field]) -> Vec<u8> {
             .map(str::to_string)
             .or_else(|| file.filename.clone())
             .unwrap_or_else(|| file.name.clone());
-        let declared = meta["type"].as_str().map(str::to_string).or_else(|| file.content_type.clone());
+        let declared = meta["type"]
+            .as_str()
+            .map(str::to_string)
+            .or_else(|| file.content_type.clone());
         let content_type = declared
             .map(|t| t.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
             .filter(|t| is_media_type(t))
@@ -173,7 +198,10 @@ fn original_headers(block: &[u8]) -> Vec<u8> {
 fn part(content_type: &str, filename: Option<&str>, data: &[u8], boundary: &str) -> Vec<u8> {
     let mut out = format!("--{boundary}\r\nContent-Type: {content_type}\r\nContent-Transfer-Encoding: base64\r\n");
     if let Some(name) = filename {
-        out.push_str(&format!("Content-Disposition: attachment; {}\r\n", filename_parameter(name)));
+        out.push_str(&format!(
+            "Content-Disposition: attachment; {}\r\n",
+            filename_parameter(name)
+        ));
     }
     out.push_str("\r\n");
     let encoded = base64::engine::general_purpose::STANDARD.encode(data);
@@ -209,11 +237,18 @@ fn encoded_word(value: &[u8], charset: &str) -> String {
     if value.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
         return String::from_utf8_lossy(&value).into_owned();
     }
-    format!("=?{charset}?B?{}?=", base64::engine::general_purpose::STANDARD.encode(&value))
+    format!(
+        "=?{charset}?B?{}?=",
+        base64::engine::general_purpose::STANDARD.encode(&value)
+    )
 }
 
 fn is_media_type(t: &str) -> bool {
-    let ok = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b));
+    let ok = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b))
+    };
     t.len() <= 100 && t.split_once('/').is_some_and(|(a, b)| ok(a) && ok(b))
 }
 
@@ -258,7 +293,11 @@ mod tests {
         assert_eq!(attachment.contents(), b"%PDF-1.4 \x00\x01");
         let text = String::from_utf8_lossy(&post.raw);
         assert!(text.contains("X-Recoverydesk-Rebuilt: from a SendGrid"));
-        assert_eq!(text.matches("MIME-Version").count(), 1, "the original structure headers go");
+        assert_eq!(
+            text.matches("MIME-Version").count(),
+            1,
+            "the original structure headers go"
+        );
     }
 
     #[test]
