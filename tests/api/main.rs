@@ -11,6 +11,7 @@ mod console;
 mod diagnosis;
 mod directory;
 mod doors;
+mod dovecot;
 mod erase;
 mod forgot_username;
 mod hardening;
