@@ -71,7 +71,9 @@ const MAX_VALUE: usize = 4096;
 
 /// The verdict of a message whose `From:` domain is `from_domain`, given its
 /// `Authentication-Results` values (topmost first), the configured authserv-id, and what a
-/// provider said (which, when it says anything, is the result: the provider received it).
+/// provider said. A message a provider posted never passed the operator's own server, so its
+/// headers are not believed at all (a sender could have written one with the operator's id):
+/// only the provider's fields count.
 pub fn verdict(
     results: &[&str],
     authserv_id: Option<&str>,
@@ -79,10 +81,7 @@ pub fn verdict(
     provider: Option<&ProviderAuth>,
 ) -> Verdict {
     if let Some(p) = provider {
-        let v = from_provider(p, from_domain);
-        if p.spf.is_some() || p.dkim.is_some() {
-            return v;
-        }
+        return from_provider(p, from_domain);
     }
     let Some(id) = authserv_id.map(str::trim).filter(|id| !id.is_empty()) else {
         return Verdict::none("no RECOVERYDESK_AUTHSERV_ID: no Authentication-Results header is trusted");
@@ -379,5 +378,16 @@ mod tests {
             dkim: Some("Pass".into()),
         };
         assert_eq!(v(mg), SenderAuth::Pass);
+        // A provider's post: a header claiming our id is not believed, whatever it says.
+        let quiet = ProviderAuth {
+            provider: "sendgrid",
+            spf: None,
+            dkim: None,
+        };
+        let ours = "mx.desk.example; dmarc=pass header.from=owner.example";
+        assert_eq!(
+            verdict(&[ours], ID, "owner.example", Some(&quiet)).verdict,
+            SenderAuth::None
+        );
     }
 }
