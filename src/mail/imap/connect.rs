@@ -28,6 +28,9 @@ pub enum ConnectError {
     Login { user: String, reason: String },
     #[error("IMAP: {0}")]
     Protocol(String),
+    /// The password file cannot be read (read when the mailbox is opened, not at start).
+    #[error("{0}")]
+    Password(String),
 }
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
@@ -89,12 +92,10 @@ async fn login(
     if greet {
         greeting(&mut client).await?;
     }
-    let attempt = tokio::time::timeout(
-        CONNECT_TIMEOUT,
-        client.login(&settings.user, settings.password.expose()),
-    )
-    .await
-    .map_err(|_| ConnectError::Protocol("no answer to LOGIN".into()))?;
+    let password = settings.password.read().map_err(ConnectError::Password)?;
+    let attempt = tokio::time::timeout(CONNECT_TIMEOUT, client.login(&settings.user, &password))
+        .await
+        .map_err(|_| ConnectError::Protocol("no answer to LOGIN".into()))?;
     attempt.map_err(|(e, _)| ConnectError::Login {
         user: settings.user.clone(),
         reason: e.to_string(),

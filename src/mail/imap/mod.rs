@@ -18,19 +18,39 @@ pub enum Security {
     StartTls,
 }
 
-/// The password, never printed.
+/// The password, never printed: given inline, or a file read when the mailbox is opened (so a
+/// command that never fetches, the mailgate say, does not need to be able to read it).
 #[derive(Clone, PartialEq, Eq)]
-pub struct Password(String);
+pub enum Password {
+    Inline(String),
+    File(std::path::PathBuf),
+}
 
 impl Password {
-    pub fn expose(&self) -> &str {
-        &self.0
+    /// The password itself: the variable, or the first line of the file.
+    pub fn read(&self) -> Result<String, String> {
+        let password = match self {
+            Password::Inline(p) => p.clone(),
+            Password::File(file) => std::fs::read_to_string(file)
+                .map_err(|e| format!("RECOVERYDESK_IMAP_PASSWORD_FILE {}: {e}", file.display()))?
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+        };
+        if password.is_empty() {
+            return Err("the IMAP password (RECOVERYDESK_IMAP_PASSWORD or its file) is empty".into());
+        }
+        Ok(password)
     }
 }
 
 impl fmt::Debug for Password {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Password(…)")
+        match self {
+            Password::Inline(_) => f.write_str("Password(…)"),
+            Password::File(path) => write!(f, "Password(file {})", path.display()),
+        }
     }
 }
 
@@ -56,13 +76,8 @@ impl ImapSettings {
         };
         let parsed = parse_url(url)?;
         let password = match (&o.imap_password, &o.imap_password_file) {
-            (Some(p), _) if !p.is_empty() => p.clone(),
-            (_, Some(file)) if !file.as_os_str().is_empty() => std::fs::read_to_string(file)
-                .map_err(|e| format!("RECOVERYDESK_IMAP_PASSWORD_FILE {}: {e}", file.display()))?
-                .lines()
-                .next()
-                .unwrap_or_default()
-                .to_string(),
+            (Some(p), _) if !p.is_empty() => Password::Inline(p.clone()),
+            (_, Some(file)) if !file.as_os_str().is_empty() => Password::File(file.clone()),
             _ => {
                 return Err(
                     "RECOVERYDESK_IMAP_URL is set but neither RECOVERYDESK_IMAP_PASSWORD nor RECOVERYDESK_IMAP_PASSWORD_FILE is"
@@ -70,9 +85,6 @@ impl ImapSettings {
                 );
             }
         };
-        if password.is_empty() {
-            return Err("the IMAP password (RECOVERYDESK_IMAP_PASSWORD or its file) is empty".into());
-        }
         let poll_seconds: u64 = crate::config::number("RECOVERYDESK_IMAP_POLL_SECONDS", &o.imap_poll_seconds)?;
         if poll_seconds == 0 {
             return Err("RECOVERYDESK_IMAP_POLL_SECONDS must be at least 1".into());
@@ -87,7 +99,7 @@ impl ImapSettings {
             return Err("RECOVERYDESK_IMAP_DONE_FOLDER must differ from the folder fetched".into());
         }
         Ok(Some(ImapSettings {
-            password: Password(password),
+            password,
             poll_seconds,
             done_folder,
             ca_file: o.smtp_ca_file.clone().filter(|p| !p.as_os_str().is_empty()),
@@ -153,7 +165,7 @@ pub fn parse_url(url: &str) -> Result<ImapSettings, String> {
         port,
         user,
         folder,
-        password: Password(String::new()),
+        password: Password::Inline(String::new()),
         poll_seconds: 60,
         done_folder: "recoverydesk-processed".into(),
         ca_file: None,
