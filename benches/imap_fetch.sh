@@ -74,10 +74,16 @@ EOF
 
 say "generating $COUNT messages (seed $SEED)"
 python3 benches/gen_maildir.py --count "$COUNT" --seed "$SEED" --id-prefix imap "$WORK/gen" 2>"$WORK/gen.txt"
-fill() { # put the generated messages in the INBOX
-    find "$WORK/gen" -type f \( -path '*/cur/*' -o -path '*/new/*' \) | sort | while read -r f; do
-        cp "$f" "$WORK/home/desk/Maildir/new/$(basename "$f" | cut -d: -f1)"
-    done
+fill() { # put the generated messages in the INBOX (as a delivery agent would: files in new/)
+    python3 - "$WORK" <<'PY'
+import os, shutil, sys
+work = sys.argv[1]
+dest = os.path.join(work, "home/desk/Maildir/new")
+for sub in ("cur", "new"):
+    folder = os.path.join(work, "gen", sub)
+    for name in sorted(os.listdir(folder)):
+        shutil.copyfile(os.path.join(folder, name), os.path.join(dest, name.split(":")[0]))
+PY
     chown -R nobody:nogroup "$WORK/home"
 }
 fill
