@@ -112,6 +112,39 @@ pub struct GlobalOptions {
     /// system's trust store and the built-in web roots (for a relay with a private CA).
     #[arg(long, env = "SMTP_CA_FILE", global = true)]
     pub smtp_ca_file: Option<PathBuf>,
+    /// The authserv-id of the operator's own receiving server: only its
+    /// `Authentication-Results` header is believed (docs/mail-setup.md).
+    #[arg(long, env = "RECOVERYDESK_AUTHSERV_ID", global = true)]
+    pub authserv_id: Option<String>,
+    /// Key that Mailgun signs its webhook posts with (`POST /inbound/mailgun`).
+    #[arg(
+        long,
+        env = "RECOVERYDESK_MAILGUN_SIGNING_KEY",
+        hide_env_values = true,
+        global = true
+    )]
+    pub mailgun_signing_key: Option<String>,
+    /// The mailbox `serve` and `fetch-imap` fetch: `imaps://user@host[:port]/FOLDER`, or
+    /// `imap://…` with STARTTLS (plain text only to a loopback address).
+    #[arg(long, env = "RECOVERYDESK_IMAP_URL", global = true)]
+    pub imap_url: Option<String>,
+    /// The mailbox's password (or app password).
+    #[arg(long, env = "RECOVERYDESK_IMAP_PASSWORD", hide_env_values = true, global = true)]
+    pub imap_password: Option<String>,
+    /// A file holding the mailbox's password (first line), instead of RECOVERYDESK_IMAP_PASSWORD.
+    #[arg(long, env = "RECOVERYDESK_IMAP_PASSWORD_FILE", global = true)]
+    pub imap_password_file: Option<PathBuf>,
+    /// Seconds between fetches when the server does not offer IDLE.
+    #[arg(long, env = "RECOVERYDESK_IMAP_POLL_SECONDS", default_value = "60", global = true)]
+    pub imap_poll_seconds: String,
+    /// Folder fetched messages are moved to once stored (created if missing).
+    #[arg(
+        long,
+        env = "RECOVERYDESK_IMAP_DONE_FOLDER",
+        default_value = "recoverydesk-processed",
+        global = true
+    )]
+    pub imap_done_folder: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -137,6 +170,16 @@ pub enum Command {
         /// Answer the imported messages as if they arrived now (acknowledgements, workflow mail).
         #[arg(long)]
         send_acknowledgements: bool,
+    },
+    /// Fetch the IMAP mailbox of RECOVERYDESK_IMAP_URL once (for cron and tests) and exit.
+    ///
+    /// Prints one summary line with counts per outcome. Exit status: 0 when every message was
+    /// handled; 75 when the mailbox could not be reached or logged into, or a message failed
+    /// temporarily (it stays in the mailbox for the next run).
+    FetchImap {
+        /// Fetch what is there and exit (the only mode: `serve` fetches continuously).
+        #[arg(long)]
+        once: bool,
     },
     /// Manage the account directory.
     #[command(subcommand)]

@@ -31,6 +31,7 @@ pub fn run(cli: Cli) -> ExitCode {
             dir,
             send_acknowledgements,
         } => import_maildir(&settings, &dir, send_acknowledgements),
+        Command::FetchImap { once } => return fetch_imap(&settings, once),
         Command::Accounts(AccountsCommand::Import { file }) => import_accounts(&settings, &file),
         Command::AuthLog(AuthLogCommand::Import { file }) => import_auth_log(&settings, &file),
         Command::Agents(AgentsCommand::Add {
@@ -378,4 +379,47 @@ fn import_maildir(
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// `fetch-imap --once`: one round over the mailbox, one summary line; 75 when the mailbox
+/// could not be reached or logged into, or a message failed temporarily. Without `--once` it
+/// fetches continuously, as `serve` does.
+fn fetch_imap(settings: &Settings, once: bool) -> ExitCode {
+    let Some(imap) = settings.imap.clone() else {
+        eprintln!("recoverydesk fetch-imap: RECOVERYDESK_IMAP_URL is not set");
+        return ExitCode::from(64);
+    };
+    let (pool, desk) = match prepare(settings) {
+        Ok(opened) => opened,
+        Err(e) => {
+            eprintln!("recoverydesk fetch-imap: {e}");
+            return ExitCode::from(EX_TEMPFAIL);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("recoverydesk fetch-imap: {e}");
+            return ExitCode::from(EX_TEMPFAIL);
+        }
+    };
+    if !once {
+        runtime.block_on(crate::services::imap_fetch::run_forever(pool, desk, imap));
+        return ExitCode::SUCCESS;
+    }
+    let holder = crate::services::imap_fetch::holder_id();
+    match runtime.block_on(crate::services::imap_fetch::fetch_once(&pool, &desk, &imap, &holder)) {
+        Ok(summary) => {
+            println!("{}", summary.line(&imap.mailbox_name()));
+            if summary.failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EX_TEMPFAIL)
+            }
+        }
+        Err(e) => {
+            eprintln!("recoverydesk fetch-imap: {e}");
+            ExitCode::from(EX_TEMPFAIL)
+        }
+    }
 }

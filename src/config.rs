@@ -34,6 +34,11 @@ pub struct Settings {
     pub metrics_token: Option<String>,
     /// The time that expiry rules read (tests move it).
     pub clock: crate::clock::Clock,
+    /// Whose `Authentication-Results` header is believed (`RECOVERYDESK_AUTHSERV_ID`).
+    pub authserv_id: Option<String>,
+    pub mailgun_signing_key: Option<String>,
+    /// The mailbox to fetch, when one is configured.
+    pub imap: Option<crate::mail::imap::ImapSettings>,
 }
 
 impl Settings {
@@ -92,7 +97,15 @@ impl Settings {
                 "RECOVERYDESK_API_RATE_LIMIT must be a number of requests a minute from 1 to {MAX_API_RATE_LIMIT}, not {api_rate_limit}"
             ));
         }
+        let imap = crate::mail::imap::ImapSettings::from_options(o)?;
         Ok(Settings {
+            authserv_id: o
+                .authserv_id
+                .clone()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty()),
+            mailgun_signing_key: o.mailgun_signing_key.clone().filter(|s| !s.is_empty()),
+            imap,
             database_url,
             bind: o.bind.clone(),
             base_url,
@@ -118,7 +131,7 @@ impl Settings {
 }
 
 /// A whole number, or a message naming the setting (never clap's usage error: see `cli`).
-fn number<T: std::str::FromStr>(name: &str, text: &str) -> Result<T, String> {
+pub(crate) fn number<T: std::str::FromStr>(name: &str, text: &str) -> Result<T, String> {
     text.trim()
         .parse()
         .map_err(|_| format!("{name} must be a whole number, not {text:?}"))

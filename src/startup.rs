@@ -70,6 +70,9 @@ impl Application {
             None
         };
         spawn_hourly_purge(pool.clone(), settings.auth_log_retention_days);
+        if let Some(imap) = settings.imap.clone() {
+            spawn_imap_fetcher(pool.clone(), desk.clone(), imap);
+        }
         let state = AppState { pool, desk };
         let server = HttpServer::new(move || {
             App::new()
@@ -113,6 +116,20 @@ async fn console_stylesheet() -> HttpResponse {
         .content_type("text/css; charset=utf-8")
         .insert_header(("Cache-Control", "public, max-age=3600"))
         .body(include_str!("../static/css/console.css"))
+}
+
+/// Fetches the IMAP mailbox (docs/reference.md#imap) on a thread of its own, so a slow
+/// mailbox never holds the web server's workers; it ends with the process.
+fn spawn_imap_fetcher(pool: Pool, desk: crate::services::Desk, imap: crate::mail::imap::ImapSettings) {
+    let started = std::thread::Builder::new().name("imap-fetch".into()).spawn(move || {
+        match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(runtime) => runtime.block_on(crate::services::imap_fetch::run_forever(pool, desk, imap)),
+            Err(e) => tracing::error!(error = %e, "the IMAP fetcher could not start"),
+        }
+    });
+    if let Err(e) = started {
+        tracing::error!(error = %e, "the IMAP fetcher could not start");
+    }
 }
 
 /// Purges expired rows hourly (authentication events past their retention, rate-limit rows

@@ -7,6 +7,7 @@ pub mod auth_events;
 pub mod backup;
 pub mod console;
 pub mod erase;
+pub mod imap;
 pub mod inbound;
 pub mod locks;
 pub mod outbox;

@@ -333,3 +333,16 @@ diesel::table! {
         created_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    /// One IMAP poller at a time across instances, and the mailbox's health (migration 000016).
+    imap_leases (mailbox) {
+        mailbox -> Text,
+        holder -> Text,
+        expires_at -> Timestamp,
+        uid_validity -> Nullable<BigInt>,
+        last_ok_at -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+        last_error_at -> Nullable<Timestamp>,
+    }
+}

@@ -146,6 +146,14 @@ impl TicketChange {
     }
 }
 
+/// Raises the ticket's flag (a forged sender, say), inside the caller's transaction.
+pub fn raise_flag(conn: &mut AnyConnection, id: i64) -> QueryResult<()> {
+    diesel::update(tickets::table.filter(tickets::id.eq(id)))
+        .set((tickets::flagged.eq(true), tickets::version.eq(tickets::version + 1)))
+        .execute(conn)?;
+    Ok(())
+}
+
 /// Returns false when someone else changed the ticket since it was loaded.
 pub fn update_if_version(conn: &mut AnyConnection, id: i64, version: i64, change: &TicketChange) -> QueryResult<bool> {
     let rows = diesel::update(

@@ -52,6 +52,11 @@ impl EmailAddress {
         normalize(&self.0)
     }
 
+    /// The part after the last `@`.
+    pub fn domain(&self) -> &str {
+        self.0.rsplit_once('@').map(|(_, d)| d).unwrap_or_default()
+    }
+
     /// Same mailbox, whatever the case.
     pub fn same_as(&self, other: &str) -> bool {
         self.normalized() == normalize(other)

@@ -1,4 +1,5 @@
 //! Mail: outbound (templates, composition, delivery). Inbound comes with the mailgate.
 
+pub mod imap;
 pub mod inbound;
 pub mod outbound;

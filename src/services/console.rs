@@ -124,6 +124,8 @@ pub struct ThreadEntry {
     pub stranger: bool,
     pub attachments: Vec<(i64, String, i64)>,
     pub mail_status: Option<String>,
+    /// The sender-authentication verdict of an inbound mail (`pass`, `fail`, `none`) and its detail.
+    pub sender_auth: Option<(String, String)>,
 }
 
 pub struct AuditEntry {
@@ -149,6 +151,9 @@ pub struct TicketPage {
     pub actions: Vec<ActionEntry>,
     pub checklist: Vec<CheckEntry>,
     pub verification_summary: Option<String>,
+    /// Supporting evidence for the checklist: a message from the registered address whose
+    /// sender authentication passed (docs/reference.md#sender-authentication).
+    pub sender_evidence: Option<String>,
     pub thread: Vec<ThreadEntry>,
     pub audit: Vec<AuditEntry>,
     pub agents: Vec<(String, String)>,
@@ -239,6 +244,7 @@ pub fn ticket_page(conn: &mut AnyConnection, desk: &Desk, id: i64) -> Result<Tic
     let mut thread = vec![];
     let mut audit = vec![];
     let mut current_ip = None;
+    let mut sender_evidence = None;
     for e in &events {
         let data: serde_json::Value = serde_json::from_str(&e.data).unwrap_or_default();
         if e.event_type == "created" {
@@ -270,7 +276,24 @@ pub fn ticket_page(conn: &mut AnyConnection, desk: &Desk, id: i64) -> Result<Tic
                 stranger: m.sender_role == "stranger",
                 attachments: files.remove(&m.id).unwrap_or_default(),
                 mail_status: m.message_id.as_ref().and_then(|mid| mail_status.get(mid).cloned()),
+                sender_auth: data["sender_auth"].as_str().map(|verdict| {
+                    let detail = data["sender_auth_detail"].as_str().unwrap_or_default();
+                    (verdict.to_string(), detail.to_string())
+                }),
             });
+            // A pass from the account's registered address supports the owner's claim.
+            let registered = loaded
+                .account
+                .as_ref()
+                .is_some_and(|a| m.from_address.as_deref().is_some_and(|f| a.is_registered_email(f)));
+            if data["sender_auth"] == "pass" && registered && m.sender_role != "stranger" {
+                sender_evidence.get_or_insert_with(|| {
+                    format!(
+                        "Mail from the registered address passed sender authentication ({}).",
+                        data["sender_auth_detail"].as_str().unwrap_or("pass")
+                    )
+                });
+            }
         }
         audit.push(AuditEntry {
             at,
@@ -316,6 +339,7 @@ pub fn ticket_page(conn: &mut AnyConnection, desk: &Desk, id: i64) -> Result<Tic
         actions,
         checklist,
         verification_summary,
+        sender_evidence,
         thread,
         audit,
         agents,

@@ -3,6 +3,7 @@
 //! at all with an error the channel turns into a temporary failure (docs/reference.md#inbound-mail).
 
 use super::intake::{self, Routable, ToQuarantine, Verdict};
+use super::messages::MailExtras;
 use super::redaction::Scrubbed;
 use super::tickets::{self, Channel, OpenTicket};
 use super::{Actor, Desk, ServiceError};
@@ -10,6 +11,7 @@ use crate::db::tickets as ticket_rows;
 use crate::db::{self, AnyConnection, inbound as store};
 use crate::domain::diagnosis::{AuthChannel, phrases};
 use crate::domain::email_address::{EmailAddress, normalize};
+use crate::domain::sender_auth::ProviderAuth;
 use crate::domain::ticket::TicketRef;
 use crate::mail::inbound::quote;
 use serde::Serialize;
@@ -72,8 +74,27 @@ impl From<diesel::result::Error> for IngestError {
 
 /// Receives one raw message from `channel` (`mailgate`, `webhook`, `maildir`).
 pub fn ingest(conn: &mut AnyConnection, desk: &Desk, raw: &[u8], channel: &str) -> Result<Ingested, IngestError> {
+    ingest_from(conn, desk, raw, channel, None)
+}
+
+/// [`ingest`], with what a provider's webhook said about the sender.
+pub fn ingest_from(
+    conn: &mut AnyConnection,
+    desk: &Desk,
+    raw: &[u8],
+    channel: &str,
+    provider: Option<&ProviderAuth>,
+) -> Result<Ingested, IngestError> {
     let started = std::time::Instant::now();
-    let result = intake::prepare(desk, raw).and_then(|prepared| store_prepared(conn, desk, &prepared, channel, None));
+    let result = intake::prepare_from(desk, raw, provider).and_then(|prepared| {
+        let stored = store_prepared(conn, desk, &prepared, channel, None);
+        if let (Ok(i), Some(verdict)) = (&stored, prepared.sender_auth())
+            && matches!(i.outcome, Outcome::Created | Outcome::Appended)
+        {
+            desk.metrics.sender_auth(verdict);
+        }
+        stored
+    });
     let outcome = match &result {
         Ok(ingested) => ingested.outcome.as_str(),
         Err(IngestError::TooLarge { .. }) => "too_large",
@@ -250,8 +271,11 @@ fn route(
             .cloned(),
     );
     let by_headers = store::ticket_of_message_ids(conn, &thread_ids)?.or(bounced_ticket);
+    // A forged `From:` never threads by tag: the tag is only believed from the entitled.
+    let forged = r.message.mail.as_ref().is_some_and(MailExtras::forged);
     let target = match by_headers {
         Some(id) => Some(id),
+        None if forged => None,
         None => by_subject_tag(conn, desk, r.message.subject.as_str(), sender)?,
     };
     let (outcome, ticket_id, message_ref) = match target {
@@ -297,6 +321,9 @@ fn route(
             (Outcome::Created, opened.ticket.id, first)
         }
     };
+    if forged {
+        flag_forged_sender(conn, ticket_id, sender, r.message.mail.as_ref())?;
+    }
     store::record_delivery(
         conn,
         &store::NewDelivery {
@@ -314,6 +341,40 @@ fn route(
         ticket: Some(desk.ticket_ref(ticket_id)),
         quarantine_id: None,
     })
+}
+
+/// A `fail` verdict for a registered address, or for the ticket's requester: the ticket is
+/// flagged with a `forged_sender` event, so an agent sees that someone wrote in their name.
+fn flag_forged_sender(
+    conn: &mut AnyConnection,
+    ticket_id: i64,
+    sender: &EmailAddress,
+    mail: Option<&MailExtras>,
+) -> Result<(), ServiceError> {
+    let registered = !crate::db::accounts::views_by_email(conn, sender.as_str())?.is_empty();
+    let requester = ticket_rows::find(conn, ticket_id)?.is_some_and(|t| t.requester_normalized == sender.normalized());
+    if !(registered || requester) {
+        return Ok(());
+    }
+    ticket_rows::insert_event(
+        conn,
+        ticket_id,
+        "forged_sender",
+        "system",
+        &json!({
+            "from": sender.as_str(),
+            "registered_address": registered,
+            "sender_auth": "fail",
+            "sender_auth_detail": mail.and_then(|m| m.sender_auth_detail.as_deref()),
+        }),
+        None,
+    )?;
+    ticket_rows::raise_flag(conn, ticket_id)?;
+    tracing::warn!(
+        ticket = ticket_id,
+        "a message failed sender authentication for a known address: flagged"
+    );
+    Ok(())
 }
 
 /// `[RD-12]` in the subject threads only for the ticket's requester or the registered address

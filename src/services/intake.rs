@@ -10,6 +10,7 @@ use crate::domain::classify::classify;
 use crate::domain::diagnosis::{AuthChannel, phrases};
 use crate::domain::email_address::EmailAddress;
 use crate::domain::scrubbed::ScrubbedBytes;
+use crate::domain::sender_auth::{self, ProviderAuth};
 use crate::domain::ticket::Kind;
 use crate::mail::inbound::dsn::bounce_reason;
 use crate::mail::inbound::fingerprint::ContentHash;
@@ -20,6 +21,11 @@ use serde_json::json;
 /// classification), before any transaction: one large message never holds the database.
 /// Nothing read here from the message leaves it unscrubbed.
 pub fn prepare(desk: &Desk, raw: &[u8]) -> Result<Prepared, IngestError> {
+    prepare_from(desk, raw, None)
+}
+
+/// [`prepare`], with what a provider's webhook said about the sender (docs/reference.md#sender-authentication).
+pub fn prepare_from(desk: &Desk, raw: &[u8], provider: Option<&ProviderAuth>) -> Result<Prepared, IngestError> {
     let limit = desk.settings.max_message_bytes;
     if raw.len() as u64 > limit {
         return Err(IngestError::TooLarge { size: raw.len(), limit });
@@ -95,7 +101,22 @@ pub fn prepare(desk: &Desk, raw: &[u8]) -> Result<Prepared, IngestError> {
     let named = named.map(|(name, channel)| (s.scrub(&name), channel));
     let failed_at = s.scrub_opt(phrases::failed_at_in(text.as_str()).as_deref());
     let html = scrubbed.html.clone();
+    // Who really sent it, decided before routing: a forged owner is routed as a stranger.
+    let results: Vec<&str> = mail
+        .headers
+        .iter()
+        .filter(|(name, _)| name == "authentication-results")
+        .map(|(_, value)| value.as_str())
+        .collect();
+    let auth = sender_auth::verdict(
+        &results,
+        desk.settings.authserv_id.as_deref(),
+        sender.domain(),
+        provider,
+    );
     let extras = MailExtras {
+        sender_auth: auth.verdict,
+        sender_auth_detail: Some(s.scrub(&auth.detail).into_string()),
         message_id: message_id.clone(),
         content_hash: content_hash.current.clone(),
         from: sender.as_str().to_string(),
@@ -186,6 +207,14 @@ impl Prepared {
                 subject,
                 copy,
             })),
+        }
+    }
+
+    /// The sender-authentication verdict of a message that will be routed.
+    pub fn sender_auth(&self) -> Option<crate::domain::sender_auth::SenderAuth> {
+        match &self.verdict {
+            Verdict::Route(r) => r.message.mail.as_ref().map(|m| m.sender_auth),
+            Verdict::Quarantine(_) => None,
         }
     }
 

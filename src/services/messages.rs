@@ -12,6 +12,7 @@ use crate::db::tickets::{self as ticket_rows, NewMessage, TicketRow};
 use crate::db::{AnyConnection, inbound as store};
 use crate::domain::redact::SecretKind;
 use crate::domain::scrubbed::{Scrubbed, ScrubbedBytes};
+use crate::domain::sender_auth::SenderAuth;
 use crate::domain::workflow;
 use crate::domain::workflow::conversation::{self, Sender};
 use serde_json::{Value, json};
@@ -28,6 +29,16 @@ pub struct MailExtras {
     pub auto_generated: Option<String>,
     pub raw: ScrubbedBytes,
     pub attachments: Vec<ScrubbedAttachment>,
+    /// Who really sent it (docs/reference.md#sender-authentication), and the words it was read from.
+    pub sender_auth: SenderAuth,
+    pub sender_auth_detail: Option<String>,
+}
+
+impl MailExtras {
+    /// A `From:` that the sender's own domain says is forged: routed as a stranger's mail.
+    pub fn forged(&self) -> bool {
+        self.sender_auth == SenderAuth::Fail
+    }
 }
 
 /// A customer's message, ready to store: every text in it scrubbed.
@@ -110,6 +121,10 @@ pub(crate) fn store_message(
         if let Some(reason) = &mail.auto_generated {
             data["auto_generated"] = json!(reason);
         }
+        data["sender_auth"] = json!(mail.sender_auth.as_str());
+        if let Some(detail) = &mail.sender_auth_detail {
+            data["sender_auth_detail"] = json!(detail);
+        }
         store::store_raw(conn, message_ref, &mail.raw)?;
         let mut listed = vec![];
         for a in &mail.attachments {
@@ -154,7 +169,11 @@ pub(crate) fn append_customer_message(
     let row = &loaded.row;
     let from = from.unwrap_or(&row.requester);
     let normalized = crate::domain::email_address::normalize(from);
-    let who = if row.requester_normalized == normalized {
+    // A forged `From:` (sender_auth fail) speaks for nobody: a stranger's mail.
+    let forged = message.mail.as_ref().is_some_and(MailExtras::forged);
+    let who = if forged {
+        Sender::Stranger
+    } else if row.requester_normalized == normalized {
         Sender::Requester
     } else if loaded.account.as_ref().is_some_and(|a| a.is_registered_email(from)) {
         Sender::RegisteredEmail

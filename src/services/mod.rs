@@ -8,6 +8,7 @@ mod decision;
 pub mod diagnosis;
 pub mod erase;
 pub mod housekeeping;
+pub mod imap_fetch;
 pub mod inbound;
 mod intake;
 pub mod messages;

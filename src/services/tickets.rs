@@ -54,7 +54,13 @@ pub(crate) fn open_ticket_in_transaction(
             Some(reference) => accounts::resolve(conn, reference)?,
             None => None,
         };
-        let requester_accounts = accounts::views_by_email(conn, req.requester.as_str())?;
+        // A forged `From:` (sender_auth fail) is nobody's: no account is looked up for it.
+        let forged = req.inbound.as_ref().is_some_and(super::messages::MailExtras::forged);
+        let requester_accounts = if forged {
+            vec![]
+        } else {
+            accounts::views_by_email(conn, req.requester.as_str())?
+        };
         let account = account.or_else(|| requester_accounts.first().cloned());
         // What the creation rules decide on (a ban, above all) must not change before commit:
         // lock those accounts, then read them again as they are now.

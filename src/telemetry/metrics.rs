@@ -51,6 +51,11 @@ struct ChannelLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VerdictLabel {
+    verdict: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: &'static str,
 }
@@ -74,6 +79,7 @@ pub struct Metrics {
     forms: Family<FormResult, Counter>,
     http_duration: Family<RouteLabel, Histogram, fn() -> Histogram>,
     ingest_duration: Family<ChannelLabel, Histogram, fn() -> Histogram>,
+    sender_auth: Family<VerdictLabel, Counter>,
 }
 
 impl fmt::Debug for Metrics {
@@ -90,7 +96,7 @@ impl Default for Metrics {
 
 /// Every ingestion channel the code passes (`services::inbound::ingest`); anything else is
 /// counted as `other` rather than minting a label.
-const CHANNELS: [&str; 5] = ["mailgate", "webhook", "maildir", "imap", "retry"];
+const CHANNELS: [&str; 7] = ["mailgate", "webhook", "maildir", "imap", "retry", "sendgrid", "mailgun"];
 
 fn channel(name: &str) -> &'static str {
     CHANNELS.iter().find(|c| **c == name).copied().unwrap_or("other")
@@ -145,6 +151,12 @@ impl Metrics {
             "Time to ingest one inbound message, by channel",
             ingest_duration.clone(),
         );
+        let sender_auth = Family::<VerdictLabel, Counter>::default();
+        registry.register(
+            "recoverydesk_inbound_sender_auth",
+            "Inbound messages routed, by sender-authentication verdict (pass, fail, none)",
+            sender_auth.clone(),
+        );
         registry.register(
             "recoverydesk_build",
             "The running version",
@@ -161,7 +173,17 @@ impl Metrics {
             forms,
             http_duration,
             ingest_duration,
+            sender_auth,
         }
+    }
+
+    /// The sender-authentication verdict of one routed message.
+    pub fn sender_auth(&self, verdict: crate::domain::sender_auth::SenderAuth) {
+        self.sender_auth
+            .get_or_create(&VerdictLabel {
+                verdict: verdict.as_str(),
+            })
+            .inc();
     }
 
     /// One inbound message handled: its channel, its outcome and how long it took.

@@ -1,12 +1,44 @@
 use super::AppState;
 use actix_web::{HttpResponse, web};
+use serde_json::{Value, json};
 
-/// 200 when the database answers, 503 otherwise (for load balancers and monitoring).
+/// 200 when the database answers, 503 otherwise (for load balancers and monitoring). With an
+/// IMAP mailbox configured, `imap` says how its last fetch went (a refused login, say): the
+/// web side stays up, so the status code does not change for it.
 pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
-    let reachable = state.run(|conn, _| Ok(crate::db::ping(conn))).await.unwrap_or(false);
-    if reachable {
-        HttpResponse::Ok().json(serde_json::json!({"status": "ok", "database": "reachable"}))
-    } else {
-        HttpResponse::ServiceUnavailable().json(serde_json::json!({"status": "unavailable", "database": "unreachable"}))
+    let imap = state.desk.settings.imap.as_ref().map(|s| s.mailbox_name());
+    let checked = state
+        .run(move |conn, _| {
+            let reachable = crate::db::ping(conn);
+            let mailbox = match (&imap, reachable) {
+                (Some(name), true) => Some(imap_detail(name, crate::db::imap::find(conn, name).ok().flatten())),
+                _ => None,
+            };
+            Ok((reachable, mailbox))
+        })
+        .await;
+    match checked {
+        Ok((true, mailbox)) => {
+            let mut body = json!({"status": "ok", "database": "reachable"});
+            if let Some(detail) = mailbox {
+                body["imap"] = detail;
+            }
+            HttpResponse::Ok().json(body)
+        }
+        _ => HttpResponse::ServiceUnavailable().json(json!({"status": "unavailable", "database": "unreachable"})),
+    }
+}
+
+fn imap_detail(mailbox: &str, row: Option<crate::db::imap::LeaseRow>) -> Value {
+    let at = |t: Option<chrono::NaiveDateTime>| t.map(crate::services::view::rfc3339);
+    match row {
+        Some(r) if r.last_error.is_some() => json!({
+            "mailbox": mailbox, "status": "error", "error": r.last_error,
+            "error_at": at(r.last_error_at), "last_ok_at": at(r.last_ok_at),
+        }),
+        Some(r) if r.last_ok_at.is_some() => {
+            json!({"mailbox": mailbox, "status": "ok", "last_ok_at": at(r.last_ok_at)})
+        }
+        _ => json!({"mailbox": mailbox, "status": "not fetched yet"}),
     }
 }

@@ -1,5 +1,6 @@
 //! `POST /inbound/email`: an inbound-parse webhook posts the raw message. 200 with the same JSON
 //! line as the mailgate; 401 without the token; 413 too large; 503 when the sender must retry.
+//! The provider webhooks (`/inbound/sendgrid`, `/inbound/mailgun`) live in `web::providers`.
 
 use super::AppState;
 use crate::error::ApiError;
@@ -9,18 +10,27 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 use subtle::ConstantTimeEq;
 
-fn authorised(req: &HttpRequest, expected: Option<&str>) -> bool {
+pub(super) fn authorised(req: &HttpRequest, expected: Option<&str>) -> bool {
     let Some(expected) = expected else {
         tracing::warn!("inbound mail was posted but RECOVERYDESK_INBOUND_TOKEN is not set: refused");
         return false;
     };
-    let given = req
+    let authorization = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
-    bool::from(given.as_bytes().ct_eq(expected.as_bytes()))
+    // Providers post to a URL carrying credentials (`https://any:TOKEN@desk/…`): HTTP basic
+    // auth with any user and the token as password is the same token.
+    let given = match authorization.strip_prefix("Bearer ") {
+        Some(token) => token.as_bytes().to_vec(),
+        None => authorization
+            .strip_prefix("Basic ")
+            .and_then(|b| base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b.trim()).ok())
+            .and_then(|pair| pair.iter().position(|b| *b == b':').map(|at| pair[at + 1..].to_vec()))
+            .unwrap_or_default(),
+    };
+    bool::from(given.ct_eq(expected.as_bytes()))
 }
 
 pub async fn receive_mail(

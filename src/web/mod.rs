@@ -6,6 +6,7 @@ pub mod health;
 pub mod inbound;
 pub mod metrics;
 pub mod portal;
+pub mod providers;
 pub mod security;
 
 use crate::db::{Pool, PooledConnection};
@@ -76,6 +77,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/healthz", web::get().to(health::healthz))
         .route("/metrics", web::get().to(metrics::metrics))
         .route("/inbound/email", web::post().to(inbound::receive_mail))
+        .route("/inbound/sendgrid", web::post().to(providers::receive_sendgrid))
+        .route("/inbound/mailgun", web::post().to(providers::receive_mailgun))
+        // Mailgun forwards `body-mime` only to a URL ending in "mime".
+        .route("/inbound/mailgun/mime", web::post().to(providers::receive_mailgun))
         .route("/verify/{token}", web::get().to(portal::verify::show_challenge))
         .route("/verify/{token}", web::post().to(portal::verify::confirm_challenge))
         .service(

@@ -4,7 +4,9 @@
 pub mod autogen;
 pub mod dsn;
 pub mod fingerprint;
+pub mod form;
 pub mod parse;
+pub mod provider;
 pub mod quote;
 pub mod rebuild;
 pub mod sanitize;
