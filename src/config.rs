@@ -30,6 +30,8 @@ pub struct Settings {
     pub api_rate_limit: u32,
     /// Whether `serve` runs the outbox sender (tests drive it themselves).
     pub run_mail_sender: bool,
+    /// Where `serve` takes mail from `mailgate` (`RECOVERYDESK_SOCKET`); None: nowhere.
+    pub socket: Option<PathBuf>,
 }
 
 impl Settings {
@@ -88,6 +90,7 @@ impl Settings {
                 "RECOVERYDESK_API_RATE_LIMIT must be a number of requests a minute from 1 to {MAX_API_RATE_LIMIT}, not {api_rate_limit}"
             ));
         }
+        let socket = socket_path(o.socket.as_deref(), &database_url);
         Ok(Settings {
             database_url,
             bind: o.bind.clone(),
@@ -107,7 +110,34 @@ impl Settings {
             form_rate_limit: form_rate_limit.max(1),
             api_rate_limit,
             run_mail_sender: true,
+            socket,
         })
+    }
+}
+
+/// `RECOVERYDESK_SOCKET`: a path, `none` (no socket), or unset: beside the SQLite file
+/// (its path + `.sock`), or `recoverydesk.sock` in the service's runtime directory.
+fn socket_path(given: Option<&std::path::Path>, database_url: &DatabaseUrl) -> Option<PathBuf> {
+    match given.filter(|p| !p.as_os_str().is_empty()) {
+        Some(p) if p.as_os_str() == "none" => None,
+        Some(p) => Some(p.to_path_buf()),
+        None => match database_url {
+            DatabaseUrl::Sqlite(path) => {
+                let mut name = path.as_os_str().to_owned();
+                name.push(".sock");
+                Some(PathBuf::from(name))
+            }
+            DatabaseUrl::Postgres(_) => ["RUNTIME_DIRECTORY", "XDG_RUNTIME_DIR"]
+                .iter()
+                .filter_map(|var| std::env::var_os(var))
+                .filter_map(|dirs| {
+                    // systemd may list several directories, separated by colons.
+                    let first = dirs.to_string_lossy().split(':').next().unwrap_or("").to_string();
+                    (!first.is_empty()).then(|| PathBuf::from(first))
+                })
+                .next()
+                .map(|dir| dir.join("recoverydesk.sock")),
+        },
     }
 }
 

@@ -11,6 +11,7 @@ pub mod files;
 pub mod mail;
 pub mod mailgate;
 pub mod services;
+pub mod socket;
 pub mod startup;
 pub mod telemetry;
 pub mod web;

@@ -98,7 +98,9 @@ pub(crate) struct Served {
 impl Served {
     pub(crate) fn start(env: &[(&str, &str)]) -> Served {
         let mut env = env.to_vec();
-        env.push(("RECOVERYDESK_BIND", "127.0.0.1:0"));
+        if !env.iter().any(|(k, _)| *k == "RECOVERYDESK_BIND") {
+            env.push(("RECOVERYDESK_BIND", "127.0.0.1:0"));
+        }
         env.push(("RUST_LOG", "info"));
         let mut child = command(&env, &["serve"], 0o022)
             .stdin(Stdio::null())
@@ -136,6 +138,17 @@ impl Served {
             }
         }
         panic!("serve never said {words:?}; it said:\n{}", seen.join("\n"));
+    }
+
+    /// The process id of `serve`.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL (kill -9): no clean-up of any kind, as in a crash.
+    pub(crate) fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// SIGTERM, then the exit status (within `limit`).
