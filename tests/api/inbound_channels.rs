@@ -431,3 +431,50 @@ async fn nul_bytes(app: TestApp) {
     let redelivered = [b"From nul@y.test  Mon Nov 23 10:05:07 2026\r\nReturn-Path: <nul@y.test>\r\nDelivered-To: support@desk.test\r\n".as_slice(), raw].concat();
     assert_eq!(app.ingest(&redelivered).outcome, Outcome::Duplicate);
 }
+
+/// Many webhook deliveries at once go through the one writer (group commit): each message is
+/// stored once, duplicates sent at the same moment included, and every caller gets its answer.
+async fn concurrent_webhook_posts(app: TestApp) {
+    let app = app.respawn_with(&[("--inbound-token", "hook-secret-0123456789")]).await;
+    let url = format!("{}/inbound/email", app.address);
+    let mut posts = vec![];
+    for n in 0..24 {
+        // Every third is the same message as the one before it.
+        let id = if n % 3 == 2 { n - 1 } else { n };
+        let raw = message(
+            &format!("burst{id}@y.test"),
+            "I forgot my username",
+            &format!("<burst{id}@y.test>"),
+            "",
+            "hi",
+        );
+        let request = app
+            .client
+            .post(&url)
+            .bearer_auth("hook-secret-0123456789")
+            .body(raw);
+        posts.push(tokio::spawn(async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            response.json::<serde_json::Value>().await.unwrap()
+        }));
+    }
+    let mut outcomes = std::collections::BTreeMap::new();
+    for post in posts {
+        let body = post.await.unwrap();
+        *outcomes.entry(body["outcome"].as_str().unwrap().to_string()).or_insert(0) += 1;
+    }
+    assert_eq!(outcomes.get("created"), Some(&16), "{outcomes:?}");
+    assert_eq!(outcomes.get("duplicate"), Some(&8), "{outcomes:?}");
+    let mut conn = app.conn();
+    use diesel::prelude::*;
+    use recoverydesk::db::schema::inbound_messages as im;
+    let rows: i64 = im::table
+        .filter(im::channel.eq("webhook"))
+        .count()
+        .get_result(&mut *conn)
+        .unwrap();
+    assert_eq!(rows, 16, "one delivery row per distinct message");
+}
+
+crate::both_backends!(webhook_burst, concurrent_webhook_posts);

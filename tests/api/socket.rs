@@ -205,3 +205,75 @@ fn killing_serve_while_mailgates_wait_loses_nothing_acknowledged_and_stores_rede
         assert_eq!(stored(&db, n), 1, "message {n} is stored exactly once");
     }
 }
+
+/// Hostile or broken peers on the socket: a message cut short is never stored, a request the
+/// desk does not understand is refused, and the same message from many senders at once is
+/// stored once (the group's transaction sees its own earlier writes).
+#[test]
+fn the_socket_stores_only_whole_messages_and_each_message_once_under_a_burst() {
+    use std::io::Read;
+    use std::os::unix::net::UnixStream;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("desk.db");
+    let env = env_for(&db, &dir.path().join("mail"));
+    let env = borrowed(&env);
+    let served = Served::start(&env);
+    let socket = dir.path().join("desk.db.sock");
+    let id = recoverydesk::socket::desk_id(&recoverydesk::db::DatabaseUrl::Sqlite(db.clone())).unwrap();
+
+    // Announced 10,000 bytes, sent a few, then gone: nothing stored, no answer.
+    let raw = mail(40);
+    let mut cut = UnixStream::connect(&socket).unwrap();
+    cut.write_all(format!("RDMAIL1 10000 {id}\n").as_bytes()).unwrap();
+    cut.write_all(&raw[..20]).unwrap();
+    cut.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut answer = String::new();
+    let _ = cut.read_to_string(&mut answer);
+    assert_eq!(answer, "", "no answer for a message cut short");
+
+    // Not the exchange the desk speaks, or a length that is not a number: refused, nothing read.
+    for hello in ["GET / HTTP/1.0\n".to_string(), format!("RDMAIL1 -5 {id}\n"), "\n".into()] {
+        let mut peer = UnixStream::connect(&socket).unwrap();
+        peer.write_all(hello.as_bytes()).unwrap();
+        let mut answer = String::new();
+        peer.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("99 "), "{hello:?} → {answer:?}");
+    }
+
+    // The same message from eight mailgates at once, and eight different ones: each stored once.
+    let mut children: Vec<(usize, Child)> = (0..8).map(|_| (41, spawn_mailgate(&env, &mail(41)))).collect();
+    children.extend((50..58).map(|n| (n, spawn_mailgate(&env, &mail(n)))));
+    for (n, child) in children {
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "message {n}: {}", text(&out.stderr));
+    }
+    assert_eq!(stored(&db, 40), 0, "the message cut short was not stored");
+    assert_eq!(stored(&db, 41), 1, "eight deliveries of one message: stored once");
+    for n in 50..58 {
+        assert_eq!(stored(&db, n), 1, "message {n}");
+    }
+    drop(served);
+}
+
+/// Anything that is not a socket at the socket's path is left alone: `serve` says why it does
+/// not listen there, and the mailgate writes to the database itself.
+#[test]
+fn a_file_in_the_sockets_place_is_left_alone_and_mail_still_flows() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("desk.db");
+    let env = env_for(&db, &dir.path().join("mail"));
+    let env = borrowed(&env);
+    let socket = dir.path().join("desk.db.sock");
+    std::fs::write(&socket, b"not a socket").unwrap();
+    let served = Served::start(&env);
+    assert!(
+        served.startup.iter().any(|l| l.contains("is not a socket")),
+        "{:?}",
+        served.startup
+    );
+    let out = run(&env, &["mailgate"], &mail(60));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(stored(&db, 60), 1);
+    assert_eq!(std::fs::read(&socket).unwrap(), b"not a socket");
+    drop(served);
+}
