@@ -478,3 +478,56 @@ async fn concurrent_webhook_posts(app: TestApp) {
 }
 
 crate::both_backends!(webhook_burst, concurrent_webhook_posts);
+
+/// An import larger than one batch, read on several threads: the files are still written in
+/// order (each reply after the message it answers, within a batch and across two), duplicates
+/// inside one batch are recognised, and a second run stores nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_maildir_in_batches_keeps_the_order_and_finds_duplicates_within_a_batch() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("cur")).unwrap();
+    let pairs = recoverydesk::mailgate::IMPORT_BATCH / 2 + 20;
+    let mut name = 0;
+    let mut write = |raw: Vec<u8>| {
+        name += 1;
+        std::fs::write(dir.path().join(format!("cur/{name:06}:2,S")), raw).unwrap();
+    };
+    for n in 0..pairs {
+        let from = format!("order{n}@y.test");
+        write(message(&from, "I forgot my username", &format!("<o{n}@y.test>"), "", "first"));
+        write(message(
+            &from,
+            "Re: I forgot my username",
+            &format!("<r{n}@y.test>"),
+            &format!("In-Reply-To: <o{n}@y.test>\r\n"),
+            "the reply",
+        ));
+        if n % 10 == 0 {
+            // Delivered twice by the MTA, right away.
+            write(message(&from, "I forgot my username", &format!("<o{n}@y.test>"), "", "first"));
+        }
+    }
+    let dups = pairs.div_ceil(10);
+    let run = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_recoverydesk"))
+            .arg("import-maildir")
+            .arg(dir.path())
+            .env("DATABASE_URL", &app.database_url)
+            .env("RUST_LOG", "error")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let stdout = run();
+    assert!(
+        stdout.contains(&format!("{pairs} created, {pairs} appended, {dups} duplicate, 0 quarantined")),
+        "{stdout}"
+    );
+    let stdout = run();
+    assert!(
+        stdout.contains(&format!("0 created, 0 appended, {} duplicate", 2 * pairs + dups)),
+        "{stdout}"
+    );
+}
