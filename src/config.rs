@@ -129,7 +129,7 @@ fn socket_path(given: Option<&std::path::Path>, database_url: &DatabaseUrl) -> O
             }
             DatabaseUrl::Postgres(_) => ["RUNTIME_DIRECTORY", "XDG_RUNTIME_DIR"]
                 .iter()
-                .filter_map(|var| std::env::var_os(var))
+                .filter_map(std::env::var_os)
                 .filter_map(|dirs| {
                     // systemd may list several directories, separated by colons.
                     let first = dirs.to_string_lossy().split(':').next().unwrap_or("").to_string();

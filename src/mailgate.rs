@@ -249,8 +249,16 @@ fn write_batch(
     let answers = match stored {
         Ok(answers) => answers,
         Err(e) => {
-            bar.suspend(|| eprintln!("a batch of {} messages failed ({e}); importing them one by one", batch.len()));
-            batch.iter().map(|_| Err(IngestError::Temporary(e.to_string()))).collect()
+            bar.suspend(|| {
+                eprintln!(
+                    "a batch of {} messages failed ({e}); importing them one by one",
+                    batch.len()
+                )
+            });
+            batch
+                .iter()
+                .map(|_| Err(IngestError::Temporary(e.to_string())))
+                .collect()
         }
     };
     for ((path, prepared), answer) in batch.drain(..).zip(answers) {

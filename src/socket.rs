@@ -67,7 +67,10 @@ pub fn listen(path: &Path, writer: Writer, desk: Desk) -> Result<SocketServer, S
     let id = desk_id(&desk.settings.database_url).ok_or("the database file cannot be resolved")?;
     if let Ok(meta) = std::fs::symlink_metadata(path) {
         if !meta.file_type().is_socket() {
-            return Err(format!("{} exists and is not a socket; leaving it alone", path.display()));
+            return Err(format!(
+                "{} exists and is not a socket; leaving it alone",
+                path.display()
+            ));
         }
         if UnixStream::connect(path).is_ok() {
             return Err(format!("another desk listens on {} already", path.display()));
@@ -119,8 +122,18 @@ impl Drop for SocketServer {
     }
 }
 
-fn accept_loop(listener: &UnixListener, stop: &AtomicBool, active: &Arc<AtomicUsize>, writer: &Writer, desk: &Desk, id: &str) {
-    let path = listener.local_addr().ok().and_then(|a| a.as_pathname().map(Path::to_path_buf));
+fn accept_loop(
+    listener: &UnixListener,
+    stop: &AtomicBool,
+    active: &Arc<AtomicUsize>,
+    writer: &Writer,
+    desk: &Desk,
+    id: &str,
+) {
+    let path = listener
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_pathname().map(Path::to_path_buf));
     while !stop.load(Ordering::SeqCst) {
         let mut poll = libc::pollfd {
             fd: listener.as_raw_fd(),
@@ -141,10 +154,12 @@ fn accept_loop(listener: &UnixListener, stop: &AtomicBool, active: &Arc<AtomicUs
             continue;
         }
         let (active, writer, desk, id) = (active.clone(), writer.clone(), desk.clone(), id.to_string());
-        let spawned = std::thread::Builder::new().name("mail-socket-conn".into()).spawn(move || {
-            serve_one(stream, &writer, &desk, &id);
-            active.fetch_sub(1, Ordering::SeqCst);
-        });
+        let spawned = std::thread::Builder::new()
+            .name("mail-socket-conn".into())
+            .spawn(move || {
+                serve_one(stream, &writer, &desk, &id);
+                active.fetch_sub(1, Ordering::SeqCst);
+            });
         if spawned.is_err() {
             tracing::error!("no thread for a mailgate connection");
         }

@@ -20,7 +20,11 @@ pub fn find_delivery(
     for hash in content_hashes {
         let base = inbound_messages::table
             .filter(inbound_messages::content_hash.eq(*hash))
-            .select((inbound_messages::id, inbound_messages::ticket_id, inbound_messages::outcome))
+            .select((
+                inbound_messages::id,
+                inbound_messages::ticket_id,
+                inbound_messages::outcome,
+            ))
             .order(inbound_messages::id.asc());
         let rows: Vec<(i64, Option<i64>, String)> = match message_id {
             Some(id) => base.filter(inbound_messages::message_id.eq(id)).load(conn)?,

@@ -42,20 +42,18 @@ impl std::fmt::Debug for Writer {
 /// Starts the writer thread on `pool`.
 pub fn start(pool: Pool, desk: Desk) -> std::io::Result<Writer> {
     let (jobs, queue) = mpsc::channel::<Job>();
-    std::thread::Builder::new()
-        .name("mail-writer".into())
-        .spawn(move || {
-            while let Ok(first) = queue.recv() {
-                let mut group = vec![first];
-                while group.len() < MAX_GROUP {
-                    match queue.try_recv() {
-                        Ok(job) => group.push(job),
-                        Err(_) => break,
-                    }
+    std::thread::Builder::new().name("mail-writer".into()).spawn(move || {
+        while let Ok(first) = queue.recv() {
+            let mut group = vec![first];
+            while group.len() < MAX_GROUP {
+                match queue.try_recv() {
+                    Ok(job) => group.push(job),
+                    Err(_) => break,
                 }
-                write_group(&pool, &desk, group);
             }
-        })?;
+            write_group(&pool, &desk, group);
+        }
+    })?;
     Ok(Writer { jobs })
 }
 
@@ -108,9 +106,9 @@ fn write_group(pool: &Pool, desk: &Desk, group: Vec<Job>) {
         Err(e) => {
             tracing::error!(error = %e, "no database connection for received mail");
             for job in group {
-                let _ = job.answer.send(Err(IngestError::Temporary(format!(
-                    "no database connection: {e}"
-                ))));
+                let _ = job
+                    .answer
+                    .send(Err(IngestError::Temporary(format!("no database connection: {e}"))));
             }
             return;
         }
@@ -151,9 +149,7 @@ fn write_group(pool: &Pool, desk: &Desk, group: Vec<Job>) {
         Err(e) => {
             tracing::error!(error = %e, messages = group.len(), "received mail not stored: the commit failed");
             for job in group {
-                let _ = job
-                    .answer
-                    .send(Err(IngestError::Temporary(format!("not stored: {e}"))));
+                let _ = job.answer.send(Err(IngestError::Temporary(format!("not stored: {e}"))));
             }
         }
     }

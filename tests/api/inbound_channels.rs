@@ -448,11 +448,7 @@ async fn concurrent_webhook_posts(app: TestApp) {
             "",
             "hi",
         );
-        let request = app
-            .client
-            .post(&url)
-            .bearer_auth("hook-secret-0123456789")
-            .body(raw);
+        let request = app.client.post(&url).bearer_auth("hook-secret-0123456789").body(raw);
         posts.push(tokio::spawn(async move {
             let response = request.send().await.unwrap();
             assert_eq!(response.status(), StatusCode::OK);
@@ -462,7 +458,9 @@ async fn concurrent_webhook_posts(app: TestApp) {
     let mut outcomes = std::collections::BTreeMap::new();
     for post in posts {
         let body = post.await.unwrap();
-        *outcomes.entry(body["outcome"].as_str().unwrap().to_string()).or_insert(0) += 1;
+        *outcomes
+            .entry(body["outcome"].as_str().unwrap().to_string())
+            .or_insert(0) += 1;
     }
     assert_eq!(outcomes.get("created"), Some(&16), "{outcomes:?}");
     assert_eq!(outcomes.get("duplicate"), Some(&8), "{outcomes:?}");
@@ -495,7 +493,13 @@ async fn import_maildir_in_batches_keeps_the_order_and_finds_duplicates_within_a
     };
     for n in 0..pairs {
         let from = format!("order{n}@y.test");
-        write(message(&from, "I forgot my username", &format!("<o{n}@y.test>"), "", "first"));
+        write(message(
+            &from,
+            "I forgot my username",
+            &format!("<o{n}@y.test>"),
+            "",
+            "first",
+        ));
         write(message(
             &from,
             "Re: I forgot my username",
@@ -505,7 +509,13 @@ async fn import_maildir_in_batches_keeps_the_order_and_finds_duplicates_within_a
         ));
         if n % 10 == 0 {
             // Delivered twice by the MTA, right away.
-            write(message(&from, "I forgot my username", &format!("<o{n}@y.test>"), "", "first"));
+            write(message(
+                &from,
+                "I forgot my username",
+                &format!("<o{n}@y.test>"),
+                "",
+                "first",
+            ));
         }
     }
     let dups = pairs.div_ceil(10);
@@ -522,7 +532,9 @@ async fn import_maildir_in_batches_keeps_the_order_and_finds_duplicates_within_a
     };
     let stdout = run();
     assert!(
-        stdout.contains(&format!("{pairs} created, {pairs} appended, {dups} duplicate, 0 quarantined")),
+        stdout.contains(&format!(
+            "{pairs} created, {pairs} appended, {dups} duplicate, 0 quarantined"
+        )),
         "{stdout}"
     );
     let stdout = run();

@@ -60,9 +60,7 @@ fn socket_connections(pid: u32) -> usize {
         .map(|tasks| {
             tasks
                 .filter_map(Result::ok)
-                .filter(|t| {
-                    std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == "mail-socket-con")
-                })
+                .filter(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == "mail-socket-con"))
                 .count()
         })
         .unwrap_or(0)
@@ -113,14 +111,26 @@ async fn mailgate_hands_mail_to_the_running_desk_over_an_owner_only_socket() {
     let before = served_by_desk(&address).await;
     let out = run(&env, &["mailgate"], &mail(1));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("\"outcome\":\"created\""), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("\"outcome\":\"created\""),
+        "{}",
+        text(&out.stdout)
+    );
     assert_eq!(stored(&db, 1), 1);
-    assert_eq!(served_by_desk(&address).await, before + 1, "serve stored it, not the mailgate");
+    assert_eq!(
+        served_by_desk(&address).await,
+        before + 1,
+        "serve stored it, not the mailgate"
+    );
 
     // The same message again: a duplicate, answered by the desk too.
     let out = run(&env, &["mailgate"], &mail(1));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("\"outcome\":\"duplicate\""), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("\"outcome\":\"duplicate\""),
+        "{}",
+        text(&out.stdout)
+    );
     assert_eq!(stored(&db, 1), 1);
 
     // A desk on another database does not take this mailgate's mail through a shared socket.
@@ -194,7 +204,11 @@ fn killing_serve_while_mailgates_wait_loses_nothing_acknowledged_and_stores_rede
         }
     }
     let first_round: Vec<&usize> = deferred.iter().filter(|n| **n < waiting).collect();
-    assert_eq!(first_round.len(), waiting, "every mailgate held up in round 1 deferred: {outcomes:?}");
+    assert_eq!(
+        first_round.len(),
+        waiting,
+        "every mailgate held up in round 1 deferred: {outcomes:?}"
+    );
 
     // The MTA delivers the 75s again (no desk running now: the stale socket is skipped).
     for n in &deferred {
@@ -232,7 +246,11 @@ fn the_socket_stores_only_whole_messages_and_each_message_once_under_a_burst() {
     assert_eq!(answer, "", "no answer for a message cut short");
 
     // Not the exchange the desk speaks, or a length that is not a number: refused, nothing read.
-    for hello in ["GET / HTTP/1.0\n".to_string(), format!("RDMAIL1 -5 {id}\n"), "\n".into()] {
+    for hello in [
+        "GET / HTTP/1.0\n".to_string(),
+        format!("RDMAIL1 -5 {id}\n"),
+        "\n".into(),
+    ] {
         let mut peer = UnixStream::connect(&socket).unwrap();
         peer.write_all(hello.as_bytes()).unwrap();
         let mut answer = String::new();
