@@ -102,9 +102,15 @@ measure_binary() { # label
     mapfile -t files < <(gate_files "$label-served" 12)
     line="$(python3 benches/ingest_bench.py mailgate "$BIN" 1 "${files[@]}")"; say "$line"
     row "\`mailgate\`, sequential, \`serve\` running" "$label" "$(summary "$line")"
+    mapfile -t files < <(gate_files "$label-direct" 19)
+    line="$(RECOVERYDESK_SOCKET=none python3 benches/ingest_bench.py mailgate "$BIN" 1 "${files[@]}")"; say "$line"
+    row "\`mailgate\`, sequential, \`serve\` running, socket off (each mailgate writes itself)" "$label" "$(summary "$line")"
     mapfile -t files < <(gate_files "$label-served2" 13)
     line="$(python3 benches/ingest_bench.py mailgate "$BIN" 2 "${files[@]}")"; say "$line"
     row "\`mailgate\`, 2 in parallel, \`serve\` running" "$label" "$(summary "$line")"
+    mapfile -t files < <(gate_files "$label-direct2" 20)
+    line="$(RECOVERYDESK_SOCKET=none python3 benches/ingest_bench.py mailgate "$BIN" 2 "${files[@]}")"; say "$line"
+    row "\`mailgate\`, 2 in parallel, \`serve\` running, socket off" "$label" "$(summary "$line")"
     mapfile -t files < <(gate_files "$label-hook1" 14)
     line="$(python3 benches/ingest_bench.py webhook "http://127.0.0.1:$PORT" "$RECOVERYDESK_INBOUND_TOKEN" 1 "${files[@]}")"; say "$line"
     row "webhook, 1 client (SQLite)" "$label" "$(summary "$line")"
