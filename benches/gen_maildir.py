@@ -18,7 +18,10 @@ quoted-printable or base64, some with an HTML alternative; sizes run from 1 to 2
 (log-uniform). Messages are written to DIR/cur (flags ":2,S") in the order they "arrived", the
 last few percent to DIR/new, with file names that sort in arrival order.
 
-Usage: gen_maildir.py [--count N] [--seed S] [--id-prefix P] DIR
+With --rich, the "attachments and HTML" corpus: every message sent by a person has an HTML
+alternative and 30 % carry an attachment.
+
+Usage: gen_maildir.py [--count N] [--seed S] [--id-prefix P] [--rich] DIR
 """
 
 import argparse
@@ -88,6 +91,7 @@ class Generator:
         self.rng = random.Random(seed)
         self.id_prefix = id_prefix
         self.seq = 0
+        self.attach_share, self.html_share = 0.03, 0.25
         self.customers = [self.person() for _ in range(3000)]
         self.sent = []  # earlier messages: dicts with from, subject, message_id, body, raw
         self.base_time = 1_767_225_600  # 2026-01-01T00:00:00Z
@@ -198,7 +202,7 @@ class Generator:
         text = self.filler(opening, size, name)
         mid = self.message_id()
         headers = self.common(n, name, addr, subject, mid)
-        raw = self.render(headers, text, attach=self.rng.random() < 0.03, html=self.rng.random() < 0.25)
+        raw = self.render(headers, text, attach=self.rng.random() < self.attach_share, html=self.rng.random() < self.html_share)
         return raw, (name, addr, subject, mid, text, raw, [])
 
     def reply(self, n, size, stranger=False):
@@ -223,7 +227,7 @@ class Generator:
             f"In-Reply-To: {earlier['message_id']}",
             "References: " + " ".join(references[-10:]),
         ]
-        raw = self.render(headers, text, attach=self.rng.random() < 0.03, html=self.rng.random() < 0.25)
+        raw = self.render(headers, text, attach=self.rng.random() < self.attach_share, html=self.rng.random() < self.html_share)
         return raw, (name, addr, subject, mid, text, raw, references)
 
     def auto_reply(self, n):
@@ -330,11 +334,14 @@ def main():
     parser.add_argument("--count", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--id-prefix", default="bench", help="makes Message-IDs distinct between maildirs")
+    parser.add_argument("--rich", action="store_true", help="HTML on every message, attachments on 30 %%")
     args = parser.parse_args()
 
     for sub in ("cur", "new", "tmp"):
         os.makedirs(os.path.join(args.dir, sub), exist_ok=True)
     gen = Generator(args.seed, args.id_prefix)
+    if args.rich:
+        gen.attach_share, gen.html_share = 0.30, 1.0
     counts = {"duplicate": 0}
     total_bytes = 0
     sizes = []

@@ -108,6 +108,11 @@ pub struct GlobalOptions {
     /// Log lines on standard error as `text` (for people) or `json` (one object a line).
     #[arg(long, env = "RECOVERYDESK_LOG_FORMAT", default_value = "text", global = true)]
     pub log_format: String,
+    /// The local socket where `serve` takes messages from `mailgate` [default: the SQLite
+    /// file's path + `.sock`; on PostgreSQL `recoverydesk.sock` in $RUNTIME_DIRECTORY or
+    /// $XDG_RUNTIME_DIR]. `none` turns it off: every mailgate then writes to the database itself.
+    #[arg(long, env = "RECOVERYDESK_SOCKET", global = true)]
+    pub socket: Option<PathBuf>,
     /// A PEM file of CA certificates the SMTP relay's certificate may chain to, besides the
     /// system's trust store and the built-in web roots (for a relay with a private CA).
     #[arg(long, env = "SMTP_CA_FILE", global = true)]

@@ -331,6 +331,23 @@ fn mailgate(settings: &Settings) -> ExitCode {
     if raw.len() as u64 > limit {
         return too_large(limit);
     }
+    // A running desk takes it over its local socket and answers after its durable commit.
+    match crate::socket::deliver(settings, &raw) {
+        crate::socket::Delivery::NoDesk => {}
+        crate::socket::Delivery::Answered { status: 0, text } => {
+            println!("{text}");
+            return ExitCode::SUCCESS;
+        }
+        crate::socket::Delivery::Answered { status: EX_DATAERR, .. } => return too_large(limit),
+        crate::socket::Delivery::Answered { text, .. } => {
+            eprintln!("recoverydesk mailgate: {text}");
+            return ExitCode::from(EX_TEMPFAIL);
+        }
+        crate::socket::Delivery::InDoubt(reason) => {
+            eprintln!("recoverydesk mailgate: {reason}; the message may not be stored (temporary failure)");
+            return ExitCode::from(EX_TEMPFAIL);
+        }
+    }
     let (mut conn, desk) = match crate::mailgate::open_existing(settings) {
         Ok(opened) => opened,
         Err(reason) => {

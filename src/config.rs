@@ -39,6 +39,8 @@ pub struct Settings {
     pub mailgun_signing_key: Option<String>,
     /// The mailbox to fetch, when one is configured.
     pub imap: Option<crate::mail::imap::ImapSettings>,
+    /// Where `serve` takes mail from `mailgate` (`RECOVERYDESK_SOCKET`); None: nowhere.
+    pub socket: Option<PathBuf>,
 }
 
 impl Settings {
@@ -98,6 +100,7 @@ impl Settings {
             ));
         }
         let imap = crate::mail::imap::ImapSettings::from_options(o)?;
+        let socket = socket_path(o.socket.as_deref(), &database_url);
         Ok(Settings {
             authserv_id: o
                 .authserv_id
@@ -126,7 +129,34 @@ impl Settings {
             run_mail_sender: true,
             metrics_token: o.metrics_token.clone().filter(|t| !t.trim().is_empty()),
             clock: crate::clock::Clock::default(),
+            socket,
         })
+    }
+}
+
+/// `RECOVERYDESK_SOCKET`: a path, `none` (no socket), or unset: beside the SQLite file
+/// (its path + `.sock`), or `recoverydesk.sock` in the service's runtime directory.
+fn socket_path(given: Option<&std::path::Path>, database_url: &DatabaseUrl) -> Option<PathBuf> {
+    match given.filter(|p| !p.as_os_str().is_empty()) {
+        Some(p) if p.as_os_str() == "none" => None,
+        Some(p) => Some(p.to_path_buf()),
+        None => match database_url {
+            DatabaseUrl::Sqlite(path) => {
+                let mut name = path.as_os_str().to_owned();
+                name.push(".sock");
+                Some(PathBuf::from(name))
+            }
+            DatabaseUrl::Postgres(_) => ["RUNTIME_DIRECTORY", "XDG_RUNTIME_DIR"]
+                .iter()
+                .filter_map(std::env::var_os)
+                .filter_map(|dirs| {
+                    // systemd may list several directories, separated by colons.
+                    let first = dirs.to_string_lossy().split(':').next().unwrap_or("").to_string();
+                    (!first.is_empty()).then(|| PathBuf::from(first))
+                })
+                .next()
+                .map(|dir| dir.join("recoverydesk.sock")),
+        },
     }
 }
 

@@ -12,6 +12,7 @@ pub mod files;
 pub mod mail;
 pub mod mailgate;
 pub mod services;
+pub mod socket;
 pub mod startup;
 pub mod telemetry;
 pub mod web;

@@ -46,6 +46,7 @@ pub struct Application {
     /// The one-time password of the admin created on this start, if one was.
     pub admin_password: Option<String>,
     sender: Option<crate::mail::outbound::sender::SenderHandle>,
+    socket: Option<crate::socket::SocketServer>,
 }
 
 impl Application {
@@ -73,7 +74,22 @@ impl Application {
         if let Some(imap) = settings.imap.clone() {
             spawn_imap_fetcher(pool.clone(), desk.clone(), imap);
         }
-        let state = AppState { pool, desk };
+        // One writer for received mail (group commit), fed by the webhook and the socket.
+        let writer = crate::services::group_commit::start(pool.clone(), desk.clone())
+            .map_err(|e| ServiceError::Invalid(format!("cannot start the mail writer: {e}")))?;
+        let socket = settings.socket.as_ref().and_then(|path| {
+            match crate::socket::listen(path, writer.clone(), desk.clone()) {
+                Ok(server) => {
+                    tracing::info!(socket = %path.display(), "taking mail from mailgate on the local socket");
+                    Some(server)
+                }
+                Err(reason) => {
+                    tracing::warn!(%reason, "not taking mail on the local socket: each mailgate writes to the database itself");
+                    None
+                }
+            }
+        });
+        let state = AppState { pool, desk, writer };
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(actix_web::web::Data::new(state.clone()))
@@ -92,6 +108,7 @@ impl Application {
             server,
             admin_password,
             sender,
+            socket,
         })
     }
 
@@ -99,10 +116,19 @@ impl Application {
         self.port
     }
 
+    /// The local socket `mailgate` hands mail to, when this desk listens on one.
+    pub fn socket_path(&self) -> Option<&std::path::Path> {
+        self.socket.as_ref().map(|s| s.path())
+    }
+
     /// Serves until SIGTERM or SIGINT; then lets the mail sender finish the delivery it is
     /// in (the server's own graceful stop has let requests in flight finish).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let served = self.server.await;
+        if let Some(socket) = self.socket {
+            // Mailgates already connected get their answer; new ones write directly.
+            let _ = actix_web::rt::task::spawn_blocking(move || socket.stop(std::time::Duration::from_secs(30))).await;
+        }
         if let Some(sender) = self.sender {
             tracing::info!("stopping: waiting for the mail sender to finish its delivery");
             let _ = actix_web::rt::task::spawn_blocking(move || sender.stop_and_wait()).await;

@@ -48,11 +48,7 @@ pub struct AccountRecord {
 }
 
 pub fn find(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<AccountRow>> {
-    accounts::table
-        .find(id)
-        .select(AccountRow::as_select())
-        .first(conn)
-        .optional()
+    super::at_most_one(accounts::table.find(id).select(AccountRow::as_select()).load(conn))
 }
 
 pub fn find_by_username(conn: &mut AnyConnection, username: &str) -> QueryResult<Option<AccountRow>> {

@@ -14,15 +14,29 @@ pub fn find_delivery(
     message_id: Option<&str>,
     content_hashes: &[&str],
 ) -> QueryResult<Option<(Option<i64>, String)>> {
-    let mut query = inbound_messages::table
-        .filter(inbound_messages::content_hash.eq_any(content_hashes))
-        .select((inbound_messages::ticket_id, inbound_messages::outcome))
-        .into_boxed();
-    query = match message_id {
-        Some(id) => query.filter(inbound_messages::message_id.eq(id.to_string())),
-        None => query.filter(inbound_messages::message_id.is_null()),
-    };
-    query.order(inbound_messages::id.asc()).first(conn).optional()
+    // One fixed statement per hash and per branch (no boxed query, no `IN` list, no bound
+    // `LIMIT`), so each is prepared once and stays in the statement cache.
+    let mut earliest: Option<(i64, Option<i64>, String)> = None;
+    for hash in content_hashes {
+        let base = inbound_messages::table
+            .filter(inbound_messages::content_hash.eq(*hash))
+            .select((
+                inbound_messages::id,
+                inbound_messages::ticket_id,
+                inbound_messages::outcome,
+            ))
+            .order(inbound_messages::id.asc());
+        let rows: Vec<(i64, Option<i64>, String)> = match message_id {
+            Some(id) => base.filter(inbound_messages::message_id.eq(id)).load(conn)?,
+            None => base.filter(inbound_messages::message_id.is_null()).load(conn)?,
+        };
+        if let Some(row) = rows.into_iter().next()
+            && earliest.as_ref().is_none_or(|e| row.0 < e.0)
+        {
+            earliest = Some(row);
+        }
+    }
+    Ok(earliest.map(|(_, ticket, outcome)| (ticket, outcome)))
 }
 
 pub struct NewDelivery<'a> {
@@ -56,12 +70,14 @@ pub fn ticket_of_message_ids(conn: &mut AnyConnection, ids: &[String]) -> QueryR
     if ids.is_empty() {
         return Ok(None);
     }
-    messages::table
-        .filter(messages::message_id.eq_any(ids))
-        .order(messages::id.desc())
-        .select(messages::ticket_id)
-        .first(conn)
-        .optional()
+    // Few rows (one per Message-ID, normally): read them all rather than bind a `LIMIT`.
+    super::at_most_one(
+        messages::table
+            .filter(messages::message_id.eq_any(ids))
+            .order(messages::id.desc())
+            .select(messages::ticket_id)
+            .load(conn),
+    )
 }
 
 /// The raw copy of a received message: the original bytes only when the scan found nothing,

@@ -291,15 +291,42 @@ pub fn run_migrations(conn: &mut AnyConnection) -> Result<Vec<String>, DbError> 
         .map_err(|e| DbError::Migration(e.to_string()))
 }
 
-/// Whether the database has our schema with nothing pending (mailgate never migrates).
+/// Whether the database has our schema with nothing pending (mailgate never migrates). One
+/// query that only reads: how many of this binary's migrations the database has applied.
+/// (Diesel's own check creates its bookkeeping table if missing, a write, and reads every
+/// applied version.)
 pub fn schema_is_current(conn: &mut AnyConnection) -> Result<bool, DbError> {
+    use diesel::migration::MigrationSource;
     let migrations = match conn {
         AnyConnection::Sqlite(_) => SQLITE_MIGRATIONS,
         AnyConnection::Postgresql(_) => POSTGRES_MIGRATIONS,
     };
-    conn.has_pending_migration(migrations)
-        .map(|pending| !pending)
-        .map_err(|e| DbError::Migration(e.to_string()))
+    let versions: Vec<String> = MigrationSource::<diesel::sqlite::Sqlite>::migrations(&migrations)
+        .map_err(|e| DbError::Migration(e.to_string()))?
+        .iter()
+        .map(|m| m.name().version().to_string())
+        .collect();
+    if versions.iter().any(|v| !v.chars().all(|c| c.is_ascii_alphanumeric())) {
+        return Err(DbError::Migration("a migration version is not alphanumeric".into()));
+    }
+    #[derive(QueryableByName)]
+    struct Applied {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    // The versions are this binary's own (checked above), so they can be written inline.
+    let list = versions.iter().map(|v| format!("'{v}'")).collect::<Vec<_>>().join(",");
+    let sql = format!("SELECT COUNT(*) AS n FROM __diesel_schema_migrations WHERE version IN ({list})");
+    match diesel::sql_query(sql).get_result::<Applied>(conn) {
+        Ok(applied) => Ok(applied.n == versions.len() as i64),
+        // No bookkeeping table: nothing was ever migrated here.
+        Err(diesel::result::Error::DatabaseError(_, info))
+            if info.message().contains("no such table") || info.message().contains("does not exist") =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(DbError::Query(e)),
+    }
 }
 
 /// How many times a write transaction is tried before its error is answered.
@@ -459,6 +486,14 @@ pub fn with_durable_commits<T, E: From<diesel::result::Error>>(
         tracing::warn!(error = %e, "could not return the connection to synchronous=NORMAL");
     }
     result
+}
+
+/// The one row (or none) of a query on a key, read without `LIMIT`: Diesel's `.first()` binds
+/// its `LIMIT 1` as a parameter, and SQLite recompiles a statement whose `LIMIT` is a bound
+/// parameter every time it is bound again, defeating the statement cache on the hottest
+/// queries. Only for queries that match at most a few rows.
+pub fn at_most_one<T>(rows: QueryResult<Vec<T>>) -> QueryResult<Option<T>> {
+    rows.map(|rows| rows.into_iter().next())
 }
 
 /// Now, in UTC, to the microsecond: both backends store and return exactly this.

@@ -5,7 +5,7 @@ use super::schema::settings;
 use diesel::prelude::*;
 
 pub fn get(conn: &mut AnyConnection, key: &str) -> QueryResult<Option<String>> {
-    settings::table.find(key).select(settings::value).first(conn).optional()
+    super::at_most_one(settings::table.find(key).select(settings::value).load(conn))
 }
 
 /// Returns the stored value, or stores `make()` if there is none. Two instances racing on a

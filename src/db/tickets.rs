@@ -68,15 +68,14 @@ pub fn insert(conn: &mut AnyConnection, t: &NewTicket) -> QueryResult<TicketRow>
         ))
         .returning(tickets::id)
         .get_result::<i64>(conn)
-        .and_then(|id| tickets::table.find(id).select(TicketRow::as_select()).first(conn))
+        .and_then(|id| {
+            super::at_most_one(tickets::table.find(id).select(TicketRow::as_select()).load(conn))?
+                .ok_or(diesel::result::Error::NotFound)
+        })
 }
 
 pub fn find(conn: &mut AnyConnection, id: i64) -> QueryResult<Option<TicketRow>> {
-    tickets::table
-        .find(id)
-        .select(TicketRow::as_select())
-        .first(conn)
-        .optional()
+    super::at_most_one(tickets::table.find(id).select(TicketRow::as_select()).load(conn))
 }
 
 /// The ticket one of whose mailed status links has this token hash.

@@ -7,6 +7,7 @@ pub mod console;
 mod decision;
 pub mod diagnosis;
 pub mod erase;
+pub mod group_commit;
 pub mod housekeeping;
 pub mod imap_fetch;
 pub mod inbound;

@@ -4,7 +4,7 @@
 
 use super::AppState;
 use crate::error::ApiError;
-use crate::services::inbound::{IngestError, ingest};
+use crate::services::inbound::IngestError;
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
@@ -70,16 +70,28 @@ pub async fn receive_mail(
         }
         raw.extend_from_slice(&chunk);
     }
-    let outcome = state
-        .run(move |conn, desk| {
-            crate::db::with_durable_commits(conn, |conn| ingest(conn, desk, &raw, "webhook")).map_err(|e| match e {
-                IngestError::TooLarge { .. } => too_large(),
-                IngestError::Temporary(reason) => {
-                    tracing::error!(%reason, "inbound mail not stored");
-                    ApiError::unavailable("the message was not stored; try again shortly")
-                }
-            })
-        })
-        .await?;
+    // Parsed and scanned on a blocking thread; written by the group-commit writer, which
+    // answers after the durable commit of the group this message joined.
+    let started = std::time::Instant::now();
+    let desk = state.desk.clone();
+    let prepared = web::block(move || crate::services::inbound::prepare(&desk, &raw))
+        .await
+        .map_err(|_| ApiError::unavailable("the message was not stored; try again shortly"))?;
+    let answer = match prepared {
+        Ok(prepared) => state
+            .writer
+            .submit(prepared, "webhook")
+            .await
+            .unwrap_or_else(|_| Err(IngestError::Temporary("the mail writer stopped".into()))),
+        Err(e) => Err(e),
+    };
+    crate::services::group_commit::record(&state.desk, "webhook", &answer, started);
+    let outcome = answer.map_err(|e| match e {
+        IngestError::TooLarge { .. } => too_large(),
+        IngestError::Temporary(reason) => {
+            tracing::error!(%reason, "inbound mail not stored");
+            ApiError::unavailable("the message was not stored; try again shortly")
+        }
+    })?;
     Ok(HttpResponse::Ok().json(outcome))
 }

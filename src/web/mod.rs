@@ -19,6 +19,8 @@ use actix_web::web;
 pub struct AppState {
     pub pool: Pool,
     pub desk: Desk,
+    /// The one writer of received mail (group commit).
+    pub writer: crate::services::group_commit::Writer,
 }
 
 impl AppState {

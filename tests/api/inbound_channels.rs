@@ -431,3 +431,115 @@ async fn nul_bytes(app: TestApp) {
     let redelivered = [b"From nul@y.test  Mon Nov 23 10:05:07 2026\r\nReturn-Path: <nul@y.test>\r\nDelivered-To: support@desk.test\r\n".as_slice(), raw].concat();
     assert_eq!(app.ingest(&redelivered).outcome, Outcome::Duplicate);
 }
+
+/// Many webhook deliveries at once go through the one writer (group commit): each message is
+/// stored once, duplicates sent at the same moment included, and every caller gets its answer.
+async fn concurrent_webhook_posts(app: TestApp) {
+    let app = app.respawn_with(&[("--inbound-token", "hook-secret-0123456789")]).await;
+    let url = format!("{}/inbound/email", app.address);
+    let mut posts = vec![];
+    for n in 0..24 {
+        // Every third is the same message as the one before it.
+        let id = if n % 3 == 2 { n - 1 } else { n };
+        let raw = message(
+            &format!("burst{id}@y.test"),
+            "I forgot my username",
+            &format!("<burst{id}@y.test>"),
+            "",
+            "hi",
+        );
+        let request = app.client.post(&url).bearer_auth("hook-secret-0123456789").body(raw);
+        posts.push(tokio::spawn(async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            response.json::<serde_json::Value>().await.unwrap()
+        }));
+    }
+    let mut outcomes = std::collections::BTreeMap::new();
+    for post in posts {
+        let body = post.await.unwrap();
+        *outcomes
+            .entry(body["outcome"].as_str().unwrap().to_string())
+            .or_insert(0) += 1;
+    }
+    assert_eq!(outcomes.get("created"), Some(&16), "{outcomes:?}");
+    assert_eq!(outcomes.get("duplicate"), Some(&8), "{outcomes:?}");
+    let mut conn = app.conn();
+    use diesel::prelude::*;
+    use recoverydesk::db::schema::inbound_messages as im;
+    let rows: i64 = im::table
+        .filter(im::channel.eq("webhook"))
+        .count()
+        .get_result(&mut *conn)
+        .unwrap();
+    assert_eq!(rows, 16, "one delivery row per distinct message");
+}
+
+crate::both_backends!(webhook_burst, concurrent_webhook_posts);
+
+/// An import larger than one batch, read on several threads: the files are still written in
+/// order (each reply after the message it answers, within a batch and across two), duplicates
+/// inside one batch are recognised, and a second run stores nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_maildir_in_batches_keeps_the_order_and_finds_duplicates_within_a_batch() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("cur")).unwrap();
+    let pairs = recoverydesk::mailgate::IMPORT_BATCH / 2 + 20;
+    let mut name = 0;
+    let mut write = |raw: Vec<u8>| {
+        name += 1;
+        std::fs::write(dir.path().join(format!("cur/{name:06}:2,S")), raw).unwrap();
+    };
+    for n in 0..pairs {
+        let from = format!("order{n}@y.test");
+        write(message(
+            &from,
+            "I forgot my username",
+            &format!("<o{n}@y.test>"),
+            "",
+            "first",
+        ));
+        write(message(
+            &from,
+            "Re: I forgot my username",
+            &format!("<r{n}@y.test>"),
+            &format!("In-Reply-To: <o{n}@y.test>\r\n"),
+            "the reply",
+        ));
+        if n % 10 == 0 {
+            // Delivered twice by the MTA, right away.
+            write(message(
+                &from,
+                "I forgot my username",
+                &format!("<o{n}@y.test>"),
+                "",
+                "first",
+            ));
+        }
+    }
+    let dups = pairs.div_ceil(10);
+    let run = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_recoverydesk"))
+            .arg("import-maildir")
+            .arg(dir.path())
+            .env("DATABASE_URL", &app.database_url)
+            .env("RUST_LOG", "error")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let stdout = run();
+    assert!(
+        stdout.contains(&format!(
+            "{pairs} created, {pairs} appended, {dups} duplicate, 0 quarantined"
+        )),
+        "{stdout}"
+    );
+    let stdout = run();
+    assert!(
+        stdout.contains(&format!("0 created, 0 appended, {} duplicate", 2 * pairs + dups)),
+        "{stdout}"
+    );
+}

@@ -36,6 +36,7 @@ mod providers;
 mod races;
 mod races_pg;
 mod sender_auth;
+mod socket;
 mod telemetry;
 mod tickets;
 mod tls;

@@ -103,7 +103,9 @@ impl Served {
     /// `serve` started with these arguments (none: the binary's default command).
     pub(crate) fn start_with_args(env: &[(&str, &str)], args: &[&str]) -> Served {
         let mut env = env.to_vec();
-        env.push(("RECOVERYDESK_BIND", "127.0.0.1:0"));
+        if !env.iter().any(|(k, _)| *k == "RECOVERYDESK_BIND") {
+            env.push(("RECOVERYDESK_BIND", "127.0.0.1:0"));
+        }
         env.push(("RUST_LOG", "info"));
         let mut child = command(&env, args, 0o022)
             .stdin(Stdio::null())
@@ -141,6 +143,17 @@ impl Served {
             }
         }
         panic!("serve never said {words:?}; it said:\n{}", seen.join("\n"));
+    }
+
+    /// The process id of `serve`.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL (kill -9): no clean-up of any kind, as in a crash.
+    pub(crate) fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// SIGTERM, then the exit status (within `limit`).

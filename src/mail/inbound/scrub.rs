@@ -60,6 +60,13 @@ fn scrub_at_depth(raw: &[u8], mail: &InboundMail, mask: &dyn Fn(&str) -> String,
     let links_masked = masked_text != mail.text || masked_html.as_deref() != mail.html.as_deref();
     let text = scrub_text(&mut s, &masked_text);
     let html = masked_html.as_deref().and_then(|h| scrub_html(&mut s, h));
+    // Texts scanned whole already: the scans below only note findings, and the scan is a
+    // pure function of the text, so reading the same text twice finds nothing new.
+    let mut seen = ScannedOnce::default();
+    seen.first_time(&masked_text);
+    if let Some(h) = &masked_html {
+        seen.first_time(h);
+    }
     let delivery_status = s.scrub_opt(mail.delivery_status.as_deref());
     let attachments: Vec<ScrubbedAttachment> = mail
         .attachments
@@ -121,18 +128,25 @@ fn scrub_at_depth(raw: &[u8], mail: &InboundMail, mask: &dyn Fn(&str) -> String,
     for item in &mail.scan_items {
         match item {
             ScanItem::Text(t) => {
-                s.scrub(t);
+                if seen.first_time(t) {
+                    s.scrub(t);
+                }
             }
             ScanItem::Html(h) => {
-                s.scrub(h);
-                s.scrub(&words_of_html(h));
+                if seen.first_time(h) {
+                    s.scrub(h);
+                }
+                let words = words_of_html(h);
+                if seen.first_time(&words) {
+                    s.scrub(&words);
+                }
             }
             ScanItem::Bytes(b) => {
                 s.scrub_bytes(b);
             }
         }
     }
-    note_raw(&mut s, raw);
+    note_raw(&mut s, raw, &mut seen);
     let original = ScrubbedBytes::original_when_clean(raw, &s).filter(|_| !links_masked);
     let raw_copy = match original {
         Some(original) => original,
@@ -152,7 +166,7 @@ fn scrub_at_depth(raw: &[u8], mail: &InboundMail, mask: &dyn Fn(&str) -> String,
             };
             let rebuilt = rebuild::rebuild(&parts, &rebuild::boundary());
             let mut check = Scrubber::default();
-            note_raw(&mut check, rebuilt.as_bytes());
+            note_raw(&mut check, rebuilt.as_bytes(), &mut ScannedOnce::default());
             if check.is_clean() {
                 rebuilt
             } else {
@@ -175,11 +189,35 @@ fn scrub_at_depth(raw: &[u8], mail: &InboundMail, mask: &dyn Fn(&str) -> String,
 
 /// The raw bytes as text, decoded, and decoded with tags set aside, through the scanner
 /// (findings only).
-fn note_raw(s: &mut Scrubber, raw: &[u8]) {
-    s.scrub(&String::from_utf8_lossy(raw));
+fn note_raw(s: &mut Scrubber, raw: &[u8], seen: &mut ScannedOnce) {
+    let lossy = String::from_utf8_lossy(raw);
+    if seen.first_time(&lossy) {
+        s.scrub(&lossy);
+    }
     let view = decoded_view(raw, true);
-    s.scrub(&view);
-    s.scrub(&words_of_html(&view));
+    if seen.first_time(&view) {
+        s.scrub(&view);
+    }
+    let words = words_of_html(&view);
+    if seen.first_time(&words) {
+        s.scrub(&words);
+    }
+}
+
+/// The texts one message's scan has read whole, by a keyed hash (SipHash with a random key per
+/// process: nobody can craft a text that passes for another) and length.
+#[derive(Default)]
+struct ScannedOnce {
+    hasher: std::collections::hash_map::RandomState,
+    seen: std::collections::HashSet<(u64, usize)>,
+}
+
+impl ScannedOnce {
+    /// True the first time this text is offered.
+    fn first_time(&mut self, text: &str) -> bool {
+        use std::hash::BuildHasher;
+        self.seen.insert((self.hasher.hash_one(text), text.len()))
+    }
 }
 
 /// A text scrubbed, and read again with anything tag-like set aside: when that shows a
@@ -233,7 +271,7 @@ pub fn scrub_message_bytes(raw: &[u8], depth: usize) -> (ScrubbedBytes, Vec<reda
 /// part: a message that cannot be parsed, has too many parts, or is nested too deep.
 pub fn view_copy(raw: &[u8]) -> (ScrubbedBytes, Vec<redact::SecretKind>) {
     let mut s = Scrubber::default();
-    note_raw(&mut s, raw);
+    note_raw(&mut s, raw, &mut ScannedOnce::default());
     if let Some(original) = ScrubbedBytes::original_when_clean(raw, &s) {
         return (original, vec![]);
     }
@@ -241,7 +279,7 @@ pub fn view_copy(raw: &[u8]) -> (ScrubbedBytes, Vec<redact::SecretKind>) {
     // The redacted view is decoded again until nothing more shows (a base64 of a base64).
     for _ in 0..3 {
         let mut check = Scrubber::default();
-        note_raw(&mut check, kept.as_str().as_bytes());
+        note_raw(&mut check, kept.as_str().as_bytes(), &mut ScannedOnce::default());
         if check.is_clean() {
             return (kept.into(), s.into_found());
         }

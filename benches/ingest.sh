@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# Mail-in benchmark, every channel, for one or two binaries in one run (a before/after table):
+#   import-maildir on the benches' corpus and on the "attachments and HTML" corpus (--rich),
+#   mailgate one process per message without and with `serve` (1 and 2 at a time),
+#   the webhook at 1 and 4 clients (SQLite), and, with PG_URL, the webhook and mailgate on
+#   PostgreSQL (in-server ingestion).
+#
+# Usage: benches/ingest.sh                     (builds target/release/recoverydesk)
+#   BIN=path            measure this binary (no build)
+#   BEFORE_BIN=path     also measure this one, first, on the same corpora (the "before" column)
+#   COUNT=10000         messages per import corpus
+#   GATE=500            messages per mailgate / webhook run
+#   PG_URL=postgres://postgres@127.0.0.1:5432/postgres   a server where a scratch database may be created
+#   KEEP=1              keep the work directory
+# Prints one line per run (benches/ingest_bench.py's format) and a Markdown table at the end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+COUNT="${COUNT:-10000}"
+GATE="${GATE:-500}"
+say() { printf '==> %s\n' "$*" >&2; }
+
+if [ -z "${BIN:-}" ]; then
+    say "building the release binary"
+    cargo build --release --quiet
+    BIN="$(cargo metadata --format-version 1 --no-deps |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/release/recoverydesk"
+fi
+[ -x /usr/bin/time ] || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null) || true
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/recoverydesk-ingest.XXXXXX")"
+SERVE_PID=""
+PG_DBS=()
+cleanup() {
+    if [ -n "$SERVE_PID" ]; then kill "$SERVE_PID" 2>/dev/null || true; wait "$SERVE_PID" 2>/dev/null || true; fi
+    for db in "${PG_DBS[@]}"; do psql -q "$PG_URL" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true; done
+    if [ "${KEEP:-0}" = 1 ]; then say "kept $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+
+export RECOVERYDESK_SECRET_KEY="$(printf 'b%.0s' $(seq 1 128))"
+export RECOVERYDESK_INBOUND_TOKEN="bench-inbound-token-0123456789"
+export RUST_LOG=warn
+unset SMTP_URL RECOVERYDESK_MAX_MESSAGE_BYTES RECOVERYDESK_SOCKET
+
+say "generating the corpora"
+python3 benches/gen_maildir.py --count "$COUNT" --seed 1 --id-prefix plain "$WORK/plain" 2>"$WORK/plain.txt"
+python3 benches/gen_maildir.py --count "$COUNT" --seed 2 --id-prefix rich --rich "$WORK/rich" 2>"$WORK/rich.txt"
+# Fresh messages for each delivery run (no duplicates between runs).
+gate_files() { # name seed
+    python3 benches/gen_maildir.py --count "$GATE" --seed "$2" --id-prefix "$1" "$WORK/gate-$1" 2>/dev/null
+    find "$WORK/gate-$1/cur" "$WORK/gate-$1/new" -type f | sort
+}
+
+RESULTS="$WORK/results.txt"
+: >"$RESULTS"
+row() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$RESULTS"; echo "$1 | $2 | $3" >&2; }
+
+now_ns() { date +%s%N; }
+fresh_db() { # dir → sets DATABASE_URL to a migrated SQLite file there
+    mkdir -p "$1"
+    export DATABASE_URL="sqlite://$1/bench.db" RECOVERYDESK_MAIL_DIR="$1/mail"
+    "$BIN" migrate 2>/dev/null
+}
+start_serve() { # → SERVE_PID, PORT
+    local log="$WORK/serve-$RANDOM.err"
+    PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+    RUST_LOG=info RECOVERYDESK_BIND="127.0.0.1:$PORT" "$BIN" serve >/dev/null 2>"$log" &
+    SERVE_PID=$!
+    for _ in $(seq 1 200); do grep -q 'is listening' "$log" && return 0; sleep 0.05; done
+    cat "$log" >&2; exit 1
+}
+stop_serve() { # → SERVE_HWM (MiB)
+    SERVE_HWM="$(awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$SERVE_PID/status" 2>/dev/null || echo '?')"
+    kill "$SERVE_PID"; wait "$SERVE_PID" 2>/dev/null || true; SERVE_PID=""
+}
+summary() { # a line of ingest_bench.py → "rate msg/s, p50/p95/p99 ms"
+    awk '{for (i = 1; i <= NF; i++) {split($i, kv, "="); v[kv[1]] = kv[2]}
+          printf "%s msg/s, p50 %s / p95 %s / p99 %s ms", v["rate"], v["p50"], v["p95"], v["p99"]}' <<<"$1"
+}
+
+measure_binary() { # label
+    local label="$1" line s rss
+    for corpus in plain rich; do
+        fresh_db "$WORK/$label-import-$corpus"
+        local start; start="$(now_ns)"
+        /usr/bin/time -v -o "$WORK/time.txt" "$BIN" import-maildir "$WORK/$corpus" >"$WORK/import.out" 2>"$WORK/import.err"
+        s="$(awk -v ns="$(($(now_ns) - start))" 'BEGIN {printf "%.3f", ns / 1e9}')"
+        rss="$(awk -F': ' '/Maximum resident set size/ {printf "%.1f", $2 / 1024}' "$WORK/time.txt")"
+        say "$label import $corpus: $(tail -1 "$WORK/import.out")"
+        row "\`import-maildir\`, $COUNT messages, $corpus corpus" "$label" \
+            "$(awk -v n="$COUNT" -v s="$s" 'BEGIN {printf "%.0f", n / s}') msg/s, peak RSS $rss MiB"
+    done
+
+    fresh_db "$WORK/$label-gate-alone"
+    mapfile -t files < <(gate_files "$label-alone" 11)
+    line="$(python3 benches/ingest_bench.py mailgate "$BIN" 1 "${files[@]}")"; say "$line"
+    row "\`mailgate\`, sequential, no \`serve\`" "$label" "$(summary "$line")"
+
+    fresh_db "$WORK/$label-gate-served"
+    start_serve
+    mapfile -t files < <(gate_files "$label-served" 12)
+    line="$(python3 benches/ingest_bench.py mailgate "$BIN" 1 "${files[@]}")"; say "$line"
+    row "\`mailgate\`, sequential, \`serve\` running" "$label" "$(summary "$line")"
+    mapfile -t files < <(gate_files "$label-direct" 19)
+    line="$(RECOVERYDESK_SOCKET=none python3 benches/ingest_bench.py mailgate "$BIN" 1 "${files[@]}")"; say "$line"
+    row "\`mailgate\`, sequential, \`serve\` running, socket off (each mailgate writes itself)" "$label" "$(summary "$line")"
+    mapfile -t files < <(gate_files "$label-served2" 13)
+    line="$(python3 benches/ingest_bench.py mailgate "$BIN" 2 "${files[@]}")"; say "$line"
+    row "\`mailgate\`, 2 in parallel, \`serve\` running" "$label" "$(summary "$line")"
+    mapfile -t files < <(gate_files "$label-direct2" 20)
+    line="$(RECOVERYDESK_SOCKET=none python3 benches/ingest_bench.py mailgate "$BIN" 2 "${files[@]}")"; say "$line"
+    row "\`mailgate\`, 2 in parallel, \`serve\` running, socket off" "$label" "$(summary "$line")"
+    mapfile -t files < <(gate_files "$label-hook1" 14)
+    line="$(python3 benches/ingest_bench.py webhook "http://127.0.0.1:$PORT" "$RECOVERYDESK_INBOUND_TOKEN" 1 "${files[@]}")"; say "$line"
+    row "webhook, 1 client (SQLite)" "$label" "$(summary "$line")"
+    mapfile -t files < <(gate_files "$label-hook4" 15)
+    line="$(python3 benches/ingest_bench.py webhook "http://127.0.0.1:$PORT" "$RECOVERYDESK_INBOUND_TOKEN" 4 "${files[@]}")"; say "$line"
+    stop_serve
+    row "webhook, 4 clients (SQLite)" "$label" "$(summary "$line"); serve peak RSS $SERVE_HWM MiB"
+
+    if [ -n "${PG_URL:-}" ]; then
+        local db="rd_bench_${label}_$$"
+        psql -q "$PG_URL" -c "CREATE DATABASE $db" >/dev/null
+        PG_DBS+=("$db")
+        export DATABASE_URL="${PG_URL%/*}/$db" RECOVERYDESK_SOCKET="$WORK/$label-pg.sock" RECOVERYDESK_MAIL_DIR="$WORK/$label-pg-mail"
+        "$BIN" migrate 2>/dev/null
+        start_serve
+        mapfile -t files < <(gate_files "$label-pg1" 16)
+        line="$(python3 benches/ingest_bench.py webhook "http://127.0.0.1:$PORT" "$RECOVERYDESK_INBOUND_TOKEN" 1 "${files[@]}")"; say "$line"
+        row "PostgreSQL in-server (webhook), 1 client" "$label" "$(summary "$line")"
+        mapfile -t files < <(gate_files "$label-pg4" 17)
+        line="$(python3 benches/ingest_bench.py webhook "http://127.0.0.1:$PORT" "$RECOVERYDESK_INBOUND_TOKEN" 4 "${files[@]}")"; say "$line"
+        row "PostgreSQL in-server (webhook), 4 clients" "$label" "$(summary "$line")"
+        mapfile -t files < <(gate_files "$label-pgm" 18)
+        line="$(python3 benches/ingest_bench.py mailgate "$BIN" 2 "${files[@]}")"; say "$line"
+        stop_serve
+        row "PostgreSQL, \`mailgate\` 2 in parallel, \`serve\` running" "$label" "$(summary "$line")"
+        unset RECOVERYDESK_SOCKET
+    fi
+}
+
+LOAD="$(cut -d' ' -f1-3 /proc/loadavg)"
+if [ -n "${BEFORE_BIN:-}" ]; then
+    SAVED="$BIN"; BIN="$BEFORE_BIN"; measure_binary before; BIN="$SAVED"
+fi
+measure_binary after
+
+echo
+echo "Machine: $(nproc) cores, $(uname -sr); $(date -u '+%Y-%m-%d %H:%M UTC'); load before: $LOAD; commit $(git rev-parse --short HEAD)"
+echo "Corpora: plain $(sed -e 's/^wrote //' -e 's/ to .*$//' "$WORK/plain.txt"); rich $(sed -e 's/^wrote //' -e 's/ to .*$//' "$WORK/rich.txt")"
+echo
+python3 - "$RESULTS" <<'EOF'
+import sys
+rows, labels = {}, []
+for line in open(sys.argv[1]):
+    what, label, value = line.rstrip("\n").split("\t")
+    rows.setdefault(what, {})[label] = value
+    if label not in labels:
+        labels.append(label)
+print("| run | " + " | ".join(labels) + " |")
+print("|---|" + "---|" * len(labels))
+for what, values in rows.items():
+    print(f"| {what} | " + " | ".join(values.get(l, "–") for l in labels) + " |")
+EOF

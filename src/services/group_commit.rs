@@ -1,0 +1,156 @@
+//! Group commit: in `serve`, every received message (the local socket of `mailgate`, the
+//! webhook) is written by one writer thread. Messages that arrive while it is writing wait
+//! and are then written together: one transaction, each message in a savepoint of its own,
+//! one durable commit (docs/reference.md#inbound-mail). Each caller is answered only after
+//! that commit, so a crash before it loses nothing that was acknowledged.
+//!
+//! Parsing and scanning (`intake::prepare`) stay on the caller's thread: the CPU work of many
+//! deliveries runs in parallel, and only the writes queue.
+
+use super::inbound::{IngestError, Ingested, Prepared, store_prepared};
+use super::{Desk, ServiceError};
+use crate::db::{self, Pool};
+use std::sync::mpsc;
+
+/// At most this many messages share a transaction: enough to pay one `fsync` for many, few
+/// enough that the first of them is not kept waiting long.
+pub const MAX_GROUP: usize = 64;
+
+/// The answer to one delivery, sent after the commit (or the failure) of its group.
+pub type Answer = Result<Ingested, IngestError>;
+
+struct Job {
+    prepared: Prepared,
+    channel: &'static str,
+    answer: tokio::sync::oneshot::Sender<Answer>,
+    /// The caller's span (a request's id): the writer's log lines about this message carry it.
+    span: tracing::Span,
+}
+
+/// A handle on the writer; clones share it. The writer stops when the last handle is gone.
+#[derive(Clone)]
+pub struct Writer {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("group_commit::Writer")
+    }
+}
+
+/// Starts the writer thread on `pool`.
+pub fn start(pool: Pool, desk: Desk) -> std::io::Result<Writer> {
+    let (jobs, queue) = mpsc::channel::<Job>();
+    std::thread::Builder::new().name("mail-writer".into()).spawn(move || {
+        while let Ok(first) = queue.recv() {
+            let mut group = vec![first];
+            while group.len() < MAX_GROUP {
+                match queue.try_recv() {
+                    Ok(job) => group.push(job),
+                    Err(_) => break,
+                }
+            }
+            write_group(&pool, &desk, group);
+        }
+    })?;
+    Ok(Writer { jobs })
+}
+
+impl Writer {
+    /// Queues a prepared message; the receiver gets the answer after the durable commit.
+    pub fn submit(&self, prepared: Prepared, channel: &'static str) -> tokio::sync::oneshot::Receiver<Answer> {
+        let (answer, receiver) = tokio::sync::oneshot::channel();
+        if let Err(mpsc::SendError(job)) = self.jobs.send(Job {
+            prepared,
+            channel,
+            answer,
+            span: tracing::Span::current(),
+        }) {
+            let _ = job
+                .answer
+                .send(Err(IngestError::Temporary("the desk is stopping".into())));
+        }
+        receiver
+    }
+
+    /// Prepares `raw` on this thread, then waits for its group's commit (not from async code).
+    pub fn ingest_blocking(&self, desk: &Desk, raw: &[u8], channel: &'static str) -> Answer {
+        let started = std::time::Instant::now();
+        let answer = super::inbound::prepare(desk, raw).and_then(|prepared| {
+            self.submit(prepared, channel)
+                .blocking_recv()
+                .unwrap_or_else(|_| Err(IngestError::Temporary("the writer stopped".into())))
+        });
+        record(desk, channel, &answer, started);
+        answer
+    }
+}
+
+/// Counts a delivery in the desk's metrics, as `inbound::ingest` does.
+pub fn record(desk: &Desk, channel: &str, answer: &Answer, started: std::time::Instant) {
+    let outcome = match answer {
+        Ok(ingested) => ingested.outcome.as_str(),
+        Err(IngestError::TooLarge { .. }) => "too_large",
+        Err(IngestError::Temporary(_)) => "failed",
+    };
+    desk.metrics.inbound(channel, outcome, started.elapsed().as_secs_f64());
+}
+
+/// One transaction for the whole group, each message in a savepoint (`store_prepared` nests);
+/// the answers go out after the commit. A message whose own writes failed is tried once more
+/// alone, in a transaction of its own, after the group.
+fn write_group(pool: &Pool, desk: &Desk, group: Vec<Job>) {
+    let mut conn = match pool.get() {
+        Ok(conn) => conn,
+        Err(e) => {
+            tracing::error!(error = %e, "no database connection for received mail");
+            for job in group {
+                let _ = job
+                    .answer
+                    .send(Err(IngestError::Temporary(format!("no database connection: {e}"))));
+            }
+            return;
+        }
+    };
+    let committed = db::with_durable_commits(&mut conn, |conn| {
+        db::write_transaction(conn, |conn| -> Result<Vec<Answer>, ServiceError> {
+            Ok(group
+                .iter()
+                .map(|job| {
+                    let _caller = job.span.enter();
+                    store_prepared(conn, desk, &job.prepared, job.channel, None)
+                })
+                .collect())
+        })
+    });
+    match committed {
+        Ok(answers) => {
+            // Alone in its group, a failed message has had its own transaction already.
+            let alone = group.len() == 1;
+            let mut failed = vec![];
+            for (job, answer) in group.into_iter().zip(answers) {
+                match answer {
+                    Err(IngestError::Temporary(reason)) if !alone => failed.push((job, reason)),
+                    answer => {
+                        let _ = job.answer.send(answer);
+                    }
+                }
+            }
+            for (job, reason) in failed {
+                let _caller = job.span.enter();
+                tracing::warn!(%reason, "a received message failed in its group; trying it alone");
+                let answer = db::with_durable_commits(&mut conn, |conn| {
+                    store_prepared(conn, desk, &job.prepared, job.channel, None)
+                });
+                let _ = job.answer.send(answer);
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, messages = group.len(), "received mail not stored: the commit failed");
+            for job in group {
+                let _ = job.answer.send(Err(IngestError::Temporary(format!("not stored: {e}"))));
+            }
+        }
+    }
+}
