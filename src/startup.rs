@@ -79,6 +79,8 @@ impl Application {
                 .configure(web::configure)
                 .route("/static/css/site.css", actix_web::web::get().to(stylesheet))
                 .route("/static/css/console.css", actix_web::web::get().to(console_stylesheet))
+                .route("/static/js/queue.js", actix_web::web::get().to(queue_script))
+                .route("/static/js/ticket.js", actix_web::web::get().to(ticket_script))
                 .default_service(actix_web::web::to(web::portal::default_not_found))
         })
         .listen(listener)
@@ -113,6 +115,22 @@ async fn console_stylesheet() -> HttpResponse {
         .content_type("text/css; charset=utf-8")
         .insert_header(("Cache-Control", "public, max-age=3600"))
         .body(include_str!("../static/css/console.css"))
+}
+
+/// The console's two small scripts (live queue, Ctrl+Enter): pages work without them.
+async fn queue_script() -> HttpResponse {
+    script(include_str!("../static/js/queue.js"))
+}
+
+async fn ticket_script() -> HttpResponse {
+    script(include_str!("../static/js/ticket.js"))
+}
+
+fn script(body: &'static str) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header(("Cache-Control", "public, max-age=3600"))
+        .body(body)
 }
 
 /// Purges expired rows hourly (authentication events past their retention, rate-limit rows

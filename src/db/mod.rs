@@ -1,6 +1,7 @@
 //! The only place that knows diesel and the differences between SQLite and PostgreSQL.
 
 pub mod accounts;
+pub mod activity;
 pub mod agents;
 pub mod api_requests;
 pub mod auth_events;

@@ -2,6 +2,8 @@
 //! code what may happen, and writes the new state, events and outbox mail together.
 
 pub mod accounts;
+pub mod activity;
+pub mod bulk;
 pub mod agents;
 pub mod console;
 mod decision;

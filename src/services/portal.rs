@@ -148,6 +148,8 @@ pub struct StatusView {
     pub attempts_on_record: bool,
     pub thread: Vec<ThreadEntry>,
     pub created_at: String,
+    /// An agent refused the request: why, in words that reveal nothing about an account.
+    pub refusal: Option<&'static str>,
 }
 
 #[derive(Debug, Clone)]
@@ -201,6 +203,9 @@ pub fn status_view(conn: &mut AnyConnection, desk: &Desk, token: &str) -> Result
         attempts_on_record: row.attempts_on_record,
         thread,
         created_at: row.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+        refusal: (row.state == "refused")
+            .then(|| crate::domain::workflow::RefuseReason::words_for(row.state_reason.as_deref()))
+            .flatten(),
     }))
 }
 

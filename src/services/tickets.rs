@@ -216,6 +216,10 @@ pub(crate) fn apply_action_in_transaction(
         Err(refusal) => return Ok(Err(refusal)),
     };
     let view = loaded.view();
+    if let Err(refusal) = workflow::closing::check_role(name, actor.is_admin()) {
+        log_refusal(conn, &loaded, name.as_str(), &refusal, actor)?;
+        return Ok(Err(refusal));
+    }
     if let Err(refusal) = workflow::check(&view, name) {
         log_refusal(conn, &loaded, name.as_str(), &refusal, actor)?;
         return Ok(Err(refusal));
@@ -309,7 +313,11 @@ fn scrub_action(action: Action) -> Action {
         Action::Resolve { note } => Action::Resolve {
             note: s.scrub(&note).into_string(),
         },
-        Action::Refuse { reason } => Action::Refuse {
+        Action::Refuse { reason, text } => Action::Refuse {
+            reason,
+            text: s.scrub(&text).into_string(),
+        },
+        Action::Reopen { reason } => Action::Reopen {
             reason: s.scrub(&reason).into_string(),
         },
         Action::RecordPayment {
@@ -341,7 +349,8 @@ fn action_details(action: &Action) -> Value {
         Action::Reclassify { kind } => json!({"kind": kind.as_str()}),
         Action::LinkAccount { account_id } | Action::SendUsername { account_id } => json!({"account_id": account_id}),
         Action::Resolve { note } if !note.is_empty() => json!({"note": note}),
-        Action::Refuse { reason } => json!({"reason": reason}),
+        Action::Refuse { reason, text } => json!({"reason": text, "category": reason.as_str()}),
+        Action::Reopen { reason } => json!({"reason": reason}),
         Action::RecordAllowlistedAttempts { tried_from, outcome } => {
             json!({"tried_from": tried_from, "outcome": outcome})
         }
@@ -391,7 +400,8 @@ pub fn add_reply(
                 &json!({"internal": true}),
                 Some(message_id),
             )?;
-            return Ok(row.clone());
+            super::activity::record(conn, row, workflow::Activity::Note, false)?;
+            return ticket_rows::find(conn, row.id)?.ok_or_else(|| ServiceError::NotFound("ticket".into()));
         }
         let request = crate::mail::outbound::compose::MailRequest {
             ticket: row,
@@ -402,7 +412,7 @@ pub fn add_reply(
             actor: &actor_label,
         };
         crate::mail::outbound::compose::queue_mail(conn, desk, request)?;
-        match conversation::after_agent_reply(loaded.kind(), loaded.state()) {
+        let row = match conversation::after_agent_reply(loaded.kind(), loaded.state()) {
             Some(next) => {
                 let decision = workflow::Decision {
                     kind: loaded.kind(),
@@ -410,10 +420,12 @@ pub fn add_reply(
                     state_reason: None,
                     effects: vec![],
                 };
-                commit(conn, desk, &loaded, decision, "reply", actor, json!({}))
+                commit(conn, desk, &loaded, decision, "reply", actor, json!({}))?
             }
-            None => Ok(row.clone()),
-        }
+            None => row.clone(),
+        };
+        super::activity::record(conn, &row, workflow::Activity::AgentReply, false)?;
+        ticket_rows::find(conn, row.id)?.ok_or_else(|| ServiceError::NotFound("ticket".into()))
     })
 }
 
