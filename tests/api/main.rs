@@ -5,6 +5,7 @@ mod helpers;
 mod smtp_capture;
 
 mod account_terminated;
+mod agent_day;
 mod banned;
 mod cli;
 mod console;

@@ -442,7 +442,7 @@ async fn fill_the_queue(app: &TestApp) -> Vec<String> {
     let (status, body) = app
         .post(
             &format!("/api/v1/tickets/{contoso}/replies"),
-            &json!({"body": "Which company name should the invoice show?"}),
+            &json!({"body": "Which company name should the invoice show?", "internal": false}),
         )
         .await;
     assert!(status.is_success(), "replying on {contoso}: {body}");

@@ -220,8 +220,9 @@ pub async fn apply_action(
 #[derive(Debug, Deserialize)]
 pub struct CreateReply {
     body: String,
+    /// Required: a forgotten choice must never mail what was meant as a note.
     #[serde(default)]
-    internal: bool,
+    internal: Option<bool>,
 }
 
 /// `POST /api/v1/tickets/{ref}/replies`: a mailed reply, or an internal note.
@@ -233,6 +234,9 @@ pub async fn create_reply(
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_ref(&state.desk, &path)?;
     let CreateReply { body, internal } = body.into_inner();
+    let internal = internal.ok_or_else(|| {
+        ApiError::invalid("internal: say true (an internal note, never mailed) or false (a reply mailed to the requester)")
+    })?;
     let actor = agent.actor();
     let ticket = state
         .run(move |conn, desk| {
