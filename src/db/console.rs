@@ -173,7 +173,12 @@ pub fn sub_users(conn: &mut AnyConnection, parent_id: &str) -> QueryResult<Vec<(
     let rows: Vec<(String, String, String, bool)> = accounts::table
         .filter(accounts::parent_id.eq(parent_id))
         .order(accounts::id.asc())
-        .select((accounts::id, accounts::username, accounts::status, accounts::banned_via_parent))
+        .select((
+            accounts::id,
+            accounts::username,
+            accounts::status,
+            accounts::banned_via_parent,
+        ))
         .load(conn)?;
     Ok(rows
         .into_iter()

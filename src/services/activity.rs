@@ -47,8 +47,7 @@ impl Turn {
                 },
                 last_activity_at: a.last_activity_at,
                 new_activity: row.assignee_id.is_some()
-                    && a
-                        .customer_activity_at
+                    && a.customer_activity_at
                         .is_some_and(|c| a.assignee_seen_at.is_none_or(|seen| c > seen)),
             },
             None => Turn {

@@ -56,7 +56,10 @@ pub fn apply_to_many(
             if !not_found {
                 return Err(e);
             }
-            results.push((desk.ticket_ref(reference.number()), Err(ServiceError::NotFound("ticket".into()))));
+            results.push((
+                desk.ticket_ref(reference.number()),
+                Err(ServiceError::NotFound("ticket".into())),
+            ));
             continue;
         }
         results.push((desk.ticket_ref(reference.number()), outcome));

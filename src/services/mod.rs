@@ -3,8 +3,8 @@
 
 pub mod accounts;
 pub mod activity;
-pub mod bulk;
 pub mod agents;
+pub mod bulk;
 pub mod console;
 mod decision;
 pub mod diagnosis;

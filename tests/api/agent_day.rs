@@ -19,8 +19,10 @@ async fn signed_in(app: &TestApp) -> Console {
 
 async fn general(app: &TestApp, requester: &str, subject: &str) -> String {
     reference(
-        &app.create_ticket(json!({"kind": "general", "requester": requester, "subject": subject, "body": "Hello, I need help."}))
-            .await,
+        &app.create_ticket(
+            json!({"kind": "general", "requester": requester, "subject": subject, "body": "Hello, I need help."}),
+        )
+        .await,
     )
 }
 
@@ -97,14 +99,20 @@ both_backends!(
 async fn challenge_turns(app: TestApp) {
     app.import_accounts(&[account("acc_1001", "acme-mailer", "ops@acme.test", "active")]);
     let ticket = app
-        .create_ticket(json!({"kind": "ip_lockout", "requester": "ops@acme.test", "subject": "Locked out",
-                              "body": "New office.", "current_ip": "198.51.100.77"}))
+        .create_ticket(
+            json!({"kind": "ip_lockout", "requester": "ops@acme.test", "subject": "Locked out",
+                              "body": "New office.", "current_ip": "198.51.100.77"}),
+        )
         .await;
     let r = reference(&ticket);
     // The opening mail asks them to try their allowlisted IPs.
     assert_eq!(app.ticket(&r).await["waiting_on"], "customer");
     let t = app
-        .act(&r, "record_allowlisted_attempts", json!({"tried_from": "office VPN", "outcome": "blocked"}))
+        .act(
+            &r,
+            "record_allowlisted_attempts",
+            json!({"tried_from": "office VPN", "outcome": "blocked"}),
+        )
         .await;
     assert_eq!(t["waiting_on"], "agent");
     app.act(&r, "start_ownership_verification", json!({})).await;
@@ -131,7 +139,11 @@ both_backends!(
 async fn refusal_told(app: TestApp) {
     let r = general(&app, "sam@example.test", "Please delete someone else's account").await;
     let status_path = app.status_path_of(&r).await;
-    for params in [json!({}), json!({"reason": "   "}), json!({"reason": "x", "category": "nope"})] {
+    for params in [
+        json!({}),
+        json!({"reason": "   "}),
+        json!({"reason": "x", "category": "nope"}),
+    ] {
         let (status, body) = app.action(&r, "refuse", params.clone()).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{params}: {body}");
         assert_eq!(body["error"]["code"], "invalid_input");
@@ -139,7 +151,11 @@ async fn refusal_told(app: TestApp) {
     assert_eq!(app.ticket(&r).await["state"], "awaiting_agent");
 
     let t = app
-        .act(&r, "refuse", json!({"reason": "asks about an account that is not theirs [internal]", "category": "not_authorised"}))
+        .act(
+            &r,
+            "refuse",
+            json!({"reason": "asks about an account that is not theirs [internal]", "category": "not_authorised"}),
+        )
         .await;
     assert_eq!(t["state"], "refused");
     assert_eq!(t["state_reason"], "not_authorised");
@@ -156,7 +172,10 @@ async fn refusal_told(app: TestApp) {
         .find(|m| m.body.contains("Only the holder of an account"))
         .expect("the refusal mail, in the reason's words");
     assert_eq!(mail.to, "sam@example.test");
-    assert!(!mail.body.contains("[internal]"), "the agent's own words are not mailed");
+    assert!(
+        !mail.body.contains("[internal]"),
+        "the agent's own words are not mailed"
+    );
 
     let (_, page) = app.page(&status_path).await;
     assert!(page.contains("Only the holder of an account"), "{page}");
@@ -177,25 +196,43 @@ async fn console_refusal_confirmed(app: TestApp) {
     assert!(page.contains(r#"name="category""#) && page.contains("Duplicate of another request"));
     let action = format!("{ticket_path}/actions/refuse");
     let (status, _, confirm) = console
-        .submit(&ticket_path, &action, &[("category", "duplicate"), ("reason", "same as the other one")])
+        .submit(
+            &ticket_path,
+            &action,
+            &[("category", "duplicate"), ("reason", "same as the other one")],
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
     assert!(confirm.contains("This request repeats another one"), "{confirm}");
     assert!(confirm.contains(r#"name="confirmed" value="yes""#));
-    assert_eq!(app.ticket(&r).await["state"], "awaiting_agent", "nothing happens before the confirmation");
+    assert_eq!(
+        app.ticket(&r).await["state"],
+        "awaiting_agent",
+        "nothing happens before the confirmation"
+    );
 
     let (status, location, _) = console
         .submit(
             &ticket_path,
             &action,
-            &[("category", "duplicate"), ("reason", "same as the other one"), ("confirmed", "yes")],
+            &[
+                ("category", "duplicate"),
+                ("reason", "same as the other one"),
+                ("confirmed", "yes"),
+            ],
         )
         .await;
     assert_eq!(status, StatusCode::SEE_OTHER, "{location:?}");
     let t = app.ticket(&r).await;
-    assert_eq!((t["state"].clone(), t["state_reason"].clone()), (json!("refused"), json!("duplicate")));
+    assert_eq!(
+        (t["state"].clone(), t["state_reason"].clone()),
+        (json!("refused"), json!("duplicate"))
+    );
     let (_, _, page) = console.get(&ticket_path).await;
-    assert!(page.contains("Duplicate of another request"), "the reason in words on the ticket page");
+    assert!(
+        page.contains("Duplicate of another request"),
+        "the reason in words on the ticket page"
+    );
 }
 
 both_backends!(only_admins_reopen_and_never_a_policy_refusal, reopen_rules);
@@ -212,9 +249,14 @@ async fn reopen_rules(app: TestApp) {
     assert_eq!(body["error"]["code"], "account_banned");
 
     let r = general(&app, "pat@example.test", "Refused too fast").await;
-    app.act(&r, "refuse", json!({"reason": "spam", "category": "abusive"})).await;
+    app.act(&r, "refuse", json!({"reason": "spam", "category": "abusive"}))
+        .await;
     let (status, body) = app.action(&r, "reopen", json!({})).await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "a reopen needs a reason: {body}");
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a reopen needs a reason: {body}"
+    );
 
     let token = {
         let mut conn = app.conn();
@@ -245,12 +287,18 @@ async fn reopen_rules(app: TestApp) {
         use recoverydesk::db::schema::tickets;
         let id: i64 = r.trim_start_matches("RD-").parse().unwrap();
         diesel::update(tickets::table.find(id))
-            .set((tickets::state.eq("refused"), tickets::state_reason.eq("verification_failed")))
+            .set((
+                tickets::state.eq("refused"),
+                tickets::state_reason.eq("verification_failed"),
+            ))
             .execute(&mut *conn)
             .unwrap();
     }
     let (status, body) = app.action(&r, "reopen", json!({"reason": "again"})).await;
-    assert_eq!((status, body["error"]["code"].clone()), (StatusCode::CONFLICT, json!("refused_by_policy")));
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (StatusCode::CONFLICT, json!("refused_by_policy"))
+    );
 }
 
 both_backends!(a_forgotten_choice_can_never_mail_a_note, notes_are_never_mailed);
@@ -265,7 +313,10 @@ async fn notes_are_never_mailed(app: TestApp) {
     };
     // The API wants the choice said out loud.
     let (status, body) = app
-        .post(&format!("/api/v1/tickets/{r}/replies"), &json!({"body": "internal: VIP customer"}))
+        .post(
+            &format!("/api/v1/tickets/{r}/replies"),
+            &json!({"body": "internal: VIP customer"}),
+        )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(mailed(&app), 0);
@@ -273,13 +324,18 @@ async fn notes_are_never_mailed(app: TestApp) {
     let console = signed_in(&app).await;
     let ticket_path = format!("/agent/tickets/{r}");
     let (_, _, page) = console.get(&ticket_path).await;
-    assert!(page.contains(r#"action="/agent/tickets/RD-"#) && page.contains("/note\""), "a note form of its own");
+    assert!(
+        page.contains(r#"action="/agent/tickets/RD-"#) && page.contains("/note\""),
+        "a note form of its own"
+    );
     assert!(!page.contains(r#"name="internal""#), "no box to forget");
     // The note form's address only writes notes, whatever else is sent with it.
     for extra in [vec![], vec![("internal", "false")], vec![("send", "reply")]] {
         let mut fields = vec![("body", "VIP, be nice")];
         fields.extend(extra);
-        let (status, location, _) = console.submit(&ticket_path, &format!("{ticket_path}/note"), &fields).await;
+        let (status, location, _) = console
+            .submit(&ticket_path, &format!("{ticket_path}/note"), &fields)
+            .await;
         assert_eq!(status, StatusCode::SEE_OTHER);
         assert!(location.unwrap_or_default().ends_with("done=note"));
     }
@@ -310,7 +366,12 @@ async fn bulk_actions(app: TestApp) {
         .submit(
             "/agent",
             "/agent/bulk",
-            &[("op", "assign"), ("agent_email", "admin@localhost"), ("ticket", &a), ("ticket", &b)],
+            &[
+                ("op", "assign"),
+                ("agent_email", "admin@localhost"),
+                ("ticket", &a),
+                ("ticket", &b),
+            ],
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{page}");
@@ -323,18 +384,30 @@ async fn bulk_actions(app: TestApp) {
         .submit(
             "/agent",
             "/agent/bulk",
-            &[("op", "resolve"), ("note", "sorted"), ("ticket", &a), ("ticket", &done), ("ticket", "RD-99999"), ("ticket", "junk")],
+            &[
+                ("op", "resolve"),
+                ("note", "sorted"),
+                ("ticket", &a),
+                ("ticket", &done),
+                ("ticket", "RD-99999"),
+                ("ticket", "junk"),
+            ],
         )
         .await;
     assert_eq!(status, StatusCode::OK);
     assert!(page.contains("1 done, 3 not done"), "{page}");
-    assert!(page.contains(&format!(r#"id="result-{done}""#)) && page.contains("Not at this step"), "{page}");
+    assert!(
+        page.contains(&format!(r#"id="result-{done}""#)) && page.contains("Not at this step"),
+        "{page}"
+    );
     assert_eq!(app.ticket(&a).await["state"], "resolved");
     assert_eq!(app.ticket(&b).await["state"], "awaiting_agent");
 
     let (status, _, _) = console.submit("/agent", "/agent/bulk", &[("op", "resolve")]).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "nothing selected");
-    let (status, _, _) = console.submit("/agent", "/agent/bulk", &[("op", "delete"), ("ticket", &b)]).await;
+    let (status, _, _) = console
+        .submit("/agent", "/agent/bulk", &[("op", "delete"), ("ticket", &b)])
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     let (status, _, _) = console
         .post("/agent/bulk", &[("csrf", "forged"), ("op", "resolve"), ("ticket", &b)])
@@ -360,11 +433,16 @@ async fn new_activity_mark(app: TestApp) {
     let console = signed_in(&app).await;
     let (_, _, queue) = console.get("/agent").await;
     assert!(!queue.contains("New activity"), "nothing new yet");
-    assert!(queue.contains("Last activity") && queue.contains(" UTC</span>"), "absolute times beside relative ones");
+    assert!(
+        queue.contains("Last activity") && queue.contains(" UTC</span>"),
+        "absolute times beside relative ones"
+    );
     assert!(queue.contains("Customer&#39;s turn"), "{queue}");
 
     let status_path = app.status_path_of(&r).await;
-    let (status, _, body) = app.form(&format!("{status_path}/reply"), &[("body", "The March one.")]).await;
+    let (status, _, body) = app
+        .form(&format!("{status_path}/reply"), &[("body", "The March one.")])
+        .await;
     assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
     let t = app.ticket(&r).await;
     assert_eq!(t["waiting_on"], "agent", "{t}");
@@ -378,10 +456,7 @@ async fn new_activity_mark(app: TestApp) {
     assert!(!queue.contains("New activity"), "seen by the assignee");
 }
 
-both_backends!(
-    the_queue_streams_an_event_when_a_customer_does_something,
-    live_queue
-);
+both_backends!(the_queue_streams_an_event_when_a_customer_does_something, live_queue);
 
 async fn live_queue(app: TestApp) {
     let r = general(&app, "mo@example.test", "Live").await;
@@ -405,7 +480,8 @@ async fn live_queue(app: TestApp) {
     let mut response = response;
     let first = response.chunk().await.expect("bytes").expect("a first chunk");
     assert!(String::from_utf8_lossy(&first).contains("retry:"));
-    app.form(&format!("{status_path}/reply"), &[("body", "Here is more.")]).await;
+    app.form(&format!("{status_path}/reply"), &[("body", "Here is more.")])
+        .await;
     // The server writes a line every poll; the event comes within a few of them.
     let mut seen = String::new();
     for _ in 0..30 {
@@ -418,7 +494,10 @@ async fn live_queue(app: TestApp) {
     assert!(seen.contains("event: activity"), "{seen}");
     // Anonymous visitors get no stream.
     let (status, location, _) = Console::new(&app).get("/agent/queue/events").await;
-    assert_eq!((status, location.as_deref()), (StatusCode::SEE_OTHER, Some("/agent/login")));
+    assert_eq!(
+        (status, location.as_deref()),
+        (StatusCode::SEE_OTHER, Some("/agent/login"))
+    );
 }
 
 both_backends!(
@@ -443,12 +522,90 @@ async fn account_words(app: TestApp) {
     assert!(subs.contains("Banned") && !subs.contains("Active"), "{subs}");
     let (_, _, page) = console.get("/agent/accounts/acc_2").await;
     let status = &page[page.find(r#"id="status""#).expect("status")..];
-    assert!(status.starts_with(r#"id="status">"#) || status.contains("Banned"), "{status}");
+    assert!(
+        status.starts_with(r#"id="status">"#) || status.contains("Banned"),
+        "{status}"
+    );
     assert!(status.contains("banned via its parent"), "{status}");
 
     // Engine words on the ticket page: plain words first, the code small beside them.
     let r = general(&app, "c@x.test", "help").await;
     let (_, _, page) = console.get(&format!("/agent/tickets/{r}")).await;
-    assert!(page.contains("Not at this step of the ticket") || !page.contains("blocked-"), "{page}");
-    assert!(!page.contains("is not possible while the ticket is awaiting_"), "no raw state codes in sentences");
+    assert!(
+        page.contains("Not at this step of the ticket") || !page.contains("blocked-"),
+        "{page}"
+    );
+    assert!(
+        !page.contains("is not possible while the ticket is awaiting_"),
+        "no raw state codes in sentences"
+    );
+}
+
+both_backends!(
+    a_corrected_login_form_is_diagnosed_again_and_the_rerun_form_starts_from_it,
+    repeat_rediagnosed
+);
+
+async fn repeat_rediagnosed(app: TestApp) {
+    use crate::diagnosis::{OWNER, diagnosis_events, directory, failed_at, load, mailed, the_log};
+    directory(&app);
+    load(&app, &the_log()).await;
+    let at_local = failed_at().format("%Y-%m-%dT%H:%M").to_string();
+    let send = |username: &'static str| {
+        let at_local = at_local.clone();
+        let app = &app;
+        async move {
+            let (status, _, body) = app
+                .form(
+                    "/help/login",
+                    &[
+                        ("email", OWNER),
+                        ("problem", "smtp_535"),
+                        ("smtp_username", username),
+                        ("failed_at", &at_local),
+                    ],
+                )
+                .await;
+            assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+        }
+    };
+    // First the login's email address (a finding of its own), then the real username.
+    send("ops@acme.test").await;
+    let (_, list) = app.get("/api/v1/tickets?q=ops%40acme.test").await;
+    let r = refs_of(&list).first().cloned().expect("the ticket");
+    let first = app.ticket(&r).await;
+    assert_eq!(
+        first["diagnosis"]["finding"], "username_has_at",
+        "{}",
+        first["diagnosis"]
+    );
+    let mails_before = mailed(&app, &r).len();
+
+    send("crm-mailer").await;
+    let (_, list) = app.get("/api/v1/tickets?q=ops%40acme.test").await;
+    assert_eq!(refs_of(&list), vec![r.clone()], "the repeat joined its ticket");
+    let again = app.ticket(&r).await;
+    assert_eq!(again["diagnosis"]["finding"], "bad_password", "{}", again["diagnosis"]);
+    assert_eq!(again["diagnosis"]["username"], "crm-mailer");
+    assert_eq!(diagnosis_events(&again).len(), 2);
+    let new_mail: Vec<String> = mailed(&app, &r)[mails_before..]
+        .iter()
+        .map(|(t, _)| t.clone())
+        .collect();
+    assert!(
+        new_mail.iter().all(|t| t == "acknowledgement"),
+        "no account-dependent mail again for a repeat: {new_mail:?}"
+    );
+
+    // The same facts once more: nothing to re-run.
+    send("crm-mailer").await;
+    assert_eq!(diagnosis_events(&app.ticket(&r).await).len(), 2);
+
+    // The agent's re-run form starts from the newest username.
+    let console = signed_in(&app).await;
+    let (_, _, page) = console.get(&format!("/agent/tickets/{r}")).await;
+    assert!(
+        page.contains(r#"name="username""#) && page.contains(r#"value="crm-mailer""#),
+        "prefilled with the newest facts"
+    );
 }

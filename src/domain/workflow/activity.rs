@@ -134,7 +134,10 @@ mod tests {
         for state in State::ALL.into_iter().filter(|s| !s.is_terminal()) {
             for before in WaitingOn::ALL {
                 assert_eq!(waiting_on_after(state, before, Activity::Customer), WaitingOn::Agent);
-                assert_eq!(waiting_on_after(state, before, Activity::AgentReply), WaitingOn::Customer);
+                assert_eq!(
+                    waiting_on_after(state, before, Activity::AgentReply),
+                    WaitingOn::Customer
+                );
             }
         }
     }
@@ -152,7 +155,10 @@ mod tests {
             }
         }
         for activity in [Activity::Customer, Activity::AgentReply] {
-            assert_eq!(waiting_on_after(State::Refused, WaitingOn::Agent, activity), WaitingOn::None);
+            assert_eq!(
+                waiting_on_after(State::Refused, WaitingOn::Agent, activity),
+                WaitingOn::None
+            );
         }
     }
 

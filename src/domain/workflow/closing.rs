@@ -77,7 +77,9 @@ impl RefuseReason {
 
     /// The words for a ticket's `state_reason`, when it is one of ours.
     pub fn words_for(state_reason: Option<&str>) -> Option<&'static str> {
-        state_reason.and_then(RefuseReason::parse).map(RefuseReason::customer_words)
+        state_reason
+            .and_then(RefuseReason::parse)
+            .map(RefuseReason::customer_words)
     }
 }
 

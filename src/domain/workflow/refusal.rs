@@ -55,7 +55,9 @@ impl ErrorCode {
             ErrorCode::AllowlistedAttemptsMissing => "The customer has not reported trying their allowlisted IPs",
             ErrorCode::AccountNotLinked => "No account is linked to the ticket",
             ErrorCode::IpAccessNotEnabled => "IP access management is off on the account",
-            ErrorCode::EmailChallengeByLinkOnly => "Only the customer's click on the mailed link passes the email challenge",
+            ErrorCode::EmailChallengeByLinkOnly => {
+                "Only the customer's click on the mailed link passes the email challenge"
+            }
             ErrorCode::OwnershipNotVerified => "Ownership of the account is not verified yet",
             ErrorCode::BalanceOutstanding => "A balance is still due",
             ErrorCode::AccountNotTerminated => "The account is not terminated",

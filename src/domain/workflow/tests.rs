@@ -1188,7 +1188,10 @@ fn resolve_refuse_and_assign_do_what_they_say() {
 
     // docs/reference.md#who-acts-next: a refusal needs a reason; the customer is told in its words.
     assert_eq!(ticket.act("refuse", json!({})), Err(ErrorCode::InvalidInput));
-    assert_eq!(ticket.act("refuse", json!({"reason": "  "})), Err(ErrorCode::InvalidInput));
+    assert_eq!(
+        ticket.act("refuse", json!({"reason": "  "})),
+        Err(ErrorCode::InvalidInput)
+    );
     assert_eq!(
         ticket.act("refuse", json!({"reason": "x", "category": "whatever"})),
         Err(ErrorCode::InvalidInput)
@@ -1213,7 +1216,11 @@ fn resolve_refuse_and_assign_do_what_they_say() {
             .any(|e| matches!(e, Effect::Note { body } if body.contains("asked twice")))
     );
     assert_eq!(
-        ticket.act("refuse", json!({"reason": "duplicate"})).unwrap().state_reason.as_deref(),
+        ticket
+            .act("refuse", json!({"reason": "duplicate"}))
+            .unwrap()
+            .state_reason
+            .as_deref(),
         Some("duplicate")
     );
 

@@ -235,7 +235,9 @@ pub async fn create_reply(
     let id = parse_ref(&state.desk, &path)?;
     let CreateReply { body, internal } = body.into_inner();
     let internal = internal.ok_or_else(|| {
-        ApiError::invalid("internal: say true (an internal note, never mailed) or false (a reply mailed to the requester)")
+        ApiError::invalid(
+            "internal: say true (an internal note, never mailed) or false (a reply mailed to the requester)",
+        )
     })?;
     let actor = agent.actor();
     let ticket = state

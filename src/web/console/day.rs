@@ -61,10 +61,7 @@ pub fn confirm_refusal(agent: CurrentAgent, reference: &str, fields: &HashMap<St
         code => RefuseReason::parse(code),
     };
     let Some(reason) = reason else {
-        return refused_page(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "Choose a reason from the list.",
-        );
+        return refused_page(StatusCode::UNPROCESSABLE_ENTITY, "Choose a reason from the list.");
     };
     page(
         StatusCode::OK,
@@ -217,9 +214,7 @@ pub async fn queue_events(_agent: CurrentAgent, state: web::Data<AppState>) -> H
 
 async fn latest(state: &web::Data<AppState>) -> Option<chrono::NaiveDateTime> {
     state
-        .run(|conn, _| {
-            crate::db::activity::latest(conn).map_err(|e| crate::services::ServiceError::from(e).into())
-        })
+        .run(|conn, _| crate::db::activity::latest(conn).map_err(|e| crate::services::ServiceError::from(e).into()))
         .await
         .ok()
         .flatten()

@@ -4,11 +4,11 @@
 
 pub mod admin;
 pub mod auth;
+pub mod day;
 pub mod erase;
 pub mod session;
 pub mod tickets;
 pub mod words;
-pub mod day;
 
 use super::AppState;
 use crate::db::console::QueueFilter;

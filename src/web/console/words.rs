@@ -15,7 +15,9 @@ pub fn money(cents: i64) -> String {
 }
 
 pub fn status_words(code: &str) -> &'static str {
-    AccountStatus::parse(code).map(AccountStatus::label).unwrap_or("Unknown status")
+    AccountStatus::parse(code)
+        .map(AccountStatus::label)
+        .unwrap_or("Unknown status")
 }
 
 pub fn kind_words(code: &str) -> &'static str {
