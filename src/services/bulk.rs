@@ -24,6 +24,9 @@ impl BulkOp {
     }
 }
 
+/// One ticket's reference and what became of it.
+pub type BulkOutcome = (String, Result<(), ServiceError>);
+
 /// Applies `op` to each reference (duplicates once, in the order given). A reference that is
 /// not one of ours is reported as such.
 pub fn apply_to_many(
@@ -32,7 +35,7 @@ pub fn apply_to_many(
     refs: &[String],
     op: &BulkOp,
     actor: &Actor,
-) -> Result<Vec<(String, Result<(), ServiceError>)>, ServiceError> {
+) -> Result<Vec<BulkOutcome>, ServiceError> {
     if refs.len() > MAX_BULK {
         return Err(ServiceError::Invalid(format!(
             "ticket: at most {MAX_BULK} tickets at once"

@@ -166,7 +166,7 @@ pub async fn apply_action(
             let label = ActionName::parse(&name).map(|a| a.label()).unwrap_or("That action");
             let message = format!(
                 "“{label}” was not done: {}. {} (code {})",
-                ErrorCode::label_of(&e.code),
+                ErrorCode::label_of(e.code),
                 e.message,
                 e.code
             );
