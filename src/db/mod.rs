@@ -6,6 +6,7 @@ pub mod agents;
 pub mod api_requests;
 pub mod auth_events;
 pub mod backup;
+pub mod canned;
 pub mod console;
 pub mod erase;
 pub mod inbound;

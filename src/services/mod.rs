@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod activity;
 pub mod agents;
 pub mod bulk;
+pub mod canned;
 pub mod console;
 mod decision;
 pub mod diagnosis;

@@ -609,3 +609,118 @@ async fn repeat_rediagnosed(app: TestApp) {
         "prefilled with the newest facts"
     );
 }
+
+both_backends!(
+    canned_answers_are_kept_by_admins_filled_from_the_ticket_and_never_tell_a_stranger_about_an_account,
+    canned_answers
+);
+
+async fn canned_answers(app: TestApp) {
+    app.import_accounts(&[account("acc_1001", "acme-mailer", "ops@acme.test", "active")]);
+    let own = reference(
+        &app.create_ticket(
+            json!({"kind": "general", "requester": "ops@acme.test", "subject": "Name?", "body": "What is my login?"}),
+        )
+        .await,
+    );
+    let stranger = reference(
+        &app.create_ticket(
+            json!({"kind": "general", "requester": "someone@elsewhere.test", "account": "acc_1001",
+                                  "subject": "Name?", "body": "What is the login of acme?"}),
+        )
+        .await,
+    );
+    assert_eq!(app.ticket(&stranger).await["account_id"], "acc_1001");
+    let console = signed_in(&app).await;
+    let (status, _, _) = console
+        .submit(
+            "/agent/admin/canned",
+            "/agent/admin/canned",
+            &[("title", ""), ("body", "x")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    for (title, body) in [
+        ("Your login", "Hello {requester}, the login of {ref} is {username}."),
+        ("Thanks", "Thank you, we are looking at {ref} ({subject})."),
+    ] {
+        let (status, location, _) = console
+            .submit(
+                "/agent/admin/canned",
+                "/agent/admin/canned",
+                &[("title", title), ("body", body)],
+            )
+            .await;
+        assert_eq!(
+            (status, location.as_deref()),
+            (StatusCode::SEE_OTHER, Some("/agent/admin/canned"))
+        );
+    }
+    let (_, _, page) = console.get(&format!("/agent/tickets/{own}")).await;
+    let id_of = |title: &str| {
+        let marker = format!(">{title}</option>");
+        let end = page.find(&marker).expect("listed on the ticket page");
+        let start = page[..end].rfind("value=\"").expect("an id") + 7;
+        page[start..end].trim_end_matches('"').to_string()
+    };
+    let (login, thanks) = (id_of("Your login"), id_of("Thanks"));
+
+    // To the registered address: filled and mailed.
+    let (status, _, _) = console
+        .submit(
+            &format!("/agent/tickets/{own}"),
+            &format!("/agent/tickets/{own}/canned"),
+            &[("canned_id", &login)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let sent = app
+        .outbox_of(&own)
+        .into_iter()
+        .find(|(t, _, _)| t == "agent_reply")
+        .expect("mailed");
+    assert_eq!(
+        sent.2["body"],
+        format!("Hello ops@acme.test, the login of {own} is acme-mailer.")
+    );
+
+    // To someone else: the engine refuses the account-dependent answer; a neutral one goes.
+    let (status, _, page) = console
+        .submit(
+            &format!("/agent/tickets/{stranger}"),
+            &format!("/agent/tickets/{stranger}/canned"),
+            &[("canned_id", &login)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{page}");
+    assert!(page.contains("account_dependent_answer"));
+    assert!(!app.outbox_of(&stranger).iter().any(|(t, _, _)| t == "agent_reply"));
+    let (status, _, _) = console
+        .submit(
+            &format!("/agent/tickets/{stranger}"),
+            &format!("/agent/tickets/{stranger}/canned"),
+            &[("canned_id", &thanks)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(app.outbox_of(&stranger).iter().any(
+        |(t, _, p)| t == "agent_reply" && p["body"] == format!("Thank you, we are looking at {stranger} (Name?).")
+    ));
+
+    // Only admins manage them.
+    {
+        let mut conn = app.conn();
+        agents::add_agent(&mut conn, "plain@localhost", "Plain", "agent", "a long enough password").expect("agent");
+    }
+    let plain = Console::new(&app);
+    assert_eq!(
+        plain.sign_in("plain@localhost", "a long enough password").await,
+        StatusCode::SEE_OTHER
+    );
+    let (status, _, _) = plain.get("/agent/admin/canned").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, _) = plain
+        .submit("/agent", "/agent/admin/canned", &[("title", "Mine"), ("body", "x")])
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}

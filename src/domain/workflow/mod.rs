@@ -8,6 +8,7 @@
 mod account_terminated;
 pub mod action;
 pub mod activity;
+pub mod canned;
 pub mod closing;
 mod common;
 pub mod conversation;

@@ -23,6 +23,8 @@ pub enum ErrorCode {
     Forbidden,
     /// `reopen` of a ticket the policy refused.
     RefusedByPolicy,
+    /// A canned answer about the account, for a requester who is not its registered address.
+    AccountDependentAnswer,
 }
 
 impl ErrorCode {
@@ -43,6 +45,7 @@ impl ErrorCode {
             ErrorCode::InvalidInput => "invalid_input",
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::RefusedByPolicy => "refused_by_policy",
+            ErrorCode::AccountDependentAnswer => "account_dependent_answer",
         }
     }
 
@@ -66,6 +69,7 @@ impl ErrorCode {
             ErrorCode::InvalidInput => "Something in the form needs correcting",
             ErrorCode::Forbidden => "Only an admin may do this",
             ErrorCode::RefusedByPolicy => "The policy refused this ticket for good",
+            ErrorCode::AccountDependentAnswer => "That answer is only for the account's registered address",
         }
     }
 
@@ -78,7 +82,7 @@ impl ErrorCode {
             .unwrap_or_else(|| code.replace('_', " "))
     }
 
-    pub const ALL: [ErrorCode; 15] = [
+    pub const ALL: [ErrorCode; 16] = [
         ErrorCode::UnknownAction,
         ErrorCode::AccountBanned,
         ErrorCode::InvalidTransition,
@@ -94,6 +98,7 @@ impl ErrorCode {
         ErrorCode::InvalidInput,
         ErrorCode::Forbidden,
         ErrorCode::RefusedByPolicy,
+        ErrorCode::AccountDependentAnswer,
     ];
 
     /// 404 for an unknown action, 422 for bad parameters, 409 for every policy refusal.

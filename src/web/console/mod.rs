@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod canned;
 pub mod day;
 pub mod erase;
 pub mod session;
@@ -35,6 +36,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/agent/tickets/{ref}/reply", web::post().to(tickets::reply))
         .route("/agent/tickets/{ref}/note", web::post().to(day::add_note))
         .route("/agent/bulk", web::post().to(day::bulk_action))
+        .route("/agent/tickets/{ref}/canned", web::post().to(canned::reply_with_canned))
+        .route("/agent/admin/canned", web::get().to(canned::show_canned))
+        .route("/agent/admin/canned", web::post().to(canned::add_canned))
+        .route("/agent/admin/canned/{id}/delete", web::post().to(canned::delete_canned))
         .route("/agent/queue/events", web::get().to(day::queue_events))
         .route(
             "/agent/tickets/{ref}/events/{id}/redact",

@@ -23,6 +23,8 @@ pub struct TicketTemplate {
     pub kinds: Vec<Kind>,
     pub methods: Vec<Method>,
     pub refuse_reasons: Vec<RefuseReason>,
+    /// (id, title) of the canned answers.
+    pub canned: Vec<(i64, String)>,
 }
 
 super::words::console_words!(TicketTemplate, AccountTemplate);
@@ -67,10 +69,17 @@ async fn render_ticket(
     error: Option<String>,
 ) -> HttpResponse {
     match state
-        .run(move |conn, desk| views::ticket_page(conn, desk, id).map_err(Into::into))
+        .run(move |conn, desk| {
+            let t = views::ticket_page(conn, desk, id)?;
+            let canned = crate::services::canned::list(conn)?
+                .into_iter()
+                .map(|c| (c.id, c.title))
+                .collect();
+            Ok::<_, crate::services::ServiceError>((t, canned)).map_err(Into::into)
+        })
         .await
     {
-        Ok(t) => page(
+        Ok((t, canned)) => page(
             status,
             &TicketTemplate {
                 agent,
@@ -83,6 +92,7 @@ async fn render_ticket(
                     .filter(|m| *m != Method::EmailChallenge)
                     .collect(),
                 refuse_reasons: RefuseReason::ALL.to_vec(),
+                canned,
             },
         ),
         Err(e) => refused_page(e.status, &e.message),
