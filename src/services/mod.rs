@@ -2,6 +2,7 @@
 //! code what may happen, and writes the new state, events and outbox mail together.
 
 pub mod accounts;
+mod action_text;
 pub mod activity;
 pub mod agents;
 pub mod bulk;
