@@ -81,4 +81,3 @@ pub(crate) fn action_details(action: &Action) -> Value {
         _ => json!({}),
     }
 }
-

@@ -1,7 +1,7 @@
 //! Opening tickets, applying actions, replies and the email-challenge confirmation.
 
-use super::decision::{Loaded, commit};
 use super::action_text::{action_details, scrub_action};
+use super::decision::{Loaded, commit};
 use super::diagnosis::{self, Diagnosed, channel_of_problem};
 use super::messages::CustomerMessage;
 use super::redaction::{Scrubbed, Scrubber};
