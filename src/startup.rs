@@ -98,6 +98,8 @@ impl Application {
                 .configure(web::configure)
                 .route("/static/css/site.css", actix_web::web::get().to(stylesheet))
                 .route("/static/css/console.css", actix_web::web::get().to(console_stylesheet))
+                .route("/static/js/queue.js", actix_web::web::get().to(queue_script))
+                .route("/static/js/ticket.js", actix_web::web::get().to(ticket_script))
                 .default_service(actix_web::web::to(web::portal::default_not_found))
         })
         .listen(listener)
@@ -156,6 +158,22 @@ fn spawn_imap_fetcher(pool: Pool, desk: crate::services::Desk, imap: crate::mail
     if let Err(e) = started {
         tracing::error!(error = %e, "the IMAP fetcher could not start");
     }
+}
+
+/// The console's two small scripts (live queue, Ctrl+Enter): pages work without them.
+async fn queue_script() -> HttpResponse {
+    script(include_str!("../static/js/queue.js"))
+}
+
+async fn ticket_script() -> HttpResponse {
+    script(include_str!("../static/js/ticket.js"))
+}
+
+fn script(body: &'static str) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header(("Cache-Control", "public, max-age=3600"))
+        .body(body)
 }
 
 /// Purges expired rows hourly (authentication events past their retention, rate-limit rows

@@ -70,6 +70,8 @@ pub struct QueueFilter {
     /// Keyset: tickets waiting since after this (time, id).
     pub after: Option<(NaiveDateTime, i64)>,
     pub limit: i64,
+    /// `agent`, `customer` or `none` (docs/reference.md#who-acts-next).
+    pub waiting_on: Option<String>,
 }
 
 /// The open tickets: the WHERE of the partial indexes `tickets_open_queue`,
@@ -113,6 +115,16 @@ pub fn queue(conn: &mut AnyConnection, f: &QueueFilter) -> QueryResult<Vec<Ticke
             Some(id) => query.filter(tickets::id.eq(id).or(by_text)),
             None => query.filter(by_text),
         };
+    }
+    if let Some(waiting_on) = &f.waiting_on {
+        use super::schema::ticket_activity;
+        query = query.filter(
+            tickets::id.eq_any(
+                ticket_activity::table
+                    .filter(ticket_activity::waiting_on.eq(waiting_on.clone()))
+                    .select(ticket_activity::ticket_id),
+            ),
+        );
     }
     if let Some((at, id)) = f.after {
         // `waiting_since >= at` first, so the index is entered at the cursor (a range seek)
@@ -176,13 +188,26 @@ pub fn deactivate_agent(conn: &mut AnyConnection, id: i64) -> QueryResult<bool> 
     Ok(rows == 1)
 }
 
-/// (id, username, status) of the sub-users of an account.
+/// (id, username, effective status) of the sub-users of an account: a sub-user of a banned
+/// parent is banned, whatever its own record says.
 pub fn sub_users(conn: &mut AnyConnection, parent_id: &str) -> QueryResult<Vec<(String, String, String)>> {
-    accounts::table
+    let rows: Vec<(String, String, String, bool)> = accounts::table
         .filter(accounts::parent_id.eq(parent_id))
         .order(accounts::id.asc())
-        .select((accounts::id, accounts::username, accounts::status))
-        .load(conn)
+        .select((
+            accounts::id,
+            accounts::username,
+            accounts::status,
+            accounts::banned_via_parent,
+        ))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, username, status, via_parent)| {
+            let status = if via_parent { "banned".to_string() } else { status };
+            (id, username, status)
+        })
+        .collect())
 }
 
 pub fn tickets_of_account(conn: &mut AnyConnection, account_id: &str, limit: i64) -> QueryResult<Vec<TicketRow>> {

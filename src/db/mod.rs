@@ -1,10 +1,12 @@
 //! The only place that knows diesel and the differences between SQLite and PostgreSQL.
 
 pub mod accounts;
+pub mod activity;
 pub mod agents;
 pub mod api_requests;
 pub mod auth_events;
 pub mod backup;
+pub mod canned;
 pub mod console;
 pub mod erase;
 pub mod imap;

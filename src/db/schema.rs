@@ -346,3 +346,29 @@ diesel::table! {
         last_error_at -> Nullable<Timestamp>,
     }
 }
+
+diesel::table! {
+    /// Who acts next on a ticket, and when anything last happened (migration 000015).
+    ticket_activity (ticket_id) {
+        ticket_id -> BigInt,
+        waiting_on -> Text,
+        last_activity_at -> Timestamp,
+        customer_activity_at -> Nullable<Timestamp>,
+        assignee_seen_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::joinable!(ticket_activity -> tickets (ticket_id));
+diesel::allow_tables_to_appear_in_same_query!(ticket_activity, tickets);
+
+diesel::table! {
+    /// Canned answers admins keep for replies (migration 000015).
+    canned_answers (id) {
+        id -> BigInt,
+        title -> Text,
+        body -> Text,
+        account_dependent -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}

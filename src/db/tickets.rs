@@ -188,6 +188,8 @@ pub struct TicketFilter {
     /// Keyset pagination: only tickets with a smaller id (lists are newest first).
     pub before_id: Option<i64>,
     pub limit: i64,
+    /// `agent`, `customer` or `none` (docs/reference.md#who-acts-next).
+    pub waiting_on: Option<String>,
 }
 
 pub fn list(conn: &mut AnyConnection, f: &TicketFilter) -> QueryResult<Vec<TicketRow>> {
@@ -214,6 +216,16 @@ pub fn list(conn: &mut AnyConnection, f: &TicketFilter) -> QueryResult<Vec<Ticke
     }
     if let Some(before) = f.before_id {
         query = query.filter(tickets::id.lt(before));
+    }
+    if let Some(waiting_on) = &f.waiting_on {
+        use super::schema::ticket_activity;
+        query = query.filter(
+            tickets::id.eq_any(
+                ticket_activity::table
+                    .filter(ticket_activity::waiting_on.eq(waiting_on.clone()))
+                    .select(ticket_activity::ticket_id),
+            ),
+        );
     }
     query.order(tickets::id.desc()).limit(f.limit).load(conn)
 }

@@ -34,6 +34,16 @@ impl AccountStatus {
     pub fn parse(s: &str) -> Option<AccountStatus> {
         AccountStatus::ALL.into_iter().find(|st| st.as_str() == s)
     }
+
+    /// Words for people (the console shows the code small beside them).
+    pub fn label(self) -> &'static str {
+        match self {
+            AccountStatus::Active => "Active",
+            AccountStatus::PendingConfirmation => "Never confirmed",
+            AccountStatus::Terminated => "Terminated for non-payment",
+            AccountStatus::Banned => "Banned",
+        }
+    }
 }
 
 /// A login username. Usernames can be anything (no syntax policy), so it is kept byte-exact:

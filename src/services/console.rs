@@ -23,6 +23,11 @@ pub fn age(since: NaiveDateTime, now: NaiveDateTime) -> String {
     }
 }
 
+/// "2026-12-07 09:14 UTC": the absolute time beside a relative one.
+pub fn absolute(at: NaiveDateTime) -> String {
+    at.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
 pub struct QueueRow {
     pub ticket_ref: String,
     pub subject: String,
@@ -32,6 +37,13 @@ pub struct QueueRow {
     pub assignee: Option<String>,
     pub waiting: String,
     pub flagged: bool,
+    /// Who acts next, when anything last happened ("12 min" and the absolute UTC time), and
+    /// whether the customer did something the assignee has not opened the ticket since.
+    pub waiting_on: workflow::WaitingOn,
+    pub last_activity: String,
+    pub last_activity_at: String,
+    pub last_activity_iso: String,
+    pub new_activity: bool,
 }
 
 pub struct QueuePage {
@@ -69,9 +81,19 @@ pub fn queue(conn: &mut AnyConnection, desk: &Desk, filter: QueueFilter) -> Resu
     let agent_list = queries::agents(conn)?;
     let emails: HashMap<i64, String> = agent_list.iter().map(|(id, email, ..)| (*id, email.clone())).collect();
     let now = crate::db::now();
+    let turns = crate::db::activity::of_tickets(conn, &rows.iter().map(|r| r.id).collect::<Vec<_>>())?;
     let rows = rows
         .into_iter()
-        .map(|r| QueueRow {
+        .map(|r| {
+            let turn = super::activity::Turn::of(&r, turns.get(&r.id));
+            (r, turn)
+        })
+        .map(|(r, turn)| QueueRow {
+            waiting_on: turn.waiting_on,
+            last_activity: age(turn.last_activity_at, now),
+            last_activity_at: absolute(turn.last_activity_at),
+            last_activity_iso: super::view::rfc3339(turn.last_activity_at),
+            new_activity: turn.new_activity,
             ticket_ref: desk.ticket_ref(r.id),
             kind: Kind::parse(&r.kind).unwrap_or(Kind::General),
             state: State::parse(&r.state).unwrap_or(State::AwaitingAgent),
@@ -105,6 +127,8 @@ pub struct ActionEntry {
     pub allowed: bool,
     pub reason: String,
     pub code: String,
+    /// The code in plain words (shown first; the code small beside it).
+    pub code_words: &'static str,
 }
 
 pub struct ThreadEntry {
@@ -162,6 +186,8 @@ pub struct TicketPage {
     pub diagnosis: Option<super::diagnosis::DiagnosisPanel>,
     /// (outbox id, template, recipient, status, last error).
     pub mail: Vec<(i64, String, String, String, Option<String>)>,
+    /// Who acts next (docs/reference.md#who-acts-next).
+    pub waiting_on: workflow::WaitingOn,
 }
 
 pub fn ticket_page(conn: &mut AnyConnection, desk: &Desk, id: i64) -> Result<TicketPage, ServiceError> {
@@ -175,12 +201,14 @@ pub fn ticket_page(conn: &mut AnyConnection, desk: &Desk, id: i64) -> Result<Tic
                 allowed: true,
                 reason: String::new(),
                 code: String::new(),
+                code_words: "",
             },
             Err(r) => ActionEntry {
                 name,
                 allowed: false,
                 reason: r.message,
                 code: r.code.as_str().to_string(),
+                code_words: r.code.label(),
             },
         })
         .collect();
@@ -328,7 +356,10 @@ pub fn ticket_page(conn: &mut AnyConnection, desk: &Desk, id: i64) -> Result<Tic
         })
         .collect();
     let diagnosis = super::diagnosis::diagnosis_panel(conn, id)?;
+    let waiting_on = super::activity::Turn::of(&loaded.row, crate::db::activity::find(conn, id)?.as_ref()).waiting_on;
+    let sub_users = effective_sub_users(loaded.account.as_ref(), sub_users);
     Ok(TicketPage {
+        waiting_on,
         diagnosis,
         ticket_ref: desk.ticket_ref(id),
         kind: loaded.kind(),
@@ -372,12 +403,38 @@ pub struct AccountPage {
     pub tickets: Vec<(String, String, String, String)>,
 }
 
+/// The sub-users of a banned account are banned, whatever their own records say.
+fn effective_sub_users(
+    parent: Option<&AccountView>,
+    subs: Vec<(String, String, String)>,
+) -> Vec<(String, String, String)> {
+    let banned = parent.is_some_and(AccountView::is_banned);
+    subs.into_iter()
+        .map(|(id, name, status)| {
+            let status = if banned {
+                crate::domain::account::AccountStatus::Banned.as_str().to_string()
+            } else {
+                status
+            };
+            (id, name, status)
+        })
+        .collect()
+}
+
+/// The assignee opened the ticket: the customer's activity so far is no longer new to them.
+pub fn opened_by(conn: &mut AnyConnection, ticket_id: i64, agent_id: i64) -> Result<(), ServiceError> {
+    if tickets::find(conn, ticket_id)?.is_some_and(|t| t.assignee_id == Some(agent_id)) {
+        crate::db::activity::mark_seen(conn, ticket_id)?;
+    }
+    Ok(())
+}
+
 pub fn account_page(conn: &mut AnyConnection, desk: &Desk, id: &str) -> Result<AccountPage, ServiceError> {
     let row = accounts::find(conn, id)?.ok_or_else(|| ServiceError::NotFound("account".into()))?;
     let terminated_at = row.terminated_at.map(|t| t.format("%Y-%m-%d").to_string());
     let banned_at = row.banned_at.map(|t| t.format("%Y-%m-%d").to_string());
     let account = accounts::view_of(conn, row)?;
-    let sub_users = queries::sub_users(conn, id)?;
+    let sub_users = effective_sub_users(Some(&account), queries::sub_users(conn, id)?);
     let tickets = queries::tickets_of_account(conn, id, 100)?
         .into_iter()
         .map(|t| (desk.ticket_ref(t.id), t.subject, t.kind, t.state))

@@ -6,7 +6,7 @@ use crate::db::{self, AnyConnection, accounts, agents, tickets};
 use crate::domain::account::AccountView;
 use crate::domain::ticket::{Kind, State};
 use crate::domain::verification::{CheckRecord, Method};
-use crate::domain::workflow::{Decision, Effect, Mail, MailTemplate, Recipient, TicketView};
+use crate::domain::workflow::{Activity, Decision, Effect, Mail, MailTemplate, Recipient, TicketView};
 use crate::mail::outbound::compose::{MailRequest, queue_mail};
 use serde_json::{Value, json};
 
@@ -62,6 +62,7 @@ impl Loaded {
         TicketView {
             kind: self.kind(),
             state: self.state(),
+            state_reason: self.row.state_reason.as_deref(),
             requester: &self.row.requester,
             account: self.account.as_ref(),
             checks: &self.checks,
@@ -282,6 +283,10 @@ pub(crate) fn commit(
             }
         }
     }
+    let asks_customer = !challenge_mails.is_empty() || mails.iter().any(|m| m.template.asks_customer());
+    let activity = Activity::of_decision(matches!(actor, Actor::Customer { .. }), asks_customer, changed);
+    let updated = tickets::find(conn, row.id)?.ok_or_else(|| ServiceError::NotFound("ticket".into()))?;
+    super::activity::record(conn, &updated, activity, change.assignee_id != row.assignee_id)?;
     let updated = tickets::find(conn, row.id)?.ok_or_else(|| ServiceError::NotFound("ticket".into()))?;
     for (address, params) in challenge_mails {
         enqueue(conn, desk, row, &address, MailTemplate::EmailChallenge, params)?;
@@ -333,6 +338,7 @@ fn send_workflow_mail(
             params["terminated_form_url"] = json!(format!("{}/help/account-terminated", desk.settings.base_url));
         }
         MailTemplate::IpGranted { ip } => params["ip"] = json!(ip),
+        MailTemplate::RequestRefused { reason } => params["refusal"] = json!(reason.customer_words()),
         MailTemplate::DiagnosisGuidance { diagnosis } => {
             params["diagnosis"] = super::diagnosis::guidance_params(diagnosis);
         }

@@ -226,6 +226,13 @@ pub(crate) fn append_customer_message(
         }
         None => row.clone(),
     };
+    // The customer's own word (not a robot's, not a stranger's) puts the ticket on us.
+    let ticket = if message.auto_generated().is_none() && who != Sender::Stranger {
+        super::activity::record(conn, &ticket, workflow::Activity::Customer, false)?;
+        ticket_rows::find(conn, ticket_id)?.ok_or_else(|| ServiceError::NotFound("ticket".into()))?
+    } else {
+        ticket
+    };
     Ok(Appended { ticket, message_ref })
 }
 

@@ -2,7 +2,11 @@
 //! code what may happen, and writes the new state, events and outbox mail together.
 
 pub mod accounts;
+mod action_text;
+pub mod activity;
 pub mod agents;
+pub mod bulk;
+pub mod canned;
 pub mod console;
 mod decision;
 pub mod diagnosis;

@@ -87,6 +87,42 @@ fn repeat_words(request: &OpenTicket) -> Scrubbed {
     super::redaction::Scrubber::default().scrub(&words)
 }
 
+/// A repeated login form with new facts (another username, channel or time) re-runs the
+/// diagnosis on them, through the engine as an agent's run would, and mails nothing: the
+/// account-dependent answer is not sent again for a repeat. The ticket page's re-run form then
+/// starts from these newest facts.
+fn rediagnose(conn: &mut AnyConnection, desk: &Desk, ticket_id: i64, request: &OpenTicket) -> Result<(), ServiceError> {
+    use crate::domain::diagnosis::parse_failed_at;
+    use crate::domain::workflow::login_help::{Diagnosed, repeat_rediagnoses};
+    let row = crate::db::tickets::find(conn, ticket_id)?.ok_or_else(|| ServiceError::NotFound("ticket".into()))?;
+    let typed = request.smtp_username.as_ref().map(Scrubbed::as_str);
+    let typed_at = request.failed_at.as_ref().and_then(|f| parse_failed_at(f.as_str()));
+    let channel = super::diagnosis::channel_of_problem(request.problem.as_ref().map(Scrubbed::as_str));
+    let latest = super::diagnosis::latest_for(conn, &[&row])?.remove(&ticket_id);
+    let last = latest.as_ref().map(|d| Diagnosed {
+        username: d["username"].as_str().unwrap_or_default(),
+        channel: crate::domain::diagnosis::AuthChannel::parse(d["channel"].as_str().unwrap_or_default())
+            .unwrap_or(crate::domain::diagnosis::AuthChannel::Smtp),
+        failed_at: (d["failed_at_source"] == "given")
+            .then(|| d["failed_at"].as_str().and_then(parse_failed_at))
+            .flatten(),
+    });
+    if !repeat_rediagnoses(typed, typed_at, channel, last) {
+        return Ok(());
+    }
+    let mut params = json!({"username": typed.unwrap_or_default(), "channel": channel.as_str(), "notify": false});
+    if let Some(at) = typed_at {
+        params["failed_at"] = json!(crate::domain::diagnosis::rfc3339(at));
+    }
+    let actor = Actor::Customer {
+        email: row.requester.clone(),
+    };
+    // Refused when the ticket is past diagnosing (closed, another kind): the words are on the
+    // ticket anyway.
+    let _ = tickets::apply_action_in_transaction(conn, desk, ticket_id, "diagnose_auth", &params, &actor)?;
+    Ok(())
+}
+
 /// The same request again: its words join the ticket, an ip_lockout learns the reported
 /// attempts, and the requester gets a neutral acknowledgement. Account-dependent mail is not
 /// sent again.
@@ -122,6 +158,9 @@ fn attach(
             &actor,
         )?;
     }
+    if request.kind == Kind::LoginHelp {
+        rediagnose(conn, desk, ticket_id, request)?;
+    }
     let row = crate::db::tickets::find(conn, ticket_id)?.ok_or_else(|| ServiceError::NotFound("ticket".into()))?;
     super::decision::enqueue(
         conn,
@@ -148,6 +187,8 @@ pub struct StatusView {
     pub attempts_on_record: bool,
     pub thread: Vec<ThreadEntry>,
     pub created_at: String,
+    /// An agent refused the request: why, in words that reveal nothing about an account.
+    pub refusal: Option<&'static str>,
 }
 
 #[derive(Debug, Clone)]
@@ -201,6 +242,9 @@ pub fn status_view(conn: &mut AnyConnection, desk: &Desk, token: &str) -> Result
         attempts_on_record: row.attempts_on_record,
         thread,
         created_at: row.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+        refusal: (row.state == "refused")
+            .then(|| crate::domain::workflow::RefuseReason::words_for(row.state_reason.as_deref()))
+            .flatten(),
     }))
 }
 

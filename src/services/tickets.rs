@@ -1,5 +1,6 @@
 //! Opening tickets, applying actions, replies and the email-challenge confirmation.
 
+use super::action_text::{action_details, scrub_action};
 use super::decision::{Loaded, commit};
 use super::diagnosis::{self, Diagnosed, channel_of_problem};
 use super::messages::CustomerMessage;
@@ -222,6 +223,10 @@ pub(crate) fn apply_action_in_transaction(
         Err(refusal) => return Ok(Err(refusal)),
     };
     let view = loaded.view();
+    if let Err(refusal) = workflow::closing::check_role(name, actor.is_admin()) {
+        log_refusal(conn, &loaded, name.as_str(), &refusal, actor)?;
+        return Ok(Err(refusal));
+    }
     if let Err(refusal) = workflow::check(&view, name) {
         log_refusal(conn, &loaded, name.as_str(), &refusal, actor)?;
         return Ok(Err(refusal));
@@ -317,78 +322,6 @@ fn log_refusal(
     Ok(())
 }
 
-/// Free text in action parameters is stored too, so it is scanned like everything else.
-fn scrub_action(action: Action) -> Action {
-    let mut s = Scrubber::default();
-    match action {
-        Action::RecordAllowlistedAttempts { tried_from, outcome } => Action::RecordAllowlistedAttempts {
-            tried_from: s.scrub(&tried_from).into_string(),
-            outcome: s.scrub(&outcome).into_string(),
-        },
-        Action::RecordVerificationCheck {
-            method,
-            passed,
-            evidence,
-        } => Action::RecordVerificationCheck {
-            method,
-            passed,
-            evidence: s.scrub(&evidence).into_string(),
-        },
-        Action::Resolve { note } => Action::Resolve {
-            note: s.scrub(&note).into_string(),
-        },
-        Action::Refuse { reason } => Action::Refuse {
-            reason: s.scrub(&reason).into_string(),
-        },
-        Action::RecordPayment {
-            amount_cents,
-            reference,
-        } => Action::RecordPayment {
-            amount_cents,
-            reference: s.scrub(&reference).into_string(),
-        },
-        Action::DiagnoseAuth {
-            username,
-            failed_at,
-            channel,
-            notify,
-        } => Action::DiagnoseAuth {
-            username: s.scrub(&username).into_string(),
-            failed_at,
-            channel,
-            notify,
-        },
-        other => other,
-    }
-}
-
-/// The parameters worth keeping in the transition event.
-fn action_details(action: &Action) -> Value {
-    match action {
-        Action::Assign { agent_email } => json!({"agent_email": agent_email.as_str()}),
-        Action::Reclassify { kind } => json!({"kind": kind.as_str()}),
-        Action::LinkAccount { account_id } | Action::SendUsername { account_id } => json!({"account_id": account_id}),
-        Action::Resolve { note } if !note.is_empty() => json!({"note": note}),
-        Action::Refuse { reason } => json!({"reason": reason}),
-        Action::RecordAllowlistedAttempts { tried_from, outcome } => {
-            json!({"tried_from": tried_from, "outcome": outcome})
-        }
-        Action::GrantIpAccess { ip } => json!({"ip": ip.as_str()}),
-        Action::RecordPayment {
-            amount_cents,
-            reference,
-        } => json!({"amount_cents": amount_cents, "reference": reference}),
-        Action::DiagnoseAuth {
-            username,
-            failed_at,
-            channel,
-            notify,
-        } => json!({"username": username, "failed_at": failed_at.map(crate::domain::diagnosis::rfc3339),
-                    "channel": channel.as_str(), "notify": notify}),
-        _ => json!({}),
-    }
-}
-
 /// An agent's reply (mailed to the requester) or internal note.
 pub fn add_reply(
     conn: &mut AnyConnection,
@@ -419,7 +352,8 @@ pub fn add_reply(
                 &json!({"internal": true}),
                 Some(message_id),
             )?;
-            return Ok(row.clone());
+            super::activity::record(conn, row, workflow::Activity::Note, false)?;
+            return ticket_rows::find(conn, row.id)?.ok_or_else(|| ServiceError::NotFound("ticket".into()));
         }
         let request = crate::mail::outbound::compose::MailRequest {
             ticket: row,
@@ -430,7 +364,7 @@ pub fn add_reply(
             actor: &actor_label,
         };
         crate::mail::outbound::compose::queue_mail(conn, desk, request)?;
-        match conversation::after_agent_reply(loaded.kind(), loaded.state()) {
+        let row = match conversation::after_agent_reply(loaded.kind(), loaded.state()) {
             Some(next) => {
                 let decision = workflow::Decision {
                     kind: loaded.kind(),
@@ -438,10 +372,12 @@ pub fn add_reply(
                     state_reason: None,
                     effects: vec![],
                 };
-                commit(conn, desk, &loaded, decision, "reply", actor, json!({}))
+                commit(conn, desk, &loaded, decision, "reply", actor, json!({}))?
             }
-            None => Ok(row.clone()),
-        }
+            None => row.clone(),
+        };
+        super::activity::record(conn, &row, workflow::Activity::AgentReply, false)?;
+        ticket_rows::find(conn, row.id)?.ok_or_else(|| ServiceError::NotFound("ticket".into()))
     })
 }
 

@@ -36,6 +36,15 @@ pub fn ticket_json(desk: &Desk, row: &TicketRow, assignee: Option<&str>) -> Valu
     })
 }
 
+/// docs/reference.md#who-acts-next: `waiting_on` and `last_activity_at` (and whether the
+/// assignee has customer activity to read).
+fn add_turn(ticket: &mut Value, row: &TicketRow, activity: Option<&crate::db::activity::ActivityRow>) {
+    let turn = super::activity::Turn::of(row, activity);
+    ticket["waiting_on"] = json!(turn.waiting_on.as_str());
+    ticket["last_activity_at"] = json!(rfc3339(turn.last_activity_at));
+    ticket["new_activity"] = json!(turn.new_activity);
+}
+
 fn assignee_email(conn: &mut AnyConnection, row: &TicketRow) -> Result<Option<String>, ServiceError> {
     Ok(match row.assignee_id {
         Some(id) => agents::find(conn, id)?.map(|a| a.email),
@@ -49,6 +58,7 @@ pub fn ticket_details(conn: &mut AnyConnection, desk: &Desk, id: i64) -> Result<
     let loaded = Loaded::read(conn, id)?;
     let assignee = assignee_email(conn, &loaded.row)?;
     let mut ticket = ticket_json(desk, &loaded.row, assignee.as_deref());
+    add_turn(&mut ticket, &loaded.row, crate::db::activity::find(conn, id)?.as_ref());
     if let Some(diagnosis) = super::diagnosis::latest_for(conn, &[&loaded.row])?.remove(&id) {
         ticket["diagnosis"] = diagnosis;
     }
@@ -135,6 +145,7 @@ pub fn list_tickets(conn: &mut AnyConnection, desk: &Desk, filter: TicketFilter)
     };
     let mut emails: HashMap<i64, String> = HashMap::new();
     let mut diagnoses = super::diagnosis::latest_for(conn, &rows.iter().collect::<Vec<_>>())?;
+    let turns = crate::db::activity::of_tickets(conn, &rows.iter().map(|r| r.id).collect::<Vec<_>>())?;
     let mut tickets = Vec::with_capacity(rows.len());
     for row in &rows {
         let assignee = match row.assignee_id {
@@ -149,6 +160,7 @@ pub fn list_tickets(conn: &mut AnyConnection, desk: &Desk, filter: TicketFilter)
             None => None,
         };
         let mut ticket = ticket_json(desk, row, assignee.as_deref());
+        add_turn(&mut ticket, row, turns.get(&row.id));
         if let Some(diagnosis) = diagnoses.remove(&row.id) {
             ticket["diagnosis"] = diagnosis;
         }

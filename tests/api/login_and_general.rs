@@ -57,7 +57,7 @@ async fn login_help_rules(app: TestApp) {
     let (status, t) = app
         .post(
             &format!("/api/v1/tickets/{}/replies", reference(&g)),
-            &json!({"body": "How can we help?"}),
+            &json!({"body": "How can we help?", "internal": false}),
         )
         .await;
     assert_eq!(status, reqwest::StatusCode::CREATED);

@@ -23,7 +23,8 @@ fn every_template_renders_as_its_snapshot() {
         "verify_url": "https://desk.example/verify/CHALLENGE-TOKEN",
         "expires_in_hours": 24,
         "body": "Hello,\n\nWe looked at your account and everything is in order now.\n\nBest,\nSam",
-        "kinds": ["password", "sendgrid_api_key"]
+        "kinds": ["password", "sendgrid_api_key"],
+        "refusal": "This request repeats another one we are already handling; we will answer you there."
     });
     let context = MailContext::from_params(&params, "support@desk.example");
     for name in TEMPLATE_NAMES {

@@ -6,6 +6,7 @@ mod smtp_capture;
 
 mod account_terminated;
 mod api_tokens;
+mod agent_day;
 mod banned;
 mod cli;
 mod console;

@@ -119,7 +119,7 @@ async fn every_template_over_smtp(app: TestApp) {
     );
     app.post(
         &format!("/api/v1/tickets/{general}/replies"),
-        &json!({"body": "Thanks, we are on it."}),
+        &json!({"body": "Thanks, we are on it.", "internal": false}),
     )
     .await;
 
@@ -543,7 +543,7 @@ async fn answers_thread_to_latest_message(app: TestApp) {
     }
     app.post(
         &format!("/api/v1/tickets/{r}/replies"),
-        &json!({"body": "Here to help."}),
+        &json!({"body": "Here to help.", "internal": false}),
     )
     .await;
     app.act(&r, "reclassify", json!({"kind": "login_help"})).await;

@@ -166,14 +166,7 @@ async fn the_email_challenge_page_names_the_request_records_once_and_expires() {
         json!([]),
         "looking changes nothing"
     );
-    assert_eq!(app.confirm_challenge(&path, "confirm").await, StatusCode::OK);
-    let (status, page) = app.page(&path).await;
-    assert_eq!(status, StatusCode::GONE);
-    assert!(page.contains("already used"));
-
     // An expired link: a clear page, nothing recorded.
-    app.act(&r, "send_email_challenge", json!({})).await;
-    let path = app.latest_challenge_path().await;
     {
         use diesel::RunQueryDsl;
         diesel::sql_query("UPDATE email_challenges SET expires_at = '2000-01-01 00:00:00' WHERE used_at IS NULL")
@@ -184,6 +177,15 @@ async fn the_email_challenge_page_names_the_request_records_once_and_expires() {
     assert_eq!(status, StatusCode::GONE);
     assert!(page.contains("expired"));
     assert_eq!(app.confirm_challenge(&path, "confirm").await, StatusCode::GONE);
+    assert_eq!(app.ticket(&r).await["verification"]["checks"], json!([]));
+
+    // A fresh link is used once. (Once it passed, no further challenge is offered.)
+    app.act(&r, "send_email_challenge", json!({})).await;
+    let path = app.latest_challenge_path().await;
+    assert_eq!(app.confirm_challenge(&path, "confirm").await, StatusCode::OK);
+    let (status, page) = app.page(&path).await;
+    assert_eq!(status, StatusCode::GONE);
+    assert!(page.contains("already used"));
     assert_eq!(
         app.ticket(&r).await["verification"]["checks"].as_array().unwrap().len(),
         1

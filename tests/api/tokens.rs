@@ -195,6 +195,9 @@ async fn tokens_never_at_rest(app: TestApp) {
     assert_eq!(status, StatusCode::SEE_OTHER);
     // The challenge, mailed to the registered address and confirmed.
     app.act(&r, "start_ownership_verification", json!({})).await;
+    // Two challenges: the first stays open (its row is in the database), the second is
+    // confirmed. (Once one passed, no further challenge is offered.)
+    app.act(&r, "send_email_challenge", json!({})).await;
     app.act(&r, "send_email_challenge", json!({})).await;
     let challenge = app.latest_challenge_path().await;
     assert_eq!(app.confirm_challenge(&challenge, "confirm").await, StatusCode::OK);
@@ -228,7 +231,6 @@ async fn tokens_never_at_rest(app: TestApp) {
     }
 
     // A copy of the rows opens no status page and passes no challenge.
-    app.act(&r, "send_email_challenge", json!({})).await;
     for value in stored_link_values(&app) {
         if value.is_empty() {
             continue;

@@ -186,8 +186,9 @@ async fn an_agent_takes_an_ip_lockout_from_blocked_verification_to_granted_acces
         page.submit_with("#action-grant_ip_access button[type=submit]").await;
         let refusal = page.text("#refusal").await;
         assert!(
-            refusal.contains("grant_ip_access was refused (ip_not_public)"),
-            "the refusal names the code: {refusal}"
+            refusal.contains("“Grant IP access” was not done: That address is not a public one.")
+                && refusal.contains("(code ip_not_public)"),
+            "the refusal says it in words, the code beside: {refusal}"
         );
         assert_eq!(
             page.text(".ticket-head .state").await,
@@ -243,9 +244,10 @@ async fn a_reply_sent_from_the_console_comes_back_by_email_into_the_same_ticket(
 
         let answer = "Hello Kim, the invoices are back. Could you check that you see them again?";
         page.type_into("#reply textarea[name=body]", answer).await;
-        assert!(
-            !page.is_checked("#reply input[name=internal]").await,
-            "a mailed reply, not a note"
+        assert_eq!(
+            page.text("#reply button[type=submit]").await,
+            "Reply to customer",
+            "a mailed reply, not a note (notes have a form of their own)"
         );
         page.submit_with("#reply button[type=submit]").await;
         page.wait_for_path(&ticket_path).await;
@@ -442,7 +444,7 @@ async fn fill_the_queue(app: &TestApp) -> Vec<String> {
     let (status, body) = app
         .post(
             &format!("/api/v1/tickets/{contoso}/replies"),
-            &json!({"body": "Which company name should the invoice show?"}),
+            &json!({"body": "Which company name should the invoice show?", "internal": false}),
         )
         .await;
     assert!(status.is_success(), "replying on {contoso}: {body}");

@@ -3,10 +3,12 @@
 //! keys, then what the page shows. Screenshots land in docs/screenshots/ with
 //! RECOVERYDESK_UPDATE_SCREENSHOTS=1.
 
+mod axe;
 mod console;
 #[path = "../api/helpers.rs"]
 #[allow(dead_code)] // shared with the API tests, which use more of it
 mod helpers;
+mod morning;
 mod support;
 
 use helpers::account;

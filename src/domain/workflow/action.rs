@@ -1,5 +1,6 @@
 //! The actions agents (and integrations) can ask for, by the reference name, with their parameters.
 
+use super::closing::RefuseReason;
 use super::refusal::{ErrorCode, Refusal};
 use crate::domain::diagnosis::{AuthChannel, parse_failed_at};
 use crate::domain::email_address::EmailAddress;
@@ -25,10 +26,11 @@ pub enum ActionName {
     RecordPayment,
     ReactivateAccount,
     DiagnoseAuth,
+    Reopen,
 }
 
 impl ActionName {
-    pub const ALL: [ActionName; 14] = [
+    pub const ALL: [ActionName; 15] = [
         ActionName::Assign,
         ActionName::Reclassify,
         ActionName::LinkAccount,
@@ -43,6 +45,7 @@ impl ActionName {
         ActionName::RecordPayment,
         ActionName::ReactivateAccount,
         ActionName::DiagnoseAuth,
+        ActionName::Reopen,
     ];
 
     pub const COMMON: [ActionName; 5] = [
@@ -69,6 +72,7 @@ impl ActionName {
             ActionName::RecordPayment => "record_payment",
             ActionName::ReactivateAccount => "reactivate_account",
             ActionName::DiagnoseAuth => "diagnose_auth",
+            ActionName::Reopen => "reopen",
         }
     }
 
@@ -134,6 +138,7 @@ impl ActionName {
             ActionName::RecordPayment => "Record a payment",
             ActionName::ReactivateAccount => "Reactivate the account",
             ActionName::DiagnoseAuth => "Diagnose the failed login from the authentication logs",
+            ActionName::Reopen => "Reopen the refused ticket",
         }
     }
 }
@@ -153,8 +158,10 @@ pub enum Action {
     Resolve {
         note: String,
     },
+    /// The reason from the list, and the agent's own words (required).
     Refuse {
-        reason: String,
+        reason: RefuseReason,
+        text: String,
     },
     SendUsername {
         account_id: String,
@@ -188,6 +195,10 @@ pub enum Action {
         /// Mail the customer what was found (an agent's run mails only when asked).
         notify: bool,
     },
+    /// An admin reopens a ticket an agent refused; the reason is required.
+    Reopen {
+        reason: String,
+    },
 }
 
 impl Action {
@@ -207,6 +218,7 @@ impl Action {
             Action::RecordPayment { .. } => ActionName::RecordPayment,
             Action::ReactivateAccount => ActionName::ReactivateAccount,
             Action::DiagnoseAuth { .. } => ActionName::DiagnoseAuth,
+            Action::Reopen { .. } => ActionName::Reopen,
         }
     }
 
@@ -235,8 +247,21 @@ impl Action {
             ActionName::Resolve => Action::Resolve {
                 note: p.optional_text("note")?,
             },
-            ActionName::Refuse => Action::Refuse {
-                reason: p.optional_text("reason")?,
+            ActionName::Refuse => {
+                // `reason` is the agent's words (required); `category` one of the list. A
+                // reason that is itself a code of the list is that category.
+                let text = p.required_text("reason")?;
+                let reason = match p.optional_text("category")?.as_str() {
+                    "" => RefuseReason::parse(&text).unwrap_or(RefuseReason::Other),
+                    code => RefuseReason::parse(code).ok_or_else(|| {
+                        let known: Vec<&str> = RefuseReason::ALL.iter().map(|r| r.as_str()).collect();
+                        Refusal::invalid_input(format!("category: {code:?} is not one of {}", known.join(", ")))
+                    })?,
+                };
+                Action::Refuse { reason, text }
+            }
+            ActionName::Reopen => Action::Reopen {
+                reason: p.required_text("reason")?,
             },
             ActionName::SendUsername => Action::SendUsername {
                 account_id: p.required_text("account_id")?,

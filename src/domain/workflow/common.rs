@@ -11,6 +11,9 @@ use crate::domain::ticket::{Kind, State};
 /// Common actions are allowed in every state of the ticket's kind but the terminal ones. A state
 /// the kind does not have (a damaged record) allows nothing.
 pub(super) fn check(ticket: &TicketView, name: ActionName) -> Result<(), Refusal> {
+    if name == ActionName::Reopen {
+        return super::closing::check_reopen(ticket);
+    }
     if ticket.state.is_terminal() || !ticket.kind.states().contains(&ticket.state) {
         return Err(not_in_state(ticket, name));
     }
@@ -32,14 +35,8 @@ pub(super) fn decide(ticket: &TicketView, action: &Action, ctx: &Context) -> Res
                 decision.with(Effect::Note { body: note.clone() })
             })
         }
-        Action::Refuse { reason } => {
-            let reason = if reason.is_empty() {
-                "refused_by_agent".to_string()
-            } else {
-                reason.clone()
-            };
-            Ok(Decision::to(ticket, State::Refused).because(reason))
-        }
+        Action::Refuse { reason, text } => Ok(super::closing::refuse(ticket, *reason, text)),
+        Action::Reopen { reason } => Ok(super::closing::reopen(ticket, reason)),
         _ => Err(not_in_state(ticket, action.name())),
     }
 }

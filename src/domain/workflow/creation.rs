@@ -281,6 +281,7 @@ fn view_of<'a>(facts: &'a CreationFacts) -> super::TicketView<'a> {
     super::TicketView {
         kind: facts.kind,
         state: facts.kind.initial_state(),
+        state_reason: None,
         requester: facts.requester,
         account: facts.account,
         checks: &[],

@@ -37,6 +37,10 @@ pub enum MailTemplate {
     VerificationFailed,
     RedactionNotice,
     AgentReply,
+    /// An agent refused the request: the requester is told in the reason's words.
+    RequestRefused {
+        reason: super::closing::RefuseReason,
+    },
     /// What the logs show and the articles' advice for it: only ever to the registered address
     /// of the account owning the username, when that address is the requester.
     DiagnosisGuidance {
@@ -82,6 +86,7 @@ impl MailTemplate {
             MailTemplate::VerificationFailed => "verification_failed",
             MailTemplate::RedactionNotice => "redaction_notice",
             MailTemplate::AgentReply => "agent_reply",
+            MailTemplate::RequestRefused { .. } => "request_refused",
             MailTemplate::DiagnosisGuidance { diagnosis } => {
                 guidance_template(diagnosis.finding).unwrap_or("diagnosis_checklist")
             }

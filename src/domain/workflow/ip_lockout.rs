@@ -33,6 +33,20 @@ pub(super) fn check(ticket: &TicketView, name: ActionName) -> Result<(), Refusal
             }
             _ => Err(not_in_state(ticket, name)),
         },
+        // A challenge already confirmed this round needs no second one (docs/reference.md#who-acts-next).
+        ActionName::SendEmailChallenge
+            if state == VerifyingOwnership
+                && ticket.account.is_some()
+                && ticket
+                    .checks
+                    .iter()
+                    .any(|c| c.method == Method::EmailChallenge && c.passed) =>
+        {
+            Err(Refusal::new(
+                ErrorCode::InvalidTransition,
+                "the customer already confirmed the email challenge of this verification",
+            ))
+        }
         ActionName::SendEmailChallenge | ActionName::RecordVerificationCheck => match state {
             VerifyingOwnership => ticket.account.map(|_| ()).ok_or_else(|| account_not_linked(name)),
             _ => Err(not_in_state(ticket, name)),

@@ -11,8 +11,9 @@ use super::effect::guidance_template;
 use super::{Action, ActionName, Context, Decision, Effect, Mail, MailTemplate, Recipient, Refusal, TicketView};
 use super::{not_in_state, refusal::ErrorCode};
 use crate::domain::account::AccountView;
-use crate::domain::diagnosis::{Diagnosis, Finding};
+use crate::domain::diagnosis::{AuthChannel, Diagnosis, Finding};
 use crate::domain::ticket::{Kind, State};
+use chrono::{DateTime, Utc};
 
 /// A diagnosis made for a ticket, with the account owning the username per the logs.
 #[derive(Debug, Clone, Copy)]
@@ -146,4 +147,78 @@ pub(crate) fn beside_account_answer(mut decision: Decision, facts: DiagnosisFact
         );
     }
     decision
+}
+
+/// What the last diagnosis of a ticket looked at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Diagnosed<'a> {
+    pub username: &'a str,
+    pub channel: AuthChannel,
+    /// The time the customer gave, if they gave one.
+    pub failed_at: Option<DateTime<Utc>>,
+}
+
+/// A repeated login form re-runs the diagnosis when it carries new facts: a username (not a
+/// redacted one) other than the one last diagnosed, another channel, or a time of failure
+/// other than the one last given (docs/reference.md#who-acts-next). Without a username there
+/// is nothing to diagnose.
+pub fn repeat_rediagnoses(
+    typed: Option<&str>,
+    typed_at: Option<DateTime<Utc>>,
+    channel: AuthChannel,
+    last: Option<Diagnosed>,
+) -> bool {
+    let Some(username) = typed.filter(|u| !u.is_empty() && !u.contains(crate::domain::redact::REDACTED)) else {
+        return false;
+    };
+    match last {
+        None => true,
+        Some(last) => {
+            last.username != username || last.channel != channel || (typed_at.is_some() && typed_at != last.failed_at)
+        }
+    }
+}
+
+#[cfg(test)]
+mod repeat_tests {
+    use super::*;
+
+    #[test]
+    fn a_repeat_rediagnoses_only_on_new_facts() {
+        let at = DateTime::parse_from_rfc3339("2026-11-23T09:14:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let last = Diagnosed {
+            username: "ops@acme.test",
+            channel: AuthChannel::Smtp,
+            failed_at: None,
+        };
+        assert!(repeat_rediagnoses(
+            Some("acme-mailer"),
+            None,
+            AuthChannel::Smtp,
+            Some(last)
+        ));
+        assert!(!repeat_rediagnoses(
+            Some("ops@acme.test"),
+            None,
+            AuthChannel::Smtp,
+            Some(last)
+        ));
+        assert!(repeat_rediagnoses(
+            Some("ops@acme.test"),
+            Some(at),
+            AuthChannel::Smtp,
+            Some(last)
+        ));
+        assert!(repeat_rediagnoses(
+            Some("ops@acme.test"),
+            None,
+            AuthChannel::Api,
+            Some(last)
+        ));
+        assert!(!repeat_rediagnoses(None, Some(at), AuthChannel::Smtp, Some(last)));
+        assert!(!repeat_rediagnoses(Some("[redacted]"), None, AuthChannel::Smtp, None));
+        assert!(repeat_rediagnoses(Some("acme-mailer"), None, AuthChannel::Smtp, None));
+    }
 }

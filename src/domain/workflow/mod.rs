@@ -7,6 +7,9 @@
 
 mod account_terminated;
 pub mod action;
+pub mod activity;
+pub mod canned;
+pub mod closing;
 mod common;
 pub mod conversation;
 pub mod creation;
@@ -18,6 +21,8 @@ pub mod refusal;
 
 pub use account_terminated::format_cents;
 pub use action::{Action, ActionName};
+pub use activity::{Activity, WaitingOn};
+pub use closing::RefuseReason;
 pub use effect::{Effect, Mail, MailTemplate, Recipient, guidance_template};
 pub use login_help::DiagnosisFacts;
 pub use refusal::{ErrorCode, Refusal};
@@ -31,6 +36,8 @@ use crate::domain::verification::CheckRecord;
 pub struct TicketView<'a> {
     pub kind: Kind,
     pub state: State,
+    /// Why it ended, for a closed ticket (an agent's reason or the policy's).
+    pub state_reason: Option<&'a str>,
     pub requester: &'a str,
     /// The linked directory account, if any.
     pub account: Option<&'a AccountView>,
@@ -163,9 +170,9 @@ pub(crate) fn not_in_state(ticket: &TicketView, name: ActionName) -> Refusal {
     Refusal::new(
         ErrorCode::InvalidTransition,
         format!(
-            "{} is not possible while the ticket is {}",
-            name.as_str(),
-            ticket.state.as_str()
+            "“{}” is not possible while the ticket is at “{}”",
+            name.label(),
+            ticket.state.label()
         ),
     )
 }

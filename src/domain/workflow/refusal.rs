@@ -19,6 +19,12 @@ pub enum ErrorCode {
     InvalidIp,
     IpNotPublic,
     InvalidInput,
+    /// An admin-only action (`reopen`) asked for by someone else: 403.
+    Forbidden,
+    /// `reopen` of a ticket the policy refused.
+    RefusedByPolicy,
+    /// A canned answer about the account, for a requester who is not its registered address.
+    AccountDependentAnswer,
 }
 
 impl ErrorCode {
@@ -37,14 +43,70 @@ impl ErrorCode {
             ErrorCode::InvalidIp => "invalid_ip",
             ErrorCode::IpNotPublic => "ip_not_public",
             ErrorCode::InvalidInput => "invalid_input",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::RefusedByPolicy => "refused_by_policy",
+            ErrorCode::AccountDependentAnswer => "account_dependent_answer",
         }
     }
+
+    /// Words for people: the console shows these first, the code small beside them.
+    pub fn label(self) -> &'static str {
+        match self {
+            ErrorCode::UnknownAction => "There is no such action",
+            ErrorCode::AccountBanned => "The account is banned",
+            ErrorCode::InvalidTransition => "Not at this step of the ticket",
+            ErrorCode::AllowlistedAttemptsMissing => "The customer has not reported trying their allowlisted IPs",
+            ErrorCode::AccountNotLinked => "No account is linked to the ticket",
+            ErrorCode::IpAccessNotEnabled => "IP access management is off on the account",
+            ErrorCode::EmailChallengeByLinkOnly => {
+                "Only the customer's click on the mailed link passes the email challenge"
+            }
+            ErrorCode::OwnershipNotVerified => "Ownership of the account is not verified yet",
+            ErrorCode::BalanceOutstanding => "A balance is still due",
+            ErrorCode::AccountNotTerminated => "The account is not terminated",
+            ErrorCode::InvalidIp => "That is not an IP address or network",
+            ErrorCode::IpNotPublic => "That address is not a public one",
+            ErrorCode::InvalidInput => "Something in the form needs correcting",
+            ErrorCode::Forbidden => "Only an admin may do this",
+            ErrorCode::RefusedByPolicy => "The policy refused this ticket for good",
+            ErrorCode::AccountDependentAnswer => "That answer is only for the account's registered address",
+        }
+    }
+
+    /// The label of a code given as text (as errors carry it), or the text itself.
+    pub fn label_of(code: &str) -> String {
+        ErrorCode::ALL
+            .into_iter()
+            .find(|c| c.as_str() == code)
+            .map(|c| c.label().to_string())
+            .unwrap_or_else(|| code.replace('_', " "))
+    }
+
+    pub const ALL: [ErrorCode; 16] = [
+        ErrorCode::UnknownAction,
+        ErrorCode::AccountBanned,
+        ErrorCode::InvalidTransition,
+        ErrorCode::AllowlistedAttemptsMissing,
+        ErrorCode::AccountNotLinked,
+        ErrorCode::IpAccessNotEnabled,
+        ErrorCode::EmailChallengeByLinkOnly,
+        ErrorCode::OwnershipNotVerified,
+        ErrorCode::BalanceOutstanding,
+        ErrorCode::AccountNotTerminated,
+        ErrorCode::InvalidIp,
+        ErrorCode::IpNotPublic,
+        ErrorCode::InvalidInput,
+        ErrorCode::Forbidden,
+        ErrorCode::RefusedByPolicy,
+        ErrorCode::AccountDependentAnswer,
+    ];
 
     /// 404 for an unknown action, 422 for bad parameters, 409 for every policy refusal.
     pub fn http_status(self) -> u16 {
         match self {
             ErrorCode::UnknownAction => 404,
             ErrorCode::InvalidIp | ErrorCode::IpNotPublic | ErrorCode::InvalidInput => 422,
+            ErrorCode::Forbidden => 403,
             _ => 409,
         }
     }

@@ -21,6 +21,7 @@ fn view<'a>(kind: Kind, state: State, account: Option<&'a AccountView>) -> Ticke
     TicketView {
         kind,
         state,
+        state_reason: None,
         requester: REGISTERED,
         account,
         checks: &[],
@@ -168,6 +169,14 @@ fn expected(kind: &str, state: &str, action: &str, facts: Facts) -> Result<(), E
     if !states_of(kind).contains(&state) {
         return Err(InvalidTransition);
     }
+    if action == "reopen" {
+        // docs/reference.md#who-acts-next: from `refused` only (these views carry no policy reason).
+        return match state {
+            "refused" if facts.banned => Err(AccountBanned),
+            "refused" => Ok(()),
+            _ => Err(InvalidTransition),
+        };
+    }
     let Some(&(action_kind, _, allowed_in)) = recovery else {
         assert!(
             COMMON_ACTIONS.contains(&action),
@@ -255,6 +264,7 @@ fn valid_params(name: ActionName) -> Value {
         ActionName::LinkAccount | ActionName::SendUsername => json!({"account_id": "acc_2002"}),
         ActionName::Resolve => json!({"note": "done"}),
         ActionName::Refuse => json!({"reason": "duplicate"}),
+        ActionName::Reopen => json!({"reason": "refused by mistake"}),
         ActionName::RecordAllowlistedAttempts => json!({"tried_from": "office VPN", "outcome": "still blocked"}),
         ActionName::RecordVerificationCheck => json!({"method": "billing_details", "passed": true}),
         ActionName::GrantIpAccess => json!({"ip": "203.0.113.9"}),
@@ -419,6 +429,8 @@ fn the_listed_actions_are_the_kinds_own_with_their_check() {
                         .filter(|(k, ..)| *k == kind.as_str())
                         .map(|(_, action, _)| *action),
                 )
+                // docs/reference.md#who-acts-next: an admin's reopen, listed for every kind.
+                .chain(std::iter::once("reopen"))
                 .collect();
             assert_eq!(names, own, "{kind} {state}");
             for (name, allowed) in listed {
@@ -478,6 +490,7 @@ impl Ticket {
         TicketView {
             kind: self.kind,
             state: self.state,
+            state_reason: None,
             requester: self.requester,
             account: self.account.as_ref(),
             checks: &self.checks,
@@ -561,6 +574,7 @@ fn is_account_dependent(template: &MailTemplate) -> bool {
         | MailTemplate::TryAllowlistedIps
         | MailTemplate::RedactionNotice
         | MailTemplate::AgentReply
+        | MailTemplate::RequestRefused { .. }
         | MailTemplate::DiagnosisChecklist { .. } => false,
     }
 }
@@ -1172,11 +1186,43 @@ fn resolve_refuse_and_assign_do_what_they_say() {
     );
     assert!(ticket.act("resolve", json!({})).unwrap().effects.is_empty());
 
-    let refused = ticket.act("refuse", json!({})).unwrap();
-    assert_eq!(refused.state, State::Refused);
-    assert!(refused.state_reason.is_some());
+    // docs/reference.md#who-acts-next: a refusal needs a reason; the customer is told in its words.
+    assert_eq!(ticket.act("refuse", json!({})), Err(ErrorCode::InvalidInput));
+    assert_eq!(
+        ticket.act("refuse", json!({"reason": "  "})),
+        Err(ErrorCode::InvalidInput)
+    );
+    assert_eq!(
+        ticket.act("refuse", json!({"reason": "x", "category": "whatever"})),
+        Err(ErrorCode::InvalidInput)
+    );
     let refused = ticket.act("refuse", json!({"reason": "spam"})).unwrap();
-    assert_eq!(refused.state_reason.as_deref(), Some("spam"));
+    assert_eq!(refused.state, State::Refused);
+    assert_eq!(refused.state_reason.as_deref(), Some("other"));
+    let refused = ticket
+        .act("refuse", json!({"reason": "asked twice", "category": "duplicate"}))
+        .unwrap();
+    assert_eq!(refused.state_reason.as_deref(), Some("duplicate"));
+    assert_eq!(
+        mail_to(&refused, &Recipient::Requester),
+        [MailTemplate::RequestRefused {
+            reason: RefuseReason::Duplicate
+        }]
+    );
+    assert!(
+        refused
+            .effects
+            .iter()
+            .any(|e| matches!(e, Effect::Note { body } if body.contains("asked twice")))
+    );
+    assert_eq!(
+        ticket
+            .act("refuse", json!({"reason": "duplicate"}))
+            .unwrap()
+            .state_reason
+            .as_deref(),
+        Some("duplicate")
+    );
 
     let assigned = ticket.act("assign", json!({"agent_email": "agent@desk.test"})).unwrap();
     assert_eq!(assigned.state, State::AwaitingCustomer);
@@ -1996,6 +2042,7 @@ struct Model {
     directory: Vec<AccountView>,
     kind: Kind,
     state: State,
+    state_reason: Option<String>,
     requester: &'static str,
     account_id: Option<String>,
     checks: Vec<CheckRecord>,
@@ -2024,6 +2071,7 @@ impl Model {
         TicketView {
             kind: self.kind,
             state: self.state,
+            state_reason: self.state_reason.as_deref(),
             requester: self.requester,
             account: self.linked(),
             checks: &self.checks,
@@ -2045,6 +2093,7 @@ impl Model {
             directory,
             kind,
             state: kind.initial_state(),
+            state_reason: None,
             requester,
             account_id: None,
             checks: vec![],
@@ -2085,6 +2134,10 @@ impl Model {
     /// What the service does with a decision: the state, and the effects on the ticket and
     /// the directory.
     fn apply(&mut self, decision: &Decision) {
+        // As the service keeps it: the reason is replaced when the state moves or a new one is given.
+        if decision.state != self.state || decision.kind != self.kind || decision.state_reason.is_some() {
+            self.state_reason = decision.state_reason.clone();
+        }
         self.kind = decision.kind;
         self.state = decision.state;
         for effect in &decision.effects {
@@ -2307,7 +2360,8 @@ fn plausible_params(name: ActionName, pick: usize, flag: bool, amount: i64) -> V
         ActionName::Reclassify => json!({"kind": Kind::ALL[pick % Kind::ALL.len()].as_str()}),
         ActionName::LinkAccount | ActionName::SendUsername => json!({"account_id": choose(&ACCOUNT_IDS)}),
         ActionName::Resolve => json!({"note": choose(&["", "works again"])}),
-        ActionName::Refuse => json!({"reason": choose(&["", "spam"])}),
+        ActionName::Refuse => json!({"reason": choose(&["", "spam"]), "category": choose(&["duplicate", "other"])}),
+        ActionName::Reopen => json!({"reason": choose(&["", "refused by mistake"])}),
         ActionName::RecordAllowlistedAttempts => {
             json!({"tried_from": choose(&["office VPN", "", "a colleague's desk"]), "outcome": "still blocked"})
         }
@@ -2495,4 +2549,93 @@ fn the_model_keeps_a_banned_accounts_ticket_refused_whatever_follows() {
     let end = run(model, &steps).unwrap();
     assert_eq!(end.state, State::Refused);
     assert!(banned_per_spec(&end.directory[0]));
+}
+
+// =============================================================================================
+// Reopen (docs/reference.md#who-acts-next)
+// =============================================================================================
+
+fn refused_view<'a>(kind: Kind, reason: &'a str, account: Option<&'a AccountView>) -> TicketView<'a> {
+    TicketView {
+        state_reason: Some(reason),
+        ..view(kind, State::Refused, account)
+    }
+}
+
+#[test]
+fn reopen_takes_an_agents_refusal_back_to_the_first_open_state() {
+    let account = sample_account(AccountStatus::Active);
+    for kind in Kind::ALL {
+        let ticket = refused_view(kind, "duplicate", Some(&account));
+        let action = Action::parse(ActionName::Reopen, &json!({"reason": "refused by mistake"})).unwrap();
+        let decision = decide(&ticket, &action, &Context::default()).unwrap();
+        assert_eq!(decision.state, kind.initial_state(), "{kind}");
+        assert!(
+            Action::parse(ActionName::Reopen, &json!({"reason": ""})).is_err(),
+            "a reopen needs a reason"
+        );
+    }
+}
+
+#[test]
+fn a_policy_refusal_can_never_be_reopened() {
+    let account = sample_account(AccountStatus::Active);
+    for reason in [BANNED_REASON, VERIFICATION_FAILED_REASON] {
+        let ticket = refused_view(Kind::IpLockout, reason, Some(&account));
+        assert_eq!(
+            check(&ticket, ActionName::Reopen).unwrap_err().code,
+            ErrorCode::RefusedByPolicy
+        );
+    }
+    let banned = sample_account(AccountStatus::Banned);
+    let ticket = refused_view(Kind::General, "duplicate", Some(&banned));
+    assert_eq!(
+        check(&ticket, ActionName::Reopen).unwrap_err().code,
+        ErrorCode::AccountBanned
+    );
+    let open = view(Kind::General, State::AwaitingAgent, Some(&account));
+    assert_eq!(
+        check(&open, ActionName::Reopen).unwrap_err().code,
+        ErrorCode::InvalidTransition
+    );
+}
+
+#[test]
+fn only_admins_reopen() {
+    assert_eq!(
+        closing::check_role(ActionName::Reopen, false).unwrap_err().code,
+        ErrorCode::Forbidden
+    );
+    assert_eq!(ErrorCode::Forbidden.http_status(), 403);
+    assert!(closing::check_role(ActionName::Reopen, true).is_ok());
+    for name in ActionName::ALL.into_iter().filter(|n| *n != ActionName::Reopen) {
+        assert!(closing::check_role(name, false).is_ok(), "{name:?}");
+    }
+}
+
+#[test]
+fn a_passed_email_challenge_is_not_offered_again() {
+    let account = sample_account(AccountStatus::Active);
+    let passed = [CheckRecord {
+        method: Method::EmailChallenge,
+        passed: true,
+    }];
+    let ticket = TicketView {
+        checks: &passed,
+        ..view(Kind::IpLockout, State::VerifyingOwnership, Some(&account))
+    };
+    assert_eq!(
+        check(&ticket, ActionName::SendEmailChallenge).unwrap_err().code,
+        ErrorCode::InvalidTransition
+    );
+    assert!(check(&ticket, ActionName::RecordVerificationCheck).is_ok());
+    let failed = [CheckRecord {
+        method: Method::EmailChallenge,
+        passed: false,
+    }];
+    let ticket = TicketView {
+        checks: &failed,
+        ..ticket
+    };
+    assert!(check(&ticket, ActionName::SendEmailChallenge).is_ok());
 }

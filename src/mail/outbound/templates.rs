@@ -26,6 +26,8 @@ pub struct MailContext {
     pub verify_url: String,
     pub expires_in_hours: i64,
     pub body: String,
+    /// Why an agent refused the request, in the customer's words (`request_refused`).
+    pub refusal: String,
     pub kinds: Vec<SecretKind>,
     /// (label, advice) per kind of secret removed.
     #[serde(skip)]
@@ -198,6 +200,7 @@ mail_templates! {
     "email/verification_failed.txt" => VerificationFailed,
     "email/redaction_notice.txt" => RedactionNotice,
     "email/agent_reply.txt" => AgentReply,
+    "email/request_refused.txt" => RequestRefused,
     "email/diagnosis_checklist.txt" => DiagnosisChecklist,
     "email/diagnosis_not_seen.txt" => DiagnosisNotSeen,
     "email/diagnosis_user.txt" => DiagnosisUser,
@@ -209,7 +212,7 @@ mail_templates! {
 
 /// The templates of the workflows (the diagnosis mails, which need a diagnosis to say anything,
 /// are [`DIAGNOSIS_TEMPLATE_NAMES`]).
-pub const TEMPLATE_NAMES: [&str; 14] = [
+pub const TEMPLATE_NAMES: [&str; 15] = [
     "acknowledgement",
     "status_update",
     "username_delivery",
@@ -224,6 +227,7 @@ pub const TEMPLATE_NAMES: [&str; 14] = [
     "verification_failed",
     "redaction_notice",
     "agent_reply",
+    "request_refused",
 ];
 
 /// The credential-failure diagnosis mails (docs/reference.md#kinds-and-states): the checklist, then one per group of
@@ -275,6 +279,7 @@ fn render_at_width(template: &str, c: &MailContext, width: usize) -> Result<Rend
         "verification_failed" => VerificationFailed { c }.render(),
         "redaction_notice" => RedactionNotice { c }.render(),
         "agent_reply" => AgentReply { c }.render(),
+        "request_refused" => RequestRefused { c }.render(),
         "diagnosis_checklist" => DiagnosisChecklist { c }.render(),
         "diagnosis_not_seen" => DiagnosisNotSeen { c }.render(),
         "diagnosis_user" => DiagnosisUser { c }.render(),
@@ -299,6 +304,7 @@ fn render_at_width(template: &str, c: &MailContext, width: usize) -> Result<Rend
         "email_challenge" => "Please confirm: did you ask us to restore access?".to_string(),
         "ip_granted" => format!("IP access restored for {}", c.ip),
         "account_reactivated" => "Your account is active again".to_string(),
+        "request_refused" => "We cannot take your request further".to_string(),
         "verification_failed" => "We could not verify ownership of the account".to_string(),
         "redaction_notice" => "We removed a secret from your message: please rotate it".to_string(),
         "diagnosis_checklist" if c.diagnosis.is_api() => "Bad username/password: what to check".to_string(),

@@ -3,7 +3,7 @@ use super::super::security::ApiAgent;
 use crate::db::tickets::TicketFilter;
 use crate::domain::email_address::EmailAddress;
 use crate::domain::ticket::{Kind, State, TicketRef};
-use crate::domain::workflow::ActionName;
+use crate::domain::workflow::{ActionName, WaitingOn};
 use crate::error::ApiError;
 use crate::services::tickets::{self, Channel, RequestFields};
 use crate::services::{Desk, view};
@@ -25,6 +25,7 @@ pub struct ListQuery {
     q: Option<String>,
     limit: Option<String>,
     cursor: Option<String>,
+    waiting_on: Option<String>,
 }
 
 /// `GET /api/v1/tickets`: newest first, keyset pagination through `next_cursor`.
@@ -71,6 +72,15 @@ pub async fn list_tickets(
         q.q.as_deref()
             .and_then(|text| TicketRef::parse(text, &state.desk.settings.ticket_prefix))
             .map(|r| r.number());
+    let waiting_on = match q.waiting_on.as_deref().filter(|w| !w.is_empty()) {
+        Some(w) => Some(
+            WaitingOn::parse(w)
+                .ok_or_else(|| ApiError::invalid(format!("waiting_on: {w:?} is not agent, customer or none")))?
+                .as_str()
+                .to_string(),
+        ),
+        None => None,
+    };
     let filter = TicketFilter {
         kind,
         state: state_filter,
@@ -79,6 +89,7 @@ pub async fn list_tickets(
         q: q.q,
         before_id,
         limit,
+        waiting_on,
     };
     let page = state
         .run(move |conn, desk| view::list_tickets(conn, desk, filter).map_err(Into::into))
@@ -209,8 +220,9 @@ pub async fn apply_action(
 #[derive(Debug, Deserialize)]
 pub struct CreateReply {
     body: String,
+    /// Required: a forgotten choice must never mail what was meant as a note.
     #[serde(default)]
-    internal: bool,
+    internal: Option<bool>,
 }
 
 /// `POST /api/v1/tickets/{ref}/replies`: a mailed reply, or an internal note.
@@ -222,6 +234,11 @@ pub async fn create_reply(
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_ref(&state.desk, &path)?;
     let CreateReply { body, internal } = body.into_inner();
+    let internal = internal.ok_or_else(|| {
+        ApiError::invalid(
+            "internal: say true (an internal note, never mailed) or false (a reply mailed to the requester)",
+        )
+    })?;
     let actor = agent.actor();
     let ticket = state
         .run(move |conn, desk| {

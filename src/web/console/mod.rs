@@ -4,15 +4,19 @@
 
 pub mod admin;
 pub mod auth;
+pub mod canned;
+pub mod day;
 pub mod erase;
 pub mod password;
 pub mod session;
 pub mod tickets;
 pub mod tokens;
+pub mod words;
 
 use super::AppState;
 use crate::db::console::QueueFilter;
 use crate::domain::ticket::{Kind, State, TicketRef};
+use crate::domain::workflow::WaitingOn;
 use crate::services::console::{self as views, QueuePage};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
@@ -32,6 +36,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::post().to(tickets::apply_action),
         )
         .route("/agent/tickets/{ref}/reply", web::post().to(tickets::reply))
+        .route("/agent/tickets/{ref}/note", web::post().to(day::add_note))
+        .route("/agent/bulk", web::post().to(day::bulk_action))
+        .route("/agent/tickets/{ref}/canned", web::post().to(canned::reply_with_canned))
+        .route("/agent/admin/canned", web::get().to(canned::show_canned))
+        .route("/agent/admin/canned", web::post().to(canned::add_canned))
+        .route("/agent/admin/canned/{id}/delete", web::post().to(canned::delete_canned))
+        .route("/agent/queue/events", web::get().to(day::queue_events))
         .route(
             "/agent/tickets/{ref}/events/{id}/redact",
             web::post().to(erase::erase_event),
@@ -99,6 +110,8 @@ pub struct QueueQuery {
     q: String,
     #[serde(default)]
     cursor: String,
+    #[serde(default)]
+    waiting_on: String,
 }
 
 #[derive(Template)]
@@ -113,6 +126,8 @@ pub struct QueueTemplate {
     pub next_href: Option<String>,
     pub kinds: Vec<Kind>,
     pub states: Vec<State>,
+    pub waiting_on: String,
+    pub turns: Vec<WaitingOn>,
 }
 
 impl QueueTemplate {
@@ -158,6 +173,7 @@ pub async fn show_queue(
     let q_ticket_id = TicketRef::parse(&q.q, &prefix).map(|r| r.number());
     let after = views::parse_cursor(&q.cursor);
     let search = q.q.clone();
+    let waiting_on = WaitingOn::parse(&q.waiting_on).map(|w| w.as_str().to_string());
     let result = state
         .run(move |conn, desk| {
             let assignee = match assignee_email.as_str() {
@@ -179,6 +195,7 @@ pub async fn show_queue(
                 q_ticket_id,
                 after,
                 limit: 50,
+                waiting_on,
             };
             views::queue(conn, desk, filter).map_err(Into::into)
         })
@@ -191,6 +208,7 @@ pub async fn show_queue(
                     ("state", q.state.as_str()),
                     ("assignee", q.assignee.as_str()),
                     ("q", q.q.as_str()),
+                    ("waiting_on", q.waiting_on.as_str()),
                     ("cursor", cursor.as_str()),
                 ])
                 .unwrap_or_default();
@@ -208,6 +226,8 @@ pub async fn show_queue(
                     next_href,
                     kinds: Kind::ALL.to_vec(),
                     states: State::ALL.to_vec(),
+                    waiting_on: q.waiting_on,
+                    turns: WaitingOn::ALL.to_vec(),
                 },
             )
         }

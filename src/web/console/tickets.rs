@@ -5,7 +5,7 @@ use super::session::{CurrentAgent, csrf_ok};
 use super::{expired_form, page, refused_page};
 use crate::domain::ticket::{Kind, TicketRef};
 use crate::domain::verification::Method;
-use crate::domain::workflow::ActionName;
+use crate::domain::workflow::{ActionName, ErrorCode, RefuseReason};
 use crate::services::console::{self as views, AccountPage, TicketPage};
 use crate::services::tickets as ticket_service;
 use actix_web::http::{StatusCode, header};
@@ -22,18 +22,33 @@ pub struct TicketTemplate {
     pub error: Option<String>,
     pub kinds: Vec<Kind>,
     pub methods: Vec<Method>,
+    pub refuse_reasons: Vec<RefuseReason>,
+    /// (id, title) of the canned answers.
+    pub canned: Vec<(i64, String)>,
 }
+
+super::words::console_words!(TicketTemplate, AccountTemplate);
 
 impl TicketTemplate {
     /// The current step's actions first (the kind's own), then the common ones.
     pub fn allowed_in_order(&self) -> Vec<&views::ActionEntry> {
-        let allowed = self.t.actions.iter().filter(|a| a.allowed);
+        // Only admins reopen: nobody else is offered it.
+        let allowed = self
+            .t
+            .actions
+            .iter()
+            .filter(|a| a.allowed && (a.name != ActionName::Reopen || self.agent.admin));
         let (own, common): (Vec<_>, Vec<_>) = allowed.partition(|a| a.name.is_recovery());
         own.into_iter().chain(common).collect()
     }
 
+    /// Why the rest is not possible; `reopen` is listed only where it could apply.
     pub fn blocked(&self) -> Vec<&views::ActionEntry> {
-        self.t.actions.iter().filter(|a| !a.allowed).collect()
+        self.t
+            .actions
+            .iter()
+            .filter(|a| !a.allowed && (a.name != ActionName::Reopen || self.t.state.is_terminal()))
+            .collect()
     }
 
     pub fn is(&self, entry: &views::ActionEntry, name: &str) -> bool {
@@ -54,10 +69,17 @@ async fn render_ticket(
     error: Option<String>,
 ) -> HttpResponse {
     match state
-        .run(move |conn, desk| views::ticket_page(conn, desk, id).map_err(Into::into))
+        .run(move |conn, desk| {
+            let t = views::ticket_page(conn, desk, id)?;
+            let canned = crate::services::canned::list(conn)?
+                .into_iter()
+                .map(|c| (c.id, c.title))
+                .collect();
+            Ok::<_, crate::services::ServiceError>((t, canned)).map_err(Into::into)
+        })
         .await
     {
-        Ok(t) => page(
+        Ok((t, canned)) => page(
             status,
             &TicketTemplate {
                 agent,
@@ -69,6 +91,8 @@ async fn render_ticket(
                     .into_iter()
                     .filter(|m| *m != Method::EmailChallenge)
                     .collect(),
+                refuse_reasons: RefuseReason::ALL.to_vec(),
+                canned,
             },
         ),
         Err(e) => refused_page(e.status, &e.message),
@@ -97,6 +121,11 @@ pub async fn show_ticket(
         .or_else(|| (query.done == "note").then(|| "Note added.".to_string()))
         .or_else(|| (query.done == "release").then(|| "The held mail is on its way.".to_string()))
         .or_else(|| (query.done == "erase").then(|| "Erased.".to_string()));
+    // The assignee has now seen the customer's activity so far.
+    let agent_id = agent.id;
+    let _ = state
+        .run(move |conn, _| views::opened_by(conn, id, agent_id).map_err(Into::into))
+        .await;
     render_ticket(agent, &state, id, StatusCode::OK, notice, None).await
 }
 
@@ -122,6 +151,11 @@ pub async fn apply_action(
     let Some(id) = ticket_id(&state, &reference) else {
         return refused_page(StatusCode::NOT_FOUND, "There is no such ticket.");
     };
+    // A refusal is final for the customer: it is confirmed on a page of its own first.
+    let confirmed = fields.remove("confirmed").is_some_and(|v| v == "yes");
+    if name == "refuse" && !confirmed && fields.get("reason").is_some_and(|r| !r.trim().is_empty()) {
+        return super::day::confirm_refusal(agent, &reference, &fields);
+    }
     let params = serde_json::Value::Object(
         fields
             .into_iter()
@@ -139,7 +173,13 @@ pub async fn apply_action(
     match outcome {
         Ok(_) => back(&reference, &name),
         Err(e) => {
-            let message = format!("{} was refused ({}): {}", name, e.code, e.message);
+            let label = ActionName::parse(&name).map(|a| a.label()).unwrap_or("That action");
+            let message = format!(
+                "“{label}” was not done: {}. {} (code {})",
+                ErrorCode::label_of(e.code),
+                e.message,
+                e.code
+            );
             render_ticket(agent, &state, id, e.status, None, Some(message)).await
         }
     }

@@ -80,7 +80,12 @@ pub fn words_for(state: State, neutral: bool) -> (&'static str, &'static str) {
 }
 
 fn page(token: String, view: StatusView, reply: FormState, attempts: FormState, notice: Option<String>) -> StatusPage {
-    let (headline, next_step) = words_for(view.state, view.neutral);
+    // An agent's refusal is told in its reason's words to whoever asked (they depend on no
+    // account); a policy's refusal keeps the neutral words.
+    let (headline, next_step) = match view.refusal {
+        Some(words) => ("Closed: we cannot take this request further", words),
+        None => words_for(view.state, view.neutral),
+    };
     // For anyone but the account's owner the form's presence must not depend on the account
     // either. Whether attempts are on record does (a banned account's ticket records none), so
     // such a requester always has the form: a report the workflow cannot take joins the thread

@@ -1,0 +1,91 @@
+//! Who acts next on each ticket (`ticket_activity`, one row per ticket).
+
+use super::schema::{ticket_activity, tickets};
+use super::{AnyConnection, now};
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use std::collections::HashMap;
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = ticket_activity)]
+pub struct ActivityRow {
+    pub ticket_id: i64,
+    pub waiting_on: String,
+    pub last_activity_at: NaiveDateTime,
+    pub customer_activity_at: Option<NaiveDateTime>,
+    pub assignee_seen_at: Option<NaiveDateTime>,
+}
+
+pub fn find(conn: &mut AnyConnection, ticket_id: i64) -> QueryResult<Option<ActivityRow>> {
+    ticket_activity::table
+        .find(ticket_id)
+        .select(ActivityRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn of_tickets(conn: &mut AnyConnection, ids: &[i64]) -> QueryResult<HashMap<i64, ActivityRow>> {
+    Ok(ticket_activity::table
+        .filter(ticket_activity::ticket_id.eq_any(ids))
+        .select(ActivityRow::as_select())
+        .load(conn)?
+        .into_iter()
+        .map(|r| (r.ticket_id, r))
+        .collect())
+}
+
+/// Writes the turn after an activity; `customer` moves the customer's last activity too. The
+/// ticket's `updated_at` moves with it (a reply or a note changes no other column).
+pub fn record(
+    conn: &mut AnyConnection,
+    ticket_id: i64,
+    waiting_on: &str,
+    customer: bool,
+    reset_seen: bool,
+) -> QueryResult<()> {
+    let at = now();
+    let existing = find(conn, ticket_id)?;
+    match existing {
+        Some(row) => {
+            let customer_at = if customer { Some(at) } else { row.customer_activity_at };
+            let seen = if reset_seen { None } else { row.assignee_seen_at };
+            diesel::update(ticket_activity::table.find(ticket_id))
+                .set((
+                    ticket_activity::waiting_on.eq(waiting_on),
+                    ticket_activity::last_activity_at.eq(at),
+                    ticket_activity::customer_activity_at.eq(customer_at),
+                    ticket_activity::assignee_seen_at.eq(seen),
+                ))
+                .execute(conn)?;
+        }
+        None => {
+            diesel::insert_into(ticket_activity::table)
+                .values((
+                    ticket_activity::ticket_id.eq(ticket_id),
+                    ticket_activity::waiting_on.eq(waiting_on),
+                    ticket_activity::last_activity_at.eq(at),
+                    ticket_activity::customer_activity_at.eq(customer.then_some(at)),
+                ))
+                .execute(conn)?;
+        }
+    }
+    diesel::update(tickets::table.find(ticket_id))
+        .set(tickets::updated_at.eq(at))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The assignee opened the ticket: customer activity before now is no longer new to them.
+pub fn mark_seen(conn: &mut AnyConnection, ticket_id: i64) -> QueryResult<()> {
+    diesel::update(ticket_activity::table.find(ticket_id))
+        .set(ticket_activity::assignee_seen_at.eq(now()))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// The newest activity on any ticket: the queue's live updates watch it move.
+pub fn latest(conn: &mut AnyConnection) -> QueryResult<Option<NaiveDateTime>> {
+    ticket_activity::table
+        .select(diesel::dsl::max(ticket_activity::last_activity_at))
+        .first(conn)
+}

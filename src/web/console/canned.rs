@@ -1,0 +1,135 @@
+//! Canned answers in the console: the admins' page, and a reply with one from the ticket page.
+
+use super::super::AppState;
+use super::session::{CurrentAgent, csrf_ok};
+use super::{expired_form, page, refused_page};
+use crate::db::canned::CannedRow;
+use crate::domain::ticket::TicketRef;
+use crate::domain::workflow::canned::PLACEHOLDERS;
+use crate::services::canned as service;
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use std::collections::HashMap;
+
+#[derive(Template)]
+#[template(path = "console/canned.html")]
+pub struct CannedTemplate {
+    pub agent: CurrentAgent,
+    pub answers: Vec<CannedRow>,
+    pub placeholders: Vec<(&'static str, bool)>,
+    pub error: Option<String>,
+}
+
+async fn render(
+    agent: CurrentAgent,
+    state: &web::Data<AppState>,
+    status: StatusCode,
+    error: Option<String>,
+) -> HttpResponse {
+    match state.run(|conn, _| service::list(conn).map_err(Into::into)).await {
+        Ok(answers) => page(
+            status,
+            &CannedTemplate {
+                agent,
+                answers,
+                placeholders: PLACEHOLDERS.to_vec(),
+                error,
+            },
+        ),
+        Err(e) => refused_page(e.status, &e.message),
+    }
+}
+
+/// `GET /agent/admin/canned`: the list and the form to add one (admins).
+pub async fn show_canned(agent: CurrentAgent, state: web::Data<AppState>) -> HttpResponse {
+    if !agent.admin {
+        return refused_page(StatusCode::FORBIDDEN, "This page is for admins.");
+    }
+    render(agent, &state, StatusCode::OK, None).await
+}
+
+fn to_list() -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, "/agent/admin/canned"))
+        .finish()
+}
+
+/// `POST /agent/admin/canned`: `title`, `body`, `account_dependent`, `csrf`.
+pub async fn add_canned(
+    agent: CurrentAgent,
+    state: web::Data<AppState>,
+    form: web::Form<HashMap<String, String>>,
+) -> HttpResponse {
+    let fields = form.into_inner();
+    if !csrf_ok(&agent, fields.get("csrf").map(String::as_str)) {
+        return expired_form();
+    }
+    let actor = agent.actor();
+    let title = fields.get("title").cloned().unwrap_or_default();
+    let body = fields.get("body").cloned().unwrap_or_default();
+    let dependent = fields
+        .get("account_dependent")
+        .is_some_and(|v| v == "on" || v == "true");
+    let outcome = state
+        .run(move |conn, _| service::create(conn, &actor, &title, &body, dependent).map_err(Into::into))
+        .await;
+    match outcome {
+        Ok(_) => to_list(),
+        Err(e) if e.status == StatusCode::FORBIDDEN => refused_page(e.status, &e.message),
+        Err(e) => render(agent, &state, e.status, Some(e.message)).await,
+    }
+}
+
+/// `POST /agent/admin/canned/{id}/delete`.
+pub async fn delete_canned(
+    agent: CurrentAgent,
+    state: web::Data<AppState>,
+    path: web::Path<i64>,
+    form: web::Form<HashMap<String, String>>,
+) -> HttpResponse {
+    if !csrf_ok(&agent, form.get("csrf").map(String::as_str)) {
+        return expired_form();
+    }
+    let id = path.into_inner();
+    let actor = agent.actor();
+    match state
+        .run(move |conn, _| service::delete(conn, &actor, id).map_err(Into::into))
+        .await
+    {
+        Ok(_) => to_list(),
+        Err(e) => refused_page(e.status, &e.message),
+    }
+}
+
+/// `POST /agent/tickets/{ref}/canned`: `canned_id`, `csrf`: a mailed reply with that answer.
+pub async fn reply_with_canned(
+    agent: CurrentAgent,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    form: web::Form<HashMap<String, String>>,
+) -> HttpResponse {
+    if !csrf_ok(&agent, form.get("csrf").map(String::as_str)) {
+        return expired_form();
+    }
+    let reference = path.into_inner();
+    let Some(id) = TicketRef::parse(&reference, &state.desk.settings.ticket_prefix).map(|r| r.number()) else {
+        return refused_page(StatusCode::NOT_FOUND, "There is no such ticket.");
+    };
+    let Some(canned_id) = form.get("canned_id").and_then(|v| v.trim().parse::<i64>().ok()) else {
+        return refused_page(StatusCode::UNPROCESSABLE_ENTITY, "Choose a canned answer.");
+    };
+    let actor = agent.actor();
+    let outcome = state
+        .run(move |conn, desk| service::reply_with(conn, desk, id, canned_id, &actor).map_err(Into::into))
+        .await;
+    match outcome {
+        Ok(_) => HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, format!("/agent/tickets/{reference}?done=reply")))
+            .finish(),
+        Err(e) => refused_page(
+            e.status,
+            &format!("The canned answer was not sent: {} (code {})", e.message, e.code),
+        ),
+    }
+}
