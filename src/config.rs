@@ -30,6 +30,8 @@ pub struct Settings {
     pub api_rate_limit: u32,
     /// Whether `serve` runs the outbox sender (tests drive it themselves).
     pub run_mail_sender: bool,
+    /// `RECOVERYDESK_FOUR_EYES`: grants and reactivations wait for a second agent.
+    pub four_eyes: crate::domain::workflow::approval::FourEyes,
 }
 
 impl Settings {
@@ -88,7 +90,10 @@ impl Settings {
                 "RECOVERYDESK_API_RATE_LIMIT must be a number of requests a minute from 1 to {MAX_API_RATE_LIMIT}, not {api_rate_limit}"
             ));
         }
+        let four_eyes = crate::domain::workflow::approval::FourEyes::parse(&o.four_eyes)
+            .ok_or_else(|| format!("RECOVERYDESK_FOUR_EYES must be on or off, not {:?}", o.four_eyes))?;
         Ok(Settings {
+            four_eyes,
             database_url,
             bind: o.bind.clone(),
             base_url,

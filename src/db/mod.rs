@@ -3,6 +3,8 @@
 pub mod accounts;
 pub mod agents;
 pub mod api_requests;
+pub mod approvals;
+pub mod audit;
 pub mod auth_events;
 pub mod backup;
 pub mod console;

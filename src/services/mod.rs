@@ -3,6 +3,8 @@
 
 pub mod accounts;
 pub mod agents;
+pub mod approvals;
+pub mod audit;
 pub mod console;
 mod decision;
 pub mod diagnosis;

@@ -19,6 +19,14 @@ pub enum ErrorCode {
     InvalidIp,
     IpNotPublic,
     InvalidInput,
+    /// Four eyes: the requester tried to approve their own request.
+    SameAgent,
+    /// Four eyes: the request was approved, rejected, cancelled or expired already.
+    ApprovalNotPending,
+    /// Four eyes: the request is older than 24 hours.
+    ApprovalExpired,
+    /// Four eyes: the same action waits for approval on this ticket.
+    ApprovalPending,
 }
 
 impl ErrorCode {
@@ -37,6 +45,10 @@ impl ErrorCode {
             ErrorCode::InvalidIp => "invalid_ip",
             ErrorCode::IpNotPublic => "ip_not_public",
             ErrorCode::InvalidInput => "invalid_input",
+            ErrorCode::SameAgent => "same_agent",
+            ErrorCode::ApprovalNotPending => "approval_not_pending",
+            ErrorCode::ApprovalExpired => "approval_expired",
+            ErrorCode::ApprovalPending => "approval_pending",
         }
     }
 

@@ -1,0 +1,217 @@
+//! Four eyes (docs/reference.md#four-eyes-and-the-audit-trail): which actions wait for a
+//! second agent, who may approve them, and for how long a request stands.
+
+use super::{ActionName, ErrorCode, Refusal};
+use chrono::{Duration, NaiveDateTime};
+
+/// A request older than this is expired: it can no longer be approved.
+pub const APPROVAL_VALID_HOURS: i64 = 24;
+
+/// `RECOVERYDESK_FOUR_EYES`: off by default, so that the quick start works with one admin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FourEyes {
+    #[default]
+    Off,
+    On,
+}
+
+impl FourEyes {
+    pub fn parse(text: &str) -> Option<FourEyes> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "on" | "true" | "yes" | "1" => Some(FourEyes::On),
+            "off" | "false" | "no" | "0" | "" => Some(FourEyes::Off),
+            _ => None,
+        }
+    }
+}
+
+/// Whether this action, once its guards pass, becomes an approval request instead of being
+/// applied: the two that change the directory in the customer's favour.
+pub fn needs_approval(policy: FourEyes, name: ActionName) -> bool {
+    policy == FourEyes::On && matches!(name, ActionName::GrantIpAccess | ActionName::ReactivateAccount)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApprovalStatus {
+    Pending,
+    Approved,
+    Rejected,
+    /// Withdrawn by its requester, or closed because the ticket moved on.
+    Cancelled,
+    Expired,
+}
+
+impl ApprovalStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApprovalStatus::Pending => "pending",
+            ApprovalStatus::Approved => "approved",
+            ApprovalStatus::Rejected => "rejected",
+            ApprovalStatus::Cancelled => "cancelled",
+            ApprovalStatus::Expired => "expired",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ApprovalStatus> {
+        [
+            ApprovalStatus::Pending,
+            ApprovalStatus::Approved,
+            ApprovalStatus::Rejected,
+            ApprovalStatus::Cancelled,
+            ApprovalStatus::Expired,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+}
+
+/// What the rule needs to know of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestView {
+    pub status: ApprovalStatus,
+    /// The agent who asked.
+    pub requested_by: i64,
+    pub requested_at: NaiveDateTime,
+}
+
+impl RequestView {
+    /// Pending, but older than [`APPROVAL_VALID_HOURS`].
+    pub fn is_expired(&self, now: NaiveDateTime) -> bool {
+        self.status == ApprovalStatus::Pending && now - self.requested_at >= Duration::hours(APPROVAL_VALID_HOURS)
+    }
+
+    /// Pending and still within its time: it holds the action on its ticket.
+    pub fn is_live(&self, now: NaiveDateTime) -> bool {
+        self.status == ApprovalStatus::Pending && !self.is_expired(now)
+    }
+}
+
+/// May `agent` approve this request now? Only a pending, unexpired request, and only by
+/// someone other than its requester. (The action's own guards are checked again after this,
+/// by the engine, against the ticket as it is at that moment.)
+pub fn may_approve(request: &RequestView, agent: i64, now: NaiveDateTime) -> Result<(), Refusal> {
+    still_open(request, now)?;
+    if agent == request.requested_by {
+        return Err(Refusal::new(
+            ErrorCode::SameAgent,
+            "four eyes: a different agent must approve this request, not the one who asked for it",
+        ));
+    }
+    Ok(())
+}
+
+/// What a rejection by `agent` becomes: a rejection, or a withdrawal when the requester
+/// takes back their own request.
+pub fn may_reject(request: &RequestView, agent: i64, now: NaiveDateTime) -> Result<ApprovalStatus, Refusal> {
+    still_open(request, now)?;
+    Ok(if agent == request.requested_by {
+        ApprovalStatus::Cancelled
+    } else {
+        ApprovalStatus::Rejected
+    })
+}
+
+fn still_open(request: &RequestView, now: NaiveDateTime) -> Result<(), Refusal> {
+    if request.status == ApprovalStatus::Expired || request.is_expired(now) {
+        return Err(Refusal::new(
+            ErrorCode::ApprovalExpired,
+            format!("this request is older than {APPROVAL_VALID_HOURS} hours: ask again"),
+        ));
+    }
+    if request.status != ApprovalStatus::Pending {
+        return Err(Refusal::new(
+            ErrorCode::ApprovalNotPending,
+            format!("this request was {} already", request.status.as_str()),
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn pending_refusal(name: ActionName) -> Refusal {
+    Refusal::new(
+        ErrorCode::ApprovalPending,
+        format!(
+            "{} is waiting for a second agent's approval on this ticket",
+            name.as_str()
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(hours: i64) -> NaiveDateTime {
+        chrono::NaiveDate::from_ymd_opt(2026, 12, 7)
+            .unwrap()
+            .and_hms_opt(0, 0, 0)
+            .unwrap()
+            + Duration::hours(hours)
+    }
+
+    fn request(status: ApprovalStatus) -> RequestView {
+        RequestView {
+            status,
+            requested_by: 1,
+            requested_at: at(0),
+        }
+    }
+
+    #[test]
+    fn only_grants_and_reactivations_wait_and_only_with_four_eyes_on() {
+        for name in ActionName::ALL {
+            let expected = matches!(name, ActionName::GrantIpAccess | ActionName::ReactivateAccount);
+            assert_eq!(needs_approval(FourEyes::On, name), expected, "{name:?}");
+            assert!(!needs_approval(FourEyes::Off, name), "{name:?}");
+        }
+        assert_eq!(FourEyes::parse("on"), Some(FourEyes::On));
+        assert_eq!(FourEyes::parse("OFF"), Some(FourEyes::Off));
+        assert_eq!(FourEyes::parse("maybe"), None);
+    }
+
+    #[test]
+    fn the_requester_never_approves_their_own_request() {
+        let r = request(ApprovalStatus::Pending);
+        assert_eq!(may_approve(&r, 1, at(1)).unwrap_err().code, ErrorCode::SameAgent);
+        assert_eq!(may_approve(&r, 2, at(1)), Ok(()));
+    }
+
+    #[test]
+    fn a_request_stands_for_24_hours() {
+        let r = request(ApprovalStatus::Pending);
+        assert!(r.is_live(at(23)));
+        assert_eq!(may_approve(&r, 2, at(23)), Ok(()));
+        assert!(r.is_expired(at(24)));
+        assert_eq!(may_approve(&r, 2, at(24)).unwrap_err().code, ErrorCode::ApprovalExpired);
+        assert_eq!(may_reject(&r, 2, at(25)).unwrap_err().code, ErrorCode::ApprovalExpired);
+    }
+
+    #[test]
+    fn a_decided_request_is_not_pending_for_anyone() {
+        let expired = request(ApprovalStatus::Expired);
+        assert_eq!(may_approve(&expired, 2, at(1)).unwrap_err().code, ErrorCode::ApprovalExpired);
+        for status in [ApprovalStatus::Approved, ApprovalStatus::Rejected, ApprovalStatus::Cancelled] {
+            let r = request(status);
+            assert!(!r.is_live(at(1)));
+            for agent in [1, 2] {
+                assert_eq!(
+                    may_approve(&r, agent, at(1)).unwrap_err().code,
+                    ErrorCode::ApprovalNotPending
+                );
+                assert_eq!(
+                    may_reject(&r, agent, at(1)).unwrap_err().code,
+                    ErrorCode::ApprovalNotPending
+                );
+            }
+            assert_eq!(ApprovalStatus::parse(status.as_str()), Some(status));
+        }
+        assert_eq!(ApprovalStatus::parse("expired"), Some(ApprovalStatus::Expired));
+    }
+
+    #[test]
+    fn another_agent_rejects_and_the_requester_withdraws() {
+        let r = request(ApprovalStatus::Pending);
+        assert_eq!(may_reject(&r, 2, at(1)), Ok(ApprovalStatus::Rejected));
+        assert_eq!(may_reject(&r, 1, at(1)), Ok(ApprovalStatus::Cancelled));
+    }
+}
