@@ -5,6 +5,7 @@ mod helpers;
 mod smtp_capture;
 
 mod account_terminated;
+mod audit_trail;
 mod banned;
 mod cli;
 mod console;
@@ -13,6 +14,7 @@ mod directory;
 mod doors;
 mod erase;
 mod forgot_username;
+mod four_eyes;
 mod hardening;
 mod health_and_auth;
 mod inbound_channels;
