@@ -288,3 +288,62 @@ pub fn pending_of_ticket(conn: &mut AnyConnection, ticket_id: i64) -> Result<Vec
         .filter(|r| request_view(r).is_live(now))
         .collect())
 }
+
+/// A pending request as the console shows it (the ticket's panel, the queue's list).
+pub struct ApprovalEntry {
+    pub id: i64,
+    pub ticket_ref: String,
+    pub action: String,
+    /// "grant_ip_access 198.51.100.77": what would be applied.
+    pub what: String,
+    pub requested_by: String,
+    pub requested_by_id: i64,
+    pub requested_at: String,
+    pub age: String,
+}
+
+pub fn entries(desk: &Desk, rows: &[ApprovalRow]) -> Vec<ApprovalEntry> {
+    let now = db::now();
+    rows.iter()
+        .map(|r| {
+            let params: Value = serde_json::from_str(&r.params).unwrap_or_else(|_| json!({}));
+            let label = ActionName::parse(&r.action).map_or_else(|_| r.action.clone(), |a| a.label().to_string());
+            let what = match params.get("ip").and_then(Value::as_str) {
+                Some(ip) => format!("{label}: {ip}"),
+                None => label.to_string(),
+            };
+            ApprovalEntry {
+                id: r.id,
+                ticket_ref: desk.ticket_ref(r.ticket_id),
+                action: r.action.clone(),
+                what,
+                requested_by: email_of(&r.requested_by).to_string(),
+                requested_by_id: r.requested_by_id,
+                requested_at: r.requested_at.format("%Y-%m-%d %H:%M").to_string(),
+                age: super::console::age(r.requested_at, now),
+            }
+        })
+        .collect()
+}
+
+/// The console's "verify this trail" line for one ticket.
+pub struct TrailCheck {
+    pub ok: bool,
+    pub events: usize,
+    pub broken: String,
+}
+
+pub fn trail_check(conn: &mut AnyConnection, desk: &Desk, ticket_id: i64) -> Result<TrailCheck, ServiceError> {
+    Ok(match super::audit::verify_ticket(conn, desk, ticket_id)? {
+        Ok(events) => TrailCheck {
+            ok: true,
+            events,
+            broken: String::new(),
+        },
+        Err(broken) => TrailCheck {
+            ok: false,
+            events: 0,
+            broken: broken.to_string(),
+        },
+    })
+}

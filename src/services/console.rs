@@ -40,6 +40,8 @@ pub struct QueuePage {
     /// (kind, state, count), for the filters' counts.
     pub counts: Vec<(Kind, State, i64)>,
     pub agents: Vec<(String, String)>,
+    /// Four eyes: requests waiting for a second agent, oldest first (shown above the queue).
+    pub approvals: Vec<super::approvals::ApprovalEntry>,
 }
 
 /// `cursor` is "<unix micros>.<id>" of the last row shown.
@@ -91,11 +93,13 @@ pub fn queue(conn: &mut AnyConnection, desk: &Desk, filter: QueueFilter) -> Resu
         .filter(|a| a.4)
         .map(|(_, email, name, ..)| (email, name))
         .collect();
+    let approvals = super::approvals::entries(desk, &super::approvals::list_pending(conn, desk)?);
     Ok(QueuePage {
         rows,
         next_cursor,
         counts,
         agents,
+        approvals,
     })
 }
 
@@ -157,6 +161,10 @@ pub struct TicketPage {
     pub diagnosis: Option<super::diagnosis::DiagnosisPanel>,
     /// (outbox id, template, recipient, status, last error).
     pub mail: Vec<(i64, String, String, String, Option<String>)>,
+    /// Four eyes: this ticket's requests waiting for a second agent.
+    pub approvals: Vec<super::approvals::ApprovalEntry>,
+    /// Whether the ticket's hash chain holds ("verify this trail").
+    pub trail: super::approvals::TrailCheck,
 }
 
 pub fn ticket_page(conn: &mut AnyConnection, desk: &Desk, id: i64) -> Result<TicketPage, ServiceError> {
@@ -305,7 +313,11 @@ pub fn ticket_page(conn: &mut AnyConnection, desk: &Desk, id: i64) -> Result<Tic
         })
         .collect();
     let diagnosis = super::diagnosis::diagnosis_panel(conn, id)?;
+    let approvals = super::approvals::entries(desk, &super::approvals::pending_of_ticket(conn, id)?);
+    let trail = super::approvals::trail_check(conn, desk, id)?;
     Ok(TicketPage {
+        approvals,
+        trail,
         diagnosis,
         ticket_ref: desk.ticket_ref(id),
         kind: loaded.kind(),

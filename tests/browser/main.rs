@@ -4,6 +4,7 @@
 //! RECOVERYDESK_UPDATE_SCREENSHOTS=1.
 
 mod console;
+mod four_eyes;
 #[path = "../api/helpers.rs"]
 #[allow(dead_code)] // shared with the API tests, which use more of it
 mod helpers;

@@ -3,6 +3,7 @@
 //! render or redirect. Every state-changing form carries the CSRF token.
 
 pub mod admin;
+pub mod approvals;
 pub mod auth;
 pub mod erase;
 pub mod session;
@@ -30,6 +31,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::post().to(tickets::apply_action),
         )
         .route("/agent/tickets/{ref}/reply", web::post().to(tickets::reply))
+        .route("/agent/approvals/{id}/approve", web::post().to(approvals::approve))
+        .route("/agent/approvals/{id}/reject", web::post().to(approvals::reject))
         .route(
             "/agent/tickets/{ref}/events/{id}/redact",
             web::post().to(erase::erase_event),

@@ -45,7 +45,7 @@ fn ticket_id(state: &AppState, reference: &str) -> Option<i64> {
     TicketRef::parse(reference, &state.desk.settings.ticket_prefix).map(|r| r.number())
 }
 
-async fn render_ticket(
+pub(super) async fn render_ticket(
     agent: CurrentAgent,
     state: &web::Data<AppState>,
     id: i64,
@@ -96,7 +96,12 @@ pub async fn show_ticket(
         .or_else(|| (query.done == "reply").then(|| "Your reply is on its way.".to_string()))
         .or_else(|| (query.done == "note").then(|| "Note added.".to_string()))
         .or_else(|| (query.done == "release").then(|| "The held mail is on its way.".to_string()))
-        .or_else(|| (query.done == "erase").then(|| "Erased.".to_string()));
+        .or_else(|| (query.done == "erase").then(|| "Erased.".to_string()))
+        .or_else(|| {
+            (query.done == "held").then(|| "Recorded: waiting for a second agent's approval (four eyes).".to_string())
+        })
+        .or_else(|| (query.done == "approved").then(|| "Approved and applied.".to_string()))
+        .or_else(|| (query.done == "rejected").then(|| "The request was rejected; nothing was applied.".to_string()));
     render_ticket(agent, &state, id, StatusCode::OK, notice, None).await
 }
 
@@ -137,7 +142,9 @@ pub async fn apply_action(
         })
         .await;
     match outcome {
-        Ok(_) => back(&reference, &name),
+        Ok(ticket_service::Applied::Done(_)) => back(&reference, &name),
+        // Four eyes: the guards passed; a second agent applies it.
+        Ok(ticket_service::Applied::Held(_)) => back(&reference, "held"),
         Err(e) => {
             let message = format!("{} was refused ({}): {}", name, e.code, e.message);
             render_ticket(agent, &state, id, e.status, None, Some(message)).await
