@@ -2,7 +2,7 @@
 //! `audit verify`, tampering found, erasing left intact.
 
 use crate::both_backends;
-use crate::helpers::{Backend, TestApp, account, reference};
+use crate::helpers::{Backend, Console, TestApp, account, reference};
 use diesel::connection::SimpleConnection;
 use recoverydesk::domain::audit::{self, GENESIS};
 use recoverydesk::services::audit as audit_service;
@@ -227,6 +227,34 @@ async fn a_changed_event_row_in_the_sqlite_file_fails_audit_verify() {
         "{}",
         text(&out.stdout)
     );
+    // The console's "verify this trail" line says so too.
+    let console = Console::new(&app);
+    assert_eq!(console.sign_in("admin@localhost", &app.admin_password).await, StatusCode::SEE_OTHER);
+    let (status, _, page) = console.get(&format!("/agent/tickets/{r}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("the hash chain is broken"), "{page}");
+    assert!(page.contains(&format!("event {}", target["id"])));
+}
+
+/// The console offers the same export as the API, with the agent's session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_exports_the_same_trail_and_says_it_holds() {
+    let Some(app) = TestApp::spawn(Backend::Sqlite).await else {
+        return;
+    };
+    let r = busy_ticket(&app).await;
+    let console = Console::new(&app);
+    assert_eq!(console.sign_in("admin@localhost", &app.admin_password).await, StatusCode::SEE_OTHER);
+    let (status, _, page) = console.get(&format!("/agent/tickets/{r}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("the hash chain holds"), "{page}");
+    let (status, _, exported) = console.get(&format!("/agent/tickets/{r}/audit")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(exported, export(&app, &r).await);
+    // Anonymous: to the sign-in page.
+    let (status, location, _) = Console::new(&app).get(&format!("/agent/tickets/{r}/audit")).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(location.as_deref(), Some("/agent/login"));
 }
 
 /// Events written before the chain existed get their links when the desk migrates: the

@@ -80,3 +80,28 @@ async fn decide(agent: CurrentAgent, state: web::Data<AppState>, id: i64, reason
         }
     }
 }
+
+/// `GET /agent/tickets/{ref}/audit`: the ticket's chained events as JSON Lines, downloaded
+/// with the console session (the same export as the API's).
+pub async fn export_audit(_agent: CurrentAgent, state: web::Data<AppState>, path: web::Path<String>) -> HttpResponse {
+    let reference = path.into_inner();
+    let Some(id) = crate::domain::ticket::TicketRef::parse(&reference, &state.desk.settings.ticket_prefix)
+        .map(|r| r.number())
+    else {
+        return refused_page(StatusCode::NOT_FOUND, "There is no such ticket.");
+    };
+    match state
+        .run(move |conn, desk| crate::services::audit::export(conn, desk, id).map_err(Into::into))
+        .await
+    {
+        Ok(text) => HttpResponse::Ok()
+            .insert_header((header::CONTENT_TYPE, "application/jsonl; charset=utf-8"))
+            .insert_header((
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{reference}-audit.jsonl\""),
+            ))
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .body(text),
+        Err(e) => refused_page(e.status, &e.message),
+    }
+}

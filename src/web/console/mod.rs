@@ -31,6 +31,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::post().to(tickets::apply_action),
         )
         .route("/agent/tickets/{ref}/reply", web::post().to(tickets::reply))
+        .route("/agent/tickets/{ref}/audit", web::get().to(approvals::export_audit))
         .route("/agent/approvals/{id}/approve", web::post().to(approvals::approve))
         .route("/agent/approvals/{id}/reject", web::post().to(approvals::reject))
         .route(
