@@ -19,11 +19,18 @@ pub fn record_prefix(conn: &mut AnyConnection, prefix: &str) -> QueryResult<()> 
         return Ok(());
     }
     use super::schema::settings::dsl as s;
-    diesel::delete(s::settings.filter(s::key.eq(PREFIX_KEY))).execute(conn)?;
-    diesel::insert_into(s::settings)
-        .values((s::key.eq(PREFIX_KEY), s::value.eq(prefix)))
-        .execute(conn)
-        .map(drop)
+    use diesel::result::{DatabaseErrorKind, Error};
+    super::write_transaction(conn, |conn| {
+        diesel::delete(s::settings.filter(s::key.eq(PREFIX_KEY))).execute(conn)?;
+        match diesel::insert_into(s::settings)
+            .values((s::key.eq(PREFIX_KEY), s::value.eq(prefix)))
+            .execute(conn)
+        {
+            // Another instance starting at the same moment wrote it first.
+            Ok(_) | Err(Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    })
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]

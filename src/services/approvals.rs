@@ -157,7 +157,7 @@ fn log_refusal(conn: &mut AnyConnection, ticket_id: i64, action: &str, refusal: 
 pub fn approve(conn: &mut AnyConnection, desk: &Desk, id: i64, actor: &Actor) -> Result<TicketRow, ServiceError> {
     let approver = agent_id(actor)?;
     let outcome = db::write_transaction(conn, |conn| -> Result<Outcome<TicketRow>, ServiceError> {
-        let (row, mut loaded, expired) = load(conn, id)?;
+        let (row, loaded, expired) = load(conn, id)?;
         let refused = |conn: &mut AnyConnection, refusal: Refusal| -> Result<Outcome<TicketRow>, ServiceError> {
             log_refusal(conn, row.ticket_id, &format!("approve {}", row.action), &refusal, actor)?;
             Ok(Outcome {
@@ -166,16 +166,20 @@ pub fn approve(conn: &mut AnyConnection, desk: &Desk, id: i64, actor: &Actor) ->
                 counted: None,
             })
         };
-        if let Err(refusal) = approval::may_approve(&request_view(&row), approver, db::now()) {
-            return refused(conn, refusal);
-        }
         let name = ActionName::parse(&row.action)?;
         let params: Value = serde_json::from_str(&row.params).unwrap_or_else(|_| json!({}));
         let action = Action::parse(name, &params)?;
-        // The request being approved no longer holds its own action.
-        loaded.pending.retain(|p| *p != name);
-        let decision = match workflow::decide(&loaded.view(), &action, &Context::default()) {
+        let decided = approval::approve(
+            &loaded.view(),
+            &action,
+            &Context::default(),
+            &request_view(&row),
+            approver,
+            db::now(),
+        );
+        let decision = match decided {
             Ok(decision) => decision,
+            Err(refusal) if approval::is_about_the_request(&refusal) => return refused(conn, refusal),
             Err(refusal) => {
                 // The ticket moved on (a ban, a reopening…): this request can never apply.
                 rows::close(conn, row.id, "cancelled", &actor.label(), Some(refusal.code.as_str()))?;
@@ -274,9 +278,8 @@ pub fn reject(
 }
 
 /// Pending requests still within their 24 hours, oldest first.
-pub fn list_pending(conn: &mut AnyConnection, desk: &Desk) -> Result<Vec<ApprovalRow>, ServiceError> {
+pub fn list_pending(conn: &mut AnyConnection) -> Result<Vec<ApprovalRow>, ServiceError> {
     let since = db::now() - chrono::Duration::hours(approval::APPROVAL_VALID_HOURS);
-    let _ = desk;
     Ok(rows::pending_since(conn, since, 500)?)
 }
 

@@ -93,7 +93,7 @@ pub fn queue(conn: &mut AnyConnection, desk: &Desk, filter: QueueFilter) -> Resu
         .filter(|a| a.4)
         .map(|(_, email, name, ..)| (email, name))
         .collect();
-    let approvals = super::approvals::entries(desk, &super::approvals::list_pending(conn, desk)?);
+    let approvals = super::approvals::entries(desk, &super::approvals::list_pending(conn)?);
     Ok(QueuePage {
         rows,
         next_cursor,

@@ -1,7 +1,7 @@
 //! Four eyes (docs/reference.md#four-eyes-and-the-audit-trail): which actions wait for a
 //! second agent, who may approve them, and for how long a request stands.
 
-use super::{ActionName, ErrorCode, Refusal};
+use super::{Action, ActionName, Context, Decision, ErrorCode, Refusal, TicketView};
 use chrono::{Duration, NaiveDateTime};
 
 /// A request older than this is expired: it can no longer be approved.
@@ -98,6 +98,40 @@ pub fn may_approve(request: &RequestView, agent: i64, now: NaiveDateTime) -> Res
         ));
     }
     Ok(())
+}
+
+/// Approving `request` by `agent`: the request's own rule first (pending, recent, another
+/// agent), then the action's guards and parameters again, in the usual order, against the
+/// ticket as it is now (with this request no longer holding its action).
+pub fn approve(
+    ticket: &TicketView,
+    action: &Action,
+    ctx: &Context,
+    request: &RequestView,
+    agent: i64,
+    now: NaiveDateTime,
+) -> Result<Decision, Refusal> {
+    may_approve(request, agent, now)?;
+    let others: Vec<ActionName> = ticket
+        .pending_approvals
+        .iter()
+        .copied()
+        .filter(|p| *p != action.name())
+        .collect();
+    let now_view = TicketView {
+        pending_approvals: &others,
+        ..ticket.clone()
+    };
+    super::decide(&now_view, action, ctx)
+}
+
+/// Whether a refusal at approval is about the request itself (it stays as it is) rather than
+/// the ticket, which moved on so that the request can never apply.
+pub fn is_about_the_request(refusal: &Refusal) -> bool {
+    matches!(
+        refusal.code,
+        ErrorCode::SameAgent | ErrorCode::ApprovalNotPending | ErrorCode::ApprovalExpired
+    )
 }
 
 /// What a rejection by `agent` becomes: a rejection, or a withdrawal when the requester
@@ -206,6 +240,60 @@ mod tests {
             assert_eq!(ApprovalStatus::parse(status.as_str()), Some(status));
         }
         assert_eq!(ApprovalStatus::parse("expired"), Some(ApprovalStatus::Expired));
+    }
+
+    #[test]
+    fn approval_checks_the_guards_again_against_the_ticket_as_it_is_now() {
+        use crate::domain::account::{AccountStatus, sample_account};
+        use crate::domain::ip_grant::IpGrant;
+        use crate::domain::ticket::{Kind, State};
+        let grant = Action::GrantIpAccess {
+            ip: IpGrant::parse("198.51.100.77").unwrap(),
+        };
+        let pending = [ActionName::GrantIpAccess];
+        let active = sample_account(AccountStatus::Active);
+        let ticket = TicketView {
+            kind: Kind::IpLockout,
+            state: State::OwnershipVerified,
+            requester: "ops@acme.test",
+            account: Some(&active),
+            checks: &[],
+            attempts_on_record: true,
+            pending_approvals: &pending,
+        };
+        let r = request(ApprovalStatus::Pending);
+        let ctx = Context::default();
+        // The request being approved does not hold its own action.
+        let decision = approve(&ticket, &grant, &ctx, &r, 2, at(1)).expect("approved");
+        assert_eq!(decision.state, State::Resolved);
+        // The requester, an old request, a decided one: refused before any guard.
+        for (agent, when, request, code) in [
+            (1, at(1), r, ErrorCode::SameAgent),
+            (2, at(30), r, ErrorCode::ApprovalExpired),
+            (2, at(1), request(ApprovalStatus::Approved), ErrorCode::ApprovalNotPending),
+        ] {
+            let refusal = approve(&ticket, &grant, &ctx, &request, agent, when).unwrap_err();
+            assert_eq!(refusal.code, code);
+            assert!(is_about_the_request(&refusal));
+        }
+        // A ban imported since the request: account_banned, and the request can never apply.
+        let banned = sample_account(AccountStatus::Banned);
+        let now_banned = TicketView {
+            account: Some(&banned),
+            ..ticket.clone()
+        };
+        let refusal = approve(&now_banned, &grant, &ctx, &r, 2, at(1)).unwrap_err();
+        assert_eq!(refusal.code, ErrorCode::AccountBanned);
+        assert!(!is_about_the_request(&refusal));
+        // A ticket that moved on (reopened: ownership is verified afresh).
+        let reopened = TicketView {
+            state: State::AttemptsReported,
+            ..ticket.clone()
+        };
+        assert_eq!(
+            approve(&reopened, &grant, &ctx, &r, 2, at(1)).unwrap_err().code,
+            ErrorCode::OwnershipNotVerified
+        );
     }
 
     #[test]

@@ -20,7 +20,7 @@ fn parse_id(text: &str) -> Result<i64, ApiError> {
 pub async fn list_approvals(_agent: ApiAgent, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let list = state
         .run(move |conn, desk| {
-            let rows = approvals::list_pending(conn, desk)?;
+            let rows = approvals::list_pending(conn)?;
             Ok(rows.iter().map(|r| approvals::approval_json(desk, r)).collect::<Vec<Value>>())
         })
         .await?;
