@@ -232,3 +232,14 @@ pub fn backfill(conn: &mut AnyConnection) -> QueryResult<usize> {
     settings::get_or_insert(conn, BACKFILLED_KEY, || "1".into())?;
     Ok(done)
 }
+
+/// The `directory_change` events of these tickets, newest first (an account's page).
+pub fn directory_changes(conn: &mut AnyConnection, ticket_ids: &[i64]) -> QueryResult<Vec<EventRow>> {
+    events::table
+        .filter(events::ticket_id.eq_any(ticket_ids))
+        .filter(events::event_type.eq("directory_change"))
+        .order(events::id.desc())
+        .limit(200)
+        .select(EventRow::as_select())
+        .load(conn)
+}

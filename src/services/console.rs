@@ -358,6 +358,8 @@ pub struct AccountPage {
     pub banned_at: Option<String>,
     pub sub_users: Vec<(String, String, String)>,
     pub tickets: Vec<(String, String, String, String)>,
+    /// The desk's changes to this account, newest first: (when, ticket, what, by, approved by).
+    pub changes: Vec<(String, String, String, String, String)>,
 }
 
 pub fn account_page(conn: &mut AnyConnection, desk: &Desk, id: &str) -> Result<AccountPage, ServiceError> {
@@ -366,11 +368,34 @@ pub fn account_page(conn: &mut AnyConnection, desk: &Desk, id: &str) -> Result<A
     let banned_at = row.banned_at.map(|t| t.format("%Y-%m-%d").to_string());
     let account = accounts::view_of(conn, row)?;
     let sub_users = queries::sub_users(conn, id)?;
-    let tickets = queries::tickets_of_account(conn, id, 100)?
+    let ticket_rows = queries::tickets_of_account(conn, id, 100)?;
+    let ids: Vec<i64> = ticket_rows.iter().map(|t| t.id).collect();
+    let changes = crate::db::audit::directory_changes(conn, &ids)?
+        .into_iter()
+        .filter_map(|e| {
+            let data: serde_json::Value = serde_json::from_str(&e.data).ok()?;
+            (data["account_id"].as_str() == Some(id)).then(|| {
+                let text = |k: &str| data[k].as_str().unwrap_or_default().trim_start_matches("agent:").to_string();
+                let what = match (text("change").as_str(), text("entry")) {
+                    ("allowlist_add", entry) => format!("allowlist + {entry}"),
+                    (change, _) => change.to_string(),
+                };
+                (
+                    e.created_at.format("%Y-%m-%d %H:%M").to_string(),
+                    desk.ticket_ref(e.ticket_id),
+                    what,
+                    e.actor.trim_start_matches("agent:").to_string(),
+                    text("approved_by"),
+                )
+            })
+        })
+        .collect();
+    let tickets = ticket_rows
         .into_iter()
         .map(|t| (desk.ticket_ref(t.id), t.subject, t.kind, t.state))
         .collect();
     Ok(AccountPage {
+        changes,
         account,
         terminated_at,
         banned_at,

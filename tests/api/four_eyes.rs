@@ -2,7 +2,7 @@
 //! needs a second agent, on SQLite and PostgreSQL.
 
 use crate::both_backends;
-use crate::helpers::{TestApp, account, action_verdict, event_types, reference};
+use crate::helpers::{Console, TestApp, account, action_verdict, event_types, reference};
 use diesel::prelude::*;
 use recoverydesk::services::{agents, audit};
 use reqwest::StatusCode;
@@ -161,6 +161,16 @@ async fn grant_needs_two_agents(app: TestApp) {
         .expect("the directory change");
     assert_eq!(change["data"]["approved_by"], "agent:second@desk.test");
     assert_eq!(change["data"]["requested_by"], "agent:admin@localhost");
+    // The account's page lists the change with both agents.
+    let console = Console::new(&app);
+    assert_eq!(console.sign_in("admin@localhost", &app.admin_password).await, StatusCode::SEE_OTHER);
+    let (status, _, page) = console.get("/agent/accounts/acc_1001").await;
+    assert_eq!(status, StatusCode::OK);
+    let changes = &page[page.find("id=\"directory-changes\"").expect("the changes table")..];
+    assert!(
+        changes.contains("allowlist + 198.51.100.77") && changes.contains("admin@localhost") && changes.contains("second@desk.test"),
+        "{changes}"
+    );
     // The customer's mail says two people approved it.
     let mail = app
         .outbox_of(&r)
