@@ -31,8 +31,9 @@ cargo build --release --quiet --example audit_bench --bin recoverydesk
 cp "$TARGET_DIR/release/examples/audit_bench" "$WORK/after_bench"
 
 run() { # label url
-    for which in before after; do
-        for round in $(seq "$ROUNDS"); do
+    # Rounds alternate before and after, so a machine that gets busier hurts both alike.
+    for round in $(seq "$ROUNDS"); do
+        for which in before after; do
             url="$2"
             if [ "$1" = sqlite ]; then
                 url="sqlite://$WORK/$which-$round.db"

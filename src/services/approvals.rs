@@ -110,7 +110,9 @@ struct Outcome<T> {
 fn agent_id(actor: &Actor) -> Result<i64, ServiceError> {
     match actor {
         Actor::Agent { id, .. } => Ok(*id),
-        _ => Err(ServiceError::Invalid("only an agent decides on an approval request".into())),
+        _ => Err(ServiceError::Invalid(
+            "only an agent decides on an approval request".into(),
+        )),
     }
 }
 
@@ -139,7 +141,13 @@ fn finish<T>(desk: &Desk, outcome: Outcome<T>) -> Result<T, ServiceError> {
     })
 }
 
-fn log_refusal(conn: &mut AnyConnection, ticket_id: i64, action: &str, refusal: &Refusal, actor: &Actor) -> Result<(), ServiceError> {
+fn log_refusal(
+    conn: &mut AnyConnection,
+    ticket_id: i64,
+    action: &str,
+    refusal: &Refusal,
+    actor: &Actor,
+) -> Result<(), ServiceError> {
     ticket_rows::insert_event(
         conn,
         ticket_id,
@@ -198,7 +206,10 @@ pub fn approve(conn: &mut AnyConnection, desk: &Desk, id: i64, actor: &Actor) ->
         if !rows::close(conn, row.id, "approved", &actor.label(), None)? {
             return refused(
                 conn,
-                Refusal::new(workflow::ErrorCode::ApprovalNotPending, "this request was decided already"),
+                Refusal::new(
+                    workflow::ErrorCode::ApprovalNotPending,
+                    "this request was decided already",
+                ),
             );
         }
         ticket_rows::insert_event(

@@ -375,7 +375,13 @@ pub fn account_page(conn: &mut AnyConnection, desk: &Desk, id: &str) -> Result<A
         .filter_map(|e| {
             let data: serde_json::Value = serde_json::from_str(&e.data).ok()?;
             (data["account_id"].as_str() == Some(id)).then(|| {
-                let text = |k: &str| data[k].as_str().unwrap_or_default().trim_start_matches("agent:").to_string();
+                let text = |k: &str| {
+                    data[k]
+                        .as_str()
+                        .unwrap_or_default()
+                        .trim_start_matches("agent:")
+                        .to_string()
+                };
                 let what = match (text("change").as_str(), text("entry")) {
                     ("allowlist_add", entry) => format!("allowlist + {entry}"),
                     (change, _) => change.to_string(),

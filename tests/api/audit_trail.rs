@@ -10,10 +10,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::process::{Command, Output};
 
-both_backends!(
-    every_event_is_chained_and_the_export_verifies,
-    export_verifies
-);
+both_backends!(every_event_is_chained_and_the_export_verifies, export_verifies);
 both_backends!(erasing_a_message_leaves_the_chain_intact, erase_keeps_chain);
 both_backends!(
     concurrent_writers_on_one_ticket_never_fork_its_chain,
@@ -42,8 +39,10 @@ async fn export(app: &TestApp, r: &str) -> String {
 async fn busy_ticket(app: &TestApp) -> String {
     app.import_accounts(&[account("acc_1001", "acme-mailer", "ops@acme.test", "active")]);
     let ticket = app
-        .create_ticket(json!({"kind": "ip_lockout", "requester": "ops@acme.test", "subject": "Locked out – café",
-                              "body": "Ünïcode words; password: hunter2hunter2", "account": "acc_1001"}))
+        .create_ticket(
+            json!({"kind": "ip_lockout", "requester": "ops@acme.test", "subject": "Locked out – café",
+                              "body": "Ünïcode words; password: hunter2hunter2", "account": "acc_1001"}),
+        )
         .await;
     let r = reference(&ticket);
     app.act(
@@ -53,7 +52,10 @@ async fn busy_ticket(app: &TestApp) -> String {
     )
     .await;
     let (status, _) = app
-        .post(&format!("/api/v1/tickets/{r}/replies"), &json!({"body": "a note", "internal": true}))
+        .post(
+            &format!("/api/v1/tickets/{r}/replies"),
+            &json!({"body": "a note", "internal": true}),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED);
     r
@@ -93,13 +95,19 @@ async fn export_verifies(app: TestApp) {
         assert_eq!(line["id"], event["id"]);
         assert_eq!(line["type"], event["type"]);
         assert_eq!(line["ticket"], r.as_str());
-        assert!(line["at"].as_str().is_some_and(|t| t.ends_with('Z') && t.len() == 27), "{line}");
+        assert!(
+            line["at"].as_str().is_some_and(|t| t.ends_with('Z') && t.len() == 27),
+            "{line}"
+        );
         if i > 0 {
             assert_eq!(line["prev_hash"], lines[i - 1]["hash"]);
         }
         // A message carries its content hash, never its text.
         if event["type"] == "message_in" || event["type"] == "note" {
-            assert!(line["data"]["content_sha256"].as_str().is_some_and(|h| h.len() == 64), "{line}");
+            assert!(
+                line["data"]["content_sha256"].as_str().is_some_and(|h| h.len() == 64),
+                "{line}"
+            );
             assert!(line["data"].get("body").is_none());
         }
     }
@@ -146,7 +154,10 @@ async fn erase_keeps_chain(app: TestApp) {
         .expect("the first message")
         .clone();
     let (status, body) = app
-        .post(&format!("/api/v1/tickets/{r}/events/{}/redact", message["id"]), &json!({}))
+        .post(
+            &format!("/api/v1/tickets/{r}/events/{}/redact", message["id"]),
+            &json!({}),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(verify(&app).is_ok(), "{:?}", verify(&app));
@@ -229,7 +240,10 @@ async fn a_changed_event_row_in_the_sqlite_file_fails_audit_verify() {
     );
     // The console's "verify this trail" line says so too.
     let console = Console::new(&app);
-    assert_eq!(console.sign_in("admin@localhost", &app.admin_password).await, StatusCode::SEE_OTHER);
+    assert_eq!(
+        console.sign_in("admin@localhost", &app.admin_password).await,
+        StatusCode::SEE_OTHER
+    );
     let (status, _, page) = console.get(&format!("/agent/tickets/{r}")).await;
     assert_eq!(status, StatusCode::OK);
     assert!(page.contains("the hash chain is broken"), "{page}");
@@ -244,7 +258,10 @@ async fn the_console_exports_the_same_trail_and_says_it_holds() {
     };
     let r = busy_ticket(&app).await;
     let console = Console::new(&app);
-    assert_eq!(console.sign_in("admin@localhost", &app.admin_password).await, StatusCode::SEE_OTHER);
+    assert_eq!(
+        console.sign_in("admin@localhost", &app.admin_password).await,
+        StatusCode::SEE_OTHER
+    );
     let (status, _, page) = console.get(&format!("/agent/tickets/{r}")).await;
     assert_eq!(status, StatusCode::OK);
     assert!(page.contains("the hash chain holds"), "{page}");

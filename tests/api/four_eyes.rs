@@ -21,10 +21,7 @@ both_backends!(
     reactivation_rejected
 );
 both_backends!(a_request_expires_after_24_hours, request_expires);
-both_backends!(
-    two_approvals_of_one_request_at_once_apply_it_once,
-    concurrent_approvals
-);
+both_backends!(two_approvals_of_one_request_at_once_apply_it_once, concurrent_approvals);
 
 pub async fn four_eyes_app(app: TestApp) -> TestApp {
     app.respawn_with(&[("--four-eyes", "on")]).await
@@ -54,8 +51,10 @@ pub async fn post_as(app: &TestApp, token: &str, path: &str, body: &Value) -> (S
 pub async fn verified_lockout(app: &TestApp) -> String {
     app.import_accounts(&[account("acc_1001", "acme-mailer", "ops@acme.test", "active")]);
     let ticket = app
-        .create_ticket(json!({"kind": "ip_lockout", "requester": "ops@acme.test", "subject": "Locked out",
-                              "body": "new office", "current_ip": "198.51.100.77", "account": "acc_1001"}))
+        .create_ticket(
+            json!({"kind": "ip_lockout", "requester": "ops@acme.test", "subject": "Locked out",
+                              "body": "new office", "current_ip": "198.51.100.77", "account": "acc_1001"}),
+        )
         .await;
     let r = reference(&ticket);
     app.act(
@@ -127,7 +126,10 @@ async fn grant_needs_two_agents(app: TestApp) {
 
     // One pending request per action and ticket.
     let (status, body) = app.action(&r, "grant_ip_access", json!({"ip": "198.51.100.78"})).await;
-    assert_eq!((status, body["error"]["code"].clone()), (StatusCode::CONFLICT, json!("approval_pending")));
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (StatusCode::CONFLICT, json!("approval_pending"))
+    );
 
     let (status, list) = app.get("/api/v1/approvals").await;
     assert_eq!(status, StatusCode::OK);
@@ -137,7 +139,10 @@ async fn grant_needs_two_agents(app: TestApp) {
 
     // The requester cannot approve their own request; it stays pending.
     let (status, body) = app.post(&format!("/api/v1/approvals/{id}/approve"), &json!({})).await;
-    assert_eq!((status, body["error"]["code"].clone()), (StatusCode::CONFLICT, json!("same_agent")));
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (StatusCode::CONFLICT, json!("same_agent"))
+    );
     assert_eq!(app.ticket(&r).await["state"], "ownership_verified");
 
     // A different agent approves: applied as the requester's, both named.
@@ -163,12 +168,17 @@ async fn grant_needs_two_agents(app: TestApp) {
     assert_eq!(change["data"]["requested_by"], "agent:admin@localhost");
     // The account's page lists the change with both agents.
     let console = Console::new(&app);
-    assert_eq!(console.sign_in("admin@localhost", &app.admin_password).await, StatusCode::SEE_OTHER);
+    assert_eq!(
+        console.sign_in("admin@localhost", &app.admin_password).await,
+        StatusCode::SEE_OTHER
+    );
     let (status, _, page) = console.get("/agent/accounts/acc_1001").await;
     assert_eq!(status, StatusCode::OK);
     let changes = &page[page.find("id=\"directory-changes\"").expect("the changes table")..];
     assert!(
-        changes.contains("allowlist + 198.51.100.77") && changes.contains("admin@localhost") && changes.contains("second@desk.test"),
+        changes.contains("allowlist + 198.51.100.77")
+            && changes.contains("admin@localhost")
+            && changes.contains("second@desk.test"),
         "{changes}"
     );
     // The customer's mail says two people approved it.
@@ -213,8 +223,14 @@ async fn grant_needs_two_agents(app: TestApp) {
         .text()
         .await
         .expect("text");
-    assert!(metrics.contains("recoverydesk_approvals_total{outcome=\"requested\"} 1"), "{metrics}");
-    assert!(metrics.contains("recoverydesk_approvals_total{outcome=\"approved\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("recoverydesk_approvals_total{outcome=\"requested\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("recoverydesk_approvals_total{outcome=\"approved\"} 1"),
+        "{metrics}"
+    );
     chain_holds(&app);
 }
 
@@ -228,7 +244,10 @@ async fn ban_between_request_and_approval(app: TestApp) {
 
     app.import_accounts(&[account("acc_1001", "acme-mailer", "ops@acme.test", "banned")]);
     let (status, body) = post_as(&app, &second, &format!("/api/v1/approvals/{id}/approve"), &json!({})).await;
-    assert_eq!((status, body["error"]["code"].clone()), (StatusCode::CONFLICT, json!("account_banned")));
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (StatusCode::CONFLICT, json!("account_banned"))
+    );
     let ticket = app.ticket(&r).await;
     assert_eq!(ticket["state"], "refused");
     assert!(!allowlist(&ticket).contains(&"198.51.100.77".to_string()));
@@ -246,11 +265,14 @@ async fn reactivation_rejected(app: TestApp) {
     acc["balance_due_cents"] = json!(500);
     app.import_accounts(&[acc]);
     let t = app
-        .create_ticket(json!({"kind": "account_terminated", "requester": "pay@x.test", "account": "late-payer",
-                              "body": "I paid."}))
+        .create_ticket(
+            json!({"kind": "account_terminated", "requester": "pay@x.test", "account": "late-payer",
+                              "body": "I paid."}),
+        )
         .await;
     let r = reference(&t);
-    app.act(&r, "record_payment", json!({"amount_cents": 500, "reference": "wire"})).await;
+    app.act(&r, "record_payment", json!({"amount_cents": 500, "reference": "wire"}))
+        .await;
 
     let (status, held) = app.action(&r, "reactivate_account", json!({})).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{held}");
@@ -278,7 +300,13 @@ async fn reactivation_rejected(app: TestApp) {
     let (status, held) = app.action(&r, "reactivate_account", json!({})).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{held}");
     let id = held["approval"]["id"].as_str().expect("id").to_string();
-    let (status, _) = post_as(&app, &second, &format!("/api/v1/approvals/{id}/reject"), &json!({"reason": 7})).await;
+    let (status, _) = post_as(
+        &app,
+        &second,
+        &format!("/api/v1/approvals/{id}/reject"),
+        &json!({"reason": 7}),
+    )
+    .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     // The requester withdraws their own request.
     let (status, ticket) = app.post(&format!("/api/v1/approvals/{id}/reject"), &json!({})).await;

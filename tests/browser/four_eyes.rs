@@ -20,18 +20,28 @@ const SECOND_PASSWORD: &str = "a second long password";
 async fn verified_ticket(app: &TestApp) -> String {
     app.import_accounts(&[account("acc_1001", "acme-mailer", REQUESTER, "active")]);
     let ticket = app
-        .create_ticket(json!({"kind": "ip_lockout", "requester": REQUESTER, "subject": "Locked out after the move",
-                              "body": "The login page says our IP is not allowed.", "current_ip": CUSTOMER_IP}))
+        .create_ticket(
+            json!({"kind": "ip_lockout", "requester": REQUESTER, "subject": "Locked out after the move",
+                              "body": "The login page says our IP is not allowed.", "current_ip": CUSTOMER_IP}),
+        )
         .await;
     let r = helpers::reference(&ticket);
-    app.act(&r, "record_allowlisted_attempts", json!({"tried_from": "office VPN", "outcome": "blocked"}))
-        .await;
+    app.act(
+        &r,
+        "record_allowlisted_attempts",
+        json!({"tried_from": "office VPN", "outcome": "blocked"}),
+    )
+    .await;
     app.act(&r, "start_ownership_verification", json!({})).await;
     app.act(&r, "send_email_challenge", json!({})).await;
     let path = app.latest_challenge_path().await;
     assert_eq!(app.confirm_challenge(&path, "confirm").await, StatusCode::OK);
     let ticket = app
-        .act(&r, "record_verification_check", json!({"method": "billing_details", "passed": true}))
+        .act(
+            &r,
+            "record_verification_check",
+            json!({"method": "billing_details", "passed": true}),
+        )
         .await;
     assert_eq!(ticket["state"], "ownership_verified");
     r
@@ -41,7 +51,8 @@ async fn sign_in(page: &Page, email: &str, password: &str) {
     page.open("/agent/login").await;
     page.type_into("#email", email).await;
     page.type_into("#password", password).await;
-    page.submit_with("form[action='/agent/login'] button[type=submit]").await;
+    page.submit_with("form[action='/agent/login'] button[type=submit]")
+        .await;
     page.wait_for_path("/agent").await;
 }
 
@@ -72,8 +83,15 @@ async fn a_grant_with_four_eyes_on_needs_a_second_agent_in_the_console() {
             "the panel says who asked for what: {panel}"
         );
         assert!(panel.contains("Another agent must approve it"), "{panel}");
-        assert!(!page.has("#approvals button[id^=approve-]").await, "no approve button for the requester");
-        assert_eq!(page.texts("#account ul.plain code").await, ["203.0.113.7"], "nothing applied yet");
+        assert!(
+            !page.has("#approvals button[id^=approve-]").await,
+            "no approve button for the requester"
+        );
+        assert_eq!(
+            page.texts("#account ul.plain code").await,
+            ["203.0.113.7"],
+            "nothing applied yet"
+        );
 
         page.submit_with("nav form[action='/agent/logout'] button").await;
         page.wait_for_path("/agent/login").await;
@@ -83,10 +101,13 @@ async fn a_grant_with_four_eyes_on_needs_a_second_agent_in_the_console() {
         assert_eq!(page.text("#approvals-badge").await, "1");
         let waiting = page.text("#approvals").await;
         assert!(
-            waiting.contains(&reference) && waiting.contains("asked by admin@localhost") && waiting.contains("needs you"),
+            waiting.contains(&reference)
+                && waiting.contains("asked by admin@localhost")
+                && waiting.contains("needs you"),
             "{waiting}"
         );
-        page.click(&format!("#approvals a[href^='/agent/tickets/{reference}']")).await;
+        page.click(&format!("#approvals a[href^='/agent/tickets/{reference}']"))
+            .await;
         page.wait_for_path(&ticket_path).await;
         assert!(page.has("#approvals button[id^=approve-]").await);
         page.screenshot("console-approval.png").await;
@@ -101,7 +122,10 @@ async fn a_grant_with_four_eyes_on_needs_a_second_agent_in_the_console() {
         );
         assert!(!page.has("#approvals").await, "nothing waits any more");
         let audit = page.text("#audit").await;
-        assert!(audit.contains("approval_requested") && audit.contains("approval_approved"), "{audit}");
+        assert!(
+            audit.contains("approval_requested") && audit.contains("approval_approved"),
+            "{audit}"
+        );
         assert!(
             page.text("#trail-check").await.contains("the hash chain holds"),
             "verify this trail says the chain holds"

@@ -16,7 +16,10 @@ fn event<'a>(id: i64, data: &'a Value, content: Option<&'a str>) -> ChainedEvent
 #[test]
 fn canonical_json_sorts_keys_at_every_level_without_whitespace_and_keeps_utf8() {
     let value = json!({"b": 1, "a": {"z": [true, null, "é\"\n"], "m": "ü"}});
-    assert_eq!(canonical_json(&value), "{\"a\":{\"m\":\"ü\",\"z\":[true,null,\"é\\\"\\n\"]},\"b\":1}");
+    assert_eq!(
+        canonical_json(&value),
+        "{\"a\":{\"m\":\"ü\",\"z\":[true,null,\"é\\\"\\n\"]},\"b\":1}"
+    );
     assert_eq!(canonical_json(&json!("\u{1}")), "\"\\u0001\"");
 }
 
@@ -40,8 +43,15 @@ fn a_message_is_hashed_by_its_content_hash_not_its_text() {
     let sha = content_sha256("Hello", "my words");
     let data = json!({"channel": "web", "body": "my words", "subject": "Hello"});
     let erased = json!({"channel": "web", "body": "[erased]", "subject": ""});
-    assert_eq!(event(3, &data, Some(&sha)).hash(GENESIS), event(3, &erased, Some(&sha)).hash(GENESIS));
-    assert!(event(3, &data, Some(&sha)).canonical().contains(&format!("\"content_sha256\":\"{sha}\"")));
+    assert_eq!(
+        event(3, &data, Some(&sha)).hash(GENESIS),
+        event(3, &erased, Some(&sha)).hash(GENESIS)
+    );
+    assert!(
+        event(3, &data, Some(&sha))
+            .canonical()
+            .contains(&format!("\"content_sha256\":\"{sha}\""))
+    );
     assert!(!event(3, &data, Some(&sha)).canonical().contains("my words"));
 }
 

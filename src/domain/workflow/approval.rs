@@ -223,8 +223,15 @@ mod tests {
     #[test]
     fn a_decided_request_is_not_pending_for_anyone() {
         let expired = request(ApprovalStatus::Expired);
-        assert_eq!(may_approve(&expired, 2, at(1)).unwrap_err().code, ErrorCode::ApprovalExpired);
-        for status in [ApprovalStatus::Approved, ApprovalStatus::Rejected, ApprovalStatus::Cancelled] {
+        assert_eq!(
+            may_approve(&expired, 2, at(1)).unwrap_err().code,
+            ErrorCode::ApprovalExpired
+        );
+        for status in [
+            ApprovalStatus::Approved,
+            ApprovalStatus::Rejected,
+            ApprovalStatus::Cancelled,
+        ] {
             let r = request(status);
             assert!(!r.is_live(at(1)));
             for agent in [1, 2] {
@@ -270,7 +277,12 @@ mod tests {
         for (agent, when, request, code) in [
             (1, at(1), r, ErrorCode::SameAgent),
             (2, at(30), r, ErrorCode::ApprovalExpired),
-            (2, at(1), request(ApprovalStatus::Approved), ErrorCode::ApprovalNotPending),
+            (
+                2,
+                at(1),
+                request(ApprovalStatus::Approved),
+                ErrorCode::ApprovalNotPending,
+            ),
         ] {
             let refusal = approve(&ticket, &grant, &ctx, &request, agent, when).unwrap_err();
             assert_eq!(refusal.code, code);

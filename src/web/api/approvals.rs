@@ -21,7 +21,10 @@ pub async fn list_approvals(_agent: ApiAgent, state: web::Data<AppState>) -> Res
     let list = state
         .run(move |conn, desk| {
             let rows = approvals::list_pending(conn)?;
-            Ok(rows.iter().map(|r| approvals::approval_json(desk, r)).collect::<Vec<Value>>())
+            Ok(rows
+                .iter()
+                .map(|r| approvals::approval_json(desk, r))
+                .collect::<Vec<Value>>())
         })
         .await?;
     Ok(HttpResponse::Ok()

@@ -85,8 +85,8 @@ async fn decide(agent: CurrentAgent, state: web::Data<AppState>, id: i64, reason
 /// with the console session (the same export as the API's).
 pub async fn export_audit(_agent: CurrentAgent, state: web::Data<AppState>, path: web::Path<String>) -> HttpResponse {
     let reference = path.into_inner();
-    let Some(id) = crate::domain::ticket::TicketRef::parse(&reference, &state.desk.settings.ticket_prefix)
-        .map(|r| r.number())
+    let Some(id) =
+        crate::domain::ticket::TicketRef::parse(&reference, &state.desk.settings.ticket_prefix).map(|r| r.number())
     else {
         return refused_page(StatusCode::NOT_FOUND, "There is no such ticket.");
     };
