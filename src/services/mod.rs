@@ -2,6 +2,7 @@
 //! code what may happen, and writes the new state, events and outbox mail together.
 
 pub mod accounts;
+mod action_params;
 pub mod agents;
 pub mod approvals;
 pub mod audit;
