@@ -8,12 +8,15 @@
 #   BEFORE=6d2577d      the commit without the chain
 #   MESSAGES=2000       mails ingested (then 2 actions per ticket)
 #   ROUNDS=3            runs of each (the best is reported: the machine is shared)
+#   PROFILE=release     or `debug` (a warm debug build is minutes, a cold release one much more)
 # Prints lines that docs/benchmarks.md ("Audit chain") is updated from.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BEFORE="${BEFORE:-6d2577d}"
 MESSAGES="${MESSAGES:-2000}"
 ROUNDS="${ROUNDS:-3}"
+PROFILE="${PROFILE:-release}"
+if [ "$PROFILE" = release ]; then FLAG=--release; DIR=release; else FLAG=; DIR=debug; fi
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/recoverydesk-audit.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
 say() { printf '==> %s\n' "$*" >&2; }
@@ -24,11 +27,11 @@ git archive "$BEFORE" | tar -x -C "$WORK/before"
 cp examples/audit_bench.rs "$WORK/before/examples/"
 TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 export CARGO_TARGET_DIR="$TARGET_DIR"
-say "building (release) before and after"
-(cd "$WORK/before" && cargo build --release --quiet --example audit_bench)
-cp "$TARGET_DIR/release/examples/audit_bench" "$WORK/before_bench"
-cargo build --release --quiet --example audit_bench --bin recoverydesk
-cp "$TARGET_DIR/release/examples/audit_bench" "$WORK/after_bench"
+say "building ($PROFILE) before and after"
+(cd "$WORK/before" && cargo build $FLAG --quiet --example audit_bench)
+cp "$TARGET_DIR/$DIR/examples/audit_bench" "$WORK/before_bench"
+cargo build $FLAG --quiet --example audit_bench --bin recoverydesk
+cp "$TARGET_DIR/$DIR/examples/audit_bench" "$WORK/after_bench"
 
 run() { # label url
     # Rounds alternate before and after, so a machine that gets busier hurts both alike.
@@ -56,4 +59,4 @@ say "audit verify over the SQLite database the working tree filled"
 events=$(sqlite3 "$WORK/after-1.db" 'SELECT count(*) FROM events' 2>/dev/null || echo '?')
 echo "audit verify over $events events:"
 time env DATABASE_URL="sqlite://$WORK/after-1.db" RECOVERYDESK_SECRET_KEY="$(printf 'ab%.0s' $(seq 64))" \
-    "$TARGET_DIR/release/recoverydesk" audit verify
+    "$TARGET_DIR/$DIR/recoverydesk" audit verify

@@ -1,10 +1,10 @@
 //! Opening tickets, applying actions, replies and the email-challenge confirmation.
 
+use super::action_params::{action_details, scrub_action};
 use super::decision::{Loaded, commit};
 use super::diagnosis::{self, Diagnosed, channel_of_problem};
 use super::messages::CustomerMessage;
 use super::redaction::{Scrubbed, Scrubber};
-use super::action_params::{action_details, scrub_action};
 use super::{Actor, Desk, ServiceError};
 use crate::db::tickets::{self as ticket_rows, NewMessage, NewTicket, TicketRow};
 use crate::db::{self, AnyConnection, accounts};
