@@ -28,10 +28,17 @@ cp examples/audit_bench.rs "$WORK/before/examples/"
 TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 export CARGO_TARGET_DIR="$TARGET_DIR"
 say "building ($PROFILE) before and after"
-(cd "$WORK/before" && cargo build $FLAG --quiet --example audit_bench)
-cp "$TARGET_DIR/$DIR/examples/audit_bench" "$WORK/before_bench"
-cargo build $FLAG --quiet --example audit_bench --bin recoverydesk
-cp "$TARGET_DIR/$DIR/examples/audit_bench" "$WORK/after_bench"
+# The path cargo reports, never target/…/examples/audit_bench: both trees build an example of
+# that name, and a build that is already fresh does not copy its binary there again.
+executable() { python3 -c 'import json,sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("target", {}).get("name") == "audit_bench" and m.get("executable"):
+        print(m["executable"])'; }
+cp "$(cd "$WORK/before" && cargo build $FLAG --quiet --example audit_bench --message-format=json | executable)" "$WORK/before_bench"
+cp "$(cargo build $FLAG --quiet --example audit_bench --message-format=json | executable)" "$WORK/after_bench"
+cargo build $FLAG --quiet --bin recoverydesk
+cmp -s "$WORK/before_bench" "$WORK/after_bench" && { echo "before and after are the same binary" >&2; exit 1; }
 
 run() { # label url
     # Rounds alternate before and after, so a machine that gets busier hurts both alike.
