@@ -150,6 +150,10 @@ pub struct GlobalOptions {
         global = true
     )]
     pub imap_done_folder: String,
+    /// `on`: grant_ip_access and reactivate_account wait for a second agent's approval
+    /// (four eyes); `off` (the default) applies them at once.
+    #[arg(long, env = "RECOVERYDESK_FOUR_EYES", default_value = "off", global = true)]
+    pub four_eyes: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -206,6 +210,9 @@ pub enum Command {
         /// Where the copy goes (a new file).
         file: PathBuf,
     },
+    /// The tamper-evident audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Print a completion script for SHELL on standard output.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -229,6 +236,20 @@ pub enum AccountsCommand {
     Import {
         /// The JSON Lines file (`-` for standard input).
         file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the hash chains of the audit trail: every ticket's in the database (and each
+    /// message's text against its content hash, unless it was erased), or an export made with
+    /// `GET /api/v1/tickets/{ref}/audit` given as FILE.
+    ///
+    /// Prints `ok` and the number of events checked (exit 0), or the first broken link as
+    /// `ticket RD-n event <id>` with the reason (exit 1).
+    Verify {
+        /// An exported trail (JSON Lines; `-` for standard input). Without it, the database.
+        file: Option<PathBuf>,
     },
 }
 

@@ -1,6 +1,6 @@
 //! What each command does, with its exit status.
 
-use crate::cli::{AccountsCommand, AgentsCommand, AuthLogCommand, Cli, Command};
+use crate::cli::{AccountsCommand, AgentsCommand, AuditCommand, AuthLogCommand, Cli, Command};
 use crate::config::Settings;
 use crate::services::{ServiceError, accounts, agents};
 use crate::startup::{Application, prepare};
@@ -52,6 +52,7 @@ pub fn run(cli: Cli) -> ExitCode {
             password_stdin: _,
         }) => set_password(&settings, &email),
         Command::Backup { file } => backup(&settings, &file),
+        Command::Audit(AuditCommand::Verify { file }) => audit_verify(&settings, file.as_deref()),
         Command::Completions { shell } => completions(shell),
         Command::Man { dir } => man_pages(dir.as_deref()),
     };
@@ -278,6 +279,41 @@ fn backup(settings: &Settings, file: &std::path::Path) -> Result<ExitCode, Servi
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => Err(ServiceError::Invalid(e.to_string())),
+    }
+}
+
+/// `audit verify [FILE]`: `ok` and the count (0), or the first broken link (1).
+fn audit_verify(settings: &Settings, file: Option<&std::path::Path>) -> Result<ExitCode, ServiceError> {
+    let outcome = match file {
+        Some(path) => {
+            let text = if path.as_os_str() == "-" {
+                let mut text = String::new();
+                std::io::stdin()
+                    .read_to_string(&mut text)
+                    .map_err(|e| ServiceError::Invalid(format!("standard input: {e}")))?;
+                text
+            } else {
+                let bytes =
+                    std::fs::read(path).map_err(|e| ServiceError::Invalid(format!("{}: {e}", path.display())))?;
+                String::from_utf8_lossy(&bytes).into_owned()
+            };
+            crate::domain::audit::verify_export(&text)
+        }
+        None => {
+            let (pool, desk) = prepare(settings)?;
+            let mut conn = pool.get().map_err(|e| crate::db::DbError::Connect(e.to_string()))?;
+            crate::services::audit::verify_database(&mut conn, &desk)?
+        }
+    };
+    match outcome {
+        Ok(n) => {
+            println!("ok {n} events checked");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(broken) => {
+            println!("{broken}");
+            Ok(ExitCode::FAILURE)
+        }
     }
 }
 

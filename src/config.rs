@@ -41,6 +41,8 @@ pub struct Settings {
     pub imap: Option<crate::mail::imap::ImapSettings>,
     /// Where `serve` takes mail from `mailgate` (`RECOVERYDESK_SOCKET`); None: nowhere.
     pub socket: Option<PathBuf>,
+    /// `RECOVERYDESK_FOUR_EYES`: grants and reactivations wait for a second agent.
+    pub four_eyes: crate::domain::workflow::approval::FourEyes,
 }
 
 impl Settings {
@@ -109,6 +111,10 @@ impl Settings {
                 .filter(|s| !s.is_empty()),
             mailgun_signing_key: o.mailgun_signing_key.clone().filter(|s| !s.is_empty()),
             imap,
+        let four_eyes = crate::domain::workflow::approval::FourEyes::parse(&o.four_eyes)
+            .ok_or_else(|| format!("RECOVERYDESK_FOUR_EYES must be on or off, not {:?}", o.four_eyes))?;
+        Ok(Settings {
+            four_eyes,
             database_url,
             bind: o.bind.clone(),
             base_url,

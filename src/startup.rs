@@ -20,6 +20,13 @@ pub fn prepare(settings: &Settings) -> Result<(Pool, Desk), ServiceError> {
     if !applied.is_empty() {
         tracing::info!(migrations = ?applied, "applied migrations");
     }
+    // The audit chain names tickets by this prefix; events older than the chain get their
+    // links now (SQLite cannot compute SHA-256 in a migration).
+    db::audit::record_prefix(&mut conn, &settings.ticket_prefix)?;
+    let linked = db::audit::backfill(&mut conn)?;
+    if linked > 0 {
+        tracing::info!(events = linked, "computed the audit chain of earlier events");
+    }
     let secret = match &settings.secret_key {
         Some(text) => SecretKey::parse(text).map_err(ServiceError::Invalid)?,
         None => {

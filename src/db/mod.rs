@@ -4,6 +4,8 @@ pub mod accounts;
 pub mod activity;
 pub mod agents;
 pub mod api_requests;
+pub mod approvals;
+pub mod audit;
 pub mod auth_events;
 pub mod backup;
 pub mod canned;

@@ -372,3 +372,33 @@ diesel::table! {
         updated_at -> Timestamp,
     }
 }
+    /// Each event's link in its ticket's hash chain (migration 000017).
+    event_hashes (event_id) {
+        event_id -> BigInt,
+        ticket_id -> BigInt,
+        ticket_ref -> Text,
+        content_sha256 -> Nullable<Text>,
+        prev_hash -> Text,
+        hash -> Text,
+    }
+}
+
+diesel::table! {
+    /// Grants and reactivations waiting for a second agent (migration 000017).
+    approvals (id) {
+        id -> BigInt,
+        ticket_id -> BigInt,
+        action -> Text,
+        params -> Text,
+        requested_by_id -> BigInt,
+        requested_by -> Text,
+        requested_at -> Timestamp,
+        status -> Text,
+        decided_by -> Nullable<Text>,
+        decided_at -> Nullable<Timestamp>,
+        reason -> Nullable<Text>,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(event_hashes, events);
+diesel::allow_tables_to_appear_in_same_query!(approvals, tickets);

@@ -349,6 +349,10 @@ pub struct EventRow {
     pub created_at: NaiveDateTime,
 }
 
+/// Appends an event and its link in the ticket's hash chain, in the caller's transaction. On
+/// PostgreSQL the ticket's row is locked first (`FOR UPDATE`; a no-op when the caller holds
+/// it already), so concurrent writers on one ticket append one after the other and never
+/// fork the chain.
 pub fn insert_event(
     conn: &mut AnyConnection,
     ticket_id: i64,
@@ -357,17 +361,32 @@ pub fn insert_event(
     data: &serde_json::Value,
     message_ref: Option<i64>,
 ) -> QueryResult<i64> {
-    diesel::insert_into(events::table)
+    super::locks::lock_ticket(conn, ticket_id)?;
+    let at = now();
+    let id = diesel::insert_into(events::table)
         .values((
             events::ticket_id.eq(ticket_id),
             events::event_type.eq(event_type),
             events::actor.eq(actor),
             events::data.eq(data.to_string()),
             events::message_ref.eq(message_ref),
-            events::created_at.eq(now()),
+            events::created_at.eq(at),
         ))
         .returning(events::id)
-        .get_result(conn)
+        .get_result(conn)?;
+    super::audit::append(
+        conn,
+        &super::audit::Appended {
+            id,
+            ticket_id,
+            event_type,
+            actor,
+            data,
+            message_ref,
+            at,
+        },
+    )?;
+    Ok(id)
 }
 
 pub fn events_of(conn: &mut AnyConnection, ticket_id: i64) -> QueryResult<Vec<EventRow>> {

@@ -1,6 +1,7 @@
 //! Pure domain code: no web framework, database, mail transport or template imports.
 
 pub mod account;
+pub mod audit;
 pub mod classify;
 pub mod diagnosis;
 pub mod email_address;

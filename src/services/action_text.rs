@@ -1,5 +1,5 @@
-//! What of an action's parameters is stored: free text scanned like everything else, and the
-//! parameters worth keeping in the transition event.
+//! An action's parameters on their way to storage: free text scanned like everything else, and
+//! the parameters worth keeping in the transition event (or in a four-eyes request).
 
 use super::redaction::Scrubber;
 use crate::domain::workflow::Action;

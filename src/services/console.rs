@@ -52,6 +52,8 @@ pub struct QueuePage {
     /// (kind, state, count), for the filters' counts.
     pub counts: Vec<(Kind, State, i64)>,
     pub agents: Vec<(String, String)>,
+    /// Four eyes: requests waiting for a second agent, oldest first (shown above the queue).
+    pub approvals: Vec<super::approvals::ApprovalEntry>,
 }
 
 /// `cursor` is "<unix micros>.<id>" of the last row shown.
@@ -113,11 +115,13 @@ pub fn queue(conn: &mut AnyConnection, desk: &Desk, filter: QueueFilter) -> Resu
         .filter(|a| a.4)
         .map(|(_, email, name, ..)| (email, name))
         .collect();
+    let approvals = super::approvals::entries(desk, &super::approvals::list_pending(conn)?);
     Ok(QueuePage {
         rows,
         next_cursor,
         counts,
         agents,
+        approvals,
     })
 }
 
@@ -188,6 +192,10 @@ pub struct TicketPage {
     pub mail: Vec<(i64, String, String, String, Option<String>)>,
     /// Who acts next (docs/reference.md#who-acts-next).
     pub waiting_on: workflow::WaitingOn,
+    /// Four eyes: this ticket's requests waiting for a second agent.
+    pub approvals: Vec<super::approvals::ApprovalEntry>,
+    /// Whether the ticket's hash chain holds ("verify this trail").
+    pub trail: super::approvals::TrailCheck,
 }
 
 pub fn ticket_page(conn: &mut AnyConnection, desk: &Desk, id: i64) -> Result<TicketPage, ServiceError> {
@@ -358,8 +366,12 @@ pub fn ticket_page(conn: &mut AnyConnection, desk: &Desk, id: i64) -> Result<Tic
     let diagnosis = super::diagnosis::diagnosis_panel(conn, id)?;
     let waiting_on = super::activity::Turn::of(&loaded.row, crate::db::activity::find(conn, id)?.as_ref()).waiting_on;
     let sub_users = effective_sub_users(loaded.account.as_ref(), sub_users);
+    let approvals = super::approvals::entries(desk, &super::approvals::pending_of_ticket(conn, id)?);
+    let trail = super::approvals::trail_check(conn, desk, id)?;
     Ok(TicketPage {
         waiting_on,
+        approvals,
+        trail,
         diagnosis,
         ticket_ref: desk.ticket_ref(id),
         kind: loaded.kind(),
@@ -401,6 +413,8 @@ pub struct AccountPage {
     pub banned_at: Option<String>,
     pub sub_users: Vec<(String, String, String)>,
     pub tickets: Vec<(String, String, String, String)>,
+    /// The desk's changes to this account, newest first: (when, ticket, what, by, approved by).
+    pub changes: Vec<(String, String, String, String, String)>,
 }
 
 /// The sub-users of a banned account are banned, whatever their own records say.
@@ -435,11 +449,40 @@ pub fn account_page(conn: &mut AnyConnection, desk: &Desk, id: &str) -> Result<A
     let banned_at = row.banned_at.map(|t| t.format("%Y-%m-%d").to_string());
     let account = accounts::view_of(conn, row)?;
     let sub_users = effective_sub_users(Some(&account), queries::sub_users(conn, id)?);
-    let tickets = queries::tickets_of_account(conn, id, 100)?
+    let ticket_rows = queries::tickets_of_account(conn, id, 100)?;
+    let ids: Vec<i64> = ticket_rows.iter().map(|t| t.id).collect();
+    let changes = crate::db::audit::directory_changes(conn, &ids)?
+        .into_iter()
+        .filter_map(|e| {
+            let data: serde_json::Value = serde_json::from_str(&e.data).ok()?;
+            (data["account_id"].as_str() == Some(id)).then(|| {
+                let text = |k: &str| {
+                    data[k]
+                        .as_str()
+                        .unwrap_or_default()
+                        .trim_start_matches("agent:")
+                        .to_string()
+                };
+                let what = match (text("change").as_str(), text("entry")) {
+                    ("allowlist_add", entry) => format!("allowlist + {entry}"),
+                    (change, _) => change.to_string(),
+                };
+                (
+                    e.created_at.format("%Y-%m-%d %H:%M").to_string(),
+                    desk.ticket_ref(e.ticket_id),
+                    what,
+                    e.actor.trim_start_matches("agent:").to_string(),
+                    text("approved_by"),
+                )
+            })
+        })
+        .collect();
+    let tickets = ticket_rows
         .into_iter()
         .map(|t| (desk.ticket_ref(t.id), t.subject, t.kind, t.state))
         .collect();
     Ok(AccountPage {
+        changes,
         account,
         terminated_at,
         banned_at,

@@ -16,6 +16,8 @@ pub(crate) struct Loaded {
     pub row: TicketRow,
     pub account: Option<AccountView>,
     pub checks: Vec<CheckRecord>,
+    /// Actions waiting for a second agent on this ticket (four eyes), still live.
+    pub pending: Vec<crate::domain::workflow::ActionName>,
 }
 
 impl Loaded {
@@ -47,7 +49,18 @@ impl Loaded {
             .into_iter()
             .filter_map(|(method, passed)| Method::parse(&method).map(|method| CheckRecord { method, passed }))
             .collect();
-        Ok(Loaded { row, account, checks })
+        let now = db::now();
+        let pending = db::approvals::pending_of(conn, row.id)?
+            .iter()
+            .filter(|a| super::approvals::request_view(a).is_live(now))
+            .filter_map(|a| crate::domain::workflow::ActionName::parse(&a.action).ok())
+            .collect();
+        Ok(Loaded {
+            row,
+            account,
+            checks,
+            pending,
+        })
     }
 
     pub fn kind(&self) -> Kind {
@@ -67,6 +80,7 @@ impl Loaded {
             account: self.account.as_ref(),
             checks: &self.checks,
             attempts_on_record: self.row.attempts_on_record,
+            pending_approvals: &self.pending,
         }
     }
 }
@@ -93,6 +107,8 @@ pub(crate) fn commit(
 ) -> Result<TicketRow, ServiceError> {
     let row = &loaded.row;
     let actor_label = actor.label();
+    // Four eyes: an approved request is applied as its requester's, naming the approver too.
+    let approved_by = details.get("approved_by").and_then(Value::as_str).map(str::to_string);
     let mut change = TicketChange::from_row(row);
     change.kind = decision.kind.as_str().to_string();
     change.state = decision.state.as_str().to_string();
@@ -164,12 +180,14 @@ pub(crate) fn commit(
                 challenge_mails.push((target.email, params));
             }
             Effect::AddAllowlistEntry { account_id, ip } => {
-                let added = accounts::add_allowlist_entry(
-                    conn,
-                    account_id,
-                    ip,
-                    &format!("ticket {}", desk.ticket_ref(row.id)),
-                )?;
+                let source = match &approved_by {
+                    Some(approver) => format!(
+                        "ticket {}, requested by {actor_label}, approved by {approver}",
+                        desk.ticket_ref(row.id)
+                    ),
+                    None => format!("ticket {}", desk.ticket_ref(row.id)),
+                };
+                let added = accounts::add_allowlist_entry(conn, account_id, ip, &source)?;
                 after.push(AfterEvent::Logged(
                     "directory_change",
                     json!({"account_id": account_id, "change": "allowlist_add", "entry": ip, "already_present": !added,
@@ -267,7 +285,13 @@ pub(crate) fn commit(
     }
     for event in after {
         match event {
-            AfterEvent::Logged(event_type, data) => {
+            AfterEvent::Logged(event_type, mut data) => {
+                if event_type == "directory_change"
+                    && let Some(approver) = &approved_by
+                {
+                    data["requested_by"] = json!(actor_label);
+                    data["approved_by"] = json!(approver);
+                }
                 tickets::insert_event(conn, row.id, event_type, &actor_label, &data, None)?;
             }
             AfterEvent::Diagnosis(_) => {}
@@ -292,7 +316,7 @@ pub(crate) fn commit(
         enqueue(conn, desk, row, &address, MailTemplate::EmailChallenge, params)?;
     }
     for mail in mails {
-        send_workflow_mail(conn, desk, &updated, account.as_ref(), &mail)?;
+        send_workflow_mail(conn, desk, &updated, account.as_ref(), &mail, approved_by.is_some())?;
     }
     Ok(updated)
 }
@@ -305,6 +329,7 @@ fn send_workflow_mail(
     row: &TicketRow,
     linked: Option<&AccountView>,
     mail: &Mail,
+    four_eyes: bool,
 ) -> Result<(), ServiceError> {
     let (address, account) = match &mail.to {
         Recipient::Requester => (row.requester.clone(), linked.cloned()),
@@ -319,6 +344,10 @@ fn send_workflow_mail(
         }
     };
     let mut params = json!({});
+    if four_eyes {
+        // "approved by two members of our team": the grant and reactivation mails say so.
+        params["four_eyes"] = json!(true);
+    }
     match &mail.template {
         MailTemplate::UsernameDelivery { account_ids } => {
             let mut listed = vec![];

@@ -7,6 +7,8 @@ pub mod activity;
 pub mod agents;
 pub mod bulk;
 pub mod canned;
+pub mod approvals;
+pub mod audit;
 pub mod console;
 mod decision;
 pub mod diagnosis;

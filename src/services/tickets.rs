@@ -133,6 +133,7 @@ pub(crate) fn open_ticket_in_transaction(
             row: row.clone(),
             account: account.clone(),
             checks: vec![],
+            pending: vec![],
         };
         let attempts = tried_from
             .filter(|t| !t.trim().is_empty())
@@ -187,6 +188,13 @@ fn lock_and_reread(
     Ok((account, fresh))
 }
 
+/// What an action did: applied, or (four eyes) held for a second agent's approval.
+#[derive(Debug, Clone)]
+pub enum Applied {
+    Done(TicketRow),
+    Held(crate::db::approvals::ApprovalRow),
+}
+
 /// Applies a named action with JSON parameters. Policy refusals are written to the event log
 /// (and the write is kept) before the refusal is returned.
 pub fn apply_action(
@@ -196,13 +204,20 @@ pub fn apply_action(
     name: &str,
     params: &Value,
     actor: &Actor,
-) -> Result<TicketRow, ServiceError> {
-    let outcome = db::write_transaction(conn, |conn| {
-        apply_action_in_transaction(conn, desk, ticket_id, name, params, actor)
+) -> Result<Applied, ServiceError> {
+    let (outcome, expired) = db::write_transaction(conn, |conn| {
+        // Requests older than 24 hours stop holding their action before anything is decided.
+        let expired = super::approvals::expire_stale(conn, ticket_id)?;
+        apply_action_in_transaction(conn, desk, ticket_id, name, params, actor).map(|o| (o, expired))
     })?;
     // Counted once the transaction is over: a retried transaction must not count twice.
-    if let Err(refusal) = &outcome {
-        desk.metrics.refusal(refusal.code.as_str());
+    for _ in 0..expired {
+        desk.metrics.approval("expired");
+    }
+    match &outcome {
+        Err(refusal) => desk.metrics.refusal(refusal.code.as_str()),
+        Ok(Applied::Held(_)) => desk.metrics.approval("requested"),
+        Ok(Applied::Done(_)) => {}
     }
     outcome.map_err(ServiceError::Refused)
 }
@@ -216,7 +231,7 @@ pub(crate) fn apply_action_in_transaction(
     name: &str,
     params: &Value,
     actor: &Actor,
-) -> Result<Result<TicketRow, Refusal>, ServiceError> {
+) -> Result<Result<Applied, Refusal>, ServiceError> {
     let loaded = Loaded::load(conn, ticket_id)?;
     let name = match ActionName::parse(name) {
         Ok(n) => n,
@@ -269,10 +284,14 @@ pub(crate) fn apply_action_in_transaction(
         requester_accounts: &requester_accounts,
         diagnosis: diagnosed.as_ref().map(Diagnosed::facts),
     };
-    match workflow::decide(&view, &action, &ctx) {
-        Ok(decision) => {
+    match workflow::decide_or_hold(&view, &action, &ctx, desk.settings.four_eyes) {
+        Ok(workflow::Step::Apply(decision)) => {
             let details = action_details(&action);
-            commit(conn, desk, &loaded, decision, name.as_str(), actor, details).map(Ok)
+            commit(conn, desk, &loaded, decision, name.as_str(), actor, details).map(|row| Ok(Applied::Done(row)))
+        }
+        Ok(workflow::Step::Hold) => {
+            let details = action_details(&action);
+            super::approvals::hold(conn, desk, &loaded, name, &details, actor).map(|row| Ok(Applied::Held(row)))
         }
         Err(refusal) => {
             if refusal.code.is_policy_refusal() {

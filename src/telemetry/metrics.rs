@@ -33,6 +33,11 @@ struct CodeLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct FormResult {
     form: &'static str,
     result: &'static str,
@@ -75,6 +80,7 @@ pub struct Metrics {
     inbound: Family<ChannelOutcome, Counter>,
     outbound: Family<ResultLabel, Counter>,
     refusals: Family<CodeLabel, Counter>,
+    approvals: Family<OutcomeLabel, Counter>,
     signin_failures: Counter,
     forms: Family<FormResult, Counter>,
     http_duration: Family<RouteLabel, Histogram, fn() -> Histogram>,
@@ -123,6 +129,12 @@ impl Metrics {
             "Actions the workflow refused, by error code",
             refusals.clone(),
         );
+        let approvals = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "recoverydesk_approvals",
+            "Four-eyes approval requests by outcome (requested, approved, rejected, expired)",
+            approvals.clone(),
+        );
         let signin_failures = Counter::default();
         registry.register(
             "recoverydesk_signin_failures",
@@ -169,6 +181,7 @@ impl Metrics {
             inbound,
             outbound,
             refusals,
+            approvals,
             signin_failures,
             forms,
             http_duration,
@@ -202,6 +215,11 @@ impl Metrics {
 
     pub fn refusal(&self, code: &'static str) {
         self.refusals.get_or_create(&CodeLabel { code }).inc();
+    }
+
+    /// Four eyes: `requested`, `approved`, `rejected` or `expired`.
+    pub fn approval(&self, outcome: &'static str) {
+        self.approvals.get_or_create(&OutcomeLabel { outcome }).inc();
     }
 
     pub fn signin_failure(&self) {

@@ -96,6 +96,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     web::post().to(api::tickets::apply_action),
                 )
                 .route("/tickets/{ref}/replies", web::post().to(api::tickets::create_reply))
+                .route("/tickets/{ref}/audit", web::get().to(api::approvals::export_audit))
+                .route("/approvals", web::get().to(api::approvals::list_approvals))
+                .route("/approvals/{id}/approve", web::post().to(api::approvals::approve))
+                .route("/approvals/{id}/reject", web::post().to(api::approvals::reject))
                 .route(
                     "/tickets/{ref}/events/{id}/redact",
                     web::post().to(api::erase::erase_event),

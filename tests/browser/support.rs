@@ -59,10 +59,19 @@ where
     F: FnOnce(TestApp, Page) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
+    in_browser_with(window, &[], scenario).await
+}
+
+/// [`in_browser`] with an app started with these extra command-line settings.
+pub async fn in_browser_with<F, Fut>(window: Window, settings: &[(&str, &str)], scenario: F)
+where
+    F: FnOnce(TestApp, Page) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     if !browser_is_installed() {
         return;
     }
-    let app = TestApp::spawn(Backend::Sqlite)
+    let app = TestApp::spawn_with(Backend::Sqlite, settings)
         .await
         .expect("the SQLite app always starts");
     let driver = ChromeDriver::start();

@@ -286,5 +286,6 @@ fn view_of<'a>(facts: &'a CreationFacts) -> super::TicketView<'a> {
         account: facts.account,
         checks: &[],
         attempts_on_record: facts.attempts_on_record,
+        pending_approvals: &[],
     }
 }

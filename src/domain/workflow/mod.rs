@@ -10,6 +10,7 @@ pub mod action;
 pub mod activity;
 pub mod canned;
 pub mod closing;
+pub mod approval;
 mod common;
 pub mod conversation;
 pub mod creation;
@@ -45,6 +46,8 @@ pub struct TicketView<'a> {
     pub checks: &'a [CheckRecord],
     /// Whether the customer's allowlisted attempts were ever reported on this ticket.
     pub attempts_on_record: bool,
+    /// Actions held for a second agent's approval on this ticket (four eyes), still live.
+    pub pending_approvals: &'a [ActionName],
 }
 
 impl TicketView<'_> {
@@ -110,6 +113,15 @@ pub const VERIFICATION_FAILED_REASON: &str = "verification_failed";
 /// May this action be asked for now, before looking at its parameters? The order is the reference's:
 /// banned first, then kind and state, with the more specific guard codes where they apply.
 pub fn check(ticket: &TicketView, name: ActionName) -> Result<(), Refusal> {
+    guards(ticket, name)?;
+    // The guards hold, but the same action already waits for a second agent.
+    if ticket.pending_approvals.contains(&name) {
+        return Err(approval::pending_refusal(name));
+    }
+    Ok(())
+}
+
+fn guards(ticket: &TicketView, name: ActionName) -> Result<(), Refusal> {
     if name.is_recovery() && ticket.account_is_banned() {
         return Err(banned_refusal());
     }
@@ -143,6 +155,30 @@ pub fn decide(ticket: &TicketView, action: &Action, ctx: &Context) -> Result<Dec
         Some(Kind::LoginHelp) => login_help::decide(ticket, action, ctx),
         Some(_) => Err(not_in_state(ticket, action.name())),
     }
+}
+
+/// What to do with an action whose guards and parameters passed: apply it now, or (four
+/// eyes) record it as a request for a second agent to approve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    Apply(Decision),
+    Hold,
+}
+
+/// [`decide`], then the four-eyes rule: a grant or reactivation whose guards all pass is held
+/// for approval when four eyes is on.
+pub fn decide_or_hold(
+    ticket: &TicketView,
+    action: &Action,
+    ctx: &Context,
+    policy: approval::FourEyes,
+) -> Result<Step, Refusal> {
+    let decision = decide(ticket, action, ctx)?;
+    Ok(if approval::needs_approval(policy, action.name()) {
+        Step::Hold
+    } else {
+        Step::Apply(decision)
+    })
 }
 
 /// Every action of the ticket's kind with whether it is allowed now, and why not.

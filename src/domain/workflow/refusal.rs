@@ -25,6 +25,14 @@ pub enum ErrorCode {
     RefusedByPolicy,
     /// A canned answer about the account, for a requester who is not its registered address.
     AccountDependentAnswer,
+    /// Four eyes: the requester tried to approve their own request.
+    SameAgent,
+    /// Four eyes: the request was approved, rejected, cancelled or expired already.
+    ApprovalNotPending,
+    /// Four eyes: the request is older than 24 hours.
+    ApprovalExpired,
+    /// Four eyes: the same action waits for approval on this ticket.
+    ApprovalPending,
 }
 
 impl ErrorCode {
@@ -46,6 +54,10 @@ impl ErrorCode {
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::RefusedByPolicy => "refused_by_policy",
             ErrorCode::AccountDependentAnswer => "account_dependent_answer",
+            ErrorCode::SameAgent => "same_agent",
+            ErrorCode::ApprovalNotPending => "approval_not_pending",
+            ErrorCode::ApprovalExpired => "approval_expired",
+            ErrorCode::ApprovalPending => "approval_pending",
         }
     }
 

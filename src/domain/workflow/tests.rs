@@ -26,6 +26,7 @@ fn view<'a>(kind: Kind, state: State, account: Option<&'a AccountView>) -> Ticke
         account,
         checks: &[],
         attempts_on_record: true,
+        pending_approvals: &[],
     }
 }
 
@@ -326,6 +327,33 @@ fn walk_every_combination(account: Option<&AccountView>) {
                         name.as_str()
                     ));
                 }
+                // Four eyes changes no refusal: every guard still answers first; what passes is
+                // held when it is a grant or a reactivation, and applied otherwise.
+                let held = decide_or_hold(&ticket, &action, &ctx, approval::FourEyes::On);
+                let four_eyes_ok = match (&held, want) {
+                    (Err(r), Err(code)) => r.code == code,
+                    (Ok(super::Step::Hold), Ok(())) => approval::needs_approval(approval::FourEyes::On, name),
+                    (Ok(super::Step::Apply(_)), Ok(())) => !approval::needs_approval(approval::FourEyes::On, name),
+                    _ => false,
+                };
+                // While the same action waits for approval, it is refused with approval_pending
+                // where the reference would allow it, and with the reference's code elsewhere.
+                let pending = [name];
+                let waiting = TicketView {
+                    pending_approvals: &pending,
+                    ..ticket.clone()
+                };
+                let while_pending = check(&waiting, name).map_err(|r| r.code);
+                let pending_ok = match want {
+                    Ok(()) => while_pending == Err(ErrorCode::ApprovalPending),
+                    Err(code) => while_pending == Err(code),
+                };
+                if !four_eyes_ok || !pending_ok {
+                    disagreements.push(format!(
+                        "{kind} / {state} / {}: four eyes {held:?}, while pending {while_pending:?}, the reference {want:?}",
+                        name.as_str()
+                    ));
+                }
             }
         }
     }
@@ -495,6 +523,7 @@ impl Ticket {
             account: self.account.as_ref(),
             checks: &self.checks,
             attempts_on_record: self.attempts_on_record,
+            pending_approvals: &[],
         }
     }
 
@@ -2076,6 +2105,7 @@ impl Model {
             account: self.linked(),
             checks: &self.checks,
             attempts_on_record: self.attempts_on_record,
+            pending_approvals: &[],
         }
     }
 

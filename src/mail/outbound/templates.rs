@@ -23,6 +23,8 @@ pub struct MailContext {
     #[serde(skip)]
     pub balance_due: String,
     pub terminated_form_url: String,
+    /// The change was approved by a second agent (four eyes).
+    pub four_eyes: bool,
     pub verify_url: String,
     pub expires_in_hours: i64,
     pub body: String,

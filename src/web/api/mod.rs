@@ -1,6 +1,7 @@
 //! JSON API v1 for integrations (docs/reference.md#json-api).
 
 pub mod accounts;
+pub mod approvals;
 pub mod auth_events;
 pub mod erase;
 pub mod quarantine;

@@ -208,13 +208,19 @@ pub async fn apply_action(
     let empty_ok = ActionName::parse(&name).map_or(true, |a| !a.takes_parameters());
     let params = Value::Object(super::json_object(&req, &body, empty_ok)?);
     let actor = agent.actor();
-    let ticket = state
-        .run(move |conn, desk| {
-            tickets::apply_action(conn, desk, id, &name, &params, &actor)?;
-            view::ticket_details(conn, desk, id).map_err(Into::into)
-        })
+    let answer = state
+        .run(
+            move |conn, desk| match tickets::apply_action(conn, desk, id, &name, &params, &actor)? {
+                tickets::Applied::Done(_) => Ok((StatusCode::OK, view::ticket_details(conn, desk, id)?)),
+                // Four eyes: recorded for a second agent's approval.
+                tickets::Applied::Held(row) => Ok((
+                    StatusCode::ACCEPTED,
+                    json!({"approval": crate::services::approvals::approval_json(desk, &row)}),
+                )),
+            },
+        )
         .await?;
-    Ok(HttpResponse::Ok().json(ticket))
+    Ok(HttpResponse::build(answer.0).json(answer.1))
 }
 
 #[derive(Debug, Deserialize)]

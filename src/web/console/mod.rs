@@ -3,6 +3,7 @@
 //! render or redirect. Every state-changing form carries the CSRF token.
 
 pub mod admin;
+pub mod approvals;
 pub mod auth;
 pub mod canned;
 pub mod day;
@@ -43,6 +44,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/agent/admin/canned", web::post().to(canned::add_canned))
         .route("/agent/admin/canned/{id}/delete", web::post().to(canned::delete_canned))
         .route("/agent/queue/events", web::get().to(day::queue_events))
+        .route("/agent/tickets/{ref}/audit", web::get().to(approvals::export_audit))
+        .route("/agent/approvals/{id}/approve", web::post().to(approvals::approve))
+        .route("/agent/approvals/{id}/reject", web::post().to(approvals::reject))
         .route(
             "/agent/tickets/{ref}/events/{id}/redact",
             web::post().to(erase::erase_event),

@@ -60,7 +60,7 @@ fn ticket_id(state: &AppState, reference: &str) -> Option<i64> {
     TicketRef::parse(reference, &state.desk.settings.ticket_prefix).map(|r| r.number())
 }
 
-async fn render_ticket(
+pub(super) async fn render_ticket(
     agent: CurrentAgent,
     state: &web::Data<AppState>,
     id: i64,
@@ -120,7 +120,12 @@ pub async fn show_ticket(
         .or_else(|| (query.done == "reply").then(|| "Your reply is on its way.".to_string()))
         .or_else(|| (query.done == "note").then(|| "Note added.".to_string()))
         .or_else(|| (query.done == "release").then(|| "The held mail is on its way.".to_string()))
-        .or_else(|| (query.done == "erase").then(|| "Erased.".to_string()));
+        .or_else(|| (query.done == "erase").then(|| "Erased.".to_string()))
+        .or_else(|| {
+            (query.done == "held").then(|| "Recorded: waiting for a second agent's approval (four eyes).".to_string())
+        })
+        .or_else(|| (query.done == "approved").then(|| "Approved and applied.".to_string()))
+        .or_else(|| (query.done == "rejected").then(|| "The request was rejected; nothing was applied.".to_string()));
     // The assignee has now seen the customer's activity so far.
     let agent_id = agent.id;
     let _ = state
@@ -171,7 +176,9 @@ pub async fn apply_action(
         })
         .await;
     match outcome {
-        Ok(_) => back(&reference, &name),
+        Ok(ticket_service::Applied::Done(_)) => back(&reference, &name),
+        // Four eyes: the guards passed; a second agent applies it.
+        Ok(ticket_service::Applied::Held(_)) => back(&reference, "held"),
         Err(e) => {
             let label = ActionName::parse(&name).map(|a| a.label()).unwrap_or("That action");
             let message = format!(

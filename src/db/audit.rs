@@ -1,0 +1,245 @@
+//! The hash chain's rows (`event_hashes`): appended with each event, in its transaction, and
+//! read back to export and verify (docs/reference.md#four-eyes-and-the-audit-trail).
+
+use super::schema::{event_hashes, events, messages, tickets};
+use super::tickets::EventRow;
+use super::{AnyConnection, settings};
+use crate::domain::audit::{self, ChainedEvent, GENESIS};
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use serde_json::Value;
+
+/// The settings key holding the ticket prefix the chain names new tickets with (written by
+/// every command that migrates, read by every writer, `mailgate` included).
+pub const PREFIX_KEY: &str = "ticket_prefix";
+
+/// Records the ticket prefix for the chain (each start: the prefix in force now).
+pub fn record_prefix(conn: &mut AnyConnection, prefix: &str) -> QueryResult<()> {
+    if settings::get(conn, PREFIX_KEY)?.as_deref() == Some(prefix) {
+        return Ok(());
+    }
+    use super::schema::settings::dsl as s;
+    use diesel::result::{DatabaseErrorKind, Error};
+    super::write_transaction(conn, |conn| {
+        diesel::delete(s::settings.filter(s::key.eq(PREFIX_KEY))).execute(conn)?;
+        match diesel::insert_into(s::settings)
+            .values((s::key.eq(PREFIX_KEY), s::value.eq(prefix)))
+            .execute(conn)
+        {
+            // Another instance starting at the same moment wrote it first.
+            Ok(_) | Err(Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    })
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = event_hashes)]
+pub struct HashRow {
+    pub event_id: i64,
+    pub ticket_id: i64,
+    pub ticket_ref: String,
+    pub content_sha256: Option<String>,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// What one event is, as the chain sees it (before its hash is known).
+pub struct Appended<'a> {
+    pub id: i64,
+    pub ticket_id: i64,
+    pub event_type: &'a str,
+    pub actor: &'a str,
+    pub data: &'a Value,
+    pub message_ref: Option<i64>,
+    pub at: NaiveDateTime,
+}
+
+/// Appends the event's link to its ticket's chain. The caller holds the ticket's row lock
+/// (PostgreSQL) or the write lock (SQLite), so the previous link cannot change meanwhile and
+/// two writers never fork the chain.
+pub fn append(conn: &mut AnyConnection, e: &Appended) -> QueryResult<()> {
+    let last: Option<(String, String)> = event_hashes::table
+        .filter(event_hashes::ticket_id.eq(e.ticket_id))
+        .order(event_hashes::event_id.desc())
+        .select((event_hashes::ticket_ref, event_hashes::hash))
+        .first(conn)
+        .optional()?;
+    let (ticket_ref, prev_hash) = match last {
+        Some(found) => found,
+        None => (ticket_ref_for(conn, e.ticket_id)?, GENESIS.to_string()),
+    };
+    let content = match e.message_ref {
+        Some(id) => message_sha256(conn, id)?,
+        None => None,
+    };
+    let at = audit::format_at(e.at);
+    let event = ChainedEvent {
+        id: e.id,
+        ticket: &ticket_ref,
+        event_type: e.event_type,
+        actor: e.actor,
+        at: &at,
+        data: e.data,
+        content_sha256: content.as_deref(),
+    };
+    let hash = event.hash(&prev_hash);
+    diesel::insert_into(event_hashes::table)
+        .values((
+            event_hashes::event_id.eq(e.id),
+            event_hashes::ticket_id.eq(e.ticket_id),
+            event_hashes::ticket_ref.eq(&ticket_ref),
+            event_hashes::content_sha256.eq(content.as_deref()),
+            event_hashes::prev_hash.eq(&prev_hash),
+            event_hashes::hash.eq(&hash),
+        ))
+        .execute(conn)
+        .map(drop)
+}
+
+fn ticket_ref_for(conn: &mut AnyConnection, ticket_id: i64) -> QueryResult<String> {
+    let prefix = settings::get(conn, PREFIX_KEY)?.unwrap_or_else(|| "RD".into());
+    Ok(format!("{prefix}-{ticket_id}"))
+}
+
+/// The content hash of a stored message's text as it is now.
+pub fn message_sha256(conn: &mut AnyConnection, message_id: i64) -> QueryResult<Option<String>> {
+    Ok(messages::table
+        .find(message_id)
+        .select((messages::subject, messages::body))
+        .first::<(String, String)>(conn)
+        .optional()?
+        .map(|(subject, body)| audit::content_sha256(&subject, &body)))
+}
+
+/// One ticket's events with their links (a missing link is `None`), oldest first.
+pub fn chain_of(conn: &mut AnyConnection, ticket_id: i64) -> QueryResult<Vec<(EventRow, Option<HashRow>)>> {
+    let events: Vec<EventRow> = events::table
+        .filter(events::ticket_id.eq(ticket_id))
+        .order(events::id.asc())
+        .select(EventRow::as_select())
+        .load(conn)?;
+    let mut links: std::collections::HashMap<i64, HashRow> = event_hashes::table
+        .filter(event_hashes::ticket_id.eq(ticket_id))
+        .select(HashRow::as_select())
+        .load(conn)?
+        .into_iter()
+        .map(|h| (h.event_id, h))
+        .collect();
+    let mut out: Vec<(EventRow, Option<HashRow>)> = events
+        .into_iter()
+        .map(|e| {
+            let link = links.remove(&e.id);
+            (e, link)
+        })
+        .collect();
+    // A link whose event is gone is kept as an event-less row: the verifier reports it.
+    for (_, link) in links {
+        out.push((
+            EventRow {
+                id: link.event_id,
+                ticket_id,
+                event_type: String::new(),
+                actor: String::new(),
+                data: String::new(),
+                message_ref: None,
+                created_at: NaiveDateTime::default(),
+            },
+            Some(link),
+        ));
+    }
+    out.sort_by_key(|(e, _)| e.id);
+    Ok(out)
+}
+
+/// Ids of every ticket that has events or links, in order (for `audit verify`).
+pub fn ticket_ids(conn: &mut AnyConnection) -> QueryResult<Vec<i64>> {
+    let mut ids: Vec<i64> = tickets::table.select(tickets::id).order(tickets::id.asc()).load(conn)?;
+    // Links whose ticket is gone are checked too (their events are gone with it).
+    let orphans: Vec<i64> = event_hashes::table
+        .select(event_hashes::ticket_id)
+        .distinct()
+        .load(conn)?;
+    ids.extend(orphans);
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(ids)
+}
+
+/// The message text of each message event, for checking it against its content hash:
+/// (subject, body, erased).
+pub fn message_text(conn: &mut AnyConnection, message_id: i64) -> QueryResult<Option<(String, String, bool)>> {
+    Ok(messages::table
+        .find(message_id)
+        .select((messages::subject, messages::body, messages::redacted_at))
+        .first::<(String, String, Option<NaiveDateTime>)>(conn)
+        .optional()?
+        .map(|(s, b, r)| (s, b, r.is_some())))
+}
+
+/// The settings key set once every event written before the chain existed has its link.
+const BACKFILLED_KEY: &str = "audit_chain_backfilled";
+
+/// Gives every event without a link its link, ticket by ticket in id order: the events that
+/// existed before the chain (migration 000017). SQLite has no SHA-256 in SQL, so this runs in
+/// the desk right after the migrations, in one transaction per batch of tickets; once it has
+/// found nothing left it records so and is skipped afterwards.
+pub fn backfill(conn: &mut AnyConnection) -> QueryResult<usize> {
+    if settings::get(conn, BACKFILLED_KEY)?.is_some() {
+        return Ok(0);
+    }
+    let mut done = 0;
+    loop {
+        let pending: Vec<i64> = events::table
+            .filter(diesel::dsl::not(diesel::dsl::exists(
+                event_hashes::table.filter(event_hashes::event_id.eq(events::id)),
+            )))
+            .select(events::ticket_id)
+            .distinct()
+            .order(events::ticket_id.asc())
+            .limit(500)
+            .load(conn)?;
+        if pending.is_empty() {
+            break;
+        }
+        done += super::write_transaction(conn, |conn| -> QueryResult<usize> {
+            let mut n = 0;
+            for &ticket_id in &pending {
+                super::locks::lock_ticket(conn, ticket_id)?;
+                for (event, link) in chain_of(conn, ticket_id)? {
+                    if link.is_some() {
+                        continue;
+                    }
+                    let data: Value = serde_json::from_str(&event.data).unwrap_or(Value::String(event.data.clone()));
+                    append(
+                        conn,
+                        &Appended {
+                            id: event.id,
+                            ticket_id,
+                            event_type: &event.event_type,
+                            actor: &event.actor,
+                            data: &data,
+                            message_ref: event.message_ref,
+                            at: event.created_at,
+                        },
+                    )?;
+                    n += 1;
+                }
+            }
+            Ok(n)
+        })?;
+    }
+    settings::get_or_insert(conn, BACKFILLED_KEY, || "1".into())?;
+    Ok(done)
+}
+
+/// The `directory_change` events of these tickets, newest first (an account's page).
+pub fn directory_changes(conn: &mut AnyConnection, ticket_ids: &[i64]) -> QueryResult<Vec<EventRow>> {
+    events::table
+        .filter(events::ticket_id.eq_any(ticket_ids))
+        .filter(events::event_type.eq("directory_change"))
+        .order(events::id.desc())
+        .limit(200)
+        .select(EventRow::as_select())
+        .load(conn)
+}
