@@ -41,7 +41,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let settings = Settings::from_options(&cli.options)?;
     let (pool, desk) = recoverydesk::startup::prepare(&settings)?;
     let mut conn = pool.get()?;
-    if agents::bootstrap_admin(&mut conn, "bench@localhost")?.is_none() {
+    if agents::bootstrap_admin(&mut conn, "bench@localhost", chrono::Utc::now())?.is_none() {
         return Err("use a fresh database".into());
     }
     let admin = recoverydesk::db::agents::find_by_email(&mut conn, "bench@localhost")?.ok_or("no admin")?;

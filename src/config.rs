@@ -103,6 +103,8 @@ impl Settings {
         }
         let imap = crate::mail::imap::ImapSettings::from_options(o)?;
         let socket = socket_path(o.socket.as_deref(), &database_url);
+        let four_eyes = crate::domain::workflow::approval::FourEyes::parse(&o.four_eyes)
+            .ok_or_else(|| format!("RECOVERYDESK_FOUR_EYES must be on or off, not {:?}", o.four_eyes))?;
         Ok(Settings {
             authserv_id: o
                 .authserv_id
@@ -111,9 +113,6 @@ impl Settings {
                 .filter(|s| !s.is_empty()),
             mailgun_signing_key: o.mailgun_signing_key.clone().filter(|s| !s.is_empty()),
             imap,
-        let four_eyes = crate::domain::workflow::approval::FourEyes::parse(&o.four_eyes)
-            .ok_or_else(|| format!("RECOVERYDESK_FOUR_EYES must be on or off, not {:?}", o.four_eyes))?;
-        Ok(Settings {
             four_eyes,
             database_url,
             bind: o.bind.clone(),

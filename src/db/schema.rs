@@ -372,6 +372,8 @@ diesel::table! {
         updated_at -> Timestamp,
     }
 }
+
+diesel::table! {
     /// Each event's link in its ticket's hash chain (migration 000017).
     event_hashes (event_id) {
         event_id -> BigInt,

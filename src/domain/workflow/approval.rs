@@ -262,6 +262,7 @@ mod tests {
         let ticket = TicketView {
             kind: Kind::IpLockout,
             state: State::OwnershipVerified,
+            state_reason: None,
             requester: "ops@acme.test",
             account: Some(&active),
             checks: &[],

@@ -111,6 +111,7 @@ mod tests {
             account,
             checks: &[],
             attempts_on_record: false,
+            pending_approvals: &[],
         }
     }
 

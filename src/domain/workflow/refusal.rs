@@ -82,6 +82,10 @@ impl ErrorCode {
             ErrorCode::Forbidden => "Only an admin may do this",
             ErrorCode::RefusedByPolicy => "The policy refused this ticket for good",
             ErrorCode::AccountDependentAnswer => "That answer is only for the account's registered address",
+            ErrorCode::SameAgent => "Another agent must approve a request you made",
+            ErrorCode::ApprovalNotPending => "That request is no longer waiting for approval",
+            ErrorCode::ApprovalExpired => "That request expired after 24 hours",
+            ErrorCode::ApprovalPending => "The same change already waits for a second agent's approval",
         }
     }
 
@@ -94,7 +98,7 @@ impl ErrorCode {
             .unwrap_or_else(|| code.replace('_', " "))
     }
 
-    pub const ALL: [ErrorCode; 16] = [
+    pub const ALL: [ErrorCode; 20] = [
         ErrorCode::UnknownAction,
         ErrorCode::AccountBanned,
         ErrorCode::InvalidTransition,
@@ -111,6 +115,10 @@ impl ErrorCode {
         ErrorCode::Forbidden,
         ErrorCode::RefusedByPolicy,
         ErrorCode::AccountDependentAnswer,
+        ErrorCode::SameAgent,
+        ErrorCode::ApprovalNotPending,
+        ErrorCode::ApprovalExpired,
+        ErrorCode::ApprovalPending,
     ];
 
     /// 404 for an unknown action, 422 for bad parameters, 409 for every policy refusal.
