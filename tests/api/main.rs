@@ -27,6 +27,8 @@ mod outbound_mail;
 mod portal_forms;
 mod portal_status;
 mod races;
+mod pg_load;
+mod queue_counts;
 mod races_pg;
 mod telemetry;
 mod tickets;

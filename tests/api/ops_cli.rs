@@ -98,7 +98,9 @@ pub(crate) struct Served {
 impl Served {
     pub(crate) fn start(env: &[(&str, &str)]) -> Served {
         let mut env = env.to_vec();
-        env.push(("RECOVERYDESK_BIND", "127.0.0.1:0"));
+        if !env.iter().any(|(k, _)| *k == "RECOVERYDESK_BIND") {
+            env.push(("RECOVERYDESK_BIND", "127.0.0.1:0"));
+        }
         env.push(("RUST_LOG", "info"));
         let mut child = command(&env, &["serve"], 0o022)
             .stdin(Stdio::null())
@@ -140,6 +142,21 @@ impl Served {
 
     /// SIGTERM, then the exit status (within `limit`).
     pub(crate) fn terminate(mut self, limit: Duration) -> Option<i32> {
+        self.signal_and_wait(limit)
+    }
+
+    /// SIGTERM, the exit status, and every line of stderr not read yet, to the last.
+    pub(crate) fn stop(mut self, limit: Duration) -> (Option<i32>, Vec<String>) {
+        let code = self.signal_and_wait(limit);
+        let mut lines = vec![];
+        // The reader thread ends, and the channel with it, when the pipe closes.
+        while let Ok(line) = self.stderr.recv_timeout(Duration::from_secs(10)) {
+            lines.push(line);
+        }
+        (code, lines)
+    }
+
+    fn signal_and_wait(&mut self, limit: Duration) -> Option<i32> {
         // SAFETY: kill(2) on our own child's pid.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let deadline = Instant::now() + limit;
