@@ -18,7 +18,7 @@ const HOOK_TOKEN: &str = "hook-secret-0123456789";
 const SHARED: usize = 8;
 const WEBHOOK_WRITERS: usize = 6;
 const MAILGATE_WRITERS: usize = 2;
-const PER_WEBHOOK_WRITER: usize = 350;
+const PER_WEBHOOK_WRITER: usize = 280;
 const PER_MAILGATE_WRITER: usize = 60;
 
 /// A PostgreSQL database of the test's own, dropped at the end whatever happens.
@@ -162,7 +162,7 @@ async fn eight_writers(instances: usize) {
         ("RECOVERYDESK_SECRET_KEY", SECRET),
         ("RECOVERYDESK_MAIL_DIR", mail_dir.as_str()),
         ("RECOVERYDESK_INBOUND_TOKEN", HOOK_TOKEN),
-        ("RECOVERYDESK_API_RATE_LIMIT", "1000000"),
+        ("RECOVERYDESK_API_RATE_LIMIT", "100000"),
     ];
     let out = run(&base_env, &["migrate"], b"");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -281,15 +281,18 @@ async fn eight_writers(instances: usize) {
             total.per_shared[t] += sent.per_shared[t];
         }
     };
+    let started = std::time::Instant::now();
     for writer in webhook_writers {
         add(writer.await.expect("a webhook writer"));
     }
+    let webhook_seconds = started.elapsed().as_secs_f64();
     let mut mailgate_stderr = String::new();
     for writer in mailgate_writers {
         let (sent, stderr) = writer.await.expect("a mailgate writer");
         add(sent);
         mailgate_stderr.push_str(&stderr);
     }
+    let all_seconds = started.elapsed().as_secs_f64();
     done.store(true, std::sync::atomic::Ordering::Relaxed);
     let (changes, refusals) = agent.await.expect("the agent");
     assert!(changes > 0, "the agent changed tickets while the mail came in");
@@ -340,7 +343,8 @@ async fn eight_writers(instances: usize) {
         .collect();
     eprintln!(
         "{instances} instance(s): {messages} messages, {changes} agent changes, {refusals} refusals, \
-         {deadlocks} deadlocks, {} retries logged",
+         {deadlocks} deadlocks, {} retries logged; webhook writers done after {webhook_seconds:.1} s, \
+         mailgate writers after {all_seconds:.1} s",
         retried.len()
     );
     assert_eq!(deadlocks, 0, "PostgreSQL broke a deadlock");
