@@ -18,7 +18,7 @@ const HOOK_TOKEN: &str = "hook-secret-0123456789";
 const SHARED: usize = 8;
 const WEBHOOK_WRITERS: usize = 6;
 const MAILGATE_WRITERS: usize = 2;
-const PER_WEBHOOK_WRITER: usize = 280;
+const PER_WEBHOOK_WRITER: usize = 320;
 const PER_MAILGATE_WRITER: usize = 60;
 
 /// A PostgreSQL database of the test's own, dropped at the end whatever happens.
@@ -116,7 +116,7 @@ struct Sent {
 
 /// The message a writer sends at step `i`: even steps open a ticket, odd ones reply.
 fn message_at(writer: &str, w: usize, i: usize, refs: &[String]) -> (Vec<u8>, Option<usize>) {
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         (new_request(writer, i), None)
     } else {
         let t = (w + i) % SHARED;
@@ -309,15 +309,26 @@ async fn eight_writers(instances: usize) {
     assert_eq!(total.created + total.appended, messages);
     let mut conn = database.conn();
     let stored = count(&mut conn, "SELECT count(*) AS n FROM inbound_messages") as usize;
-    assert_eq!(stored, SHARED + messages, "every message stored once: none lost, none twice");
-    let distinct = count(&mut conn, "SELECT count(DISTINCT message_id) AS n FROM inbound_messages") as usize;
+    assert_eq!(
+        stored,
+        SHARED + messages,
+        "every message stored once: none lost, none twice"
+    );
+    let distinct = count(
+        &mut conn,
+        "SELECT count(DISTINCT message_id) AS n FROM inbound_messages",
+    ) as usize;
     assert_eq!(distinct, SHARED + messages);
     let incoming = count(&mut conn, "SELECT count(*) AS n FROM messages WHERE direction = 'in'") as usize;
     assert_eq!(incoming, SHARED + messages);
     let tickets = count(&mut conn, "SELECT count(*) AS n FROM tickets") as usize;
     assert_eq!(tickets, SHARED + total.created);
     for (t, reference) in refs.iter().enumerate() {
-        let id: i64 = reference.rsplit('-').next().and_then(|n| n.parse().ok()).expect("a number");
+        let id: i64 = reference
+            .rsplit('-')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .expect("a number");
         let on_ticket = count(
             &mut conn,
             &format!("SELECT count(*) AS n FROM messages WHERE direction = 'in' AND ticket_id = {id}"),
@@ -422,7 +433,12 @@ async fn one_message_delivered_eight_times_at_once_is_stored_once() {
         }
         let mut outcomes = vec![];
         for d in deliveries {
-            outcomes.push(d.await.expect("a delivery")["outcome"].as_str().unwrap_or("?").to_string());
+            outcomes.push(
+                d.await.expect("a delivery")["outcome"]
+                    .as_str()
+                    .unwrap_or("?")
+                    .to_string(),
+            );
         }
         outcomes.sort();
         let created = outcomes.iter().filter(|o| *o == "created").count();

@@ -214,8 +214,10 @@ async fn a_delivery_that_loses_a_deadlock_is_retried_and_answers_200() {
     };
     app.import_accounts(&[account("acc_m", "mailer", "m@example.test", "active")]);
     let ticket = app
-        .create_ticket(json!({"kind": "general", "requester": "m@example.test", "subject": "Hi",
-                              "body": "hello", "account": "acc_m"}))
+        .create_ticket(
+            json!({"kind": "general", "requester": "m@example.test", "subject": "Hi",
+                              "body": "hello", "account": "acc_m"}),
+        )
         .await;
     let r = reference(&ticket);
     let ticket_id: i64 = r.rsplit('-').next().and_then(|n| n.parse().ok()).expect("a number");
@@ -240,8 +242,15 @@ async fn a_delivery_that_loses_a_deadlock_is_retried_and_answers_200() {
     other_session.await.expect("the other session");
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["outcome"], "appended");
-    assert_eq!(count(&app, "SELECT count(*) AS n FROM inbound_messages"), 1, "stored once");
-    assert!(deadlocks_reported(&app) > deadlocks_before, "a deadlock happened and was survived");
+    assert_eq!(
+        count(&app, "SELECT count(*) AS n FROM inbound_messages"),
+        1,
+        "stored once"
+    );
+    assert!(
+        deadlocks_reported(&app) > deadlocks_before,
+        "a deadlock happened and was survived"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
