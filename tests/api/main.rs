@@ -27,6 +27,7 @@ mod outbound_mail;
 mod pg_load;
 mod portal_forms;
 mod portal_status;
+mod promises;
 mod queue_counts;
 mod races;
 mod races_pg;
