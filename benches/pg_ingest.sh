@@ -14,6 +14,9 @@
 #   SEED=7              generator seed
 #   RECOVERYDESK_BIN=…  measure this binary instead of building target/release/recoverydesk
 #   KEEP=1              keep the work directory and the databases
+#   HOT_COUNTERS=1      "before": after migrating, put back the trigger function of migration
+#                       000008 (one counter row per kind and state, updated in every ingest
+#                       transaction), the rows this change removed; the binary is the same
 # Prints a Markdown table that docs/benchmarks.md ("PostgreSQL under concurrency") is updated from.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -89,6 +92,21 @@ for scenario in $SCENARIOS; do
     export DATABASE_URL="$url"
     export RECOVERYDESK_MAIL_DIR="$WORK/mail-$db"
     "$BIN" migrate >/dev/null 2>"$WORK/migrate.err" || { cat "$WORK/migrate.err" >&2; exit 1; }
+    if [ "${HOT_COUNTERS:-0}" = 1 ]; then
+        psql -q "$url" >/dev/null <<'SQL'
+CREATE OR REPLACE FUNCTION ticket_counts_track() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        UPDATE ticket_counts SET n = n - 1 WHERE kind = OLD.kind AND state = OLD.state;
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        INSERT INTO ticket_counts (kind, state, n) VALUES (NEW.kind, NEW.state, 1)
+            ON CONFLICT (kind, state) DO UPDATE SET n = ticket_counts.n + 1;
+    END IF;
+    RETURN NULL;
+END $$;
+SQL
+    fi
     urls=()
     for i in $(seq 1 "$instances"); do
         port="$(free_port)"
@@ -125,7 +143,7 @@ cat <<EOF
 
 Machine: $(nproc) cores ($(lscpu 2>/dev/null | awk -F': +' '/^Model name/ {print $2; exit}')), $(uname -sr); PostgreSQL $(psql -qtA "$PG_SERVER" -c 'SHOW server_version')
 Date: $(date -u '+%Y-%m-%d %H:%M UTC'); commit $COMMIT; binary $BIN; load average before: $LOAD_BEFORE
-Mail: $(sed -e 's/^wrote //' -e 's/ to .*$//' "$WORK/gen.txt"); each scenario on a fresh database, the mail sender running in every instance
+Mail: $(sed -e 's/^wrote //' -e 's/ to .*$//' "$WORK/gen.txt"); each scenario on a fresh database, the mail sender running in every instance$([ "${HOT_COUNTERS:-0}" = 1 ] && echo "; HOT_COUNTERS=1 (the old counter rows put back)")
 
 | clients | instances | messages | msg/s | p50 ms | p95 ms | p99 ms | max ms | answers | stored | deadlocks | retries logged |
 |---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|
