@@ -36,7 +36,7 @@ pub async fn purge_rate_limits_periodically(pool: db::Pool) {
 }
 
 /// How often `serve` folds the queue's count deltas (each fold is one short transaction).
-pub const FOLD_COUNTS_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+pub const FOLD_COUNTS_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Moves the count deltas the triggers appended into the totals (see `db::console::counts`).
 /// Returns how many (kind, state) totals changed.
