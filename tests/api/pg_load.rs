@@ -59,6 +59,17 @@ fn count(conn: &mut AnyConnection, query: &str) -> i64 {
     diesel::sql_query(query).get_result::<N>(conn).expect("a count").n
 }
 
+/// A client that opens a connection per request: a kept-alive one that the server closes after
+/// its idle timeout (a writer starved of CPU for seconds on a loaded machine) fails the next
+/// request with `IncompleteMessage` before the server has read it, which says nothing about the
+/// desk.
+fn fresh_connections() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("a client")
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -182,7 +193,7 @@ async fn eight_writers(instances: usize) {
         let mut conn = database.conn();
         recoverydesk::services::agents::issue_token(&mut conn, "admin@localhost").expect("an API token")
     };
-    let client = reqwest::Client::new();
+    let client = fresh_connections();
 
     // The tickets everyone replies to.
     let mut refs = vec![];
@@ -407,7 +418,7 @@ async fn one_message_delivered_eight_times_at_once_is_stored_once() {
     let out = run(&env, &["migrate"], b"");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let served = Served::start(&env);
-    let client = reqwest::Client::new();
+    let client = fresh_connections();
     for round in 0..10 {
         let raw = new_request(&format!("twice{round}"), round);
         let mut deliveries = vec![];
