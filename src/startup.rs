@@ -184,13 +184,14 @@ fn script(body: &'static str) -> HttpResponse {
 }
 
 /// Purges expired rows hourly (authentication events past their retention, rate-limit rows
-/// past every window that reads them). The tasks live on the server's runtime and end with
-/// it; outside a runtime they get a thread.
+/// past every window that reads them) and folds the queue's count deltas every 2 s. The tasks
+/// live on the server's runtime and end with it; outside a runtime they get a thread.
 fn spawn_hourly_purge(pool: Pool, retention_days: u32) {
     let auth_log = crate::services::diagnosis::import::purge_periodically(pool.clone(), retention_days);
-    let rate_limits = crate::services::housekeeping::purge_rate_limits_periodically(pool);
+    let rate_limits = crate::services::housekeeping::purge_rate_limits_periodically(pool.clone());
+    let counts = crate::services::housekeeping::fold_counts_periodically(pool);
     let purge = async move {
-        futures_util::future::join(auth_log, rate_limits).await;
+        futures_util::future::join3(auth_log, rate_limits, counts).await;
     };
     match tokio::runtime::Handle::try_current() {
         Ok(handle) => {

@@ -1,6 +1,6 @@
 //! Queries of the agent console: sign-in throttling, the queue, agents, accounts.
 
-use super::schema::{accounts, agents, login_attempts, ticket_counts, tickets};
+use super::schema::{accounts, agents, login_attempts, tickets};
 use super::tickets::TicketRow;
 use super::{AnyConnection, now};
 use chrono::NaiveDateTime;
@@ -139,14 +139,63 @@ pub fn queue(conn: &mut AnyConnection, f: &QueueFilter) -> QueryResult<Vec<Ticke
         .load(conn)
 }
 
-/// Tickets per (kind, state), for the queue's counts.
-/// Read from `ticket_counts`, which triggers keep exact (counting the tickets themselves reads
-/// every row of an index on each queue page).
+/// Tickets per (kind, state) with at least one ticket, for the queue's counts and `/metrics`.
+///
+/// No writer ever updates a shared counter row (those rows were where concurrent deliveries
+/// queued and deadlocked): triggers append +1/-1 rows to `ticket_count_deltas`, and
+/// [`fold_counts`] moves them into the totals of `ticket_counts` every few seconds. One
+/// statement reads the totals and the unfolded deltas from one snapshot, so a fold committing
+/// meanwhile is seen either entirely or not at all and the counts are exact. Counting the
+/// tickets instead reads every entry of an index on each queue page (see docs/benchmarks.md,
+/// "Queue counts").
 pub fn counts(conn: &mut AnyConnection) -> QueryResult<Vec<(String, String, i64)>> {
-    ticket_counts::table
-        .filter(ticket_counts::n.gt(0))
-        .select((ticket_counts::kind, ticket_counts::state, ticket_counts::n))
-        .load(conn)
+    const SQL: &str = "SELECT kind, state, CAST(SUM(n) AS BIGINT) AS n FROM \
+        (SELECT kind, state, n FROM ticket_counts \
+         UNION ALL SELECT kind, state, d AS n FROM ticket_count_deltas) AS c \
+        GROUP BY kind, state HAVING SUM(n) > 0 ORDER BY kind, state";
+    let rows: Vec<CountRow> = match conn {
+        AnyConnection::Sqlite(c) => diesel::sql_query(SQL).load(c)?,
+        AnyConnection::Postgresql(c) => diesel::sql_query(SQL).load(c)?,
+    };
+    Ok(rows.into_iter().map(|r| (r.kind, r.state, r.n)).collect())
+}
+
+#[derive(QueryableByName)]
+struct CountRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    kind: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    state: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+/// Moves every delta row into the totals; returns how many (kind, state) totals changed. Call
+/// it inside a write transaction. On PostgreSQL one statement deletes the deltas its snapshot
+/// sees and adds exactly those (a delta committed meanwhile stays for the next fold), and the
+/// fold key lock keeps two instances' folds one after the other; on SQLite the transaction is
+/// alone. Writers never wait for a fold: they only insert deltas.
+pub fn fold_counts(conn: &mut AnyConnection) -> QueryResult<usize> {
+    super::locks::lock_key(conn, super::locks::KeyLock::CountFold, "ticket_counts")?;
+    match conn {
+        AnyConnection::Postgresql(c) => diesel::sql_query(
+            "WITH gone AS (DELETE FROM ticket_count_deltas RETURNING kind, state, d) \
+             INSERT INTO ticket_counts (kind, state, n) \
+             SELECT kind, state, CAST(SUM(d) AS BIGINT) FROM gone GROUP BY kind, state ORDER BY kind, state \
+             ON CONFLICT (kind, state) DO UPDATE SET n = ticket_counts.n + EXCLUDED.n",
+        )
+        .execute(c),
+        AnyConnection::Sqlite(c) => {
+            let changed = diesel::sql_query(
+                "INSERT INTO ticket_counts (kind, state, n) \
+                 SELECT kind, state, SUM(d) FROM ticket_count_deltas WHERE true GROUP BY kind, state \
+                 ON CONFLICT (kind, state) DO UPDATE SET n = n + excluded.n",
+            )
+            .execute(c)?;
+            diesel::sql_query("DELETE FROM ticket_count_deltas").execute(c)?;
+            Ok(changed)
+        }
+    }
 }
 
 /// Tickets by (kind, state) as `/metrics` shows them: those created before `settled_before`

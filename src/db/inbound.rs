@@ -159,6 +159,12 @@ pub fn mark_bounced(conn: &mut AnyConnection, message_ids: &[String], reason: &S
         .select((outbox::id, outbox::ticket_id, outbox::message_id))
         .load(conn)?;
     let ids: Vec<i64> = hit.iter().map(|(id, _, _)| *id).collect();
+    // Tickets before outbox rows (docs/architecture.md, "Locks and their order"): the message
+    // is appended to the bounced mail's ticket afterwards.
+    let mut tickets: Vec<i64> = hit.iter().filter_map(|(_, ticket, _)| *ticket).collect();
+    tickets.sort_unstable();
+    tickets.dedup();
+    super::locks::lock_tickets(conn, &tickets)?;
     diesel::update(outbox::table.filter(outbox::id.eq_any(&ids)))
         .set((outbox::bounced_at.eq(now()), outbox::bounce_reason.eq(reason.as_str())))
         .execute(conn)?;

@@ -3,9 +3,15 @@
 //! these functions do nothing there: the transaction is already alone.
 //!
 //! The order every transaction takes them in (see `docs/architecture.md`, "Locks and their
-//! order"): throttle keys, then tickets (by id), then accounts (by id), then the counters the
-//! triggers keep, then the outbox's recipient keys. A transaction never takes a lock of an
-//! earlier kind after one of a later kind.
+//! order"): keys (throttles, the inbound message), then tickets (by id), then accounts (by id),
+//! then the outbox's recipient keys. A transaction never takes a lock of an earlier kind after
+//! one of a later kind. The queue's counters take no lock at all (their triggers only insert).
+//!
+//! Rows are locked `FOR NO KEY UPDATE`: it excludes every other locker and writer of the row
+//! as `FOR UPDATE` does, but not the `FOR KEY SHARE` lock PostgreSQL takes on a ticket or an
+//! account when a row referencing it (an event, a message, a ticket) is inserted. So inserting
+//! a ticket's event never waits for the ticket's lock, and a transaction that inserted one
+//! before locking the ticket cannot deadlock with another doing the same.
 
 use super::AnyConnection;
 use super::schema::{accounts, tickets};
@@ -23,6 +29,11 @@ pub enum KeyLock {
     SignInClient,
     /// Workflow mail and acknowledgements to one recipient address.
     Recipient,
+    /// One inbound message (its Message-ID, its content hash): two deliveries of the same
+    /// message, at the same moment, store it once.
+    Delivery,
+    /// The fold of the queue's count deltas: one instance at a time.
+    CountFold,
 }
 
 impl KeyLock {
@@ -32,6 +43,8 @@ impl KeyLock {
             KeyLock::FormEmail => "form-email",
             KeyLock::SignInClient => "sign-in-client",
             KeyLock::Recipient => "recipient",
+            KeyLock::Delivery => "delivery",
+            KeyLock::CountFold => "count-fold",
         }
     }
 }
@@ -54,21 +67,32 @@ fn key_number(lock: KeyLock, key: &str) -> i64 {
 /// count and then record under the same key run one after the other, so a burst cannot read
 /// the same count before any of them records.
 pub fn lock_key(conn: &mut AnyConnection, lock: KeyLock, key: &str) -> QueryResult<()> {
+    lock_keys(conn, lock, &[key])
+}
+
+/// Takes the locks of several keys of one namespace in the order of their lock numbers (the
+/// one order, so two transactions locking overlapping sets cannot deadlock).
+pub fn lock_keys(conn: &mut AnyConnection, lock: KeyLock, keys: &[&str]) -> QueryResult<()> {
     if let AnyConnection::Postgresql(pg) = conn {
-        diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
-            .bind::<BigInt, _>(key_number(lock, key))
-            .execute(pg)?;
+        let mut numbers: Vec<i64> = keys.iter().map(|k| key_number(lock, k)).collect();
+        numbers.sort_unstable();
+        numbers.dedup();
+        for number in numbers {
+            diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
+                .bind::<BigInt, _>(number)
+                .execute(pg)?;
+        }
     }
     Ok(())
 }
 
-/// Locks a ticket's row for the rest of the transaction (`FOR UPDATE`).
+/// Locks a ticket's row for the rest of the transaction (`FOR NO KEY UPDATE`).
 pub fn lock_ticket(conn: &mut AnyConnection, id: i64) -> QueryResult<()> {
     if let AnyConnection::Postgresql(pg) = conn {
         tickets::table
             .find(id)
             .select(tickets::id)
-            .for_update()
+            .for_no_key_update()
             .load::<i64>(pg)?;
     }
     Ok(())
@@ -83,7 +107,7 @@ pub fn lock_tickets(conn: &mut AnyConnection, ids: &[i64]) -> QueryResult<()> {
             .filter(tickets::id.eq_any(ids))
             .order(tickets::id.asc())
             .select(tickets::id)
-            .for_update()
+            .for_no_key_update()
             .load::<i64>(pg)?;
     }
     Ok(())
@@ -100,7 +124,7 @@ pub fn lock_accounts(conn: &mut AnyConnection, ids: &[&str]) -> QueryResult<()> 
             .filter(accounts::id.eq_any(ids))
             .order(accounts::id.asc())
             .select(accounts::id)
-            .for_update()
+            .for_no_key_update()
             .load::<String>(pg)?;
     }
     Ok(())
@@ -116,5 +140,10 @@ mod tests {
         assert_eq!(a, key_number(KeyLock::FormClient, "203.0.113.7"));
         assert_ne!(a, key_number(KeyLock::FormEmail, "203.0.113.7"));
         assert_ne!(a, key_number(KeyLock::FormClient, "203.0.113.8"));
+        assert_ne!(a, key_number(KeyLock::Delivery, "203.0.113.7"));
+        assert_ne!(
+            key_number(KeyLock::Delivery, "<a@example.test>"),
+            key_number(KeyLock::CountFold, "<a@example.test>")
+        );
     }
 }

@@ -304,7 +304,8 @@ diesel::table! {
 }
 
 diesel::table! {
-    /// Tickets per (kind, state), kept exact by triggers (migration 000008), for the queue's counts.
+    /// Tickets per (kind, state) as of the last fold of `ticket_count_deltas` (migrations 000008
+    /// and 000018); the queue's counts are these plus the unfolded deltas.
     ticket_counts (kind, state) {
         kind -> Text,
         state -> Text,
@@ -404,3 +405,16 @@ diesel::table! {
 
 diesel::allow_tables_to_appear_in_same_query!(event_hashes, events);
 diesel::allow_tables_to_appear_in_same_query!(approvals, tickets);
+
+diesel::table! {
+    /// +1/-1 per ticket inserted, deleted or moved between (kind, state), appended by triggers
+    /// and folded into `ticket_counts` by the background worker (migration 000018).
+    ticket_count_deltas (id) {
+        id -> BigInt,
+        kind -> Text,
+        state -> Text,
+        d -> BigInt,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(ticket_count_deltas, ticket_counts);

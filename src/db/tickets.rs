@@ -350,7 +350,7 @@ pub struct EventRow {
 }
 
 /// Appends an event and its link in the ticket's hash chain, in the caller's transaction. On
-/// PostgreSQL the ticket's row is locked first (`FOR UPDATE`; a no-op when the caller holds
+/// PostgreSQL the ticket's row is locked first (`FOR NO KEY UPDATE`; a no-op when the caller holds
 /// it already), so concurrent writers on one ticket append one after the other and never
 /// fork the chain.
 pub fn insert_event(

@@ -22,7 +22,7 @@ pub(crate) struct Loaded {
 
 impl Loaded {
     /// Loads a ticket to decide on it and write: on PostgreSQL its row, then its account's row,
-    /// are locked (`FOR UPDATE`) for the rest of the transaction before they are read, so the
+    /// are locked (`FOR NO KEY UPDATE`) for the rest of the transaction before they are read, so the
     /// guards and the writes see one state (an import that bans the account waits, or goes
     /// first). Call it inside the write transaction; screens that only show use [`Loaded::read`].
     pub fn load(conn: &mut AnyConnection, id: i64) -> Result<Loaded, ServiceError> {

@@ -132,6 +132,12 @@ pub fn store_prepared(
     let result = db::write_transaction(conn, |conn| -> Result<Ingested, ServiceError> {
         let message_id = prepared.message_id.clone();
         let content_hash = &prepared.content_hash;
+        // First of all locks (docs/architecture.md, "Locks and their order"): two deliveries
+        // of one message at the same moment (a webhook retry, an MTA delivering twice) run one
+        // after the other, so the second finds the first's delivery and stores nothing.
+        let mut keys = vec![content_hash.current.as_str()];
+        keys.extend(message_id.as_deref());
+        db::locks::lock_keys(conn, db::locks::KeyLock::Delivery, &keys)?;
         if let Some((ticket_id, _)) = store::find_delivery(conn, message_id.as_deref(), &content_hash.candidates())? {
             if let Some(id) = ticket_id {
                 ticket_rows::insert_event(

@@ -158,6 +158,21 @@ impl Served {
 
     /// SIGTERM, then the exit status (within `limit`).
     pub(crate) fn terminate(mut self, limit: Duration) -> Option<i32> {
+        self.signal_and_wait(limit)
+    }
+
+    /// SIGTERM, the exit status, and every line of stderr not read yet, to the last.
+    pub(crate) fn stop(mut self, limit: Duration) -> (Option<i32>, Vec<String>) {
+        let code = self.signal_and_wait(limit);
+        let mut lines = vec![];
+        // The reader thread ends, and the channel with it, when the pipe closes.
+        while let Ok(line) = self.stderr.recv_timeout(Duration::from_secs(10)) {
+            lines.push(line);
+        }
+        (code, lines)
+    }
+
+    fn signal_and_wait(&mut self, limit: Duration) -> Option<i32> {
         // SAFETY: kill(2) on our own child's pid.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let deadline = Instant::now() + limit;
