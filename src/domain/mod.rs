@@ -7,6 +7,7 @@ pub mod email_address;
 pub mod ip_grant;
 pub mod redact;
 pub mod scrubbed;
+pub mod search;
 pub mod throttle;
 pub mod ticket;
 pub mod verification;

@@ -28,6 +28,7 @@ mod portal_forms;
 mod portal_status;
 mod races;
 mod races_pg;
+mod search;
 mod telemetry;
 mod tickets;
 mod tls;

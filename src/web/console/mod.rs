@@ -2,6 +2,7 @@
 //! Handlers read as: the signed-in agent → parse the form → the same service the API calls →
 //! render or redirect. Every state-changing form carries the CSRF token.
 
+pub mod accounts;
 pub mod admin;
 pub mod auth;
 pub mod erase;
@@ -39,6 +40,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::post().to(tickets::release_mail),
         )
         .route("/agent/attachments/{id}", web::get().to(tickets::download_attachment))
+        .route("/agent/accounts", web::get().to(accounts::show_accounts))
         .route("/agent/accounts/{id}", web::get().to(tickets::show_account))
         .route("/agent/quarantine", web::get().to(admin::show_quarantine))
         .route("/agent/quarantine/{id}/raw", web::get().to(admin::download_quarantined))
@@ -151,6 +153,7 @@ pub async fn show_queue(
     let prefix = state.desk.settings.ticket_prefix.clone();
     let q_ticket_id = TicketRef::parse(&q.q, &prefix).map(|r| r.number());
     let after = views::parse_cursor(&q.cursor);
+    let before_id = views::parse_search_cursor(&q.cursor);
     let search = q.q.clone();
     let result = state
         .run(move |conn, desk| {
@@ -172,6 +175,7 @@ pub async fn show_queue(
                 q: Some(search),
                 q_ticket_id,
                 after,
+                before_id,
                 limit: 50,
             };
             views::queue(conn, desk, filter).map_err(Into::into)
