@@ -15,6 +15,8 @@
 #                    directory) instead of seeding; `migrate` applies any pending migration to it
 #   KEEP=1           keep the work directory (database, server log, JSON figures)
 #   TMPDIR=/dir      where the database goes
+#   SEEDER=bulk      seed with benches/bulk_seed.py (set-based SQL inside SQLite, one message per
+#                    ticket; several times faster) instead of benches/console_seed.py
 #   BACKEND=postgres serve from PostgreSQL instead: the seeded SQLite file is copied in bulk
 #                    (benches/pg_load.py) into a fresh database rd_bench_<pid> on PG_URL
 #                    (default postgres://postgres@127.0.0.1:5432/postgres), dropped afterwards
@@ -72,7 +74,8 @@ if [ -n "${FROM_DB:-}" ]; then
     cp "$FROM_DB" "$DB"
     if [ -f "$FROM_DB-wal" ]; then cp "$FROM_DB-wal" "$DB-wal"; fi
     MIGRATE_START="$(date +%s.%N)"
-    "$BIN" migrate 2>"$WORK/migrate.log"
+    # (PostgreSQL gets the data unmigrated below; its own migrate runs there.)
+    if [ "$BACKEND" != postgres ]; then "$BIN" migrate 2>"$WORK/migrate.log"; fi
     MIGRATE_SECONDS="$(python3 -c 'import sys; print(round(float(sys.argv[2]) - float(sys.argv[1]), 1))' "$MIGRATE_START" "$(date +%s.%N)")"
     COUNTED="$(python3 - "$DB" <<'PY'
 import sqlite3, sys
@@ -94,7 +97,11 @@ c.execute("DELETE FROM __diesel_schema_migrations WHERE version = ?", (sys.argv[
 c.commit()
 PY
     say "seeding $TICKETS tickets"
-    SEEDED="$(python3 benches/console_seed.py --tickets "$TICKETS" --seed "$SEED" "$DB")"
+    if [ "${SEEDER:-console}" = bulk ]; then
+        SEEDED="$(python3 benches/bulk_seed.py --tickets "$TICKETS" "$DB") (benches/bulk_seed.py)"
+    else
+        SEEDED="$(python3 benches/console_seed.py --tickets "$TICKETS" --seed "$SEED" "$DB")"
+    fi
     if [ "$BACKEND" != postgres ]; then
         say "applying the search migration (its backfill)"
         MIGRATE_START="$(date +%s.%N)"
@@ -172,9 +179,9 @@ cat <<EOF
 
 $TABLE
 
-Query plans (SQLite $(python3 -c 'import sqlite3; print(sqlite3.sqlite_version)') of Python's sqlite3; the desk links its own bundled SQLite):
+Query plans ($( [ "$BACKEND" = postgres ] && echo "PostgreSQL, EXPLAIN ANALYZE" || echo "SQLite $(python3 -c 'import sqlite3; print(sqlite3.sqlite_version)') of Python's sqlite3; the desk links its own bundled SQLite")):
 
 \`\`\`
-$(python3 benches/console_explain.py "$DB")
+$(if [ "$BACKEND" = postgres ]; then python3 benches/pg_explain.py "$DATABASE_URL" "$DB"; else python3 benches/console_explain.py "$DB"; fi)
 \`\`\`
 EOF
