@@ -58,7 +58,7 @@ def main():
         cols = ", ".join(columns)
         proc = subprocess.Popen(
             ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", url, "-c", "SET session_replication_role = replica",
-             "-c", f"COPY {table} ({cols}) FROM STDIN"],
+             "-c", f"DELETE FROM {table}", "-c", f"COPY {table} ({cols}) FROM STDIN"],
             stdin=subprocess.PIPE)
         # psql -c with COPY FROM STDIN reads the data from psql's stdin.
         cur = src.execute(f'SELECT {cols} FROM "{table}"')
