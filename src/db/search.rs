@@ -7,7 +7,7 @@ use super::schema::{accounts, tickets};
 use super::tickets::TicketRow;
 use crate::domain::search::SearchText;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Text};
+use diesel::sql_types::{BigInt, Bool, Text};
 
 /// The ticket's search document, as the migration's backfill writes it (keep in step with
 /// `migrations/sqlite/2026-12-07-000013_ticket_search/up.sql`). Binds the ticket id.
@@ -75,20 +75,14 @@ pub fn search(
     ticket_id: Option<i64>,
     f: &SearchFilter,
 ) -> QueryResult<Vec<TicketRow>> {
-    let exact_exists = (!text.exact().is_empty() || ticket_id.is_some())
-        && tickets::table
-            .filter(exact_predicate(text, ticket_id))
-            .select(tickets::id)
-            .first::<i64>(conn)
-            .optional()?
-            .is_some();
-    if exact_exists {
-        return exact(conn, text, ticket_id, f);
-    }
-    if text.words().is_empty() {
-        return Ok(Vec::new());
-    }
-    let ids = word_matches(conn, text, f)?;
+    let exact = Exact::find(conn, text, ticket_id)?;
+    let ids = if exact.any(conn)? {
+        exact.page(conn, f)?
+    } else if text.words().is_empty() {
+        Vec::new()
+    } else {
+        word_matches(conn, text, f)?
+    };
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -99,44 +93,90 @@ pub fn search(
         .load(conn)
 }
 
-type ExactPredicate = Box<
-    dyn BoxableExpression<
-            tickets::table,
-            <AnyConnection as diesel::Connection>::Backend,
-            SqlType = diesel::sql_types::Nullable<diesel::sql_types::Bool>,
-        >,
->;
-
-fn exact_predicate(text: &SearchText, ticket_id: Option<i64>) -> ExactPredicate {
-    let exact = text.exact().to_string();
-    let lower = text.exact_lower().to_string();
-    let accounts_named = accounts::table
-        .filter(
-            accounts::id
-                .eq(exact.clone())
-                .or(accounts::username.eq(exact))
-                .or(accounts::email_normalized.eq(lower.clone())),
-        )
-        .select(accounts::id.nullable());
-    Box::new(
-        tickets::id
-            .eq(ticket_id.unwrap_or(-1))
-            .or(tickets::requester_normalized.eq(lower))
-            .nullable()
-            .or(tickets::account_id.eq_any(accounts_named)),
-    )
+/// What the whole text names exactly. Each kind is its own indexed query (an OR of them lets
+/// PostgreSQL's planner walk the primary key backwards through a million rows).
+struct Exact {
+    ticket_id: Option<i64>,
+    requester: Option<String>,
+    accounts: Vec<String>,
 }
 
-fn exact(
-    conn: &mut AnyConnection,
-    text: &SearchText,
-    ticket_id: Option<i64>,
-    f: &SearchFilter,
-) -> QueryResult<Vec<TicketRow>> {
-    let mut query = tickets::table
-        .select(TicketRow::as_select())
-        .filter(exact_predicate(text, ticket_id))
-        .into_boxed();
+type Predicate =
+    Box<dyn BoxableExpression<tickets::table, <AnyConnection as diesel::Connection>::Backend, SqlType = Bool>>;
+
+impl Exact {
+    fn find(conn: &mut AnyConnection, text: &SearchText, ticket_id: Option<i64>) -> QueryResult<Exact> {
+        let exact = text.exact();
+        let lower = text.exact_lower();
+        let accounts = if exact.is_empty() {
+            Vec::new()
+        } else {
+            accounts::table
+                .filter(
+                    accounts::id
+                        .eq(exact)
+                        .or(accounts::username.eq(exact))
+                        .or(accounts::email_normalized.eq(lower)),
+                )
+                .select(accounts::id)
+                .limit(100)
+                .load(conn)?
+        };
+        Ok(Exact {
+            ticket_id,
+            requester: (!lower.is_empty()).then(|| lower.to_string()),
+            accounts,
+        })
+    }
+
+    fn predicates(&self) -> Vec<Predicate> {
+        let mut out: Vec<Predicate> = Vec::new();
+        if let Some(id) = self.ticket_id {
+            out.push(Box::new(tickets::id.eq(id)));
+        }
+        if let Some(requester) = &self.requester {
+            out.push(Box::new(tickets::requester_normalized.eq(requester.clone())));
+        }
+        if !self.accounts.is_empty() {
+            out.push(Box::new(
+                tickets::account_id.eq_any(self.accounts.clone()).assume_not_null(),
+            ));
+        }
+        out
+    }
+
+    /// Whether any ticket, of any state, has the text exactly.
+    fn any(&self, conn: &mut AnyConnection) -> QueryResult<bool> {
+        for predicate in self.predicates() {
+            if tickets::table
+                .filter(predicate)
+                .select(tickets::id)
+                .first::<i64>(conn)
+                .optional()?
+                .is_some()
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// One page of them, newest first, narrowed by `f`.
+    fn page(&self, conn: &mut AnyConnection, f: &SearchFilter) -> QueryResult<Vec<i64>> {
+        let mut ids: Vec<i64> = Vec::new();
+        for predicate in self.predicates() {
+            ids.extend(page_of(conn, predicate, f)?);
+        }
+        ids.sort_unstable_by(|a, b| b.cmp(a));
+        ids.dedup();
+        ids.truncate(f.limit.max(0) as usize);
+        Ok(ids)
+    }
+}
+
+/// Ids of the tickets matching `predicate` and `f`, newest first, one page.
+fn page_of(conn: &mut AnyConnection, predicate: Predicate, f: &SearchFilter) -> QueryResult<Vec<i64>> {
+    let mut query = tickets::table.select(tickets::id).filter(predicate).into_boxed();
     if let Some(kind) = &f.kind {
         query = query.filter(tickets::kind.eq(kind.clone()));
     }
@@ -154,6 +194,10 @@ fn exact(
     query.order(tickets::id.desc()).limit(f.limit).load(conn)
 }
 
+/// Above this many matches a word is common: PostgreSQL reads the index newest first and stops
+/// after a page; below, it takes the matches from the GIN index and sorts them.
+const POSTGRES_FEW_MATCHES: i64 = 2000;
+
 #[derive(QueryableByName)]
 struct Id {
     #[diesel(sql_type = BigInt)]
@@ -163,6 +207,22 @@ struct Id {
 /// Ids of the tickets whose document holds every word, newest first, narrowed by `f`. The
 /// index is read in id order from the newest, so a common word stops after one page.
 fn word_matches(conn: &mut AnyConnection, text: &SearchText, f: &SearchFilter) -> QueryResult<Vec<i64>> {
+    if let AnyConnection::Postgresql(c) = conn {
+        // The planner cannot tell a rare word from a common one and may walk the whole
+        // primary key for a rare one: ask the GIN index first, for a bounded number.
+        let few: Vec<Id> = diesel::sql_query(format!(
+            "SELECT ticket_id AS id FROM ticket_search \
+             WHERE document @@ plainto_tsquery('simple', regexp_replace($1, '[^[:alnum:]]+', ' ', 'g')) \
+             LIMIT {}",
+            POSTGRES_FEW_MATCHES + 1
+        ))
+        .bind::<Text, _>(text.plain_words())
+        .load(c)?;
+        if (few.len() as i64) <= POSTGRES_FEW_MATCHES {
+            let ids: Vec<i64> = few.into_iter().map(|r| r.id).collect();
+            return page_of(conn, Box::new(tickets::id.eq_any(ids)), f);
+        }
+    }
     let mut clauses = String::new();
     let mut n = 1;
     let mut next = |sqlite: bool| {
