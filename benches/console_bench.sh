@@ -15,6 +15,14 @@
 #                    directory) instead of seeding; `migrate` applies any pending migration to it
 #   KEEP=1           keep the work directory (database, server log, JSON figures)
 #   TMPDIR=/dir      where the database goes
+#   SEEDER=bulk      seed with benches/bulk_seed.py (set-based SQL inside SQLite, one message per
+#                    ticket; several times faster) instead of benches/console_seed.py
+#   BACKEND=postgres serve from PostgreSQL instead: the seeded SQLite file is copied in bulk
+#                    (benches/pg_load.py) into a fresh database rd_bench_<pid> on PG_URL
+#                    (default postgres://postgres@127.0.0.1:5432/postgres), dropped afterwards
+#                    unless KEEP=1
+# The search migration (2026-12-07-000013_ticket_search) is reverted before seeding and applied
+# after it, so its backfill of the seeded tickets is timed as an upgrade would run it.
 # Prints Markdown that docs/benchmarks.md ("Agent console and API at 100,000 tickets") is
 # updated from.
 set -euo pipefail
@@ -44,11 +52,17 @@ WORK="$(mktemp -d "${TMPDIR:-/tmp}/recoverydesk-console-bench.XXXXXX")"
 SERVE_PID=""
 cleanup() {
     if [ -n "$SERVE_PID" ]; then kill "$SERVE_PID" 2>/dev/null || true; wait "$SERVE_PID" 2>/dev/null || true; fi
+    if [ -n "$PG_DB" ] && [ "${KEEP:-0}" != 1 ]; then psql -X -q "$PG_URL" -c "DROP DATABASE IF EXISTS $PG_DB" || true; fi
     if [ "${KEEP:-0}" = 1 ]; then say "kept $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 
 DB="$WORK/bench.db"
+BACKEND="${BACKEND:-sqlite}"
+PG_URL="${PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+PG_DB=""
+SEARCH_MIGRATION="2026-12-07-000013_ticket_search"
+SEARCH_VERSION="20261207000013"
 export DATABASE_URL="sqlite://$DB"
 export RECOVERYDESK_MAIL_DIR="$WORK/mail"
 unset RECOVERYDESK_SECRET_KEY SMTP_URL
@@ -60,7 +74,8 @@ if [ -n "${FROM_DB:-}" ]; then
     cp "$FROM_DB" "$DB"
     if [ -f "$FROM_DB-wal" ]; then cp "$FROM_DB-wal" "$DB-wal"; fi
     MIGRATE_START="$(date +%s.%N)"
-    "$BIN" migrate 2>"$WORK/migrate.log"
+    # (PostgreSQL gets the data unmigrated below; its own migrate runs there.)
+    if [ "$BACKEND" != postgres ]; then "$BIN" migrate 2>"$WORK/migrate.log"; fi
     MIGRATE_SECONDS="$(python3 -c 'import sys; print(round(float(sys.argv[2]) - float(sys.argv[1]), 1))' "$MIGRATE_START" "$(date +%s.%N)")"
     COUNTED="$(python3 - "$DB" <<'PY'
 import sqlite3, sys
@@ -74,8 +89,40 @@ PY
 else
     say "migrating $DATABASE_URL"
     "$BIN" migrate 2>"$WORK/migrate.log"
+    python3 - "$DB" "migrations/sqlite/$SEARCH_MIGRATION/down.sql" "$SEARCH_VERSION" <<'PY'
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1])
+c.executescript(open(sys.argv[2]).read())
+c.execute("DELETE FROM __diesel_schema_migrations WHERE version = ?", (sys.argv[3],))
+c.commit()
+PY
     say "seeding $TICKETS tickets"
-    SEEDED="$(python3 benches/console_seed.py --tickets "$TICKETS" --seed "$SEED" "$DB")"
+    if [ "${SEEDER:-console}" = bulk ]; then
+        SEEDED="$(python3 benches/bulk_seed.py --tickets "$TICKETS" "$DB") (benches/bulk_seed.py)"
+    else
+        SEEDED="$(python3 benches/console_seed.py --tickets "$TICKETS" --seed "$SEED" "$DB")"
+    fi
+    if [ "$BACKEND" != postgres ]; then
+        say "applying the search migration (its backfill)"
+        MIGRATE_START="$(date +%s.%N)"
+        "$BIN" migrate 2>>"$WORK/migrate.log"
+        SEEDED="$SEEDED; search migration (backfill) took $(python3 -c 'import sys; print(round(float(sys.argv[2]) - float(sys.argv[1]), 1))' "$MIGRATE_START" "$(date +%s.%N)") s"
+    fi
+fi
+if [ "$BACKEND" = postgres ]; then
+    PG_DB="rd_bench_$$"
+    psql -X -q "$PG_URL" -c "CREATE DATABASE $PG_DB"
+    export DATABASE_URL="${PG_URL%/*}/$PG_DB"
+    say "migrating $DATABASE_URL without the search migration, copying the data in"
+    "$BIN" migrate 2>>"$WORK/migrate.log"
+    psql -X -q "$DATABASE_URL" -f "migrations/postgres/$SEARCH_MIGRATION/down.sql" \
+        -c "DELETE FROM __diesel_schema_migrations WHERE version = '$SEARCH_VERSION'"
+    LOADED="$(python3 benches/pg_load.py "$DB" "$DATABASE_URL")"
+    say "applying the search migration (its backfill)"
+    MIGRATE_START="$(date +%s.%N)"
+    "$BIN" migrate 2>>"$WORK/migrate.log"
+    SEEDED="$SEEDED; copied into PostgreSQL: $LOADED; search migration (backfill) took $(python3 -c 'import sys; print(round(float(sys.argv[2]) - float(sys.argv[1]), 1))' "$MIGRATE_START" "$(date +%s.%N)") s"
+    psql -X -q "$DATABASE_URL" -c "ANALYZE"
 fi
 say "data: $SEEDED"
 if [ "${ANALYZE:-0}" = 1 ]; then
@@ -125,15 +172,16 @@ cat <<EOF
 - Binary: $BUILT
 - Machine: $(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM; load average $LOAD_BEFORE before, $LOAD_AFTER after
 - Data: $SEEDED
+- Backend: $BACKEND$( [ "$BACKEND" = postgres ] && psql -X -At "$DATABASE_URL" -c "SELECT ', ' || version() || ', database ' || pg_size_pretty(pg_database_size(current_database())) || ', ticket_search ' || pg_size_pretty(pg_total_relation_size('ticket_search'))")
 - Database: $(mib $((DB_BYTES / 1024))) (+ $(mib $((WAL_BYTES / 1024))) WAL after the run)$( [ "${ANALYZE:-0}" = 1 ] && echo ', ANALYZEd' || echo ', never ANALYZEd (as the desk leaves it)')
 - Server memory: VmRSS $(mib "$RSS_START") after start, $(mib "$VMRSS") after the run; VmHWM $(mib "$VMHWM")
 - $N sequential requests per row, one keep-alive connection, $WARMUP untimed first
 
 $TABLE
 
-Query plans (SQLite $(python3 -c 'import sqlite3; print(sqlite3.sqlite_version)') of Python's sqlite3; the desk links its own bundled SQLite):
+Query plans ($( [ "$BACKEND" = postgres ] && echo "PostgreSQL, EXPLAIN ANALYZE" || echo "SQLite $(python3 -c 'import sqlite3; print(sqlite3.sqlite_version)') of Python's sqlite3; the desk links its own bundled SQLite")):
 
 \`\`\`
-$(python3 benches/console_explain.py "$DB")
+$(if [ "$BACKEND" = postgres ]; then python3 benches/pg_explain.py "$DATABASE_URL" "$DB"; else python3 benches/console_explain.py "$DB"; fi)
 \`\`\`
 EOF

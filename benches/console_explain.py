@@ -51,6 +51,9 @@ def queries(db):
         "SELECT waiting_since, id FROM tickets WHERE state NOT IN ('resolved', 'refused')"
         " ORDER BY waiting_since, id LIMIT 1 OFFSET ?", (min(2449, len(open_ids) - 1),)).fetchone()
     account = db.execute("SELECT account_id FROM tickets WHERE account_id IS NOT NULL LIMIT 1").fetchone()[0]
+    address = db.execute("SELECT requester_normalized FROM tickets ORDER BY id LIMIT 1 OFFSET 500").fetchone()[0]
+    body = db.execute("SELECT body FROM messages WHERE id % 97 = 0 AND body LIKE '%Order number %' LIMIT 1").fetchone()
+    rare = body[0].rsplit("Order number ", 1)[1].split(".")[0] if body else "12345678"
     msg_refs = [r[0] for r in db.execute("SELECT id FROM messages WHERE ticket_id = ?", (tid,))]
     sel = f"SELECT {TICKET_COLS} FROM `tickets`"
     rr = ("resolved", "refused")
@@ -86,6 +89,28 @@ def queries(db):
          f" AND (`tickets`.`waiting_since` >= ?) AND {CURSOR} {ORDER}", (at, at, at, last, 51)),
         ("api: list ?limit=50",
          f"{sel} ORDER BY `tickets`.`id` DESC LIMIT ?", (51,)),
+        ("api: list ?kind=ip_lockout",
+         f"{sel} WHERE (`tickets`.`kind` = ?) ORDER BY `tickets`.`id` DESC LIMIT ?", ("ip_lockout", 51)),
+        ("api: list ?state=resolved",
+         f"{sel} WHERE (`tickets`.`state` = ?) ORDER BY `tickets`.`id` DESC LIMIT ?", ("resolved", 51)),
+        ("api: list ?kind=login_help&state=awaiting_agent",
+         f"{sel} WHERE (`tickets`.`kind` = ?) AND (`tickets`.`state` = ?) ORDER BY `tickets`.`id` DESC LIMIT ?",
+         ("login_help", "awaiting_agent", 51)),
+        ("search (src/db/search.rs): exact, a whole address",
+         "SELECT `tickets`.`id` FROM `tickets` WHERE (((`tickets`.`id` = ?) OR (`tickets`.`requester_normalized` = ?))"
+         " OR (`tickets`.`account_id` IN (SELECT `accounts`.`id` FROM `accounts` WHERE (((`accounts`.`id` = ?)"
+         " OR (`accounts`.`username` = ?)) OR (`accounts`.`email_normalized` = ?))))) LIMIT ?",
+         (-1, address, address, address, address, 1)),
+        ("search: words, a common word (locked)",
+         "SELECT ticket_search.rowid AS id FROM ticket_search CROSS JOIN tickets ON tickets.id = ticket_search.rowid"
+         " WHERE ticket_search MATCH ? ORDER BY ticket_search.rowid DESC LIMIT ?", ('"locked"', 51)),
+        ("search: words, a common word with a state",
+         "SELECT ticket_search.rowid AS id FROM ticket_search CROSS JOIN tickets ON tickets.id = ticket_search.rowid"
+         " WHERE ticket_search MATCH ? AND tickets.state = ? ORDER BY ticket_search.rowid DESC LIMIT ?",
+         ('"locked"', "awaiting_agent", 51)),
+        ("search: words, a rare word (an order number)",
+         "SELECT ticket_search.rowid AS id FROM ticket_search CROSS JOIN tickets ON tickets.id = ticket_search.rowid"
+         " WHERE ticket_search MATCH ? ORDER BY ticket_search.rowid DESC LIMIT ?", (f'"{rare}"', 51)),
         ("api: latest_diagnoses of the listed tickets",
          "SELECT `events`.`ticket_id`, `events`.`data`, `events`.`actor`, `events`.`created_at` FROM `events`"
          f" WHERE (`events`.`ticket_id` IN ({', '.join('?' * 51)})) AND (`events`.`event_type` = ?)"

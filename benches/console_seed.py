@@ -19,7 +19,8 @@ What it writes, for --tickets N (default 100,000):
             between creation and now (open ones tend to wait longer); ~40 % assigned (most open
             ones, some closed); ~55 % linked to an account; 1 % flagged; 2 % auto-generated;
             channels web 60 %, mail 35 %, api 5 %
-  messages  1-3 per ticket: the requester's first message, then mailed replies from the desk
+  messages  1-3 per ticket (20 % of first messages end with "Order number <8 digits>", a rare
+            word for the search benchmark): the requester's first message, then mailed replies from the desk
             (an outbox row, status sent, for each) and the requester's answers quoting them
   events    3-8 per ticket: created, message_in, message_out, diagnosis (60 % of login_help
             tickets, as the automatic credential-failure diagnosis writes it), transition,
@@ -248,6 +249,7 @@ def main():
     event_id = 0
     outbox_id = 0
     n_open = 0
+    rare_rng = random.Random(args.seed * 7919 + 1)
     span = dt.timedelta(days=90)
     for tid in range(1, args.tickets + 1):
         kind = weighted(rng, KINDS)
@@ -316,6 +318,10 @@ def main():
             msg_id += 1
             if m % 2 == 0:
                 body = paragraph(rng, rng.randint(2, 6))
+                if m == 0 and rare_rng.random() < 0.2:
+                    # A rare word for the search benchmark: an order number (its own generator,
+                    # so the rest of the data is what earlier seeds wrote).
+                    body = f"{body} Order number {rare_rng.randrange(10_000_000, 100_000_000)}."
                 if last_out:
                     quoted = "\n".join("> " + line for line in last_out.splitlines())
                     body = f"{body}\n\nOn {at:%Y-%m-%d}, support wrote:\n{quoted}"

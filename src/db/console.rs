@@ -1,6 +1,7 @@
 //! Queries of the agent console: sign-in throttling, the queue, agents, accounts.
 
-use super::schema::{accounts, agents, login_attempts, tickets};
+use super::accounts::AccountRow;
+use super::schema::{accounts, agents, login_attempts, ticket_counts, tickets};
 use super::tickets::TicketRow;
 use super::{AnyConnection, now};
 use chrono::NaiveDateTime;
@@ -69,6 +70,8 @@ pub struct QueueFilter {
     pub q_ticket_id: Option<i64>,
     /// Keyset: tickets waiting since after this (time, id).
     pub after: Option<(NaiveDateTime, i64)>,
+    /// Keyset of a search's pages (newest first): tickets with a smaller id.
+    pub before_id: Option<i64>,
     pub limit: i64,
     /// `agent`, `customer` or `none` (docs/reference.md#who-acts-next).
     pub waiting_on: Option<String>,
@@ -78,10 +81,20 @@ pub struct QueueFilter {
 /// `tickets_open_kind_queue` and `tickets_open_assignee_queue`, character for character.
 pub const OPEN_PREDICATE: &str = "tickets.state NOT IN ('resolved', 'refused')";
 
-diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
-
-/// Open tickets (or those of the chosen state), oldest waiting first.
+/// Open tickets (or those of the chosen state), oldest waiting first. With a search (`q`):
+/// every ticket it finds, closed ones included unless a state is chosen, newest first
+/// (docs/reference.md#search).
 pub fn queue(conn: &mut AnyConnection, f: &QueueFilter) -> QueryResult<Vec<TicketRow>> {
+    if let Some(text) = f.q.as_deref().and_then(crate::domain::search::SearchText::parse) {
+        let filter = super::search::SearchFilter {
+            kind: f.kind.clone(),
+            state: f.state.clone(),
+            assignee: f.assignee,
+            before_id: f.before_id,
+            limit: f.limit,
+        };
+        return super::search::search(conn, &text, f.q_ticket_id, &filter);
+    }
     let mut query = tickets::table.select(TicketRow::as_select()).into_boxed();
     query = match &f.state {
         Some(state) => query.filter(tickets::state.eq(state.clone())),
@@ -98,23 +111,6 @@ pub fn queue(conn: &mut AnyConnection, f: &QueueFilter) -> QueryResult<Vec<Ticke
         Some(Some(id)) => query = query.filter(tickets::assignee_id.eq(id)),
         Some(None) => query = query.filter(tickets::assignee_id.is_null()),
         None => {}
-    }
-    if let Some(q) = f.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
-        let pattern = format!(
-            "%{}%",
-            q.to_lowercase()
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_")
-        );
-        let by_text = tickets::requester_normalized
-            .like(pattern.clone())
-            .escape('\\')
-            .or(lower(tickets::subject).like(pattern).escape('\\'));
-        query = match f.q_ticket_id {
-            Some(id) => query.filter(tickets::id.eq(id).or(by_text)),
-            None => query.filter(by_text),
-        };
     }
     if let Some(waiting_on) = &f.waiting_on {
         use super::schema::ticket_activity;
@@ -266,4 +262,59 @@ pub fn tickets_of_account(conn: &mut AnyConnection, account_id: &str, limit: i64
         .limit(limit)
         .select(TicketRow::as_select())
         .load(conn)
+}
+
+/// Accounts for the console's account search: those whose id, username or registered address
+/// is the text exactly, then those where one of them starts with it; by id, at most `limit`.
+/// Every lookup is an index range (`accounts` primary key, `username` unique index,
+/// `accounts_email_normalized`), whatever the size of the directory. No text: the first
+/// accounts by id.
+pub fn search_accounts(conn: &mut AnyConnection, text: &str, limit: i64) -> QueryResult<Vec<AccountRow>> {
+    let text = text.trim();
+    if text.is_empty() {
+        return accounts::table
+            .order(accounts::id.asc())
+            .limit(limit)
+            .select(AccountRow::as_select())
+            .load(conn);
+    }
+    let lower = crate::domain::email_address::normalize(text);
+    let mut found: Vec<AccountRow> = accounts::table
+        .filter(
+            accounts::id
+                .eq(text)
+                .or(accounts::username.eq(text))
+                .or(accounts::email_normalized.eq(&lower)),
+        )
+        .order(accounts::id.asc())
+        .limit(limit)
+        .select(AccountRow::as_select())
+        .load(conn)?;
+    // The highest code point after the text bounds every string that starts with it.
+    let upper = format!("{text}\u{10FFFF}");
+    let upper_lower = format!("{lower}\u{10FFFF}");
+    let starting: Vec<AccountRow> = accounts::table
+        .filter(
+            accounts::id
+                .ge(text)
+                .and(accounts::id.lt(&upper))
+                .or(accounts::username.ge(text).and(accounts::username.lt(&upper)))
+                .or(accounts::email_normalized
+                    .ge(&lower)
+                    .and(accounts::email_normalized.lt(&upper_lower))),
+        )
+        .order(accounts::id.asc())
+        .limit(limit + found.len() as i64)
+        .select(AccountRow::as_select())
+        .load(conn)?;
+    for row in starting {
+        // A collation other than byte order may bring rows that do not start with the text.
+        let starts =
+            row.id.starts_with(text) || row.username.starts_with(text) || row.email_normalized.starts_with(&lower);
+        if starts && !found.iter().any(|f| f.id == row.id) {
+            found.push(row);
+        }
+    }
+    found.truncate(limit.max(0) as usize);
+    Ok(found)
 }

@@ -41,6 +41,8 @@ pub fn blank_message(conn: &mut AnyConnection, m: &MessageRow) -> QueryResult<()
             messages::redacted_at.eq(at),
         ))
         .execute(conn)?;
+    // The ticket's search document is written again without the erased words.
+    super::search::reindex(conn, m.ticket_id)?;
     diesel::delete(attachments::table.filter(attachments::message_ref.eq(m.id))).execute(conn)?;
     diesel::delete(raw_messages::table.filter(raw_messages::message_ref.eq(m.id))).execute(conn)?;
     if let Some(message_id) = &m.message_id {
@@ -110,7 +112,7 @@ pub fn purge_old_copies(conn: &mut AnyConnection) -> QueryResult<bool> {
             Ok(false)
         }
         AnyConnection::Postgresql(c) => {
-            c.batch_execute("VACUUM messages, raw_messages, attachments, outbox, quarantine")?;
+            c.batch_execute("VACUUM messages, raw_messages, attachments, outbox, quarantine, ticket_search")?;
             Ok(true)
         }
     }

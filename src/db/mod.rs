@@ -16,6 +16,7 @@ pub mod inbound;
 pub mod locks;
 pub mod outbox;
 pub mod schema;
+pub mod search;
 pub mod settings;
 pub mod submissions;
 pub mod tickets;

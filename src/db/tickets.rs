@@ -69,6 +69,7 @@ pub fn insert(conn: &mut AnyConnection, t: &NewTicket) -> QueryResult<TicketRow>
         .returning(tickets::id)
         .get_result::<i64>(conn)
         .and_then(|id| {
+            super::search::reindex(conn, id)?;
             super::at_most_one(tickets::table.find(id).select(TicketRow::as_select()).load(conn))?
                 .ok_or(diesel::result::Error::NotFound)
         })
@@ -192,7 +193,18 @@ pub struct TicketFilter {
     pub waiting_on: Option<String>,
 }
 
+/// Newest first. With a search (`q`), the tickets it finds (docs/reference.md#search).
 pub fn list(conn: &mut AnyConnection, f: &TicketFilter) -> QueryResult<Vec<TicketRow>> {
+    if let Some(text) = f.q.as_deref().and_then(crate::domain::search::SearchText::parse) {
+        let filter = super::search::SearchFilter {
+            kind: f.kind.clone(),
+            state: f.state.clone(),
+            assignee: f.assignee_id.map(Some),
+            before_id: f.before_id,
+            limit: f.limit,
+        };
+        return super::search::search(conn, &text, f.q_ticket_id, &filter);
+    }
     let mut query = tickets::table.select(TicketRow::as_select()).into_boxed();
     if let Some(kind) = &f.kind {
         query = query.filter(tickets::kind.eq(kind.clone()));
@@ -202,17 +214,6 @@ pub fn list(conn: &mut AnyConnection, f: &TicketFilter) -> QueryResult<Vec<Ticke
     }
     if let Some(assignee) = f.assignee_id {
         query = query.filter(tickets::assignee_id.eq(assignee));
-    }
-    if let Some(q) = f.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
-        let pattern = format!("%{}%", escape_like(&q.to_lowercase()));
-        let by_text = tickets::requester_normalized
-            .like(pattern.clone())
-            .escape('\\')
-            .or(lower(tickets::subject).like(pattern).escape('\\'));
-        query = match f.q_ticket_id {
-            Some(id) => query.filter(tickets::id.eq(id).or(by_text)),
-            None => query.filter(by_text),
-        };
     }
     if let Some(before) = f.before_id {
         query = query.filter(tickets::id.lt(before));
@@ -228,10 +229,6 @@ pub fn list(conn: &mut AnyConnection, f: &TicketFilter) -> QueryResult<Vec<Ticke
         );
     }
     query.order(tickets::id.desc()).limit(f.limit).load(conn)
-}
-
-fn escape_like(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
 }
 
 // ---------------------------------------------------------------------------------------
@@ -290,8 +287,9 @@ impl<'a> NewMessage<'a> {
     }
 }
 
+/// Stores a message and writes its ticket's search document again (same transaction).
 pub fn insert_message(conn: &mut AnyConnection, m: &NewMessage) -> QueryResult<i64> {
-    diesel::insert_into(messages::table)
+    let id = diesel::insert_into(messages::table)
         .values((
             messages::ticket_id.eq(m.ticket_id),
             messages::direction.eq(m.direction),
@@ -307,7 +305,12 @@ pub fn insert_message(conn: &mut AnyConnection, m: &NewMessage) -> QueryResult<i
             messages::created_at.eq(now()),
         ))
         .returning(messages::id)
-        .get_result(conn)
+        .get_result(conn)?;
+    // The desk's automatic mail is not in the document (every ticket would hold its words).
+    if m.sender_role != "system" {
+        super::search::reindex(conn, m.ticket_id)?;
+    }
+    Ok(id)
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]

@@ -9,6 +9,7 @@ pub mod ip_grant;
 pub mod redact;
 pub mod scrubbed;
 pub mod sender_auth;
+pub mod search;
 pub mod throttle;
 pub mod ticket;
 pub mod verification;

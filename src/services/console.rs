@@ -56,6 +56,17 @@ pub struct QueuePage {
     pub approvals: Vec<super::approvals::ApprovalEntry>,
 }
 
+fn filter_is_search(q: &Option<String>) -> bool {
+    q.as_deref()
+        .and_then(crate::domain::search::SearchText::parse)
+        .is_some()
+}
+
+/// A search's `cursor` is the id of the last row shown.
+pub fn parse_search_cursor(cursor: &str) -> Option<i64> {
+    cursor.parse().ok().filter(|id| *id > 0)
+}
+
 /// `cursor` is "<unix micros>.<id>" of the last row shown.
 pub fn parse_cursor(cursor: &str) -> Option<(NaiveDateTime, i64)> {
     let (micros, id) = cursor.split_once('.')?;
@@ -65,6 +76,7 @@ pub fn parse_cursor(cursor: &str) -> Option<(NaiveDateTime, i64)> {
 
 pub fn queue(conn: &mut AnyConnection, desk: &Desk, filter: QueueFilter) -> Result<QueuePage, ServiceError> {
     let limit = filter.limit;
+    let filter_q = filter.q.clone();
     let mut rows = queries::queue(
         conn,
         &QueueFilter {
@@ -74,10 +86,17 @@ pub fn queue(conn: &mut AnyConnection, desk: &Desk, filter: QueueFilter) -> Resu
     )?;
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
+    // A search lists newest first and pages by id; the queue pages by (waiting since, id).
+    let searching = filter_is_search(&filter_q);
     let next_cursor = more
         .then(|| {
-            rows.last()
-                .map(|r| format!("{}.{}", r.waiting_since.and_utc().timestamp_micros(), r.id))
+            rows.last().map(|r| {
+                if searching {
+                    r.id.to_string()
+                } else {
+                    format!("{}.{}", r.waiting_since.and_utc().timestamp_micros(), r.id)
+                }
+            })
         })
         .flatten();
     let agent_list = queries::agents(conn)?;
@@ -405,6 +424,32 @@ fn summarise(data: &serde_json::Value) -> String {
         })
         .collect::<Vec<_>>()
         .join(" · ")
+}
+
+/// An account as the console's account search lists it.
+pub struct AccountListing {
+    pub id: String,
+    pub username: String,
+    pub email: String,
+    pub status: String,
+    pub banned_via_parent: bool,
+}
+
+/// How many accounts one search shows.
+pub const ACCOUNT_SEARCH_LIMIT: usize = 50;
+
+/// `GET /agent/accounts?q=`: by id, username or registered address (exact, then prefix).
+pub fn account_search(conn: &mut AnyConnection, text: &str) -> Result<Vec<AccountListing>, ServiceError> {
+    Ok(queries::search_accounts(conn, text, ACCOUNT_SEARCH_LIMIT as i64)?
+        .into_iter()
+        .map(|a| AccountListing {
+            id: a.id,
+            username: a.username,
+            email: a.email,
+            status: a.status,
+            banned_via_parent: a.banned_via_parent,
+        })
+        .collect())
 }
 
 pub struct AccountPage {

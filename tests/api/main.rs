@@ -42,6 +42,7 @@ mod races;
 mod races_pg;
 mod sender_auth;
 mod socket;
+mod search;
 mod telemetry;
 mod tickets;
 mod tls;

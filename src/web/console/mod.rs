@@ -2,6 +2,7 @@
 //! Handlers read as: the signed-in agent → parse the form → the same service the API calls →
 //! render or redirect. Every state-changing form carries the CSRF token.
 
+pub mod accounts;
 pub mod admin;
 pub mod approvals;
 pub mod auth;
@@ -56,6 +57,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::post().to(tickets::release_mail),
         )
         .route("/agent/attachments/{id}", web::get().to(tickets::download_attachment))
+        .route("/agent/accounts", web::get().to(accounts::show_accounts))
         .route("/agent/accounts/{id}", web::get().to(tickets::show_account))
         .route("/agent/quarantine", web::get().to(admin::show_quarantine))
         .route("/agent/quarantine/{id}/raw", web::get().to(admin::download_quarantined))
@@ -176,6 +178,7 @@ pub async fn show_queue(
     let prefix = state.desk.settings.ticket_prefix.clone();
     let q_ticket_id = TicketRef::parse(&q.q, &prefix).map(|r| r.number());
     let after = views::parse_cursor(&q.cursor);
+    let before_id = views::parse_search_cursor(&q.cursor);
     let search = q.q.clone();
     let waiting_on = WaitingOn::parse(&q.waiting_on).map(|w| w.as_str().to_string());
     let result = state
@@ -198,6 +201,7 @@ pub async fn show_queue(
                 q: Some(search),
                 q_ticket_id,
                 after,
+                before_id,
                 limit: 50,
                 waiting_on,
             };

@@ -1,0 +1,391 @@
+//! Search (docs/reference.md#search): the queue's and the API's `q` over the reference, the
+//! requester, the subject, the bodies of messages and notes, the account's id and username;
+//! closed tickets included unless a state is chosen; hostile text is only words.
+
+use crate::both_backends;
+use crate::helpers::{Backend, Console, TestApp, account, reference};
+use diesel::connection::SimpleConnection;
+use reqwest::StatusCode;
+use serde_json::json;
+
+both_backends!(
+    search_finds_body_words_usernames_account_ids_and_closed_tickets,
+    finds_what_it_should
+);
+both_backends!(hostile_search_text_is_only_words_and_never_an_error, hostile_queries);
+both_backends!(search_pages_newest_first_every_match_once, search_pages);
+both_backends!(
+    an_erased_message_is_no_longer_found_and_secrets_never_were,
+    erased_and_secret_words
+);
+both_backends!(
+    the_migration_backfills_the_index_from_stored_tickets,
+    migration_backfills
+);
+both_backends!(
+    the_console_searches_accounts_and_links_one_to_a_ticket,
+    accounts_in_the_console
+);
+
+async fn refs(app: &TestApp, query: &str) -> Vec<String> {
+    let (status, page) = app.get(&format!("/api/v1/tickets?{query}")).await;
+    assert_eq!(status, StatusCode::OK, "{query}: {page}");
+    page["tickets"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{query}: {page}"))
+        .iter()
+        .map(|t| t["ref"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn q(text: &str) -> String {
+    format!("q={}", urlencode(text))
+}
+
+fn urlencode(text: &str) -> String {
+    serde_urlencoded::to_string([("x", text)]).unwrap()[2..].to_string()
+}
+
+async fn signed_in(app: &TestApp) -> Console {
+    let console = Console::new(app);
+    assert_eq!(
+        console.sign_in("admin@localhost", &app.admin_password).await,
+        StatusCode::SEE_OTHER
+    );
+    console
+}
+
+async fn finds_what_it_should(app: TestApp) {
+    app.import_accounts(&[account("acc_2001", "globex-relay", "it@globex.test", "active")]);
+    let a = reference(
+        &app.create_ticket(json!({"kind": "general", "requester": "carol@initech.test",
+            "subject": "Quarterly thing", "body": "The frobnicator rejects our webhook since Monday"}))
+            .await,
+    );
+    let b = reference(
+        &app.create_ticket(json!({"kind": "login_help", "requester": "it@globex.test",
+            "subject": "Cannot send", "body": "Nothing works", "account": "acc_2001"}))
+            .await,
+    );
+    let other = reference(
+        &app.create_ticket(json!({"kind": "general", "requester": "dave@hooli.test",
+            "subject": "Webhook retries", "body": "Plain question"}))
+            .await,
+    );
+    assert_eq!(refs(&app, &q("frobnicator")).await, vec![a.clone()], "a body word");
+    assert_eq!(
+        refs(&app, &q("FROBNICATOR webhook")).await,
+        vec![a.clone()],
+        "every word, any case"
+    );
+    assert_eq!(refs(&app, &q("frobnicator unrelated")).await, Vec::<String>::new());
+    assert_eq!(
+        refs(&app, &q("webhook")).await,
+        vec![other.clone(), a.clone()],
+        "subject or body, newest first"
+    );
+    assert_eq!(refs(&app, &q("globex-relay")).await, vec![b.clone()], "a username");
+    assert_eq!(refs(&app, &q("acc_2001")).await, vec![b.clone()], "an account id");
+    assert_eq!(
+        refs(&app, &q("carol@initech.test")).await,
+        vec![a.clone()],
+        "a whole address"
+    );
+    assert_eq!(refs(&app, &q("Carol@Initech.TEST ")).await, vec![a.clone()]);
+    assert_eq!(refs(&app, &q("initech")).await, vec![a.clone()], "a word of an address");
+    assert_eq!(refs(&app, &q(&a)).await, vec![a.clone()], "a reference");
+
+    // A note's words.
+    let (status, _) = app
+        .post(
+            &format!("/api/v1/tickets/{other}/replies"),
+            &json!({"body": "Called back, zebracorn escalation", "internal": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(refs(&app, &q("zebracorn")).await, vec![other.clone()], "a note");
+
+    // Closed tickets are found, unless a state is chosen.
+    let (status, _) = app.action(&a, "resolve", json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        refs(&app, &q("frobnicator")).await,
+        vec![a.clone()],
+        "closed, still found"
+    );
+    assert_eq!(
+        refs(&app, &format!("{}&state=awaiting_agent", q("frobnicator"))).await,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        refs(&app, &format!("{}&state=resolved", q("frobnicator"))).await,
+        vec![a.clone()]
+    );
+    assert_eq!(
+        refs(&app, &format!("{}&kind=login_help", q("webhook"))).await,
+        Vec::<String>::new()
+    );
+
+    // The console's queue searches the same way.
+    let console = signed_in(&app).await;
+    let link = |r: &str| format!(r#"href="/agent/tickets/{r}""#);
+    let (status, _, page) = console.get(&format!("/agent?{}", q("frobnicator"))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains(&link(&a)), "a resolved ticket in the queue's search");
+    assert!(!page.contains(&link(&other)));
+    let (_, _, page) = console
+        .get(&format!("/agent?{}&state=awaiting_agent", q("frobnicator")))
+        .await;
+    assert!(!page.contains(&link(&a)), "the state filter applies");
+    let (_, _, page) = console.get(&format!("/agent?{}", q("globex-relay"))).await;
+    assert!(page.contains(&link(&b)) && !page.contains(&link(&a)));
+    let (_, _, page) = console.get("/agent").await;
+    assert!(!page.contains(&link(&a)), "the plain queue shows open tickets only");
+}
+
+async fn hostile_queries(app: TestApp) {
+    let a = reference(
+        &app.create_ticket(json!({"kind": "general", "requester": "erin@corp.test",
+            "subject": "Bounce storm", "body": "near the frobnicator gateway"}))
+            .await,
+    );
+    let console = signed_in(&app).await;
+    let huge_word = "x".repeat(10_000);
+    let many = "frobnicator ".repeat(1_000);
+    let cases: Vec<(String, Vec<String>)> = vec![
+        (r#"""#.into(), vec![]),
+        (r#""frobnicator""#.into(), vec![a.clone()]),
+        ("*".into(), vec![]),
+        ("frobn*".into(), vec![]),
+        ("NEAR(".into(), vec![a.clone()]),
+        ("NEAR(nothing".into(), vec![]),
+        ("NEAR(frobnicator gateway)".into(), vec![a.clone()]),
+        ("frobnicator OR nothing".into(), vec![]),
+        ("frobnicator NOT gateway".into(), vec![]),
+        ("frobnicator AND".into(), vec![]),
+        (r#"gateway" OR "x"#.into(), vec![]),
+        ("document:frobnicator".into(), vec![]),
+        ("^frobnicator".into(), vec![a.clone()]),
+        ("frobnicator' OR '1'='1".into(), vec![]),
+        ("'; DROP TABLE tickets; --".into(), vec![]),
+        ("%".into(), vec![]),
+        ("_".into(), vec![]),
+        ("\\".into(), vec![]),
+        ("\u{0}frobnicator".into(), vec![a.clone()]),
+        // Cut after 512 characters: the word cut in two is not searched for.
+        (format!("frobnicator {huge_word}"), vec![a.clone()]),
+        (format!("{huge_word} frobnicator"), vec![]),
+        (many.clone(), vec![a.clone()]),
+        ("é".repeat(5_000), vec![]),
+    ];
+    for (text, expected) in &cases {
+        let found = refs(&app, &q(text)).await;
+        assert_eq!(&found, expected, "{:?}", text.chars().take(40).collect::<String>());
+        let (status, _, page) = console.get(&format!("/agent?{}", q(text))).await;
+        assert_eq!(status, StatusCode::OK, "the queue answers {text:.40?}");
+        assert_eq!(
+            page.contains(&format!(r#"href="/agent/tickets/{a}""#)),
+            !expected.is_empty(),
+            "{text:.40?}"
+        );
+    }
+    // Nothing was written by any of them.
+    assert_eq!(refs(&app, "").await, vec![a.clone()]);
+}
+
+async fn search_pages(app: TestApp) {
+    let mut made = vec![];
+    for i in 0..7 {
+        let body = if i == 2 { "nothing here" } else { "the quokka is back" };
+        let r = reference(
+            &app.create_ticket(json!({"kind": "general", "requester": format!("p{i}@pages.test"),
+                "subject": format!("Page {i}"), "body": body}))
+                .await,
+        );
+        if i != 2 {
+            made.push(r);
+        }
+    }
+    made.reverse();
+    let mut seen = vec![];
+    let (_, mut page) = app.get("/api/v1/tickets?q=quokka&limit=2").await;
+    loop {
+        seen.extend(
+            page["tickets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["ref"].as_str().unwrap().to_string()),
+        );
+        let Some(cursor) = page["next_cursor"].as_str() else {
+            break;
+        };
+        page = app
+            .get(&format!("/api/v1/tickets?q=quokka&limit=2&cursor={cursor}"))
+            .await
+            .1;
+    }
+    assert_eq!(seen, made, "newest first, each once");
+
+    // The console's pages follow "Next page" the same way.
+    let console = signed_in(&app).await;
+    let (_, _, first) = console.get("/agent?q=quokka").await;
+    assert!(first.contains("newest first"));
+    for r in &made {
+        assert!(first.contains(&format!(r#"href="/agent/tickets/{r}""#)), "{r}");
+    }
+    assert!(!first.contains("Next page"), "one page of 6");
+}
+
+async fn erased_and_secret_words(app: TestApp) {
+    let key = "SG.srch01AbCdEfGhIjKlMnOp.Zy01qRsTuVwXyZ0123456789-abcdefghijklmnopqr";
+    let r = reference(
+        &app.create_ticket(json!({"kind": "general", "requester": "fay@corp.test",
+            "subject": "Key trouble", "body": format!("my key is {key} and the word is qwxplumbus")}))
+            .await,
+    );
+    assert_eq!(refs(&app, &q("qwxplumbus")).await, vec![r.clone()]);
+    for part in ["srch01AbCdEfGhIjKlMnOp", "Zy01qRsTuVwXyZ0123456789", key] {
+        assert_eq!(
+            refs(&app, &q(part)).await,
+            Vec::<String>::new(),
+            "a secret is not indexed"
+        );
+    }
+    let ticket = app.ticket(&r).await;
+    let message = ticket["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "message_in")
+        .expect("the customer's words")
+        .clone();
+    let (status, _) = app
+        .post(
+            &format!("/api/v1/tickets/{r}/events/{}/redact", message["id"]),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        refs(&app, &q("qwxplumbus")).await,
+        Vec::<String>::new(),
+        "an erased message's words are gone from the index"
+    );
+    assert_eq!(
+        refs(&app, &q("fay@corp.test")).await,
+        vec![r.clone()],
+        "the ticket remains"
+    );
+    if app.backend() == Backend::Sqlite {
+        let file = app.database_url.trim_start_matches("sqlite://").to_string();
+        for path in [file.clone(), format!("{file}-wal")] {
+            let bytes = std::fs::read(&path).unwrap_or_default();
+            assert!(
+                !bytes.windows(10).any(|w| w == b"qwxplumbus"),
+                "{path} keeps no copy of the erased word"
+            );
+        }
+    }
+}
+
+/// Reverting the search migration and applying it again on stored tickets (what an upgrade
+/// does) leaves the same searches answering the same.
+async fn migration_backfills(app: TestApp) {
+    let a = reference(
+        &app.create_ticket(json!({"kind": "general", "requester": "gus@corp.test",
+            "subject": "Old ticket", "body": "the blorptastic invoice"}))
+            .await,
+    );
+    let (status, _) = app
+        .post(
+            &format!("/api/v1/tickets/{a}/replies"),
+            &json!({"body": "noted: wibbleflux", "internal": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let folder = match app.backend() {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    };
+    let dir = format!(
+        "{}/migrations/{folder}/2026-12-07-000013_ticket_search",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let down = std::fs::read_to_string(format!("{dir}/down.sql")).unwrap();
+    let up = std::fs::read_to_string(format!("{dir}/up.sql")).unwrap();
+    {
+        let mut conn = app.conn();
+        conn.batch_execute(&down).expect("down");
+    }
+    let (status, _) = app.get(&format!("/api/v1/tickets?{}", q("blorptastic"))).await;
+    assert!(status.is_server_error(), "without the index the search fails: {status}");
+    {
+        let mut conn = app.conn();
+        conn.batch_execute(&up).expect("up");
+    }
+    for word in ["blorptastic", "wibbleflux", "gus@corp.test", "old invoice"] {
+        assert_eq!(refs(&app, &q(word)).await, vec![a.clone()], "{word}");
+    }
+}
+
+async fn accounts_in_the_console(app: TestApp) {
+    app.import_accounts(&[
+        account("acc_3001", "acme-mailer", "ops@acme.test", "active"),
+        account("acc_3002", "acme-billing", "billing@acme.test", "terminated"),
+        account("acc_4001", "initech", "it@initech.test", "active"),
+    ]);
+    let r = reference(
+        &app.create_ticket(json!({"kind": "general", "requester": "ops@acme.test", "subject": "Help"}))
+            .await,
+    );
+    let console = signed_in(&app).await;
+    let row = |id: &str| format!(r#"href="/agent/accounts/{id}""#);
+    let (status, _, page) = console.get("/agent/accounts").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        ["acc_3001", "acc_3002", "acc_4001"]
+            .iter()
+            .all(|id| page.contains(&row(id)))
+    );
+    for (text, expected) in [
+        ("acme", vec!["acc_3001", "acc_3002"]),
+        ("acme-mailer", vec!["acc_3001"]),
+        ("OPS@ACME.TEST", vec!["acc_3001"]),
+        ("acc_4", vec!["acc_4001"]),
+        ("billing@", vec!["acc_3002"]),
+        ("nobody", vec![]),
+        (r#""<script>*%_"#, vec![]),
+    ] {
+        let (status, _, page) = console.get(&format!("/agent/accounts?{}", q(text))).await;
+        assert_eq!(status, StatusCode::OK);
+        for id in ["acc_3001", "acc_3002", "acc_4001"] {
+            assert_eq!(page.contains(&row(id)), expected.contains(&id), "{text}: {id}");
+        }
+        assert!(!page.contains("<script>"), "escaped");
+    }
+
+    // Link an account by finding it: the ticket page offers the search, the results a button.
+    let (_, _, ticket_page) = console.get(&format!("/agent/tickets/{r}")).await;
+    let find = format!("/agent/accounts?link={r}&amp;q=ops%40acme.test");
+    assert!(ticket_page.contains(&find), "{ticket_page}");
+    let (status, _, found) = console
+        .get(&format!("/agent/accounts?link={r}&q=ops%40acme.test"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let action = format!("/agent/tickets/{r}/actions/link_account");
+    assert!(found.contains(&action) && found.contains(r#"name="account_id" value="acc_3001""#));
+    let (status, location, _) = console
+        .submit(
+            &format!("/agent/accounts?link={r}&q=ops%40acme.test"),
+            &action,
+            &[("account_id", "acc_3001")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{location:?}");
+    assert_eq!(app.ticket(&r).await["account_id"], json!("acc_3001"));
+    let (status, _, _) = console.get("/agent/accounts?link=nonsense").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _, _) = Console::new(&app).get("/agent/accounts").await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "anonymous: to the sign-in page");
+}
