@@ -5,6 +5,7 @@ pub mod classify;
 pub mod diagnosis;
 pub mod email_address;
 pub mod ip_grant;
+pub mod local_time;
 pub mod redact;
 pub mod scrubbed;
 pub mod throttle;

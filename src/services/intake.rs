@@ -110,6 +110,7 @@ pub fn prepare(desk: &Desk, raw: &[u8]) -> Result<Prepared, IngestError> {
         mail: Some(extras),
         secrets_found: s.found().to_vec(),
         event_data: json!({}),
+        uploads: vec![],
     };
     Ok(Prepared {
         content_hash,

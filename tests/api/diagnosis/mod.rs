@@ -102,15 +102,12 @@ pub fn diagnosis_events(ticket: &Value) -> Vec<Value> {
         .collect()
 }
 
-/// The reference in a form's redirect (`/help/submitted?ref=RD-7&…`).
-pub fn reference_from(location: &str) -> String {
-    let query = location.split_once('?').map(|(_, q)| q).unwrap_or("");
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap();
-    pairs
-        .into_iter()
-        .find(|(k, _)| k == "ref")
-        .map(|(_, v)| v)
-        .expect("a reference")
+/// The reference on the confirmation page a form's answer leads to (the page a browser shows
+/// after the redirect: `TestApp::form` returns it as the body).
+pub fn reference_from(page: &str) -> String {
+    let start = page.find(r#"<span class="ref">"#).expect("a reference on the confirmation page") + 18;
+    let end = page[start..].find('<').expect("the reference ends") + start;
+    page[start..end].to_string()
 }
 
 /// As if an hour had passed for the web forms: a new login form from the same address opens a
