@@ -8,6 +8,8 @@ mod account_terminated;
 mod banned;
 mod cli;
 mod console;
+mod customer_forms;
+mod customer_status;
 mod diagnosis;
 mod directory;
 mod doors;

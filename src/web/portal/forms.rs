@@ -352,7 +352,7 @@ pub fn rate_limit_notice(retry_after_secs: u64, now: chrono::DateTime<chrono::Ut
         format!("in about {minutes} minutes")
     };
     format!(
-        "We cannot take this form right now: many requests reached us in the last hour from your network or for this email address (people in one office or on one mobile network share an address). You can send it again from {} UTC, {wait}. Everything you typed is kept below. To add to a request you already have, reply to our email instead.",
+        "We cannot take this form right now: many requests reached us in the last hour from your network or for this email address (people in one office or on one mobile network share an address). You can send it again from {} UTC, {wait}. Everything you typed is kept below. To add to an open request, reply to our email about it.",
         at.format("%H:%M")
     )
 }

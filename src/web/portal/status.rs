@@ -310,9 +310,14 @@ pub async fn post_reply(
     };
     let limit = state.desk.settings.max_message_bytes;
     let Some(body) = read_body(&req, payload, limit).await else {
+        let size = crate::services::status_page::AttachmentLink {
+            id: 0,
+            filename: String::new(),
+            size: i64::try_from(limit).unwrap_or(i64::MAX),
+        }
+        .size_words();
         let notice = format!(
-            "Nothing was sent: your message and files together are larger than {} MB. Send smaller files, or fewer at a time.",
-            limit / (1024 * 1024)
+            "Nothing was sent: your message and files together are larger than {size}. Send smaller files, or fewer at a time."
         );
         return render(
             StatusCode::PAYLOAD_TOO_LARGE,
