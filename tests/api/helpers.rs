@@ -550,6 +550,17 @@ impl Drop for TestApp {
 }
 
 /// A directory line in docs/reference.md#account-directory's shape.
+/// The reference on the confirmation page a form's answer leads to (the page a browser shows
+/// after the redirect: `TestApp::form` returns it as the body).
+pub fn reference_on_page(page: &str) -> String {
+    let start = page
+        .find(r#"<span class="ref">"#)
+        .expect("a reference on the confirmation page")
+        + 18;
+    let end = page[start..].find('<').expect("the reference ends") + start;
+    page[start..end].to_string()
+}
+
 pub fn account(id: &str, username: &str, email: &str, status: &str) -> Value {
     json!({"id": id, "username": username, "email": email, "status": status, "parent_id": null,
            "ip_access": {"enabled": true, "allowlist": ["203.0.113.7"]},

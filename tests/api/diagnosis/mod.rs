@@ -102,13 +102,7 @@ pub fn diagnosis_events(ticket: &Value) -> Vec<Value> {
         .collect()
 }
 
-/// The reference on the confirmation page a form's answer leads to (the page a browser shows
-/// after the redirect: `TestApp::form` returns it as the body).
-pub fn reference_from(page: &str) -> String {
-    let start = page.find(r#"<span class="ref">"#).expect("a reference on the confirmation page") + 18;
-    let end = page[start..].find('<').expect("the reference ends") + start;
-    page[start..end].to_string()
-}
+pub use crate::helpers::reference_on_page as reference_from;
 
 /// As if an hour had passed for the web forms: a new login form from the same address opens a
 /// new ticket instead of attaching to the last one.
