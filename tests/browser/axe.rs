@@ -31,9 +31,22 @@ fn axe_script() -> Option<String> {
 /// Runs axe-core (WCAG 2.x A and AA, and best practices) on what the page shows now, and fails
 /// with every violation, its rule, help text and the elements involved.
 pub async fn assert_no_violations(page: &Page, what: &str) {
-    let Some(source) = axe_script() else {
+    let Some(list) = violations(page, what).await else {
         return;
     };
+    assert!(
+        list.is_empty(),
+        "axe-core found {} violation(s) on {what} at {} px:\n{}",
+        list.len(),
+        page.window().width,
+        serde_json::to_string_pretty(&list).unwrap_or_default()
+    );
+    eprintln!("axe-core: no violation on {what} at {} px", page.window().width);
+}
+
+/// axe-core's violations on what the page shows now (`None`: axe-core is not installed).
+pub async fn violations(page: &Page, what: &str) -> Option<Vec<serde_json::Value>> {
+    let source = axe_script()?;
     let client = page.client();
     client
         .execute(&format!("{source}\nreturn true;"), vec![])
@@ -59,13 +72,5 @@ pub async fn assert_no_violations(page: &Page, what: &str) {
     let text = answer.as_str().unwrap_or_default().to_string();
     let violations: serde_json::Value =
         serde_json::from_str(&text).unwrap_or_else(|_| panic!("axe-core on {what}: {text}"));
-    let list = violations.as_array().cloned().unwrap_or_default();
-    assert!(
-        list.is_empty(),
-        "axe-core found {} violation(s) on {what} at {} px:\n{}",
-        list.len(),
-        page.window().width,
-        serde_json::to_string_pretty(&violations).unwrap_or_default()
-    );
-    eprintln!("axe-core: no violation on {what} at {} px", page.window().width);
+    Some(violations.as_array().cloned().unwrap_or_default())
 }

@@ -219,3 +219,25 @@ async fn code_words_in_labels_never_break_on_a_small_phone() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn axe_core_does_report_a_page_that_breaks_the_rules() {
+    in_browser(Window::DESKTOP, |_app, page| async move {
+        page.open("/help/login").await;
+        // What a careless change would do: a field without its label, an image without words.
+        page.client()
+            .execute(
+                "document.querySelector('label[for=email]').remove(); document.querySelector('main').insertAdjacentHTML('beforeend', '<img src=/static/none.png>'); return true;",
+                vec![],
+            )
+            .await
+            .expect("the page is spoiled");
+        let Some(found) = crate::axe::violations(&page, "a spoiled login form").await else {
+            return;
+        };
+        let rules: Vec<&str> = found.iter().filter_map(|v| v["id"].as_str()).collect();
+        assert!(rules.contains(&"label"), "{rules:?}");
+        assert!(rules.contains(&"image-alt"), "{rules:?}");
+    })
+    .await;
+}
