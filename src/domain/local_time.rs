@@ -136,9 +136,19 @@ pub fn zone_names() -> &'static [&'static str] {
             .map(|tz| tz.name())
             .filter(|n| {
                 n.contains('/')
-                    && ["Africa/", "America/", "Antarctica/", "Asia/", "Atlantic/", "Australia/", "Europe/", "Indian/", "Pacific/"]
-                        .iter()
-                        .any(|region| n.starts_with(region))
+                    && [
+                        "Africa/",
+                        "America/",
+                        "Antarctica/",
+                        "Asia/",
+                        "Atlantic/",
+                        "Australia/",
+                        "Europe/",
+                        "Indian/",
+                        "Pacific/",
+                    ]
+                    .iter()
+                    .any(|region| n.starts_with(region))
             })
             .collect();
         names.sort_unstable();
@@ -165,7 +175,9 @@ mod tests {
     }
 
     fn utc(text: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(text).map(|t| t.with_timezone(&Utc)).unwrap_or_default()
+        DateTime::parse_from_rfc3339(text)
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_default()
     }
 
     #[test]
@@ -174,7 +186,10 @@ mod tests {
         assert_eq!(to_utc(at(2026, 1, 15, 10, 0), paris), Ok(utc("2026-01-15T09:00:00Z")));
         assert_eq!(to_utc(at(2026, 7, 15, 10, 0), paris), Ok(utc("2026-07-15T08:00:00Z")));
         let new_york = parse_zone("America/New_York").unwrap_or(Zone::Utc);
-        assert_eq!(to_utc(at(2026, 11, 20, 10, 0), new_york), Ok(utc("2026-11-20T15:00:00Z")));
+        assert_eq!(
+            to_utc(at(2026, 11, 20, 10, 0), new_york),
+            Ok(utc("2026-11-20T15:00:00Z"))
+        );
     }
 
     #[test]
@@ -209,7 +224,10 @@ mod tests {
         assert_eq!(minutes(" utc "), Some(0));
         assert_eq!(minutes(""), Some(0));
         let five_thirty = parse_zone("+05:30").unwrap_or(Zone::Utc);
-        assert_eq!(to_utc(at(2026, 11, 20, 10, 0), five_thirty), Ok(utc("2026-11-20T04:30:00Z")));
+        assert_eq!(
+            to_utc(at(2026, 11, 20, 10, 0), five_thirty),
+            Ok(utc("2026-11-20T04:30:00Z"))
+        );
         assert_eq!(five_thirty.name(), "+05:30");
     }
 
@@ -238,7 +256,10 @@ mod tests {
             assert_eq!(parse_zone(text), Err(expected), "{text:?}");
         }
         assert_eq!(parse_zone(&"A".repeat(100_000)), Err(ZoneError::Unknown));
-        assert_eq!(parse_zone(&format!("+{}", "0".repeat(100_000))), Err(ZoneError::Unknown));
+        assert_eq!(
+            parse_zone(&format!("+{}", "0".repeat(100_000))),
+            Err(ZoneError::Unknown)
+        );
     }
 
     #[test]

@@ -119,7 +119,8 @@ pub(crate) fn store_message(
     let files = mail.map(|m| m.attachments.as_slice()).unwrap_or_default();
     let mut listed = vec![];
     for a in files.iter().chain(&message.uploads) {
-        let mut entry = json!({"filename": a.filename.as_str(), "content_type": a.content_type.as_str(), "size": a.size});
+        let mut entry =
+            json!({"filename": a.filename.as_str(), "content_type": a.content_type.as_str(), "size": a.size});
         match &a.data {
             Some(bytes) => {
                 let id = store::store_attachment(conn, message_ref, &a.filename, &a.content_type, bytes)?;

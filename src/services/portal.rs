@@ -4,13 +4,13 @@
 
 use super::messages::CustomerMessage;
 use super::redaction::Scrubbed;
+use super::status_page::{self, AttachmentLink};
 use super::tickets::{self, OpenTicket};
 use super::{Actor, Desk, ServiceError};
 use crate::db::locks::{self, KeyLock};
 use crate::db::{self, AnyConnection, submissions};
 use crate::domain::ticket::Kind;
 use crate::domain::workflow::MailTemplate;
-use super::status_page::{self, AttachmentLink};
 use crate::domain::workflow::customer_step::{self, ChallengeFact, StatusFacts, Step};
 use serde_json::json;
 
@@ -252,7 +252,10 @@ pub fn status_view(conn: &mut AnyConnection, desk: &Desk, token: &str) -> Result
     }))
 }
 
-fn ticket_of_token(conn: &mut AnyConnection, token: &str) -> Result<Option<crate::db::tickets::TicketRow>, ServiceError> {
+fn ticket_of_token(
+    conn: &mut AnyConnection,
+    token: &str,
+) -> Result<Option<crate::db::tickets::TicketRow>, ServiceError> {
     if !crate::crypto::looks_like_token(token) {
         return Ok(None);
     }

@@ -58,7 +58,10 @@ async fn the_rate_limit_page_keeps_the_typed_text_says_when_to_come_back_and_sen
         "the wait in minutes, from the same figure as Retry-After: {page}"
     );
     // Everything typed is still in the form, escaped, and the choices are kept.
-    assert!(page.contains("Our &#60;b&#62;CRM&#60;/b&#62; stopped sending at 09:12"), "{page}");
+    assert!(
+        page.contains("Our &#60;b&#62;CRM&#60;/b&#62; stopped sending at 09:12"),
+        "{page}"
+    );
     assert!(page.contains(r#"value="carol@office.test""#));
     assert!(page.contains(r#"value="crm-mailer""#));
     assert!(page.contains(r#"value="2026-11-20T09:12""#));
@@ -66,7 +69,14 @@ async fn the_rate_limit_page_keeps_the_typed_text_says_when_to_come_back_and_sen
     assert!(page.contains(r#"value="smtp_535" checked"#));
     // Carol sent nothing before: the page must not say she did.
     let lower = page.to_lowercase();
-    for claim in ["from you ", "from you.", "your requests", "several requests", "you sent", "you already"] {
+    for claim in [
+        "from you ",
+        "from you.",
+        "your requests",
+        "several requests",
+        "you sent",
+        "you already",
+    ] {
         assert!(!lower.contains(claim), "the page claims {claim:?}: {page}");
     }
     assert!(lower.contains("from your network or for this email address"));
@@ -126,7 +136,10 @@ async fn the_confirmation_page_reads_a_sealed_cookie_and_a_crafted_url_shows_not
     let page = confirm(pair.clone(), "/help/submitted").await;
     let reference = reference_from(&page);
     assert!(page.contains("<strong>dev@x.test</strong>"), "{page}");
-    assert!(page.contains("contains <code>@</code>"), "the username note travels sealed too");
+    assert!(
+        page.contains("contains <code>@</code>"),
+        "the username note travels sealed too"
+    );
 
     // The URL never overrides the cookie.
     let page = confirm(pair.clone(), "/help/submitted?ref=RD-999&email=victim%40example.com").await;
@@ -140,7 +153,10 @@ async fn the_confirmation_page_reads_a_sealed_cookie_and_a_crafted_url_shows_not
     let altered = format!("{name}={}", String::from_utf8(bytes).unwrap());
     for forged in [
         altered,
-        format!(r#"rd_submitted={{"at":{},"value":{{"ticket_ref":"RD-999","email":"victim@example.com","notes":[]}}}}"#, chrono::Utc::now().timestamp()),
+        format!(
+            r#"rd_submitted={{"at":{},"value":{{"ticket_ref":"RD-999","email":"victim@example.com","notes":[]}}}}"#,
+            chrono::Utc::now().timestamp()
+        ),
         "rd_submitted=".to_string(),
         format!("rd_submitted={}", "A".repeat(10_000)),
     ] {
@@ -199,15 +215,35 @@ async fn the_time_of_a_failed_attempt_is_read_in_the_customers_zone_and_stored_i
     let huge = "E".repeat(100_000);
     let huge_offset = format!("+{}", "0".repeat(5_000));
     for (at, zone, message) in [
-        ("2026-03-29T02:30", "Europe/Paris", "The clocks skipped this time in Europe/Paris"),
+        (
+            "2026-03-29T02:30",
+            "Europe/Paris",
+            "The clocks skipped this time in Europe/Paris",
+        ),
         ("2026-11-20T10:00", "+99:00", "No place uses this offset"),
         ("2026-11-20T10:00", "+14:30", "No place uses this offset"),
         ("2026-11-20T10:00", "-13:00", "No place uses this offset"),
         ("2026-11-20T10:00", "+05:99", "Choose your time zone from the list."),
-        ("2026-11-20T10:00", "../../etc/localtime", "Choose your time zone from the list."),
-        ("2026-11-20T10:00", "Europe/Atlantis", "Choose your time zone from the list."),
-        ("2026-11-20T10:00", huge.as_str(), "Please keep this under 64 characters."),
-        ("2026-11-20T10:00", huge_offset.as_str(), "Please keep this under 64 characters."),
+        (
+            "2026-11-20T10:00",
+            "../../etc/localtime",
+            "Choose your time zone from the list.",
+        ),
+        (
+            "2026-11-20T10:00",
+            "Europe/Atlantis",
+            "Choose your time zone from the list.",
+        ),
+        (
+            "2026-11-20T10:00",
+            huge.as_str(),
+            "Please keep this under 64 characters.",
+        ),
+        (
+            "2026-11-20T10:00",
+            huge_offset.as_str(),
+            "Please keep this under 64 characters.",
+        ),
         ("9999-11-20T10:00", "Europe/Paris", "between the years 2000 and 2100"),
         ("+275760-09-13T00:00", "UTC", "Use a date"),
     ] {
@@ -222,7 +258,12 @@ async fn the_time_of_a_failed_attempt_is_read_in_the_customers_zone_and_stored_i
                 ],
             )
             .await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{at} {}", &zone[..zone.len().min(40)]);
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{at} {}",
+            &zone[..zone.len().min(40)]
+        );
         assert!(page.contains(message), "{message}: {}", &page[..page.len().min(400)]);
         assert!(!page.contains(&huge), "a huge value is not echoed as a zone option");
     }
@@ -254,7 +295,9 @@ async fn the_locked_out_ip_field_starts_empty_with_a_hint_and_the_seen_address_a
     assert!(page.contains("The address of the network you are locked out from"));
     assert!(page.contains(r#"We see you connecting from <code class="ip">198.51.100.77</code>"#));
     assert!(page.contains(r#"list="current_ip-suggestions""#));
-    assert!(page.contains(r#"<datalist id="current_ip-suggestions"><option value="198.51.100.77"></option></datalist>"#));
+    assert!(
+        page.contains(r#"<datalist id="current_ip-suggestions"><option value="198.51.100.77"></option></datalist>"#)
+    );
 
     // Sent back with an error, what was typed stays and the suggestion is still offered.
     let (status, _, page) = app

@@ -72,9 +72,15 @@ fn notice_cookie(response: &reqwest::Response) -> String {
 async fn each_action_on_the_status_page_is_followed_by_a_sent_notice_shown_once() {
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
     app.import_accounts(&[account("acc_1001", "acme-mailer", "ops@acme.test", "active")]);
-    let r = reference(&app.create_ticket(json!({"kind": "ip_lockout", "requester": "ops@acme.test"})).await);
+    let r = reference(
+        &app.create_ticket(json!({"kind": "ip_lockout", "requester": "ops@acme.test"}))
+            .await,
+    );
     let path = app.status_path_of(&r).await;
-    let other = reference(&app.create_ticket(json!({"kind": "general", "requester": "else@x.test"})).await);
+    let other = reference(
+        &app.create_ticket(json!({"kind": "general", "requester": "else@x.test"}))
+            .await,
+    );
     let other_path = app.status_path_of(&other).await;
 
     let response = app
@@ -89,14 +95,22 @@ async fn each_action_on_the_status_page_is_followed_by_a_sent_notice_shown_once(
     let cookie = notice_cookie(&response);
     let (page, set) = page_with_cookie(&app, &path, Some(&cookie)).await;
     assert!(page.contains("Thank you: what you tried is recorded."), "{page}");
-    assert!(set.iter().any(|c| c.starts_with("rd_notice=;")), "the notice is spent: {set:?}");
+    assert!(
+        set.iter().any(|c| c.starts_with("rd_notice=;")),
+        "the notice is spent: {set:?}"
+    );
     let (page, _) = page_with_cookie(&app, &path, None).await;
     assert!(!page.contains("what you tried is recorded"), "shown once");
     // The notice belongs to its ticket: another status page does not show it.
     let (page, _) = page_with_cookie(&app, &other_path, Some(&cookie)).await;
     assert!(!page.contains("sent-notice"), "{page}");
 
-    let response = post_multipart(&app, &format!("{path}/reply"), multipart(&[("body", "Also: our VPN.")], &[])).await;
+    let response = post_multipart(
+        &app,
+        &format!("{path}/reply"),
+        multipart(&[("body", "Also: our VPN.")], &[]),
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     let (page, _) = page_with_cookie(&app, &path, Some(&notice_cookie(&response))).await;
     assert!(page.contains("Your message was sent."), "{page}");
@@ -125,10 +139,16 @@ async fn the_page_says_what_became_of_the_confirmation_link() {
     );
     let path = app.status_path_of(&r).await;
     let (_, page) = app.page(&path).await;
-    assert!(page.contains("You told us which allowlisted networks you tried."), "{page}");
+    assert!(
+        page.contains("You told us which allowlisted networks you tried."),
+        "{page}"
+    );
     app.act(&r, "start_ownership_verification", json!({})).await;
     let (_, page) = app.page(&path).await;
-    assert!(page.contains("An agent is verifying that the account is yours."), "{page}");
+    assert!(
+        page.contains("An agent is verifying that the account is yours."),
+        "{page}"
+    );
     app.act(&r, "send_email_challenge", json!({})).await;
     let (_, page) = app.page(&path).await;
     assert!(page.contains("Please confirm by email"), "{page}");
@@ -145,9 +165,11 @@ async fn the_page_says_what_became_of_the_confirmation_link() {
 
     // A new round whose link expires unused says so, and what to do.
     let r2 = reference(
-        &app.create_ticket(json!({"kind": "ip_lockout", "requester": "ops@acme.test", "subject": "Second office",
-                                  "tried_from": "office", "outcome": "blocked"}))
-            .await,
+        &app.create_ticket(
+            json!({"kind": "ip_lockout", "requester": "ops@acme.test", "subject": "Second office",
+                                  "tried_from": "office", "outcome": "blocked"}),
+        )
+        .await,
     );
     let path2 = app.status_path_of(&r2).await;
     app.act(&r2, "start_ownership_verification", json!({})).await;
@@ -187,7 +209,10 @@ async fn the_customers_own_words_come_first_and_long_automatic_mail_is_folded() 
     let request_at = page.find("Your request").expect("their request");
     let words_at = page.find(words).expect("their words");
     let messages_at = page.find(r#"id="thread-title""#).expect("the messages");
-    assert!(request_at < words_at && words_at < messages_at, "their words come first: {page}");
+    assert!(
+        request_at < words_at && words_at < messages_at,
+        "their words come first: {page}"
+    );
     for field in [
         "<dt>SMTP username</dt><dd>crm-mailer</dd>",
         "<dt>A failed attempt (UTC)</dt><dd>2026-11-20 09:00</dd>",
@@ -222,9 +247,15 @@ async fn the_customers_own_words_come_first_and_long_automatic_mail_is_folded() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn files_sent_with_a_reply_are_scanned_limited_and_served_only_from_their_own_page() {
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
-    let r = reference(&app.create_ticket(json!({"kind": "general", "requester": "me@x.test"})).await);
+    let r = reference(
+        &app.create_ticket(json!({"kind": "general", "requester": "me@x.test"}))
+            .await,
+    );
     let path = app.status_path_of(&r).await;
-    let other = reference(&app.create_ticket(json!({"kind": "general", "requester": "else@x.test"})).await);
+    let other = reference(
+        &app.create_ticket(json!({"kind": "general", "requester": "else@x.test"}))
+            .await,
+    );
     let other_path = app.status_path_of(&other).await;
 
     let log = b"10:02 connect\n10:02 AUTH LOGIN\npassword: Tr0ub4dor&3horse\n10:03 535 5.7.8\n".to_vec();
@@ -264,11 +295,19 @@ async fn files_sent_with_a_reply_are_scanned_limited_and_served_only_from_their_
     assert!(page.contains(&format!(r#"href="{link}""#)), "{page}");
     let response = app.client.get(format!("{}{link}", app.address)).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    assert!(response.headers()["content-disposition"].to_str().unwrap().starts_with("attachment;"));
+    assert!(
+        response.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment;")
+    );
     assert_eq!(response.headers()["content-type"], "application/octet-stream");
     let kept = response.bytes().await.unwrap();
     let kept = String::from_utf8_lossy(&kept);
-    assert!(kept.contains("AUTH LOGIN") && !kept.contains("Tr0ub4dor"), "scanned as mail is: {kept}");
+    assert!(
+        kept.contains("AUTH LOGIN") && !kept.contains("Tr0ub4dor"),
+        "scanned as mail is: {kept}"
+    );
     for (from, id) in [
         (other_path.as_str(), log_id.to_string()),
         (path.as_str(), "999999".to_string()),
@@ -283,15 +322,22 @@ async fn files_sent_with_a_reply_are_scanned_limited_and_served_only_from_their_
     let before = app.ticket(&r).await["events"].as_array().unwrap().len();
     let big = vec![b'a'; 10 * 1024 * 1024 + 1];
     let six: Vec<(String, Vec<u8>)> = (0..6).map(|i| (format!("f{i}.txt"), b"x".to_vec())).collect();
-    let six: Vec<(&str, &str, &[u8])> = six.iter().map(|(n, d)| (n.as_str(), "text/plain", d.as_slice())).collect();
+    let six: Vec<(&str, &str, &[u8])> = six
+        .iter()
+        .map(|(n, d)| (n.as_str(), "text/plain", d.as_slice()))
+        .collect();
     for (body, message) in [
         (
             multipart(&[("body", "Here is the big one.")], &[("big.log", "text/plain", &big)]),
             "big.log is larger than 10 MB",
         ),
-        (multipart(&[("body", "Here is the big one.")], &six), "Send at most 5 files"),
         (
-            format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"body\"\r\n\r\nHere is the big one.").into_bytes(),
+            multipart(&[("body", "Here is the big one.")], &six),
+            "Send at most 5 files",
+        ),
+        (
+            format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"body\"\r\n\r\nHere is the big one.")
+                .into_bytes(),
             "could not read",
         ),
     ] {
@@ -311,7 +357,10 @@ async fn a_reply_larger_than_a_mail_may_be_is_refused_before_it_is_read() {
     let app = TestApp::spawn_with(Backend::Sqlite, &[("--max-message-bytes", "2048")])
         .await
         .unwrap();
-    let r = reference(&app.create_ticket(json!({"kind": "general", "requester": "me@x.test"})).await);
+    let r = reference(
+        &app.create_ticket(json!({"kind": "general", "requester": "me@x.test"}))
+            .await,
+    );
     let path = app.status_path_of(&r).await;
     let body = multipart(&[("body", "hello")], &[("a.txt", "text/plain", &[b'x'; 4096])]);
     let response = post_multipart(&app, &format!("{path}/reply"), body).await;

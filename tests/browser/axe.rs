@@ -23,7 +23,9 @@ fn axe_script() -> Option<String> {
         if std::env::var_os(REQUIRE_AXE).is_some() {
             panic!("{REQUIRE_AXE} is set but axe-core was not found (npm install axe-core; set {AXE})");
         }
-        eprintln!("SKIPPED: axe-core is not installed (npm install axe-core, or set {AXE}); no accessibility check ran");
+        eprintln!(
+            "SKIPPED: axe-core is not installed (npm install axe-core, or set {AXE}); no accessibility check ran"
+        );
     }
     found
 }

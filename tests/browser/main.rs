@@ -59,7 +59,9 @@ async fn the_help_centre_opens_the_ip_lockout_answer_and_its_button_leads_to_the
             "the locked-out address is the customer's to give"
         );
         assert!(
-            page.text("#current_ip-seen").await.contains("We see you connecting from 127.0.0.1"),
+            page.text("#current_ip-seen")
+                .await
+                .contains("We see you connecting from 127.0.0.1"),
             "the form offers the address we see"
         );
     })

@@ -175,7 +175,10 @@ mod tests {
 
     #[test]
     fn the_challenge_is_read_from_its_check_first_then_from_its_link() {
-        assert_eq!(challenge_fact(Some(true), Some((true, false))), ChallengeFact::Confirmed);
+        assert_eq!(
+            challenge_fact(Some(true), Some((true, false))),
+            ChallengeFact::Confirmed
+        );
         assert_eq!(challenge_fact(Some(false), Some((true, false))), ChallengeFact::Denied);
         assert_eq!(challenge_fact(None, Some((false, false))), ChallengeFact::Open);
         assert_eq!(challenge_fact(None, Some((false, true))), ChallengeFact::Expired);

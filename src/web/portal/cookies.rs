@@ -31,7 +31,13 @@ struct Sealed<T> {
 }
 
 /// A private cookie holding `value`, opened by [`open`] for `seconds`.
-pub fn seal<T: Serialize>(state: &AppState, name: &'static str, path: &'static str, seconds: i64, value: T) -> Cookie<'static> {
+pub fn seal<T: Serialize>(
+    state: &AppState,
+    name: &'static str,
+    path: &'static str,
+    seconds: i64,
+    value: T,
+) -> Cookie<'static> {
     let sealed = Sealed {
         at: chrono::Utc::now().timestamp(),
         value,

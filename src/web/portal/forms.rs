@@ -7,8 +7,8 @@ use super::super::security::client_ip;
 use super::cookies;
 use super::form_state::FormState;
 use super::{render, status_page_error};
-use crate::domain::local_time;
 use crate::domain::email_address::EmailAddress;
+use crate::domain::local_time;
 use crate::domain::ticket::Kind;
 use crate::services::Actor;
 use crate::services::portal::{self, Submitted};
@@ -112,17 +112,32 @@ fn seen_ip(req: &HttpRequest, state: &AppState) -> String {
 }
 
 pub async fn show_forgot_username() -> HttpResponse {
-    page(Kind::ForgotUsername, FormState::default(), StatusCode::OK, String::new())
+    page(
+        Kind::ForgotUsername,
+        FormState::default(),
+        StatusCode::OK,
+        String::new(),
+    )
 }
 
 pub async fn show_ip_lockout(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     // The field starts empty: the address we see is often not the network that is locked out
     // (a phone on mobile data, a home line). It is offered beside the field instead.
-    page(Kind::IpLockout, FormState::default(), StatusCode::OK, seen_ip(&req, &state))
+    page(
+        Kind::IpLockout,
+        FormState::default(),
+        StatusCode::OK,
+        seen_ip(&req, &state),
+    )
 }
 
 pub async fn show_account_terminated() -> HttpResponse {
-    page(Kind::AccountTerminated, FormState::default(), StatusCode::OK, String::new())
+    page(
+        Kind::AccountTerminated,
+        FormState::default(),
+        StatusCode::OK,
+        String::new(),
+    )
 }
 
 pub async fn show_login() -> HttpResponse {
@@ -320,7 +335,11 @@ pub fn parse_failed_at(text: &str, zone: local_time::Zone) -> Result<String, Str
     let out_of_range = "Use a date between the years 2000 and 2100.".to_string();
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
         let t = t.with_timezone(&chrono::Utc);
-        return if plausible(&t) { Ok(stored(t)) } else { Err(out_of_range) };
+        return if plausible(&t) {
+            Ok(stored(t))
+        } else {
+            Err(out_of_range)
+        };
     }
     for format in ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"] {
         let Ok(local) = chrono::NaiveDateTime::parse_from_str(text, format) else {

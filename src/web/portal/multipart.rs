@@ -53,9 +53,7 @@ pub fn parse<'a>(body: &'a [u8], boundary: &str, max_parts: usize) -> Result<Vec
         }
         // Transport padding (spaces, tabs) may follow a delimiter, then the line ends.
         let padding = rest.iter().take_while(|b| **b == b' ' || **b == b'\t').count();
-        let rest = rest[padding..]
-            .strip_prefix(b"\r\n")
-            .ok_or(MultipartError::Malformed)?;
+        let rest = rest[padding..].strip_prefix(b"\r\n").ok_or(MultipartError::Malformed)?;
         let header_end = memmem::find(&rest[..rest.len().min(MAX_PART_HEADERS + 4)], b"\r\n\r\n")
             .ok_or(MultipartError::Malformed)?;
         let headers = std::str::from_utf8(&rest[..header_end]).map_err(|_| MultipartError::Malformed)?;
@@ -172,17 +170,25 @@ mod tests {
             boundary(&format!("multipart/form-data; boundary={B}")),
             Some(B.to_string())
         );
-        assert_eq!(boundary("Multipart/Form-Data; charset=utf-8; boundary=\"a b\""), Some("a b".into()));
+        assert_eq!(
+            boundary("Multipart/Form-Data; charset=utf-8; boundary=\"a b\""),
+            Some("a b".into())
+        );
         assert_eq!(boundary("application/x-www-form-urlencoded"), None);
         assert_eq!(boundary("multipart/form-data"), None);
         assert_eq!(boundary("multipart/form-data; boundary="), None);
-        assert_eq!(boundary(&format!("multipart/form-data; boundary={}", "x".repeat(71))), None);
+        assert_eq!(
+            boundary(&format!("multipart/form-data; boundary={}", "x".repeat(71))),
+            None
+        );
         assert_eq!(boundary("multipart/mixed; boundary=abc"), None);
     }
 
     #[test]
     fn an_empty_file_input_is_a_part_with_an_empty_filename() {
-        let b = body(&["Content-Disposition: form-data; name=\"files\"; filename=\"\"\r\nContent-Type: application/octet-stream\r\n\r\n"]);
+        let b = body(&[
+            "Content-Disposition: form-data; name=\"files\"; filename=\"\"\r\nContent-Type: application/octet-stream\r\n\r\n",
+        ]);
         let parts = parse(&b, B, 10).unwrap_or_default();
         assert_eq!(parts.len(), 1);
         assert_eq!(parts[0].filename.as_deref(), Some(""));

@@ -253,7 +253,10 @@ fn reply_fields(req: &HttpRequest, body: &[u8], reply: &mut FormState) -> Vec<me
             return vec![];
         }
         Err(_) => {
-            reply.add_error("body", "Your browser sent this form in a way we could not read. Please try again.");
+            reply.add_error(
+                "body",
+                "Your browser sent this form in a way we could not read. Please try again.",
+            );
             return vec![];
         }
     };
@@ -265,9 +268,7 @@ fn reply_fields(req: &HttpRequest, body: &[u8], reply: &mut FormState) -> Vec<me
             Some(name) if name.is_empty() && part.data.is_empty() => {}
             Some(name) if part.name == "files" => files.push(messages::Upload {
                 filename: if name.is_empty() { "file".into() } else { name },
-                content_type: part
-                    .content_type
-                    .unwrap_or_else(|| "application/octet-stream".into()),
+                content_type: part.content_type.unwrap_or_else(|| "application/octet-stream".into()),
                 data: part.data.to_vec(),
             }),
             Some(_) => {}
@@ -288,7 +289,10 @@ fn reply_fields(req: &HttpRequest, body: &[u8], reply: &mut FormState) -> Vec<me
     if let Some(big) = files.iter().find(|f| f.data.len() > messages::MAX_ATTACHMENT_BYTES) {
         reply.add_error(
             "files",
-            format!("{} is larger than {max_mb} MB: send a smaller file, or leave it out.", big.filename),
+            format!(
+                "{} is larger than {max_mb} MB: send a smaller file, or leave it out.",
+                big.filename
+            ),
         );
     }
     files
@@ -338,9 +342,7 @@ pub async fn post_reply(
     let text = reply.value("body").to_string();
     let id = view.ticket_id;
     let outcome = state
-        .run(move |conn, desk| {
-            messages::customer_reply_with_files(conn, desk, id, &text, files).map_err(Into::into)
-        })
+        .run(move |conn, desk| messages::customer_reply_with_files(conn, desk, id, &text, files).map_err(Into::into))
         .await;
     match outcome {
         Ok(_) => back_to(&state, &token, id, "reply"),
