@@ -30,10 +30,9 @@ fn size_arg(text: &str) -> usize {
 
 /// A post whose files are `files` pieces of `unit` repeated to fill `size` bytes together.
 fn post(size: usize, files: usize, unit: &[u8]) -> Vec<u8> {
-    let mut body = format!(
-        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"body\"\r\n\r\nThe logs, as asked.\r\n"
-    )
-    .into_bytes();
+    let mut body =
+        format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"body\"\r\n\r\nThe logs, as asked.\r\n")
+            .into_bytes();
     let each = size / files.max(1);
     for i in 0..files {
         body.extend_from_slice(
@@ -48,20 +47,34 @@ fn post(size: usize, files: usize, unit: &[u8]) -> Vec<u8> {
 }
 
 fn main() {
-    let size = std::env::args().nth(1).map(|a| size_arg(&a)).unwrap_or(25 * 1024 * 1024);
+    let size = std::env::args()
+        .nth(1)
+        .map(|a| size_arg(&a))
+        .unwrap_or(25 * 1024 * 1024);
     // The scanners have their own figures (examples/redact_bench.rs); here only when asked.
     let scan_too = std::env::args().nth(2).as_deref() == Some("scan");
     let near_boundary = format!("\r\n--{}", &BOUNDARY[..BOUNDARY.len() - 1]);
     let shapes: Vec<(&str, usize, Vec<u8>)> = vec![
-        ("one log file", 1, b"10:02:11 relay[42]: AUTH LOGIN from 203.0.113.7 rejected 535\n".to_vec()),
-        ("five log files", 5, b"10:02:11 relay[42]: AUTH LOGIN from 203.0.113.7 rejected 535\n".to_vec()),
+        (
+            "one log file",
+            1,
+            b"10:02:11 relay[42]: AUTH LOGIN from 203.0.113.7 rejected 535\n".to_vec(),
+        ),
+        (
+            "five log files",
+            5,
+            b"10:02:11 relay[42]: AUTH LOGIN from 203.0.113.7 rejected 535\n".to_vec(),
+        ),
         ("near-boundaries", 1, near_boundary.into_bytes()),
         ("dashes", 1, b"-".to_vec()),
         ("CRLFs", 1, b"\r\n".to_vec()),
         ("pass: lines", 1, b"pass: x\n".to_vec()),
         ("binary zeros", 1, vec![0u8]),
     ];
-    println!("{:<18} {:>10} {:>12} {:>12} {:>10}", "shape", "MiB", "read (ms)", "scan (ms)", "MB/s");
+    println!(
+        "{:<18} {:>10} {:>12} {:>12} {:>10}",
+        "shape", "MiB", "read (ms)", "scan (ms)", "MB/s"
+    );
     for (name, files, unit) in shapes {
         let body = post(size, files, &unit);
         let started = Instant::now();

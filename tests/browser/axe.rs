@@ -1,14 +1,14 @@
 //! axe-core, the accessibility engine, run inside the page Chromium shows. Its script comes from
-//! npm (`.ci/run` installs it and points RECOVERYDESK_AXE at `axe.min.js`); without it these
+//! npm (`.ci/run` installs it and points RECOVERYDESK_AXE_JS at `axe.min.js`); without it these
 //! checks say SKIPPED loudly, unless RECOVERYDESK_REQUIRE_AXE is set (CI), where they fail.
 
 use crate::support::Page;
 use std::path::PathBuf;
 
-const AXE: &str = "RECOVERYDESK_AXE";
+const AXE: &str = "RECOVERYDESK_AXE_JS";
 const REQUIRE_AXE: &str = "RECOVERYDESK_REQUIRE_AXE";
 
-/// Where axe.min.js is: RECOVERYDESK_AXE, else the places `.ci/run` and a developer use.
+/// Where axe.min.js is: RECOVERYDESK_AXE_JS, else the places `.ci/run` and a developer use.
 fn axe_script() -> Option<String> {
     let mut candidates: Vec<PathBuf> = vec![];
     if let Some(path) = std::env::var_os(AXE) {
