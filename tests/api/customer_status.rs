@@ -367,3 +367,70 @@ async fn a_reply_larger_than_a_mail_may_be_is_refused_before_it_is_read() {
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert!(response.text().await.unwrap().contains("Nothing was sent"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_replies_two_at_once_a_key_in_a_file_name_and_lying_content_types() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let r = reference(
+        &app.create_ticket(json!({"kind": "general", "requester": "me@x.test"}))
+            .await,
+    );
+    let path = app.status_path_of(&r).await;
+    let reply = format!("{path}/reply");
+
+    // Two replies at once, each with a file: both are kept, each with its own file.
+    let (a, b) = tokio::join!(
+        post_multipart(
+            &app,
+            &reply,
+            multipart(&[("body", "first at once")], &[("a.txt", "text/plain", b"alpha")])
+        ),
+        post_multipart(
+            &app,
+            &reply,
+            multipart(&[("body", "second at once")], &[("b.txt", "text/plain", b"beta")])
+        ),
+    );
+    assert_eq!((a.status(), b.status()), (StatusCode::SEE_OTHER, StatusCode::SEE_OTHER));
+    let (_, page) = app.page(&path).await;
+    assert!(page.contains("first at once") && page.contains("second at once"));
+    assert!(page.contains(">a.txt</a>") && page.contains(">b.txt</a>"));
+
+    // A key in a file's name (and a NUL in the words) never reaches storage.
+    let key = "AKIAQ3EGRTZKX5VNM2PL";
+    let response = post_multipart(
+        &app,
+        &reply,
+        multipart(
+            &[("body", "see\0 attached")],
+            &[(&format!("{key}.txt"), "text/plain", b"hello")],
+        ),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let t = app.ticket(&r).await;
+    assert!(!t.to_string().contains(key), "{t}");
+    assert!(t.to_string().contains("see attached"));
+
+    // A multipart type over a form-encoded body, and the other way round: nothing is sent.
+    let before = app.ticket(&r).await["events"].as_array().unwrap().len();
+    let lying = app
+        .client
+        .post(format!("{}{reply}", app.address))
+        .header("Content-Type", format!("multipart/form-data; boundary={BOUNDARY}"))
+        .body("body=hello")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(lying.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let lying = app
+        .client
+        .post(format!("{}{reply}", app.address))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(multipart(&[("body", "hello")], &[]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(lying.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(app.ticket(&r).await["events"].as_array().unwrap().len(), before);
+}
