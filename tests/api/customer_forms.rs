@@ -54,6 +54,10 @@ async fn the_rate_limit_page_keeps_the_typed_text_says_when_to_come_back_and_sen
     let page = response.text().await.unwrap();
     assert!(page.contains("You can send it again from"), "{page}");
     assert!(
+        page.contains(" in Europe/Paris), in about "),
+        "on the customer's clock too: {page}"
+    );
+    assert!(
         page.contains(&format!("in about {} minutes", retry_after.div_ceil(60))),
         "the wait in minutes, from the same figure as Retry-After: {page}"
     );

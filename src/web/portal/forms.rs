@@ -207,7 +207,8 @@ async fn submit(kind: Kind, req: HttpRequest, state: web::Data<AppState>, body: 
             metrics.form(kind.as_str(), "rate_limited");
             // The form again, everything typed kept, and when a place frees: the count is per
             // network and per address, so it says nothing of this person's own requests.
-            form.set_notice(rate_limit_notice(retry_after_secs, chrono::Utc::now()));
+            let zone = local_time::parse_zone(form.value("failed_at_zone")).ok();
+            form.set_notice(rate_limit_notice(retry_after_secs, chrono::Utc::now(), zone));
             let mut answer = page(kind, form, StatusCode::TOO_MANY_REQUESTS, seen);
             if let Ok(value) = header::HeaderValue::from_str(&retry_after_secs.to_string()) {
                 answer.headers_mut().insert(header::RETRY_AFTER, value);
@@ -360,9 +361,13 @@ pub fn parse_failed_at(text: &str, zone: local_time::Zone) -> Result<String, Str
     Err("Use a date and time such as 2026-11-20T10:00.".to_string())
 }
 
-/// The rate-limit notice: when to try again (in UTC and in minutes), never a claim about who
-/// sent the earlier requests.
-pub fn rate_limit_notice(retry_after_secs: u64, now: chrono::DateTime<chrono::Utc>) -> String {
+/// The rate-limit notice: when to try again (in UTC, on the customer's clock when the form names
+/// their zone, and in minutes), never a claim about who sent the earlier requests.
+pub fn rate_limit_notice(
+    retry_after_secs: u64,
+    now: chrono::DateTime<chrono::Utc>,
+    zone: Option<local_time::Zone>,
+) -> String {
     let minutes = retry_after_secs.div_ceil(60).max(1);
     let at = now + chrono::Duration::seconds(i64::try_from(retry_after_secs).unwrap_or(3600));
     let wait = if minutes == 1 {
@@ -370,8 +375,17 @@ pub fn rate_limit_notice(retry_after_secs: u64, now: chrono::DateTime<chrono::Ut
     } else {
         format!("in about {minutes} minutes")
     };
+    let local = match zone {
+        Some(z @ local_time::Zone::Named(tz)) => {
+            format!(" ({} in {})", at.with_timezone(&tz).format("%H:%M"), z.name())
+        }
+        Some(z @ local_time::Zone::Offset(offset)) => {
+            format!(" ({} at UTC{})", at.with_timezone(&offset).format("%H:%M"), z.name())
+        }
+        _ => String::new(),
+    };
     format!(
-        "We cannot take this form right now: many requests reached us in the last hour from your network or for this email address (people in one office or on one mobile network share an address). You can send it again from {} UTC, {wait}. Everything you typed is kept below. To add to an open request, reply to our email about it.",
+        "We cannot take this form right now: many requests reached us in the last hour from your network or for this email address (people in one office or on one mobile network share an address). You can send it again from {} UTC{local}, {wait}. Everything you typed is kept below. To add to an open request, reply to our email about it.",
         at.format("%H:%M")
     )
 }
@@ -397,4 +411,31 @@ pub async fn show_submitted(req: HttpRequest, state: web::Data<AppState>) -> Htt
     let submitted: Option<SubmittedCookie> =
         cookies::open(&req, &state, cookies::SUBMITTED, cookies::SUBMITTED_SECONDS);
     render(StatusCode::OK, &SubmittedPage { submitted })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{local_time, rate_limit_notice};
+
+    #[test]
+    fn the_rate_limit_notice_says_when_on_both_clocks_and_blames_nobody() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-07-15T10:00:00Z")
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .unwrap_or_default();
+        let paris = local_time::parse_zone("Europe/Paris").ok();
+        let text = rate_limit_notice(1800, now, paris);
+        assert!(
+            text.contains("from 10:30 UTC (12:30 in Europe/Paris), in about 30 minutes"),
+            "{text}"
+        );
+        let text = rate_limit_notice(59, now, local_time::parse_zone("+05:30").ok());
+        assert!(
+            text.contains("from 10:00 UTC (15:30 at UTC+05:30), in about a minute"),
+            "{text}"
+        );
+        let text = rate_limit_notice(3600, now, None);
+        assert!(text.contains("from 11:00 UTC, in about 60 minutes"), "{text}");
+        assert!(text.contains("from your network or for this email address"));
+        assert!(!text.contains("from you ") && !text.contains("you sent"));
+    }
 }
