@@ -134,23 +134,44 @@ pub fn attachments_of(conn: &mut AnyConnection, message_refs: &[i64]) -> QueryRe
 }
 
 /// Marks our outbound messages with these Message-IDs as bounced; returns how many.
-pub fn mark_bounced(
-    conn: &mut AnyConnection,
-    message_ids: &[String],
-    reason: &Scrubbed,
-) -> QueryResult<Vec<(i64, Option<i64>)>> {
+pub fn mark_bounced(conn: &mut AnyConnection, message_ids: &[String], reason: &Scrubbed) -> QueryResult<Vec<Bounced>> {
     if message_ids.is_empty() {
         return Ok(vec![]);
     }
-    let hit: Vec<(i64, Option<i64>)> = outbox::table
+    let hit: Vec<(i64, Option<i64>, Option<String>)> = outbox::table
         .filter(outbox::message_id.eq_any(message_ids))
-        .select((outbox::id, outbox::ticket_id))
+        .select((outbox::id, outbox::ticket_id, outbox::message_id))
         .load(conn)?;
-    let ids: Vec<i64> = hit.iter().map(|(id, _)| *id).collect();
+    let ids: Vec<i64> = hit.iter().map(|(id, _, _)| *id).collect();
     diesel::update(outbox::table.filter(outbox::id.eq_any(&ids)))
         .set((outbox::bounced_at.eq(now()), outbox::bounce_reason.eq(reason.as_str())))
         .execute(conn)?;
-    Ok(hit)
+    let mut bounced = Vec::with_capacity(hit.len());
+    for (outbox_id, ticket_id, message_id) in hit {
+        // The thread's copy of the mail that bounced, so the event shows what was not delivered.
+        let message_ref = match (ticket_id, message_id) {
+            (Some(ticket), Some(message_id)) => messages::table
+                .filter(messages::ticket_id.eq(ticket))
+                .filter(messages::message_id.eq(message_id))
+                .select(messages::id)
+                .first::<i64>(conn)
+                .optional()?,
+            _ => None,
+        };
+        bounced.push(Bounced {
+            outbox_id,
+            ticket_id,
+            message_ref,
+        });
+    }
+    Ok(bounced)
+}
+
+/// An outgoing mail a bounce named: its outbox row, its ticket, and the thread's copy of it.
+pub struct Bounced {
+    pub outbox_id: i64,
+    pub ticket_id: Option<i64>,
+    pub message_ref: Option<i64>,
 }
 
 // ---------------------------------------------------------------------------------------

@@ -442,14 +442,20 @@ where
 
 /// Runs `f` with SQLite commits that survive a power cut (`synchronous = FULL`): used where a
 /// message is acknowledged as stored to its sender. PostgreSQL commits are durable anyway.
-pub fn with_durable_commits<T>(conn: &mut AnyConnection, f: impl FnOnce(&mut AnyConnection) -> T) -> T {
+/// A connection that cannot be switched to durable commits runs nothing: acknowledging a
+/// message on a commit that may not survive a power cut would break the promise.
+pub fn with_durable_commits<T, E: From<diesel::result::Error>>(
+    conn: &mut AnyConnection,
+    f: impl FnOnce(&mut AnyConnection) -> Result<T, E>,
+) -> Result<T, E> {
     let sqlite = matches!(conn, AnyConnection::Sqlite(_));
     if sqlite {
-        let _ = conn.batch_execute("PRAGMA synchronous = FULL;");
+        conn.batch_execute("PRAGMA synchronous = FULL;")?;
     }
     let result = f(conn);
-    if sqlite {
-        let _ = conn.batch_execute("PRAGMA synchronous = NORMAL;");
+    if sqlite && let Err(e) = conn.batch_execute("PRAGMA synchronous = NORMAL;") {
+        // Only slower commits follow from this; the pool keeps working.
+        tracing::warn!(error = %e, "could not return the connection to synchronous=NORMAL");
     }
     result
 }

@@ -329,6 +329,8 @@ fn send_workflow_mail(
                 listed.push(json!({"username": a.username, "status": a.effective_status().as_str()}));
             }
             params["accounts"] = json!(listed);
+            // A terminated account among them is told where to settle the balance.
+            params["terminated_form_url"] = json!(format!("{}/help/account-terminated", desk.settings.base_url));
         }
         MailTemplate::IpGranted { ip } => params["ip"] = json!(ip),
         MailTemplate::DiagnosisGuidance { diagnosis } => {

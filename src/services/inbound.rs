@@ -224,15 +224,18 @@ fn route(
             .filter(|id| desk.is_our_message_id(id))
             .cloned()
             .collect();
-        for (outbox_id, ticket_id) in store::mark_bounced(conn, &ours, &r.bounce_reason)? {
-            if let Some(id) = ticket_id {
+        for bounced in store::mark_bounced(conn, &ours, &r.bounce_reason)? {
+            if let Some(id) = bounced.ticket_id {
+                // The event points at the thread's copy of the mail that bounced: its body and
+                // subject are shown with the event, as for every message event.
                 ticket_rows::insert_event(
                     conn,
                     id,
                     "message_out",
                     "system",
-                    &json!({"outbox_id": outbox_id, "bounced": true, "reason": r.bounce_reason.as_str()}),
-                    None,
+                    &json!({"outbox_id": bounced.outbox_id, "bounced": true,
+                            "reason": r.bounce_reason.as_str(), "attachments": []}),
+                    bounced.message_ref,
                 )?;
                 bounced_ticket = Some(id);
             }

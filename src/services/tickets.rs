@@ -251,6 +251,7 @@ pub(crate) fn apply_action_in_transaction(
             *failed_at,
             chrono::Utc::now(),
         )?),
+        Action::Reclassify { kind: Kind::LoginHelp } => diagnosis_from_thread(conn, loaded.row.id)?,
         _ => None,
     };
     let ctx = Context {
@@ -270,6 +271,27 @@ pub(crate) fn apply_action_in_transaction(
             Ok(Err(refusal))
         }
     }
+}
+
+/// The diagnosis a ticket reclassified to `login_help` gets: from the newest customer message
+/// that names a username ("username: crm-mailer"), with the time of the failure it gives.
+fn diagnosis_from_thread(conn: &mut AnyConnection, ticket_id: i64) -> Result<Option<Diagnosed>, ServiceError> {
+    let messages = ticket_rows::messages_of(conn, ticket_id)?;
+    let named = messages.iter().rev().filter(|m| m.direction == "in").find_map(|m| {
+        let (name, channel) = crate::domain::diagnosis::phrases::named_username(&m.body)?;
+        (!name.contains(REDACTED)).then(|| (name, channel, crate::domain::diagnosis::phrases::failed_at_in(&m.body)))
+    });
+    let Some((name, channel, failed_at)) = named else {
+        return Ok(None);
+    };
+    let failed_at = failed_at.as_deref().and_then(parse_failed_at);
+    Ok(Some(diagnosis::diagnose(
+        conn,
+        &name,
+        channel,
+        failed_at,
+        chrono::Utc::now(),
+    )?))
 }
 
 fn log_refusal(

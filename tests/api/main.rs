@@ -28,6 +28,7 @@ mod ops_serve;
 mod outbound_mail;
 mod portal_forms;
 mod portal_status;
+mod promises;
 mod races;
 mod races_pg;
 mod telemetry;

@@ -97,10 +97,15 @@ pub(crate) struct Served {
 
 impl Served {
     pub(crate) fn start(env: &[(&str, &str)]) -> Served {
+        Self::start_with_args(env, &["serve"])
+    }
+
+    /// `serve` started with these arguments (none: the binary's default command).
+    pub(crate) fn start_with_args(env: &[(&str, &str)], args: &[&str]) -> Served {
         let mut env = env.to_vec();
         env.push(("RECOVERYDESK_BIND", "127.0.0.1:0"));
         env.push(("RUST_LOG", "info"));
-        let mut child = command(&env, &["serve"], 0o022)
+        let mut child = command(&env, args, 0o022)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -45,8 +45,11 @@ pub(super) fn decide(ticket: &TicketView, action: &Action, ctx: &Context) -> Res
 }
 
 /// The ticket moves to the new kind's first state and that kind's creation rules run
-/// (lookup, banned answer, mails), exactly as if it had been opened so.
+/// (lookup, banned answer, mails), exactly as if it had been opened so. A ticket becoming
+/// `login_help` is diagnosed as one opened so would be: the service reads the username the
+/// customer named from the thread and puts what the logs show in the context.
 fn reclassify(ticket: &TicketView, kind: Kind, ctx: &Context) -> Decision {
+    let diagnosis = ctx.diagnosis.filter(|_| kind == Kind::LoginHelp);
     creation::on_create(&CreationFacts {
         kind,
         requester: ticket.requester,
@@ -54,8 +57,8 @@ fn reclassify(ticket: &TicketView, kind: Kind, ctx: &Context) -> Decision {
         requester_accounts: ctx.requester_accounts,
         attempts: None,
         attempts_on_record: ticket.attempts_on_record,
-        smtp_username: None,
-        diagnosis: None,
+        smtp_username: diagnosis.map(|d| d.diagnosis.username.as_str()),
+        diagnosis,
     })
 }
 

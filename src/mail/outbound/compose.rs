@@ -140,7 +140,8 @@ pub fn queue_mail(conn: &mut AnyConnection, desk: &Desk, mail: MailRequest) -> R
         ticket.id,
         "message_out",
         actor,
-        &json!({"to": address, "template": template, "outbox_id": outbox_id, "message_id": message_id}),
+        &json!({"to": address, "template": template, "outbox_id": outbox_id, "message_id": message_id,
+                "attachments": []}),
         Some(message_ref),
     )?;
     Ok(Queued::Queued { outbox_id })
