@@ -21,6 +21,32 @@ pub fn recent_counts(conn: &mut AnyConnection, client_ip: &str, email_normalized
     Ok((by_client, by_email))
 }
 
+/// The times of the newest `limit` submissions within the hour under each key (client
+/// address, email address), newest first: what says when a full count frees a place.
+pub fn recent_times(
+    conn: &mut AnyConnection,
+    client_ip: &str,
+    email_normalized: &str,
+    limit: i64,
+) -> QueryResult<(Vec<chrono::NaiveDateTime>, Vec<chrono::NaiveDateTime>)> {
+    let since = now() - Duration::hours(1);
+    let by_client = form_submissions::table
+        .filter(form_submissions::client_ip.eq(client_ip))
+        .filter(form_submissions::created_at.gt(since))
+        .order(form_submissions::created_at.desc())
+        .select(form_submissions::created_at)
+        .limit(limit)
+        .load(conn)?;
+    let by_email = form_submissions::table
+        .filter(form_submissions::email_normalized.eq(email_normalized))
+        .filter(form_submissions::created_at.gt(since))
+        .order(form_submissions::created_at.desc())
+        .select(form_submissions::created_at)
+        .limit(limit)
+        .load(conn)?;
+    Ok((by_client, by_email))
+}
+
 /// The ticket of the latest submission of this kind for this address within the hour.
 pub fn recent_ticket(conn: &mut AnyConnection, kind: &str, email_normalized: &str) -> QueryResult<Option<i64>> {
     form_submissions::table

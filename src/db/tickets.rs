@@ -512,3 +512,14 @@ pub fn use_challenge(conn: &mut AnyConnection, id: i64) -> QueryResult<bool> {
     .execute(conn)?;
     Ok(rows == 1)
 }
+
+/// The latest challenge of a ticket's verification round, if one was made.
+pub fn latest_challenge(conn: &mut AnyConnection, ticket_id: i64, round: i32) -> QueryResult<Option<ChallengeRow>> {
+    email_challenges::table
+        .filter(email_challenges::ticket_id.eq(ticket_id))
+        .filter(email_challenges::round.eq(round))
+        .order(email_challenges::id.desc())
+        .select(ChallengeRow::as_select())
+        .first(conn)
+        .optional()
+}

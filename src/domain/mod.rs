@@ -6,6 +6,7 @@ pub mod classify;
 pub mod diagnosis;
 pub mod email_address;
 pub mod ip_grant;
+pub mod local_time;
 pub mod redact;
 pub mod scrubbed;
 pub mod sender_auth;

@@ -36,9 +36,33 @@ pub fn locked_until(failures: &[NaiveDateTime], limit: usize, window: Duration) 
         .max()
 }
 
+/// When a sliding count that is at or over `limit` falls below it again: the moment the
+/// `limit`-th newest of `times` (any order, all within `window` before `now`) leaves the
+/// window. `None` when the count is below the limit already.
+pub fn below_limit_at(times: &[NaiveDateTime], limit: usize, window: Duration) -> Option<NaiveDateTime> {
+    if limit == 0 || times.len() < limit {
+        return None;
+    }
+    let mut newest_first = times.to_vec();
+    newest_first.sort_unstable_by(|a, b| b.cmp(a));
+    Some(newest_first[limit - 1] + window)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_full_hour_frees_a_place_when_the_oldest_counted_submission_leaves_it() {
+        let hour = Duration::hours(1);
+        let five = [at(0), at(10), at(20), at(30), at(40)];
+        assert_eq!(below_limit_at(&five, 5, hour), Some(at(60)));
+        // Over the limit (a higher limit earlier): the place frees when enough have left.
+        let seven = [at(40), at(0), at(5), at(10), at(20), at(30), at(35)];
+        assert_eq!(below_limit_at(&seven, 5, hour), Some(at(70)));
+        assert_eq!(below_limit_at(&five[..4], 5, hour), None);
+        assert_eq!(below_limit_at(&five, 0, hour), None);
+    }
 
     fn at(minute: i64) -> NaiveDateTime {
         chrono::DateTime::from_timestamp(1_800_000_000, 0)

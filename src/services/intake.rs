@@ -131,6 +131,7 @@ pub fn prepare_from(desk: &Desk, raw: &[u8], provider: Option<&ProviderAuth>) ->
         mail: Some(extras),
         secrets_found: s.found().to_vec(),
         event_data: json!({}),
+        uploads: vec![],
     };
     Ok(Prepared {
         content_hash,

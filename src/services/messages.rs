@@ -52,6 +52,9 @@ pub struct CustomerMessage {
     pub secrets_found: Vec<SecretKind>,
     /// Extra fields of the `message_in` event (desk-made: a report's name, say).
     pub event_data: Value,
+    /// Files sent from a status page, scanned as a mail's attachments are (a mail's own
+    /// attachments travel in `mail`).
+    pub uploads: Vec<ScrubbedAttachment>,
 }
 
 impl CustomerMessage {
@@ -64,6 +67,7 @@ impl CustomerMessage {
             mail: None,
             secrets_found,
             event_data: json!({}),
+            uploads: vec![],
         }
     }
 
@@ -126,22 +130,23 @@ pub(crate) fn store_message(
             data["sender_auth_detail"] = json!(detail);
         }
         store::store_raw(conn, message_ref, &mail.raw)?;
-        let mut listed = vec![];
-        for a in &mail.attachments {
-            let mut entry =
-                json!({"filename": a.filename.as_str(), "content_type": a.content_type.as_str(), "size": a.size});
-            match &a.data {
-                Some(bytes) => {
-                    let id = store::store_attachment(conn, message_ref, &a.filename, &a.content_type, bytes)?;
-                    entry["id"] = json!(id);
-                }
-                None => entry["dropped"] = json!(a.dropped.as_deref().unwrap_or("not kept")),
+    }
+    let files = mail.map(|m| m.attachments.as_slice()).unwrap_or_default();
+    let mut listed = vec![];
+    for a in files.iter().chain(&message.uploads) {
+        let mut entry =
+            json!({"filename": a.filename.as_str(), "content_type": a.content_type.as_str(), "size": a.size});
+        match &a.data {
+            Some(bytes) => {
+                let id = store::store_attachment(conn, message_ref, &a.filename, &a.content_type, bytes)?;
+                entry["id"] = json!(id);
             }
-            listed.push(entry);
+            None => entry["dropped"] = json!(a.dropped.as_deref().unwrap_or("not kept")),
         }
-        if !listed.is_empty() {
-            data["attachments"] = json!(listed);
-        }
+        listed.push(entry);
+    }
+    if !listed.is_empty() {
+        data["attachments"] = json!(listed);
     }
     ticket_rows::insert_event(conn, ticket_id, "message_in", &actor.label(), &data, Some(message_ref))?;
     Ok(message_ref)
@@ -244,14 +249,62 @@ pub fn customer_reply(
     ticket_id: i64,
     body: &str,
 ) -> Result<TicketRow, ServiceError> {
-    if body.trim().is_empty() {
+    customer_reply_with_files(conn, desk, ticket_id, body, vec![])
+}
+
+/// A file sent with a status-page reply, as received.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    pub filename: String,
+    pub content_type: String,
+    pub data: Vec<u8>,
+}
+
+/// A status-page reply with files. Each file is scanned as a mail's attachment is (its name,
+/// its type, its content: text redacted, a binary file with a secret in it withheld) and one
+/// larger than [`MAX_ATTACHMENT_BYTES`] is not kept, a note of it is; all before the
+/// transaction starts.
+pub fn customer_reply_with_files(
+    conn: &mut AnyConnection,
+    desk: &Desk,
+    ticket_id: i64,
+    body: &str,
+    files: Vec<Upload>,
+) -> Result<TicketRow, ServiceError> {
+    if body.trim().is_empty() && files.is_empty() {
         return Err(ServiceError::Invalid("body: write a few words".into()));
     }
     let mut scrub = Scrubber::default();
     let body = scrub.scrub(body);
+    let uploads: Vec<ScrubbedAttachment> = files
+        .into_iter()
+        .map(|f| {
+            let one_line = |t: &str| crate::mail::inbound::rebuild::one_line(t);
+            let filename = scrub.scrub(&one_line(&f.filename));
+            let content_type = scrub.scrub(&one_line(&f.content_type));
+            let (data, dropped) = if f.data.len() > MAX_ATTACHMENT_BYTES {
+                (None, Some(format!("larger than {MAX_ATTACHMENT_BYTES} bytes")))
+            } else {
+                match scrub.scrub_bytes(&f.data) {
+                    crate::domain::scrubbed::BinaryVerdict::Kept(bytes) => (Some(bytes), None),
+                    crate::domain::scrubbed::BinaryVerdict::Withheld => {
+                        (None, Some("a secret was found in this file".to_string()))
+                    }
+                }
+            };
+            ScrubbedAttachment {
+                filename,
+                content_type,
+                data,
+                size: f.data.len(),
+                dropped,
+            }
+        })
+        .collect();
     crate::db::write_transaction(conn, |conn| {
         let subject = reply_subject(conn, ticket_id)?;
-        let message = CustomerMessage::typed(subject, body.clone(), scrub.found().to_vec());
+        let mut message = CustomerMessage::typed(subject, body.clone(), scrub.found().to_vec());
+        message.uploads = uploads.clone();
         append_customer_message(conn, desk, ticket_id, None, &message, "web").map(|a| a.ticket)
     })
 }

@@ -23,6 +23,7 @@ pub mod portal;
 pub mod redaction;
 mod request;
 pub mod sign_in;
+pub mod status_page;
 pub mod tickets;
 pub mod view;
 

@@ -4,12 +4,14 @@
 
 use super::messages::CustomerMessage;
 use super::redaction::Scrubbed;
+use super::status_page::{self, AttachmentLink};
 use super::tickets::{self, OpenTicket};
 use super::{Actor, Desk, ServiceError};
 use crate::db::locks::{self, KeyLock};
 use crate::db::{self, AnyConnection, submissions};
 use crate::domain::ticket::Kind;
 use crate::domain::workflow::MailTemplate;
+use crate::domain::workflow::customer_step::{self, ChallengeFact, StatusFacts, Step};
 use serde_json::json;
 
 /// What the customer sees next.
@@ -18,8 +20,9 @@ pub enum Submitted {
     /// A ticket was opened, or the same request within the hour was attached to its ticket:
     /// the customer cannot tell which (the answer page is the same).
     Accepted { ticket_ref: String },
-    /// Too many submissions from this client address or for this email address.
-    RateLimited,
+    /// Too many submissions from this client address or for this email address; a place frees
+    /// in `retry_after_secs` (at least 1).
+    RateLimited { retry_after_secs: u64 },
 }
 
 /// Accepts one valid form submission from `client_ip`.
@@ -41,7 +44,17 @@ pub fn submit_form(
         locks::lock_key(conn, KeyLock::FormEmail, &email)?;
         let (by_client, by_email) = submissions::recent_counts(conn, client_ip, &email)?;
         if by_client >= limit || by_email >= limit {
-            return Ok(Submitted::RateLimited);
+            let (client_times, email_times) = submissions::recent_times(conn, client_ip, &email, limit)?;
+            let window = chrono::Duration::hours(1);
+            let free_at = [client_times, email_times]
+                .iter()
+                .filter_map(|times| crate::domain::throttle::below_limit_at(times, limit as usize, window))
+                .max()
+                .unwrap_or_else(|| db::now() + window);
+            let seconds = (free_at - db::now()).num_seconds().max(0) as u64 + 1;
+            return Ok(Submitted::RateLimited {
+                retry_after_secs: seconds,
+            });
         }
         let (ticket_id, attached) = match submissions::recent_ticket(conn, kind.as_str(), &email)? {
             Some(id) => {
@@ -185,6 +198,12 @@ pub struct StatusView {
     /// the account are told in neutral words.
     pub neutral: bool,
     pub attempts_on_record: bool,
+    /// Where the request is, as the customer reads it (docs/reference.md#customer-pages).
+    pub step: Step,
+    /// The customer's own request, first: the form's fields and their words.
+    pub request_fields: Vec<(&'static str, String)>,
+    pub request: Option<ThreadEntry>,
+    /// Everything after the request, oldest first.
     pub thread: Vec<ThreadEntry>,
     pub created_at: String,
     /// An agent refused the request: why, in words that reveal nothing about an account.
@@ -194,17 +213,17 @@ pub struct StatusView {
 #[derive(Debug, Clone)]
 pub struct ThreadEntry {
     pub from_you: bool,
+    /// Written by the desk on its own (an acknowledgement, a checklist), not by a person.
+    pub automatic: bool,
     pub at: String,
     pub subject: String,
     pub body: String,
+    pub attachments: Vec<AttachmentLink>,
 }
 
 /// The ticket a status-page token opens, if any (unknown and malformed tokens alike: none).
 pub fn status_view(conn: &mut AnyConnection, desk: &Desk, token: &str) -> Result<Option<StatusView>, ServiceError> {
-    if !crate::crypto::looks_like_token(token) {
-        return Ok(None);
-    }
-    let Some(row) = crate::db::tickets::find_by_token_hash(conn, &crate::crypto::sha256_hex(token))? else {
+    let Some(row) = ticket_of_token(conn, token)? else {
         return Ok(None);
     };
     // Only the registered address of the linked account reads the states in plain words;
@@ -215,37 +234,114 @@ pub fn status_view(conn: &mut AnyConnection, desk: &Desk, token: &str) -> Result
             .is_none_or(|a| crate::domain::email_address::normalize(&a.email) != row.requester_normalized),
         None => true,
     };
-    let requester = &row.requester_normalized;
-    let thread = crate::db::tickets::messages_of(conn, row.id)?
-        .into_iter()
-        .filter(|m| {
-            let from = m.from_address.as_deref().map(crate::domain::email_address::normalize);
-            let to = m.to_address.as_deref().map(crate::domain::email_address::normalize);
-            let theirs = m.direction == "in" && m.sender_role == "requester" && from.as_ref() == Some(requester);
-            let to_them = m.direction == "out" && to.as_ref() == Some(requester);
-            (theirs || to_them) && !m.body.trim().is_empty()
-        })
-        .map(|m| ThreadEntry {
+    let messages = visible_messages(conn, &row)?;
+    let ids: Vec<i64> = messages.iter().map(|m| m.id).collect();
+    let mut files = status_page::attachments(conn, &ids)?;
+    let first_id = crate::db::tickets::messages_of(conn, row.id)?.first().map(|m| m.id);
+    let mut request = None;
+    let mut thread = vec![];
+    for m in messages {
+        let entry = ThreadEntry {
             from_you: m.direction == "in",
+            automatic: m.direction == "out" && m.auto_generated,
             at: m.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
             subject: m.subject,
+            attachments: files
+                .extract_if(.., |(message_ref, _)| *message_ref == m.id)
+                .map(|(_, link)| link)
+                .collect(),
             body: m.body,
-        })
-        .collect();
+        };
+        if Some(m.id) == first_id && entry.from_you {
+            request = Some(entry);
+        } else if !entry.body.trim().is_empty() || !entry.attachments.is_empty() {
+            thread.push(entry);
+        }
+    }
+    // The customer wrote last when their latest message came after anything a person of ours
+    // (or a mail that asks something) wrote; their first request alone does not count.
+    let customer_wrote_last = thread
+        .iter()
+        .rev()
+        .find(|e| e.from_you || !e.automatic)
+        .is_some_and(|e| e.from_you);
+    let state = crate::domain::ticket::State::parse(&row.state).unwrap_or(crate::domain::ticket::State::AwaitingAgent);
+    let step = customer_step::step(StatusFacts {
+        state,
+        neutral,
+        challenge: if neutral {
+            ChallengeFact::None
+        } else {
+            status_page::challenge(conn, &row)?
+        },
+        customer_wrote_last,
+    });
+    let request_fields = status_page::request_fields(conn, row.id)?;
     Ok(Some(StatusView {
         ticket_id: row.id,
         ticket_ref: desk.ticket_ref(row.id),
         subject: row.subject.clone(),
         kind: Kind::parse(&row.kind).unwrap_or(Kind::General),
-        state: crate::domain::ticket::State::parse(&row.state).unwrap_or(crate::domain::ticket::State::AwaitingAgent),
+        state,
         neutral,
         attempts_on_record: row.attempts_on_record,
+        step,
+        request_fields,
+        request,
         thread,
         created_at: row.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
         refusal: (row.state == "refused")
             .then(|| crate::domain::workflow::RefuseReason::words_for(row.state_reason.as_deref()))
             .flatten(),
     }))
+}
+
+fn ticket_of_token(
+    conn: &mut AnyConnection,
+    token: &str,
+) -> Result<Option<crate::db::tickets::TicketRow>, ServiceError> {
+    if !crate::crypto::looks_like_token(token) {
+        return Ok(None);
+    }
+    Ok(crate::db::tickets::find_by_token_hash(
+        conn,
+        &crate::crypto::sha256_hex(token),
+    )?)
+}
+
+/// The requester's own messages and the mail sent to them: nothing else of the ticket.
+fn visible_messages(
+    conn: &mut AnyConnection,
+    row: &crate::db::tickets::TicketRow,
+) -> Result<Vec<crate::db::tickets::MessageRow>, ServiceError> {
+    let requester = &row.requester_normalized;
+    Ok(crate::db::tickets::messages_of(conn, row.id)?
+        .into_iter()
+        .filter(|m| {
+            let from = m.from_address.as_deref().map(crate::domain::email_address::normalize);
+            let to = m.to_address.as_deref().map(crate::domain::email_address::normalize);
+            let theirs = m.direction == "in" && m.sender_role == "requester" && from.as_ref() == Some(requester);
+            let to_them = m.direction == "out" && to.as_ref() == Some(requester);
+            theirs || to_them
+        })
+        .collect())
+}
+
+/// An attachment of a message the status page of `token` shows; `None` for any other (an
+/// unknown token, another ticket's file, a file on a note or on mail to someone else).
+pub fn status_attachment(
+    conn: &mut AnyConnection,
+    token: &str,
+    id: i64,
+) -> Result<Option<crate::db::inbound::AttachmentRow>, ServiceError> {
+    let Some(row) = ticket_of_token(conn, token)? else {
+        return Ok(None);
+    };
+    let Some(file) = crate::db::inbound::attachment(conn, id)? else {
+        return Ok(None);
+    };
+    let shown = visible_messages(conn, &row)?.iter().any(|m| m.id == file.message_ref);
+    Ok(shown.then_some(file))
 }
 
 /// The customer reports, from their status page, which allowlisted networks they tried. The

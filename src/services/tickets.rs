@@ -113,6 +113,7 @@ pub(crate) fn open_ticket_in_transaction(
             mail: req.inbound.clone(),
             secrets_found: req.secrets_found.clone(),
             event_data: json!({}),
+            uploads: vec![],
         };
         super::messages::store_message(
             conn,

@@ -87,11 +87,17 @@ fn new_request_id() -> String {
 
 /// The path and query as the log writes them: `/t/{token}…` and `/verify/{token}…` lose the
 /// token (`/t/[token]/reply`, as `web::security::mask_token_path` writes it) and their query
-/// string.
+/// string. No email address reaches the log: the customer pages take no query (a crafted one is
+/// written `?[query]`), and elsewhere a query holding an address is written so too.
 pub fn logged_target(path: &str, query: &str) -> String {
     let masked = crate::web::security::mask_token_path(path);
     if masked != path || query.is_empty() {
-        masked
+        return masked;
+    }
+    let customer_page = !(path.starts_with("/agent") || path.starts_with("/api/") || path.starts_with("/inbound/"));
+    let holds_address = query.contains('@') || query.to_ascii_lowercase().contains("%40");
+    if customer_page || holds_address {
+        format!("{masked}?[query]")
     } else {
         format!("{masked}?{query}")
     }
@@ -112,6 +118,11 @@ mod tests {
             ("/t/", "", "/t/[token]"),
             ("/help/ip-lockout", "", "/help/ip-lockout"),
             ("/agent", "q=RD-1", "/agent?q=RD-1"),
+            ("/agent", "q=victim%40example.com", "/agent?[query]"),
+            ("/api/v1/tickets", "q=victim@example.com", "/api/v1/tickets?[query]"),
+            ("/api/v1/tickets", "limit=5", "/api/v1/tickets?limit=5"),
+            ("/help/submitted", "ref=RD-999&email=victim", "/help/submitted?[query]"),
+            ("/", "utm=x", "/?[query]"),
             ("/tickets/t/abc", "", "/tickets/t/abc"),
             ("/", "", "/"),
             ("", "", ""),

@@ -70,8 +70,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/help/login", web::get().to(portal::forms::show_login))
         .route("/help/login", web::post().to(portal::forms::submit_login))
         .route("/help/submitted", web::get().to(portal::forms::show_submitted))
+        .route("/static/js/portal.js", web::get().to(portal::script))
         .route("/t/{token}", web::get().to(portal::status::show_status))
         .route("/t/{token}/reply", web::post().to(portal::status::post_reply))
+        .route("/t/{token}/files/{id}", web::get().to(portal::status::download_file))
         .route(
             "/t/{token}/allowlisted-attempts",
             web::post().to(portal::status::post_attempts),

@@ -395,7 +395,30 @@ impl TestApp {
             .get("location")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        (status, location, response.text().await.unwrap_or_default())
+        // As a browser does: the redirect to the confirmation page is followed with the cookie
+        // the answer set (the page reads it, not the URL); its page is the body returned.
+        let cookie = response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with("rd_submitted="))
+            .and_then(|v| v.split(';').next())
+            .map(str::to_string);
+        let body = response.text().await.unwrap_or_default();
+        match (&location, cookie) {
+            (Some(to), Some(cookie)) if status == StatusCode::SEE_OTHER => {
+                let page = self
+                    .client
+                    .get(format!("{}{to}", self.address))
+                    .header("Cookie", cookie)
+                    .send()
+                    .await
+                    .expect("the confirmation page");
+                (status, location, page.text().await.unwrap_or_default())
+            }
+            _ => (status, location, body),
+        }
     }
 
     /// A page, as a browser fetches it: status and body.
@@ -557,6 +580,17 @@ impl Drop for TestApp {
 }
 
 /// A directory line in docs/reference.md#account-directory's shape.
+/// The reference on the confirmation page a form's answer leads to (the page a browser shows
+/// after the redirect: `TestApp::form` returns it as the body).
+pub fn reference_on_page(page: &str) -> String {
+    let start = page
+        .find(r#"<span class="ref">"#)
+        .expect("a reference on the confirmation page")
+        + 18;
+    let end = page[start..].find('<').expect("the reference ends") + start;
+    page[start..end].to_string()
+}
+
 pub fn account(id: &str, username: &str, email: &str, status: &str) -> Value {
     json!({"id": id, "username": username, "email": email, "status": status, "parent_id": null,
            "ip_access": {"enabled": true, "allowlist": ["203.0.113.7"]},

@@ -12,6 +12,8 @@ mod banned;
 mod cli;
 mod console;
 mod credentials;
+mod customer_forms;
+mod customer_status;
 mod diagnosis;
 mod directory;
 mod doors;

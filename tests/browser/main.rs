@@ -6,6 +6,7 @@
 mod axe;
 mod console;
 mod four_eyes;
+mod customer;
 #[path = "../api/helpers.rs"]
 #[allow(dead_code)] // shared with the API tests, which use more of it
 mod helpers;
@@ -56,7 +57,13 @@ async fn the_help_centre_opens_the_ip_lockout_answer_and_its_button_leads_to_the
         assert_eq!(page.text("h1").await, "Locked out by IP access management?");
         assert_eq!(
             page.value("#current_ip").await,
-            "127.0.0.1",
+            "",
+            "the locked-out address is the customer's to give"
+        );
+        assert!(
+            page.text("#current_ip-seen")
+                .await
+                .contains("We see you connecting from 127.0.0.1"),
             "the form offers the address we see"
         );
     })

@@ -215,6 +215,15 @@ pub struct Page {
 }
 
 impl Page {
+    /// The WebDriver session, for harness code beside this one (the axe-core run).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn window(&self) -> Window {
+        self.window
+    }
+
     /// Opens a path of the app (`/help/ip-lockout`) or a full URL.
     pub async fn open(&self, path_or_url: &str) {
         let url = if path_or_url.starts_with("http") {

@@ -14,6 +14,7 @@ pub mod approval;
 mod common;
 pub mod conversation;
 pub mod creation;
+pub mod customer_step;
 pub mod effect;
 mod forgot_username;
 mod ip_lockout;

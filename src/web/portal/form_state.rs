@@ -6,11 +6,17 @@ use std::collections::HashMap;
 pub struct FormState {
     values: HashMap<String, String>,
     errors: Vec<(&'static str, String)>,
+    /// A message about the whole form (not one field), shown above it.
+    notice: Option<String>,
 }
 
 impl FormState {
     pub fn from_values(values: HashMap<String, String>) -> Self {
-        FormState { values, errors: vec![] }
+        FormState {
+            values,
+            errors: vec![],
+            notice: None,
+        }
     }
 
     pub fn with_value(mut self, name: &str, value: impl Into<String>) -> Self {
@@ -40,6 +46,14 @@ impl FormState {
         if self.error(name).is_none() {
             self.errors.push((name, message.into()));
         }
+    }
+
+    pub fn set_notice(&mut self, text: impl Into<String>) {
+        self.notice = Some(text.into());
+    }
+
+    pub fn notice(&self) -> Option<&str> {
+        self.notice.as_deref()
     }
 
     pub fn error(&self, name: &str) -> Option<&str> {

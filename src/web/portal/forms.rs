@@ -4,9 +4,11 @@
 
 use super::super::AppState;
 use super::super::security::client_ip;
+use super::cookies;
 use super::form_state::FormState;
 use super::{render, status_page_error};
 use crate::domain::email_address::EmailAddress;
+use crate::domain::local_time;
 use crate::domain::ticket::Kind;
 use crate::services::Actor;
 use crate::services::portal::{self, Submitted};
@@ -29,6 +31,8 @@ pub struct ForgotUsernamePage {
 #[template(path = "portal/ip_lockout.html")]
 pub struct IpLockoutPage {
     pub form: FormState,
+    /// The address we see the customer connecting from: offered, never filled in.
+    pub seen_ip: String,
 }
 
 #[derive(Template)]
@@ -41,51 +45,103 @@ pub struct AccountTerminatedPage {
 #[template(path = "portal/login.html")]
 pub struct LoginPage {
     pub form: FormState,
+    /// The zone the time of a failed attempt is read in (`UTC` unless chosen).
+    pub zone: String,
+    pub zone_names: &'static [&'static str],
+    pub offsets: Vec<String>,
 }
 
 #[derive(Template)]
 #[template(path = "portal/submitted.html")]
 pub struct SubmittedPage {
-    pub ticket_ref: String,
-    pub email: String,
-    pub username_notes: Vec<&'static str>,
+    /// The reference, the address the link went to and the notes on an SMTP username, read
+    /// from the private cookie the form's answer set; `None` without a valid one.
+    pub submitted: Option<SubmittedCookie>,
 }
 
-#[derive(Template)]
-#[template(path = "portal/rate_limited.html")]
-pub struct RateLimitedPage {}
+/// What the confirmation page may show, sealed in a private cookie (never in the URL).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct SubmittedCookie {
+    pub ticket_ref: String,
+    pub email: String,
+    pub notes: Vec<String>,
+}
 
-fn page(kind: Kind, form: FormState, status: StatusCode) -> HttpResponse {
-    match kind {
-        Kind::ForgotUsername => render(status, &ForgotUsernamePage { form }),
-        Kind::IpLockout => render(status, &IpLockoutPage { form }),
-        Kind::AccountTerminated => render(status, &AccountTerminatedPage { form }),
-        _ => render(status, &LoginPage { form }),
+impl SubmittedCookie {
+    pub fn has_note(&self, note: &str) -> bool {
+        self.notes.iter().any(|n| n == note)
     }
 }
 
+fn page(kind: Kind, form: FormState, status: StatusCode, seen_ip: String) -> HttpResponse {
+    match kind {
+        Kind::ForgotUsername => render(status, &ForgotUsernamePage { form }),
+        Kind::IpLockout => render(status, &IpLockoutPage { form, seen_ip }),
+        Kind::AccountTerminated => render(status, &AccountTerminatedPage { form }),
+        _ => {
+            let zone = match form.trimmed("failed_at_zone") {
+                Some(z) => z,
+                None => "UTC".to_string(),
+            };
+            render(
+                status,
+                &LoginPage {
+                    form,
+                    zone,
+                    zone_names: local_time::zone_names(),
+                    offsets: local_time::OFFSETS_MINUTES
+                        .iter()
+                        .map(|m| local_time::offset_name(*m))
+                        .collect(),
+                },
+            )
+        }
+    }
+}
+
+impl LoginPage {
+    pub fn is_zone(&self, name: &str) -> bool {
+        self.zone == name
+    }
+}
+
+fn seen_ip(req: &HttpRequest, state: &AppState) -> String {
+    client_ip(req, &state.desk.settings.trusted_proxies)
+        .map(|ip| ip.to_string())
+        .unwrap_or_default()
+}
+
 pub async fn show_forgot_username() -> HttpResponse {
-    page(Kind::ForgotUsername, FormState::default(), StatusCode::OK)
+    page(
+        Kind::ForgotUsername,
+        FormState::default(),
+        StatusCode::OK,
+        String::new(),
+    )
 }
 
 pub async fn show_ip_lockout(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    // Prefilled with the address we see, which is usually the one to grant.
-    let ip = client_ip(&req, &state.desk.settings.trusted_proxies)
-        .map(|ip| ip.to_string())
-        .unwrap_or_default();
+    // The field starts empty: the address we see is often not the network that is locked out
+    // (a phone on mobile data, a home line). It is offered beside the field instead.
     page(
         Kind::IpLockout,
-        FormState::default().with_value("current_ip", ip),
+        FormState::default(),
         StatusCode::OK,
+        seen_ip(&req, &state),
     )
 }
 
 pub async fn show_account_terminated() -> HttpResponse {
-    page(Kind::AccountTerminated, FormState::default(), StatusCode::OK)
+    page(
+        Kind::AccountTerminated,
+        FormState::default(),
+        StatusCode::OK,
+        String::new(),
+    )
 }
 
 pub async fn show_login() -> HttpResponse {
-    page(Kind::LoginHelp, FormState::default(), StatusCode::OK)
+    page(Kind::LoginHelp, FormState::default(), StatusCode::OK, String::new())
 }
 
 pub async fn submit_forgot_username(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
@@ -126,9 +182,10 @@ async fn submit_valid(kind: Kind, req: HttpRequest, state: web::Data<AppState>, 
     let values: HashMap<String, String> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
     let mut form = FormState::from_values(values);
     let metrics = state.desk.metrics.clone();
+    let seen = seen_ip(&req, &state);
     let Some(request) = validate(kind, &mut form) else {
         metrics.form(kind.as_str(), "invalid");
-        return page(kind, form, StatusCode::UNPROCESSABLE_ENTITY);
+        return page(kind, form, StatusCode::UNPROCESSABLE_ENTITY, seen);
     };
     // Every field through the secret scanner here, before the service's transaction.
     let request = request.scrub();
@@ -137,28 +194,43 @@ async fn submit_valid(kind: Kind, req: HttpRequest, state: web::Data<AppState>, 
         Some(name) => smtp_username_notes(name.as_str()),
         None => vec![],
     };
-    let client = client_ip(&req, &state.desk.settings.trusted_proxies)
-        .map(|ip| ip.to_string())
-        .unwrap_or_default();
+    let client = seen.clone();
     let outcome = state
         .run(move |conn, desk| portal::submit_form(conn, desk, request, &client).map_err(Into::into))
         .await;
     match outcome {
         Ok(Submitted::Accepted { ticket_ref }) => {
             metrics.form(kind.as_str(), "accepted");
-            let mut query = vec![("ref", ticket_ref), ("email", email)];
-            query.extend(username_notes.iter().map(|n| ("note", n.to_string())));
-            let location = format!(
-                "/help/submitted?{}",
-                serde_urlencoded::to_string(query).unwrap_or_default()
+            // The confirmation page reads a sealed cookie: no address or reference in the URL
+            // (nor so in any log), and a crafted URL shows nothing.
+            let sealed = SubmittedCookie {
+                ticket_ref,
+                email,
+                notes: username_notes.iter().map(|n| n.to_string()).collect(),
+            };
+            let cookie = cookies::seal(
+                &state,
+                cookies::SUBMITTED,
+                cookies::SUBMITTED_PATH,
+                cookies::SUBMITTED_SECONDS,
+                sealed,
             );
             HttpResponse::SeeOther()
-                .insert_header((header::LOCATION, location))
+                .insert_header((header::LOCATION, cookies::SUBMITTED_PATH))
+                .cookie(cookie)
                 .finish()
         }
-        Ok(Submitted::RateLimited) => {
+        Ok(Submitted::RateLimited { retry_after_secs }) => {
             metrics.form(kind.as_str(), "rate_limited");
-            render(StatusCode::TOO_MANY_REQUESTS, &RateLimitedPage {})
+            // The form again, everything typed kept, and when a place frees: the count is per
+            // network and per address, so it says nothing of this person's own requests.
+            let zone = local_time::parse_zone(form.value("failed_at_zone")).ok();
+            form.set_notice(rate_limit_notice(retry_after_secs, chrono::Utc::now(), zone));
+            let mut answer = page(kind, form, StatusCode::TOO_MANY_REQUESTS, seen);
+            if let Ok(value) = header::HeaderValue::from_str(&retry_after_secs.to_string()) {
+                answer.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+            answer
         }
         Err(e) => {
             metrics.form(kind.as_str(), "error");
@@ -215,10 +287,22 @@ fn validate(kind: Kind, form: &mut FormState) -> Option<RequestFields> {
                 p @ ("web_login" | "api_key" | "smtp_535" | "other") => problem = Some(p.to_string()),
                 _ => form.add_error("problem", "Please choose what happens when you try to log in."),
             }
-            if let Some(text) = form.trimmed("failed_at") {
-                match parse_failed_at(&text) {
-                    Some(t) => failed_at = Some(t),
-                    None => form.add_error("failed_at", "Use a date and time such as 2026-11-20T10:00 (UTC)."),
+            form.limit("failed_at_zone", 64);
+            match local_time::parse_zone(form.value("failed_at_zone")) {
+                Ok(zone) => {
+                    if let Some(text) = form.trimmed("failed_at") {
+                        match parse_failed_at(&text, zone) {
+                            Ok(t) => failed_at = Some(t),
+                            Err(message) => form.add_error("failed_at", message),
+                        }
+                    }
+                }
+                Err(local_time::ZoneError::OffsetOutOfRange) => form.add_error(
+                    "failed_at_zone",
+                    "No place uses this offset: choose one between UTC-12:00 and UTC+14:00.",
+                ),
+                Err(local_time::ZoneError::Unknown) => {
+                    form.add_error("failed_at_zone", "Choose your time zone from the list.")
                 }
             }
         }
@@ -261,20 +345,66 @@ fn validate(kind: Kind, form: &mut FormState) -> Option<RequestFields> {
     })
 }
 
-/// RFC 3339, or `YYYY-MM-DDTHH:MM` as a `datetime-local` field sends it (taken as UTC).
-pub fn parse_failed_at(text: &str) -> Option<String> {
+/// RFC 3339 (its own offset wins), or `YYYY-MM-DDTHH:MM` as a `datetime-local` field sends it,
+/// read on the clock of `zone`; stored in UTC.
+pub fn parse_failed_at(text: &str, zone: local_time::Zone) -> Result<String, String> {
+    let stored = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let plausible = |t: &chrono::DateTime<chrono::Utc>| (2000..=2100).contains(&chrono::Datelike::year(t));
+    let out_of_range = "Use a date between the years 2000 and 2100.".to_string();
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
-        return Some(
-            t.with_timezone(&chrono::Utc)
-                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        );
+        let t = t.with_timezone(&chrono::Utc);
+        return if plausible(&t) {
+            Ok(stored(t))
+        } else {
+            Err(out_of_range)
+        };
     }
-    for format in ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"] {
-        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(text, format) {
-            return Some(t.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    for format in ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"] {
+        let Ok(local) = chrono::NaiveDateTime::parse_from_str(text, format) else {
+            continue;
+        };
+        if !(2000..=2100).contains(&chrono::Datelike::year(&local)) {
+            return Err(out_of_range);
         }
+        return match local_time::to_utc(local, zone) {
+            Ok(t) => Ok(stored(t)),
+            Err(local_time::LocalTimeError::Skipped) => Err(format!(
+                "The clocks skipped this time in {} (daylight saving began): use the time your clock showed, such as an hour later.",
+                zone.name()
+            )),
+            Err(local_time::LocalTimeError::OutOfRange) => Err(out_of_range),
+        };
     }
-    None
+    Err("Use a date and time such as 2026-11-20T10:00.".to_string())
+}
+
+/// The rate-limit notice: when to try again (in UTC, on the customer's clock when the form names
+/// their zone, and in minutes), never a claim about who sent the earlier requests.
+pub fn rate_limit_notice(
+    retry_after_secs: u64,
+    now: chrono::DateTime<chrono::Utc>,
+    zone: Option<local_time::Zone>,
+) -> String {
+    let minutes = retry_after_secs.div_ceil(60).max(1);
+    let at = now + chrono::Duration::seconds(i64::try_from(retry_after_secs).unwrap_or(3600));
+    let wait = if minutes == 1 {
+        "in about a minute".to_string()
+    } else {
+        format!("in about {minutes} minutes")
+    };
+    let local = match zone {
+        Some(z @ local_time::Zone::Named(tz)) => {
+            format!(" ({} in {})", at.with_timezone(&tz).format("%H:%M"), z.name())
+        }
+        Some(z @ local_time::Zone::Offset(offset)) => {
+            format!(" ({} at UTC{})", at.with_timezone(&offset).format("%H:%M"), z.name())
+        }
+        _ => String::new(),
+    };
+    format!(
+        "We cannot take this form right now: many requests reached us in the last hour from your network or for this email address (people in one office or on one mobile network share an address). You can send it again from {} UTC{local}, {wait}. Everything you typed is kept below. To add to an open request, reply to our email about it.",
+        at.format("%H:%M")
+    )
 }
 
 /// What the articles call common causes, said back to the customer about what they typed
@@ -291,39 +421,38 @@ fn capitalise(message: &str) -> String {
     }
 }
 
-#[derive(serde::Deserialize)]
-pub struct SubmittedQuery {
-    #[serde(rename = "ref", default)]
-    ticket_ref: String,
-    #[serde(default)]
-    email: String,
+/// `GET /help/submitted`: the reference and where the link went, read from the private cookie
+/// the form's answer set (valid for a few minutes). Query parameters are never read: without
+/// the cookie the page names no reference and no address.
+pub async fn show_submitted(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let submitted: Option<SubmittedCookie> =
+        cookies::open(&req, &state, cookies::SUBMITTED, cookies::SUBMITTED_SECONDS);
+    render(StatusCode::OK, &SubmittedPage { submitted })
 }
 
-/// `GET /help/submitted`: the reference and where the link went. Nothing else: the page must
-/// read the same whatever the directory holds.
-pub async fn show_submitted(req: HttpRequest) -> HttpResponse {
-    let query: SubmittedQuery = web::Query::<SubmittedQuery>::from_query(req.query_string())
-        .map(|q| q.into_inner())
-        .unwrap_or(SubmittedQuery {
-            ticket_ref: String::new(),
-            email: String::new(),
-        });
-    let notes: Vec<&'static str> = req
-        .query_string()
-        .split('&')
-        .filter_map(|pair| pair.strip_prefix("note="))
-        .filter_map(|n| match n {
-            "smtp_username_has_at" => Some("smtp_username_has_at"),
-            "smtp_username_whitespace" => Some("smtp_username_whitespace"),
-            _ => None,
-        })
-        .collect();
-    render(
-        StatusCode::OK,
-        &SubmittedPage {
-            ticket_ref: query.ticket_ref,
-            email: query.email,
-            username_notes: notes,
-        },
-    )
+#[cfg(test)]
+mod tests {
+    use super::{local_time, rate_limit_notice};
+
+    #[test]
+    fn the_rate_limit_notice_says_when_on_both_clocks_and_blames_nobody() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-07-15T10:00:00Z")
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .unwrap_or_default();
+        let paris = local_time::parse_zone("Europe/Paris").ok();
+        let text = rate_limit_notice(1800, now, paris);
+        assert!(
+            text.contains("from 10:30 UTC (12:30 in Europe/Paris), in about 30 minutes"),
+            "{text}"
+        );
+        let text = rate_limit_notice(59, now, local_time::parse_zone("+05:30").ok());
+        assert!(
+            text.contains("from 10:00 UTC (15:30 at UTC+05:30), in about a minute"),
+            "{text}"
+        );
+        let text = rate_limit_notice(3600, now, None);
+        assert!(text.contains("from 11:00 UTC, in about 60 minutes"), "{text}");
+        assert!(text.contains("from your network or for this email address"));
+        assert!(!text.contains("from you ") && !text.contains("you sent"));
+    }
 }

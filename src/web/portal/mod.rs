@@ -1,7 +1,9 @@
 //! Customer pages: server-rendered, usable without JavaScript, readable on a phone.
 
+pub mod cookies;
 pub mod form_state;
 pub mod forms;
+pub mod multipart;
 pub mod status;
 pub mod verify;
 
@@ -61,6 +63,14 @@ pub fn status_page_error(error: impl std::fmt::Display) -> HttpResponse {
             text: "Something went wrong on our side. Please go back and send it again in a minute; nothing was recorded.",
         },
     )
+}
+
+/// The one script of the customer pages (compiled in, like the stylesheet): pages work without it.
+pub async fn script() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header(("Cache-Control", "public, max-age=3600"))
+        .body(include_str!("../../../static/js/portal.js"))
 }
 
 pub async fn default_not_found() -> HttpResponse {

@@ -107,16 +107,7 @@ pub fn diagnosis_events(ticket: &Value) -> Vec<Value> {
         .collect()
 }
 
-/// The reference in a form's redirect (`/help/submitted?ref=RD-7&…`).
-pub fn reference_from(location: &str) -> String {
-    let query = location.split_once('?').map(|(_, q)| q).unwrap_or("");
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap();
-    pairs
-        .into_iter()
-        .find(|(k, _)| k == "ref")
-        .map(|(_, v)| v)
-        .expect("a reference")
-}
+pub use crate::helpers::reference_on_page as reference_from;
 
 /// As if an hour had passed for the web forms: a new login form from the same address opens a
 /// new ticket instead of attaching to the last one.
