@@ -1,7 +1,7 @@
 //! Queries of the agent console: sign-in throttling, the queue, agents, accounts.
 
 use super::accounts::AccountRow;
-use super::schema::{accounts, agents, login_attempts, ticket_counts, tickets};
+use super::schema::{accounts, agents, login_attempts, tickets};
 use super::tickets::TicketRow;
 use super::{AnyConnection, now};
 use chrono::NaiveDateTime;

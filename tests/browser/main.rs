@@ -5,8 +5,8 @@
 
 mod axe;
 mod console;
-mod four_eyes;
 mod customer;
+mod four_eyes;
 #[path = "../api/helpers.rs"]
 #[allow(dead_code)] // shared with the API tests, which use more of it
 mod helpers;

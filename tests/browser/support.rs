@@ -394,14 +394,6 @@ impl Page {
             .unwrap_or_else(|e| panic!("running a script: {e}"))
     }
 
-    /// Runs a script that calls its last argument when done; returns what it passed.
-    pub async fn run_async_script(&self, script: &str) -> serde_json::Value {
-        self.client
-            .execute_async(script, vec![])
-            .await
-            .unwrap_or_else(|e| panic!("running an asynchronous script: {e}"))
-    }
-
     async fn read_number(&self, script: &str) -> u64 {
         let value = self.client.execute(script, vec![]).await.expect("a script result");
         value.as_u64().unwrap_or_else(|| panic!("`{script}` gave {value}"))

@@ -8,9 +8,9 @@
 mod account_terminated;
 pub mod action;
 pub mod activity;
+pub mod approval;
 pub mod canned;
 pub mod closing;
-pub mod approval;
 mod common;
 pub mod conversation;
 pub mod creation;
