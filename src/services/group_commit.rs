@@ -97,6 +97,19 @@ pub fn record(desk: &Desk, channel: &str, answer: &Answer, started: std::time::I
     desk.metrics.inbound(channel, outcome, started.elapsed().as_secs_f64());
 }
 
+/// Counts the sender verdict of a committed message that became or joined a ticket, as
+/// `inbound::ingest` does.
+fn count_sender_auth(desk: &Desk, prepared: &Prepared, answer: &Answer) {
+    if let (Ok(i), Some(verdict)) = (answer, prepared.sender_auth())
+        && matches!(
+            i.outcome,
+            super::inbound::Outcome::Created | super::inbound::Outcome::Appended
+        )
+    {
+        desk.metrics.sender_auth(verdict);
+    }
+}
+
 /// One transaction for the whole group, each message in a savepoint (`store_prepared` nests);
 /// the answers go out after the commit. A message whose own writes failed is tried once more
 /// alone, in a transaction of its own, after the group.
@@ -126,13 +139,18 @@ fn write_group(pool: &Pool, desk: &Desk, group: Vec<Job>) {
     });
     match committed {
         Ok(answers) => {
-            // Alone in its group, a failed message has had its own transaction already.
-            let alone = group.len() == 1;
+            // A failed message is tried once more in a transaction of its own, outside the
+            // group's: there a deadlock or serialization failure is retried (`write_transaction`
+            // retries only the outermost transaction), even for a message alone in its group.
+            // On SQLite a message alone in its group is not tried again: its failure is a
+            // database locked past the busy timeout, and mailgate's 75 must come after 10 s.
+            let retry_alone = group.len() > 1 || matches!(&*conn, db::AnyConnection::Postgresql(_));
             let mut failed = vec![];
             for (job, answer) in group.into_iter().zip(answers) {
                 match answer {
-                    Err(IngestError::Temporary(reason)) if !alone => failed.push((job, reason)),
+                    Err(IngestError::Temporary(reason)) if retry_alone => failed.push((job, reason)),
                     answer => {
+                        count_sender_auth(desk, &job.prepared, &answer);
                         let _ = job.answer.send(answer);
                     }
                 }
@@ -143,6 +161,7 @@ fn write_group(pool: &Pool, desk: &Desk, group: Vec<Job>) {
                 let answer = db::with_durable_commits(&mut conn, |conn| {
                     store_prepared(conn, desk, &job.prepared, job.channel, None)
                 });
+                count_sender_auth(desk, &job.prepared, &answer);
                 let _ = job.answer.send(answer);
             }
         }
