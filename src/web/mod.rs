@@ -46,6 +46,30 @@ impl AppState {
     }
 }
 
+/// A stored file, served only as a download: never rendered by the browser (`nosniff`, an
+/// octet stream), under a name reduced to printable ASCII without quotes or backslashes.
+pub fn download(filename: &str, data: Vec<u8>) -> actix_web::HttpResponse {
+    use actix_web::http::header;
+    let safe_name: String = filename
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    actix_web::HttpResponse::Ok()
+        .content_type("application/octet-stream")
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{safe_name}\""),
+        ))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .body(data)
+}
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
     console::configure(cfg);
     cfg.route("/", web::get().to(portal::show_help_centre))

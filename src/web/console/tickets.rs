@@ -271,27 +271,7 @@ pub async fn download_attachment(
         })
         .await;
     match found {
-        Ok(Some(a)) => {
-            let safe_name: String = a
-                .filename
-                .chars()
-                .map(|c| {
-                    if c.is_ascii_graphic() && c != '"' && c != '\\' {
-                        c
-                    } else {
-                        '_'
-                    }
-                })
-                .collect();
-            HttpResponse::Ok()
-                .content_type("application/octet-stream")
-                .insert_header((
-                    header::CONTENT_DISPOSITION,
-                    format!("attachment; filename=\"{safe_name}\""),
-                ))
-                .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-                .body(a.data)
-        }
+        Ok(Some(a)) => crate::web::download(&a.filename, a.data),
         Ok(None) => refused_page(StatusCode::NOT_FOUND, "There is no such attachment."),
         Err(e) => refused_page(e.status, &e.message),
     }

@@ -436,27 +436,7 @@ pub async fn download_file(state: web::Data<AppState>, path: web::Path<(String, 
         .run(move |conn, _| crate::services::portal::status_attachment(conn, &token, id).map_err(Into::into))
         .await;
     match found {
-        Ok(Some(file)) => {
-            let safe_name: String = file
-                .filename
-                .chars()
-                .map(|c| {
-                    if c.is_ascii_graphic() && c != '"' && c != '\\' {
-                        c
-                    } else {
-                        '_'
-                    }
-                })
-                .collect();
-            HttpResponse::Ok()
-                .content_type("application/octet-stream")
-                .insert_header((
-                    header::CONTENT_DISPOSITION,
-                    format!("attachment; filename=\"{safe_name}\""),
-                ))
-                .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-                .body(file.data)
-        }
+        Ok(Some(file)) => crate::web::download(&file.filename, file.data),
         Ok(None) => not_found(),
         Err(e) => status_page_error(e),
     }
