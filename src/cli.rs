@@ -325,3 +325,11 @@ pub enum AgentsCommand {
         password_stdin: bool,
     },
 }
+
+/// A whole number from an option's text, or a message naming the setting: options arrive as
+/// text so that a bad value is told in the desk's words, never as clap's usage error.
+pub(crate) fn number<T: std::str::FromStr>(name: &str, text: &str) -> Result<T, String> {
+    text.trim()
+        .parse()
+        .map_err(|_| format!("{name} must be a whole number, not {text:?}"))
+}

@@ -1,7 +1,7 @@
 //! Settings, read once from the command line and environment and passed down explicitly
 //! (never a global), so tests can run many differently configured apps in one process.
 
-use crate::cli::GlobalOptions;
+use crate::cli::{GlobalOptions, number};
 use crate::db::DatabaseUrl;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -163,13 +163,6 @@ fn socket_path(given: Option<&std::path::Path>, database_url: &DatabaseUrl) -> O
                 .map(|dir| dir.join("recoverydesk.sock")),
         },
     }
-}
-
-/// A whole number, or a message naming the setting (never clap's usage error: see `cli`).
-pub(crate) fn number<T: std::str::FromStr>(name: &str, text: &str) -> Result<T, String> {
-    text.trim()
-        .parse()
-        .map_err(|_| format!("{name} must be a whole number, not {text:?}"))
 }
 
 /// `host:port` or `[v6]:port`, with a numeric port: what the listener will be given.

@@ -1,8 +1,8 @@
 //! The hash chain's rows (`event_hashes`): appended with each event, in its transaction, and
 //! read back to export and verify (docs/reference.md#four-eyes-and-the-audit-trail).
 
+use super::event_row::EventRow;
 use super::schema::{event_hashes, events, messages, tickets};
-use super::tickets::EventRow;
 use super::{AnyConnection, settings};
 use crate::domain::audit::{self, ChainedEvent, GENESIS};
 use chrono::NaiveDateTime;

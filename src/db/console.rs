@@ -93,7 +93,7 @@ pub fn queue(conn: &mut AnyConnection, f: &QueueFilter) -> QueryResult<Vec<Ticke
             before_id: f.before_id,
             limit: f.limit,
         };
-        return super::search::search(conn, &text, f.q_ticket_id, &filter);
+        return super::tickets::search(conn, &text, f.q_ticket_id, &filter);
     }
     let mut query = tickets::table.select(TicketRow::as_select()).into_boxed();
     query = match &f.state {

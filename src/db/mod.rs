@@ -11,6 +11,7 @@ pub mod backup;
 pub mod canned;
 pub mod console;
 pub mod erase;
+pub mod event_row;
 pub mod imap;
 pub mod inbound;
 pub mod locks;

@@ -4,7 +4,6 @@
 
 use super::AnyConnection;
 use super::schema::{accounts, tickets};
-use super::tickets::TicketRow;
 use crate::domain::search::SearchText;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Text};
@@ -69,12 +68,14 @@ pub struct SearchFilter {
 /// id, username or registered address of its account), those tickets are the answer: B-tree
 /// lookups, whatever the size of the desk. Otherwise, the tickets whose search document
 /// holds every word.
-pub fn search(
+///
+/// The ids only: the rows are loaded by `db::tickets::search`, which owns the ticket row.
+pub fn ids(
     conn: &mut AnyConnection,
     text: &SearchText,
     ticket_id: Option<i64>,
     f: &SearchFilter,
-) -> QueryResult<Vec<TicketRow>> {
+) -> QueryResult<Vec<i64>> {
     let exact = Exact::find(conn, text, ticket_id)?;
     let ids = if exact.any(conn)? {
         exact.page(conn, f)?
@@ -83,14 +84,7 @@ pub fn search(
     } else {
         word_matches(conn, text, f)?
     };
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    tickets::table
-        .filter(tickets::id.eq_any(ids))
-        .order(tickets::id.desc())
-        .select(TicketRow::as_select())
-        .load(conn)
+    Ok(ids)
 }
 
 /// What the whole text names exactly. Each kind is its own indexed query (an OR of them lets

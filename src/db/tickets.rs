@@ -1,5 +1,6 @@
 //! Tickets, their append-only events, messages, verification checks and email challenges.
 
+pub use super::event_row::EventRow;
 use super::schema::{email_challenges, events, messages, status_links, tickets, verification_checks};
 use super::{AnyConnection, now};
 use crate::domain::scrubbed::Scrubbed;
@@ -193,6 +194,24 @@ pub struct TicketFilter {
     pub waiting_on: Option<String>,
 }
 
+/// The tickets a search finds ([`super::search::ids`]), newest first.
+pub fn search(
+    conn: &mut AnyConnection,
+    text: &crate::domain::search::SearchText,
+    ticket_id: Option<i64>,
+    f: &super::search::SearchFilter,
+) -> QueryResult<Vec<TicketRow>> {
+    let ids = super::search::ids(conn, text, ticket_id, f)?;
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    tickets::table
+        .filter(tickets::id.eq_any(ids))
+        .order(tickets::id.desc())
+        .select(TicketRow::as_select())
+        .load(conn)
+}
+
 /// Newest first. With a search (`q`), the tickets it finds (docs/reference.md#search).
 pub fn list(conn: &mut AnyConnection, f: &TicketFilter) -> QueryResult<Vec<TicketRow>> {
     if let Some(text) = f.q.as_deref().and_then(crate::domain::search::SearchText::parse) {
@@ -203,7 +222,7 @@ pub fn list(conn: &mut AnyConnection, f: &TicketFilter) -> QueryResult<Vec<Ticke
             before_id: f.before_id,
             limit: f.limit,
         };
-        return super::search::search(conn, &text, f.q_ticket_id, &filter);
+        return search(conn, &text, f.q_ticket_id, &filter);
     }
     let mut query = tickets::table.select(TicketRow::as_select()).into_boxed();
     if let Some(kind) = &f.kind {
@@ -338,18 +357,6 @@ pub fn messages_of(conn: &mut AnyConnection, ticket_id: i64) -> QueryResult<Vec<
         .order(messages::id.asc())
         .select(MessageRow::as_select())
         .load(conn)
-}
-
-#[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = events)]
-pub struct EventRow {
-    pub id: i64,
-    pub ticket_id: i64,
-    pub event_type: String,
-    pub actor: String,
-    pub data: String,
-    pub message_ref: Option<i64>,
-    pub created_at: NaiveDateTime,
 }
 
 /// Appends an event and its link in the ticket's hash chain, in the caller's transaction. On

@@ -13,5 +13,6 @@ pub mod search;
 pub mod sender_auth;
 pub mod throttle;
 pub mod ticket;
+pub mod time_text;
 pub mod verification;
 pub mod workflow;

@@ -132,6 +132,7 @@ fn parse_line(text: &str) -> Result<AccountRecord, String> {
 
 /// Applies one line in its own transaction, with the ban cascade: the account's descendants
 /// become banned through it, and open tickets of every newly banned account are refused.
+#[tracing::instrument(level = "debug", skip_all)]
 pub fn import_line(conn: &mut AnyConnection, desk: &Desk, text: &str) -> Result<(LineOutcome, usize), ServiceError> {
     let record = match parse_line(text) {
         Ok(r) => r,
@@ -214,6 +215,7 @@ fn lock_for_import(conn: &mut AnyConnection, id: &str) -> Result<(), ServiceErro
 }
 
 /// Imports JSON Lines from a reader, line by line (files can be large).
+#[tracing::instrument(level = "debug", skip_all)]
 pub fn import(
     conn: &mut AnyConnection,
     desk: &Desk,

@@ -36,6 +36,7 @@ pub fn check_new_password(password: &str) -> Result<(), ServiceError> {
     Ok(())
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(role))]
 pub fn add_agent(
     conn: &mut AnyConnection,
     email: &str,
@@ -62,6 +63,7 @@ pub fn add_agent(
 
 /// `agents password`: the operator sets an agent's password. It ends the agent's sessions and
 /// replaces a one-time password.
+#[tracing::instrument(level = "debug", skip_all)]
 pub fn set_password(conn: &mut AnyConnection, email: &str, password: &str) -> Result<(), ServiceError> {
     check_new_password(password)?;
     let agent = agents::find_by_email(conn, email)?.ok_or_else(|| ServiceError::NotFound(format!("agent {email}")))?;
@@ -84,6 +86,7 @@ pub enum ChangeRefused {
 /// The console's "change my password": the current password is required, the new one follows
 /// the rules and differs from it. Returns the new session generation: every other session of
 /// the agent has ended, and the caller issues this browser a fresh cookie.
+#[tracing::instrument(level = "debug", skip_all, fields(agent_id))]
 pub fn change_password(
     conn: &mut AnyConnection,
     agent_id: i64,
@@ -146,11 +149,13 @@ impl TokenRequest {
 }
 
 /// A new API token for an agent: returned once, stored only as its SHA-256 hash.
+#[tracing::instrument(level = "debug", skip_all)]
 pub fn issue_token(conn: &mut AnyConnection, email: &str) -> Result<String, ServiceError> {
     issue_named_token(conn, email, &TokenRequest::default(), Utc::now())
 }
 
 /// A named token, expiring `expires_days` after `now` if asked.
+#[tracing::instrument(level = "debug", skip_all)]
 pub fn issue_named_token(
     conn: &mut AnyConnection,
     email: &str,
@@ -175,12 +180,14 @@ pub fn issue_named_token(
 }
 
 /// `agents tokens --email E`: the agent's tokens, newest first.
+#[tracing::instrument(level = "debug", skip_all)]
 pub fn list_tokens(conn: &mut AnyConnection, email: &str) -> Result<Vec<agents::TokenRow>, ServiceError> {
     let agent = agents::find_by_email(conn, email)?.ok_or_else(|| ServiceError::NotFound(format!("agent {email}")))?;
     Ok(agents::tokens_of(conn, agent.id)?)
 }
 
 /// Revokes a token: the next request with it answers 401.
+#[tracing::instrument(level = "debug", skip_all, fields(token_id))]
 pub fn revoke_token(conn: &mut AnyConnection, token_id: i64, now: DateTime<Utc>) -> Result<(), ServiceError> {
     let at = now.naive_utc().trunc_subsecs(6);
     let revoked = db::write_transaction(conn, |conn| agents::revoke_token(conn, token_id, at))?;
@@ -193,6 +200,7 @@ pub fn revoke_token(conn: &mut AnyConnection, token_id: i64, now: DateTime<Utc>)
 
 /// On a database with no agent, creates the admin and returns its one-time password, which
 /// must be replaced at the first sign-in and stops working after 24 hours unused.
+#[tracing::instrument(level = "debug", skip_all)]
 pub fn bootstrap_admin(
     conn: &mut AnyConnection,
     admin_email: &str,

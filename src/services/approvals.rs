@@ -3,22 +3,18 @@
 //! checked again then) or rejects it. The rule itself is pure, in
 //! `domain::workflow::approval`; this carries it out in one transaction each.
 
-use super::decision::{Loaded, commit};
+use super::decision::{commit, record_refusal};
+use super::loaded::Loaded;
 use super::{Actor, Desk, ServiceError};
 use crate::db::approvals::{self as rows, ApprovalRow, NewApproval};
 use crate::db::tickets::{self as ticket_rows, TicketRow};
 use crate::db::{self, AnyConnection};
-use crate::domain::workflow::approval::{self, ApprovalStatus, RequestView};
+use crate::domain::time_text;
+use crate::domain::workflow::approval::{self, ApprovalStatus};
 use crate::domain::workflow::{self, Action, ActionName, Context, Refusal};
 use serde_json::{Value, json};
 
-pub fn request_view(row: &ApprovalRow) -> RequestView {
-    RequestView {
-        status: ApprovalStatus::parse(&row.status).unwrap_or(ApprovalStatus::Cancelled),
-        requested_by: row.requested_by_id,
-        requested_at: row.requested_at,
-    }
-}
+pub use super::loaded::request_view;
 
 fn email_of(label: &str) -> &str {
     label.strip_prefix("agent:").unwrap_or(label)
@@ -32,10 +28,10 @@ pub fn approval_json(desk: &Desk, row: &ApprovalRow) -> Value {
         "action": row.action,
         "params": serde_json::from_str::<Value>(&row.params).unwrap_or_else(|_| json!({})),
         "requested_by": email_of(&row.requested_by),
-        "requested_at": super::view::rfc3339(row.requested_at),
+        "requested_at": time_text::rfc3339(row.requested_at),
         "status": row.status,
         "decided_by": row.decided_by.as_deref().map(email_of),
-        "decided_at": row.decided_at.map(super::view::rfc3339),
+        "decided_at": row.decided_at.map(time_text::rfc3339),
         "reason": row.reason,
     })
 }
@@ -91,7 +87,7 @@ pub(crate) fn expire_stale(conn: &mut AnyConnection, ticket_id: i64) -> Result<u
                 "approval_expired",
                 "system",
                 &json!({"approval_id": row.id.to_string(), "action": row.action, "requested_by": row.requested_by,
-                        "requested_at": super::view::rfc3339(row.requested_at)}),
+                        "requested_at": time_text::rfc3339(row.requested_at)}),
                 None,
             )?;
             expired += 1;
@@ -141,33 +137,23 @@ fn finish<T>(desk: &Desk, outcome: Outcome<T>) -> Result<T, ServiceError> {
     })
 }
 
-fn log_refusal(
-    conn: &mut AnyConnection,
-    ticket_id: i64,
-    action: &str,
-    refusal: &Refusal,
-    actor: &Actor,
-) -> Result<(), ServiceError> {
-    ticket_rows::insert_event(
-        conn,
-        ticket_id,
-        "refusal",
-        &actor.label(),
-        &json!({"action": action, "code": refusal.code.as_str(), "message": refusal.message}),
-        None,
-    )?;
-    Ok(())
-}
-
 /// A different agent approves: the request must be pending and recent, and the action's
 /// guards must hold against the ticket as it is now; then it is applied as its requester's,
 /// with both agents named. Two approvals at once apply it once.
+#[tracing::instrument(level = "debug", skip_all, fields(approval_id = id))]
 pub fn approve(conn: &mut AnyConnection, desk: &Desk, id: i64, actor: &Actor) -> Result<TicketRow, ServiceError> {
     let approver = agent_id(actor)?;
     let outcome = db::write_transaction(conn, |conn| -> Result<Outcome<TicketRow>, ServiceError> {
         let (row, loaded, expired) = load(conn, id)?;
         let refused = |conn: &mut AnyConnection, refusal: Refusal| -> Result<Outcome<TicketRow>, ServiceError> {
-            log_refusal(conn, row.ticket_id, &format!("approve {}", row.action), &refusal, actor)?;
+            record_refusal(
+                conn,
+                row.ticket_id,
+                &format!("approve {}", row.action),
+                &refusal,
+                actor,
+                None,
+            )?;
             Ok(Outcome {
                 value: Err(refusal),
                 expired,
@@ -244,6 +230,7 @@ pub fn approve(conn: &mut AnyConnection, desk: &Desk, id: i64, actor: &Actor) ->
 }
 
 /// Another agent rejects the request (or its requester withdraws it): nothing is applied.
+#[tracing::instrument(level = "debug", skip_all, fields(approval_id = id))]
 pub fn reject(
     conn: &mut AnyConnection,
     desk: &Desk,
@@ -258,7 +245,14 @@ pub fn reject(
         let status = match approval::may_reject(&request_view(&row), agent, db::now()) {
             Ok(status) => status,
             Err(refusal) => {
-                log_refusal(conn, row.ticket_id, &format!("reject {}", row.action), &refusal, actor)?;
+                record_refusal(
+                    conn,
+                    row.ticket_id,
+                    &format!("reject {}", row.action),
+                    &refusal,
+                    actor,
+                    None,
+                )?;
                 return Ok(Outcome {
                     value: Err(refusal),
                     expired,
@@ -289,12 +283,14 @@ pub fn reject(
 }
 
 /// Pending requests still within their 24 hours, oldest first.
+#[tracing::instrument(level = "debug", skip_all)]
 pub fn list_pending(conn: &mut AnyConnection) -> Result<Vec<ApprovalRow>, ServiceError> {
     let since = db::now() - chrono::Duration::hours(approval::APPROVAL_VALID_HOURS);
     Ok(rows::pending_since(conn, since, 500)?)
 }
 
 /// A ticket's live pending requests, oldest first (for its page).
+#[tracing::instrument(level = "debug", skip_all, fields(ticket_id))]
 pub fn pending_of_ticket(conn: &mut AnyConnection, ticket_id: i64) -> Result<Vec<ApprovalRow>, ServiceError> {
     let now = db::now();
     Ok(rows::pending_of(conn, ticket_id)?
@@ -333,8 +329,8 @@ pub fn entries(desk: &Desk, rows: &[ApprovalRow]) -> Vec<ApprovalEntry> {
                 what,
                 requested_by: email_of(&r.requested_by).to_string(),
                 requested_by_id: r.requested_by_id,
-                requested_at: r.requested_at.format("%Y-%m-%d %H:%M").to_string(),
-                age: super::console::age(r.requested_at, now),
+                requested_at: time_text::minutes(r.requested_at),
+                age: time_text::age(r.requested_at, now),
             }
         })
         .collect()
@@ -347,6 +343,7 @@ pub struct TrailCheck {
     pub broken: String,
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(ticket_id))]
 pub fn trail_check(conn: &mut AnyConnection, desk: &Desk, ticket_id: i64) -> Result<TrailCheck, ServiceError> {
     Ok(match super::audit::verify_ticket(conn, desk, ticket_id)? {
         Ok(events) => TrailCheck {

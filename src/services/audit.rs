@@ -8,6 +8,7 @@ use serde_json::Value;
 
 /// A ticket's events as JSON Lines: one canonical object per line plus `prev_hash` and
 /// `hash`, exactly as `audit verify FILE` checks them.
+#[tracing::instrument(level = "debug", skip_all, fields(ticket_id))]
 pub fn export(conn: &mut AnyConnection, desk: &Desk, ticket_id: i64) -> Result<String, ServiceError> {
     crate::db::tickets::find(conn, ticket_id)?.ok_or_else(|| ServiceError::NotFound("ticket".into()))?;
     let mut out = String::new();
@@ -46,6 +47,7 @@ fn parse_data(event: &EventRow) -> Value {
 
 /// Checks one ticket's chain in the database, and each message's text against its content
 /// hash unless it was erased. The number of events checked, or the first broken link.
+#[tracing::instrument(level = "debug", skip_all, fields(ticket_id))]
 pub fn verify_ticket(
     conn: &mut AnyConnection,
     desk: &Desk,
@@ -103,6 +105,7 @@ pub fn verify_ticket(
 }
 
 /// Checks every ticket's chain: the number of events checked, or the first broken link.
+#[tracing::instrument(level = "debug", skip_all)]
 pub fn verify_database(conn: &mut AnyConnection, desk: &Desk) -> Result<Result<usize, Broken>, ServiceError> {
     let mut checked = 0;
     for id in chain::ticket_ids(conn)? {

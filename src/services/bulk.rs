@@ -29,6 +29,7 @@ pub type BulkOutcome = (String, Result<(), ServiceError>);
 
 /// Applies `op` to each reference (duplicates once, in the order given). A reference that is
 /// not one of ours is reported as such.
+#[tracing::instrument(level = "debug", skip_all, fields(tickets = refs.len()))]
 pub fn apply_to_many(
     conn: &mut AnyConnection,
     desk: &Desk,

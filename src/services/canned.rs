@@ -1,7 +1,7 @@
 //! Canned answers: admins manage them; an agent's reply with one goes through the engine's
 //! check (`domain::workflow::canned`) and then is an ordinary mailed reply.
 
-use super::decision::Loaded;
+use super::loaded::Loaded;
 use super::{Actor, Desk, ServiceError};
 use crate::db::canned::{self as rows, CannedRow};
 use crate::db::tickets::TicketRow;
@@ -20,11 +20,13 @@ fn admin_only(actor: &Actor) -> Result<(), ServiceError> {
     }
 }
 
+#[tracing::instrument(level = "debug", skip_all)]
 pub fn list(conn: &mut AnyConnection) -> Result<Vec<CannedRow>, ServiceError> {
     Ok(rows::all(conn)?)
 }
 
 /// Scrubbed like every text that is stored.
+#[tracing::instrument(level = "debug", skip_all, fields(account_dependent))]
 pub fn create(
     conn: &mut AnyConnection,
     actor: &Actor,
@@ -45,6 +47,7 @@ pub fn create(
     )?)
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(canned_id = id))]
 pub fn delete(conn: &mut AnyConnection, actor: &Actor, id: i64) -> Result<bool, ServiceError> {
     admin_only(actor)?;
     Ok(rows::delete(conn, id)?)
@@ -52,6 +55,7 @@ pub fn delete(conn: &mut AnyConnection, actor: &Actor, id: i64) -> Result<bool, 
 
 /// Replies to the requester with a canned answer, its placeholders filled from the ticket; an
 /// account-dependent one is refused unless the requester is the registered address.
+#[tracing::instrument(level = "debug", skip_all, fields(ticket_id, canned_id))]
 pub fn reply_with(
     conn: &mut AnyConnection,
     desk: &Desk,

@@ -1,32 +1,18 @@
 //! What the agent console shows, assembled for its templates: the queue and the ticket page.
 //! The allowed and blocked actions come from the same engine function the API uses.
 
-use super::decision::Loaded;
+use super::loaded::Loaded;
 use super::{Desk, ServiceError};
 use crate::db::console::{self as queries, QueueFilter};
 use crate::db::tickets::TicketRow;
 use crate::db::{AnyConnection, accounts, agents, inbound, outbox, tickets};
 use crate::domain::account::AccountView;
 use crate::domain::ticket::{Kind, State};
+use crate::domain::time_text;
 use crate::domain::verification::{self, Method, Progress};
 use crate::domain::workflow::{self, ActionName};
 use chrono::NaiveDateTime;
 use std::collections::HashMap;
-
-/// "3 h", "2 d": how long something has waited, for people scanning a queue.
-pub fn age(since: NaiveDateTime, now: NaiveDateTime) -> String {
-    let minutes = (now - since).num_minutes().max(0);
-    match minutes {
-        0..=59 => format!("{minutes} min"),
-        60..=2879 => format!("{} h", minutes / 60),
-        _ => format!("{} d", minutes / 1440),
-    }
-}
-
-/// "2026-12-07 09:14 UTC": the absolute time beside a relative one.
-pub fn absolute(at: NaiveDateTime) -> String {
-    at.format("%Y-%m-%d %H:%M UTC").to_string()
-}
 
 pub struct QueueRow {
     pub ticket_ref: String,
@@ -74,6 +60,7 @@ pub fn parse_cursor(cursor: &str) -> Option<(NaiveDateTime, i64)> {
     Some((at, id.parse().ok()?))
 }
 
+#[tracing::instrument(level = "debug", skip_all)]
 pub fn queue(conn: &mut AnyConnection, desk: &Desk, filter: QueueFilter) -> Result<QueuePage, ServiceError> {
     let limit = filter.limit;
     let filter_q = filter.q.clone();
@@ -111,14 +98,14 @@ pub fn queue(conn: &mut AnyConnection, desk: &Desk, filter: QueueFilter) -> Resu
         })
         .map(|(r, turn)| QueueRow {
             waiting_on: turn.waiting_on,
-            last_activity: age(turn.last_activity_at, now),
-            last_activity_at: absolute(turn.last_activity_at),
-            last_activity_iso: super::view::rfc3339(turn.last_activity_at),
+            last_activity: time_text::age(turn.last_activity_at, now),
+            last_activity_at: time_text::minutes_utc(turn.last_activity_at),
+            last_activity_iso: time_text::rfc3339(turn.last_activity_at),
             new_activity: turn.new_activity,
             ticket_ref: desk.ticket_ref(r.id),
             kind: Kind::parse(&r.kind).unwrap_or(Kind::General),
             state: State::parse(&r.state).unwrap_or(State::AwaitingAgent),
-            waiting: age(r.waiting_since, now),
+            waiting: time_text::age(r.waiting_since, now),
             assignee: r.assignee_id.and_then(|id| emails.get(&id).cloned()),
             subject: r.subject,
             requester: r.requester,
@@ -217,146 +204,11 @@ pub struct TicketPage {
     pub trail: super::approvals::TrailCheck,
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(ticket_id = id))]
 pub fn ticket_page(conn: &mut AnyConnection, desk: &Desk, id: i64) -> Result<TicketPage, ServiceError> {
     let loaded = Loaded::read(conn, id)?;
-    let view = loaded.view();
-    let actions = workflow::available_actions(&view)
-        .into_iter()
-        .map(|(name, verdict)| match verdict {
-            Ok(()) => ActionEntry {
-                name,
-                allowed: true,
-                reason: String::new(),
-                code: String::new(),
-                code_words: "",
-            },
-            Err(r) => ActionEntry {
-                name,
-                allowed: false,
-                reason: r.message,
-                code: r.code.as_str().to_string(),
-                code_words: r.code.label(),
-            },
-        })
-        .collect();
-    let checklist = Method::ALL
-        .into_iter()
-        .map(|method| CheckEntry {
-            method,
-            result: loaded
-                .checks
-                .iter()
-                .rev()
-                .find(|c| c.method == method)
-                .map(|c| c.passed),
-        })
-        .collect();
-    let verification_summary = (loaded.kind() == Kind::IpLockout && loaded.row.verification_round > 0).then(|| {
-        match verification::evaluate(&loaded.checks) {
-            Progress::Verified => "Ownership verified.".to_string(),
-            Progress::Failed => format!(
-                "Verification failed ({} failed checks).",
-                verification::MAX_FAILED_CHECKS
-            ),
-            Progress::InProgress {
-                passed_methods,
-                failed_checks,
-                email_challenge_passed,
-            } => format!(
-                "{} of {} passed methods{}; {} of {} failed checks allowed used.",
-                passed_methods.len(),
-                verification::REQUIRED_PASSED_METHODS,
-                if email_challenge_passed {
-                    ""
-                } else {
-                    " (the email challenge is still needed)"
-                },
-                failed_checks,
-                verification::MAX_FAILED_CHECKS
-            ),
-        }
-    });
-    let messages: HashMap<i64, tickets::MessageRow> =
-        tickets::messages_of(conn, id)?.into_iter().map(|m| (m.id, m)).collect();
-    let refs: Vec<i64> = messages.keys().copied().collect();
-    let mut files: HashMap<i64, Vec<(i64, String, i64)>> = HashMap::new();
-    for (att_id, message_ref, name, _, size) in inbound::attachments_of(conn, &refs)? {
-        files.entry(message_ref).or_default().push((att_id, name, size));
-    }
     let mail_rows = outbox::of_ticket(conn, id)?;
-    let mail_status: HashMap<String, String> = mail_rows
-        .iter()
-        .filter_map(|m| {
-            let status = match (&m.bounced_at, m.status.as_str()) {
-                (Some(_), _) => format!("bounced: {}", m.bounce_reason.clone().unwrap_or_default()),
-                (None, "failed") => format!("failed: {}", m.last_error.clone().unwrap_or_default()),
-                (None, s) => s.to_string(),
-            };
-            m.message_id.clone().map(|mid| (mid, status))
-        })
-        .collect();
-    let events = tickets::events_of(conn, id)?;
-    let mut thread = vec![];
-    let mut audit = vec![];
-    let mut current_ip = None;
-    let mut sender_evidence = None;
-    for e in &events {
-        let data: serde_json::Value = serde_json::from_str(&e.data).unwrap_or_default();
-        if e.event_type == "created" {
-            current_ip = data["current_ip"].as_str().map(str::to_string);
-        }
-        let at = e.created_at.format("%Y-%m-%d %H:%M").to_string();
-        if let Some(m) = e.message_ref.and_then(|r| messages.get(&r)) {
-            let (text, history) = crate::mail::inbound::quote::fold(&m.body);
-            thread.push(ThreadEntry {
-                event_id: e.id,
-                kind: match m.direction.as_str() {
-                    "in" => "in",
-                    "out" => "out",
-                    _ => "note",
-                },
-                who: match m.direction.as_str() {
-                    "in" => m.from_address.clone().unwrap_or_default(),
-                    "out" => format!("to {}", m.to_address.clone().unwrap_or_default()),
-                    _ => e.actor.trim_start_matches("agent:").to_string(),
-                },
-                at: at.clone(),
-                subject: m.subject.clone(),
-                text: text.to_string(),
-                history: history.to_string(),
-                html: m.body_html.clone(),
-                redacted: m.body.contains(crate::domain::redact::REDACTED) || m.redacted_at.is_some(),
-                erased: m.redacted_at.is_some() && m.body == crate::db::erase::ERASED,
-                auto_generated: m.auto_generated,
-                stranger: m.sender_role == "stranger",
-                attachments: files.remove(&m.id).unwrap_or_default(),
-                mail_status: m.message_id.as_ref().and_then(|mid| mail_status.get(mid).cloned()),
-                sender_auth: data["sender_auth"].as_str().map(|verdict| {
-                    let detail = data["sender_auth_detail"].as_str().unwrap_or_default();
-                    (verdict.to_string(), detail.to_string())
-                }),
-            });
-            // A pass from the account's registered address supports the owner's claim.
-            let registered = loaded
-                .account
-                .as_ref()
-                .is_some_and(|a| m.from_address.as_deref().is_some_and(|f| a.is_registered_email(f)));
-            if data["sender_auth"] == "pass" && registered && m.sender_role != "stranger" {
-                sender_evidence.get_or_insert_with(|| {
-                    format!(
-                        "Mail from the registered address passed sender authentication ({}).",
-                        data["sender_auth_detail"].as_str().unwrap_or("pass")
-                    )
-                });
-            }
-        }
-        audit.push(AuditEntry {
-            at,
-            event_type: e.event_type.clone(),
-            actor: e.actor.clone(),
-            summary: summarise(&data),
-        });
-    }
+    let history = history(conn, &loaded, &mail_rows)?;
     let sub_users = match &loaded.account {
         Some(a) => queries::sub_users(conn, &a.id)?,
         None => vec![],
@@ -398,17 +250,205 @@ pub fn ticket_page(conn: &mut AnyConnection, desk: &Desk, id: i64) -> Result<Tic
         assignee,
         account: loaded.account.clone(),
         sub_users,
-        actions,
-        checklist,
-        verification_summary,
-        sender_evidence,
-        thread,
-        audit,
+        actions: action_entries(&loaded),
+        checklist: checklist(&loaded),
+        verification_summary: verification_summary(&loaded),
+        sender_evidence: history.sender_evidence,
+        thread: history.thread,
+        audit: history.audit,
         agents,
-        current_ip,
+        current_ip: history.current_ip,
         mail,
         ticket: loaded.row,
     })
+}
+
+/// Every action of the ticket's kind, with the engine's verdict on it now.
+fn action_entries(loaded: &Loaded) -> Vec<ActionEntry> {
+    workflow::available_actions(&loaded.view())
+        .into_iter()
+        .map(|(name, verdict)| match verdict {
+            Ok(()) => ActionEntry {
+                name,
+                allowed: true,
+                reason: String::new(),
+                code: String::new(),
+                code_words: "",
+            },
+            Err(r) => ActionEntry {
+                name,
+                allowed: false,
+                reason: r.message,
+                code: r.code.as_str().to_string(),
+                code_words: r.code.label(),
+            },
+        })
+        .collect()
+}
+
+/// Each verification method with its latest result in the current round.
+fn checklist(loaded: &Loaded) -> Vec<CheckEntry> {
+    Method::ALL
+        .into_iter()
+        .map(|method| CheckEntry {
+            method,
+            result: loaded
+                .checks
+                .iter()
+                .rev()
+                .find(|c| c.method == method)
+                .map(|c| c.passed),
+        })
+        .collect()
+}
+
+/// Where an ip_lockout's verification stands, once it started.
+fn verification_summary(loaded: &Loaded) -> Option<String> {
+    if loaded.kind() != Kind::IpLockout || loaded.row.verification_round == 0 {
+        return None;
+    }
+    Some(match verification::evaluate(&loaded.checks) {
+        Progress::Verified => "Ownership verified.".to_string(),
+        Progress::Failed => format!(
+            "Verification failed ({} failed checks).",
+            verification::MAX_FAILED_CHECKS
+        ),
+        Progress::InProgress {
+            passed_methods,
+            failed_checks,
+            email_challenge_passed,
+        } => format!(
+            "{} of {} passed methods{}; {} of {} failed checks allowed used.",
+            passed_methods.len(),
+            verification::REQUIRED_PASSED_METHODS,
+            if email_challenge_passed {
+                ""
+            } else {
+                " (the email challenge is still needed)"
+            },
+            failed_checks,
+            verification::MAX_FAILED_CHECKS
+        ),
+    })
+}
+
+/// What the events of a ticket tell: the thread, the audit lines, the address the request
+/// came from, and whether mail from the registered address proved its sender.
+struct History {
+    thread: Vec<ThreadEntry>,
+    audit: Vec<AuditEntry>,
+    current_ip: Option<String>,
+    sender_evidence: Option<String>,
+}
+
+fn history(
+    conn: &mut AnyConnection,
+    loaded: &Loaded,
+    mail_rows: &[outbox::OutboxRow],
+) -> Result<History, ServiceError> {
+    let id = loaded.row.id;
+    let messages: HashMap<i64, tickets::MessageRow> =
+        tickets::messages_of(conn, id)?.into_iter().map(|m| (m.id, m)).collect();
+    let refs: Vec<i64> = messages.keys().copied().collect();
+    let mut files: HashMap<i64, Vec<(i64, String, i64)>> = HashMap::new();
+    for (att_id, message_ref, name, _, size) in inbound::attachments_of(conn, &refs)? {
+        files.entry(message_ref).or_default().push((att_id, name, size));
+    }
+    let mail_status = mail_status(mail_rows);
+    let mut history = History {
+        thread: vec![],
+        audit: vec![],
+        current_ip: None,
+        sender_evidence: None,
+    };
+    for e in &tickets::events_of(conn, id)? {
+        let data: serde_json::Value = serde_json::from_str(&e.data).unwrap_or_default();
+        if e.event_type == "created" {
+            history.current_ip = data["current_ip"].as_str().map(str::to_string);
+        }
+        let at = time_text::minutes(e.created_at);
+        if let Some(m) = e.message_ref.and_then(|r| messages.get(&r)) {
+            let attachments = files.remove(&m.id).unwrap_or_default();
+            let status = m.message_id.as_ref().and_then(|mid| mail_status.get(mid).cloned());
+            history
+                .thread
+                .push(thread_entry(e, m, &data, at.clone(), attachments, status));
+            // A pass from the account's registered address supports the owner's claim.
+            let registered = loaded
+                .account
+                .as_ref()
+                .is_some_and(|a| m.from_address.as_deref().is_some_and(|f| a.is_registered_email(f)));
+            if data["sender_auth"] == "pass" && registered && m.sender_role != "stranger" {
+                history.sender_evidence.get_or_insert_with(|| {
+                    format!(
+                        "Mail from the registered address passed sender authentication ({}).",
+                        data["sender_auth_detail"].as_str().unwrap_or("pass")
+                    )
+                });
+            }
+        }
+        history.audit.push(AuditEntry {
+            at,
+            event_type: e.event_type.clone(),
+            actor: e.actor.clone(),
+            summary: summarise(&data),
+        });
+    }
+    Ok(history)
+}
+
+/// What became of each mail we sent, by its Message-ID.
+fn mail_status(mail_rows: &[outbox::OutboxRow]) -> HashMap<String, String> {
+    mail_rows
+        .iter()
+        .filter_map(|m| {
+            let status = match (&m.bounced_at, m.status.as_str()) {
+                (Some(_), _) => format!("bounced: {}", m.bounce_reason.clone().unwrap_or_default()),
+                (None, "failed") => format!("failed: {}", m.last_error.clone().unwrap_or_default()),
+                (None, s) => s.to_string(),
+            };
+            m.message_id.clone().map(|mid| (mid, status))
+        })
+        .collect()
+}
+
+fn thread_entry(
+    e: &tickets::EventRow,
+    m: &tickets::MessageRow,
+    data: &serde_json::Value,
+    at: String,
+    attachments: Vec<(i64, String, i64)>,
+    mail_status: Option<String>,
+) -> ThreadEntry {
+    let (text, history) = crate::mail::inbound::quote::fold(&m.body);
+    ThreadEntry {
+        event_id: e.id,
+        kind: match m.direction.as_str() {
+            "in" => "in",
+            "out" => "out",
+            _ => "note",
+        },
+        who: match m.direction.as_str() {
+            "in" => m.from_address.clone().unwrap_or_default(),
+            "out" => format!("to {}", m.to_address.clone().unwrap_or_default()),
+            _ => e.actor.trim_start_matches("agent:").to_string(),
+        },
+        at,
+        subject: m.subject.clone(),
+        text: text.to_string(),
+        history: history.to_string(),
+        html: m.body_html.clone(),
+        redacted: m.body.contains(crate::domain::redact::REDACTED) || m.redacted_at.is_some(),
+        erased: m.redacted_at.is_some() && m.body == crate::db::erase::ERASED,
+        auto_generated: m.auto_generated,
+        stranger: m.sender_role == "stranger",
+        attachments,
+        mail_status,
+        sender_auth: data["sender_auth"].as_str().map(|verdict| {
+            let detail = data["sender_auth_detail"].as_str().unwrap_or_default();
+            (verdict.to_string(), detail.to_string())
+        }),
+    }
 }
 
 /// One line of an event's data, for the audit trail.
@@ -439,6 +479,7 @@ pub struct AccountListing {
 pub const ACCOUNT_SEARCH_LIMIT: usize = 50;
 
 /// `GET /agent/accounts?q=`: by id, username or registered address (exact, then prefix).
+#[tracing::instrument(level = "debug", skip_all)]
 pub fn account_search(conn: &mut AnyConnection, text: &str) -> Result<Vec<AccountListing>, ServiceError> {
     Ok(queries::search_accounts(conn, text, ACCOUNT_SEARCH_LIMIT as i64)?
         .into_iter()
@@ -481,6 +522,7 @@ fn effective_sub_users(
 }
 
 /// The assignee opened the ticket: the customer's activity so far is no longer new to them.
+#[tracing::instrument(level = "debug", skip_all, fields(ticket_id, agent_id))]
 pub fn opened_by(conn: &mut AnyConnection, ticket_id: i64, agent_id: i64) -> Result<(), ServiceError> {
     if tickets::find(conn, ticket_id)?.is_some_and(|t| t.assignee_id == Some(agent_id)) {
         crate::db::activity::mark_seen(conn, ticket_id)?;
@@ -488,10 +530,11 @@ pub fn opened_by(conn: &mut AnyConnection, ticket_id: i64, agent_id: i64) -> Res
     Ok(())
 }
 
+#[tracing::instrument(level = "debug", skip_all)]
 pub fn account_page(conn: &mut AnyConnection, desk: &Desk, id: &str) -> Result<AccountPage, ServiceError> {
     let row = accounts::find(conn, id)?.ok_or_else(|| ServiceError::NotFound("account".into()))?;
-    let terminated_at = row.terminated_at.map(|t| t.format("%Y-%m-%d").to_string());
-    let banned_at = row.banned_at.map(|t| t.format("%Y-%m-%d").to_string());
+    let terminated_at = row.terminated_at.map(time_text::day);
+    let banned_at = row.banned_at.map(time_text::day);
     let account = accounts::view_of(conn, row)?;
     let sub_users = effective_sub_users(Some(&account), queries::sub_users(conn, id)?);
     let ticket_rows = queries::tickets_of_account(conn, id, 100)?;
@@ -513,7 +556,7 @@ pub fn account_page(conn: &mut AnyConnection, desk: &Desk, id: &str) -> Result<A
                     (change, _) => change.to_string(),
                 };
                 (
-                    e.created_at.format("%Y-%m-%d %H:%M").to_string(),
+                    time_text::minutes(e.created_at),
                     desk.ticket_ref(e.ticket_id),
                     what,
                     e.actor.trim_start_matches("agent:").to_string(),

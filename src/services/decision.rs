@@ -1,89 +1,13 @@
-//! Loading what the engine needs, and carrying out what it decided.
+//! Carrying out what the engine decided ([`Loaded`] is what it decided on).
 
+use super::loaded::Loaded;
 use super::{Actor, Desk, ServiceError};
 use crate::db::tickets::{TicketChange, TicketRow};
 use crate::db::{self, AnyConnection, accounts, agents, tickets};
 use crate::domain::account::AccountView;
-use crate::domain::ticket::{Kind, State};
-use crate::domain::verification::{CheckRecord, Method};
-use crate::domain::workflow::{Activity, Decision, Effect, Mail, MailTemplate, Recipient, TicketView};
+use crate::domain::workflow::{Activity, Decision, Effect, Mail, MailTemplate, Recipient};
 use crate::mail::outbound::compose::{MailRequest, queue_mail};
 use serde_json::{Value, json};
-
-/// A ticket as loaded for a decision.
-#[derive(Debug, Clone)]
-pub(crate) struct Loaded {
-    pub row: TicketRow,
-    pub account: Option<AccountView>,
-    pub checks: Vec<CheckRecord>,
-    /// Actions waiting for a second agent on this ticket (four eyes), still live.
-    pub pending: Vec<crate::domain::workflow::ActionName>,
-}
-
-impl Loaded {
-    /// Loads a ticket to decide on it and write: on PostgreSQL its row, then its account's row,
-    /// are locked (`FOR NO KEY UPDATE`) for the rest of the transaction before they are read, so the
-    /// guards and the writes see one state (an import that bans the account waits, or goes
-    /// first). Call it inside the write transaction; screens that only show use [`Loaded::read`].
-    pub fn load(conn: &mut AnyConnection, id: i64) -> Result<Loaded, ServiceError> {
-        db::locks::lock_ticket(conn, id)?;
-        let row = tickets::find(conn, id)?.ok_or_else(|| ServiceError::NotFound("ticket".into()))?;
-        if let Some(account_id) = &row.account_id {
-            db::locks::lock_accounts(conn, &[account_id.as_str()])?;
-        }
-        Loaded::from_row(conn, row)
-    }
-
-    /// Loads a ticket to show it: no lock.
-    pub fn read(conn: &mut AnyConnection, id: i64) -> Result<Loaded, ServiceError> {
-        let row = tickets::find(conn, id)?.ok_or_else(|| ServiceError::NotFound("ticket".into()))?;
-        Loaded::from_row(conn, row)
-    }
-
-    pub fn from_row(conn: &mut AnyConnection, row: TicketRow) -> Result<Loaded, ServiceError> {
-        let account = match &row.account_id {
-            Some(id) => accounts::load_view(conn, id)?,
-            None => None,
-        };
-        let checks = tickets::checks_of_round(conn, row.id, row.verification_round)?
-            .into_iter()
-            .filter_map(|(method, passed)| Method::parse(&method).map(|method| CheckRecord { method, passed }))
-            .collect();
-        let now = db::now();
-        let pending = db::approvals::pending_of(conn, row.id)?
-            .iter()
-            .filter(|a| super::approvals::request_view(a).is_live(now))
-            .filter_map(|a| crate::domain::workflow::ActionName::parse(&a.action).ok())
-            .collect();
-        Ok(Loaded {
-            row,
-            account,
-            checks,
-            pending,
-        })
-    }
-
-    pub fn kind(&self) -> Kind {
-        Kind::parse(&self.row.kind).unwrap_or(Kind::General)
-    }
-
-    pub fn state(&self) -> State {
-        State::parse(&self.row.state).unwrap_or(State::AwaitingAgent)
-    }
-
-    pub fn view(&self) -> TicketView<'_> {
-        TicketView {
-            kind: self.kind(),
-            state: self.state(),
-            state_reason: self.row.state_reason.as_deref(),
-            requester: &self.row.requester,
-            account: self.account.as_ref(),
-            checks: &self.checks,
-            attempts_on_record: self.row.attempts_on_record,
-            pending_approvals: &self.pending,
-        }
-    }
-}
 
 /// Events written after the transition that caused them.
 enum AfterEvent {
@@ -106,92 +30,129 @@ pub(crate) fn commit(
     details: Value,
 ) -> Result<TicketRow, ServiceError> {
     let row = &loaded.row;
-    let actor_label = actor.label();
-    // Four eyes: an approved request is applied as its requester's, naming the approver too.
-    let approved_by = details.get("approved_by").and_then(Value::as_str).map(str::to_string);
-    let mut change = TicketChange::from_row(row);
-    change.kind = decision.kind.as_str().to_string();
-    change.state = decision.state.as_str().to_string();
-    if decision.state != loaded.state() || decision.kind != loaded.kind() {
-        change.state_reason = decision.state_reason.clone();
-        change.waiting_since = db::now();
-    } else if decision.state_reason.is_some() {
-        change.state_reason = decision.state_reason.clone();
-    }
-    // Accounts the effects refer to: the linked one, and any another effect names.
-    let mut account = loaded.account.clone();
-    let mut flags = vec![];
-    let mut mails: Vec<Mail> = vec![];
-    let mut after: Vec<AfterEvent> = vec![];
-    let mut challenge_mails: Vec<(String, Value)> = vec![];
+    let mut writes = Writes::new(desk, loaded, &decision, actor, &details);
     for effect in &decision.effects {
+        writes.carry_out(conn, effect)?;
+    }
+    if !tickets::update_if_version(conn, row.id, row.version, &writes.change)? {
+        return Err(ServiceError::Conflict);
+    }
+    let changed = writes.change.state != row.state || writes.change.kind != row.kind;
+    write_events(conn, &writes, action, details)?;
+    let asks_customer = !writes.challenge_mails.is_empty() || writes.mails.iter().any(|m| m.template.asks_customer());
+    let activity = Activity::of_decision(matches!(actor, Actor::Customer { .. }), asks_customer, changed);
+    let updated = tickets::find(conn, row.id)?.ok_or_else(|| ServiceError::NotFound("ticket".into()))?;
+    super::activity::record(conn, &updated, activity, writes.change.assignee_id != row.assignee_id)?;
+    let updated = tickets::find(conn, row.id)?.ok_or_else(|| ServiceError::NotFound("ticket".into()))?;
+    // The outbox comes last in the lock order: mail is queued after the ticket's write.
+    for (address, params) in &writes.challenge_mails {
+        enqueue(conn, desk, row, address, MailTemplate::EmailChallenge, params.clone())?;
+    }
+    for mail in &writes.mails {
+        let four_eyes = writes.approved_by.is_some();
+        send_workflow_mail(conn, desk, &updated, writes.account.as_ref(), mail, four_eyes)?;
+    }
+    Ok(updated)
+}
+
+/// What a decision writes, gathered effect by effect before the ticket's row is written.
+struct Writes<'a> {
+    desk: &'a Desk,
+    loaded: &'a Loaded,
+    actor_label: String,
+    /// Four eyes: an approved request is applied as its requester's, naming the approver too.
+    approved_by: Option<String>,
+    change: TicketChange,
+    /// Accounts the effects refer to: the linked one, or the one an effect links.
+    account: Option<AccountView>,
+    flags: Vec<String>,
+    mails: Vec<Mail>,
+    after: Vec<AfterEvent>,
+    challenge_mails: Vec<(String, Value)>,
+}
+
+impl<'a> Writes<'a> {
+    fn new(desk: &'a Desk, loaded: &'a Loaded, decision: &Decision, actor: &Actor, details: &Value) -> Writes<'a> {
+        let mut change = TicketChange::from_row(&loaded.row);
+        change.kind = decision.kind.as_str().to_string();
+        change.state = decision.state.as_str().to_string();
+        if decision.state != loaded.state() || decision.kind != loaded.kind() {
+            change.state_reason = decision.state_reason.clone();
+            change.waiting_since = db::now();
+        } else if decision.state_reason.is_some() {
+            change.state_reason = decision.state_reason.clone();
+        }
+        Writes {
+            desk,
+            loaded,
+            actor_label: actor.label(),
+            approved_by: details.get("approved_by").and_then(Value::as_str).map(str::to_string),
+            change,
+            account: loaded.account.clone(),
+            flags: vec![],
+            mails: vec![],
+            after: vec![],
+            challenge_mails: vec![],
+        }
+    }
+
+    fn ticket_ref(&self) -> String {
+        self.desk.ticket_ref(self.loaded.row.id)
+    }
+
+    /// One effect: a change to the ticket's row, a write elsewhere, or something to write after
+    /// the row (an event, a mail).
+    fn carry_out(&mut self, conn: &mut AnyConnection, effect: &Effect) -> Result<(), ServiceError> {
+        let ticket_id = self.loaded.row.id;
         match effect {
-            Effect::Mail(mail) => mails.push(mail.clone()),
+            Effect::Mail(mail) => self.mails.push(mail.clone()),
             Effect::LinkAccount { account_id } => {
-                change.account_id = Some(account_id.clone());
-                account = accounts::load_view_locked(conn, account_id)?;
+                self.change.account_id = Some(account_id.clone());
+                self.account = accounts::load_view_locked(conn, account_id)?;
             }
             Effect::Assign { agent_email } => {
                 let agent = agents::find_by_email(conn, agent_email)?
                     .filter(|a| a.active)
                     .ok_or_else(|| ServiceError::Invalid(format!("agent_email: no active agent {agent_email}")))?;
-                change.assignee_id = Some(agent.id);
+                self.change.assignee_id = Some(agent.id);
             }
-            Effect::RecordAttempts { .. } => change.attempts_on_record = true,
-            Effect::StartVerificationRound => change.verification_round += 1,
+            Effect::RecordAttempts { .. } => self.change.attempts_on_record = true,
+            Effect::StartVerificationRound => self.change.verification_round += 1,
             Effect::RecordCheck {
                 method,
                 passed,
                 evidence,
             } => {
+                let round = self.change.verification_round;
                 tickets::insert_check(
                     conn,
-                    row.id,
-                    change.verification_round,
+                    ticket_id,
+                    round,
                     method.as_str(),
                     *passed,
                     evidence,
-                    &actor_label,
+                    &self.actor_label,
                 )?;
-                after.push(AfterEvent::Logged(
+                self.after.push(AfterEvent::Logged(
                     "check",
-                    json!({"method": method.as_str(), "passed": passed, "evidence": evidence, "round": change.verification_round}),
+                    json!({"method": method.as_str(), "passed": passed, "evidence": evidence, "round": round}),
                 ));
             }
-            Effect::IssueEmailChallenge { account_id } => {
-                let target =
-                    accounts::load_view(conn, account_id)?.ok_or_else(|| ServiceError::NotFound("account".into()))?;
-                // The link's token is made by the sender when the mail goes out; the row
-                // waits for it with a filler hash that opens nothing.
-                let challenge_id = tickets::insert_challenge(
-                    conn,
-                    row.id,
-                    account_id,
-                    change.verification_round,
-                    db::now() + chrono::Duration::hours(crate::mail::outbound::links::CHALLENGE_VALID_HOURS),
-                )?;
-                let params = json!({
-                    "challenge_id": challenge_id,
-                    "requester": row.requester,
-                    "expires_in_hours": crate::mail::outbound::links::CHALLENGE_VALID_HOURS,
-                });
-                // Queued with the other mail, after the ticket's write: the outbox comes last
-                // in the lock order.
-                challenge_mails.push((target.email, params));
-            }
+            Effect::IssueEmailChallenge { account_id } => self.issue_challenge(conn, account_id)?,
             Effect::AddAllowlistEntry { account_id, ip } => {
-                let source = match &approved_by {
+                let source = match &self.approved_by {
                     Some(approver) => format!(
-                        "ticket {}, requested by {actor_label}, approved by {approver}",
-                        desk.ticket_ref(row.id)
+                        "ticket {}, requested by {}, approved by {approver}",
+                        self.ticket_ref(),
+                        self.actor_label
                     ),
-                    None => format!("ticket {}", desk.ticket_ref(row.id)),
+                    None => format!("ticket {}", self.ticket_ref()),
                 };
                 let added = accounts::add_allowlist_entry(conn, account_id, ip, &source)?;
-                after.push(AfterEvent::Logged(
+                self.after.push(AfterEvent::Logged(
                     "directory_change",
                     json!({"account_id": account_id, "change": "allowlist_add", "entry": ip, "already_present": !added,
-                           "ticket": desk.ticket_ref(row.id), "by": actor_label}),
+                           "ticket": self.ticket_ref(), "by": self.actor_label}),
                 ));
             }
             Effect::RecordPayment {
@@ -199,57 +160,88 @@ pub(crate) fn commit(
                 amount_cents,
                 reference,
                 new_balance_cents,
-            } => {
-                let before = account.as_ref().map(|a| a.balance_due_cents);
-                let balance = accounts::pay(conn, account_id, *amount_cents)?;
-                if balance != *new_balance_cents {
-                    // The account row is locked for this transaction, so the balance the
-                    // engine decided on is the one the database just paid down.
-                    tracing::warn!(
-                        account_id,
-                        balance,
-                        expected = new_balance_cents,
-                        "balance moved under a lock"
-                    );
-                }
-                after.push(AfterEvent::Logged(
-                    "directory_change",
-                    json!({"account_id": account_id, "change": "payment", "amount_cents": amount_cents,
-                           "reference": reference, "balance_before_cents": before,
-                           "balance_due_cents": balance, "ticket": desk.ticket_ref(row.id), "by": actor_label}),
-                ));
-            }
+            } => self.record_payment(conn, account_id, *amount_cents, reference, *new_balance_cents)?,
             Effect::ReactivateAccount { account_id } => {
                 if !accounts::reactivate(conn, account_id)? {
                     // The engine refuses banned accounts; the filter in the query is the
                     // second lock on the same door.
                     return Err(crate::domain::workflow::banned_refusal().into());
                 }
-                after.push(AfterEvent::Logged(
+                self.after.push(AfterEvent::Logged(
                     "directory_change",
                     json!({"account_id": account_id, "change": "reactivated", "status": "active",
-                           "ticket": desk.ticket_ref(row.id), "by": actor_label}),
+                           "ticket": self.ticket_ref(), "by": self.actor_label}),
                 ));
             }
             Effect::Note { body } => {
                 // An engine note holds an agent's action text, which `scrub_action` scanned.
                 let body = crate::domain::scrubbed::Scrubbed::not_from_customer(body.clone());
-                let message_id = tickets::insert_message(conn, &tickets::NewMessage::note(row.id, &body))?;
-                after.push(AfterEvent::Note(message_id));
+                let message_id = tickets::insert_message(conn, &tickets::NewMessage::note(ticket_id, &body))?;
+                self.after.push(AfterEvent::Note(message_id));
             }
             Effect::Flag { reason } => {
-                change.flagged = true;
-                flags.push(reason.clone());
+                self.change.flagged = true;
+                self.flags.push(reason.clone());
             }
-            Effect::RecordDiagnosis { diagnosis } => after.push(AfterEvent::Diagnosis(diagnosis.to_json())),
+            Effect::RecordDiagnosis { diagnosis } => self.after.push(AfterEvent::Diagnosis(diagnosis.to_json())),
         }
+        Ok(())
     }
 
-    if !tickets::update_if_version(conn, row.id, row.version, &change)? {
-        return Err(ServiceError::Conflict);
+    /// The challenge's row, and its mail to the account's registered address. The link's token
+    /// is made by the sender when the mail goes out; the row waits for it with a filler hash
+    /// that opens nothing.
+    fn issue_challenge(&mut self, conn: &mut AnyConnection, account_id: &str) -> Result<(), ServiceError> {
+        let target = accounts::load_view(conn, account_id)?.ok_or_else(|| ServiceError::NotFound("account".into()))?;
+        let hours = crate::mail::outbound::links::CHALLENGE_VALID_HOURS;
+        let challenge_id = tickets::insert_challenge(
+            conn,
+            self.loaded.row.id,
+            account_id,
+            self.change.verification_round,
+            db::now() + chrono::Duration::hours(hours),
+        )?;
+        let params = json!({
+            "challenge_id": challenge_id,
+            "requester": self.loaded.row.requester,
+            "expires_in_hours": hours,
+        });
+        self.challenge_mails.push((target.email, params));
+        Ok(())
     }
 
-    let mut transition = json!({"from": loaded.state().as_str(), "to": change.state, "action": action});
+    fn record_payment(
+        &mut self,
+        conn: &mut AnyConnection,
+        account_id: &str,
+        amount_cents: i64,
+        reference: &str,
+        expected: i64,
+    ) -> Result<(), ServiceError> {
+        let before = self.account.as_ref().map(|a| a.balance_due_cents);
+        let balance = accounts::pay(conn, account_id, amount_cents)?;
+        if balance != expected {
+            // The account row is locked for this transaction, so the balance the engine
+            // decided on is the one the database just paid down.
+            tracing::warn!(account_id, balance, expected, "balance moved under a lock");
+        }
+        self.after.push(AfterEvent::Logged(
+            "directory_change",
+            json!({"account_id": account_id, "change": "payment", "amount_cents": amount_cents,
+                   "reference": reference, "balance_before_cents": before,
+                   "balance_due_cents": balance, "ticket": self.ticket_ref(), "by": self.actor_label}),
+        ));
+        Ok(())
+    }
+}
+
+/// The events of a decision, in order: a diagnosis, the transition (unless an opening stays in
+/// its first state: `created` tells it), then what the effects logged.
+fn write_events(conn: &mut AnyConnection, writes: &Writes, action: &str, details: Value) -> Result<(), ServiceError> {
+    let row = &writes.loaded.row;
+    let change = &writes.change;
+    let actor_label = writes.actor_label.as_str();
+    let mut transition = json!({"from": writes.loaded.state().as_str(), "to": change.state, "action": action});
     if let Value::Object(extra) = details
         && let Value::Object(map) = &mut transition
     {
@@ -264,61 +256,59 @@ pub(crate) fn commit(
     if let Some(reason) = &change.state_reason.as_ref().filter(|_| change.state != row.state) {
         transition["reason"] = json!(reason);
     }
-    if !flags.is_empty() {
-        transition["flags"] = json!(flags);
+    if !writes.flags.is_empty() {
+        transition["flags"] = json!(writes.flags);
     }
     // The automatic diagnosis at opening is the desk's own; an agent's is that agent's.
-    for event in &after {
+    for event in &writes.after {
         if let AfterEvent::Diagnosis(data) = event {
-            let by = if action == "open" {
-                "system"
-            } else {
-                actor_label.as_str()
-            };
+            let by = if action == "open" { "system" } else { actor_label };
             tickets::insert_event(conn, row.id, "diagnosis", by, data, None)?;
         }
     }
-    // Opening a ticket that stays in its first state is already told by `created`.
     let changed = change.state != row.state || change.kind != row.kind;
     if changed || action != "open" {
-        tickets::insert_event(conn, row.id, "transition", &actor_label, &transition, None)?;
+        tickets::insert_event(conn, row.id, "transition", actor_label, &transition, None)?;
     }
-    for event in after {
+    for event in &writes.after {
         match event {
-            AfterEvent::Logged(event_type, mut data) => {
-                if event_type == "directory_change"
-                    && let Some(approver) = &approved_by
+            AfterEvent::Logged(event_type, data) => {
+                let mut data = data.clone();
+                if *event_type == "directory_change"
+                    && let Some(approver) = &writes.approved_by
                 {
                     data["requested_by"] = json!(actor_label);
                     data["approved_by"] = json!(approver);
                 }
-                tickets::insert_event(conn, row.id, event_type, &actor_label, &data, None)?;
+                tickets::insert_event(conn, row.id, event_type, actor_label, &data, None)?;
             }
             AfterEvent::Diagnosis(_) => {}
             AfterEvent::Note(message_id) => {
-                tickets::insert_event(
-                    conn,
-                    row.id,
-                    "note",
-                    &actor_label,
-                    &json!({"internal": true}),
-                    Some(message_id),
-                )?;
+                let data = json!({"internal": true});
+                tickets::insert_event(conn, row.id, "note", actor_label, &data, Some(*message_id))?;
             }
         }
     }
-    let asks_customer = !challenge_mails.is_empty() || mails.iter().any(|m| m.template.asks_customer());
-    let activity = Activity::of_decision(matches!(actor, Actor::Customer { .. }), asks_customer, changed);
-    let updated = tickets::find(conn, row.id)?.ok_or_else(|| ServiceError::NotFound("ticket".into()))?;
-    super::activity::record(conn, &updated, activity, change.assignee_id != row.assignee_id)?;
-    let updated = tickets::find(conn, row.id)?.ok_or_else(|| ServiceError::NotFound("ticket".into()))?;
-    for (address, params) in challenge_mails {
-        enqueue(conn, desk, row, &address, MailTemplate::EmailChallenge, params)?;
+    Ok(())
+}
+
+/// A refusal of the policy, on the ticket's record: what was asked, the code and words, and the
+/// state the ticket was in when the action itself was refused (a request about an approval
+/// names none).
+pub(crate) fn record_refusal(
+    conn: &mut AnyConnection,
+    ticket_id: i64,
+    action: &str,
+    refusal: &crate::domain::workflow::Refusal,
+    actor: &Actor,
+    state: Option<&str>,
+) -> Result<(), ServiceError> {
+    let mut data = json!({"action": action, "code": refusal.code.as_str(), "message": refusal.message});
+    if let Some(state) = state {
+        data["state"] = json!(state);
     }
-    for mail in mails {
-        send_workflow_mail(conn, desk, &updated, account.as_ref(), &mail, approved_by.is_some())?;
-    }
-    Ok(updated)
+    tickets::insert_event(conn, ticket_id, "refusal", &actor.label(), &data, None)?;
+    Ok(())
 }
 
 /// Resolves the recipient and puts the mail in the outbox. Account-dependent mail goes to the

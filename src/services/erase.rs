@@ -2,7 +2,7 @@
 //! attachments and raw copy), the event log keeps every event and gains a `redaction` event
 //! naming who erased which event, and no copy is left in the database files.
 
-use super::decision::Loaded;
+use super::loaded::Loaded;
 use super::{Actor, ServiceError};
 use crate::db::tickets::{self as ticket_rows, TicketRow};
 use crate::db::{self, AnyConnection, erase};
@@ -20,6 +20,7 @@ pub enum Erased {
 /// Erases the message or note of event `event_id` on ticket `ticket_id`. Admins only: the
 /// entry points check the role (403 `forbidden`), and this refuses anyone else as well.
 /// Unknown ticket or event → `NotFound`; an event without a message or note → `Invalid`.
+#[tracing::instrument(level = "debug", skip_all, fields(ticket_id, event_id))]
 pub fn erase_message(
     conn: &mut AnyConnection,
     ticket_id: i64,

@@ -40,6 +40,7 @@ impl std::fmt::Debug for Writer {
 }
 
 /// Starts the writer thread on `pool`.
+#[tracing::instrument(level = "debug", skip_all)]
 pub fn start(pool: Pool, desk: Desk) -> std::io::Result<Writer> {
     let (jobs, queue) = mpsc::channel::<Job>();
     std::thread::Builder::new().name("mail-writer".into()).spawn(move || {

@@ -6,6 +6,7 @@ use chrono::Duration;
 
 /// Deletes form submissions and sign-in attempts that no rate limit reads any more. Returns
 /// how many of each were deleted.
+#[tracing::instrument(level = "debug", skip_all)]
 pub fn purge_rate_limits(
     conn: &mut db::AnyConnection,
     now: chrono::NaiveDateTime,
@@ -40,6 +41,7 @@ pub const FOLD_COUNTS_EVERY: std::time::Duration = std::time::Duration::from_sec
 
 /// Moves the count deltas the triggers appended into the totals (see `db::console::counts`).
 /// Returns how many (kind, state) totals changed.
+#[tracing::instrument(level = "debug", skip_all)]
 pub fn fold_counts(conn: &mut db::AnyConnection) -> Result<usize, db::DbError> {
     Ok(db::write_transaction(conn, db::console::fold_counts)?)
 }

@@ -9,15 +9,15 @@ use super::tickets::{self, Channel, OpenTicket};
 use super::{Actor, Desk, ServiceError};
 use crate::db::tickets as ticket_rows;
 use crate::db::{self, AnyConnection, inbound as store};
-use crate::domain::diagnosis::{AuthChannel, phrases};
+use crate::domain::diagnosis::AuthChannel;
 use crate::domain::email_address::{EmailAddress, normalize};
 use crate::domain::sender_auth::ProviderAuth;
 use crate::domain::ticket::TicketRef;
-use crate::mail::inbound::quote;
 use serde::Serialize;
 use serde_json::json;
 
-pub use super::intake::{Prepared, prepare};
+pub use super::intake::{IngestError, Prepared, prepare};
+pub use crate::mail::inbound::reading::{folded, mask_our_links, username_in};
 pub use crate::mail::inbound::scrub::MAX_ATTACHMENT_BYTES;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -50,34 +50,14 @@ pub struct Ingested {
     pub quarantine_id: Option<String>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum IngestError {
-    /// Permanent: the MTA bounces it to the sender (mailgate 65, HTTP 413).
-    #[error("the message is {size} bytes, larger than the {limit} bytes accepted")]
-    TooLarge { size: usize, limit: u64 },
-    /// Temporary: nothing was stored; the sender must retry (mailgate 75, HTTP 503).
-    #[error("temporary failure: {0}")]
-    Temporary(String),
-}
-
-impl From<ServiceError> for IngestError {
-    fn from(e: ServiceError) -> Self {
-        IngestError::Temporary(e.to_string())
-    }
-}
-
-impl From<diesel::result::Error> for IngestError {
-    fn from(e: diesel::result::Error) -> Self {
-        IngestError::Temporary(e.to_string())
-    }
-}
-
 /// Receives one raw message from `channel` (`mailgate`, `webhook`, `maildir`).
+#[tracing::instrument(level = "debug", skip_all, fields(channel, bytes = raw.len()))]
 pub fn ingest(conn: &mut AnyConnection, desk: &Desk, raw: &[u8], channel: &str) -> Result<Ingested, IngestError> {
     ingest_from(conn, desk, raw, channel, None)
 }
 
 /// [`ingest`], with what a provider's webhook said about the sender.
+#[tracing::instrument(level = "debug", skip_all, fields(channel, bytes = raw.len()))]
 pub fn ingest_from(
     conn: &mut AnyConnection,
     desk: &Desk,
@@ -106,6 +86,7 @@ pub fn ingest_from(
 
 /// Runs a quarantined message through ingestion again (after an upgrade, say). It leaves
 /// quarantine when it now becomes a ticket; otherwise it stays, with the new reason.
+#[tracing::instrument(level = "debug", skip_all)]
 pub fn retry_quarantined(conn: &mut AnyConnection, desk: &Desk, id: &str) -> Result<Option<Ingested>, IngestError> {
     let Some(row) = store::quarantined(conn, id)? else {
         return Ok(None);
@@ -122,6 +103,7 @@ pub fn retry_quarantined(conn: &mut AnyConnection, desk: &Desk, id: &str) -> Res
 }
 
 /// The writes of one message, in one transaction.
+#[tracing::instrument(level = "debug", skip_all, fields(channel, retry = retry_of.is_some()))]
 pub fn store_prepared(
     conn: &mut AnyConnection,
     desk: &Desk,
@@ -230,7 +212,7 @@ fn quarantine(
 }
 
 /// Where a message goes: an existing ticket (headers, then subject tag from someone entitled),
-/// or a new one.
+/// or a new one. Then its delivery is recorded, so the same message is never stored twice.
 fn route(
     conn: &mut AnyConnection,
     desk: &Desk,
@@ -238,97 +220,28 @@ fn route(
     r: &Routable,
     channel: &str,
 ) -> Result<Ingested, ServiceError> {
-    let sender = &r.sender;
-    let robot = r.message.mail.as_ref().and_then(|m| m.auto_generated.clone());
-    // A bounce of our own mail marks that message bounced, on whichever ticket it belongs to.
-    let mut bounced_ticket = None;
-    if robot.is_some() && r.is_report {
-        let ours: Vec<String> = r
-            .enclosed_message_ids
-            .iter()
-            .chain(&r.in_reply_to)
-            .chain(&r.references)
-            .filter(|id| desk.is_our_message_id(id))
-            .cloned()
-            .collect();
-        for bounced in store::mark_bounced(conn, &ours, &r.bounce_reason)? {
-            if let Some(id) = bounced.ticket_id {
-                // The event points at the thread's copy of the mail that bounced: its body and
-                // subject are shown with the event, as for every message event.
-                ticket_rows::insert_event(
-                    conn,
-                    id,
-                    "message_out",
-                    "system",
-                    &json!({"outbox_id": bounced.outbox_id, "bounced": true,
-                            "reason": r.bounce_reason.as_str(), "attachments": []}),
-                    bounced.message_ref,
-                )?;
-                bounced_ticket = Some(id);
-            }
-        }
-    }
-
-    let mut thread_ids: Vec<String> = r.in_reply_to.iter().chain(&r.references).cloned().collect();
-    thread_ids.extend(
-        r.enclosed_message_ids
-            .iter()
-            .filter(|id| desk.is_our_message_id(id))
-            .cloned(),
-    );
-    let by_headers = store::ticket_of_message_ids(conn, &thread_ids)?.or(bounced_ticket);
+    let bounced_ticket = mark_bounces(conn, desk, r)?;
     // A forged `From:` never threads by tag: the tag is only believed from the entitled.
     let forged = r.message.mail.as_ref().is_some_and(MailExtras::forged);
-    let target = match by_headers {
+    let target = match thread_by_headers(conn, desk, r)?.or(bounced_ticket) {
         Some(id) => Some(id),
         None if forged => None,
-        None => by_subject_tag(conn, desk, r.message.subject.as_str(), sender)?,
+        None => by_subject_tag(conn, desk, r.message.subject.as_str(), &r.sender)?,
     };
     let (outcome, ticket_id, message_ref) = match target {
         Some(ticket_id) => {
-            let appended = super::messages::append_customer_message(
-                conn,
-                desk,
-                ticket_id,
-                Some(sender.as_str()),
-                &r.message,
-                channel,
-            )?;
+            let from = Some(r.sender.as_str());
+            let appended = super::messages::append_customer_message(conn, desk, ticket_id, from, &r.message, channel)?;
             (Outcome::Appended, ticket_id, Some(appended.message_ref))
         }
         None => {
-            let named = r.named.as_ref();
-            let request = OpenTicket {
-                kind: r.kind,
-                requester: sender.clone(),
-                subject: r.message.subject.clone(),
-                body: r.message.body.clone(),
-                account: None,
-                current_ip: None,
-                tried_from: None,
-                attempts_outcome: None,
-                smtp_username: named.map(|(name, _)| name.clone()),
-                failed_at: r.failed_at.clone(),
-                // "api_user=…" names the API's credentials, as the form's problem `api_key` does.
-                problem: named
-                    .filter(|(_, channel)| *channel == AuthChannel::Api)
-                    .map(|_| Scrubbed::not_from_customer("api_key")),
-                error_text: None,
-                channel: Channel::Mail,
-                actor: Actor::Customer {
-                    email: sender.as_str().to_string(),
-                },
-                inbound: r.message.mail.clone(),
-                html: r.message.html.clone(),
-                secrets_found: r.message.secrets_found.clone(),
-            };
-            let opened = tickets::open_ticket_in_transaction(conn, desk, request)?;
+            let opened = tickets::open_ticket_in_transaction(conn, desk, request_of(r))?;
             let first = ticket_rows::messages_of(conn, opened.ticket.id)?.first().map(|m| m.id);
             (Outcome::Created, opened.ticket.id, first)
         }
     };
     if forged {
-        flag_forged_sender(conn, ticket_id, sender, r.message.mail.as_ref())?;
+        flag_forged_sender(conn, ticket_id, &r.sender, r.message.mail.as_ref())?;
     }
     store::record_delivery(
         conn,
@@ -347,6 +260,84 @@ fn route(
         ticket: Some(desk.ticket_ref(ticket_id)),
         quarantine_id: None,
     })
+}
+
+/// A robot's report of our own mail bouncing marks that mail bounced, on whichever ticket it
+/// belongs to; the last such ticket is where the report itself threads.
+fn mark_bounces(conn: &mut AnyConnection, desk: &Desk, r: &Routable) -> Result<Option<i64>, ServiceError> {
+    let robot = r.message.mail.as_ref().is_some_and(|m| m.auto_generated.is_some());
+    if !robot || !r.is_report {
+        return Ok(None);
+    }
+    let ours: Vec<String> = r
+        .enclosed_message_ids
+        .iter()
+        .chain(&r.in_reply_to)
+        .chain(&r.references)
+        .filter(|id| desk.is_our_message_id(id))
+        .cloned()
+        .collect();
+    let mut bounced_ticket = None;
+    for bounced in store::mark_bounced(conn, &ours, &r.bounce_reason)? {
+        if let Some(id) = bounced.ticket_id {
+            // The event points at the thread's copy of the mail that bounced: its body and
+            // subject are shown with the event, as for every message event.
+            ticket_rows::insert_event(
+                conn,
+                id,
+                "message_out",
+                "system",
+                &json!({"outbox_id": bounced.outbox_id, "bounced": true,
+                        "reason": r.bounce_reason.as_str(), "attachments": []}),
+                bounced.message_ref,
+            )?;
+            bounced_ticket = Some(id);
+        }
+    }
+    Ok(bounced_ticket)
+}
+
+/// The ticket the message's headers name: `In-Reply-To`, `References`, and our own Message-IDs
+/// enclosed in it (a forwarded or bounced copy).
+fn thread_by_headers(conn: &mut AnyConnection, desk: &Desk, r: &Routable) -> Result<Option<i64>, ServiceError> {
+    let mut thread_ids: Vec<String> = r.in_reply_to.iter().chain(&r.references).cloned().collect();
+    thread_ids.extend(
+        r.enclosed_message_ids
+            .iter()
+            .filter(|id| desk.is_our_message_id(id))
+            .cloned(),
+    );
+    Ok(store::ticket_of_message_ids(conn, &thread_ids)?)
+}
+
+/// A new ticket from a mail: its words, and the username (with its channel) and time of failure
+/// the mail names.
+fn request_of(r: &Routable) -> OpenTicket {
+    let named = r.named.as_ref();
+    OpenTicket {
+        kind: r.kind,
+        requester: r.sender.clone(),
+        subject: r.message.subject.clone(),
+        body: r.message.body.clone(),
+        account: None,
+        current_ip: None,
+        tried_from: None,
+        attempts_outcome: None,
+        smtp_username: named.map(|(name, _)| name.clone()),
+        failed_at: r.failed_at.clone(),
+        // "api_user=…" names the API's credentials, as the form's problem `api_key` does.
+        problem: named
+            .filter(|(_, channel)| *channel == AuthChannel::Api)
+            .map(|_| Scrubbed::not_from_customer("api_key")),
+        error_text: None,
+        channel: Channel::Mail,
+        actor: Actor::Customer {
+            email: r.sender.as_str().to_string(),
+        },
+        inbound: r.message.mail.clone(),
+        html: r.message.html.clone(),
+        secrets_found: r.message.secrets_found.clone(),
+    }
 }
 
 /// A `fail` verdict for a registered address, or for the ticket's requester: the ticket is
@@ -412,74 +403,4 @@ fn by_subject_tag(
         rest = &after[close..];
     }
     Ok(None)
-}
-
-/// The SMTP username a customer names in their mail: "username: crm-mailer" (see
-/// `domain::diagnosis::phrases`, which also reads a quoted session and the time of the failure).
-pub fn username_in(text: &str) -> Option<String> {
-    phrases::named_username(text).map(|(name, _)| name)
-}
-
-/// A reply often quotes our mail, links included. A status or challenge link is the mailbox
-/// owner's key, so it never reaches an agent's screen through a quoted reply either.
-pub fn mask_our_links(text: &str, base_url: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find(base_url) {
-        out.push_str(&rest[..at]);
-        let after = &rest[at + base_url.len()..];
-        let masked = [("/verify/", "[confirmation link]"), ("/t/", "[status link]")]
-            .into_iter()
-            .find_map(|(path, label)| {
-                after.strip_prefix(path).map(|tail| {
-                    let token_len = tail
-                        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
-                        .unwrap_or(tail.len());
-                    (label, path.len() + token_len)
-                })
-            });
-        match masked {
-            Some((label, consumed)) => {
-                out.push_str(label);
-                rest = &after[consumed..];
-            }
-            None => {
-                out.push_str(base_url);
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-/// The new part of a message and its folded history, for display.
-pub fn folded(text: &str) -> (&str, &str) {
-    quote::fold(text)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn usernames_named_in_mail_are_found() {
-        assert_eq!(
-            username_in("Hi,\nusername: crm-mailer\nthanks").as_deref(),
-            Some("crm-mailer")
-        );
-        assert_eq!(username_in("> SMTP username: \"my app\"").as_deref(), Some("my app"));
-        assert_eq!(username_in("no name here"), None);
-        assert_eq!(username_in("username: [redacted]"), None);
-    }
-
-    #[test]
-    fn our_links_in_quoted_replies_are_masked() {
-        let base = "https://desk.example";
-        let text = "> Follow: https://desk.example/t/AbC_12-x\n> Confirm: https://desk.example/verify/Zz9.\nSee https://desk.example/help";
-        assert_eq!(
-            mask_our_links(text, base),
-            "> Follow: [status link]\n> Confirm: [confirmation link].\nSee https://desk.example/help"
-        );
-    }
 }

@@ -2,10 +2,9 @@
 //! (parsing, the secret scan of every door, sanitising, classification) happens here, so one
 //! large message never holds the database. What leaves is scrubbed.
 
-use super::Desk;
-use super::inbound::{IngestError, mask_our_links};
 use super::messages::{CustomerMessage, MailExtras};
 use super::redaction::{Scrubbed, Scrubber};
+use super::{Desk, ServiceError};
 use crate::domain::classify::classify;
 use crate::domain::diagnosis::{AuthChannel, phrases};
 use crate::domain::email_address::EmailAddress;
@@ -14,17 +13,43 @@ use crate::domain::sender_auth::{self, ProviderAuth};
 use crate::domain::ticket::Kind;
 use crate::mail::inbound::dsn::bounce_reason;
 use crate::mail::inbound::fingerprint::ContentHash;
+use crate::mail::inbound::reading::mask_our_links;
 use crate::mail::inbound::{autogen, parse, scrub};
 use serde_json::json;
+
+/// Why a received message was not stored.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// Permanent: the MTA bounces it to the sender (mailgate 65, HTTP 413).
+    #[error("the message is {size} bytes, larger than the {limit} bytes accepted")]
+    TooLarge { size: usize, limit: u64 },
+    /// Temporary: nothing was stored; the sender must retry (mailgate 75, HTTP 503).
+    #[error("temporary failure: {0}")]
+    Temporary(String),
+}
+
+impl From<ServiceError> for IngestError {
+    fn from(e: ServiceError) -> Self {
+        IngestError::Temporary(e.to_string())
+    }
+}
+
+impl From<diesel::result::Error> for IngestError {
+    fn from(e: diesel::result::Error) -> Self {
+        IngestError::Temporary(e.to_string())
+    }
+}
 
 /// Parses and scans a message, and does every other piece of CPU work (sanitising,
 /// classification), before any transaction: one large message never holds the database.
 /// Nothing read here from the message leaves it unscrubbed.
+#[tracing::instrument(level = "debug", skip_all, fields(bytes = raw.len()))]
 pub fn prepare(desk: &Desk, raw: &[u8]) -> Result<Prepared, IngestError> {
     prepare_from(desk, raw, None)
 }
 
 /// [`prepare`], with what a provider's webhook said about the sender (docs/reference.md#sender-authentication).
+#[tracing::instrument(level = "debug", skip_all, fields(bytes = raw.len()))]
 pub fn prepare_from(desk: &Desk, raw: &[u8], provider: Option<&ProviderAuth>) -> Result<Prepared, IngestError> {
     let limit = desk.settings.max_message_bytes;
     if raw.len() as u64 > limit {

@@ -5,7 +5,8 @@
 //! A [`CustomerMessage`] is prepared (scanned, sanitised) before the write transaction
 //! starts; here only the writes happen.
 
-use super::decision::{Loaded, commit};
+use super::decision::commit;
+use super::loaded::Loaded;
 use super::redaction::Scrubber;
 use super::{Actor, Desk, ServiceError};
 use crate::db::tickets::{self as ticket_rows, NewMessage, TicketRow};
@@ -213,12 +214,7 @@ pub(crate) fn append_customer_message(
     );
     let ticket = match next {
         Some(state) => {
-            let decision = workflow::Decision {
-                kind: loaded.kind(),
-                state,
-                state_reason: None,
-                effects: vec![],
-            };
+            let decision = workflow::Decision::to(&loaded.view(), state);
             commit(
                 conn,
                 desk,
@@ -243,6 +239,7 @@ pub(crate) fn append_customer_message(
 
 /// The customer's own reply (status page). Reopens a resolved ticket as docs/reference.md#threading-and-reopening says;
 /// a refused one keeps its state. The words are scanned before the transaction starts.
+#[tracing::instrument(level = "debug", skip_all, fields(ticket_id))]
 pub fn customer_reply(
     conn: &mut AnyConnection,
     desk: &Desk,
@@ -264,6 +261,7 @@ pub struct Upload {
 /// its type, its content: text redacted, a binary file with a secret in it withheld) and one
 /// larger than [`MAX_ATTACHMENT_BYTES`] is not kept, a note of it is; all before the
 /// transaction starts.
+#[tracing::instrument(level = "debug", skip_all, fields(ticket_id, files = files.len()))]
 pub fn customer_reply_with_files(
     conn: &mut AnyConnection,
     desk: &Desk,

@@ -10,8 +10,9 @@ use super::{Actor, Desk, ServiceError};
 use crate::db::locks::{self, KeyLock};
 use crate::db::{self, AnyConnection, submissions};
 use crate::domain::ticket::Kind;
-use crate::domain::workflow::MailTemplate;
-use crate::domain::workflow::customer_step::{self, ChallengeFact, StatusFacts, Step};
+use crate::domain::time_text;
+use crate::domain::workflow::customer_step::{self, ChallengeFact, ReportOutcome, StatusFacts, Step};
+use crate::domain::workflow::{ActionName, MailTemplate};
 use serde_json::json;
 
 /// What the customer sees next.
@@ -26,6 +27,7 @@ pub enum Submitted {
 }
 
 /// Accepts one valid form submission from `client_ip`.
+#[tracing::instrument(level = "debug", skip_all, fields(kind = request.kind.as_str()))]
 pub fn submit_form(
     conn: &mut AnyConnection,
     desk: &Desk,
@@ -132,7 +134,7 @@ fn rediagnose(conn: &mut AnyConnection, desk: &Desk, ticket_id: i64, request: &O
     };
     // Refused when the ticket is past diagnosing (closed, another kind): the words are on the
     // ticket anyway.
-    let _ = tickets::apply_action_in_transaction(conn, desk, ticket_id, "diagnose_auth", &params, &actor)?;
+    let _ = tickets::apply_action_in_transaction(conn, desk, ticket_id, ActionName::DiagnoseAuth, &params, &actor)?;
     Ok(())
 }
 
@@ -166,7 +168,7 @@ fn attach(
             conn,
             desk,
             ticket_id,
-            "record_allowlisted_attempts",
+            ActionName::RecordAllowlistedAttempts,
             &params,
             &actor,
         )?;
@@ -222,6 +224,7 @@ pub struct ThreadEntry {
 }
 
 /// The ticket a status-page token opens, if any (unknown and malformed tokens alike: none).
+#[tracing::instrument(level = "debug", skip_all)]
 pub fn status_view(conn: &mut AnyConnection, desk: &Desk, token: &str) -> Result<Option<StatusView>, ServiceError> {
     let Some(row) = ticket_of_token(conn, token)? else {
         return Ok(None);
@@ -229,11 +232,7 @@ pub fn status_view(conn: &mut AnyConnection, desk: &Desk, token: &str) -> Result
     // Only the registered address of the linked account reads the states in plain words;
     // anyone else (no account found included) reads them all alike, so the page cannot tell
     // whether an account exists, is terminated or is banned.
-    let neutral = match &row.account_id {
-        Some(id) => crate::db::accounts::find(conn, id)?
-            .is_none_or(|a| crate::domain::email_address::normalize(&a.email) != row.requester_normalized),
-        None => true,
-    };
+    let neutral = reads_neutral_words(conn, &row)?;
     let messages = visible_messages(conn, &row)?;
     let ids: Vec<i64> = messages.iter().map(|m| m.id).collect();
     let mut files = status_page::attachments(conn, &ids)?;
@@ -244,7 +243,7 @@ pub fn status_view(conn: &mut AnyConnection, desk: &Desk, token: &str) -> Result
         let entry = ThreadEntry {
             from_you: m.direction == "in",
             automatic: m.direction == "out" && m.auto_generated,
-            at: m.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+            at: time_text::minutes_utc(m.created_at),
             subject: m.subject,
             attachments: files
                 .extract_if(.., |(message_ref, _)| *message_ref == m.id)
@@ -289,11 +288,23 @@ pub fn status_view(conn: &mut AnyConnection, desk: &Desk, token: &str) -> Result
         request_fields,
         request,
         thread,
-        created_at: row.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+        created_at: time_text::minutes_utc(row.created_at),
         refusal: (row.state == "refused")
             .then(|| crate::domain::workflow::RefuseReason::words_for(row.state_reason.as_deref()))
             .flatten(),
     }))
+}
+
+/// Whether this ticket's requester reads it in neutral words ([`customer_step::is_neutral`]).
+fn reads_neutral_words(conn: &mut AnyConnection, row: &crate::db::tickets::TicketRow) -> Result<bool, ServiceError> {
+    let registered = match &row.account_id {
+        Some(id) => crate::db::accounts::find(conn, id)?.map(|a| a.email),
+        None => None,
+    };
+    Ok(customer_step::is_neutral(
+        registered.as_deref(),
+        &row.requester_normalized,
+    ))
 }
 
 fn ticket_of_token(
@@ -329,6 +340,7 @@ fn visible_messages(
 
 /// An attachment of a message the status page of `token` shows; `None` for any other (an
 /// unknown token, another ticket's file, a file on a note or on mail to someone else).
+#[tracing::instrument(level = "debug", skip_all, fields(attachment_id = id))]
 pub fn status_attachment(
     conn: &mut AnyConnection,
     token: &str,
@@ -346,14 +358,16 @@ pub fn status_attachment(
 
 /// The customer reports, from their status page, which allowlisted networks they tried. The
 /// engine decides exactly as for an agent's `record_allowlisted_attempts`; the report also
-/// joins the thread in the customer's words.
+/// joins the thread in the customer's words. A refusal is hidden from a requester who reads
+/// neutral words ([`customer_step::report_outcome`]): their words join the thread all the same.
+#[tracing::instrument(level = "debug", skip_all, fields(ticket_id))]
 pub fn report_attempts(
     conn: &mut AnyConnection,
     desk: &Desk,
     ticket_id: i64,
     tried_from: &str,
     outcome: &str,
-) -> Result<Result<(), crate::domain::workflow::Refusal>, ServiceError> {
+) -> Result<ReportOutcome, ServiceError> {
     // Scanned before the transaction; the engine and the thread get the same scrubbed words.
     let mut scrub = super::redaction::Scrubber::default();
     let tried_from = scrub.scrub(tried_from);
@@ -367,7 +381,7 @@ pub fn report_attempts(
         ],
         "",
     );
-    db::write_transaction(conn, |conn| {
+    let (reported, refused) = db::write_transaction(conn, |conn| -> Result<_, ServiceError> {
         let row = crate::db::tickets::find(conn, ticket_id)?.ok_or_else(|| ServiceError::NotFound("ticket".into()))?;
         let actor = Actor::Customer {
             email: row.requester.clone(),
@@ -377,21 +391,27 @@ pub fn report_attempts(
             conn,
             desk,
             ticket_id,
-            "record_allowlisted_attempts",
+            ActionName::RecordAllowlistedAttempts,
             &params,
             &actor,
-        )?;
-        if decided.is_ok() {
-            let subject = tickets::reply_subject(conn, ticket_id)?;
-            let mut message = CustomerMessage::typed(subject, words.clone(), scrub.found().to_vec());
-            message.event_data = json!({"report": "allowlisted_attempts"});
-            super::messages::append_customer_message(conn, desk, ticket_id, None, &message, "web")?;
+        )?
+        .map(|_| ());
+        let refused = decided.as_ref().err().map(|r| r.code);
+        let neutral = reads_neutral_words(conn, &row)?;
+        let reported = customer_step::report_outcome(decided, neutral);
+        let subject = tickets::reply_subject(conn, ticket_id)?;
+        let mut message = CustomerMessage::typed(subject, words.clone(), scrub.found().to_vec());
+        match reported {
+            ReportOutcome::Recorded => message.event_data = json!({"report": "allowlisted_attempts"}),
+            // Told as a plain reply: what the page shows reads the same as a recorded report.
+            ReportOutcome::JoinsThread => {}
+            ReportOutcome::Refused(_) => return Ok((reported, refused)),
         }
-        Ok(decided.map(|_| ()))
-    })
-    .inspect(|decided| {
-        if let Err(refusal) = decided {
-            desk.metrics.refusal(refusal.code.as_str());
-        }
-    })
+        super::messages::append_customer_message(conn, desk, ticket_id, None, &message, "web")?;
+        Ok((reported, refused))
+    })?;
+    if let Some(code) = refused {
+        desk.metrics.refusal(code.as_str());
+    }
+    Ok(reported)
 }

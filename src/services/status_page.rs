@@ -79,7 +79,7 @@ pub(crate) fn request_fields(
             ("problem", "smtp_535") => "535 Authentication failed over SMTP".to_string(),
             ("problem", "other") => "Something else".to_string(),
             ("failed_at", t) => chrono::DateTime::parse_from_rfc3339(t)
-                .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+                .map(|t| crate::domain::time_text::minutes(t.naive_local()))
                 .unwrap_or_else(|_| t.to_string()),
             _ => value,
         };

@@ -1,193 +1,24 @@
-//! Opening tickets, applying actions, replies and the email-challenge confirmation.
+//! Applying actions, agents' replies and the email-challenge confirmation (opening a ticket: `opening`).
 
 use super::action_text::{action_details, scrub_action};
-use super::decision::{Loaded, commit};
-use super::diagnosis::{self, Diagnosed, channel_of_problem};
-use super::messages::CustomerMessage;
-use super::redaction::{Scrubbed, Scrubber};
+use super::decision::{commit, record_refusal};
+use super::diagnosis::{self, Diagnosed};
+use super::loaded::Loaded;
+use super::redaction::Scrubber;
 use super::{Actor, Desk, ServiceError};
-use crate::db::tickets::{self as ticket_rows, NewMessage, NewTicket, TicketRow};
+use crate::db::tickets::{self as ticket_rows, NewMessage, TicketRow};
 use crate::db::{self, AnyConnection, accounts};
 use crate::domain::account::AccountView;
 use crate::domain::diagnosis::parse_failed_at;
 use crate::domain::redact::REDACTED;
 use crate::domain::ticket::Kind;
 use crate::domain::workflow::conversation;
-use crate::domain::workflow::conversation::Sender;
-use crate::domain::workflow::creation::{CreationFacts, on_create};
-use crate::domain::workflow::{self, Action, ActionName, Context, MailTemplate, Refusal};
+use crate::domain::workflow::{self, Accepted, Action, Context, MailTemplate, Refusal};
 use serde_json::{Value, json};
 
+pub(crate) use super::opening::open_ticket_in_transaction;
+pub use super::opening::{Opened, open_ticket};
 pub use super::request::{Channel, OpenTicket, RequestFields};
-
-pub struct Opened {
-    pub ticket: TicketRow,
-}
-
-pub fn open_ticket(conn: &mut AnyConnection, desk: &Desk, req: OpenTicket) -> Result<Opened, ServiceError> {
-    db::write_transaction(conn, |conn| open_ticket_in_transaction(conn, desk, req.clone()))
-}
-
-/// Opens a ticket inside the caller's transaction.
-pub(crate) fn open_ticket_in_transaction(
-    conn: &mut AnyConnection,
-    desk: &Desk,
-    req: OpenTicket,
-) -> Result<Opened, ServiceError> {
-    let subject = if req.subject.is_empty() {
-        Scrubbed::not_from_customer(req.kind.label())
-    } else {
-        req.subject.clone()
-    };
-    let body = &req.body;
-    let tried_from = req.tried_from.as_ref().map(Scrubbed::as_str);
-    let attempts_outcome = req.attempts_outcome.as_ref().map(Scrubbed::as_str);
-    let smtp_username = req.smtp_username.as_ref().map(Scrubbed::as_str);
-    let opt = |v: &Option<Scrubbed>| v.as_ref().map(|s| s.as_str().to_string());
-
-    {
-        let account = match req
-            .account
-            .as_ref()
-            .map(|a| a.as_str().trim())
-            .filter(|a| !a.is_empty())
-        {
-            Some(reference) => accounts::resolve(conn, reference)?,
-            None => None,
-        };
-        // A forged `From:` (sender_auth fail) is nobody's: no account is looked up for it.
-        let forged = req.inbound.as_ref().is_some_and(super::messages::MailExtras::forged);
-        let requester_accounts = if forged {
-            vec![]
-        } else {
-            accounts::views_by_email(conn, req.requester.as_str())?
-        };
-        let account = account.or_else(|| requester_accounts.first().cloned());
-        // What the creation rules decide on (a ban, above all) must not change before commit:
-        // lock those accounts, then read them again as they are now.
-        let (account, requester_accounts) = lock_and_reread(conn, account, requester_accounts)?;
-
-        // No status token is made here: each mail to the requester gets its own link when it
-        // is sent, and only the link's hash is stored.
-        let row = ticket_rows::insert(
-            conn,
-            &NewTicket {
-                kind: req.kind.as_str(),
-                state: req.kind.initial_state().as_str(),
-                subject: &subject,
-                requester: req.requester.as_str(),
-                channel: req.channel.as_str(),
-                auto_generated: req.inbound.as_ref().is_some_and(|i| i.auto_generated.is_some()),
-            },
-        )?;
-
-        let actor = req.actor.label();
-        let mut created = json!({"kind": req.kind.as_str(), "channel": req.channel.as_str(),
-                                 "requester": req.requester.as_str(), "subject": subject.as_str()});
-        // Only scrubbed values reach the event: the request's fields are `Scrubbed`.
-        for (key, value) in [
-            ("account", opt(&req.account)),
-            ("current_ip", opt(&req.current_ip)),
-            ("problem", opt(&req.problem)),
-            ("smtp_username", opt(&req.smtp_username)),
-            ("failed_at", opt(&req.failed_at)),
-            ("error_text", opt(&req.error_text)),
-            ("tried_from", opt(&req.tried_from)),
-            ("outcome", opt(&req.attempts_outcome)),
-        ] {
-            if let Some(v) = value.filter(|v| !v.is_empty()) {
-                created[key] = json!(v);
-            }
-        }
-        if let Some(name) = smtp_username {
-            let flags = workflow::creation::smtp_username_flags(name);
-            if !flags.is_empty() {
-                created["flags"] = json!(flags);
-            }
-        }
-        ticket_rows::insert_event(conn, row.id, "created", &actor, &created, None)?;
-        let first = CustomerMessage {
-            subject: subject.clone(),
-            body: body.clone(),
-            html: req.html.clone(),
-            mail: req.inbound.clone(),
-            secrets_found: req.secrets_found.clone(),
-            event_data: json!({}),
-            uploads: vec![],
-        };
-        super::messages::store_message(
-            conn,
-            row.id,
-            req.requester.as_str(),
-            Sender::Requester,
-            &first,
-            req.channel.as_str(),
-            &req.actor,
-        )?;
-        let kinds: Vec<&str> = req.secrets_found.iter().map(|k| k.as_str()).collect();
-        let source = if req.inbound.is_some() { "mail" } else { "customer" };
-        let robot = req.inbound.as_ref().is_some_and(|i| i.auto_generated.is_some());
-        let notify = (!robot).then_some(row.requester.as_str());
-        super::redaction::record_removed_secrets(conn, desk, &row, &kinds, source, notify)?;
-
-        let loaded = Loaded {
-            row: row.clone(),
-            account: account.clone(),
-            checks: vec![],
-            pending: vec![],
-        };
-        let attempts = tried_from
-            .filter(|t| !t.trim().is_empty())
-            .map(|t| (t.to_string(), attempts_outcome.unwrap_or_default().to_string()));
-        // A login_help ticket that names a username is diagnosed from the authentication logs
-        // at once (docs/reference.md#kinds-and-states); the same lookups run whatever the directory or the logs hold.
-        let diagnosed: Option<Diagnosed> = match smtp_username {
-            Some(name) if req.kind == Kind::LoginHelp && !name.is_empty() && !name.contains(REDACTED) => {
-                let failed_at = req.failed_at.as_ref().and_then(|f| parse_failed_at(f.as_str()));
-                let channel = channel_of_problem(req.problem.as_ref().map(Scrubbed::as_str));
-                Some(diagnosis::diagnose(conn, name, channel, failed_at, chrono::Utc::now())?)
-            }
-            _ => None,
-        };
-        let decision = on_create(&CreationFacts {
-            kind: req.kind,
-            requester: req.requester.as_str(),
-            account: account.as_ref(),
-            requester_accounts: &requester_accounts,
-            attempts,
-            attempts_on_record: false,
-            smtp_username,
-            diagnosis: diagnosed.as_ref().map(Diagnosed::facts),
-        });
-        let ticket = commit(conn, desk, &loaded, decision, "open", &req.actor, json!({}))?;
-        Ok(Opened { ticket })
-    }
-}
-
-/// Locks the accounts a new ticket's rules read (in id order) and reads them again: a read
-/// before the lock may predate a ban committed meanwhile.
-fn lock_and_reread(
-    conn: &mut AnyConnection,
-    account: Option<AccountView>,
-    requester_accounts: Vec<AccountView>,
-) -> Result<(Option<AccountView>, Vec<AccountView>), ServiceError> {
-    if !matches!(conn, AnyConnection::Postgresql(_)) {
-        // SQLite: the write transaction is alone already; what was read is current.
-        return Ok((account, requester_accounts));
-    }
-    let mut ids: Vec<&str> = requester_accounts.iter().map(|a| a.id.as_str()).collect();
-    ids.extend(account.as_ref().map(|a| a.id.as_str()));
-    crate::db::locks::lock_accounts(conn, &ids)?;
-    let account = match account {
-        Some(a) => accounts::load_view(conn, &a.id)?,
-        None => None,
-    };
-    let mut fresh = Vec::with_capacity(requester_accounts.len());
-    for a in requester_accounts {
-        fresh.extend(accounts::load_view(conn, &a.id)?);
-    }
-    Ok((account, fresh))
-}
 
 /// What an action did: applied, or (four eyes) held for a second agent's approval.
 #[derive(Debug, Clone)]
@@ -198,6 +29,7 @@ pub enum Applied {
 
 /// Applies a named action with JSON parameters. Policy refusals are written to the event log
 /// (and the write is kept) before the refusal is returned.
+#[tracing::instrument(level = "debug", skip_all, fields(ticket_id, action = workflow::ActionName::parse(name).map_or("unknown", workflow::ActionName::as_str)))]
 pub fn apply_action(
     conn: &mut AnyConnection,
     desk: &Desk,
@@ -229,76 +61,98 @@ pub(crate) fn apply_action_in_transaction(
     conn: &mut AnyConnection,
     desk: &Desk,
     ticket_id: i64,
-    name: &str,
+    name: impl workflow::Named,
     params: &Value,
     actor: &Actor,
 ) -> Result<Result<Applied, Refusal>, ServiceError> {
     let loaded = Loaded::load(conn, ticket_id)?;
-    let name = match ActionName::parse(name) {
-        Ok(n) => n,
-        Err(refusal) => return Ok(Err(refusal)),
-    };
     let view = loaded.view();
-    if let Err(refusal) = workflow::closing::check_role(name, actor.is_admin()) {
-        log_refusal(conn, &loaded, name.as_str(), &refusal, actor)?;
-        return Ok(Err(refusal));
-    }
-    if let Err(refusal) = workflow::check(&view, name) {
-        log_refusal(conn, &loaded, name.as_str(), &refusal, actor)?;
-        return Ok(Err(refusal));
-    }
-    let action = match Action::parse(name, params) {
-        Ok(a) => a,
-        Err(refusal) => return Ok(Err(refusal)),
-    };
-    let action = scrub_action(action);
-    let target = match &action {
-        Action::LinkAccount { account_id } | Action::SendUsername { account_id } => {
-            accounts::load_view_locked(conn, account_id)?
+    let role = workflow::Role::of(actor.is_admin());
+    let outcome = workflow::apply_with(&view, name, params, role, |action| {
+        *action = scrub_action(action.clone());
+        ActionFacts::load(conn, &loaded, action)
+    })?;
+    let Accepted { action, decision } = match outcome {
+        Ok(accepted) => accepted,
+        Err(refused) => {
+            if refused.belongs_on_record() {
+                let name = refused.name.map_or("", workflow::ActionName::as_str);
+                record_refusal(
+                    conn,
+                    loaded.row.id,
+                    name,
+                    &refused.refusal,
+                    actor,
+                    Some(&loaded.row.state),
+                )?;
+            }
+            return Ok(Err(refused.refusal));
         }
-        _ => None,
     };
-    let requester_accounts: Vec<AccountView> = match &action {
-        Action::Reclassify { .. } | Action::DiagnoseAuth { .. } => {
-            accounts::views_by_email(conn, &loaded.row.requester)?
-        }
-        _ => vec![],
-    };
-    let diagnosed: Option<Diagnosed> = match &action {
-        Action::DiagnoseAuth {
-            username,
-            failed_at,
-            channel,
-            ..
-        } => Some(diagnosis::diagnose(
-            conn,
-            username,
-            *channel,
-            *failed_at,
-            chrono::Utc::now(),
-        )?),
-        Action::Reclassify { kind: Kind::LoginHelp } => diagnosis_from_thread(conn, loaded.row.id)?,
-        _ => None,
-    };
-    let ctx = Context {
-        target_account: target.as_ref(),
-        requester_accounts: &requester_accounts,
-        diagnosis: diagnosed.as_ref().map(Diagnosed::facts),
-    };
-    match workflow::decide_or_hold(&view, &action, &ctx, desk.settings.four_eyes) {
-        Ok(workflow::Step::Apply(decision)) => {
-            let details = action_details(&action);
+    let name = action.name();
+    let details = action_details(&action);
+    match workflow::Step::of(decision, name, desk.settings.four_eyes) {
+        workflow::Step::Apply(decision) => {
             commit(conn, desk, &loaded, decision, name.as_str(), actor, details).map(|row| Ok(Applied::Done(row)))
         }
-        Ok(workflow::Step::Hold) => {
-            let details = action_details(&action);
+        workflow::Step::Hold => {
             super::approvals::hold(conn, desk, &loaded, name, &details, actor).map(|row| Ok(Applied::Held(row)))
         }
-        Err(refusal) => {
-            if refusal.code.is_policy_refusal() {
-                log_refusal(conn, &loaded, name.as_str(), &refusal, actor)?;
+    }
+}
+
+/// What an action may need besides its ticket, loaded only once it passed its guards and
+/// parameters: the account it names, the requester's accounts, a diagnosis.
+struct ActionFacts {
+    target: Option<AccountView>,
+    requester_accounts: Vec<AccountView>,
+    diagnosed: Option<Diagnosed>,
+}
+
+impl ActionFacts {
+    fn load(conn: &mut AnyConnection, loaded: &Loaded, action: &Action) -> Result<ActionFacts, ServiceError> {
+        let target = match action {
+            Action::LinkAccount { account_id } | Action::SendUsername { account_id } => {
+                accounts::load_view_locked(conn, account_id)?
             }
-            Ok(Err(refusal))
+            _ => None,
+        };
+        let requester_accounts = match action {
+            Action::Reclassify { .. } | Action::DiagnoseAuth { .. } => {
+                accounts::views_by_email(conn, &loaded.row.requester)?
+            }
+            _ => vec![],
+        };
+        let diagnosed = match action {
+            Action::DiagnoseAuth {
+                username,
+                failed_at,
+                channel,
+                ..
+            } => Some(diagnosis::diagnose(
+                conn,
+                username,
+                *channel,
+                *failed_at,
+                chrono::Utc::now(),
+            )?),
+            Action::Reclassify { kind: Kind::LoginHelp } => diagnosis_from_thread(conn, loaded.row.id)?,
+            _ => None,
+        };
+        Ok(ActionFacts {
+            target,
+            requester_accounts,
+            diagnosed,
+        })
+    }
+}
+
+impl workflow::Facts for ActionFacts {
+    fn context(&self) -> Context<'_> {
+        Context {
+            target_account: self.target.as_ref(),
+            requester_accounts: &self.requester_accounts,
+            diagnosis: self.diagnosed.as_ref().map(Diagnosed::facts),
         }
     }
 }
@@ -324,25 +178,8 @@ fn diagnosis_from_thread(conn: &mut AnyConnection, ticket_id: i64) -> Result<Opt
     )?))
 }
 
-fn log_refusal(
-    conn: &mut AnyConnection,
-    loaded: &Loaded,
-    action: &str,
-    refusal: &Refusal,
-    actor: &Actor,
-) -> Result<(), ServiceError> {
-    ticket_rows::insert_event(
-        conn,
-        loaded.row.id,
-        "refusal",
-        &actor.label(),
-        &json!({"action": action, "code": refusal.code.as_str(), "message": refusal.message, "state": loaded.row.state}),
-        None,
-    )?;
-    Ok(())
-}
-
 /// An agent's reply (mailed to the requester) or internal note.
+#[tracing::instrument(level = "debug", skip_all, fields(ticket_id, internal))]
 pub fn add_reply(
     conn: &mut AnyConnection,
     desk: &Desk,
@@ -386,12 +223,7 @@ pub fn add_reply(
         crate::mail::outbound::compose::queue_mail(conn, desk, request)?;
         let row = match conversation::after_agent_reply(loaded.kind(), loaded.state()) {
             Some(next) => {
-                let decision = workflow::Decision {
-                    kind: loaded.kind(),
-                    state: next,
-                    state_reason: None,
-                    effects: vec![],
-                };
+                let decision = workflow::Decision::to(&loaded.view(), next);
                 commit(conn, desk, &loaded, decision, "reply", actor, json!({}))?
             }
             None => row.clone(),
@@ -416,6 +248,7 @@ pub enum ChallengeOutcome {
 }
 
 /// The customer followed the mailed link and confirmed (or said "this was not me").
+#[tracing::instrument(level = "debug", skip_all, fields(passed))]
 pub fn confirm_email_challenge(
     conn: &mut AnyConnection,
     desk: &Desk,
@@ -472,6 +305,7 @@ pub fn confirm_email_challenge(
 }
 
 /// Refuses every open ticket of accounts that just became banned, with the banned answer.
+#[tracing::instrument(level = "debug", skip_all, fields(accounts = account_ids.len()))]
 pub fn refuse_tickets_of_banned(
     conn: &mut AnyConnection,
     desk: &Desk,
@@ -510,6 +344,7 @@ pub enum ChallengePreview {
     Closed(ChallengeOutcome),
 }
 
+#[tracing::instrument(level = "debug", skip_all)]
 pub fn preview_email_challenge(
     conn: &mut AnyConnection,
     desk: &Desk,

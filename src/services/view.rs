@@ -1,18 +1,14 @@
 //! Tickets and accounts as the JSON API (and later the console) shows them.
 
-use super::decision::Loaded;
+use super::loaded::Loaded;
 use super::{Desk, ServiceError};
 use crate::db::tickets::{self as ticket_rows, TicketFilter, TicketRow};
 use crate::db::{AnyConnection, accounts, agents, outbox};
 use crate::domain::account::AccountView;
+pub use crate::domain::time_text::rfc3339;
 use crate::domain::workflow;
-use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 use std::collections::HashMap;
-
-pub fn rfc3339(t: NaiveDateTime) -> String {
-    DateTime::<Utc>::from_naive_utc_and_offset(t, Utc).to_rfc3339_opts(SecondsFormat::AutoSi, true)
-}
 
 /// The ticket fields of docs/reference.md#json-api, plus a few an agent needs.
 pub fn ticket_json(desk: &Desk, row: &TicketRow, assignee: Option<&str>) -> Value {
@@ -54,6 +50,7 @@ fn assignee_email(conn: &mut AnyConnection, row: &TicketRow) -> Result<Option<St
 
 /// One ticket with its events (oldest first), the actions the engine allows now (and why not
 /// the others), and its outgoing mail with delivery status.
+#[tracing::instrument(level = "debug", skip_all, fields(ticket_id = id))]
 pub fn ticket_details(conn: &mut AnyConnection, desk: &Desk, id: i64) -> Result<Value, ServiceError> {
     let loaded = Loaded::read(conn, id)?;
     let assignee = assignee_email(conn, &loaded.row)?;
@@ -127,6 +124,7 @@ pub struct TicketPage {
     pub next_cursor: Option<String>,
 }
 
+#[tracing::instrument(level = "debug", skip_all)]
 pub fn list_tickets(conn: &mut AnyConnection, desk: &Desk, filter: TicketFilter) -> Result<TicketPage, ServiceError> {
     let limit = filter.limit;
     let mut rows = ticket_rows::list(
@@ -185,6 +183,7 @@ pub fn account_json(a: &AccountView) -> Value {
     })
 }
 
+#[tracing::instrument(level = "debug", skip_all)]
 pub fn account_details(conn: &mut AnyConnection, id: &str) -> Result<Value, ServiceError> {
     let row = accounts::find(conn, id)?.ok_or_else(|| ServiceError::NotFound("account".into()))?;
     let terminated_at = row.terminated_at.map(rfc3339);

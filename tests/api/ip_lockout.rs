@@ -224,3 +224,49 @@ async fn three_failures_refuse(app: TestApp) {
         (StatusCode::CONFLICT, json!("invalid_transition"))
     );
 }
+
+both_backends!(
+    the_api_reads_tried_allowlisted_ips_as_the_form_does,
+    tried_answer_through_the_api
+);
+
+/// One rule for "did you try your allowlisted IPs?": `no` means not tried whatever `tried_from`
+/// says, `yes` needs `tried_from`, and no other answer is taken.
+async fn tried_answer_through_the_api(app: TestApp) {
+    app.import_accounts(&[account("acc_1001", "acme-mailer", "ops@acme.test", "active")]);
+    let base = json!({"kind": "ip_lockout", "requester": "ops@acme.test", "body": "locked out"});
+    let with = |extra: serde_json::Value| {
+        let mut body = base.clone();
+        for (k, v) in extra.as_object().expect("an object") {
+            body[k] = v.clone();
+        }
+        body
+    };
+    let said_no = app
+        .create_ticket(with(json!({"tried_allowlisted_ips": "no", "tried_from": "office"})))
+        .await;
+    assert_eq!(said_no["state"], "awaiting_allowlisted_attempts", "{said_no}");
+    let said_false = app
+        .create_ticket(with(json!({"tried_allowlisted_ips": false, "tried_from": "office"})))
+        .await;
+    assert_eq!(said_false["state"], "awaiting_allowlisted_attempts", "{said_false}");
+    let said_yes = app
+        .create_ticket(with(
+            json!({"tried_allowlisted_ips": "yes", "tried_from": "office VPN"}),
+        ))
+        .await;
+    assert_eq!(said_yes["state"], "attempts_reported", "{said_yes}");
+    for refused in [
+        json!({"tried_allowlisted_ips": "yes"}),
+        json!({"tried_allowlisted_ips": true, "tried_from": "  "}),
+        json!({"tried_allowlisted_ips": "maybe", "tried_from": "office"}),
+        json!({"tried_allowlisted_ips": 1}),
+    ] {
+        let (status, body) = app.post("/api/v1/tickets", &with(refused.clone())).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}: {body}");
+        assert_eq!(body["error"]["code"], "invalid_input", "{refused}: {body}");
+    }
+    // Left out, `tried_from` stands as given (an agent who does not ask the question).
+    let unasked = app.create_ticket(with(json!({"tried_from": "office VPN"}))).await;
+    assert_eq!(unasked["state"], "attempts_reported", "{unasked}");
+}

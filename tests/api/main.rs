@@ -44,6 +44,7 @@ mod races;
 mod races_pg;
 mod search;
 mod sender_auth;
+mod service_spans;
 mod socket;
 mod telemetry;
 mod tickets;

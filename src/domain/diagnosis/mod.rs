@@ -11,7 +11,7 @@ pub mod phrases;
 
 pub use event::{AuthChannel, AuthEvent, AuthResult};
 
-use chrono::{DateTime, Duration, NaiveDateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use serde_json::{Value, json};
 
 /// Events this far either side of the failed attempt are read.
@@ -378,7 +378,7 @@ fn push_distinct<T: PartialEq>(list: &mut Vec<T>, item: T) {
 
 /// RFC 3339 in UTC, to the second (or finer when the log was finer).
 pub fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+    crate::domain::time_text::rfc3339_utc(t)
 }
 
 impl Diagnosis {

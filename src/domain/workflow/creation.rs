@@ -1,6 +1,6 @@
 //! What happens when a ticket is opened (by form, mail, API or reclassification).
 
-use super::login_help::{DiagnosisFacts, after_diagnosis, beside_account_answer};
+use super::diagnosis::{DiagnosisFacts, after_diagnosis, beside_account_answer};
 use super::{Decision, Effect, Mail, MailTemplate, Recipient, mail_account_then_update_requester, refuse_as_banned};
 use crate::domain::account::{AccountStatus, AccountView};
 use crate::domain::ticket::{Kind, State};

@@ -90,6 +90,36 @@ pub fn step(facts: StatusFacts) -> Step {
     }
 }
 
+/// Whether a requester reads their page in neutral words: anyone but the registered address
+/// of the linked account (no account linked, or none found, included), so that the page cannot
+/// tell whether an account exists, is terminated or is banned.
+pub fn is_neutral(registered_email: Option<&str>, requester_normalized: &str) -> bool {
+    registered_email.is_none_or(|email| crate::domain::email_address::normalize(email) != requester_normalized)
+}
+
+/// What becomes of a report of allowlisted attempts from the status page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReportOutcome {
+    /// The engine recorded it.
+    Recorded,
+    /// The engine refused it and the requester reads neutral words: the refusal would tell
+    /// them something about the account (a ban records no attempts), so the report joins the
+    /// thread as their words and the page answers as if it were recorded.
+    JoinsThread,
+    /// The engine refused it and the account's owner may hear why.
+    Refused(super::Refusal),
+}
+
+/// The anti-enumeration rule for a report: only the engine's refusal is hidden, and only from
+/// a neutral reader. Any other failure is no refusal and never reaches this rule.
+pub fn report_outcome(decided: Result<(), super::Refusal>, neutral: bool) -> ReportOutcome {
+    match decided {
+        Ok(()) => ReportOutcome::Recorded,
+        Err(_) if neutral => ReportOutcome::JoinsThread,
+        Err(refusal) => ReportOutcome::Refused(refusal),
+    }
+}
+
 /// The challenge of the current round from what is recorded: its checks (a confirmation is a
 /// recorded check) and its latest link, if any (`used`, `expired`).
 pub fn challenge_fact(check: Option<bool>, latest_link: Option<(bool, bool)>) -> ChallengeFact {
@@ -171,6 +201,25 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn only_the_registered_address_reads_plain_words() {
+        assert!(!is_neutral(Some("Owner@Example.com"), "owner@example.com"));
+        assert!(is_neutral(Some("owner@example.com"), "someone@example.com"));
+        assert!(is_neutral(None, "owner@example.com"));
+    }
+
+    #[test]
+    fn a_refused_report_is_hidden_only_from_a_neutral_reader() {
+        let refusal = crate::domain::workflow::banned_refusal();
+        assert_eq!(report_outcome(Ok(()), true), ReportOutcome::Recorded);
+        assert_eq!(report_outcome(Ok(()), false), ReportOutcome::Recorded);
+        assert_eq!(report_outcome(Err(refusal.clone()), true), ReportOutcome::JoinsThread);
+        assert_eq!(
+            report_outcome(Err(refusal.clone()), false),
+            ReportOutcome::Refused(refusal)
+        );
     }
 
     #[test]

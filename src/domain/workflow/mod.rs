@@ -8,6 +8,7 @@
 mod account_terminated;
 pub mod action;
 pub mod activity;
+pub mod apply;
 pub mod approval;
 pub mod canned;
 pub mod closing;
@@ -15,18 +16,21 @@ mod common;
 pub mod conversation;
 pub mod creation;
 pub mod customer_step;
+pub mod diagnosis;
 pub mod effect;
 mod forgot_username;
 mod ip_lockout;
 pub mod login_help;
 pub mod refusal;
+pub mod tried;
 
 pub use account_terminated::format_cents;
 pub use action::{Action, ActionName};
 pub use activity::{Activity, WaitingOn};
+pub use apply::{Accepted, Facts, Named, Refused, Role, Stage, apply, apply_with};
 pub use closing::RefuseReason;
+pub use diagnosis::DiagnosisFacts;
 pub use effect::{Effect, Mail, MailTemplate, Recipient, guidance_template};
-pub use login_help::DiagnosisFacts;
 pub use refusal::{ErrorCode, Refusal};
 
 use crate::domain::account::AccountView;
@@ -79,7 +83,8 @@ pub struct Decision {
 }
 
 impl Decision {
-    fn stay(ticket: &TicketView) -> Decision {
+    /// The ticket stays where it is (effects may still follow).
+    pub fn stay(ticket: &TicketView) -> Decision {
         Decision {
             kind: ticket.kind,
             state: ticket.state,
@@ -88,7 +93,8 @@ impl Decision {
         }
     }
 
-    fn to(ticket: &TicketView, state: State) -> Decision {
+    /// The ticket moves to `state`, its kind unchanged.
+    pub fn to(ticket: &TicketView, state: State) -> Decision {
         Decision {
             kind: ticket.kind,
             state,
@@ -97,12 +103,12 @@ impl Decision {
         }
     }
 
-    fn with(mut self, effect: Effect) -> Decision {
+    pub fn with(mut self, effect: Effect) -> Decision {
         self.effects.push(effect);
         self
     }
 
-    fn because(mut self, reason: impl Into<String>) -> Decision {
+    pub fn because(mut self, reason: impl Into<String>) -> Decision {
         self.state_reason = Some(reason.into());
         self
     }
@@ -175,11 +181,18 @@ pub fn decide_or_hold(
     policy: approval::FourEyes,
 ) -> Result<Step, Refusal> {
     let decision = decide(ticket, action, ctx)?;
-    Ok(if approval::needs_approval(policy, action.name()) {
-        Step::Hold
-    } else {
-        Step::Apply(decision)
-    })
+    Ok(Step::of(decision, action.name(), policy))
+}
+
+impl Step {
+    /// The four-eyes rule for an action the engine accepted.
+    pub fn of(decision: Decision, name: ActionName, policy: approval::FourEyes) -> Step {
+        if approval::needs_approval(policy, name) {
+            Step::Hold
+        } else {
+            Step::Apply(decision)
+        }
+    }
 }
 
 /// Every action of the ticket's kind with whether it is allowed now, and why not.

@@ -531,12 +531,9 @@ impl Ticket {
         self.act_in(&[], name, params)
     }
 
-    /// the reference's refusal order, as the service applies it: the name, the policy, the
-    /// parameters, then the decision. `directory` holds the accounts an action may name.
+    /// Through [`apply`], as every service goes: the reference's refusal order (the name, the
+    /// policy, the parameters, then the decision). `directory` holds the accounts an action may name.
     fn act_in(&self, directory: &[AccountView], name: &str, params: Value) -> Result<Decision, ErrorCode> {
-        let name = ActionName::parse(name).map_err(|r| r.code)?;
-        check(&self.view(), name).map_err(|r| r.code)?;
-        let action = Action::parse(name, &params).map_err(|r| r.code)?;
         let named = params.get("account_id").and_then(Value::as_str);
         let mine: Vec<AccountView> = directory
             .iter()
@@ -548,7 +545,7 @@ impl Ticket {
             requester_accounts: &mine,
             diagnosis: None,
         };
-        decide(&self.view(), &action, &ctx).map_err(|r| r.code)
+        apply(&self.view(), name, &params, &ctx).map_err(|r| r.code)
     }
 
     fn confirm(&self, passed: bool) -> Result<Decision, ErrorCode> {

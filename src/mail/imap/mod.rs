@@ -85,7 +85,7 @@ impl ImapSettings {
                 );
             }
         };
-        let poll_seconds: u64 = crate::config::number("RECOVERYDESK_IMAP_POLL_SECONDS", &o.imap_poll_seconds)?;
+        let poll_seconds: u64 = crate::cli::number("RECOVERYDESK_IMAP_POLL_SECONDS", &o.imap_poll_seconds)?;
         if poll_seconds == 0 {
             return Err("RECOVERYDESK_IMAP_POLL_SECONDS must be at least 1".into());
         }

@@ -8,6 +8,7 @@ pub mod form;
 pub mod parse;
 pub mod provider;
 pub mod quote;
+pub mod reading;
 pub mod rebuild;
 pub mod sanitize;
 pub mod scrub;

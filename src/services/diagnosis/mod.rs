@@ -49,6 +49,7 @@ pub fn channel_of_problem(problem: Option<&str>) -> AuthChannel {
 /// Reads the logs of `username` (byte-exact) on `channel` within ±15 minutes of `failed_at`
 /// (without one: of the latest failure in the 24 hours up to `now`, else those whole 24 hours)
 /// and names the finding.
+#[tracing::instrument(level = "debug", skip_all, fields(channel = channel.as_str()))]
 pub fn diagnose(
     conn: &mut AnyConnection,
     username: &str,
@@ -107,6 +108,7 @@ pub fn diagnose(
 /// The ticket JSON's `diagnosis` (docs/reference.md#json-api) for each of these tickets that has one: the latest
 /// `diagnosis` event's data, when and by whom it was made, and — when it works again and the
 /// ticket is still open — `"suggested_action": "resolve"` with a note for one-click resolving.
+#[tracing::instrument(level = "debug", skip_all, fields(tickets = rows.len()))]
 pub fn latest_for(conn: &mut AnyConnection, rows: &[&TicketRow]) -> Result<HashMap<i64, Value>, ServiceError> {
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     let mut latest = auth_events::latest_diagnoses(conn, &ids)?;
@@ -118,7 +120,7 @@ pub fn latest_for(conn: &mut AnyConnection, rows: &[&TicketRow]) -> Result<HashM
         let mut value: Value = serde_json::from_str(&data).unwrap_or_else(|_| json!({}));
         let open = State::parse(&row.state).is_some_and(|s| !s.is_terminal());
         let works_again = value["finding"] == json!(Finding::SucceededSince.as_str());
-        value["diagnosed_at"] = json!(super::view::rfc3339(at));
+        value["diagnosed_at"] = json!(crate::domain::time_text::rfc3339(at));
         value["diagnosed_by"] = json!(actor);
         if works_again && open {
             value["suggested_action"] = json!("resolve");
@@ -141,7 +143,7 @@ fn resolve_note(diagnosis: &Value) -> String {
 
 /// "2026-11-23 09:14:03 UTC", as mail says times.
 fn mail_time(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+    crate::domain::time_text::seconds_utc(t.naive_utc())
 }
 
 /// What the guidance mail (to the owner's registered address, who asked) may say.

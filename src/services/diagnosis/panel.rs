@@ -1,10 +1,11 @@
 //! What the agent console shows of a ticket's credential-failure diagnosis.
 
 use super::super::ServiceError;
-use super::super::decision::Loaded;
+use super::super::loaded::Loaded;
 use super::latest_for;
 use crate::db::AnyConnection;
 use crate::domain::diagnosis::{AuthResult, Finding, is_invisible};
+use crate::domain::time_text;
 use crate::domain::workflow::{self, ActionName};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -87,6 +88,7 @@ pub struct RerunDefaults {
 /// `resolve` action with `suggested_note`. When `can_rerun`, a form posting `diagnose_auth` with
 /// `username`, `failed_at`, `channel` (`smtp`/`api`) and a `notify` checkbox, prefilled from
 /// `rerun`. Agents see every finding; nothing here goes to customers.
+#[tracing::instrument(level = "debug", skip_all, fields(ticket_id))]
 pub fn diagnosis_panel(conn: &mut AnyConnection, ticket_id: i64) -> Result<Option<DiagnosisPanel>, ServiceError> {
     let loaded = Loaded::read(conn, ticket_id)?;
     let Some(data) = latest_for(conn, &[&loaded.row])?.remove(&ticket_id) else {
@@ -109,7 +111,7 @@ fn parse_time(value: &Value) -> Option<DateTime<Utc>> {
 
 fn words(value: &Value) -> String {
     parse_time(value)
-        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .map(|t| time_text::seconds_utc(t.naive_utc()))
         .unwrap_or_default()
 }
 
@@ -121,11 +123,11 @@ fn panel_of(data: &Value, can_rerun: bool) -> DiagnosisPanel {
     let window = match (data["failed_at_source"].as_str(), failed_at) {
         (Some("given"), Some(at)) => format!(
             "±15 minutes around the time given, {}",
-            at.format("%Y-%m-%d %H:%M:%S UTC")
+            time_text::seconds_utc(at.naive_utc())
         ),
         (Some("latest_failure"), Some(at)) => format!(
             "No time was given: ±15 minutes around the latest failure of the last 24 hours, {}",
-            at.format("%Y-%m-%d %H:%M:%S UTC")
+            time_text::seconds_utc(at.naive_utc())
         ),
         _ => "No time was given and no failure was logged in the last 24 hours: that whole day".to_string(),
     };
@@ -189,7 +191,7 @@ fn panel_of(data: &Value, can_rerun: bool) -> DiagnosisPanel {
         suggested_action: data["suggested_action"].as_str().map(str::to_string),
         suggested_note: data["suggested_note"].as_str().map(str::to_string),
         diagnosed_at: parse_time(&data["diagnosed_at"])
-            .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+            .map(|t| time_text::minutes_utc(t.naive_utc()))
             .unwrap_or_default(),
         diagnosed_by: text(data, "diagnosed_by"),
         can_rerun,

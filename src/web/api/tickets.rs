@@ -3,6 +3,7 @@ use super::super::security::ApiAgent;
 use crate::db::tickets::TicketFilter;
 use crate::domain::email_address::EmailAddress;
 use crate::domain::ticket::{Kind, State, TicketRef};
+use crate::domain::workflow::tried::{self, TriedAnswer};
 use crate::domain::workflow::{ActionName, WaitingOn};
 use crate::error::ApiError;
 use crate::services::tickets::{self, Channel, RequestFields};
@@ -142,9 +143,18 @@ pub async fn create_ticket(
         ))
     })?;
     let requester = EmailAddress::parse(&b.requester).map_err(|e| ApiError::invalid(format!("requester: {e}")))?;
-    // `tried_allowlisted_ips: no` means the customer has not tried yet, whatever else is sent.
-    let said_no = matches!(&b.tried_allowlisted_ips, Some(Value::Bool(false)))
-        || matches!(&b.tried_allowlisted_ips, Some(Value::String(s)) if s == "no");
+    // The form's question, read by the same rule as the form: "no" drops `tried_from`, "yes"
+    // needs it; the API may leave the question out.
+    let answer = match &b.tried_allowlisted_ips {
+        None | Some(Value::Null) => None,
+        Some(Value::Bool(true)) => Some(TriedAnswer::Yes),
+        Some(Value::Bool(false)) => Some(TriedAnswer::No),
+        Some(Value::String(s)) => Some(TriedAnswer::parse(s).ok_or_else(not_yes_or_no)?),
+        Some(_) => return Err(not_yes_or_no()),
+    };
+    let tried_from = tried::tried_from(answer, b.tried_from.as_deref()).map_err(|_| {
+        ApiError::invalid("tried_from: say where the customer tried from when tried_allowlisted_ips is yes")
+    })?;
     let body_text = [b.body, b.details]
         .into_iter()
         .flatten()
@@ -158,7 +168,7 @@ pub async fn create_ticket(
         body: body_text,
         account: b.account,
         current_ip: b.current_ip,
-        tried_from: if said_no { None } else { b.tried_from },
+        tried_from,
         attempts_outcome: b.outcome,
         smtp_username: b.smtp_username,
         failed_at: b.failed_at,
@@ -176,6 +186,10 @@ pub async fn create_ticket(
         })
         .await?;
     Ok(HttpResponse::build(StatusCode::CREATED).json(ticket))
+}
+
+fn not_yes_or_no() -> ApiError {
+    ApiError::invalid("tried_allowlisted_ips: answer yes or no (or true or false)")
 }
 
 /// `GET /api/v1/tickets/{ref}`: the ticket, its events and what the policy allows now.

@@ -10,6 +10,7 @@ use super::{render, status_page_error};
 use crate::domain::email_address::EmailAddress;
 use crate::domain::local_time;
 use crate::domain::ticket::Kind;
+use crate::domain::workflow::tried::{self, TriedAnswer};
 use crate::services::Actor;
 use crate::services::portal::{self, Submitted};
 use crate::services::tickets::{Channel, RequestFields};
@@ -270,16 +271,16 @@ fn validate(kind: Kind, form: &mut FormState) -> Option<RequestFields> {
             {
                 form.add_error("current_ip", "This is not an IP address (for example 203.0.113.7).");
             }
-            match form.value("tried_allowlisted_ips") {
-                "yes" => match form.trimmed("tried_from") {
-                    Some(t) => tried_from = Some(t),
-                    None => form.add_error(
+            // The form always asks, so no answer is an error here; the rule is the domain's.
+            match TriedAnswer::parse(form.value("tried_allowlisted_ips")) {
+                None => form.add_error("tried_allowlisted_ips", "Please answer yes or no."),
+                answer => match tried::tried_from(answer, form.trimmed("tried_from").as_deref()) {
+                    Ok(t) => tried_from = t,
+                    Err(tried::TriedFromMissing) => form.add_error(
                         "tried_from",
                         "Tell us where you tried from (which office, network or colleague), so we can move forward.",
                     ),
                 },
-                "no" => {}
-                _ => form.add_error("tried_allowlisted_ips", "Please answer yes or no."),
             }
         }
         Kind::LoginHelp => {

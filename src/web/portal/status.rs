@@ -9,9 +9,9 @@ use super::form_state::FormState;
 use super::multipart;
 use super::{not_found, render, status_page_error};
 use crate::domain::ticket::State;
+use crate::domain::workflow::customer_step::ReportOutcome;
 use crate::domain::workflow::customer_step::Step;
-use crate::services::portal::{StatusView, status_view};
-use crate::services::tickets::{self as ticket_service};
+use crate::services::portal::{StatusView, report_attempts, status_view};
 use crate::services::{ServiceError, messages};
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -384,44 +384,24 @@ pub async fn post_attempts(state: web::Data<AppState>, path: web::Path<String>, 
     let outcome_text = attempts.value("outcome").trim().to_string();
     let id = view.ticket_id;
     let outcome = state
-        .run(move |conn, desk| {
-            match crate::services::portal::report_attempts(conn, desk, id, &tried_from, &outcome_text) {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(refusal)) => Err(crate::error::ApiError::from(ServiceError::Refused(refusal))),
-                Err(e) => Err(e.into()),
-            }
-        })
+        .run(move |conn, desk| report_attempts(conn, desk, id, &tried_from, &outcome_text).map_err(Into::into))
         .await;
     match outcome {
-        Ok(_) => back_to(&state, &token, id, "attempts"),
-        Err(_) if view.neutral => {
-            // Answer as if recorded, so the page tells nothing of the account; the words still
-            // reach the agents as the customer's reply.
-            let words = format!(
-                "Allowlisted networks I tried: {}\nWhat happened: {}",
-                attempts.value("tried_from").trim(),
-                attempts.value("outcome").trim()
-            );
-            let id = view.ticket_id;
-            match state
-                .run(move |conn, desk| ticket_service::customer_reply(conn, desk, id, &words).map_err(Into::into))
-                .await
-            {
-                Ok(_) => back_to(&state, &token, id, "attempts"),
-                Err(e) => status_page_error(e),
-            }
-        }
-        Err(e) => {
+        // A refusal hidden from a neutral reader reads as recorded (the service decides).
+        Ok(ReportOutcome::Recorded | ReportOutcome::JoinsThread) => back_to(&state, &token, id, "attempts"),
+        Ok(ReportOutcome::Refused(refusal)) => {
             // The request moved on meanwhile: say so on the page, keep what they typed.
-            let notice = Some(format!("We could not record this: {}", e.message));
+            let notice = Some(format!("We could not record this: {}", refusal.message));
             match load(&state, &token).await {
                 Ok(Some(view)) => render(
                     StatusCode::CONFLICT,
                     &page(token, view, FormState::default(), attempts, notice),
                 ),
-                _ => not_found(),
+                Ok(None) => not_found(),
+                Err(e) => status_page_error(e),
             }
         }
+        Err(e) => status_page_error(e),
     }
 }
 
