@@ -36,7 +36,7 @@ pub fn check_new_password(password: &str) -> Result<(), ServiceError> {
     Ok(())
 }
 
-#[tracing::instrument(level = "debug", skip_all, fields(role))]
+#[tracing::instrument(level = "debug", skip_all, fields(role = role))]
 pub fn add_agent(
     conn: &mut AnyConnection,
     email: &str,
@@ -86,7 +86,7 @@ pub enum ChangeRefused {
 /// The console's "change my password": the current password is required, the new one follows
 /// the rules and differs from it. Returns the new session generation: every other session of
 /// the agent has ended, and the caller issues this browser a fresh cookie.
-#[tracing::instrument(level = "debug", skip_all, fields(agent_id))]
+#[tracing::instrument(level = "debug", skip_all, fields(agent_id = agent_id))]
 pub fn change_password(
     conn: &mut AnyConnection,
     agent_id: i64,
@@ -187,7 +187,7 @@ pub fn list_tokens(conn: &mut AnyConnection, email: &str) -> Result<Vec<agents::
 }
 
 /// Revokes a token: the next request with it answers 401.
-#[tracing::instrument(level = "debug", skip_all, fields(token_id))]
+#[tracing::instrument(level = "debug", skip_all, fields(token_id = token_id))]
 pub fn revoke_token(conn: &mut AnyConnection, token_id: i64, now: DateTime<Utc>) -> Result<(), ServiceError> {
     let at = now.naive_utc().trunc_subsecs(6);
     let revoked = db::write_transaction(conn, |conn| agents::revoke_token(conn, token_id, at))?;

@@ -290,7 +290,7 @@ pub fn list_pending(conn: &mut AnyConnection) -> Result<Vec<ApprovalRow>, Servic
 }
 
 /// A ticket's live pending requests, oldest first (for its page).
-#[tracing::instrument(level = "debug", skip_all, fields(ticket_id))]
+#[tracing::instrument(level = "debug", skip_all, fields(ticket_id = ticket_id))]
 pub fn pending_of_ticket(conn: &mut AnyConnection, ticket_id: i64) -> Result<Vec<ApprovalRow>, ServiceError> {
     let now = db::now();
     Ok(rows::pending_of(conn, ticket_id)?
@@ -343,7 +343,7 @@ pub struct TrailCheck {
     pub broken: String,
 }
 
-#[tracing::instrument(level = "debug", skip_all, fields(ticket_id))]
+#[tracing::instrument(level = "debug", skip_all, fields(ticket_id = ticket_id))]
 pub fn trail_check(conn: &mut AnyConnection, desk: &Desk, ticket_id: i64) -> Result<TrailCheck, ServiceError> {
     Ok(match super::audit::verify_ticket(conn, desk, ticket_id)? {
         Ok(events) => TrailCheck {

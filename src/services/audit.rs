@@ -8,7 +8,7 @@ use serde_json::Value;
 
 /// A ticket's events as JSON Lines: one canonical object per line plus `prev_hash` and
 /// `hash`, exactly as `audit verify FILE` checks them.
-#[tracing::instrument(level = "debug", skip_all, fields(ticket_id))]
+#[tracing::instrument(level = "debug", skip_all, fields(ticket_id = ticket_id))]
 pub fn export(conn: &mut AnyConnection, desk: &Desk, ticket_id: i64) -> Result<String, ServiceError> {
     crate::db::tickets::find(conn, ticket_id)?.ok_or_else(|| ServiceError::NotFound("ticket".into()))?;
     let mut out = String::new();
@@ -47,7 +47,7 @@ fn parse_data(event: &EventRow) -> Value {
 
 /// Checks one ticket's chain in the database, and each message's text against its content
 /// hash unless it was erased. The number of events checked, or the first broken link.
-#[tracing::instrument(level = "debug", skip_all, fields(ticket_id))]
+#[tracing::instrument(level = "debug", skip_all, fields(ticket_id = ticket_id))]
 pub fn verify_ticket(
     conn: &mut AnyConnection,
     desk: &Desk,

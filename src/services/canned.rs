@@ -26,7 +26,7 @@ pub fn list(conn: &mut AnyConnection) -> Result<Vec<CannedRow>, ServiceError> {
 }
 
 /// Scrubbed like every text that is stored.
-#[tracing::instrument(level = "debug", skip_all, fields(account_dependent))]
+#[tracing::instrument(level = "debug", skip_all, fields(account_dependent = account_dependent))]
 pub fn create(
     conn: &mut AnyConnection,
     actor: &Actor,
@@ -55,7 +55,7 @@ pub fn delete(conn: &mut AnyConnection, actor: &Actor, id: i64) -> Result<bool, 
 
 /// Replies to the requester with a canned answer, its placeholders filled from the ticket; an
 /// account-dependent one is refused unless the requester is the registered address.
-#[tracing::instrument(level = "debug", skip_all, fields(ticket_id, canned_id))]
+#[tracing::instrument(level = "debug", skip_all, fields(ticket_id = ticket_id, canned_id = canned_id))]
 pub fn reply_with(
     conn: &mut AnyConnection,
     desk: &Desk,

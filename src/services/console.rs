@@ -522,7 +522,7 @@ fn effective_sub_users(
 }
 
 /// The assignee opened the ticket: the customer's activity so far is no longer new to them.
-#[tracing::instrument(level = "debug", skip_all, fields(ticket_id, agent_id))]
+#[tracing::instrument(level = "debug", skip_all, fields(ticket_id = ticket_id, agent_id = agent_id))]
 pub fn opened_by(conn: &mut AnyConnection, ticket_id: i64, agent_id: i64) -> Result<(), ServiceError> {
     if tickets::find(conn, ticket_id)?.is_some_and(|t| t.assignee_id == Some(agent_id)) {
         crate::db::activity::mark_seen(conn, ticket_id)?;

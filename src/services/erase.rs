@@ -20,7 +20,7 @@ pub enum Erased {
 /// Erases the message or note of event `event_id` on ticket `ticket_id`. Admins only: the
 /// entry points check the role (403 `forbidden`), and this refuses anyone else as well.
 /// Unknown ticket or event → `NotFound`; an event without a message or note → `Invalid`.
-#[tracing::instrument(level = "debug", skip_all, fields(ticket_id, event_id))]
+#[tracing::instrument(level = "debug", skip_all, fields(ticket_id = ticket_id, event_id = event_id))]
 pub fn erase_message(
     conn: &mut AnyConnection,
     ticket_id: i64,

@@ -51,13 +51,13 @@ pub struct Ingested {
 }
 
 /// Receives one raw message from `channel` (`mailgate`, `webhook`, `maildir`).
-#[tracing::instrument(level = "debug", skip_all, fields(channel, bytes = raw.len()))]
+#[tracing::instrument(level = "debug", skip_all, fields(channel = channel, bytes = raw.len()))]
 pub fn ingest(conn: &mut AnyConnection, desk: &Desk, raw: &[u8], channel: &str) -> Result<Ingested, IngestError> {
     ingest_from(conn, desk, raw, channel, None)
 }
 
 /// [`ingest`], with what a provider's webhook said about the sender.
-#[tracing::instrument(level = "debug", skip_all, fields(channel, bytes = raw.len()))]
+#[tracing::instrument(level = "debug", skip_all, fields(channel = channel, bytes = raw.len()))]
 pub fn ingest_from(
     conn: &mut AnyConnection,
     desk: &Desk,
@@ -103,7 +103,7 @@ pub fn retry_quarantined(conn: &mut AnyConnection, desk: &Desk, id: &str) -> Res
 }
 
 /// The writes of one message, in one transaction.
-#[tracing::instrument(level = "debug", skip_all, fields(channel, retry = retry_of.is_some()))]
+#[tracing::instrument(level = "debug", skip_all, fields(channel = channel, retry = retry_of.is_some()))]
 pub fn store_prepared(
     conn: &mut AnyConnection,
     desk: &Desk,

@@ -239,7 +239,7 @@ pub(crate) fn append_customer_message(
 
 /// The customer's own reply (status page). Reopens a resolved ticket as docs/reference.md#threading-and-reopening says;
 /// a refused one keeps its state. The words are scanned before the transaction starts.
-#[tracing::instrument(level = "debug", skip_all, fields(ticket_id))]
+#[tracing::instrument(level = "debug", skip_all, fields(ticket_id = ticket_id))]
 pub fn customer_reply(
     conn: &mut AnyConnection,
     desk: &Desk,
@@ -261,7 +261,7 @@ pub struct Upload {
 /// its type, its content: text redacted, a binary file with a secret in it withheld) and one
 /// larger than [`MAX_ATTACHMENT_BYTES`] is not kept, a note of it is; all before the
 /// transaction starts.
-#[tracing::instrument(level = "debug", skip_all, fields(ticket_id, files = files.len()))]
+#[tracing::instrument(level = "debug", skip_all, fields(ticket_id = ticket_id, files = files.len()))]
 pub fn customer_reply_with_files(
     conn: &mut AnyConnection,
     desk: &Desk,

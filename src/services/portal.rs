@@ -360,7 +360,7 @@ pub fn status_attachment(
 /// engine decides exactly as for an agent's `record_allowlisted_attempts`; the report also
 /// joins the thread in the customer's words. A refusal is hidden from a requester who reads
 /// neutral words ([`customer_step::report_outcome`]): their words join the thread all the same.
-#[tracing::instrument(level = "debug", skip_all, fields(ticket_id))]
+#[tracing::instrument(level = "debug", skip_all, fields(ticket_id = ticket_id))]
 pub fn report_attempts(
     conn: &mut AnyConnection,
     desk: &Desk,

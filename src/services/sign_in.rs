@@ -125,7 +125,7 @@ impl SignInTry {
 
 /// A try whose password matched no longer counts as a failure, and a one-time password once
 /// used no longer expires (it must still be replaced before anything else).
-#[tracing::instrument(level = "debug", skip_all, fields(attempt_id, agent_id))]
+#[tracing::instrument(level = "debug", skip_all, fields(attempt_id = attempt_id, agent_id = agent_id))]
 pub fn succeeded(conn: &mut AnyConnection, attempt_id: i64, agent_id: i64) -> Result<(), ServiceError> {
     db::write_transaction(conn, |conn| {
         queries::mark_login_succeeded(conn, attempt_id)?;

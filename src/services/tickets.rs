@@ -29,7 +29,7 @@ pub enum Applied {
 
 /// Applies a named action with JSON parameters. Policy refusals are written to the event log
 /// (and the write is kept) before the refusal is returned.
-#[tracing::instrument(level = "debug", skip_all, fields(ticket_id, action = workflow::ActionName::parse(name).map_or("unknown", workflow::ActionName::as_str)))]
+#[tracing::instrument(level = "debug", skip_all, fields(ticket_id = ticket_id, action = workflow::ActionName::parse(name).map_or("unknown", workflow::ActionName::as_str)))]
 pub fn apply_action(
     conn: &mut AnyConnection,
     desk: &Desk,
@@ -179,7 +179,7 @@ fn diagnosis_from_thread(conn: &mut AnyConnection, ticket_id: i64) -> Result<Opt
 }
 
 /// An agent's reply (mailed to the requester) or internal note.
-#[tracing::instrument(level = "debug", skip_all, fields(ticket_id, internal))]
+#[tracing::instrument(level = "debug", skip_all, fields(ticket_id = ticket_id, internal = internal))]
 pub fn add_reply(
     conn: &mut AnyConnection,
     desk: &Desk,
@@ -248,7 +248,7 @@ pub enum ChallengeOutcome {
 }
 
 /// The customer followed the mailed link and confirmed (or said "this was not me").
-#[tracing::instrument(level = "debug", skip_all, fields(passed))]
+#[tracing::instrument(level = "debug", skip_all, fields(passed = passed))]
 pub fn confirm_email_challenge(
     conn: &mut AnyConnection,
     desk: &Desk,

@@ -43,6 +43,7 @@ async fn spans(app: TestApp) {
             "From: {address}\r\nSubject: locked out, password {secret}\r\nMessage-ID: <span-1@cust.test>\r\n\r\nmy password is {secret}\r\n"
         );
         let ingested = app.ingest(raw.as_bytes());
+        app.open_direct(address, &format!("password {secret}"), tickets::Channel::Api);
         let reference = ingested.ticket.expect("the mail opens a ticket");
         let id: i64 = reference
             .rsplit('-')
@@ -78,7 +79,9 @@ async fn spans(app: TestApp) {
             .to_string()
     };
     assert!(span("ingest").contains("channel=\"test\""), "{text}");
-    assert!(span("open_ticket").contains("channel=\"mail\""), "{text}");
+    let opened_by_api = span("open_ticket");
+    assert!(opened_by_api.contains("channel=\"api\""), "{opened_by_api}");
+    assert!(opened_by_api.contains("kind=\"general\""), "{opened_by_api}");
     let applied = span("apply_action");
     assert!(applied.contains(&format!("ticket_id={id}")), "{applied}");
     assert!(applied.contains("resolve"), "{applied}");

@@ -143,7 +143,7 @@ pub fn cutoff(retention_days: u32, now: DateTime<Utc>) -> DateTime<Utc> {
 
 /// Imports JSON Lines from `reader`. `on_refused(line, reason)` hears of each refused line as
 /// it is met; `on_progress(bytes)` of the bytes read so far.
-#[tracing::instrument(level = "debug", skip_all, fields(retention_days))]
+#[tracing::instrument(level = "debug", skip_all, fields(retention_days = retention_days))]
 pub fn import_lines<R: BufRead>(
     conn: &mut AnyConnection,
     retention_days: u32,
@@ -187,7 +187,7 @@ pub fn import_lines<R: BufRead>(
 }
 
 /// Imports the elements of a JSON array (the API); element N is reported as line N.
-#[tracing::instrument(level = "debug", skip_all, fields(retention_days, lines = values.len()))]
+#[tracing::instrument(level = "debug", skip_all, fields(retention_days = retention_days, lines = values.len()))]
 pub fn import_values(
     conn: &mut AnyConnection,
     retention_days: u32,
@@ -241,7 +241,7 @@ fn read_bounded_line<R: BufRead>(reader: &mut R, buffer: &mut Vec<u8>, limit: us
 }
 
 /// Deletes the events logged more than `retention_days` before `now`; returns how many.
-#[tracing::instrument(level = "debug", skip_all, fields(retention_days))]
+#[tracing::instrument(level = "debug", skip_all, fields(retention_days = retention_days))]
 pub fn purge_expired(conn: &mut AnyConnection, retention_days: u32, now: DateTime<Utc>) -> Result<usize, ServiceError> {
     let cutoff = cutoff(retention_days, now).naive_utc();
     Ok(auth_events::purge_before(conn, cutoff)?)

@@ -88,7 +88,7 @@ pub struct RerunDefaults {
 /// `resolve` action with `suggested_note`. When `can_rerun`, a form posting `diagnose_auth` with
 /// `username`, `failed_at`, `channel` (`smtp`/`api`) and a `notify` checkbox, prefilled from
 /// `rerun`. Agents see every finding; nothing here goes to customers.
-#[tracing::instrument(level = "debug", skip_all, fields(ticket_id))]
+#[tracing::instrument(level = "debug", skip_all, fields(ticket_id = ticket_id))]
 pub fn diagnosis_panel(conn: &mut AnyConnection, ticket_id: i64) -> Result<Option<DiagnosisPanel>, ServiceError> {
     let loaded = Loaded::read(conn, ticket_id)?;
     let Some(data) = latest_for(conn, &[&loaded.row])?.remove(&ticket_id) else {
