@@ -144,3 +144,111 @@ pub fn apply(
     let Ok(outcome) = apply_with(ticket, name, params, Role::Agent, |_| Ok::<_, Infallible>(ctx.clone()));
     outcome.map(|a| a.decision).map_err(|r| r.refusal)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::account::{AccountStatus, sample_account};
+    use crate::domain::ticket::{Kind, State};
+    use crate::domain::workflow::ErrorCode;
+    use serde_json::json;
+
+    fn ticket(kind: Kind, state: State, account: Option<&crate::domain::account::AccountView>) -> TicketView<'_> {
+        TicketView {
+            kind,
+            state,
+            state_reason: None,
+            requester: "ops@acme.test",
+            account,
+            checks: &[],
+            attempts_on_record: false,
+            pending_approvals: &[],
+        }
+    }
+
+    /// Runs `apply_with`, counting whether `prepare` ran.
+    fn run(view: &TicketView, name: &str, params: serde_json::Value, role: Role) -> (Result<Accepted, Refused>, bool) {
+        let mut prepared = false;
+        let outcome = apply_with(view, name, &params, role, |_| {
+            prepared = true;
+            Ok::<_, Infallible>(Context::default())
+        });
+        let Ok(outcome) = outcome;
+        (outcome, prepared)
+    }
+
+    #[test]
+    fn the_first_stage_that_says_no_answers_and_nothing_is_loaded_before_the_parameters_pass() {
+        let banned = sample_account(AccountStatus::Banned);
+        let view = ticket(Kind::IpLockout, State::AwaitingAllowlistedAttempts, Some(&banned));
+        // An unknown name, whatever else is wrong.
+        let (outcome, prepared) = run(&view, "no_such_action", json!("rubbish"), Role::Agent);
+        let refused = outcome.unwrap_err();
+        assert_eq!(
+            (refused.stage, refused.refusal.code),
+            (Stage::Name, ErrorCode::UnknownAction)
+        );
+        assert!(!prepared && !refused.belongs_on_record());
+        // Who asks comes before the ticket's guards.
+        let refused_ticket = ticket(Kind::General, State::Refused, None);
+        let (outcome, _) = run(&refused_ticket, "reopen", json!({"reason": "x"}), Role::Agent);
+        let refused = outcome.unwrap_err();
+        assert_eq!(
+            (refused.stage, refused.refusal.code),
+            (Stage::Role, ErrorCode::Forbidden)
+        );
+        assert!(refused.belongs_on_record());
+        // The guards (a ban here) come before bad parameters.
+        let (outcome, prepared) = run(&view, "record_allowlisted_attempts", json!({}), Role::Agent);
+        let refused = outcome.unwrap_err();
+        assert_eq!(
+            (refused.stage, refused.refusal.code),
+            (Stage::Check, ErrorCode::AccountBanned)
+        );
+        assert!(!prepared && refused.belongs_on_record());
+        // Bad parameters once the guards pass: not on the record, nothing loaded.
+        let active = sample_account(AccountStatus::Active);
+        let view = ticket(Kind::IpLockout, State::AwaitingAllowlistedAttempts, Some(&active));
+        let (outcome, prepared) = run(&view, "record_allowlisted_attempts", json!({}), Role::Agent);
+        let refused = outcome.unwrap_err();
+        assert_eq!(
+            (refused.stage, refused.refusal.code),
+            (Stage::Parse, ErrorCode::InvalidInput)
+        );
+        assert!(!prepared && !refused.belongs_on_record());
+        // Everything passes: the facts are loaded once, and the engine decides.
+        let params = json!({"tried_from": "office", "outcome": "blocked"});
+        let (outcome, prepared) = run(&view, "record_allowlisted_attempts", params, Role::Agent);
+        let accepted = outcome.expect("accepted");
+        assert!(prepared);
+        assert_eq!(accepted.action.name(), ActionName::RecordAllowlistedAttempts);
+        assert_eq!(accepted.decision.state, State::AttemptsReported);
+    }
+
+    #[test]
+    fn the_name_may_be_text_or_the_enum_with_the_same_answer() {
+        let active = sample_account(AccountStatus::Active);
+        let view = ticket(Kind::IpLockout, State::AwaitingAllowlistedAttempts, Some(&active));
+        let params = json!({"tried_from": "office", "outcome": "blocked"});
+        let by_text = apply(&view, "record_allowlisted_attempts", &params, &Context::default());
+        let by_enum = apply(
+            &view,
+            ActionName::RecordAllowlistedAttempts,
+            &params,
+            &Context::default(),
+        );
+        assert_eq!(by_text, by_enum);
+        assert!(by_text.is_ok());
+    }
+
+    #[test]
+    fn a_decision_refused_by_the_policy_is_on_the_record_and_bad_input_is_not() {
+        let refused = |code| Refused {
+            stage: Stage::Decide,
+            name: Some(ActionName::GrantIpAccess),
+            refusal: Refusal::new(code, "x"),
+        };
+        assert!(refused(ErrorCode::OwnershipNotVerified).belongs_on_record());
+        assert!(!refused(ErrorCode::IpNotPublic).belongs_on_record());
+    }
+}
