@@ -26,6 +26,7 @@ pub mod redaction;
 mod request;
 pub mod sign_in;
 pub mod status_page;
+mod ticket_history;
 pub mod tickets;
 pub mod view;
 
