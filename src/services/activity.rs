@@ -1,7 +1,7 @@
 //! Recording who acts next after anything happens on a ticket (the rules are
 //! `domain::workflow::activity`).
 
-use super::ServiceError;
+use super::{Actor, Desk, ServiceError};
 use crate::db::tickets::TicketRow;
 use crate::db::{self, AnyConnection};
 use crate::domain::ticket::State;
@@ -24,6 +24,76 @@ pub(crate) fn record(
     let after = waiting_on_after(state, before, activity);
     db::activity::record(conn, row.id, after.as_str(), activity.is_customer(), reassigned)?;
     Ok(())
+}
+
+/// At most one mail to a ticket's assignee per this many minutes: a customer who sends three
+/// lines in a row makes one mail, and the console's "New activity" mark says the rest.
+pub const NOTIFY_ASSIGNEE_EVERY_MINUTES: i64 = 15;
+
+/// The template of the mail to the assignee.
+pub const NOTIFY_TEMPLATE: &str = "assignee_activity";
+
+/// With `RECOVERYDESK_NOTIFY_ASSIGNEE=on`: tells the ticket's assignee, through the outbox,
+/// that the customer did something (`what`: "replied", say). The mail names the ticket and
+/// its subject (as stored, scrubbed) and links the ticket page; it never carries the customer's
+/// words. None is sent for an unassigned ticket, to a deactivated assignee, to the agent who
+/// acted, to an assignee who is the requester, or within [`NOTIFY_ASSIGNEE_EVERY_MINUTES`] of
+/// the previous one on the ticket.
+pub(crate) fn notify_assignee(
+    conn: &mut AnyConnection,
+    desk: &Desk,
+    row: &TicketRow,
+    actor: &Actor,
+    what: &str,
+) -> Result<(), ServiceError> {
+    if !desk.settings.notify_assignee || State::parse(&row.state).is_some_and(|s| s.is_terminal()) {
+        return Ok(());
+    }
+    let Some(assignee_id) = row.assignee_id else {
+        return Ok(());
+    };
+    if matches!(actor, Actor::Agent { id, .. } if *id == assignee_id) {
+        return Ok(());
+    }
+    let Some(assignee) = db::agents::find(conn, assignee_id)?.filter(|a| a.active) else {
+        return Ok(());
+    };
+    if assignee.email_normalized == row.requester_normalized {
+        return Ok(());
+    }
+    if db::outbox::sent_lately(conn, row.id, NOTIFY_TEMPLATE, NOTIFY_ASSIGNEE_EVERY_MINUTES)? {
+        return Ok(());
+    }
+    let ticket_ref = desk.ticket_ref(row.id);
+    let params = serde_json::json!({
+        "activity": what,
+        "ticket_url": format!("{}/agent/tickets/{ticket_ref}", desk.settings.base_url),
+    });
+    crate::mail::outbound::compose::queue_mail(
+        conn,
+        desk,
+        crate::mail::outbound::compose::MailRequest {
+            ticket: row,
+            to: &assignee.email,
+            template: NOTIFY_TEMPLATE,
+            // Machine-written: it carries Auto-Submitted, so an agent's out-of-office does
+            // not answer it into a ticket.
+            automatic: true,
+            params,
+            actor: "system",
+        },
+    )?;
+    Ok(())
+}
+
+/// What the customer did, in the words of the assignee's mail, by the decision's action.
+pub(crate) fn customer_did(action: &str) -> &'static str {
+    match action {
+        "confirm_email_challenge" => "answered the email challenge",
+        "record_allowlisted_attempts" => "reported which allowlisted networks they tried",
+        "customer_reply" => "wrote",
+        _ => "acted",
+    }
 }
 
 /// What the console and the API show of it.

@@ -312,6 +312,9 @@ pub(crate) fn commit(
     let updated = tickets::find(conn, row.id)?.ok_or_else(|| ServiceError::NotFound("ticket".into()))?;
     super::activity::record(conn, &updated, activity, change.assignee_id != row.assignee_id)?;
     let updated = tickets::find(conn, row.id)?.ok_or_else(|| ServiceError::NotFound("ticket".into()))?;
+    if activity.is_customer() {
+        super::activity::notify_assignee(conn, desk, &updated, actor, super::activity::customer_did(action))?;
+    }
     for (address, params) in challenge_mails {
         enqueue(conn, desk, row, &address, MailTemplate::EmailChallenge, params)?;
     }

@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod approvals;
+pub mod canned;
 pub mod auth_events;
 pub mod erase;
 pub mod quarantine;
