@@ -79,10 +79,16 @@ async fn every_page(window: Window) {
         );
         check(&page, "/agent/accounts", "Accounts").await;
         check(&page, "/agent/accounts?q=parent-co", "Accounts").await;
+        check(&page, &format!("/agent/accounts?link={reference}&q=parent-co"), "Accounts").await;
         check(&page, "/agent/accounts/acc_2002", "parent-co-eu").await;
+        let main = page.text("main").await;
         assert!(
-            page.text("main").await.contains("banned via parent"),
-            "the sub-user of a banned parent shows as banned"
+            main.contains("banned via its parent"),
+            "the sub-user of a banned parent shows as banned: {main}"
+        );
+        assert!(
+            main.contains("Directory changes by the desk"),
+            "the directory changes are on the page, not in its title: {main}"
         );
         check(&page, "/agent/admin/canned", "Canned answers").await;
         page.click("#canned-list details.edit > summary").await;
