@@ -252,6 +252,33 @@ async fn api_reply_files(app: TestApp) {
     assert_eq!(out["data"]["attachments"][0]["filename"], "a.txt", "{out}");
     assert_eq!(out["data"]["attachments"][0]["size"], 11);
 
+    // Hostile names and types cannot add a header to the mail.
+    let (status, _) = app
+        .post(
+            &replies,
+            &json!({"body": "Two more.", "internal": false,
+                    "attachments": [{"filename": "x\r\nBcc: victim@evil.test", "content_type": "text/plain\r\nBcc: victim@evil.test",
+                                     "content_base64": "eA=="},
+                                    {"filename": "\"; name=\"../../etc/passwd", "content_type": "multipart/mixed; boundary=zz",
+                                     "content_base64": ""}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    app.deliver(0).await;
+    let mail = app
+        .delivered_mail()
+        .into_iter()
+        .rfind(|m| m.file.ends_with("-agent_reply.eml"))
+        .expect("delivered");
+    let raw = String::from_utf8_lossy(&mail.raw).into_owned();
+    assert!(
+        !raw.lines().any(|l| l.to_ascii_lowercase().starts_with("bcc:")),
+        "{raw}"
+    );
+    let parsed = mail_parser::MessageParser::default().parse(&mail.raw).expect("parseable");
+    assert_eq!(parsed.attachments().count(), 2, "{raw}");
+    assert!(parsed.bcc().is_none());
+
     let before = app.ticket(&r).await["events"].as_array().map(Vec::len);
     for (body, why) in [
         (
@@ -514,6 +541,22 @@ async fn notify_assignee_on(app: TestApp) {
     }
     app.form(&format!("{status_path}/reply"), &[("body", "Anyone?")]).await;
     assert_eq!(assignee_mail(&app).len(), 1);
+
+    // Two replies at once on a fresh ticket: one mail (the ticket's lock orders them).
+    let r4 = general(&app, "ana@example.test", "A fourth").await;
+    app.act(&r4, "assign", json!({"agent_email": "admin@localhost"})).await;
+    let status_path = app.status_path_of(&r4).await;
+    let reply = format!("{status_path}/reply");
+    let (a, b) = tokio::join!(
+        app.form(&reply, &[("body", "first at once")]),
+        app.form(&reply, &[("body", "second at once")])
+    );
+    assert_eq!((a.0, b.0), (StatusCode::SEE_OTHER, StatusCode::SEE_OTHER));
+    let to_admin: Vec<_> = assignee_mail(&app)
+        .into_iter()
+        .filter(|(to, subject, _, _)| to == "admin@localhost" && subject.contains(&r4))
+        .collect();
+    assert_eq!(to_admin.len(), 1, "{to_admin:?}");
 }
 
 both_backends!(
