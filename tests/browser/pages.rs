@@ -127,3 +127,60 @@ async fn every_console_page_passes_axe_at_desktop_width() {
 async fn every_console_page_passes_axe_and_fits_at_phone_width() {
     every_page(Window::PHONE).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_chosen_in_the_reply_form_goes_to_the_customer_and_a_notes_file_does_not() {
+    in_browser_with(Window::DESKTOP, &[], |app, page| async move {
+        let ticket = app
+            .create_ticket(json!({"kind": "general", "requester": "kim@example.test",
+                                  "subject": "Invoices missing", "body": "Hello, I need help."}))
+            .await;
+        let reference = crate::helpers::reference(&ticket);
+        let status_path = app.status_path_of(&reference).await;
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let export = dir.path().join("march-export.csv");
+        std::fs::write(&export, "month,total\nmarch,120\n").expect("written");
+        let plan = dir.path().join("our-plan.txt");
+        std::fs::write(&plan, "only for agents").expect("written");
+
+        sign_in(&page, "admin@localhost", &app.admin_password).await;
+        let ticket_path = format!("/agent/tickets/{reference}");
+        page.open(&ticket_path).await;
+        page.type_into("#reply-body", "Here is the March export.").await;
+        page.element("#reply-files")
+            .await
+            .send_keys(&export.display().to_string())
+            .await
+            .expect("a file chosen");
+        page.submit_with("#reply button[type=submit]").await;
+        page.wait_for_path(&ticket_path).await;
+        assert_eq!(page.text("p.notice").await, "Your reply is on its way.");
+        assert!(page.has("a[download]").await, "the reply's file is on the ticket");
+
+        page.type_into("#note-body", "The plan, for us.").await;
+        page.element("#note-files")
+            .await
+            .send_keys(&plan.display().to_string())
+            .await
+            .expect("a file chosen");
+        page.submit_with("#note button[type=submit]").await;
+        page.wait_for_path(&ticket_path).await;
+        assert_eq!(page.text("p.notice").await, "Note added.");
+        let files = page.texts(".thread .attachments a").await;
+        assert_eq!(files, ["march-export.csv", "our-plan.txt"]);
+
+        page.open(&status_path).await;
+        let thread = page.text("main").await;
+        assert!(thread.contains("march-export.csv"), "{thread}");
+        assert!(!thread.contains("our-plan") && !thread.contains("The plan, for us"), "{thread}");
+        app.deliver(0).await;
+        let mail = app
+            .delivered_mail()
+            .into_iter()
+            .rfind(|m| m.file.ends_with("-agent_reply.eml"))
+            .expect("the reply was delivered");
+        let raw = String::from_utf8_lossy(&mail.raw).into_owned();
+        assert!(raw.contains("march-export.csv") && !raw.contains("our-plan"), "{raw}");
+    })
+    .await;
+}
