@@ -49,7 +49,12 @@ pub fn create(
 ) -> Result<i64, ServiceError> {
     admin_only(actor)?;
     let answer = checked(title, body, account_dependent)?;
-    Ok(rows::insert(conn, &answer.title, &answer.body, answer.account_dependent)?)
+    Ok(rows::insert(
+        conn,
+        &answer.title,
+        &answer.body,
+        answer.account_dependent,
+    )?)
 }
 
 /// An admin rewrites an answer (its title, text, or whether it tells about the account).

@@ -135,14 +135,21 @@ async fn reply_with_files(app: TestApp) {
         .rfind(|m| m.file.ends_with("-agent_reply.eml"))
         .expect("the reply was delivered");
     assert!(!String::from_utf8_lossy(&mail.raw).contains(KEY));
-    let parsed = mail_parser::MessageParser::default().parse(&mail.raw).expect("parseable");
+    let parsed = mail_parser::MessageParser::default()
+        .parse(&mail.raw)
+        .expect("parseable");
     assert!(
         parsed.body_text(0).unwrap_or_default().contains("Here is the export"),
         "the words come first"
     );
     let files: Vec<(String, Vec<u8>)> = parsed
         .attachments()
-        .map(|a| (a.attachment_name().unwrap_or_default().to_string(), a.contents().to_vec()))
+        .map(|a| {
+            (
+                a.attachment_name().unwrap_or_default().to_string(),
+                a.contents().to_vec(),
+            )
+        })
         .collect();
     let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["export.csv", "guide.pdf"]);
@@ -152,7 +159,10 @@ async fn reply_with_files(app: TestApp) {
 
     // Listed on the ticket page and on the customer's status page, where they download.
     let (_, _, page) = console.get(&ticket_page).await;
-    assert!(page.contains(">export.csv</a>") && page.contains(">guide.pdf</a>"), "{page}");
+    assert!(
+        page.contains(">export.csv</a>") && page.contains(">guide.pdf</a>"),
+        "{page}"
+    );
     let (_, status_page) = app.page(&status_path).await;
     let links = file_links(&status_page);
     assert_eq!(links.len(), 2, "{status_page}");
@@ -184,7 +194,9 @@ async fn reply_with_files(app: TestApp) {
         .and_then(|events| events.iter().rfind(|e| e["type"] == "note"))
         .expect("the note event")
         .clone();
-    let note_file = note["data"]["attachments"][0]["id"].as_i64().expect("the note's file id");
+    let note_file = note["data"]["attachments"][0]["id"]
+        .as_i64()
+        .expect("the note's file id");
     let token_path = status_path.clone();
     let (status, _) = app.page(&format!("{token_path}/files/{note_file}")).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "a note's file is not the customer's");
@@ -212,7 +224,10 @@ async fn reply_with_files(app: TestApp) {
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(page.contains("attach at most 5 files"), "{page}");
-    assert!(page.contains(">Six files at once, typed with care</textarea>"), "the text is kept");
+    assert!(
+        page.contains(">Six files at once, typed with care</textarea>"),
+        "the text is kept"
+    );
     assert_eq!(outbox_rows(&app).len(), mailed_before);
 
     // A forged post without the CSRF token does nothing.
@@ -275,7 +290,9 @@ async fn api_reply_files(app: TestApp) {
         !raw.lines().any(|l| l.to_ascii_lowercase().starts_with("bcc:")),
         "{raw}"
     );
-    let parsed = mail_parser::MessageParser::default().parse(&mail.raw).expect("parseable");
+    let parsed = mail_parser::MessageParser::default()
+        .parse(&mail.raw)
+        .expect("parseable");
     assert_eq!(parsed.attachments().count(), 2, "{raw}");
     assert!(parsed.bcc().is_none());
 
@@ -297,7 +314,10 @@ async fn api_reply_files(app: TestApp) {
             json!({"body": "x", "internal": false, "attachments": vec![json!({"filename": "a", "content_base64": "eA=="}); 6]}),
             "six files",
         ),
-        (json!({"body": "x", "internal": false, "attachments": "a.txt"}), "not a list"),
+        (
+            json!({"body": "x", "internal": false, "attachments": "a.txt"}),
+            "not a list",
+        ),
     ] {
         let (status, answer) = app.post(&replies, &body).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{why}: {answer}");
@@ -323,7 +343,10 @@ async fn canned_api(app: TestApp) {
     assert_eq!(status, StatusCode::CREATED, "{made}");
     assert_eq!(made["title"], "Allowlist steps");
     assert_eq!(made["account_dependent"], false);
-    assert!(!made["body"].as_str().unwrap_or_default().contains(KEY), "scrubbed: {made}");
+    assert!(
+        !made["body"].as_str().unwrap_or_default().contains(KEY),
+        "scrubbed: {made}"
+    );
     let id = made["id"].as_i64().expect("an id");
 
     // Malformed bodies: 422 in the API's error format, nothing written.
@@ -332,11 +355,31 @@ async fn canned_api(app: TestApp) {
         ("{\"title\": ", "application/json", "not JSON"),
         ("[1, 2]", "application/json", "not an object"),
         ("{\"body\": \"text\"}", "application/json", "no title"),
-        ("{\"title\": 5, \"body\": \"b\"}", "application/json", "a number for a title"),
-        ("{\"title\": \"t\", \"body\": \"b\", \"account_dependent\": \"yes\"}", "application/json", "not a boolean"),
-        ("{\"title\": \"t\", \"body\": \"b\", \"tilte\": \"x\"}", "application/json", "an unknown field"),
-        ("{\"title\": \"   \", \"body\": \"b\"}", "application/json", "an empty title"),
-        ("title=t&body=b", "application/x-www-form-urlencoded", "not sent as JSON"),
+        (
+            "{\"title\": 5, \"body\": \"b\"}",
+            "application/json",
+            "a number for a title",
+        ),
+        (
+            "{\"title\": \"t\", \"body\": \"b\", \"account_dependent\": \"yes\"}",
+            "application/json",
+            "not a boolean",
+        ),
+        (
+            "{\"title\": \"t\", \"body\": \"b\", \"tilte\": \"x\"}",
+            "application/json",
+            "an unknown field",
+        ),
+        (
+            "{\"title\": \"   \", \"body\": \"b\"}",
+            "application/json",
+            "an empty title",
+        ),
+        (
+            "title=t&body=b",
+            "application/x-www-form-urlencoded",
+            "not sent as JSON",
+        ),
         ("", "application/json", "no body"),
     ] {
         let response = app
@@ -353,7 +396,10 @@ async fn canned_api(app: TestApp) {
         assert_eq!(answer["error"]["code"], "invalid_input", "{why}: {answer}");
         assert!(answer["error"]["message"].is_string(), "{why}");
     }
-    assert_eq!(app.get("/api/v1/canned").await.1["canned"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        app.get("/api/v1/canned").await.1["canned"].as_array().map(Vec::len),
+        Some(1)
+    );
 
     // An edit replaces the whole answer.
     let put = |path: String, body: Value| {
@@ -374,12 +420,11 @@ async fn canned_api(app: TestApp) {
     assert_eq!(edited["account_dependent"], true);
     let (_, list) = app.get("/api/v1/canned").await;
     assert_eq!(list["canned"][0], edited);
-    let (status, missing) = put(
-        "/api/v1/canned/999999".into(),
-        json!({"title": "t", "body": "b"}),
-    )
-    .await;
-    assert_eq!((status, missing["error"]["code"].clone()), (StatusCode::NOT_FOUND, json!("not_found")));
+    let (status, missing) = put("/api/v1/canned/999999".into(), json!({"title": "t", "body": "b"})).await;
+    assert_eq!(
+        (status, missing["error"]["code"].clone()),
+        (StatusCode::NOT_FOUND, json!("not_found"))
+    );
     let (status, _) = put(format!("/api/v1/canned/{id}"), json!({"title": "t"})).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     let (status, _) = put("/api/v1/canned/abc".into(), json!({"title": "t", "body": "b"})).await;
@@ -423,7 +468,10 @@ async fn canned_api(app: TestApp) {
     assert_eq!(status, StatusCode::FORBIDDEN);
 
     let delete = |path: String| {
-        let request = app.client.delete(format!("{}{path}", app.address)).bearer_auth(&app.token);
+        let request = app
+            .client
+            .delete(format!("{}{path}", app.address))
+            .bearer_auth(&app.token);
         async move { request.send().await.expect("request").status() }
     };
     assert_eq!(delete(format!("/api/v1/canned/{id}")).await, StatusCode::NO_CONTENT);
@@ -435,18 +483,28 @@ both_backends!(an_admin_edits_a_canned_answer_in_the_console, canned_console_edi
 
 async fn canned_console_edit(app: TestApp) {
     let (_, made) = app
-        .post("/api/v1/canned", &json!({"title": "Old title", "body": "Old text for {ref}."}))
+        .post(
+            "/api/v1/canned",
+            &json!({"title": "Old title", "body": "Old text for {ref}."}),
+        )
         .await;
     let id = made["id"].as_i64().expect("an id");
     let console = signed_in(&app).await;
     let (status, _, page) = console.get("/agent/admin/canned").await;
     assert_eq!(status, StatusCode::OK);
-    assert!(page.contains(&format!("action=\"/agent/admin/canned/{id}\"")), "an edit form");
+    assert!(
+        page.contains(&format!("action=\"/agent/admin/canned/{id}\"")),
+        "an edit form"
+    );
     let (status, location, _) = console
         .submit(
             "/agent/admin/canned",
             &format!("/agent/admin/canned/{id}"),
-            &[("title", "New title"), ("body", "New text for {ref}."), ("account_dependent", "on")],
+            &[
+                ("title", "New title"),
+                ("body", "New text for {ref}."),
+                ("account_dependent", "on"),
+            ],
         )
         .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
@@ -580,8 +638,10 @@ async fn notify_assignee_challenge(app: TestApp) {
         "active",
     )]);
     let ticket = app
-        .create_ticket(json!({"kind": "ip_lockout", "requester": "ops@acme.test", "subject": "Locked out",
-                               "body": "New office.", "current_ip": "198.51.100.77"}))
+        .create_ticket(
+            json!({"kind": "ip_lockout", "requester": "ops@acme.test", "subject": "Locked out",
+                               "body": "New office.", "current_ip": "198.51.100.77"}),
+        )
         .await;
     let r = reference(&ticket);
     app.act(
@@ -602,10 +662,7 @@ async fn notify_assignee_challenge(app: TestApp) {
     assert!(mails[0].1.contains("answered the email challenge"), "{}", mails[0].1);
 }
 
-both_backends!(
-    a_search_keeps_the_turn_state_and_kind_filters,
-    search_with_filters
-);
+both_backends!(a_search_keeps_the_turn_state_and_kind_filters, search_with_filters);
 
 async fn search_with_filters(app: TestApp) {
     let r1 = general(&app, "kim@example.test", "Invoices missing from the portal").await;
@@ -624,27 +681,45 @@ async fn search_with_filters(app: TestApp) {
             .unwrap_or_default()
     };
     // Words: both match, the turn narrows them.
-    assert_eq!(refs(app.get("/api/v1/tickets?q=invoices").await.1), [r2.clone(), r1.clone()]);
+    assert_eq!(
+        refs(app.get("/api/v1/tickets?q=invoices").await.1),
+        vec![r2.clone(), r1.clone()]
+    );
     assert_eq!(
         refs(app.get("/api/v1/tickets?q=invoices&waiting_on=customer").await.1),
-        [r1.clone()]
+        vec![r1.clone()]
     );
     assert_eq!(
         refs(app.get("/api/v1/tickets?q=invoices&waiting_on=agent").await.1),
-        [r2.clone()]
+        vec![r2.clone()]
     );
     // An exact address: the same.
     assert_eq!(
-        refs(app.get("/api/v1/tickets?q=kim@example.test&waiting_on=customer").await.1),
-        [r1.clone()]
+        refs(
+            app.get("/api/v1/tickets?q=kim@example.test&waiting_on=customer")
+                .await
+                .1
+        ),
+        vec![r1.clone()]
     );
     assert!(refs(app.get("/api/v1/tickets?q=kim@example.test&waiting_on=agent").await.1).is_empty());
     // With a state and a kind too.
     assert_eq!(
-        refs(app.get("/api/v1/tickets?q=invoices&waiting_on=agent&state=awaiting_agent&kind=general").await.1),
-        [r2.clone()]
+        refs(
+            app.get("/api/v1/tickets?q=invoices&waiting_on=agent&state=awaiting_agent&kind=general")
+                .await
+                .1
+        ),
+        vec![r2.clone()]
     );
-    assert!(refs(app.get("/api/v1/tickets?q=invoices&waiting_on=agent&kind=ip_lockout").await.1).is_empty());
+    assert!(
+        refs(
+            app.get("/api/v1/tickets?q=invoices&waiting_on=agent&kind=ip_lockout")
+                .await
+                .1
+        )
+        .is_empty()
+    );
     // The console's queue, the same service.
     let console = signed_in(&app).await;
     let (_, _, page) = console.get("/agent?q=invoices&waiting_on=agent").await;

@@ -79,7 +79,12 @@ async fn every_page(window: Window) {
         );
         check(&page, "/agent/accounts", "Accounts").await;
         check(&page, "/agent/accounts?q=parent-co", "Accounts").await;
-        check(&page, &format!("/agent/accounts?link={reference}&q=parent-co"), "Accounts").await;
+        check(
+            &page,
+            &format!("/agent/accounts?link={reference}&q=parent-co"),
+            "Accounts",
+        )
+        .await;
         check(&page, "/agent/accounts/acc_2002", "parent-co-eu").await;
         let main = page.text("main").await;
         assert!(
@@ -172,7 +177,10 @@ async fn a_file_chosen_in_the_reply_form_goes_to_the_customer_and_a_notes_file_d
         page.open(&status_path).await;
         let thread = page.text("main").await;
         assert!(thread.contains("march-export.csv"), "{thread}");
-        assert!(!thread.contains("our-plan") && !thread.contains("The plan, for us"), "{thread}");
+        assert!(
+            !thread.contains("our-plan") && !thread.contains("The plan, for us"),
+            "{thread}"
+        );
         app.deliver(0).await;
         let mail = app
             .delivered_mail()

@@ -180,14 +180,14 @@ impl Sender {
     async fn deliver(&self, row: &OutboxRow, body: &str, files: &[OutgoingFile]) -> Result<(), SendError> {
         let message = build_message_with_files(
             &Outgoing {
-            from: &self.desk.settings.support_address,
-            to: &row.recipient,
-            subject: &row.subject,
-            body,
-            message_id: row.message_id.as_deref().unwrap_or_default(),
-            in_reply_to: row.in_reply_to.as_deref(),
-            references: row.references_header.as_deref(),
-            auto_submitted: row.auto_submitted.as_deref(),
+                from: &self.desk.settings.support_address,
+                to: &row.recipient,
+                subject: &row.subject,
+                body,
+                message_id: row.message_id.as_deref().unwrap_or_default(),
+                in_reply_to: row.in_reply_to.as_deref(),
+                references: row.references_header.as_deref(),
+                auto_submitted: row.auto_submitted.as_deref(),
             },
             files,
         )?;

@@ -1,7 +1,7 @@
 //! Where mail goes: an SMTP server (`SMTP_URL`), or `.eml` files a newcomer can open.
 
-use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use std::path::PathBuf;
 

@@ -2,8 +2,8 @@
 
 pub mod accounts;
 pub mod approvals;
-pub mod canned;
 pub mod auth_events;
+pub mod canned;
 pub mod erase;
 pub mod quarantine;
 pub mod tickets;

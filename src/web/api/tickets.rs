@@ -257,7 +257,9 @@ fn reply_files(files: Vec<ReplyFile>) -> Result<Vec<crate::services::messages::U
         .enumerate()
         .map(|(i, f)| {
             if f.filename.trim().is_empty() {
-                return Err(ApiError::invalid(format!("attachments[{i}].filename: a name is required")));
+                return Err(ApiError::invalid(format!(
+                    "attachments[{i}].filename: a name is required"
+                )));
             }
             let data = base64::engine::general_purpose::STANDARD
                 .decode(f.content_base64.trim())
