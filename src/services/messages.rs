@@ -132,7 +132,7 @@ pub(crate) fn store_message(
         store::store_raw(conn, message_ref, &mail.raw)?;
     }
     let files = mail.map(|m| m.attachments.as_slice()).unwrap_or_default();
-    let listed = store_files(conn, message_ref, files.iter().chain(&message.uploads))?;
+    let listed = crate::mail::files::store_files(conn, message_ref, files.iter().chain(&message.uploads))?;
     if !listed.is_empty() {
         data["attachments"] = json!(listed);
     }
@@ -280,29 +280,6 @@ pub fn scan_uploads(scrub: &mut Scrubber, files: Vec<Upload>) -> Vec<ScrubbedAtt
             }
         })
         .collect()
-}
-
-/// Stores the kept files on a message; the list of all of them (a dropped one with why) for
-/// its event.
-pub(crate) fn store_files<'a>(
-    conn: &mut AnyConnection,
-    message_ref: i64,
-    files: impl IntoIterator<Item = &'a ScrubbedAttachment>,
-) -> Result<Vec<Value>, ServiceError> {
-    let mut listed = vec![];
-    for a in files {
-        let mut entry =
-            json!({"filename": a.filename.as_str(), "content_type": a.content_type.as_str(), "size": a.size});
-        match &a.data {
-            Some(bytes) => {
-                let id = store::store_attachment(conn, message_ref, &a.filename, &a.content_type, bytes)?;
-                entry["id"] = json!(id);
-            }
-            None => entry["dropped"] = json!(a.dropped.as_deref().unwrap_or("not kept")),
-        }
-        listed.push(entry);
-    }
-    Ok(listed)
 }
 
 /// A status-page reply with files. Each file is scanned as a mail's attachment is (its name,

@@ -381,7 +381,7 @@ pub fn add_reply_with_files(
             let message_id = ticket_rows::insert_message(conn, &NewMessage::note(row.id, &body))?;
             let mut data = json!({"internal": true});
             if !files.is_empty() {
-                data["attachments"] = json!(super::messages::store_files(conn, message_id, &files)?);
+                data["attachments"] = json!(crate::mail::files::store_files(conn, message_id, &files)?);
             }
             ticket_rows::insert_event(conn, row.id, "note", &actor_label, &data, Some(message_id))?;
             super::activity::record(conn, row, workflow::Activity::Note, false)?;

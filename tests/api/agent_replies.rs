@@ -267,6 +267,18 @@ async fn api_reply_files(app: TestApp) {
     assert_eq!(out["data"]["attachments"][0]["filename"], "a.txt", "{out}");
     assert_eq!(out["data"]["attachments"][0]["size"], 11);
 
+    // A key in a file's name or type is removed like a key anywhere else.
+    let (status, ticket) = app
+        .post(
+            &replies,
+            &json!({"body": "One more.", "internal": true,
+                    "attachments": [{"filename": format!("{KEY}.txt"), "content_type": format!("text/{KEY}"),
+                                     "content_base64": "eA=="}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert!(!ticket.to_string().contains(KEY), "{ticket}");
+
     // Hostile names and types cannot add a header to the mail.
     let (status, _) = app
         .post(

@@ -45,7 +45,7 @@ pub fn queue_mail(conn: &mut AnyConnection, desk: &Desk, mail: MailRequest) -> R
 }
 
 /// The same, with files that go out with the mail (an agent's reply). They were scanned
-/// before (`services::messages::scan_uploads`): the kept ones are stored on the thread's copy,
+/// before (`services::messages::scan_uploads`, or as a mail's attachments): the kept ones are stored on the thread's copy,
 /// where the ticket page and the status page list them, and the outbox row names them by id
 /// (`params.attachment_ids`), so it never holds a file's bytes; the sender attaches them when
 /// it delivers. A dropped one is listed on the event with why, and not sent.
@@ -53,7 +53,7 @@ pub fn queue_mail_with_files(
     conn: &mut AnyConnection,
     desk: &Desk,
     mail: MailRequest,
-    files: &[crate::services::messages::ScrubbedAttachment],
+    files: &[crate::mail::inbound::scrub::ScrubbedAttachment],
 ) -> Result<Queued, ServiceError> {
     let MailRequest {
         ticket,
@@ -149,7 +149,7 @@ pub fn queue_mail_with_files(
             auto_generated: automatic,
         },
     )?;
-    let listed = crate::services::messages::store_files(conn, message_ref, files)?;
+    let listed = crate::mail::files::store_files(conn, message_ref, files)?;
     let ids: Vec<i64> = listed.iter().filter_map(|f| f["id"].as_i64()).collect();
     if !ids.is_empty() {
         outbox::name_attachments(conn, outbox_id, &ids)?;
