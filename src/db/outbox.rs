@@ -61,15 +61,17 @@ pub fn enqueue(conn: &mut AnyConnection, mail: &NewOutboxMail) -> QueryResult<i6
     Ok(id)
 }
 
-/// Whether a mail of `template` was queued for the ticket in the last `minutes` minutes.
-pub fn sent_lately(conn: &mut AnyConnection, ticket_id: i64, template: &str, minutes: i64) -> QueryResult<bool> {
-    let recent: i64 = outbox::table
+/// When the ticket's latest mail of `template` was queued, if ever.
+pub fn latest_of_template(
+    conn: &mut AnyConnection,
+    ticket_id: i64,
+    template: &str,
+) -> QueryResult<Option<NaiveDateTime>> {
+    outbox::table
         .filter(outbox::ticket_id.eq(ticket_id))
         .filter(outbox::template.eq(template))
-        .filter(outbox::created_at.gt(now() - Duration::minutes(minutes)))
-        .count()
-        .get_result(conn)?;
-    Ok(recent > 0)
+        .select(diesel::dsl::max(outbox::created_at))
+        .first(conn)
 }
 
 /// Names the stored attachments (`attachments.id`) that go out with a queued mail, in its

@@ -5,7 +5,9 @@ use super::{Actor, Desk, ServiceError};
 use crate::db::tickets::TicketRow;
 use crate::db::{self, AnyConnection};
 use crate::domain::ticket::State;
-use crate::domain::workflow::activity::{Activity, WaitingOn, waiting_on_after};
+use crate::domain::workflow::activity::{
+    Activity, AssigneeNotice, WaitingOn, notify_assignee as workflow_notify, waiting_on_after,
+};
 
 /// Writes the turn after `activity` on the ticket as it now is. `customer` says whether the
 /// requester or the registered address did it (the assignee's "new activity" mark);
@@ -26,19 +28,15 @@ pub(crate) fn record(
     Ok(())
 }
 
-/// At most one mail to a ticket's assignee per this many minutes: a customer who sends three
-/// lines in a row makes one mail, and the console's "New activity" mark says the rest.
-pub const NOTIFY_ASSIGNEE_EVERY_MINUTES: i64 = 15;
-
 /// The template of the mail to the assignee.
 pub const NOTIFY_TEMPLATE: &str = "assignee_activity";
 
 /// With `RECOVERYDESK_NOTIFY_ASSIGNEE=on`: tells the ticket's assignee, through the outbox,
-/// that the customer did something (`what`: "replied", say). The mail names the ticket and
-/// its subject (as stored, scrubbed) and links the ticket page; it never carries the customer's
-/// words. None is sent for an unassigned ticket, to a deactivated assignee, to the agent who
-/// acted, to an assignee who is the requester, or within [`NOTIFY_ASSIGNEE_EVERY_MINUTES`] of
-/// the previous one on the ticket.
+/// that the customer did something (`what`: "wrote", say), when the engine's rule
+/// (`domain::workflow::activity::notify_assignee`) says so. The mail names the ticket and its
+/// subject (as stored, scrubbed) and links the ticket page; it never carries the customer's
+/// words. In the caller's transaction, under the ticket's lock, so two customer messages at
+/// once make one mail.
 pub(crate) fn notify_assignee(
     conn: &mut AnyConnection,
     desk: &Desk,
@@ -46,24 +44,28 @@ pub(crate) fn notify_assignee(
     actor: &Actor,
     what: &str,
 ) -> Result<(), ServiceError> {
-    if !desk.settings.notify_assignee || State::parse(&row.state).is_some_and(|s| s.is_terminal()) {
-        return Ok(());
-    }
-    let Some(assignee_id) = row.assignee_id else {
+    let (Some(assignee_id), true) = (row.assignee_id, desk.settings.notify_assignee) else {
         return Ok(());
     };
-    if matches!(actor, Actor::Agent { id, .. } if *id == assignee_id) {
-        return Ok(());
-    }
-    let Some(assignee) = db::agents::find(conn, assignee_id)?.filter(|a| a.active) else {
+    let assignee = db::agents::find(conn, assignee_id)?;
+    let last = db::outbox::latest_of_template(conn, row.id, NOTIFY_TEMPLATE)?;
+    let facts = AssigneeNotice {
+        enabled: desk.settings.notify_assignee,
+        terminal: State::parse(&row.state).is_some_and(|s| s.is_terminal()),
+        assignee: Some(assignee_id),
+        assignee_active: assignee.as_ref().is_some_and(|a| a.active),
+        assignee_is_requester: assignee
+            .as_ref()
+            .is_some_and(|a| a.email_normalized == row.requester_normalized),
+        acting_agent: match actor {
+            Actor::Agent { id, .. } => Some(*id),
+            _ => None,
+        },
+        minutes_since_last: last.map(|at| (db::now() - at).num_minutes()),
+    };
+    let Some(assignee) = assignee.filter(|_| workflow_notify(facts)) else {
         return Ok(());
     };
-    if assignee.email_normalized == row.requester_normalized {
-        return Ok(());
-    }
-    if db::outbox::sent_lately(conn, row.id, NOTIFY_TEMPLATE, NOTIFY_ASSIGNEE_EVERY_MINUTES)? {
-        return Ok(());
-    }
     let ticket_ref = desk.ticket_ref(row.id);
     let params = serde_json::json!({
         "activity": what,
