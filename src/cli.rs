@@ -154,6 +154,10 @@ pub struct GlobalOptions {
     /// (four eyes); `off` (the default) applies them at once.
     #[arg(long, env = "RECOVERYDESK_FOUR_EYES", default_value = "off", global = true)]
     pub four_eyes: String,
+    /// `on`: a customer's reply or challenge answer on an assigned ticket mails its assignee
+    /// (at most one mail per ticket per 15 minutes); `off` (the default) does not.
+    #[arg(long, env = "RECOVERYDESK_NOTIFY_ASSIGNEE", default_value = "off", global = true)]
+    pub notify_assignee: String,
 }
 
 #[derive(Debug, Subcommand)]

@@ -43,6 +43,8 @@ pub struct Settings {
     pub socket: Option<PathBuf>,
     /// `RECOVERYDESK_FOUR_EYES`: grants and reactivations wait for a second agent.
     pub four_eyes: crate::domain::workflow::approval::FourEyes,
+    /// `RECOVERYDESK_NOTIFY_ASSIGNEE`: customer activity mails the ticket's assignee.
+    pub notify_assignee: bool,
 }
 
 impl Settings {
@@ -105,7 +107,13 @@ impl Settings {
         let socket = socket_path(o.socket.as_deref(), &database_url);
         let four_eyes = crate::domain::workflow::approval::FourEyes::parse(&o.four_eyes)
             .ok_or_else(|| format!("RECOVERYDESK_FOUR_EYES must be on or off, not {:?}", o.four_eyes))?;
+        let notify_assignee = match o.notify_assignee.trim().to_ascii_lowercase().as_str() {
+            "on" | "true" | "yes" | "1" => true,
+            "off" | "false" | "no" | "0" | "" => false,
+            other => return Err(format!("RECOVERYDESK_NOTIFY_ASSIGNEE must be on or off, not {other:?}")),
+        };
         Ok(Settings {
+            notify_assignee,
             authserv_id: o
                 .authserv_id
                 .clone()

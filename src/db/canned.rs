@@ -47,3 +47,22 @@ pub fn delete(conn: &mut AnyConnection, id: i64) -> QueryResult<bool> {
         .execute(conn)
         .map(|n| n == 1)
 }
+
+/// Rewrites an answer; false when there is no such answer.
+pub fn update(
+    conn: &mut AnyConnection,
+    id: i64,
+    title: &str,
+    body: &str,
+    account_dependent: bool,
+) -> QueryResult<bool> {
+    diesel::update(canned_answers::table.find(id))
+        .set((
+            canned_answers::title.eq(title),
+            canned_answers::body.eq(body),
+            canned_answers::account_dependent.eq(account_dependent),
+            canned_answers::updated_at.eq(now()),
+        ))
+        .execute(conn)
+        .map(|n| n == 1)
+}

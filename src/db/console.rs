@@ -92,6 +92,7 @@ pub fn queue(conn: &mut AnyConnection, f: &QueueFilter) -> QueryResult<Vec<Ticke
             assignee: f.assignee,
             before_id: f.before_id,
             limit: f.limit,
+            waiting_on: f.waiting_on.clone(),
         };
         return super::tickets::search(conn, &text, f.q_ticket_id, &filter);
     }

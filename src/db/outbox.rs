@@ -61,6 +61,40 @@ pub fn enqueue(conn: &mut AnyConnection, mail: &NewOutboxMail) -> QueryResult<i6
     Ok(id)
 }
 
+/// When the ticket's latest mail of `template` was queued, if ever.
+pub fn latest_of_template(
+    conn: &mut AnyConnection,
+    ticket_id: i64,
+    template: &str,
+) -> QueryResult<Option<NaiveDateTime>> {
+    outbox::table
+        .filter(outbox::ticket_id.eq(ticket_id))
+        .filter(outbox::template.eq(template))
+        .select(diesel::dsl::max(outbox::created_at))
+        .first(conn)
+}
+
+/// Names the stored attachments (`attachments.id`) that go out with a queued mail, in its
+/// parameters: ids only, never the bytes. In the transaction that queued it.
+pub fn name_attachments(conn: &mut AnyConnection, id: i64, attachment_ids: &[i64]) -> QueryResult<()> {
+    let params: String = outbox::table.find(id).select(outbox::params).first(conn)?;
+    let mut params: serde_json::Value = serde_json::from_str(&params).unwrap_or_else(|_| serde_json::json!({}));
+    params["attachment_ids"] = serde_json::json!(attachment_ids);
+    diesel::update(outbox::table.find(id))
+        .set(outbox::params.eq(params.to_string()))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The attachment ids an outbox row names (see [`name_attachments`]).
+pub fn attachment_ids(row: &OutboxRow) -> Vec<i64> {
+    serde_json::from_str::<serde_json::Value>(&row.params)
+        .ok()
+        .and_then(|p| p["attachment_ids"].as_array().cloned())
+        .map(|ids| ids.iter().filter_map(serde_json::Value::as_i64).collect())
+        .unwrap_or_default()
+}
+
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = outbox)]
 pub struct OutboxRow {

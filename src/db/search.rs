@@ -3,7 +3,7 @@
 //! holds, and the two ways a search is answered (exact lookups first, then words).
 
 use super::AnyConnection;
-use super::schema::{accounts, tickets};
+use super::schema::{accounts, ticket_activity, tickets};
 use crate::domain::search::SearchText;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Text};
@@ -59,6 +59,8 @@ pub struct SearchFilter {
     /// Keyset: only tickets with a smaller id.
     pub before_id: Option<i64>,
     pub limit: i64,
+    /// `agent`, `customer` or `none`: whose turn it is (docs/reference.md#who-acts-next).
+    pub waiting_on: Option<String>,
 }
 
 /// Tickets matching `text`, newest first, closed ones included unless `f.state` says
@@ -182,6 +184,15 @@ fn page_of(conn: &mut AnyConnection, predicate: Predicate, f: &SearchFilter) -> 
         Some(None) => query = query.filter(tickets::assignee_id.is_null()),
         None => {}
     }
+    if let Some(waiting_on) = &f.waiting_on {
+        query = query.filter(
+            tickets::id.eq_any(
+                ticket_activity::table
+                    .filter(ticket_activity::waiting_on.eq(waiting_on.clone()))
+                    .select(ticket_activity::ticket_id),
+            ),
+        );
+    }
     if let Some(before) = f.before_id {
         query = query.filter(tickets::id.lt(before));
     }
@@ -234,6 +245,12 @@ fn word_matches(conn: &mut AnyConnection, text: &SearchText, f: &SearchFilter) -
         Some(Some(_)) => clauses += &format!(" AND tickets.assignee_id = {}", next(sqlite)),
         Some(None) => clauses += " AND tickets.assignee_id IS NULL",
         None => {}
+    }
+    if f.waiting_on.is_some() {
+        clauses += &format!(
+            " AND tickets.id IN (SELECT ticket_id FROM ticket_activity WHERE waiting_on = {})",
+            next(sqlite)
+        );
     }
     let id_column = if sqlite {
         "ticket_search.rowid"
@@ -290,6 +307,9 @@ where
     }
     if let Some(Some(id)) = f.assignee {
         query = query.bind::<BigInt, _>(id);
+    }
+    if let Some(waiting_on) = &f.waiting_on {
+        query = query.bind::<Text, _>(waiting_on.clone());
     }
     if let Some(before) = f.before_id {
         query = query.bind::<BigInt, _>(before);

@@ -221,6 +221,7 @@ pub fn list(conn: &mut AnyConnection, f: &TicketFilter) -> QueryResult<Vec<Ticke
             assignee: f.assignee_id.map(Some),
             before_id: f.before_id,
             limit: f.limit,
+            waiting_on: f.waiting_on.clone(),
         };
         return search(conn, &text, f.q_ticket_id, &filter);
     }

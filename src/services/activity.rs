@@ -1,11 +1,13 @@
 //! Recording who acts next after anything happens on a ticket (the rules are
 //! `domain::workflow::activity`).
 
-use super::ServiceError;
+use super::{Actor, Desk, ServiceError};
 use crate::db::tickets::TicketRow;
 use crate::db::{self, AnyConnection};
 use crate::domain::ticket::State;
-use crate::domain::workflow::activity::{Activity, WaitingOn, waiting_on_after};
+use crate::domain::workflow::activity::{
+    Activity, AssigneeNotice, WaitingOn, notify_assignee as workflow_notify, waiting_on_after,
+};
 
 /// Writes the turn after `activity` on the ticket as it now is. `customer` says whether the
 /// requester or the registered address did it (the assignee's "new activity" mark);
@@ -24,6 +26,76 @@ pub(crate) fn record(
     let after = waiting_on_after(state, before, activity);
     db::activity::record(conn, row.id, after.as_str(), activity.is_customer(), reassigned)?;
     Ok(())
+}
+
+/// The template of the mail to the assignee.
+pub const NOTIFY_TEMPLATE: &str = "assignee_activity";
+
+/// With `RECOVERYDESK_NOTIFY_ASSIGNEE=on`: tells the ticket's assignee, through the outbox,
+/// that the customer did something (`what`: "wrote", say), when the engine's rule
+/// (`domain::workflow::activity::notify_assignee`) says so. The mail names the ticket and its
+/// subject (as stored, scrubbed) and links the ticket page; it never carries the customer's
+/// words. In the caller's transaction, under the ticket's lock, so two customer messages at
+/// once make one mail.
+pub(crate) fn notify_assignee(
+    conn: &mut AnyConnection,
+    desk: &Desk,
+    row: &TicketRow,
+    actor: &Actor,
+    what: &str,
+) -> Result<(), ServiceError> {
+    let (Some(assignee_id), true) = (row.assignee_id, desk.settings.notify_assignee) else {
+        return Ok(());
+    };
+    let assignee = db::agents::find(conn, assignee_id)?;
+    let last = db::outbox::latest_of_template(conn, row.id, NOTIFY_TEMPLATE)?;
+    let facts = AssigneeNotice {
+        enabled: desk.settings.notify_assignee,
+        terminal: State::parse(&row.state).is_some_and(|s| s.is_terminal()),
+        assignee: Some(assignee_id),
+        assignee_active: assignee.as_ref().is_some_and(|a| a.active),
+        assignee_is_requester: assignee
+            .as_ref()
+            .is_some_and(|a| a.email_normalized == row.requester_normalized),
+        acting_agent: match actor {
+            Actor::Agent { id, .. } => Some(*id),
+            _ => None,
+        },
+        minutes_since_last: last.map(|at| (db::now() - at).num_minutes()),
+    };
+    let Some(assignee) = assignee.filter(|_| workflow_notify(facts)) else {
+        return Ok(());
+    };
+    let ticket_ref = desk.ticket_ref(row.id);
+    let params = serde_json::json!({
+        "activity": what,
+        "ticket_url": format!("{}/agent/tickets/{ticket_ref}", desk.settings.base_url),
+    });
+    crate::mail::outbound::compose::queue_mail(
+        conn,
+        desk,
+        crate::mail::outbound::compose::MailRequest {
+            ticket: row,
+            to: &assignee.email,
+            template: NOTIFY_TEMPLATE,
+            // Machine-written: it carries Auto-Submitted, so an agent's out-of-office does
+            // not answer it into a ticket.
+            automatic: true,
+            params,
+            actor: "system",
+        },
+    )?;
+    Ok(())
+}
+
+/// What the customer did, in the words of the assignee's mail, by the decision's action.
+pub(crate) fn customer_did(action: &str) -> &'static str {
+    match action {
+        "confirm_email_challenge" => "answered the email challenge",
+        "record_allowlisted_attempts" => "reported which allowlisted networks they tried",
+        "customer_reply" => "wrote",
+        _ => "acted",
+    }
 }
 
 /// What the console and the API show of it.

@@ -25,6 +25,23 @@ pub fn list(conn: &mut AnyConnection) -> Result<Vec<CannedRow>, ServiceError> {
     Ok(rows::all(conn)?)
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(canned_id = id))]
+pub fn find(conn: &mut AnyConnection, id: i64) -> Result<CannedRow, ServiceError> {
+    rows::find(conn, id)?.ok_or_else(|| ServiceError::NotFound("canned answer".into()))
+}
+
+/// The answer checked and scrubbed like every text that is stored (an admin's paste of a key
+/// must not become a template mailed to customers).
+fn checked(title: &str, body: &str, account_dependent: bool) -> Result<CannedAnswer, ServiceError> {
+    let answer = CannedAnswer::parse(title, body, account_dependent).map_err(ServiceError::Refused)?;
+    let mut scrub = super::redaction::Scrubber::default();
+    Ok(CannedAnswer {
+        title: scrub.scrub(&answer.title).as_str().to_string(),
+        body: scrub.scrub(&answer.body).as_str().to_string(),
+        account_dependent: answer.account_dependent,
+    })
+}
+
 /// Scrubbed like every text that is stored.
 #[tracing::instrument(level = "debug", skip_all, fields(account_dependent = account_dependent))]
 pub fn create(
@@ -35,22 +52,42 @@ pub fn create(
     account_dependent: bool,
 ) -> Result<i64, ServiceError> {
     admin_only(actor)?;
-    let answer = CannedAnswer::parse(title, body, account_dependent).map_err(ServiceError::Refused)?;
-    let mut scrub = super::redaction::Scrubber::default();
-    let title = scrub.scrub(&answer.title);
-    let body = scrub.scrub(&answer.body);
+    let answer = checked(title, body, account_dependent)?;
     Ok(rows::insert(
         conn,
-        title.as_str(),
-        body.as_str(),
+        &answer.title,
+        &answer.body,
         answer.account_dependent,
     )?)
 }
 
+/// An admin rewrites an answer (its title, text, or whether it tells about the account).
 #[tracing::instrument(level = "debug", skip_all, fields(canned_id = id))]
-pub fn delete(conn: &mut AnyConnection, actor: &Actor, id: i64) -> Result<bool, ServiceError> {
+pub fn update(
+    conn: &mut AnyConnection,
+    actor: &Actor,
+    id: i64,
+    title: &str,
+    body: &str,
+    account_dependent: bool,
+) -> Result<CannedRow, ServiceError> {
     admin_only(actor)?;
-    Ok(rows::delete(conn, id)?)
+    let answer = checked(title, body, account_dependent)?;
+    if !rows::update(conn, id, &answer.title, &answer.body, answer.account_dependent)? {
+        return Err(ServiceError::NotFound("canned answer".into()));
+    }
+    find(conn, id)
+}
+
+/// Deletes an answer; `NotFound` when there was none.
+#[tracing::instrument(level = "debug", skip_all, fields(canned_id = id))]
+pub fn delete(conn: &mut AnyConnection, actor: &Actor, id: i64) -> Result<(), ServiceError> {
+    admin_only(actor)?;
+    if rows::delete(conn, id)? {
+        Ok(())
+    } else {
+        Err(ServiceError::NotFound("canned answer".into()))
+    }
 }
 
 /// Replies to the requester with a canned answer, its placeholders filled from the ticket; an

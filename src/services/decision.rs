@@ -44,6 +44,9 @@ pub(crate) fn commit(
     let updated = tickets::find(conn, row.id)?.ok_or_else(|| ServiceError::NotFound("ticket".into()))?;
     super::activity::record(conn, &updated, activity, writes.change.assignee_id != row.assignee_id)?;
     let updated = tickets::find(conn, row.id)?.ok_or_else(|| ServiceError::NotFound("ticket".into()))?;
+    if activity.is_customer() {
+        super::activity::notify_assignee(conn, desk, &updated, actor, super::activity::customer_did(action))?;
+    }
     // The outbox comes last in the lock order: mail is queued after the ticket's write.
     for (address, params) in &writes.challenge_mails {
         enqueue(conn, desk, row, address, MailTemplate::EmailChallenge, params.clone())?;

@@ -133,19 +133,7 @@ pub(crate) fn store_message(
         store::store_raw(conn, message_ref, &mail.raw)?;
     }
     let files = mail.map(|m| m.attachments.as_slice()).unwrap_or_default();
-    let mut listed = vec![];
-    for a in files.iter().chain(&message.uploads) {
-        let mut entry =
-            json!({"filename": a.filename.as_str(), "content_type": a.content_type.as_str(), "size": a.size});
-        match &a.data {
-            Some(bytes) => {
-                let id = store::store_attachment(conn, message_ref, &a.filename, &a.content_type, bytes)?;
-                entry["id"] = json!(id);
-            }
-            None => entry["dropped"] = json!(a.dropped.as_deref().unwrap_or("not kept")),
-        }
-        listed.push(entry);
-    }
+    let listed = crate::mail::files::store_files(conn, message_ref, files.iter().chain(&message.uploads))?;
     if !listed.is_empty() {
         data["attachments"] = json!(listed);
     }
@@ -230,7 +218,9 @@ pub(crate) fn append_customer_message(
     // The customer's own word (not a robot's, not a stranger's) puts the ticket on us.
     let ticket = if message.auto_generated().is_none() && who != Sender::Stranger {
         super::activity::record(conn, &ticket, workflow::Activity::Customer, false)?;
-        ticket_rows::find(conn, ticket_id)?.ok_or_else(|| ServiceError::NotFound("ticket".into()))?
+        let ticket = ticket_rows::find(conn, ticket_id)?.ok_or_else(|| ServiceError::NotFound("ticket".into()))?;
+        super::activity::notify_assignee(conn, desk, &ticket, &actor, "wrote")?;
+        ticket
     } else {
         ticket
     };
@@ -257,24 +247,12 @@ pub struct Upload {
     pub data: Vec<u8>,
 }
 
-/// A status-page reply with files. Each file is scanned as a mail's attachment is (its name,
-/// its type, its content: text redacted, a binary file with a secret in it withheld) and one
-/// larger than [`MAX_ATTACHMENT_BYTES`] is not kept, a note of it is; all before the
-/// transaction starts.
-#[tracing::instrument(level = "debug", skip_all, fields(ticket_id = ticket_id, files = files.len()))]
-pub fn customer_reply_with_files(
-    conn: &mut AnyConnection,
-    desk: &Desk,
-    ticket_id: i64,
-    body: &str,
-    files: Vec<Upload>,
-) -> Result<TicketRow, ServiceError> {
-    if body.trim().is_empty() && files.is_empty() {
-        return Err(ServiceError::Invalid("body: write a few words".into()));
-    }
-    let mut scrub = Scrubber::default();
-    let body = scrub.scrub(body);
-    let uploads: Vec<ScrubbedAttachment> = files
+/// Scans files sent from our pages (a status-page reply, an agent's reply or note) as a mail's
+/// attachments are: the name and type redacted, text content redacted, a binary file with a
+/// secret in it withheld, one larger than [`MAX_ATTACHMENT_BYTES`] not kept (a note of it is).
+/// What was found is left in `scrub`.
+pub fn scan_uploads(scrub: &mut Scrubber, files: Vec<Upload>) -> Vec<ScrubbedAttachment> {
+    files
         .into_iter()
         .map(|f| {
             let one_line = |t: &str| crate::mail::inbound::rebuild::one_line(t);
@@ -298,7 +276,27 @@ pub fn customer_reply_with_files(
                 dropped,
             }
         })
-        .collect();
+        .collect()
+}
+
+/// A status-page reply with files. Each file is scanned as a mail's attachment is (its name,
+/// its type, its content: text redacted, a binary file with a secret in it withheld) and one
+/// larger than [`MAX_ATTACHMENT_BYTES`] is not kept, a note of it is; all before the
+/// transaction starts.
+#[tracing::instrument(level = "debug", skip_all, fields(ticket_id = ticket_id, files = files.len()))]
+pub fn customer_reply_with_files(
+    conn: &mut AnyConnection,
+    desk: &Desk,
+    ticket_id: i64,
+    body: &str,
+    files: Vec<Upload>,
+) -> Result<TicketRow, ServiceError> {
+    if body.trim().is_empty() && files.is_empty() {
+        return Err(ServiceError::Invalid("body: write a few words".into()));
+    }
+    let mut scrub = Scrubber::default();
+    let body = scrub.scrub(body);
+    let uploads = scan_uploads(&mut scrub, files);
     crate::db::write_transaction(conn, |conn| {
         let subject = reply_subject(conn, ticket_id)?;
         let mut message = CustomerMessage::typed(subject, body.clone(), scrub.found().to_vec());

@@ -188,11 +188,26 @@ pub fn add_reply(
     internal: bool,
     actor: &Actor,
 ) -> Result<TicketRow, ServiceError> {
+    add_reply_with_files(conn, desk, ticket_id, body, internal, vec![], actor)
+}
+
+/// The same with files, scanned before the transaction as a customer's are. A reply's files
+/// go out with its mail and show on the status page; a note's stay on the note, never mailed.
+pub fn add_reply_with_files(
+    conn: &mut AnyConnection,
+    desk: &Desk,
+    ticket_id: i64,
+    body: &str,
+    internal: bool,
+    files: Vec<super::messages::Upload>,
+    actor: &Actor,
+) -> Result<TicketRow, ServiceError> {
     if body.trim().is_empty() {
         return Err(ServiceError::Invalid("body: a reply needs some text".into()));
     }
     let mut scrub = Scrubber::default();
     let body = scrub.scrub(body);
+    let files = super::messages::scan_uploads(&mut scrub, files);
     db::write_transaction(conn, |conn| {
         let loaded = Loaded::load(conn, ticket_id)?;
         let row = &loaded.row;
@@ -201,14 +216,11 @@ pub fn add_reply(
         super::redaction::record_removed_secrets(conn, desk, row, &scrub.kinds(), "agent", None)?;
         if internal {
             let message_id = ticket_rows::insert_message(conn, &NewMessage::note(row.id, &body))?;
-            ticket_rows::insert_event(
-                conn,
-                row.id,
-                "note",
-                &actor_label,
-                &json!({"internal": true}),
-                Some(message_id),
-            )?;
+            let mut data = json!({"internal": true});
+            if !files.is_empty() {
+                data["attachments"] = json!(crate::mail::files::store_files(conn, message_id, &files)?);
+            }
+            ticket_rows::insert_event(conn, row.id, "note", &actor_label, &data, Some(message_id))?;
             super::activity::record(conn, row, workflow::Activity::Note, false)?;
             return ticket_rows::find(conn, row.id)?.ok_or_else(|| ServiceError::NotFound("ticket".into()));
         }
@@ -220,7 +232,7 @@ pub fn add_reply(
             params: json!({"body": body.as_str()}),
             actor: &actor_label,
         };
-        crate::mail::outbound::compose::queue_mail(conn, desk, request)?;
+        crate::mail::outbound::compose::queue_mail_with_files(conn, desk, request, &files)?;
         let row = match conversation::after_agent_reply(loaded.kind(), loaded.state()) {
             Some(next) => {
                 let decision = workflow::Decision::to(&loaded.view(), next);

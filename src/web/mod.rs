@@ -130,6 +130,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     "/tickets/{ref}/events/{id}/redact",
                     web::post().to(api::erase::erase_event),
                 )
+                .route("/canned", web::get().to(api::canned::list_canned))
+                .route("/canned", web::post().to(api::canned::create_canned))
+                .route("/canned/{id}", web::put().to(api::canned::update_canned))
+                .route("/canned/{id}", web::delete().to(api::canned::delete_canned))
                 .route("/accounts/{id}", web::get().to(api::accounts::show_account))
                 .route("/auth-events", web::post().to(api::auth_events::import_auth_events))
                 .route("/quarantine", web::get().to(api::quarantine::list_quarantine))

@@ -24,7 +24,9 @@ fn every_template_renders_as_its_snapshot() {
         "expires_in_hours": 24,
         "body": "Hello,\n\nWe looked at your account and everything is in order now.\n\nBest,\nSam",
         "kinds": ["password", "sendgrid_api_key"],
-        "refusal": "This request repeats another one we are already handling; we will answer you there."
+        "refusal": "This request repeats another one we are already handling; we will answer you there.",
+        "activity": "wrote",
+        "ticket_url": "https://desk.example/agent/tickets/RD-42"
     });
     let context = MailContext::from_params(&params, "support@desk.example");
     for name in TEMPLATE_NAMES {

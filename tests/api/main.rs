@@ -6,6 +6,7 @@ mod smtp_capture;
 
 mod account_terminated;
 mod agent_day;
+mod agent_replies;
 mod api_tokens;
 mod audit_trail;
 mod banned;

@@ -17,7 +17,7 @@ const SECOND: &str = "second@desk.test";
 const SECOND_PASSWORD: &str = "a second long password";
 
 /// An ip_lockout ticket walked to `ownership_verified` through the API.
-async fn verified_ticket(app: &TestApp) -> String {
+pub(crate) async fn verified_ticket(app: &TestApp) -> String {
     app.import_accounts(&[account("acc_1001", "acme-mailer", REQUESTER, "active")]);
     let ticket = app
         .create_ticket(
@@ -47,7 +47,7 @@ async fn verified_ticket(app: &TestApp) -> String {
     r
 }
 
-async fn sign_in(page: &Page, email: &str, password: &str) {
+pub(crate) async fn sign_in(page: &Page, email: &str, password: &str) {
     page.open("/agent/login").await;
     page.type_into("#email", email).await;
     page.type_into("#password", password).await;

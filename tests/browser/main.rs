@@ -11,6 +11,7 @@ mod four_eyes;
 #[allow(dead_code)] // shared with the API tests, which use more of it
 mod helpers;
 mod morning;
+mod pages;
 mod support;
 
 use helpers::account;

@@ -125,6 +125,43 @@ impl MailTemplate {
     }
 }
 
+/// At most one mail to a ticket's assignee per this many minutes: a customer who sends three
+/// lines in a row makes one mail, and the console's "New activity" mark says the rest.
+pub const NOTIFY_ASSIGNEE_EVERY_MINUTES: i64 = 15;
+
+/// What decides whether the assignee is mailed about a customer's activity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AssigneeNotice {
+    /// `RECOVERYDESK_NOTIFY_ASSIGNEE=on`.
+    pub enabled: bool,
+    /// The ticket is resolved or refused.
+    pub terminal: bool,
+    /// The assignee, if any, and whether that agent is still active.
+    pub assignee: Option<i64>,
+    pub assignee_active: bool,
+    /// The assignee's address is the requester's (an agent testing with their own ticket).
+    pub assignee_is_requester: bool,
+    /// The agent who did it, when an agent did.
+    pub acting_agent: Option<i64>,
+    /// Minutes since the previous such mail on this ticket, if there was one.
+    pub minutes_since_last: Option<i64>,
+}
+
+/// Whether to mail the assignee: the setting is on, the ticket is open and assigned to an
+/// active agent who is neither the requester nor the one who acted, and no such mail went out
+/// on this ticket in the last [`NOTIFY_ASSIGNEE_EVERY_MINUTES`].
+pub fn notify_assignee(n: AssigneeNotice) -> bool {
+    let Some(assignee) = n.assignee else {
+        return false;
+    };
+    n.enabled
+        && !n.terminal
+        && n.assignee_active
+        && !n.assignee_is_requester
+        && n.acting_agent != Some(assignee)
+        && n.minutes_since_last.is_none_or(|m| m >= NOTIFY_ASSIGNEE_EVERY_MINUTES)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,5 +228,54 @@ mod tests {
             waiting_on_after(State::AwaitingAgent, WaitingOn::Customer, stayed),
             WaitingOn::Customer
         );
+    }
+
+    #[test]
+    fn the_assignee_is_mailed_only_when_every_condition_holds() {
+        let yes = AssigneeNotice {
+            enabled: true,
+            terminal: false,
+            assignee: Some(7),
+            assignee_active: true,
+            assignee_is_requester: false,
+            acting_agent: None,
+            minutes_since_last: None,
+        };
+        assert!(notify_assignee(yes));
+        assert!(notify_assignee(AssigneeNotice {
+            minutes_since_last: Some(NOTIFY_ASSIGNEE_EVERY_MINUTES),
+            ..yes
+        }));
+        assert!(notify_assignee(AssigneeNotice {
+            acting_agent: Some(8),
+            ..yes
+        }));
+        for no in [
+            AssigneeNotice { enabled: false, ..yes },
+            AssigneeNotice { terminal: true, ..yes },
+            AssigneeNotice { assignee: None, ..yes },
+            AssigneeNotice {
+                assignee_active: false,
+                ..yes
+            },
+            AssigneeNotice {
+                assignee_is_requester: true,
+                ..yes
+            },
+            AssigneeNotice {
+                acting_agent: Some(7),
+                ..yes
+            },
+            AssigneeNotice {
+                minutes_since_last: Some(NOTIFY_ASSIGNEE_EVERY_MINUTES - 1),
+                ..yes
+            },
+            AssigneeNotice {
+                minutes_since_last: Some(0),
+                ..yes
+            },
+        ] {
+            assert!(!notify_assignee(no), "{no:?}");
+        }
     }
 }

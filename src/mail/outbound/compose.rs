@@ -41,6 +41,20 @@ pub struct MailRequest<'a> {
 /// thread copy has its links masked: a status link or a challenge link is for the recipient's
 /// mailbox only, never for an agent's screen.
 pub fn queue_mail(conn: &mut AnyConnection, desk: &Desk, mail: MailRequest) -> Result<Queued, ServiceError> {
+    queue_mail_with_files(conn, desk, mail, &[])
+}
+
+/// The same, with files that go out with the mail (an agent's reply). They were scanned
+/// before (`services::messages::scan_uploads`, or as a mail's attachments): the kept ones are stored on the thread's copy,
+/// where the ticket page and the status page list them, and the outbox row names them by id
+/// (`params.attachment_ids`), so it never holds a file's bytes; the sender attaches them when
+/// it delivers. A dropped one is listed on the event with why, and not sent.
+pub fn queue_mail_with_files(
+    conn: &mut AnyConnection,
+    desk: &Desk,
+    mail: MailRequest,
+    files: &[crate::mail::inbound::scrub::ScrubbedAttachment],
+) -> Result<Queued, ServiceError> {
     let MailRequest {
         ticket,
         to: address,
@@ -135,13 +149,18 @@ pub fn queue_mail(conn: &mut AnyConnection, desk: &Desk, mail: MailRequest) -> R
             auto_generated: automatic,
         },
     )?;
+    let listed = crate::mail::files::store_files(conn, message_ref, files)?;
+    let ids: Vec<i64> = listed.iter().filter_map(|f| f["id"].as_i64()).collect();
+    if !ids.is_empty() {
+        outbox::name_attachments(conn, outbox_id, &ids)?;
+    }
     tickets::insert_event(
         conn,
         ticket.id,
         "message_out",
         actor,
         &json!({"to": address, "template": template, "outbox_id": outbox_id, "message_id": message_id,
-                "attachments": []}),
+                "attachments": listed}),
         Some(message_ref),
     )?;
     Ok(Queued::Queued { outbox_id })

@@ -3,7 +3,7 @@
 //! (`FOR UPDATE SKIP LOCKED` on PostgreSQL, `BEGIN IMMEDIATE` on SQLite), under a lease so a
 //! sender that dies mid-delivery does not strand its rows.
 
-use super::transport::{Outgoing, SendError, Transport, build_message};
+use super::transport::{Outgoing, OutgoingFile, SendError, Transport, build_message_with_files};
 use crate::db::outbox::OutboxRow;
 use crate::db::schema::outbox;
 use crate::db::{self, AnyConnection, Pool};
@@ -92,11 +92,12 @@ impl Sender {
                     return Ok(report);
                 }
                 // The row's links are made now, just before it leaves (never stored in plain).
-                let filled = {
+                let (filled, files) = {
                     let mut conn = self.conn()?;
-                    super::links::fill(&mut conn, &self.desk, row)?
+                    let filled = super::links::fill(&mut conn, &self.desk, row)?;
+                    (filled, files_of(&mut conn, row)?)
                 };
-                let outcome = self.deliver(row, &filled.body).await;
+                let outcome = self.deliver(row, &filled.body, &files).await;
                 if outcome.is_err()
                     && let Some(link) = filled.status_link_id
                 {
@@ -176,17 +177,20 @@ impl Sender {
             .load(&mut conn)?)
     }
 
-    async fn deliver(&self, row: &OutboxRow, body: &str) -> Result<(), SendError> {
-        let message = build_message(&Outgoing {
-            from: &self.desk.settings.support_address,
-            to: &row.recipient,
-            subject: &row.subject,
-            body,
-            message_id: row.message_id.as_deref().unwrap_or_default(),
-            in_reply_to: row.in_reply_to.as_deref(),
-            references: row.references_header.as_deref(),
-            auto_submitted: row.auto_submitted.as_deref(),
-        })?;
+    async fn deliver(&self, row: &OutboxRow, body: &str, files: &[OutgoingFile]) -> Result<(), SendError> {
+        let message = build_message_with_files(
+            &Outgoing {
+                from: &self.desk.settings.support_address,
+                to: &row.recipient,
+                subject: &row.subject,
+                body,
+                message_id: row.message_id.as_deref().unwrap_or_default(),
+                in_reply_to: row.in_reply_to.as_deref(),
+                references: row.references_header.as_deref(),
+                auto_submitted: row.auto_submitted.as_deref(),
+            },
+            files,
+        )?;
         let stem = format!(
             "{}-{}-{}",
             row.created_at.format("%Y%m%d-%H%M%S"),
@@ -272,6 +276,22 @@ impl Sender {
         }
         Ok(())
     }
+}
+
+/// The files an outbox row names, read from the ticket's stored (scanned) attachments. One
+/// erased since is left out: an erasure wins over a mail not yet sent.
+fn files_of(conn: &mut AnyConnection, row: &OutboxRow) -> Result<Vec<OutgoingFile>, ServiceError> {
+    let mut files = vec![];
+    for id in crate::db::outbox::attachment_ids(row) {
+        if let Some(a) = crate::db::inbound::attachment(conn, id)? {
+            files.push(OutgoingFile {
+                filename: a.filename,
+                content_type: a.content_type,
+                data: a.data,
+            });
+        }
+    }
+    Ok(files)
 }
 
 /// The running background sender, to stop it when the process is asked to (SIGTERM).

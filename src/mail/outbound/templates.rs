@@ -37,6 +37,10 @@ pub struct MailContext {
     /// Rendering the copy kept on the ticket's thread: no footer (links, signature).
     #[serde(skip)]
     pub in_thread: bool,
+    /// What a customer did, in the assignee's notice (`assignee_activity`).
+    pub activity: String,
+    /// The ticket's console page, in the assignee's notice.
+    pub ticket_url: String,
     /// A credential-failure diagnosis (the guidance mails) or what the requester typed (the
     /// checklist).
     pub diagnosis: DiagnosisMail,
@@ -203,6 +207,7 @@ mail_templates! {
     "email/redaction_notice.txt" => RedactionNotice,
     "email/agent_reply.txt" => AgentReply,
     "email/request_refused.txt" => RequestRefused,
+    "email/assignee_activity.txt" => AssigneeActivity,
     "email/diagnosis_checklist.txt" => DiagnosisChecklist,
     "email/diagnosis_not_seen.txt" => DiagnosisNotSeen,
     "email/diagnosis_user.txt" => DiagnosisUser,
@@ -214,7 +219,7 @@ mail_templates! {
 
 /// The templates of the workflows (the diagnosis mails, which need a diagnosis to say anything,
 /// are [`DIAGNOSIS_TEMPLATE_NAMES`]).
-pub const TEMPLATE_NAMES: [&str; 15] = [
+pub const TEMPLATE_NAMES: [&str; 16] = [
     "acknowledgement",
     "status_update",
     "username_delivery",
@@ -230,6 +235,7 @@ pub const TEMPLATE_NAMES: [&str; 15] = [
     "redaction_notice",
     "agent_reply",
     "request_refused",
+    "assignee_activity",
 ];
 
 /// The credential-failure diagnosis mails (docs/reference.md#kinds-and-states): the checklist, then one per group of
@@ -282,6 +288,7 @@ fn render_at_width(template: &str, c: &MailContext, width: usize) -> Result<Rend
         "redaction_notice" => RedactionNotice { c }.render(),
         "agent_reply" => AgentReply { c }.render(),
         "request_refused" => RequestRefused { c }.render(),
+        "assignee_activity" => AssigneeActivity { c }.render(),
         "diagnosis_checklist" => DiagnosisChecklist { c }.render(),
         "diagnosis_not_seen" => DiagnosisNotSeen { c }.render(),
         "diagnosis_user" => DiagnosisUser { c }.render(),
@@ -307,6 +314,7 @@ fn render_at_width(template: &str, c: &MailContext, width: usize) -> Result<Rend
         "ip_granted" => format!("IP access restored for {}", c.ip),
         "account_reactivated" => "Your account is active again".to_string(),
         "request_refused" => "We cannot take your request further".to_string(),
+        "assignee_activity" => format!("The customer {} on your ticket", c.activity),
         "verification_failed" => "We could not verify ownership of the account".to_string(),
         "redaction_notice" => "We removed a secret from your message: please rotate it".to_string(),
         "diagnosis_checklist" if c.diagnosis.is_api() => "Bad username/password: what to check".to_string(),

@@ -1,7 +1,7 @@
 //! Where mail goes: an SMTP server (`SMTP_URL`), or `.eml` files a newcomer can open.
 
-use lettre::message::Mailbox;
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use std::path::PathBuf;
 
@@ -88,8 +88,21 @@ pub struct Outgoing<'a> {
     pub auto_submitted: Option<&'a str>,
 }
 
+/// A file that goes out with a message (an agent's reply's attachment, scanned when stored).
+pub struct OutgoingFile {
+    pub filename: String,
+    pub content_type: String,
+    pub data: Vec<u8>,
+}
+
 /// Builds the RFC 5322 message. A recipient that is not an address can never be delivered.
 pub fn build_message(m: &Outgoing) -> Result<Message, SendError> {
+    build_message_with_files(m, &[])
+}
+
+/// The same with files: `multipart/mixed`, the text first, then each file as an attachment
+/// (its stored type when it is a valid MIME type, else `application/octet-stream`).
+pub fn build_message_with_files(m: &Outgoing, files: &[OutgoingFile]) -> Result<Message, SendError> {
     let from: Mailbox = format!("Account recovery support <{}>", m.from)
         .parse()
         .map_err(|e| SendError::Permanent(format!("support address {:?}: {e}", m.from)))?;
@@ -101,8 +114,10 @@ pub fn build_message(m: &Outgoing) -> Result<Message, SendError> {
         .reply_to(from)
         .to(to)
         .subject(m.subject)
-        .message_id(Some(m.message_id.to_string()))
-        .header(ContentType::TEXT_PLAIN);
+        .message_id(Some(m.message_id.to_string()));
+    if files.is_empty() {
+        builder = builder.header(ContentType::TEXT_PLAIN);
+    }
     if let Some(parent) = m.in_reply_to {
         builder = builder.in_reply_to(parent.to_string());
     }
@@ -121,7 +136,16 @@ pub fn build_message(m: &Outgoing) -> Result<Message, SendError> {
                 "All".into(),
             ));
     }
-    builder
-        .body(m.body.to_string())
-        .map_err(|e| SendError::Permanent(format!("building the message: {e}")))
+    let built = if files.is_empty() {
+        builder.body(m.body.to_string())
+    } else {
+        let mut parts = MultiPart::mixed().singlepart(SinglePart::plain(m.body.to_string()));
+        for f in files {
+            let kind = ContentType::parse(&f.content_type)
+                .unwrap_or_else(|_| ContentType::parse("application/octet-stream").expect("a valid MIME type"));
+            parts = parts.singlepart(Attachment::new(f.filename.clone()).body(f.data.clone(), kind));
+        }
+        builder.multipart(parts)
+    };
+    built.map_err(|e| SendError::Permanent(format!("building the message: {e}")))
 }

@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod approvals;
 pub mod auth_events;
+pub mod canned;
 pub mod erase;
 pub mod quarantine;
 pub mod tickets;

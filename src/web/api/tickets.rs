@@ -243,6 +243,51 @@ pub struct CreateReply {
     /// Required: a forgotten choice must never mail what was meant as a note.
     #[serde(default)]
     internal: Option<bool>,
+    /// Files that go out with a reply (or stay on a note), scanned as mail's are.
+    #[serde(default)]
+    attachments: Vec<ReplyFile>,
+}
+
+/// One file of a reply: its bytes in standard base64 (the whole body stays within 1 MiB).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplyFile {
+    filename: String,
+    #[serde(default)]
+    content_type: Option<String>,
+    content_base64: String,
+}
+
+/// The files, decoded; a name that is empty, content that is not base64, or more files than
+/// a customer may send is the caller's error (422).
+fn reply_files(files: Vec<ReplyFile>) -> Result<Vec<crate::services::messages::Upload>, ApiError> {
+    use base64::Engine;
+    let max = crate::web::portal::status::MAX_FILES;
+    if files.len() > max {
+        return Err(ApiError::invalid(format!("attachments: at most {max} files")));
+    }
+    files
+        .into_iter()
+        .enumerate()
+        .map(|(i, f)| {
+            if f.filename.trim().is_empty() {
+                return Err(ApiError::invalid(format!(
+                    "attachments[{i}].filename: a name is required"
+                )));
+            }
+            let data = base64::engine::general_purpose::STANDARD
+                .decode(f.content_base64.trim())
+                .map_err(|_| ApiError::invalid(format!("attachments[{i}].content_base64: not standard base64")))?;
+            Ok(crate::services::messages::Upload {
+                filename: f.filename,
+                content_type: f
+                    .content_type
+                    .filter(|t| !t.trim().is_empty())
+                    .unwrap_or_else(|| "application/octet-stream".into()),
+                data,
+            })
+        })
+        .collect()
 }
 
 /// `POST /api/v1/tickets/{ref}/replies`: a mailed reply, or an internal note.
@@ -253,16 +298,21 @@ pub async fn create_reply(
     body: web::Json<CreateReply>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_ref(&state.desk, &path)?;
-    let CreateReply { body, internal } = body.into_inner();
+    let CreateReply {
+        body,
+        internal,
+        attachments,
+    } = body.into_inner();
     let internal = internal.ok_or_else(|| {
         ApiError::invalid(
             "internal: say true (an internal note, never mailed) or false (a reply mailed to the requester)",
         )
     })?;
+    let files = reply_files(attachments)?;
     let actor = agent.actor();
     let ticket = state
         .run(move |conn, desk| {
-            tickets::add_reply(conn, desk, id, &body, internal, &actor)?;
+            tickets::add_reply_with_files(conn, desk, id, &body, internal, files, &actor)?;
             view::ticket_details(conn, desk, id).map_err(Into::into)
         })
         .await?;

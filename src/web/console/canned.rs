@@ -81,6 +81,36 @@ pub async fn add_canned(
     }
 }
 
+/// `POST /agent/admin/canned/{id}`: `title`, `body`, `account_dependent`, `csrf`: an edit.
+pub async fn edit_canned(
+    agent: CurrentAgent,
+    state: web::Data<AppState>,
+    path: web::Path<i64>,
+    form: web::Form<HashMap<String, String>>,
+) -> HttpResponse {
+    let fields = form.into_inner();
+    if !csrf_ok(&agent, fields.get("csrf").map(String::as_str)) {
+        return expired_form();
+    }
+    let id = path.into_inner();
+    let actor = agent.actor();
+    let title = fields.get("title").cloned().unwrap_or_default();
+    let body = fields.get("body").cloned().unwrap_or_default();
+    let dependent = fields
+        .get("account_dependent")
+        .is_some_and(|v| v == "on" || v == "true");
+    let outcome = state
+        .run(move |conn, _| service::update(conn, &actor, id, &title, &body, dependent).map_err(Into::into))
+        .await;
+    match outcome {
+        Ok(_) => to_list(),
+        Err(e) if e.status == StatusCode::FORBIDDEN || e.status == StatusCode::NOT_FOUND => {
+            refused_page(e.status, &e.message)
+        }
+        Err(e) => render(agent, &state, e.status, Some(e.message)).await,
+    }
+}
+
 /// `POST /agent/admin/canned/{id}/delete`.
 pub async fn delete_canned(
     agent: CurrentAgent,
@@ -97,7 +127,9 @@ pub async fn delete_canned(
         .run(move |conn, _| service::delete(conn, &actor, id).map_err(Into::into))
         .await
     {
-        Ok(_) => to_list(),
+        // Already gone (a second click): the list says so by itself.
+        Ok(()) => to_list(),
+        Err(e) if e.status == StatusCode::NOT_FOUND => to_list(),
         Err(e) => refused_page(e.status, &e.message),
     }
 }

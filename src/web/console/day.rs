@@ -4,7 +4,6 @@
 use super::super::AppState;
 use super::session::{CurrentAgent, csrf_ok};
 use super::{expired_form, page, refused_page};
-use crate::domain::ticket::TicketRef;
 use crate::domain::workflow::{ActionName, ErrorCode, RefuseReason};
 use crate::error::ApiError;
 use crate::services::bulk::{self, BulkOp};
@@ -14,35 +13,18 @@ use askama::Template;
 use std::collections::HashMap;
 use std::time::Duration;
 
-/// `POST /agent/tickets/{ref}/note`: an internal note. This address only ever writes notes, so
-/// a note can never be mailed because a box was left unticked.
+/// `POST /agent/tickets/{ref}/note`: an internal note (with files, as a reply may have). This
+/// address only ever writes notes, so a note can never be mailed because a box was left
+/// unticked, and its files never leave the desk.
 pub async fn add_note(
     agent: CurrentAgent,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    form: web::Form<HashMap<String, String>>,
+    req: actix_web::HttpRequest,
+    payload: web::Payload,
 ) -> HttpResponse {
-    let fields = form.into_inner();
-    if !csrf_ok(&agent, fields.get("csrf").map(String::as_str)) {
-        return expired_form();
-    }
-    let reference = path.into_inner();
-    let Some(id) = TicketRef::parse(&reference, &state.desk.settings.ticket_prefix).map(|r| r.number()) else {
-        return refused_page(StatusCode::NOT_FOUND, "There is no such ticket.");
-    };
-    let body = fields.get("body").cloned().unwrap_or_default();
-    let actor = agent.actor();
-    let outcome = state
-        .run(move |conn, desk| {
-            crate::services::tickets::add_reply(conn, desk, id, &body, true, &actor).map_err(Into::into)
-        })
-        .await;
-    match outcome {
-        Ok(_) => HttpResponse::SeeOther()
-            .insert_header((header::LOCATION, format!("/agent/tickets/{reference}?done=note")))
-            .finish(),
-        Err(e) => refused_page(e.status, &e.message),
-    }
+    let composed = super::compose::read(&req, payload, &state).await;
+    super::tickets::post_text(agent, state, path.into_inner(), composed, true).await
 }
 
 #[derive(Template)]

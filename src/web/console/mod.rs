@@ -7,6 +7,7 @@ pub mod admin;
 pub mod approvals;
 pub mod auth;
 pub mod canned;
+pub mod compose;
 pub mod day;
 pub mod erase;
 pub mod password;
@@ -43,6 +44,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/agent/tickets/{ref}/canned", web::post().to(canned::reply_with_canned))
         .route("/agent/admin/canned", web::get().to(canned::show_canned))
         .route("/agent/admin/canned", web::post().to(canned::add_canned))
+        .route("/agent/admin/canned/{id}", web::post().to(canned::edit_canned))
         .route("/agent/admin/canned/{id}/delete", web::post().to(canned::delete_canned))
         .route("/agent/queue/events", web::get().to(day::queue_events))
         .route("/agent/tickets/{ref}/audit", web::get().to(approvals::export_audit))

@@ -25,6 +25,15 @@ pub struct TicketTemplate {
     pub refuse_reasons: Vec<RefuseReason>,
     /// (id, title) of the canned answers.
     pub canned: Vec<(i64, String)>,
+    /// Text typed into the reply or note form that could not be sent, given back.
+    pub draft: Draft,
+}
+
+/// What the reply and note forms held when they could not be sent.
+#[derive(Debug, Clone, Default)]
+pub struct Draft {
+    pub reply: String,
+    pub note: String,
 }
 
 super::words::console_words!(TicketTemplate, AccountTemplate);
@@ -54,6 +63,14 @@ impl TicketTemplate {
     pub fn is(&self, entry: &views::ActionEntry, name: &str) -> bool {
         entry.name.as_str() == name
     }
+
+    pub fn max_files(&self) -> usize {
+        super::compose::MAX_FILES
+    }
+
+    pub fn max_file_mb(&self) -> usize {
+        crate::services::messages::MAX_ATTACHMENT_BYTES / (1024 * 1024)
+    }
 }
 
 fn ticket_id(state: &AppState, reference: &str) -> Option<i64> {
@@ -67,6 +84,18 @@ pub(super) async fn render_ticket(
     status: StatusCode,
     notice: Option<String>,
     error: Option<String>,
+) -> HttpResponse {
+    render_with_draft(agent, state, id, status, notice, error, Draft::default()).await
+}
+
+pub(super) async fn render_with_draft(
+    agent: CurrentAgent,
+    state: &web::Data<AppState>,
+    id: i64,
+    status: StatusCode,
+    notice: Option<String>,
+    error: Option<String>,
+    draft: Draft,
 ) -> HttpResponse {
     match state
         .run(move |conn, desk| {
@@ -93,6 +122,7 @@ pub(super) async fn render_ticket(
                     .collect(),
                 refuse_reasons: RefuseReason::ALL.to_vec(),
                 canned,
+                draft,
             },
         ),
         Err(e) => refused_page(e.status, &e.message),
@@ -192,32 +222,63 @@ pub async fn apply_action(
     }
 }
 
-/// A mailed reply, or an internal note.
+/// `POST /agent/tickets/{ref}/reply`: a mailed reply, form-encoded or with files
+/// (`multipart/form-data`, field `files`). `internal=on` still makes it a note, for old
+/// bookmarks and scripts; the page's note has a form and an address of its own.
 pub async fn reply(
     agent: CurrentAgent,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    form: web::Form<HashMap<String, String>>,
+    req: actix_web::HttpRequest,
+    payload: web::Payload,
 ) -> HttpResponse {
-    let fields = form.into_inner();
-    if !csrf_ok(&agent, fields.get("csrf").map(String::as_str)) {
+    let composed = super::compose::read(&req, payload, &state).await;
+    let internal = composed
+        .fields
+        .get("internal")
+        .is_some_and(|v| v == "on" || v == "true" || v == "note");
+    post_text(agent, state, path.into_inner(), composed, internal).await
+}
+
+/// The reply and the note, once their forms are read: the CSRF token, then the service.
+pub(super) async fn post_text(
+    agent: CurrentAgent,
+    state: web::Data<AppState>,
+    reference: String,
+    composed: super::compose::Composed,
+    internal: bool,
+) -> HttpResponse {
+    if !csrf_ok(&agent, composed.fields.get("csrf").map(String::as_str)) {
         return expired_form();
     }
-    let reference = path.into_inner();
     let Some(id) = ticket_id(&state, &reference) else {
         return refused_page(StatusCode::NOT_FOUND, "There is no such ticket.");
     };
-    let body = fields.get("body").cloned().unwrap_or_default();
-    let internal = fields
-        .get("internal")
-        .is_some_and(|v| v == "on" || v == "true" || v == "note");
+    let body = composed.field("body");
+    let draft = if internal {
+        Draft {
+            note: body.clone(),
+            ..Draft::default()
+        }
+    } else {
+        Draft {
+            reply: body.clone(),
+            ..Draft::default()
+        }
+    };
+    if let Some((status, message)) = composed.problem {
+        return render_with_draft(agent, &state, id, status, None, Some(message), draft).await;
+    }
+    let files = composed.files;
     let actor = agent.actor();
     let outcome = state
-        .run(move |conn, desk| ticket_service::add_reply(conn, desk, id, &body, internal, &actor).map_err(Into::into))
+        .run(move |conn, desk| {
+            ticket_service::add_reply_with_files(conn, desk, id, &body, internal, files, &actor).map_err(Into::into)
+        })
         .await;
     match outcome {
         Ok(_) => back(&reference, if internal { "note" } else { "reply" }),
-        Err(e) => render_ticket(agent, &state, id, e.status, None, Some(e.message)).await,
+        Err(e) => render_with_draft(agent, &state, id, e.status, None, Some(e.message), draft).await,
     }
 }
 

@@ -219,7 +219,7 @@ fn back_to(state: &AppState, token: &str, ticket: i64, what: &str) -> HttpRespon
 }
 
 /// The request body, or `None` when it is larger than `limit` bytes.
-async fn read_body(req: &HttpRequest, mut payload: web::Payload, limit: u64) -> Option<web::BytesMut> {
+pub(crate) async fn read_body(req: &HttpRequest, mut payload: web::Payload, limit: u64) -> Option<web::BytesMut> {
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
