@@ -193,6 +193,7 @@ pub fn add_reply(
 
 /// The same with files, scanned before the transaction as a customer's are. A reply's files
 /// go out with its mail and show on the status page; a note's stay on the note, never mailed.
+#[tracing::instrument(level = "debug", skip_all, fields(ticket_id = ticket_id, internal = internal, files = files.len()))]
 pub fn add_reply_with_files(
     conn: &mut AnyConnection,
     desk: &Desk,
