@@ -26,10 +26,7 @@ both_backends!(
     the_console_searches_accounts_and_links_one_to_a_ticket,
     accounts_in_the_console
 );
-both_backends!(
-    search_pages_across_far_apart_ticket_ids_every_match_once,
-    far_apart_ids
-);
+both_backends!(search_pages_across_far_apart_ticket_ids_every_match_once, far_apart_ids);
 
 async fn refs(app: &TestApp, query: &str) -> Vec<String> {
     let (status, page) = app.get(&format!("/api/v1/tickets?{query}")).await;
@@ -413,9 +410,7 @@ fn next_ticket_number(app: &TestApp, next: i64) {
 /// from the GIN index (src/db/search.rs). One match sits on each side of each window's edge:
 /// every page holds the next matches, newest first, each once, with and without a filter.
 async fn far_apart_ids(app: TestApp) {
-    let make = |subject: &str, body: &str| {
-        json!({"kind": "general", "requester": "far@apart.test", "subject": subject, "body": body})
-    };
+    let make = |subject: &str, body: &str| json!({"kind": "general", "requester": "far@apart.test", "subject": subject, "body": body});
     // Oldest first: c, then b 20,000 numbers later, a just after b, newest 1,999 after a.
     let c = reference(&app.create_ticket(make("Old one", "the quillwort report")).await);
     let filler = reference(&app.create_ticket(make("Unrelated", "nothing to see")).await);
@@ -432,14 +427,25 @@ async fn far_apart_ids(app: TestApp) {
     assert_eq!(refs(&app, &q("quillwort")).await, all, "one page");
     for limit in 1..=3 {
         let mut seen = vec![];
-        let (_, mut page) = app.get(&format!("/api/v1/tickets?{}&limit={limit}", q("quillwort"))).await;
+        let (_, mut page) = app
+            .get(&format!("/api/v1/tickets?{}&limit={limit}", q("quillwort")))
+            .await;
         loop {
-            seen.extend(page["tickets"].as_array().unwrap().iter().map(|t| t["ref"].as_str().unwrap().to_string()));
+            seen.extend(
+                page["tickets"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|t| t["ref"].as_str().unwrap().to_string()),
+            );
             let Some(cursor) = page["next_cursor"].as_str() else {
                 break;
             };
             page = app
-                .get(&format!("/api/v1/tickets?{}&limit={limit}&cursor={cursor}", q("quillwort")))
+                .get(&format!(
+                    "/api/v1/tickets?{}&limit={limit}&cursor={cursor}",
+                    q("quillwort")
+                ))
                 .await
                 .1;
         }
@@ -451,7 +457,10 @@ async fn far_apart_ids(app: TestApp) {
     // A filter over the index's matches.
     let (status, _) = app.action(&c, "resolve", json!({})).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(refs(&app, &format!("{}&state=resolved", q("quillwort"))).await, vec![c.clone()]);
+    assert_eq!(
+        refs(&app, &format!("{}&state=resolved", q("quillwort"))).await,
+        vec![c.clone()]
+    );
     assert_eq!(
         refs(&app, &format!("{}&state=awaiting_agent", q("quillwort"))).await,
         vec![newest, a, b],
