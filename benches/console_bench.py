@@ -72,10 +72,17 @@ class Client:
                 self.conn = http.client.HTTPConnection(self.host, self.port, timeout=60)
 
     def login(self, email, password):
-        body = urllib.parse.urlencode({"email": email, "password": password})
+        # The sign-in form carries a token that must come back with its cookie (login CSRF).
+        resp, page = self.request("GET", "/agent/login")
+        login_cookie = next((v.split(";", 1)[0] for n, v in resp.getheaders()
+                             if n.lower() == "set-cookie" and v.startswith("rd_login=")), None)
+        csrf = re.search(r'name="csrf" value="([^"]*)"', page.decode("utf-8", "replace"))
+        if resp.status != 200 or not login_cookie or not csrf:
+            sys.exit(f"the sign-in form answered {resp.status} without its token")
+        body = urllib.parse.urlencode({"email": email, "password": password, "csrf": html.unescape(csrf.group(1))})
         resp, _ = self.request(
             "POST", "/agent/login", body=body,
-            headers={"Content-Type": "application/x-www-form-urlencoded"},
+            headers={"Content-Type": "application/x-www-form-urlencoded", "Cookie": login_cookie},
         )
         if resp.status != 303:
             sys.exit(f"sign-in answered {resp.status}, expected 303")

@@ -14,6 +14,9 @@
 #   SEED=7              generator seed
 #   RECOVERYDESK_BIN=…  measure this binary instead of building target/release/recoverydesk
 #   KEEP=1              keep the work directory and the databases
+#   MAILGATE="1 2"      then `mailgate` (one process per message) with `serve` running on a fresh
+#                       database, handing each message over its socket: sequential and 2 in
+#                       parallel (MAILGATE="" skips it); GATE=500 messages per run
 #   HOT_COUNTERS=1      "before": after migrating, put back the trigger function of migration
 #                       000008 (one counter row per kind and state, updated in every ingest
 #                       transaction), the rows this change removed; the binary is the same
@@ -137,6 +140,34 @@ EOF
 "
 done
 
+GATE_ROWS=""
+MAILGATE="${MAILGATE-1 2}"
+if [ -n "$MAILGATE" ]; then
+    db="rd_bench_$(date +%s%N | tail -c 10)"
+    DATABASES+=("$db")
+    psql -q "$PG_SERVER" -c "CREATE DATABASE $db" >/dev/null
+    export DATABASE_URL="$(db_url "$db")" RECOVERYDESK_MAIL_DIR="$WORK/mail-$db" RECOVERYDESK_SOCKET="$WORK/gate.sock"
+    "$BIN" migrate >/dev/null 2>"$WORK/migrate.err" || { cat "$WORK/migrate.err" >&2; exit 1; }
+    port="$(free_port)"
+    RUST_LOG=info RECOVERYDESK_BIND="127.0.0.1:$port" RECOVERYDESK_BASE_URL="http://127.0.0.1:$port" \
+        "$BIN" serve >"$WORK/serve-gate.out" 2>"$WORK/serve-gate.err" &
+    PIDS+=("$!")
+    for _ in $(seq 1 200); do grep -q 'is listening' "$WORK/serve-gate.err" && [ -S "$RECOVERYDESK_SOCKET" ] && break; sleep 0.05; done
+    for parallel in $MAILGATE; do
+        python3 benches/gen_maildir.py --count "${GATE:-500}" --seed "$((SEED + 100 + parallel))" --id-prefix "gate$parallel" \
+            "$WORK/gate-$parallel" 2>/dev/null
+        mapfile -t files < <(find "$WORK/gate-$parallel/cur" "$WORK/gate-$parallel/new" -type f | sort)
+        say "mailgate, $parallel at a time, serve running, database $db"
+        line="$(python3 benches/ingest_bench.py mailgate "$BIN" "$parallel" "${files[@]}")"
+        GATE_ROWS="$GATE_ROWS$(awk -v p="$parallel" '{for (i = 1; i <= NF; i++) {split($i, kv, "="); v[kv[1]] = kv[2]}
+            printf "| %s | %s | **%s** | %s | %s | %s | %s | %s |", p, v["messages"], v["rate"], v["p50"], v["p95"], v["p99"], v["max"], substr($0, index($0, "outcomes=") + 9)}' <<<"$line")
+"
+    done
+    stop_all
+    unset RECOVERYDESK_SOCKET
+    GATE_STORED="$(psql -qtA "$DATABASE_URL" -c "SELECT count(*) FROM inbound_messages")"
+fi
+
 COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 if ! git diff --quiet HEAD 2>/dev/null; then COMMIT="$COMMIT (with uncommitted changes)"; fi
 cat <<EOF
@@ -149,3 +180,13 @@ Mail: $(sed -e 's/^wrote //' -e 's/ to .*$//' "$WORK/gen.txt"); each scenario on
 |---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|
 $ROWS
 EOF
+if [ -n "$GATE_ROWS" ]; then
+    cat <<EOF
+
+\`mailgate\` with \`serve\` running on PostgreSQL (each process hands its message over the socket; one fresh database, $GATE_STORED messages stored in it):
+
+| in parallel | messages | msg/s | p50 ms | p95 ms | p99 ms | max ms | exit codes / outcomes |
+|---:|---:|---:|---:|---:|---:|---:|---|
+$GATE_ROWS
+EOF
+fi

@@ -8,6 +8,9 @@ use crate::domain::search::SearchText;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Text};
 
+/// The word search on PostgreSQL: bounded newest-first windows, then the GIN index.
+mod postgres;
+
 /// The ticket's search document, as the migration's backfill writes it (keep in step with
 /// `migrations/sqlite/2026-12-07-000013_ticket_search/up.sql`). Binds the ticket id.
 const SQLITE_WRITE: &str = "INSERT INTO ticket_search (rowid, document) \
@@ -199,98 +202,73 @@ fn page_of(conn: &mut AnyConnection, predicate: Predicate, f: &SearchFilter) -> 
     query.order(tickets::id.desc()).limit(f.limit).load(conn)
 }
 
-/// Above this many matches a word is common: PostgreSQL reads the index newest first and stops
-/// after a page; below, it takes the matches from the GIN index and sorts them.
-const POSTGRES_FEW_MATCHES: i64 = 2000;
-
 #[derive(QueryableByName)]
 struct Id {
     #[diesel(sql_type = BigInt)]
     id: i64,
 }
 
-/// Ids of the tickets whose document holds every word, newest first, narrowed by `f`. The
-/// index is read in id order from the newest, so a common word stops after one page.
+/// Ids of the tickets whose document holds every word, newest first, narrowed by `f`.
 fn word_matches(conn: &mut AnyConnection, text: &SearchText, f: &SearchFilter) -> QueryResult<Vec<i64>> {
-    if let AnyConnection::Postgresql(c) = conn {
-        // The planner cannot tell a rare word from a common one and may walk the whole
-        // primary key for a rare one: ask the GIN index first, for a bounded number.
-        let few: Vec<Id> = diesel::sql_query(format!(
-            "SELECT ticket_id AS id FROM ticket_search \
-             WHERE document @@ plainto_tsquery('simple', regexp_replace($1, '[^[:alnum:]]+', ' ', 'g')) \
-             LIMIT {}",
-            POSTGRES_FEW_MATCHES + 1
-        ))
-        .bind::<Text, _>(text.plain_words())
-        .load(c)?;
-        if (few.len() as i64) <= POSTGRES_FEW_MATCHES {
-            let ids: Vec<i64> = few.into_iter().map(|r| r.id).collect();
-            return page_of(conn, Box::new(tickets::id.eq_any(ids)), f);
-        }
-    }
-    let mut clauses = String::new();
-    let mut n = 1;
-    let mut next = |sqlite: bool| {
-        n += 1;
-        if sqlite { "?".to_string() } else { format!("${n}") }
+    let c = match conn {
+        AnyConnection::Sqlite(c) => c,
+        AnyConnection::Postgresql(_) => return postgres::word_matches(conn, text, f),
     };
-    let sqlite = matches!(conn, AnyConnection::Sqlite(_));
+    // FTS5 hands out matches in rowid order: read newest first, a common word stops after
+    // one page and a rare one costs its doclist. CROSS JOIN keeps the index outside, each hit
+    // probing the ticket by its key.
+    let (clauses, limit) = filter_clauses(f, "ticket_search.rowid", |_| "?".to_string());
+    let sql = format!(
+        "SELECT ticket_search.rowid AS id FROM ticket_search CROSS JOIN tickets ON tickets.id = ticket_search.rowid \
+         WHERE ticket_search MATCH ?{clauses} ORDER BY ticket_search.rowid DESC LIMIT {limit}"
+    );
+    let query = diesel::sql_query(sql).into_boxed::<diesel::sqlite::Sqlite>();
+    bind_all(query, text.fts5_query(), &[], f).load::<Id>(c).map(id_list)
+}
+
+/// The SQL of `f`'s narrowing (` AND …`, the k-th parameter written by `param(k)`) and the
+/// LIMIT's parameter. `id_column` is the search table's ticket id, for the keyset bound.
+fn filter_clauses(f: &SearchFilter, id_column: &str, mut param: impl FnMut(usize) -> String) -> (String, String) {
+    let mut clauses = String::new();
+    let mut k = 1;
+    let mut next = || {
+        k += 1;
+        param(k)
+    };
     if f.kind.is_some() {
-        clauses += &format!(" AND tickets.kind = {}", next(sqlite));
+        clauses += &format!(" AND tickets.kind = {}", next());
     }
     if f.state.is_some() {
-        clauses += &format!(" AND tickets.state = {}", next(sqlite));
+        clauses += &format!(" AND tickets.state = {}", next());
     }
     match f.assignee {
-        Some(Some(_)) => clauses += &format!(" AND tickets.assignee_id = {}", next(sqlite)),
+        Some(Some(_)) => clauses += &format!(" AND tickets.assignee_id = {}", next()),
         Some(None) => clauses += " AND tickets.assignee_id IS NULL",
         None => {}
     }
     if f.waiting_on.is_some() {
         clauses += &format!(
             " AND tickets.id IN (SELECT ticket_id FROM ticket_activity WHERE waiting_on = {})",
-            next(sqlite)
+            next()
         );
     }
-    let id_column = if sqlite {
-        "ticket_search.rowid"
-    } else {
-        "ticket_search.ticket_id"
-    };
     if f.before_id.is_some() {
-        clauses += &format!(" AND {id_column} < {}", next(sqlite));
+        clauses += &format!(" AND {id_column} < {}", next());
     }
-    let limit = next(sqlite);
-    let sql = if sqlite {
-        // CROSS JOIN keeps the index outside: it is read newest first and each hit probes
-        // the ticket by its key.
-        format!(
-            "SELECT ticket_search.rowid AS id FROM ticket_search CROSS JOIN tickets ON tickets.id = ticket_search.rowid \
-             WHERE ticket_search MATCH ?{clauses} ORDER BY ticket_search.rowid DESC LIMIT {limit}"
-        )
-    } else {
-        format!(
-            "SELECT ticket_search.ticket_id AS id FROM ticket_search JOIN tickets ON tickets.id = ticket_search.ticket_id \
-             WHERE ticket_search.document @@ plainto_tsquery('simple', regexp_replace($1, '[^[:alnum:]]+', ' ', 'g')){clauses} \
-             ORDER BY ticket_search.ticket_id DESC LIMIT {limit}"
-        )
-    };
-    match conn {
-        AnyConnection::Sqlite(c) => {
-            let query = diesel::sql_query(sql).into_boxed::<diesel::sqlite::Sqlite>();
-            bind_all(query, text.fts5_query(), f).load::<Id>(c)
-        }
-        AnyConnection::Postgresql(c) => {
-            let query = diesel::sql_query(sql).into_boxed::<diesel::pg::Pg>();
-            bind_all(query, text.plain_words(), f).load::<Id>(c)
-        }
-    }
-    .map(|rows| rows.into_iter().map(|r| r.id).collect())
+    let limit = next();
+    (clauses, limit)
 }
 
+fn id_list(rows: Vec<Id>) -> Vec<i64> {
+    rows.into_iter().map(|r| r.id).collect()
+}
+
+/// Binds, in the order `filter_clauses` numbered them: the words, `extra` (bounds the SQL
+/// reads as `$2`, `$3`, …), then `f`'s narrowing and its limit.
 fn bind_all<'f, DB>(
     query: diesel::query_builder::BoxedSqlQuery<'f, DB, diesel::query_builder::SqlQuery>,
     words: String,
+    extra: &[i64],
     f: &SearchFilter,
 ) -> diesel::query_builder::BoxedSqlQuery<'f, DB, diesel::query_builder::SqlQuery>
 where
@@ -299,6 +277,9 @@ where
     i64: diesel::serialize::ToSql<BigInt, DB>,
 {
     let mut query = query.bind::<Text, _>(words);
+    for value in extra {
+        query = query.bind::<BigInt, _>(*value);
+    }
     if let Some(kind) = &f.kind {
         query = query.bind::<Text, _>(kind.clone());
     }

@@ -26,6 +26,7 @@ both_backends!(
     the_console_searches_accounts_and_links_one_to_a_ticket,
     accounts_in_the_console
 );
+both_backends!(search_pages_across_far_apart_ticket_ids_every_match_once, far_apart_ids);
 
 async fn refs(app: &TestApp, query: &str) -> Vec<String> {
     let (status, page) = app.get(&format!("/api/v1/tickets?{query}")).await;
@@ -388,4 +389,81 @@ async fn accounts_in_the_console(app: TestApp) {
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _, _) = Console::new(&app).get("/agent/accounts").await;
     assert_eq!(status, StatusCode::SEE_OTHER, "anonymous: to the sign-in page");
+}
+
+/// The number of a reference (`RD-12` is 12).
+fn number(reference: &str) -> i64 {
+    reference.rsplit('-').next().unwrap().parse().expect("a ticket number")
+}
+
+/// The next ticket made gets the number `next`.
+fn next_ticket_number(app: &TestApp, next: i64) {
+    let sql = match app.backend() {
+        Backend::Sqlite => format!("UPDATE sqlite_sequence SET seq = {} WHERE name = 'tickets'", next - 1),
+        Backend::Postgres => format!("SELECT setval('tickets_id_seq', {})", next - 1),
+    };
+    app.conn().batch_execute(&sql).expect("move the ticket numbers on");
+}
+
+/// Tickets far apart in number (a big desk's old and new tickets): on PostgreSQL the newest
+/// are read first in windows of 2,000 and then 20,000 numbers, and what lies below them comes
+/// from the GIN index (src/db/search.rs). One match sits on each side of each window's edge:
+/// every page holds the next matches, newest first, each once, with and without a filter.
+async fn far_apart_ids(app: TestApp) {
+    let make = |subject: &str, body: &str| json!({"kind": "general", "requester": "far@apart.test", "subject": subject, "body": body});
+    // Oldest first: c, then b 20,000 numbers later, a just after b, newest 1,999 after a.
+    let c = reference(&app.create_ticket(make("Old one", "the quillwort report")).await);
+    let filler = reference(&app.create_ticket(make("Unrelated", "nothing to see")).await);
+    next_ticket_number(&app, number(&c) + 20_000);
+    let b = reference(&app.create_ticket(make("Middle one", "quillwort again")).await);
+    let a = reference(&app.create_ticket(make("Newer one", "still quillwort")).await);
+    assert_eq!(number(&a), number(&b) + 1);
+    next_ticket_number(&app, number(&a) + 1_999);
+    let newest = reference(&app.create_ticket(make("Newest", "quillwort at last")).await);
+    assert_eq!(number(&newest) - 1_999, number(&a), "a opens the first window");
+    assert_eq!(number(&b) - 20_000, number(&c), "c is just below the second window");
+
+    let all = vec![newest.clone(), a.clone(), b.clone(), c.clone()];
+    assert_eq!(refs(&app, &q("quillwort")).await, all, "one page");
+    for limit in 1..=3 {
+        let mut seen = vec![];
+        let (_, mut page) = app
+            .get(&format!("/api/v1/tickets?{}&limit={limit}", q("quillwort")))
+            .await;
+        loop {
+            seen.extend(
+                page["tickets"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|t| t["ref"].as_str().unwrap().to_string()),
+            );
+            let Some(cursor) = page["next_cursor"].as_str() else {
+                break;
+            };
+            page = app
+                .get(&format!(
+                    "/api/v1/tickets?{}&limit={limit}&cursor={cursor}",
+                    q("quillwort")
+                ))
+                .await
+                .1;
+        }
+        assert_eq!(seen, all, "pages of {limit}, newest first, each once");
+    }
+    // Words only the oldest tickets have: nothing in the newest windows, all from the index.
+    assert_eq!(refs(&app, &q("report quillwort")).await, vec![c.clone()]);
+    assert_eq!(refs(&app, &q("nothing")).await, vec![filler.clone()]);
+    // A filter over the index's matches.
+    let (status, _) = app.action(&c, "resolve", json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        refs(&app, &format!("{}&state=resolved", q("quillwort"))).await,
+        vec![c.clone()]
+    );
+    assert_eq!(
+        refs(&app, &format!("{}&state=awaiting_agent", q("quillwort"))).await,
+        vec![newest, a, b],
+        "the open ones"
+    );
 }
