@@ -17,6 +17,8 @@
 #   TMPDIR=/dir      where the database goes
 #   SEEDER=bulk      seed with benches/bulk_seed.py (set-based SQL inside SQLite, one message per
 #                    ticket; several times faster) instead of benches/console_seed.py
+#   SEED_ONLY=1      stop after seeding and migrating, keep the work directory and print the
+#                    database's path (for FROM_DB=, so the seeding need not hold the bench lock)
 #   BACKEND=postgres serve from PostgreSQL instead: the seeded SQLite file is copied in bulk
 #                    (benches/pg_load.py) into a fresh database rd_bench_<pid> on PG_URL
 #                    (default postgres://postgres@127.0.0.1:5432/postgres), dropped afterwards
@@ -125,6 +127,11 @@ if [ "$BACKEND" = postgres ]; then
     psql -X -q "$DATABASE_URL" -c "ANALYZE"
 fi
 say "data: $SEEDED"
+if [ "${SEED_ONLY:-0}" = 1 ]; then
+    KEEP=1
+    echo "$DB"
+    exit 0
+fi
 if [ "${ANALYZE:-0}" = 1 ]; then
     say "ANALYZE"
     python3 -c 'import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute("ANALYZE"); c.commit()' "$DB"
