@@ -418,9 +418,11 @@ mod tests {
             id: i64,
         }
         let rows = match word {
-            Some(w) => diesel::sql_query("SELECT rowid AS id FROM ticket_search WHERE ticket_search MATCH ? ORDER BY rowid")
-                .bind::<Text, _>(w.to_string())
-                .load::<Id>(conn),
+            Some(w) => {
+                diesel::sql_query("SELECT rowid AS id FROM ticket_search WHERE ticket_search MATCH ? ORDER BY rowid")
+                    .bind::<Text, _>(w.to_string())
+                    .load::<Id>(conn)
+            }
             None => diesel::sql_query("SELECT rowid AS id FROM ticket_search ORDER BY rowid").load::<Id>(conn),
         };
         rows.unwrap().into_iter().map(|r| r.id).collect()
