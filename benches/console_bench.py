@@ -77,11 +77,17 @@ class Client:
                 self.conn = http.client.HTTPConnection(self.host, self.port, timeout=60)
 
     def login(self, email, password):
-        body = urllib.parse.urlencode({"email": email, "password": password})
-        resp, _ = self.request(
-            "POST", "/agent/login", body=body,
-            headers={"Content-Type": "application/x-www-form-urlencoded"},
-        )
+        # The sign-in form carries a token tied to a cookie of the sign-in page (login CSRF):
+        # read both from the page first, as a browser does.
+        resp, page = self.request("GET", "/agent/login")
+        login_cookies = [v.split(";", 1)[0] for n, v in resp.getheaders() if n.lower() == "set-cookie"]
+        m = re.search(r'name="csrf" value="([^"]*)"', page.decode("utf-8", "replace"))
+        body = urllib.parse.urlencode({"email": email, "password": password,
+                                       "csrf": html.unescape(m.group(1)) if m else ""})
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        if login_cookies:
+            headers["Cookie"] = "; ".join(login_cookies)
+        resp, _ = self.request("POST", "/agent/login", body=body, headers=headers)
         if resp.status != 303:
             sys.exit(f"sign-in answered {resp.status}, expected 303")
         for name, value in resp.getheaders():
