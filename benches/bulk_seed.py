@@ -16,6 +16,7 @@ What it writes, for --tickets N:
   messages  one per ticket: the requester's words, two of 2,000 sentences of 8-20 words from a
             140-word vocabulary, and for 20 % "Order number <8 digits>" (a rare word)
   events    created and message_in per ticket
+  ticket_activity  one row per ticket (who acts next), as the agent_day migration derives it
 Random data from SQLite's random(): not reproducible run to run (the shape is).
 
 Usage: bulk_seed.py [--tickets N] DB
@@ -135,10 +136,22 @@ def main():
         INSERT INTO events (ticket_id, event_type, actor, data, message_ref, created_at)
         SELECT id, 'message_in', 'customer:' || requester_normalized, json_object('channel', 'web'), id, created_at
         FROM tickets""")
+    # Who acts next, as the agent_day migration derives it for existing tickets (the seed runs
+    # after that migration, so its backfill saw no tickets): the queue's `waiting_on` filter
+    # and every queue row read it.
+    c.execute("""
+        INSERT INTO ticket_activity (ticket_id, waiting_on, last_activity_at)
+        SELECT id,
+               CASE WHEN state IN ('resolved', 'refused') THEN 'none'
+                    WHEN state IN ('awaiting_customer', 'awaiting_allowlisted_attempts', 'awaiting_payment')
+                        THEN 'customer'
+                    ELSE 'agent' END,
+               updated_at
+        FROM tickets""")
     c.execute("COMMIT")
     c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     counts = {t: c.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
-              for t in ("tickets", "messages", "events", "accounts")}
+              for t in ("tickets", "messages", "events", "accounts", "ticket_activity")}
     counts["open_tickets"] = c.execute(
         "SELECT COUNT(*) FROM tickets WHERE state NOT IN ('resolved', 'refused')").fetchone()[0]
     counts["seconds"] = round(time.perf_counter() - started, 1)

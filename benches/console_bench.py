@@ -8,6 +8,11 @@ the request to having read the whole response (time.perf_counter), on loopback.
 Scenarios (N timed requests each, after a few untimed warm-up requests):
   queue            GET /agent                       open tickets, oldest waiting first
   queue kind       GET /agent?kind=ip_lockout
+  queue state      GET /agent?state=awaiting_agent
+  queue assignee   GET /agent?assignee=<an agent's address>  one agent's open tickets
+  queue unassigned GET /agent?assignee=none
+  queue waiting    GET /agent?waiting_on=customer    open tickets waiting on the customer
+  queue waiting agent GET /agent?waiting_on=agent
   queue search     GET /agent?q=<a surname>         a word of many requesters' addresses
   queue search 1   GET /agent?q=<one address>       one customer's whole address (few tickets)
   queue search word GET /agent?q=locked             a subject word of many tickets
@@ -145,6 +150,10 @@ def main():
         "SELECT requester_normalized FROM tickets WHERE state NOT IN ('resolved', 'refused')"
         " ORDER BY id LIMIT 1 OFFSET ?", (len(open_ids) // 2,)).fetchone()[0]
     word = "locked"
+    # An agent with tickets assigned (the seeders' agents cannot sign in; the bench's own
+    # agent has none).
+    assignee = (db.execute("SELECT a.email FROM agents a WHERE EXISTS (SELECT 1 FROM tickets t"
+                           " WHERE t.assignee_id = a.id) ORDER BY a.id LIMIT 1").fetchone() or ("none",))[0]
     bodies = db.execute("SELECT body FROM messages WHERE id % 97 = 0 AND body LIKE '%Order number %' LIMIT 1"
                         ).fetchone()
     rare = bodies[0].rsplit("Order number ", 1)[1].split(".")[0] if bodies else "12345678"
@@ -185,6 +194,15 @@ def main():
     scenarios = [
         ("queue", "GET /agent", lambda i: "/agent", False, "text/html"),
         ("queue kind", "GET /agent?kind=ip_lockout", lambda i: "/agent?kind=ip_lockout", False, "text/html"),
+        ("queue state", "GET /agent?state=awaiting_agent", lambda i: "/agent?state=awaiting_agent", False,
+         "text/html"),
+        ("queue assignee", "GET /agent?assignee=<an agent>",
+         lambda i: f"/agent?assignee={urllib.parse.quote(assignee)}", False, "text/html"),
+        ("queue unassigned", "GET /agent?assignee=none", lambda i: "/agent?assignee=none", False, "text/html"),
+        ("queue waiting", "GET /agent?waiting_on=customer", lambda i: "/agent?waiting_on=customer", False,
+         "text/html"),
+        ("queue waiting agent", "GET /agent?waiting_on=agent", lambda i: "/agent?waiting_on=agent", False,
+         "text/html"),
         ("queue search", f"GET /agent?q={surname} (~{matches['surname']} matches)",
          lambda i: f"/agent?q={q_surname}", False, "text/html"),
         ("queue search 1", f"GET /agent?q=<one address> ({matches['address']} matches)",

@@ -17,6 +17,8 @@
 #   TMPDIR=/dir      where the database goes
 #   SEEDER=bulk      seed with benches/bulk_seed.py (set-based SQL inside SQLite, one message per
 #                    ticket; several times faster) instead of benches/console_seed.py
+#   SEED_ONLY=1      stop after seeding and migrating, keep the work directory and print the
+#                    database's path (for FROM_DB=, so the seeding need not hold the bench lock)
 #   BACKEND=postgres serve from PostgreSQL instead: the seeded SQLite file is copied in bulk
 #                    (benches/pg_load.py) into a fresh database rd_bench_<pid> on PG_URL
 #                    (default postgres://postgres@127.0.0.1:5432/postgres), dropped afterwards
@@ -66,6 +68,9 @@ SEARCH_VERSION="20261207000013"
 export DATABASE_URL="sqlite://$DB"
 export RECOVERYDESK_MAIL_DIR="$WORK/mail"
 unset RECOVERYDESK_SECRET_KEY SMTP_URL
+# The API scenarios send a few thousand requests a minute with one token: above the default
+# per-token limit, which is not what is measured here.
+export RECOVERYDESK_API_RATE_LIMIT="${RECOVERYDESK_API_RATE_LIMIT:-100000}"
 PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 export RECOVERYDESK_BIND="127.0.0.1:$PORT"
 
@@ -125,6 +130,11 @@ if [ "$BACKEND" = postgres ]; then
     psql -X -q "$DATABASE_URL" -c "ANALYZE"
 fi
 say "data: $SEEDED"
+if [ "${SEED_ONLY:-0}" = 1 ]; then
+    KEEP=1
+    echo "$DB"
+    exit 0
+fi
 if [ "${ANALYZE:-0}" = 1 ]; then
     say "ANALYZE"
     python3 -c 'import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute("ANALYZE"); c.commit()' "$DB"

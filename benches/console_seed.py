@@ -406,6 +406,13 @@ def main():
             flush(conn, ticket_rows, message_rows, event_rows, outbox_rows, check_rows)
 
     flush(conn, ticket_rows, message_rows, event_rows, outbox_rows, check_rows)
+    # Who acts next, as the agent_day migration derives it (the seed runs after it): the
+    # queue's `waiting_on` filter and every queue row read it.
+    conn.execute(
+        "INSERT OR IGNORE INTO ticket_activity (ticket_id, waiting_on, last_activity_at)"
+        " SELECT id, CASE WHEN state IN ('resolved', 'refused') THEN 'none'"
+        " WHEN state IN ('awaiting_customer', 'awaiting_allowlisted_attempts', 'awaiting_payment')"
+        " THEN 'customer' ELSE 'agent' END, updated_at FROM tickets")
     conn.execute("COMMIT")
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     counts = {t: conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]

@@ -140,14 +140,34 @@ measure_binary() { # label
     fi
 }
 
+# The floor under every durable commit on this disk at this moment: a 4 KiB append and its
+# fdatasync (what SQLite's WAL commit does), 50 times, in the work directory.
+sync_probe() {
+    python3 - "$WORK/sync-probe" <<'EOF_PY'
+import os, sys, time
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+ms = []
+for _ in range(50):
+    os.write(fd, b"x" * 4096)
+    t = time.perf_counter()
+    os.fdatasync(fd)
+    ms.append((time.perf_counter() - t) * 1000)
+os.close(fd)
+os.unlink(sys.argv[1])
+ms.sort()
+print(f"p50 {ms[25]:.2f} ms, p90 {ms[45]:.2f} ms")
+EOF_PY
+}
 LOAD="$(cut -d' ' -f1-3 /proc/loadavg)"
+SYNC_BEFORE="$(sync_probe)"
 if [ -n "${BEFORE_BIN:-}" ]; then
     SAVED="$BIN"; BIN="$BEFORE_BIN"; measure_binary before; BIN="$SAVED"
 fi
 measure_binary after
 
 echo
-echo "Machine: $(nproc) cores, $(uname -sr); $(date -u '+%Y-%m-%d %H:%M UTC'); load before: $LOAD; commit $(git rev-parse --short HEAD)"
+echo "Machine: $(nproc) cores, $(uname -sr); $(date -u '+%Y-%m-%d %H:%M UTC'); load before: $LOAD, after: $(cut -d' ' -f1-3 /proc/loadavg); commit $(git rev-parse --short HEAD)"
+echo "fdatasync of a 4 KiB append in $WORK: before the runs $SYNC_BEFORE; after $(sync_probe)"
 echo "Corpora: plain $(sed -e 's/^wrote //' -e 's/ to .*$//' "$WORK/plain.txt"); rich $(sed -e 's/^wrote //' -e 's/ to .*$//' "$WORK/rich.txt")"
 echo
 python3 - "$RESULTS" <<'EOF'

@@ -448,9 +448,17 @@ fn write_transaction_once<T, E>(
 where
     E: From<diesel::result::Error>,
 {
+    // The search documents of the tickets this transaction touched are written once each,
+    // at its end (`search::Deferred`).
+    let run = |conn: &mut AnyConnection, f: &mut dyn FnMut(&mut AnyConnection) -> Result<T, E>| {
+        let deferred = search::Deferred::begin(conn);
+        let value = f(conn)?;
+        deferred.finish(conn)?;
+        Ok(value)
+    };
     if let AnyConnection::Sqlite(c) = conn {
         AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?;
-        let outcome = f(conn);
+        let outcome = run(conn, f);
         let AnyConnection::Sqlite(c) = conn else {
             unreachable!("the backend of a connection never changes")
         };
@@ -470,7 +478,7 @@ where
             }
         }
     } else {
-        conn.transaction(|c| f(c))
+        conn.transaction(|c| run(c, f))
     }
 }
 

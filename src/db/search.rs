@@ -32,8 +32,17 @@ const POSTGRES_WRITE: &str = "INSERT INTO ticket_search (ticket_id, document) \
     ON CONFLICT (ticket_id) DO UPDATE SET document = EXCLUDED.document";
 
 /// Writes the ticket's search document again from what is stored now: after a ticket is
-/// opened, a message or note added, or one erased. In the caller's transaction.
+/// opened, a message or note added, or one erased. In the caller's transaction: inside
+/// [`super::write_transaction`] the write waits for the end of the outermost transaction
+/// ([`Deferred`]), before its commit.
 pub fn reindex(conn: &mut AnyConnection, ticket_id: i64) -> QueryResult<()> {
+    if Deferred::add(conn, ticket_id) {
+        return Ok(());
+    }
+    write_document(conn, ticket_id)
+}
+
+fn write_document(conn: &mut AnyConnection, ticket_id: i64) -> QueryResult<()> {
     match conn {
         AnyConnection::Sqlite(c) => {
             diesel::sql_query("DELETE FROM ticket_search WHERE rowid = ?")
@@ -50,6 +59,72 @@ pub fn reindex(conn: &mut AnyConnection, ticket_id: i64) -> QueryResult<()> {
         }
     }
     Ok(())
+}
+
+thread_local! {
+    /// The tickets to write again at the end of each open [`Deferred`] scope on this thread,
+    /// by the address of the connection whose transaction it is.
+    static DEFERRED: std::cell::RefCell<Vec<(usize, std::collections::BTreeSet<i64>)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A transaction's reindexing, done once per ticket at its end, in ascending ticket id.
+///
+/// Why (docs/benchmarks.md, "Release figures"): FTS5 keeps a transaction's new entries in
+/// memory only while rowids come in ascending order; a rowid again or lower (a new ticket is
+/// written when opened and again with its first message; a batch appends to older tickets)
+/// flushes them into a new on-disk segment and sets off merges. Written at once, a batch of
+/// 300 imported messages wrote 55,902 pages; written once each in order, one segment.
+/// The document is read from what the transaction stored, so a ticket whose savepoint was
+/// rolled back is written as it now stands (unchanged). Dropping the scope (an error, a
+/// panic) forgets the pending tickets with the transaction they belonged to.
+pub(super) struct Deferred {
+    key: usize,
+}
+
+impl Deferred {
+    /// Opens a scope for `conn`'s transaction.
+    pub(super) fn begin(conn: &AnyConnection) -> Deferred {
+        let key = std::ptr::from_ref(conn) as usize;
+        DEFERRED.with(|d| d.borrow_mut().push((key, std::collections::BTreeSet::new())));
+        Deferred { key }
+    }
+
+    /// Whether a scope of `conn` took the ticket (false: write it now).
+    fn add(conn: &AnyConnection, ticket_id: i64) -> bool {
+        let key = std::ptr::from_ref(conn) as usize;
+        DEFERRED.with(|d| {
+            d.borrow_mut()
+                .iter_mut()
+                .rev()
+                .find(|(k, _)| *k == key)
+                .map(|(_, ids)| ids.insert(ticket_id))
+                .is_some()
+        })
+    }
+
+    /// Writes the pending documents (call it last in the transaction, before the commit).
+    pub(super) fn finish(self, conn: &mut AnyConnection) -> QueryResult<()> {
+        let ids = DEFERRED.with(|d| {
+            let mut d = d.borrow_mut();
+            d.iter()
+                .rposition(|(k, _)| *k == self.key)
+                .map(|at| d.remove(at).1)
+                .unwrap_or_default()
+        });
+        ids.into_iter().try_for_each(|id| write_document(conn, id))
+    }
+}
+
+impl Drop for Deferred {
+    fn drop(&mut self) {
+        let _ = DEFERRED.try_with(|d| {
+            let mut d = d.borrow_mut();
+            if let Some(at) = d.iter().rposition(|(k, _)| *k == self.key) {
+                d.remove(at);
+            }
+        });
+    }
 }
 
 /// What else a search is narrowed by, and its page (newest first).
@@ -296,4 +371,111 @@ where
         query = query.bind::<BigInt, _>(before);
     }
     query.bind::<BigInt, _>(f.limit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::{DatabaseUrl, open_pool, run_migrations, write_transaction};
+    use diesel::result::Error;
+
+    fn add_ticket(conn: &mut AnyConnection, id: i64, requester: &str) {
+        diesel::sql_query(
+            "INSERT INTO tickets (id, kind, state, subject, requester, requester_normalized, status_token_hash, \
+             status_token_salt, channel, waiting_since, created_at, updated_at) \
+             VALUES (?, 'general', 'awaiting_agent', 'help', ?, ?, 'none:' || ?, '', 'email', \
+             CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
+        )
+        .bind::<BigInt, _>(id)
+        .bind::<Text, _>(requester)
+        .bind::<Text, _>(requester)
+        .bind::<BigInt, _>(id)
+        .execute(conn)
+        .unwrap();
+    }
+
+    fn add_message(conn: &mut AnyConnection, ticket: i64, body: &str) {
+        diesel::sql_query(
+            "INSERT INTO messages (ticket_id, direction, sender_role, subject, body, created_at) \
+             VALUES (?, 'in', 'requester', 'help', ?, CURRENT_TIMESTAMP)",
+        )
+        .bind::<BigInt, _>(ticket)
+        .bind::<Text, _>(body)
+        .execute(conn)
+        .unwrap();
+    }
+
+    /// The tickets whose document holds `word` (or every document's ticket, for `None`).
+    fn found(conn: &mut AnyConnection, word: Option<&str>) -> Vec<i64> {
+        #[derive(QueryableByName)]
+        struct Id {
+            #[diesel(sql_type = BigInt)]
+            id: i64,
+        }
+        let rows = match word {
+            Some(w) => {
+                diesel::sql_query("SELECT rowid AS id FROM ticket_search WHERE ticket_search MATCH ? ORDER BY rowid")
+                    .bind::<Text, _>(w.to_string())
+                    .load::<Id>(conn)
+            }
+            None => diesel::sql_query("SELECT rowid AS id FROM ticket_search ORDER BY rowid").load::<Id>(conn),
+        };
+        rows.unwrap().into_iter().map(|r| r.id).collect()
+    }
+
+    #[test]
+    fn a_transaction_writes_each_touched_document_once_at_its_end_with_every_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = open_pool(&DatabaseUrl::Sqlite(dir.path().join("s.db")), 1).unwrap();
+        let mut conn = pool.get().unwrap();
+        run_migrations(&mut conn).unwrap();
+
+        // As a batch of mail does: two tickets, their first messages and a reply, the higher
+        // id first. Nothing is written to the index before the transaction's end; at its end
+        // every word of every message is there.
+        write_transaction(&mut conn, |c| -> Result<(), Error> {
+            add_ticket(c, 7, "a@example.test");
+            reindex(c, 7)?;
+            add_ticket(c, 3, "b@example.test");
+            reindex(c, 3)?;
+            add_message(c, 7, "alphaword");
+            reindex(c, 7)?;
+            add_message(c, 3, "betaword");
+            reindex(c, 3)?;
+            add_message(c, 7, "gammaword");
+            reindex(c, 7)?;
+            assert_eq!(found(c, None), Vec::<i64>::new(), "written at the end, not at once");
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(found(&mut conn, Some("alphaword")), vec![7]);
+        assert_eq!(found(&mut conn, Some("gammaword")), vec![7]);
+        assert_eq!(found(&mut conn, Some("betaword")), vec![3]);
+
+        // A transaction that fails leaves nothing pending: the next reindex outside any
+        // transaction writes at once.
+        let failed = write_transaction(&mut conn, |c| -> Result<(), Error> {
+            add_message(c, 3, "deltaword");
+            reindex(c, 3)?;
+            Err(Error::RollbackTransaction)
+        });
+        assert!(failed.is_err());
+        assert_eq!(found(&mut conn, Some("deltaword")), Vec::<i64>::new());
+        add_message(&mut conn, 3, "epsilonword");
+        reindex(&mut conn, 3).unwrap();
+        assert_eq!(found(&mut conn, Some("epsilonword")), vec![3]);
+
+        // Nor does one that panics (the writer thread goes on with its next group).
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = write_transaction(&mut conn, |c| -> Result<(), Error> {
+                reindex(c, 7)?;
+                panic!("a bug in the middle of a transaction");
+            });
+        }));
+        assert!(panicked.is_err());
+        assert!(!DEFERRED.with(|d| d.borrow().iter().any(|(_, ids)| ids.contains(&7))));
+        add_message(&mut conn, 7, "zetaword");
+        reindex(&mut conn, 7).unwrap();
+        assert_eq!(found(&mut conn, Some("zetaword")), vec![7]);
+    }
 }
