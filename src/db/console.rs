@@ -114,13 +114,17 @@ pub fn queue(conn: &mut AnyConnection, f: &QueueFilter) -> QueryResult<Vec<Ticke
         None => {}
     }
     if let Some(waiting_on) = &f.waiting_on {
-        use super::schema::ticket_activity;
+        // Correlated, so the queue's index is walked in order and each row probes its activity
+        // by key until the page is full. `tickets.id IN (SELECT … WHERE waiting_on = ?)` made
+        // SQLite build the whole list (most of a million ids) and sort: 110–210 ms against under
+        // 0.1 ms (docs/benchmarks.md, "Release figures, 2026-12-06 (SQLite)").
         query = query.filter(
-            tickets::id.eq_any(
-                ticket_activity::table
-                    .filter(ticket_activity::waiting_on.eq(waiting_on.clone()))
-                    .select(ticket_activity::ticket_id),
-            ),
+            diesel::dsl::sql::<diesel::sql_types::Bool>(
+                "EXISTS (SELECT 1 FROM ticket_activity WHERE ticket_activity.ticket_id = tickets.id \
+                 AND ticket_activity.waiting_on = ",
+            )
+            .bind::<diesel::sql_types::Text, _>(waiting_on.clone())
+            .sql(")"),
         );
     }
     if let Some((at, id)) = f.after {
