@@ -79,6 +79,28 @@ impl FromRequest for ApiAgent {
     }
 }
 
+/// An API caller whose token is an admin's. Admin routes take this instead of [`ApiAgent`]:
+/// anyone else gets 403 `forbidden` before the handler runs.
+#[derive(Debug, Clone)]
+pub struct ApiAdmin(pub ApiAgent);
+
+impl FromRequest for ApiAdmin {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let agent = ApiAgent::from_request(req, payload);
+        Box::pin(async move {
+            let agent = agent.await?;
+            if agent.admin {
+                Ok(ApiAdmin(agent))
+            } else {
+                Err(ApiError::forbidden("this is for admins"))
+            }
+        })
+    }
+}
+
 /// Who may read `/metrics`: with `RECOVERYDESK_METRICS_TOKEN` set, only a request bearing it
 /// (else 401); without it, only a loopback client, the client being the address after
 /// trusted-proxy resolution (else 403). The gauges count tickets by kind and state, so an
