@@ -2,9 +2,9 @@
 //! [`AdminAgent`], so the admin check is done before any of them runs.
 
 use super::super::AppState;
-use super::error::{Answer, ConsoleError, check_csrf};
+use super::error::{Answer, ConsoleError};
 use super::page;
-use super::session::{AdminAgent, CurrentAgent};
+use super::session::{AdminAgent, CurrentAgent, check_csrf};
 use crate::db::{console as queries, inbound::QuarantineRow};
 use crate::services::{agents, quarantine};
 use actix_web::http::{StatusCode, header};

@@ -1,8 +1,8 @@
 //! Four eyes in the console: approve or reject a request from the ticket page.
 
 use super::super::AppState;
-use super::error::{Answer, ConsoleError, check_csrf};
-use super::session::CurrentAgent;
+use super::error::{Answer, ConsoleError};
+use super::session::{CurrentAgent, check_csrf};
 use crate::services::approvals;
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};

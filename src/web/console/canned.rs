@@ -1,8 +1,8 @@
 //! Canned answers in the console: the admins' page, and a reply with one from the ticket page.
 
 use super::super::AppState;
-use super::error::{Answer, check_csrf};
-use super::session::{AdminAgent, CurrentAgent, csrf_ok};
+use super::error::Answer;
+use super::session::{AdminAgent, CurrentAgent, check_csrf, csrf_ok};
 use super::{expired_form, page, refused_page};
 use crate::db::canned::CannedRow;
 use crate::domain::ticket::TicketRef;

@@ -1,9 +1,9 @@
 //! The console's erase button (admins): a confirmation step, then the erase itself.
 
 use super::super::AppState;
-use super::error::{Answer, ConsoleError, check_csrf};
+use super::error::{Answer, ConsoleError};
 use super::page;
-use super::session::{AdminAgent, CurrentAgent};
+use super::session::{AdminAgent, CurrentAgent, check_csrf};
 use crate::domain::ticket::TicketRef;
 use crate::services::erase;
 use actix_web::http::{StatusCode, header};

@@ -3,12 +3,11 @@
 //! page that says why, with the status the API gives the same failure; handlers return it
 //! with `?` instead of matching every error into a page themselves.
 
-use super::refused_page;
-use super::session::{CurrentAgent, csrf_ok};
 use crate::error::ApiError;
 use crate::services::ServiceError;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
+use askama::Template;
 
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
@@ -46,15 +45,6 @@ impl ConsoleError {
     }
 }
 
-/// Every state-changing console form carries the session's CSRF token.
-pub fn check_csrf(agent: &CurrentAgent, given: Option<&str>) -> Result<(), ConsoleError> {
-    if csrf_ok(agent, given) {
-        Ok(())
-    } else {
-        Err(ConsoleError::expired_form())
-    }
-}
-
 /// The status and words the API gives the same failure (mapped there, once).
 impl From<ApiError> for ConsoleError {
     fn from(e: ApiError) -> Self {
@@ -76,4 +66,22 @@ impl ResponseError for ConsoleError {
     fn error_response(&self) -> HttpResponse {
         refused_page(self.status, &self.message)
     }
+}
+
+#[derive(Template)]
+#[template(path = "console/message.html")]
+pub struct MessagePage<'a> {
+    pub title: &'a str,
+    pub text: &'a str,
+}
+
+/// A refusal or an error, as a page that says why.
+pub fn refused_page(status: StatusCode, text: &str) -> HttpResponse {
+    let title = match status {
+        StatusCode::FORBIDDEN => "Not allowed",
+        StatusCode::NOT_FOUND => "Not found",
+        StatusCode::SERVICE_UNAVAILABLE => "Try again in a moment",
+        _ => "That did not work",
+    };
+    crate::web::portal::render(status, &MessagePage { title, text })
 }

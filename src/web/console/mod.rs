@@ -16,6 +16,8 @@ pub mod tickets;
 pub mod tokens;
 pub mod words;
 
+pub use error::{MessagePage, refused_page};
+
 use super::AppState;
 use crate::db::console::QueueFilter;
 use crate::domain::ticket::{Kind, State};
@@ -77,24 +79,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 pub fn page(status: StatusCode, template: &impl Template) -> HttpResponse {
     super::portal::render(status, template)
-}
-
-#[derive(Template)]
-#[template(path = "console/message.html")]
-pub struct MessagePage<'a> {
-    pub title: &'a str,
-    pub text: &'a str,
-}
-
-/// A refusal or an error, as a page that says why.
-pub fn refused_page(status: StatusCode, text: &str) -> HttpResponse {
-    let title = match status {
-        StatusCode::FORBIDDEN => "Not allowed",
-        StatusCode::NOT_FOUND => "Not found",
-        StatusCode::SERVICE_UNAVAILABLE => "Try again in a moment",
-        _ => "That did not work",
-    };
-    super::portal::render(status, &MessagePage { title, text })
 }
 
 /// The answer to a form whose CSRF token is missing or not this session's.

@@ -200,6 +200,15 @@ pub fn csrf_ok(agent: &CurrentAgent, given: Option<&str>) -> bool {
     given.is_some_and(|g| bool::from(g.as_bytes().ct_eq(agent.csrf.as_bytes())))
 }
 
+/// [`csrf_ok`] as a step of a handler that answers with [`ConsoleError`](super::error::ConsoleError).
+pub fn check_csrf(agent: &CurrentAgent, given: Option<&str>) -> Result<(), super::error::ConsoleError> {
+    if csrf_ok(agent, given) {
+        Ok(())
+    } else {
+        Err(super::error::ConsoleError::expired_form())
+    }
+}
+
 /// The sign-in form's CSRF token. There is no session yet, so the token is kept in a private
 /// cookie of its own (SameSite=Strict, only for the sign-in path) and the form must carry the
 /// same value: a page on another site can make a browser post the form, but cannot read or set

@@ -2,9 +2,9 @@
 //! expiry, and a button that revokes one at once. The token itself is never shown again.
 
 use super::super::AppState;
-use super::error::{Answer, check_csrf};
+use super::error::Answer;
 use super::page;
-use super::session::{AdminAgent, CurrentAgent};
+use super::session::{AdminAgent, CurrentAgent, check_csrf};
 use crate::db::agents::{self as rows, TokenRow};
 use crate::services::agents;
 use actix_web::http::StatusCode;
