@@ -90,6 +90,11 @@ pub fn download_as(filename: &str, content_type: &str, data: Vec<u8>) -> actix_w
         .body(data)
 }
 
+/// A quarantined message as kept (secrets redacted): `message/rfc822`, only as a download.
+pub fn quarantined_message(row: crate::db::inbound::QuarantineRow) -> actix_web::HttpResponse {
+    download_as(&format!("{}.eml", row.id), "message/rfc822", row.raw)
+}
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
     console::configure(cfg);
     cfg.route("/", web::get().to(portal::show_help_centre))

@@ -47,11 +47,7 @@ pub async fn download_quarantined(
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     let row = state.call(move |conn, _| quarantine::find(conn, &id)).await?;
-    Ok(super::super::download_as(
-        &format!("{}.eml", row.id),
-        "message/rfc822",
-        row.raw,
-    ))
+    Ok(super::super::quarantined_message(row))
 }
 
 /// `POST /api/v1/quarantine/{id}/retry`: ingestion again; answers with the mailgate's JSON.

@@ -128,11 +128,7 @@ pub async fn download_quarantined(
                 e.into()
             }
         })?;
-    Ok(super::super::download_as(
-        &format!("{}.eml", row.id),
-        "message/rfc822",
-        row.raw,
-    ))
+    Ok(super::super::quarantined_message(row))
 }
 
 /// `POST /agent/quarantine/{id}/retry`: ingestion again; the list says what became of it.
