@@ -855,3 +855,48 @@ async fn quarantine_retry_from_both_doors(app: TestApp) {
         "{list}"
     );
 }
+
+/// docs/reference.md's settings table: every documented default is the one the command line
+/// applies (a value in backquotes; `unset` is no default, `empty` the empty string). Rows whose
+/// default is described in words (the base URL, the socket, the secret key) have their own tests.
+#[test]
+fn every_documented_default_is_the_default_applied() {
+    use clap::CommandFactory;
+    let doc = include_str!("../../docs/reference.md");
+    let command = recoverydesk::cli::Cli::command();
+    let mut checked = 0;
+    for line in doc.lines() {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        let [_, name, default, ..] = cells.as_slice() else {
+            continue;
+        };
+        let Some(var) = backquoted(name) else {
+            continue;
+        };
+        let Some(arg) = command.get_arguments().find(|a| a.get_env().is_some_and(|e| e == var)) else {
+            continue;
+        };
+        let documented = match *default {
+            "unset" => vec![],
+            "empty" => vec![String::new()],
+            words => match backquoted(words) {
+                Some(value) => vec![value.to_string()],
+                None => continue,
+            },
+        };
+        let applied: Vec<String> = arg
+            .get_default_values()
+            .iter()
+            .map(|v| v.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(applied, documented, "{var}");
+        checked += 1;
+    }
+    assert!(checked >= 20, "the settings table was read: {checked} rows");
+}
+
+/// The value of a cell that is one value in backquotes, perhaps followed by words in brackets.
+fn backquoted(cell: &str) -> Option<&str> {
+    let (value, after) = cell.strip_prefix('`')?.split_once('`')?;
+    (after.is_empty() || after.starts_with(" (")).then_some(value)
+}
