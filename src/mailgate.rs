@@ -5,7 +5,6 @@ use crate::crypto::SecretKey;
 use crate::db::{self, AnyConnection, DatabaseUrl};
 use crate::services::inbound::{IngestError, Outcome, Prepared, store_prepared};
 use crate::services::{Desk, ServiceError};
-use diesel::Connection;
 use diesel::connection::SimpleConnection;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -14,28 +13,21 @@ use std::sync::Arc;
 /// unreachable server or a schema not yet migrated is a reason to retry later, not to start an
 /// empty desk beside the real one.
 pub fn open_existing(settings: &Settings) -> Result<(AnyConnection, Desk), String> {
-    let mut conn = match &settings.database_url {
-        DatabaseUrl::Sqlite(path) => {
-            match db::check_sqlite_file(path) {
-                Ok(()) => {}
-                Err(db::SqliteFileError::Missing) => {
-                    return Err(format!(
-                        "the database {} does not exist (run `recoverydesk migrate` or start the desk first)",
-                        path.display()
-                    ));
-                }
-                Err(db::SqliteFileError::Unusable(reason)) => return Err(reason),
+    // Checked first: opening an SQLite file that is not there would create an empty one.
+    if let DatabaseUrl::Sqlite(path) = &settings.database_url {
+        match db::check_sqlite_file(path) {
+            Ok(()) => {}
+            Err(db::SqliteFileError::Missing) => {
+                return Err(format!(
+                    "the database {} does not exist (run `recoverydesk migrate` or start the desk first)",
+                    path.display()
+                ));
             }
-            let mut c = diesel::SqliteConnection::establish(&path.to_string_lossy()).map_err(|e| e.to_string())?;
-            // Acknowledged to the MTA means stored: a power cut must not lose it.
-            c.batch_execute("PRAGMA busy_timeout = 10000; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
-                .map_err(|e| e.to_string())?;
-            AnyConnection::Sqlite(c)
+            Err(db::SqliteFileError::Unusable(reason)) => return Err(reason),
         }
-        DatabaseUrl::Postgres(url) => AnyConnection::Postgresql(
-            diesel::PgConnection::establish(url).map_err(|e| format!("cannot reach PostgreSQL: {e}"))?,
-        ),
-    };
+    }
+    // Acknowledged to the MTA means stored: a power cut must not lose it.
+    let mut conn = db::open_single(&settings.database_url, true).map_err(|e| e.to_string())?;
     match db::schema_is_current(&mut conn) {
         Ok(true) => {}
         Ok(false) => {

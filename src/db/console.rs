@@ -14,13 +14,14 @@ pub fn record_login_attempt(
     email: &str,
     client_key: &str,
     succeeded: bool,
+    at: NaiveDateTime,
 ) -> QueryResult<i64> {
     diesel::insert_into(login_attempts::table)
         .values((
             login_attempts::email_normalized.eq(crate::domain::email_address::normalize(email)),
             login_attempts::client_ip.eq(client_key),
             login_attempts::succeeded.eq(succeeded),
-            login_attempts::created_at.eq(now()),
+            login_attempts::created_at.eq(at),
         ))
         .returning(login_attempts::id)
         .get_result(conn)

@@ -159,10 +159,37 @@ struct SqlitePragmas;
 impl CustomizeConnection<AnyConnection, r2d2::Error> for SqlitePragmas {
     fn on_acquire(&self, conn: &mut AnyConnection) -> Result<(), r2d2::Error> {
         if let AnyConnection::Sqlite(c) = conn {
-            c.batch_execute("PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+            c.batch_execute(sqlite_pragmas(false))
                 .map_err(r2d2::Error::QueryError)?;
         }
         Ok(())
+    }
+}
+
+/// Each SQLite connection's settings. `durable`: a commit waits for the disk (`FULL`), for a
+/// caller that acknowledges what it stored; the pool's writers ask for it per transaction.
+fn sqlite_pragmas(durable: bool) -> &'static str {
+    if durable {
+        "PRAGMA busy_timeout = 10000; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;"
+    } else {
+        "PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;"
+    }
+}
+
+/// One connection without a pool, set up as the pool's are (a command that handles one
+/// message, such as `mailgate`); `durable` as for [`sqlite_pragmas`]. A missing SQLite file
+/// is created by the open: a caller that must never create one checks the file first.
+pub fn open_single(url: &DatabaseUrl, durable: bool) -> Result<AnyConnection, DbError> {
+    match url {
+        DatabaseUrl::Sqlite(path) => {
+            let failed = |e: &dyn std::fmt::Display| DbError::Connect(format!("{}: {e}", path.display()));
+            let mut conn = SqliteConnection::establish(&path.to_string_lossy()).map_err(|e| failed(&e))?;
+            conn.batch_execute(sqlite_pragmas(durable)).map_err(|e| failed(&e))?;
+            Ok(AnyConnection::Sqlite(conn))
+        }
+        DatabaseUrl::Postgres(u) => PgConnection::establish(u)
+            .map(AnyConnection::Postgresql)
+            .map_err(|e| DbError::Connect(format!("{}: {e}", url.redacted()))),
     }
 }
 

@@ -1,9 +1,10 @@
 //! The outbox: mail waiting for the sender, written in the transaction that decided it.
 
 use super::schema::outbox;
-use super::{AnyConnection, now};
+use super::{AnyConnection, DbError, now, write_transaction};
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text, Timestamp};
 
 pub struct NewOutboxMail<'a> {
     pub ticket_id: Option<i64>,
@@ -138,15 +139,148 @@ pub fn all(conn: &mut AnyConnection) -> QueryResult<Vec<OutboxRow>> {
         .load(conn)
 }
 
-/// An agent lets a held mail go (it waited because of the per-recipient hourly cap).
-pub fn release_held(conn: &mut AnyConnection, id: i64, ticket_id: i64) -> QueryResult<bool> {
-    let rows = diesel::update(
+/// An agent lets a held mail go (it waited because of the per-recipient hourly cap): the row
+/// as it was, or none when it is not a held mail of that ticket.
+pub fn release_held(conn: &mut AnyConnection, id: i64, ticket_id: i64) -> QueryResult<Option<OutboxRow>> {
+    let held = outbox::table
+        .filter(outbox::id.eq(id))
+        .filter(outbox::ticket_id.eq(ticket_id))
+        .filter(outbox::status.eq("held"));
+    let Some(row) = held.select(OutboxRow::as_select()).first(conn).optional()? else {
+        return Ok(None);
+    };
+    let rows = diesel::update(held)
+        .set((outbox::status.eq("pending"), outbox::next_attempt_at.eq(now())))
+        .execute(conn)?;
+    Ok((rows == 1).then_some(row))
+}
+
+#[derive(QueryableByName)]
+struct ClaimedId {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+}
+
+/// Claims up to `batch` rows for the sender `worker`: those due at `now`, and those another
+/// sender claimed before `lease_expired` and never finished. Exactly one sender gets a row
+/// (`FOR UPDATE SKIP LOCKED` on PostgreSQL; on SQLite the write transaction's `BEGIN IMMEDIATE`).
+pub fn claim(
+    conn: &mut AnyConnection,
+    worker: &str,
+    now: NaiveDateTime,
+    lease_expired: NaiveDateTime,
+    batch: i64,
+) -> Result<Vec<OutboxRow>, DbError> {
+    let ids: Vec<i64> = write_transaction(conn, |conn| -> Result<Vec<i64>, DbError> {
+        let pick = "SELECT id FROM outbox WHERE (status = 'pending' AND next_attempt_at <= $1) \
+                    OR (status = 'sending' AND claimed_at < $3) ORDER BY id LIMIT $4";
+        let claimed: Vec<ClaimedId> = match conn {
+            AnyConnection::Postgresql(pg) => diesel::sql_query(format!(
+                "UPDATE outbox SET status = 'sending', claimed_at = $1, claimed_by = $2 \
+                 WHERE id IN ({pick} FOR UPDATE SKIP LOCKED) RETURNING id"
+            ))
+            .bind::<Timestamp, _>(now)
+            .bind::<Text, _>(worker)
+            .bind::<Timestamp, _>(lease_expired)
+            .bind::<BigInt, _>(batch)
+            .load(pg)?,
+            AnyConnection::Sqlite(lite) => diesel::sql_query(format!(
+                "UPDATE outbox SET status = 'sending', claimed_at = $1, claimed_by = $2 WHERE id IN ({pick}) RETURNING id"
+            ))
+            .bind::<Timestamp, _>(now)
+            .bind::<Text, _>(worker)
+            .bind::<Timestamp, _>(lease_expired)
+            .bind::<BigInt, _>(batch)
+            .load(lite)?,
+        };
+        Ok(claimed.into_iter().map(|c| c.id).collect())
+    })?;
+    if ids.is_empty() {
+        return Ok(vec![]);
+    }
+    Ok(outbox::table
+        .filter(outbox::id.eq_any(&ids))
+        .filter(outbox::claimed_by.eq(worker))
+        .order(outbox::id.asc())
+        .select(OutboxRow::as_select())
+        .load(conn)?)
+}
+
+/// Gives `worker`'s claimed rows back unchanged (still due, attempts untouched); how many.
+pub fn release_claims(conn: &mut AnyConnection, worker: &str, ids: &[i64]) -> QueryResult<usize> {
+    diesel::update(
         outbox::table
-            .filter(outbox::id.eq(id))
-            .filter(outbox::ticket_id.eq(ticket_id))
-            .filter(outbox::status.eq("held")),
+            .filter(outbox::id.eq_any(ids))
+            .filter(outbox::claimed_by.eq(worker))
+            .filter(outbox::status.eq("sending")),
     )
-    .set((outbox::status.eq("pending"), outbox::next_attempt_at.eq(now())))
-    .execute(conn)?;
-    Ok(rows == 1)
+    .set((
+        outbox::status.eq("pending"),
+        outbox::claimed_at.eq(None::<NaiveDateTime>),
+        outbox::claimed_by.eq(None::<String>),
+    ))
+    .execute(conn)
+}
+
+/// What became of one delivery try, as the row records it.
+pub enum Delivered<'a> {
+    /// Sent: the body (markers, never live links) has done its job and is emptied; the thread
+    /// keeps a masked copy.
+    Sent,
+    /// Tried again at `next_attempt_at` (`status` `pending`), or given up (`failed`).
+    Retry {
+        status: &'a str,
+        next_attempt_at: NaiveDateTime,
+        error: &'a str,
+    },
+    Failed {
+        error: &'a str,
+    },
+}
+
+/// Records the outcome of `worker`'s try of `row` and ends its claim. Attempts count every
+/// try, the one that worked included. A row whose claim passed to another sender is left as
+/// that sender has it.
+pub fn record_delivery(conn: &mut AnyConnection, worker: &str, row: &OutboxRow, outcome: Delivered) -> QueryResult<()> {
+    let mine = outbox::table
+        .filter(outbox::id.eq(row.id))
+        .filter(outbox::claimed_by.eq(worker));
+    let no_claim = (
+        outbox::claimed_at.eq(None::<NaiveDateTime>),
+        outbox::claimed_by.eq(None::<String>),
+    );
+    let attempts = outbox::attempts.eq(row.attempts + 1);
+    match outcome {
+        Delivered::Sent => diesel::update(mine)
+            .set((
+                outbox::status.eq("sent"),
+                attempts,
+                outbox::sent_at.eq(now()),
+                outbox::body.eq(""),
+                no_claim,
+            ))
+            .execute(conn),
+        Delivered::Retry {
+            status,
+            next_attempt_at,
+            error,
+        } => diesel::update(mine)
+            .set((
+                outbox::status.eq(status),
+                attempts,
+                outbox::next_attempt_at.eq(next_attempt_at),
+                outbox::last_error.eq(error),
+                no_claim,
+            ))
+            .execute(conn),
+        Delivered::Failed { error } => diesel::update(mine)
+            .set((
+                outbox::status.eq("failed"),
+                attempts,
+                outbox::last_error.eq(error),
+                no_claim,
+            ))
+            .execute(conn),
+    }
+    .map(drop)
 }

@@ -60,10 +60,11 @@ pub fn begin(
 ) -> Result<Gate, ServiceError> {
     let client = client_key(client);
     let window = Duration::minutes(WINDOW_MINUTES);
+    // The desk's clock, for the count and the record alike: a test moves it past the lockout.
+    let now = clock.naive_now();
     let attempt = db::write_transaction(conn, |conn| -> Result<Option<i64>, ServiceError> {
         // One lock per client covers both counts: every (email, client) pair is in it.
         locks::lock_key(conn, KeyLock::SignInClient, &client)?;
-        let now = db::now();
         let (pair, all) = queries::failures_since(conn, email, &client, now - window - window)?;
         let locked = [
             locked_until(&pair, FAILURES_PER_ACCOUNT, window),
@@ -75,7 +76,7 @@ pub fn begin(
         if locked {
             return Ok(None);
         }
-        Ok(Some(queries::record_login_attempt(conn, email, &client, false)?))
+        Ok(Some(queries::record_login_attempt(conn, email, &client, false, now)?))
     })?;
     let Some(attempt_id) = attempt else {
         return Ok(Gate::Throttled);
@@ -89,11 +90,7 @@ pub fn begin(
             must_change: a.password_must_change,
             expires_at: a.password_expires_at,
         });
-    Ok(Gate::Try(SignInTry {
-        attempt_id,
-        agent,
-        now: clock.naive_now(),
-    }))
+    Ok(Gate::Try(SignInTry { attempt_id, agent, now }))
 }
 
 impl SignInTry {

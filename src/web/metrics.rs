@@ -23,22 +23,19 @@ pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpRespon
             });
     }
     let gathered = state
-        .run(|conn, desk| {
+        .call(|conn, desk| -> Result<_, diesel::result::Error> {
             // Tickets of the last minute are left out of the per-state counts: one anonymous
             // form post then moves no (kind, state) figure while its reader watches.
             let settled_before = desk.settings.clock.naive_now() - chrono::Duration::minutes(1);
-            let tickets = crate::db::console::settled_counts(conn, settled_before)
-                .map_err(crate::services::ServiceError::from)?;
+            let tickets = crate::db::console::settled_counts(conn, settled_before)?;
             let mail: Vec<(String, i64)> = outbox::table
                 .group_by(outbox::status)
                 .select((outbox::status, diesel::dsl::count_star()))
-                .load(conn)
-                .map_err(crate::services::ServiceError::from)?;
+                .load(conn)?;
             let waiting: i64 = quarantine::table
                 .filter(quarantine::released_at.is_null())
                 .count()
-                .get_result(conn)
-                .map_err(crate::services::ServiceError::from)?;
+                .get_result(conn)?;
             Ok((tickets, mail, waiting))
         })
         .await;

@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod console;
+pub mod filters;
 pub mod health;
 pub mod inbound;
 pub mod metrics;
@@ -44,11 +45,30 @@ impl AppState {
         })
         .await?
     }
+
+    /// [`run`](Self::run) for work that fails as the services and the database do: the error
+    /// is mapped to its HTTP answer here, once (`From<ServiceError> for ApiError`), instead of
+    /// by a `map_err` at every call.
+    pub async fn call<T, E, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        E: Into<crate::services::ServiceError>,
+        F: FnOnce(&mut PooledConnection, &Desk) -> Result<T, E> + Send + 'static,
+    {
+        self.run(move |conn, desk| f(conn, desk).map_err(|e| ApiError::from(e.into())))
+            .await
+    }
 }
 
 /// A stored file, served only as a download: never rendered by the browser (`nosniff`, an
 /// octet stream), under a name reduced to printable ASCII without quotes or backslashes.
 pub fn download(filename: &str, data: Vec<u8>) -> actix_web::HttpResponse {
+    download_as(filename, "application/octet-stream", data)
+}
+
+/// [`download`] with its own content type, for a type the browser must still not render
+/// (a quarantined message is `message/rfc822`).
+pub fn download_as(filename: &str, content_type: &str, data: Vec<u8>) -> actix_web::HttpResponse {
     use actix_web::http::header;
     let safe_name: String = filename
         .chars()
@@ -61,13 +81,18 @@ pub fn download(filename: &str, data: Vec<u8>) -> actix_web::HttpResponse {
         })
         .collect();
     actix_web::HttpResponse::Ok()
-        .content_type("application/octet-stream")
+        .content_type(content_type)
         .insert_header((
             header::CONTENT_DISPOSITION,
             format!("attachment; filename=\"{safe_name}\""),
         ))
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .body(data)
+}
+
+/// A quarantined message as kept (secrets redacted): `message/rfc822`, only as a download.
+pub fn quarantined_message(row: crate::db::inbound::QuarantineRow) -> actix_web::HttpResponse {
+    download_as(&format!("{}.eml", row.id), "message/rfc822", row.raw)
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

@@ -50,31 +50,53 @@ impl FromRequest for ApiAgent {
                 return Err(ApiError::unauthorized());
             }
             let hash = crate::crypto::sha256_hex(&token);
-            let agent = state
-                .run(move |conn, desk| {
-                    let db_error = |e: diesel::result::Error| ApiError::from(crate::services::ServiceError::from(e));
+            let checked = state
+                .call(move |conn, desk| -> Result<_, diesel::result::Error> {
                     let now = desk.settings.clock.naive_now();
                     // A revoked or expired token is refused from the next request on.
-                    let Some((agent, token_id)) = agents::agent_for_token(conn, &hash, now).map_err(db_error)? else {
-                        return Err(ApiError::unauthorized());
+                    let Some((agent, token_id)) = agents::agent_for_token(conn, &hash, now)? else {
+                        return Ok(None);
                     };
-                    agents::touch_token(conn, token_id, now).map_err(db_error)?;
+                    agents::touch_token(conn, token_id, now)?;
                     // Only a valid token is counted: an invalid one is refused before it costs a row.
-                    match api_requests::admit(conn, &hash, desk.settings.api_rate_limit, crate::db::now())
-                        .map_err(db_error)?
-                    {
-                        api_requests::Admission::Allowed => Ok(agent),
-                        api_requests::Admission::Limited { retry_after_secs } => {
-                            Err(ApiError::rate_limited(retry_after_secs))
-                        }
-                    }
+                    let admission = api_requests::admit(conn, &hash, desk.settings.api_rate_limit, crate::db::now())?;
+                    Ok(Some((agent, admission)))
                 })
                 .await?;
+            let agent = match checked {
+                None => return Err(ApiError::unauthorized()),
+                Some((_, api_requests::Admission::Limited { retry_after_secs })) => {
+                    return Err(ApiError::rate_limited(retry_after_secs));
+                }
+                Some((agent, api_requests::Admission::Allowed)) => agent,
+            };
             Ok(ApiAgent {
                 id: agent.id,
                 admin: agent.is_admin(),
                 email: agent.email,
             })
+        })
+    }
+}
+
+/// An API caller whose token is an admin's. Admin routes take this instead of [`ApiAgent`]:
+/// anyone else gets 403 `forbidden` before the handler runs.
+#[derive(Debug, Clone)]
+pub struct ApiAdmin(pub ApiAgent);
+
+impl FromRequest for ApiAdmin {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let agent = ApiAgent::from_request(req, payload);
+        Box::pin(async move {
+            let agent = agent.await?;
+            if agent.admin {
+                Ok(ApiAdmin(agent))
+            } else {
+                Err(ApiError::forbidden("this is for admins"))
+            }
         })
     }
 }

@@ -2,7 +2,7 @@
 //! `audit verify`, tampering found, erasing left intact.
 
 use crate::both_backends;
-use crate::helpers::{Backend, Console, TestApp, account, reference};
+use crate::helpers::{Backend, Console, TestApp, account, first_event, reference};
 use diesel::connection::SimpleConnection;
 use recoverydesk::domain::audit::{self, GENESIS};
 use recoverydesk::services::audit as audit_service;
@@ -146,13 +146,7 @@ async fn export_verifies(app: TestApp) {
 async fn erase_keeps_chain(app: TestApp) {
     let r = busy_ticket(&app).await;
     let ticket = app.ticket(&r).await;
-    let message = ticket["events"]
-        .as_array()
-        .expect("events")
-        .iter()
-        .find(|e| e["type"] == "message_in")
-        .expect("the first message")
-        .clone();
+    let message = first_event(&ticket, "message_in");
     let (status, body) = app
         .post(
             &format!("/api/v1/tickets/{r}/events/{}/redact", message["id"]),
@@ -165,13 +159,7 @@ async fn erase_keeps_chain(app: TestApp) {
 
     // Changing a message's text without erasing it is found: the text is checked against
     // the content hash recorded when it was stored.
-    let note = ticket["events"]
-        .as_array()
-        .expect("events")
-        .iter()
-        .find(|e| e["type"] == "note")
-        .expect("the note")
-        .clone();
+    let note = first_event(&ticket, "note");
     let mut conn = app.raw_conn();
     conn.batch_execute(&format!(
         "UPDATE messages SET body = 'rewritten' WHERE id = {}",
@@ -218,13 +206,7 @@ async fn a_changed_event_row_in_the_sqlite_file_fails_audit_verify() {
     };
     let r = busy_ticket(&app).await;
     let ticket = app.ticket(&r).await;
-    let target = ticket["events"]
-        .as_array()
-        .expect("events")
-        .iter()
-        .find(|e| e["type"] == "transition")
-        .expect("a transition")
-        .clone();
+    let target = first_event(&ticket, "transition");
     let mut conn = app.raw_conn();
     conn.batch_execute(&format!(
         "DROP TRIGGER events_no_update; UPDATE events SET data = '{{\"to\":\"resolved\"}}' WHERE id = {};",

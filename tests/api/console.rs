@@ -2,7 +2,7 @@
 //! going through the same engine as the API.
 
 use crate::both_backends;
-use crate::helpers::{Backend, Console, TestApp, account, reference};
+use crate::helpers::{Backend, Console, TestApp, account, reference, ticket_with_held_mail};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -381,14 +381,7 @@ async fn the_thread_shows_redactions_folded_quotes_sanitised_html_and_downloads(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_sends_a_held_mail_from_the_ticket_page() {
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
-    app.import_accounts(&[account("acc_1", "target", "target@x.test", "active")]);
-    let mut last = String::new();
-    for _ in 0..21 {
-        last = reference(
-            &app.create_ticket(json!({"kind": "forgot_username", "requester": "target@x.test"}))
-                .await,
-        );
-    }
+    let last = ticket_with_held_mail(&app).await;
     let console = signed_in(&app).await;
     let page_path = format!("/agent/tickets/{last}");
     let (_, _, page) = console.get(&page_path).await;

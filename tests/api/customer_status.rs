@@ -3,7 +3,7 @@
 //! (docs/reference.md#customer-pages).
 
 use crate::diagnosis::reference_from;
-use crate::helpers::{Backend, TestApp, account, reference};
+use crate::helpers::{Backend, TestApp, account, last_event, reference, ticket_with_status_page};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -72,16 +72,8 @@ fn notice_cookie(response: &reqwest::Response) -> String {
 async fn each_action_on_the_status_page_is_followed_by_a_sent_notice_shown_once() {
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
     app.import_accounts(&[account("acc_1001", "acme-mailer", "ops@acme.test", "active")]);
-    let r = reference(
-        &app.create_ticket(json!({"kind": "ip_lockout", "requester": "ops@acme.test"}))
-            .await,
-    );
-    let path = app.status_path_of(&r).await;
-    let other = reference(
-        &app.create_ticket(json!({"kind": "general", "requester": "else@x.test"}))
-            .await,
-    );
-    let other_path = app.status_path_of(&other).await;
+    let (_, path) = ticket_with_status_page(&app, json!({"kind": "ip_lockout", "requester": "ops@acme.test"})).await;
+    let (_, other_path) = ticket_with_status_page(&app, json!({"kind": "general", "requester": "else@x.test"})).await;
 
     let response = app
         .client
@@ -247,16 +239,8 @@ async fn the_customers_own_words_come_first_and_long_automatic_mail_is_folded() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn files_sent_with_a_reply_are_scanned_limited_and_served_only_from_their_own_page() {
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
-    let r = reference(
-        &app.create_ticket(json!({"kind": "general", "requester": "me@x.test"}))
-            .await,
-    );
-    let path = app.status_path_of(&r).await;
-    let other = reference(
-        &app.create_ticket(json!({"kind": "general", "requester": "else@x.test"}))
-            .await,
-    );
-    let other_path = app.status_path_of(&other).await;
+    let (r, path) = ticket_with_status_page(&app, json!({"kind": "general", "requester": "me@x.test"})).await;
+    let (_, other_path) = ticket_with_status_page(&app, json!({"kind": "general", "requester": "else@x.test"})).await;
 
     let log = b"10:02 connect\n10:02 AUTH LOGIN\npassword: Tr0ub4dor&3horse\n10:03 535 5.7.8\n".to_vec();
     let png = [b"\x89PNG\r\n\x1a\n".to_vec(), vec![0u8; 64], b"IEND".to_vec()].concat();
@@ -272,14 +256,7 @@ async fn files_sent_with_a_reply_are_scanned_limited_and_served_only_from_their_
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
 
     let t = app.ticket(&r).await;
-    let reply = t["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .rev()
-        .find(|e| e["type"] == "message_in")
-        .unwrap()
-        .clone();
+    let reply = last_event(&t, "message_in");
     let files = reply["data"]["attachments"].as_array().expect("attachments listed");
     assert_eq!(files.len(), 2, "{reply}");
     assert_eq!(files[0]["filename"], "smtp.log");
@@ -357,11 +334,7 @@ async fn a_reply_larger_than_a_mail_may_be_is_refused_before_it_is_read() {
     let app = TestApp::spawn_with(Backend::Sqlite, &[("--max-message-bytes", "2048")])
         .await
         .unwrap();
-    let r = reference(
-        &app.create_ticket(json!({"kind": "general", "requester": "me@x.test"}))
-            .await,
-    );
-    let path = app.status_path_of(&r).await;
+    let (_, path) = ticket_with_status_page(&app, json!({"kind": "general", "requester": "me@x.test"})).await;
     let body = multipart(&[("body", "hello")], &[("a.txt", "text/plain", &[b'x'; 4096])]);
     let response = post_multipart(&app, &format!("{path}/reply"), body).await;
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
@@ -371,11 +344,7 @@ async fn a_reply_larger_than_a_mail_may_be_is_refused_before_it_is_read() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_replies_two_at_once_a_key_in_a_file_name_and_lying_content_types() {
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
-    let r = reference(
-        &app.create_ticket(json!({"kind": "general", "requester": "me@x.test"}))
-            .await,
-    );
-    let path = app.status_path_of(&r).await;
+    let (r, path) = ticket_with_status_page(&app, json!({"kind": "general", "requester": "me@x.test"})).await;
     let reply = format!("{path}/reply");
 
     // Two replies at once, each with a file: both are kept, each with its own file.

@@ -2,7 +2,7 @@
 //! needs a second agent, on SQLite and PostgreSQL.
 
 use crate::both_backends;
-use crate::helpers::{Console, TestApp, account, action_verdict, event_types, reference};
+use crate::helpers::{self, Console, TestApp, account, action_verdict, event_types, reference};
 use diesel::prelude::*;
 use recoverydesk::services::{agents, audit};
 use reqwest::StatusCode;
@@ -50,32 +50,7 @@ pub async fn post_as(app: &TestApp, token: &str, path: &str, body: &Value) -> (S
 /// An ip_lockout ticket of acc_1001 walked to `ownership_verified`.
 pub async fn verified_lockout(app: &TestApp) -> String {
     app.import_accounts(&[account("acc_1001", "acme-mailer", "ops@acme.test", "active")]);
-    let ticket = app
-        .create_ticket(
-            json!({"kind": "ip_lockout", "requester": "ops@acme.test", "subject": "Locked out",
-                              "body": "new office", "current_ip": "198.51.100.77", "account": "acc_1001"}),
-        )
-        .await;
-    let r = reference(&ticket);
-    app.act(
-        &r,
-        "record_allowlisted_attempts",
-        json!({"tried_from": "office 203.0.113.7", "outcome": "blocked"}),
-    )
-    .await;
-    app.act(&r, "start_ownership_verification", json!({})).await;
-    app.act(&r, "send_email_challenge", json!({})).await;
-    let path = app.latest_challenge_path().await;
-    assert_eq!(app.confirm_challenge(&path, "confirm").await, StatusCode::OK);
-    let ticket = app
-        .act(
-            &r,
-            "record_verification_check",
-            json!({"method": "billing_details", "passed": true, "evidence": "invoice matches"}),
-        )
-        .await;
-    assert_eq!(ticket["state"], "ownership_verified");
-    r
+    helpers::verified_lockout(app, "acc_1001", "ops@acme.test").await
 }
 
 fn allowlist(ticket: &Value) -> Vec<String> {

@@ -620,6 +620,93 @@ pub fn reference(ticket: &Value) -> String {
     ticket["ref"].as_str().expect("ref").to_string()
 }
 
+/// The password of the plain agent [`plain_agent`] adds.
+pub const PLAIN_PASSWORD: &str = "a long enough password";
+
+/// Adds `plain@localhost`, an agent who is not an admin, and returns an API token of theirs.
+pub fn plain_agent(app: &TestApp) -> String {
+    let mut conn = app.conn();
+    agents::add_agent(&mut conn, "plain@localhost", "Plain", "agent", PLAIN_PASSWORD).expect("agent");
+    agents::issue_token(&mut conn, "plain@localhost").expect("token")
+}
+
+/// Opens 21 tickets that each mail `target@x.test` (account acc_1 is imported first): past the
+/// per-recipient hourly cap, so the last ticket's mail is `held`. Returns that ticket's reference.
+pub async fn ticket_with_held_mail(app: &TestApp) -> String {
+    app.import_accounts(&[account("acc_1", "target", "target@x.test", "active")]);
+    let mut last = String::new();
+    for _ in 0..21 {
+        last = reference(
+            &app.create_ticket(json!({"kind": "forgot_username", "requester": "target@x.test"}))
+                .await,
+        );
+    }
+    last
+}
+
+/// The first event of `event_type` in a ticket's JSON, oldest first.
+pub fn first_event(ticket: &Value, event_type: &str) -> Value {
+    events_of_type(ticket, event_type)
+        .next()
+        .unwrap_or_else(|| panic!("no {event_type} event: {ticket}"))
+}
+
+/// The latest event of `event_type` in a ticket's JSON.
+pub fn last_event(ticket: &Value, event_type: &str) -> Value {
+    events_of_type(ticket, event_type)
+        .last()
+        .unwrap_or_else(|| panic!("no {event_type} event: {ticket}"))
+}
+
+fn events_of_type<'a>(ticket: &'a Value, event_type: &'a str) -> impl Iterator<Item = Value> + 'a {
+    ticket["events"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .filter(move |e| e["type"] == event_type)
+        .cloned()
+}
+
+/// Opens a ticket with `fields` through the API: its reference and its status page's path.
+pub async fn ticket_with_status_page(app: &TestApp, fields: Value) -> (String, String) {
+    let r = reference(&app.create_ticket(fields).await);
+    let path = app.status_path_of(&r).await;
+    (r, path)
+}
+
+/// Opens an ip_lockout ticket of `account_id` (registered as `email`) from that address and
+/// walks it to `ownership_verified`: attempts reported, the email challenge confirmed, one more
+/// check passed. Returns its reference.
+pub async fn verified_lockout(app: &TestApp, account_id: &str, email: &str) -> String {
+    let ticket = app
+        .create_ticket(
+            json!({"kind": "ip_lockout", "requester": email, "subject": "Locked out",
+                              "body": "new office", "current_ip": "198.51.100.77", "account": account_id}),
+        )
+        .await;
+    let r = reference(&ticket);
+    app.act(
+        &r,
+        "record_allowlisted_attempts",
+        json!({"tried_from": "office 203.0.113.7", "outcome": "blocked"}),
+    )
+    .await;
+    app.act(&r, "start_ownership_verification", json!({})).await;
+    app.act(&r, "send_email_challenge", json!({})).await;
+    let path = app.latest_challenge_path().await;
+    assert_eq!(app.confirm_challenge(&path, "confirm").await, StatusCode::OK);
+    let ticket = app
+        .act(
+            &r,
+            "record_verification_check",
+            json!({"method": "billing_details", "passed": true, "evidence": "invoice matches"}),
+        )
+        .await;
+    assert_eq!(ticket["state"], "ownership_verified");
+    r
+}
+
 /// A browser-like client of the agent console: cookies kept, redirects not followed.
 pub struct Console {
     pub client: reqwest::Client,

@@ -2,7 +2,10 @@
 //! fails if its promise does.
 
 use crate::both_backends;
-use crate::helpers::{Backend, Console, TestApp, account, event_types, reference, settings_for};
+use crate::helpers::{
+    Backend, Console, PLAIN_PASSWORD, TestApp, account, event_types, plain_agent, reference, settings_for,
+    ticket_with_held_mail,
+};
 use crate::ops_cli::{Served, sqlite};
 use crate::smtp_capture::{Answer, SmtpCapture};
 use serde_json::{Value, json};
@@ -544,7 +547,6 @@ both_backends!(
 );
 
 async fn quarantine_admins_and_cursor(app: TestApp) {
-    use recoverydesk::services::agents;
     // Broken MIME is quarantined: more than one page of it.
     for i in 0..60 {
         let raw = format!(
@@ -568,11 +570,7 @@ async fn quarantine_admins_and_cursor(app: TestApp) {
     }
     assert_eq!(ids.len(), 60, "the cursor reaches every quarantined message once");
 
-    let token = {
-        let mut conn = app.conn();
-        agents::add_agent(&mut conn, "plain@localhost", "Plain", "agent", "a long enough password").expect("agent");
-        agents::issue_token(&mut conn, "plain@localhost").expect("token")
-    };
+    let token = plain_agent(&app);
     let id = ids.iter().next().unwrap();
     for path in ["/api/v1/quarantine".to_string(), format!("/api/v1/quarantine/{id}/raw")] {
         let response = app
@@ -586,7 +584,7 @@ async fn quarantine_admins_and_cursor(app: TestApp) {
     }
     let console = Console::new(&app);
     assert_eq!(
-        console.sign_in("plain@localhost", "a long enough password").await,
+        console.sign_in("plain@localhost", PLAIN_PASSWORD).await,
         reqwest::StatusCode::SEE_OTHER
     );
     let (status, _, page) = console.get("/agent/quarantine").await;
@@ -682,4 +680,223 @@ Content-Transfer-Encoding: base64\r\n\r\n{}\r\n--b--\r\n",
     );
     let small = by_name("small.txt").unwrap_or_else(|| panic!("{listed}"));
     assert!(small["id"].is_number() || small["id"].is_string(), "kept: {small}");
+}
+
+both_backends!(
+    five_failed_sign_ins_lock_the_account_out_for_15_minutes_not_a_sliding_minute,
+    sign_in_lockout_lasts_15_minutes
+);
+
+/// docs/reference.md: after the 5th failed sign-in for an account from one client, 429 for 15
+/// minutes. The desk's clock is moved, so a sliding count that lifts early fails here.
+async fn sign_in_lockout_lasts_15_minutes(app: TestApp) {
+    let console = Console::new(&app);
+    for i in 0..5 {
+        assert_eq!(
+            console.sign_in("admin@localhost", "wrong password").await,
+            reqwest::StatusCode::UNAUTHORIZED,
+            "failure {i}"
+        );
+        // Spread over four minutes: the first failure is old by the time of the fifth.
+        app.clock.advance(chrono::Duration::minutes(1));
+    }
+    // 14 minutes after the fifth failure (18 after the first): still locked, whatever ages out.
+    for minutes in [1, 5, 7] {
+        app.clock.advance(chrono::Duration::minutes(minutes));
+        assert_eq!(
+            console.sign_in("admin@localhost", &app.admin_password).await,
+            reqwest::StatusCode::TOO_MANY_REQUESTS,
+            "even the right password waits out the 15 minutes"
+        );
+    }
+    // Another account from the same client is not locked by this one.
+    assert_eq!(
+        console.sign_in("nobody@x.test", "guess").await,
+        reqwest::StatusCode::UNAUTHORIZED
+    );
+    app.clock
+        .advance(chrono::Duration::minutes(1) + chrono::Duration::seconds(1));
+    assert_eq!(
+        console.sign_in("admin@localhost", &app.admin_password).await,
+        reqwest::StatusCode::SEE_OTHER,
+        "15 minutes after the fifth failure the right password signs in"
+    );
+}
+
+both_backends!(
+    releasing_a_held_mail_from_the_console_is_written_to_the_tickets_log,
+    releasing_held_mail_writes_an_event
+);
+
+/// A held mail let go from the ticket page: the log names the agent and the mail; a second
+/// release of the same mail is refused and writes nothing.
+async fn releasing_held_mail_writes_an_event(app: TestApp) {
+    use recoverydesk::db::outbox;
+    let last = ticket_with_held_mail(&app).await;
+    let held = outbox::all(&mut app.conn())
+        .expect("outbox")
+        .into_iter()
+        .find(|m| m.status == "held")
+        .expect("a held mail");
+    let number: i64 = last
+        .rsplit('-')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect("a reference");
+    assert_eq!(held.ticket_id, Some(number), "the last ticket's mail is the held one");
+    let console = Console::new(&app);
+    assert_eq!(
+        console.sign_in("admin@localhost", &app.admin_password).await,
+        reqwest::StatusCode::SEE_OTHER
+    );
+    let page = format!("/agent/tickets/{last}");
+    let release = format!("/agent/tickets/{last}/mail/{}/release", held.id);
+    let (status, _, _) = console.submit(&page, &release, &[]).await;
+    assert_eq!(status, reqwest::StatusCode::SEE_OTHER);
+    let (status, _, _) = console.submit(&page, &release, &[]).await;
+    assert_eq!(status, reqwest::StatusCode::CONFLICT, "not held any more");
+
+    let ticket = app.ticket(&last).await;
+    let released: Vec<&Value> = ticket["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "mail_released")
+        .collect();
+    assert_eq!(released.len(), 1, "{ticket}");
+    assert_eq!(released[0]["actor"], "agent:admin@localhost");
+    assert_eq!(released[0]["data"]["outbox_id"], held.id);
+    assert_eq!(released[0]["data"]["to"], "target@x.test");
+    assert_eq!(released[0]["data"]["template"], held.template);
+    let status_now = outbox::all(&mut app.conn())
+        .expect("outbox")
+        .into_iter()
+        .find(|m| m.id == held.id)
+        .map(|m| m.status);
+    assert_eq!(status_now.as_deref(), Some("pending"), "handed to the sender");
+}
+
+both_backends!(
+    the_console_and_the_api_retry_quarantined_mail_through_one_service,
+    quarantine_retry_from_both_doors
+);
+
+/// The same quarantined message retried from the console and through the API gets the same
+/// answer; a plain agent is refused by both before anything runs; an unknown id is 404 in both.
+async fn quarantine_retry_from_both_doors(app: TestApp) {
+    let raw = "From: q@x.test\r\nSubject: broken\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed\r\n\r\nno boundary\r\n";
+    let id = app.ingest(raw.as_bytes()).quarantine_id.expect("quarantined");
+
+    let (status, body) = app.post(&format!("/api/v1/quarantine/{id}/retry"), &json!({})).await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+    assert_eq!(body["outcome"], "quarantined", "{body}");
+    let (status, body) = app.post("/api/v1/quarantine/q_nothing/retry", &json!({})).await;
+    assert_eq!(status, reqwest::StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["error"]["code"], "not_found");
+
+    let console = Console::new(&app);
+    assert_eq!(
+        console.sign_in("admin@localhost", &app.admin_password).await,
+        reqwest::StatusCode::SEE_OTHER
+    );
+    let (status, _, page) = console
+        .submit("/agent/quarantine", &format!("/agent/quarantine/{id}/retry"), &[])
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+    assert!(page.contains("Still quarantined."), "{page}");
+    let (status, _, page) = console
+        .submit("/agent/quarantine", "/agent/quarantine/q_nothing/retry", &[])
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+    assert!(page.contains("There is no such message."), "{page}");
+    let (status, _, _) = console.get("/agent/quarantine/q_nothing/raw").await;
+    assert_eq!(status, reqwest::StatusCode::NOT_FOUND);
+    let (status, _, raw_copy) = console.get(&format!("/agent/quarantine/{id}/raw")).await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+    assert!(raw_copy.contains("Subject: broken"), "{raw_copy}");
+
+    // A plain agent: 403 from both doors, and the message is still there, untouched.
+    let token = plain_agent(&app);
+    let response = app
+        .client
+        .post(format!("{}/api/v1/quarantine/{id}/retry", app.address))
+        .bearer_auth(&token)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::FORBIDDEN);
+    let plain = Console::new(&app);
+    assert_eq!(
+        plain.sign_in("plain@localhost", PLAIN_PASSWORD).await,
+        reqwest::StatusCode::SEE_OTHER
+    );
+    // The agent's own CSRF token (taken from a page every agent may see): only the role refuses.
+    for path in [
+        format!("/agent/quarantine/{id}/retry"),
+        "/agent/admin/tokens/1/revoke".to_string(),
+        "/agent/admin/agents".to_string(),
+    ] {
+        let (status, _, page) = plain.submit("/agent", &path, &[]).await;
+        assert_eq!(status, reqwest::StatusCode::FORBIDDEN, "{path}: {page}");
+    }
+    for path in ["/agent/admin/tokens", "/agent/admin/canned", "/agent/admin/agents"] {
+        let (status, _, _) = plain.get(path).await;
+        assert_eq!(status, reqwest::StatusCode::FORBIDDEN, "{path}");
+    }
+    let (status, list) = app.get("/api/v1/quarantine").await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+    assert!(
+        list["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["id"] == id.as_str()),
+        "{list}"
+    );
+}
+
+/// docs/reference.md's settings table: every documented default is the one the command line
+/// applies (a value in backquotes; `unset` is no default, `empty` the empty string). Rows whose
+/// default is described in words (the base URL, the socket, the secret key) have their own tests.
+#[test]
+fn every_documented_default_is_the_default_applied() {
+    use clap::CommandFactory;
+    let doc = include_str!("../../docs/reference.md");
+    let command = recoverydesk::cli::Cli::command();
+    let mut checked = 0;
+    for line in doc.lines() {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        let [_, name, default, ..] = cells.as_slice() else {
+            continue;
+        };
+        let Some(var) = backquoted(name) else {
+            continue;
+        };
+        let Some(arg) = command.get_arguments().find(|a| a.get_env().is_some_and(|e| e == var)) else {
+            continue;
+        };
+        let documented = match *default {
+            "unset" => vec![],
+            "empty" => vec![String::new()],
+            words => match backquoted(words) {
+                Some(value) => vec![value.to_string()],
+                None => continue,
+            },
+        };
+        let applied: Vec<String> = arg
+            .get_default_values()
+            .iter()
+            .map(|v| v.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(applied, documented, "{var}");
+        checked += 1;
+    }
+    assert!(checked >= 20, "the settings table was read: {checked} rows");
+}
+
+/// The value of a cell that is one value in backquotes, perhaps followed by words in brackets.
+fn backquoted(cell: &str) -> Option<&str> {
+    let (value, after) = cell.strip_prefix('`')?.split_once('`')?;
+    (after.is_empty() || after.starts_with(" (")).then_some(value)
 }

@@ -1,42 +1,12 @@
 //! PostgreSQL only (SQLite runs one writer at a time): actions and imports that lock what
 //! they decide on, and transactions retried after a deadlock.
 
-use crate::helpers::{Backend, TestApp, account, reference};
+use crate::helpers::{Backend, TestApp, account, reference, verified_lockout};
 use crate::races::{count, mail_from};
 use diesel::RunQueryDsl;
 use diesel::connection::SimpleConnection;
 use reqwest::StatusCode;
 use serde_json::json;
-
-/// An ip_lockout ticket of `account_id`, walked to `ownership_verified`.
-async fn verified_lockout(app: &TestApp, account_id: &str, email: &str) -> String {
-    let ticket = app
-        .create_ticket(
-            json!({"kind": "ip_lockout", "requester": email, "subject": "Locked out",
-                              "body": "new office", "current_ip": "198.51.100.77", "account": account_id}),
-        )
-        .await;
-    let r = reference(&ticket);
-    app.act(
-        &r,
-        "record_allowlisted_attempts",
-        json!({"tried_from": "office 203.0.113.7", "outcome": "blocked"}),
-    )
-    .await;
-    app.act(&r, "start_ownership_verification", json!({})).await;
-    app.act(&r, "send_email_challenge", json!({})).await;
-    let path = app.latest_challenge_path().await;
-    assert_eq!(app.confirm_challenge(&path, "confirm").await, StatusCode::OK);
-    let ticket = app
-        .act(
-            &r,
-            "record_verification_check",
-            json!({"method": "billing_details", "passed": true, "evidence": "invoice matches"}),
-        )
-        .await;
-    assert_eq!(ticket["state"], "ownership_verified");
-    r
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_ban_import_and_a_grant_never_both_decide_on_an_unbanned_account() {

@@ -4,13 +4,10 @@
 //! sender that dies mid-delivery does not strand its rows.
 
 use super::transport::{Outgoing, OutgoingFile, SendError, Transport, build_message_with_files};
-use crate::db::outbox::OutboxRow;
-use crate::db::schema::outbox;
+use crate::db::outbox::{self, Delivered, OutboxRow};
 use crate::db::{self, AnyConnection, Pool};
 use crate::services::{Desk, ServiceError};
 use chrono::{Duration, NaiveDateTime};
-use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Text, Timestamp};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -47,12 +44,6 @@ pub struct Sender {
     worker: String,
     /// Set when the process is asked to stop: no new delivery starts after it.
     stopping: Arc<AtomicBool>,
-}
-
-#[derive(QueryableByName)]
-struct ClaimedId {
-    #[diesel(sql_type = BigInt)]
-    id: i64,
 }
 
 impl Sender {
@@ -118,19 +109,7 @@ impl Sender {
             return Ok(());
         }
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-        let mut conn = self.conn()?;
-        let released = diesel::update(
-            outbox::table
-                .filter(outbox::id.eq_any(&ids))
-                .filter(outbox::claimed_by.eq(&self.worker))
-                .filter(outbox::status.eq("sending")),
-        )
-        .set((
-            outbox::status.eq("pending"),
-            outbox::claimed_at.eq(None::<NaiveDateTime>),
-            outbox::claimed_by.eq(None::<String>),
-        ))
-        .execute(&mut conn)?;
+        let released = outbox::release_claims(&mut *self.conn()?, &self.worker, &ids)?;
         tracing::info!(released, "mail sender stopping: released the mail it had not begun");
         Ok(())
     }
@@ -140,41 +119,14 @@ impl Sender {
     }
 
     fn claim(&self, now: NaiveDateTime, batch: i64) -> Result<Vec<OutboxRow>, ServiceError> {
-        let mut conn = self.conn()?;
         let lease_expired = now - Duration::seconds(LEASE_SECS);
-        let ids: Vec<i64> = db::write_transaction(&mut conn, |conn| -> Result<Vec<i64>, ServiceError> {
-            let pick = "SELECT id FROM outbox WHERE (status = 'pending' AND next_attempt_at <= $1) \
-                        OR (status = 'sending' AND claimed_at < $3) ORDER BY id LIMIT $4";
-            let claimed: Vec<ClaimedId> = match conn {
-                AnyConnection::Postgresql(pg) => diesel::sql_query(format!(
-                    "UPDATE outbox SET status = 'sending', claimed_at = $1, claimed_by = $2 \
-                     WHERE id IN ({pick} FOR UPDATE SKIP LOCKED) RETURNING id"
-                ))
-                .bind::<Timestamp, _>(now)
-                .bind::<Text, _>(&self.worker)
-                .bind::<Timestamp, _>(lease_expired)
-                .bind::<BigInt, _>(batch)
-                .load(pg)?,
-                AnyConnection::Sqlite(lite) => diesel::sql_query(format!(
-                    "UPDATE outbox SET status = 'sending', claimed_at = $1, claimed_by = $2 WHERE id IN ({pick}) RETURNING id"
-                ))
-                .bind::<Timestamp, _>(now)
-                .bind::<Text, _>(&self.worker)
-                .bind::<Timestamp, _>(lease_expired)
-                .bind::<BigInt, _>(batch)
-                .load(lite)?,
-            };
-            Ok(claimed.into_iter().map(|c| c.id).collect())
-        })?;
-        if ids.is_empty() {
-            return Ok(vec![]);
-        }
-        Ok(outbox::table
-            .filter(outbox::id.eq_any(&ids))
-            .filter(outbox::claimed_by.eq(&self.worker))
-            .order(outbox::id.asc())
-            .select(OutboxRow::as_select())
-            .load(&mut conn)?)
+        Ok(outbox::claim(
+            &mut *self.conn()?,
+            &self.worker,
+            now,
+            lease_expired,
+            batch,
+        )?)
     }
 
     async fn deliver(&self, row: &OutboxRow, body: &str, files: &[OutgoingFile]) -> Result<(), SendError> {
@@ -210,26 +162,9 @@ impl Sender {
         report: &mut DeliveryReport,
     ) -> Result<(), ServiceError> {
         let mut conn = self.conn()?;
-        let mine = outbox::table
-            .filter(outbox::id.eq(row.id))
-            .filter(outbox::claimed_by.eq(&self.worker));
-        let no_claim = (
-            outbox::claimed_at.eq(None::<NaiveDateTime>),
-            outbox::claimed_by.eq(None::<String>),
-        );
         match outcome {
             Ok(()) => {
-                // The body (markers, never live links) has done its job; the thread keeps a masked copy.
-                diesel::update(mine)
-                    .set((
-                        outbox::status.eq("sent"),
-                        // Attempts count every try, the one that worked included.
-                        outbox::attempts.eq(row.attempts + 1),
-                        outbox::sent_at.eq(db::now()),
-                        outbox::body.eq(""),
-                        no_claim,
-                    ))
-                    .execute(&mut conn)?;
+                outbox::record_delivery(&mut conn, &self.worker, row, Delivered::Sent)?;
                 report.sent += 1;
                 self.desk.metrics.outbound("sent");
                 tracing::info!(outbox = row.id, template = %row.template, "mail delivered");
@@ -242,15 +177,12 @@ impl Sender {
                 } else {
                     ("pending", reason)
                 };
-                diesel::update(mine)
-                    .set((
-                        outbox::status.eq(status),
-                        outbox::attempts.eq(attempts),
-                        outbox::next_attempt_at.eq(now + retry_delay(attempts)),
-                        outbox::last_error.eq(&error),
-                        no_claim,
-                    ))
-                    .execute(&mut conn)?;
+                let retry = Delivered::Retry {
+                    status,
+                    next_attempt_at: now + retry_delay(attempts),
+                    error: &error,
+                };
+                outbox::record_delivery(&mut conn, &self.worker, row, retry)?;
                 if gave_up {
                     report.failed += 1;
                     self.desk.metrics.outbound("failed");
@@ -261,14 +193,7 @@ impl Sender {
                 tracing::warn!(outbox = row.id, attempts, error = %error, "mail delivery failed for now");
             }
             Err(SendError::Permanent(reason)) => {
-                diesel::update(mine)
-                    .set((
-                        outbox::status.eq("failed"),
-                        outbox::attempts.eq(row.attempts + 1),
-                        outbox::last_error.eq(&reason),
-                        no_claim,
-                    ))
-                    .execute(&mut conn)?;
+                outbox::record_delivery(&mut conn, &self.worker, row, Delivered::Failed { error: &reason })?;
                 report.failed += 1;
                 self.desk.metrics.outbound("failed");
                 tracing::warn!(outbox = row.id, error = %reason, "mail delivery failed for good");

@@ -1,7 +1,7 @@
 //! `POST /api/v1/auth-events`: authentication events as a JSON array (admins only).
 
 use super::super::AppState;
-use super::super::security::ApiAgent;
+use super::super::security::ApiAdmin;
 use crate::error::ApiError;
 use crate::services::diagnosis::import;
 use actix_web::http::{StatusCode, header};
@@ -26,14 +26,11 @@ fn too_large() -> ApiError {
 /// Answers 200 with the same report as the command: counts, and each refused element as
 /// `{"line": N, "reason": …}` (N counts from 1). The good elements are kept.
 pub async fn import_auth_events(
-    agent: ApiAgent,
+    _admin: ApiAdmin,
     state: web::Data<AppState>,
     req: HttpRequest,
     mut payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    if !agent.admin {
-        return Err(ApiError::forbidden("loading authentication logs is for admins"));
-    }
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)

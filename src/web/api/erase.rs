@@ -1,20 +1,17 @@
 //! `POST /api/v1/tickets/{ref}/events/{id}/redact`: an admin erases a stored message or note.
 
 use super::super::AppState;
-use super::super::security::ApiAgent;
+use super::super::security::ApiAdmin;
 use crate::domain::ticket::TicketRef;
 use crate::error::ApiError;
 use crate::services::{erase, view};
 use actix_web::{HttpResponse, web};
 
 pub async fn erase_event(
-    agent: ApiAgent,
+    ApiAdmin(agent): ApiAdmin,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    if !agent.admin {
-        return Err(ApiError::forbidden("only an admin can erase a message or note"));
-    }
     let (reference, event) = path.into_inner();
     let ticket_id = TicketRef::parse(&reference, &state.desk.settings.ticket_prefix)
         .map(|r| r.number())

@@ -1,10 +1,11 @@
 use super::super::AppState;
+use super::super::filters;
 use super::super::security::ApiAgent;
 use crate::db::tickets::TicketFilter;
 use crate::domain::email_address::EmailAddress;
-use crate::domain::ticket::{Kind, State, TicketRef};
+use crate::domain::ticket::{Kind, TicketRef};
 use crate::domain::workflow::tried::{self, TriedAnswer};
-use crate::domain::workflow::{ActionName, WaitingOn};
+use crate::domain::workflow::ActionName;
 use crate::error::ApiError;
 use crate::services::tickets::{self, Channel, RequestFields};
 use crate::services::{Desk, view};
@@ -36,24 +37,12 @@ pub async fn list_tickets(
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let q = query.into_inner();
-    let kind = match q.kind.as_deref().filter(|k| !k.is_empty()) {
-        Some(k) => Some(
-            Kind::parse(k)
-                .ok_or_else(|| ApiError::invalid(format!("kind: unknown kind {k:?}")))?
-                .as_str()
-                .to_string(),
-        ),
-        None => None,
-    };
-    let state_filter = match q.state.as_deref().filter(|s| !s.is_empty()) {
-        Some(s) => Some(
-            State::parse(s)
-                .ok_or_else(|| ApiError::invalid(format!("state: unknown state {s:?}")))?
-                .as_str()
-                .to_string(),
-        ),
-        None => None,
-    };
+    let kind = filters::kind(q.kind.as_deref().unwrap_or_default())
+        .map_err(ApiError::invalid)?
+        .map(|k| k.as_str().to_string());
+    let state_filter = filters::state(q.state.as_deref().unwrap_or_default())
+        .map_err(ApiError::invalid)?
+        .map(|s| s.as_str().to_string());
     let limit = match q.limit.as_deref().filter(|l| !l.is_empty()) {
         Some(l) => l
             .parse::<i64>()
@@ -71,17 +60,10 @@ pub async fn list_tickets(
     };
     let q_ticket_id =
         q.q.as_deref()
-            .and_then(|text| TicketRef::parse(text, &state.desk.settings.ticket_prefix))
-            .map(|r| r.number());
-    let waiting_on = match q.waiting_on.as_deref().filter(|w| !w.is_empty()) {
-        Some(w) => Some(
-            WaitingOn::parse(w)
-                .ok_or_else(|| ApiError::invalid(format!("waiting_on: {w:?} is not agent, customer or none")))?
-                .as_str()
-                .to_string(),
-        ),
-        None => None,
-    };
+            .and_then(|text| filters::ticket_named(text, &state.desk.settings.ticket_prefix));
+    let waiting_on = filters::waiting_on(q.waiting_on.as_deref().unwrap_or_default())
+        .map_err(ApiError::invalid)?
+        .map(|w| w.as_str().to_string());
     let filter = TicketFilter {
         kind,
         state: state_filter,

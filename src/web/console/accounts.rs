@@ -2,12 +2,13 @@
 //! ticket by finding it (`?link=RD-12`) instead of typing its id.
 
 use super::super::AppState;
+use super::error::{Answer, ConsoleError};
+use super::page;
 use super::session::CurrentAgent;
-use super::{page, refused_page};
 use crate::domain::ticket::TicketRef;
 use crate::services::console::{self as views, AccountListing};
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::web;
 use askama::Template;
 use serde::Deserialize;
 
@@ -35,30 +36,27 @@ pub async fn show_accounts(
     agent: CurrentAgent,
     state: web::Data<AppState>,
     query: web::Query<AccountsQuery>,
-) -> HttpResponse {
+) -> Answer {
     let AccountsQuery { q, link } = query.into_inner();
     let link = match link.trim() {
         "" => None,
         text => match TicketRef::parse(text, &state.desk.settings.ticket_prefix) {
             Some(r) => Some(state.desk.ticket_ref(r.number())),
-            None => return refused_page(StatusCode::NOT_FOUND, "There is no such ticket."),
+            None => return Err(ConsoleError::not_found("There is no such ticket.")),
         },
     };
     let text = q.clone();
-    match state
-        .run(move |conn, _desk| views::account_search(conn, &text).map_err(Into::into))
-        .await
-    {
-        Ok(accounts) => page(
-            StatusCode::OK,
-            &AccountsTemplate {
-                agent,
-                q,
-                link,
-                accounts,
-                limit: views::ACCOUNT_SEARCH_LIMIT,
-            },
-        ),
-        Err(e) => refused_page(e.status, &e.message),
-    }
+    let accounts = state
+        .call(move |conn, _desk| views::account_search(conn, &text))
+        .await?;
+    Ok(page(
+        StatusCode::OK,
+        &AccountsTemplate {
+            agent,
+            q,
+            link,
+            accounts,
+            limit: views::ACCOUNT_SEARCH_LIMIT,
+        },
+    ))
 }

@@ -1,24 +1,19 @@
-//! Admin pages: agents (add, deactivate) and quarantined mail.
+//! Admin pages: agents (add, deactivate) and quarantined mail. Every handler takes an
+//! [`AdminAgent`], so the admin check is done before any of them runs.
 
 use super::super::AppState;
-use super::session::{CurrentAgent, csrf_ok};
-use super::{expired_form, page, refused_page};
-use crate::db::{console as queries, inbound as store};
-use crate::services::{ServiceError, agents};
+use super::error::{Answer, ConsoleError};
+use super::page;
+use super::session::{AdminAgent, CurrentAgent, check_csrf};
+use crate::db::{console as queries, inbound::QuarantineRow};
+use crate::services::{agents, quarantine};
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, web};
 use askama::Template;
 use std::collections::HashMap;
 
-/// For an admin's state-changing form: the refusal to answer with, if any (not an admin, or a
-/// missing or foreign CSRF token).
-fn refuse_admin_form(agent: &CurrentAgent, form: &HashMap<String, String>) -> Option<HttpResponse> {
-    admin_only(agent).or_else(|| (!csrf_ok(agent, form.get("csrf").map(String::as_str))).then(expired_form))
-}
-
-fn admin_only(agent: &CurrentAgent) -> Option<HttpResponse> {
-    (!agent.admin).then(|| refused_page(StatusCode::FORBIDDEN, "This page is for admins."))
-}
+/// The console lists this many quarantined messages, newest first (the API pages through all).
+const QUARANTINE_PAGE: usize = 200;
 
 #[derive(Template)]
 #[template(path = "console/agents.html")]
@@ -35,45 +30,35 @@ async fn render_agents(
     status: StatusCode,
     error: Option<String>,
     notice: Option<String>,
-) -> HttpResponse {
-    match state
-        .run(|conn, _| queries::agents(conn).map_err(|e| ServiceError::from(e).into()))
-        .await
-    {
-        Ok(list) => page(
-            status,
-            &AgentsTemplate {
-                agent,
-                agents: list,
-                error,
-                notice,
-            },
-        ),
-        Err(e) => refused_page(e.status, &e.message),
-    }
+) -> Answer {
+    let list = state.call(|conn, _| queries::agents(conn)).await?;
+    Ok(page(
+        status,
+        &AgentsTemplate {
+            agent,
+            agents: list,
+            error,
+            notice,
+        },
+    ))
 }
 
-pub async fn show_agents(agent: CurrentAgent, state: web::Data<AppState>) -> HttpResponse {
-    if let Some(denied) = admin_only(&agent) {
-        return denied;
-    }
+pub async fn show_agents(AdminAgent(agent): AdminAgent, state: web::Data<AppState>) -> Answer {
     render_agents(agent, &state, StatusCode::OK, None, None).await
 }
 
 pub async fn add_agent(
-    agent: CurrentAgent,
+    AdminAgent(agent): AdminAgent,
     state: web::Data<AppState>,
     form: web::Form<HashMap<String, String>>,
-) -> HttpResponse {
+) -> Answer {
     let f = form.into_inner();
-    if let Some(refused) = refuse_admin_form(&agent, &f) {
-        return refused;
-    }
+    check_csrf(&agent, f.get("csrf").map(String::as_str))?;
     let get = |k: &str| f.get(k).cloned().unwrap_or_default();
     let (email, name, role, password) = (get("email"), get("name"), get("role"), get("password"));
     let added = email.clone();
     let outcome = state
-        .run(move |conn, _| agents::add_agent(conn, &email, &name, &role, &password).map_err(Into::into))
+        .call(move |conn, _| agents::add_agent(conn, &email, &name, &role, &password))
         .await;
     match outcome {
         Ok(_) => render_agents(agent, &state, StatusCode::OK, None, Some(format!("Added {added}."))).await,
@@ -83,125 +68,89 @@ pub async fn add_agent(
 
 /// A deactivated agent's sessions and API tokens stop working at once (both check `active`).
 pub async fn deactivate_agent(
-    agent: CurrentAgent,
+    AdminAgent(agent): AdminAgent,
     state: web::Data<AppState>,
     path: web::Path<i64>,
     form: web::Form<HashMap<String, String>>,
-) -> HttpResponse {
-    if let Some(refused) = refuse_admin_form(&agent, &form) {
-        return refused;
-    }
+) -> Answer {
+    check_csrf(&agent, form.get("csrf").map(String::as_str))?;
     let id = path.into_inner();
     if id == agent.id {
-        return render_agents(
-            agent,
-            &state,
-            StatusCode::CONFLICT,
-            Some("You cannot deactivate yourself.".into()),
-            None,
-        )
-        .await;
+        let refused = Some("You cannot deactivate yourself.".into());
+        return render_agents(agent, &state, StatusCode::CONFLICT, refused, None).await;
     }
-    match state
-        .run(move |conn, _| queries::deactivate_agent(conn, id).map_err(|e| ServiceError::from(e).into()))
-        .await
-    {
-        Ok(_) => HttpResponse::SeeOther()
-            .insert_header((header::LOCATION, "/agent/admin/agents"))
-            .finish(),
-        Err(e) => refused_page(e.status, &e.message),
-    }
+    state.call(move |conn, _| queries::deactivate_agent(conn, id)).await?;
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, "/agent/admin/agents"))
+        .finish())
 }
 
 #[derive(Template)]
 #[template(path = "console/quarantine.html")]
 pub struct QuarantineTemplate {
     pub agent: CurrentAgent,
-    pub rows: Vec<store::QuarantineRow>,
+    pub rows: Vec<QuarantineRow>,
     pub notice: Option<String>,
 }
 
-pub async fn show_quarantine(agent: CurrentAgent, state: web::Data<AppState>) -> HttpResponse {
-    if let Some(denied) = admin_only(&agent) {
-        return denied;
-    }
-    match state
-        .run(|conn, _| store::list_quarantine(conn, None, 200).map_err(|e| ServiceError::from(e).into()))
-        .await
-    {
-        Ok(rows) => page(
-            StatusCode::OK,
-            &QuarantineTemplate {
-                agent,
-                rows,
-                notice: None,
-            },
-        ),
-        Err(e) => refused_page(e.status, &e.message),
-    }
+async fn render_quarantine(agent: CurrentAgent, state: &AppState, notice: Option<String>) -> Answer {
+    let listed = state
+        .call(|conn, _| quarantine::page(conn, None, QUARANTINE_PAGE))
+        .await?;
+    Ok(page(
+        StatusCode::OK,
+        &QuarantineTemplate {
+            agent,
+            rows: listed.messages,
+            notice,
+        },
+    ))
 }
 
+pub async fn show_quarantine(AdminAgent(agent): AdminAgent, state: web::Data<AppState>) -> Answer {
+    render_quarantine(agent, &state, None).await
+}
+
+/// `GET /agent/quarantine/{id}/raw`: the message as kept (secrets redacted), as a download.
 pub async fn download_quarantined(
-    agent: CurrentAgent,
+    AdminAgent(_agent): AdminAgent,
     state: web::Data<AppState>,
     path: web::Path<String>,
-) -> HttpResponse {
-    if let Some(denied) = admin_only(&agent) {
-        return denied;
-    }
+) -> Answer {
     let id = path.into_inner();
-    match state
-        .run(move |conn, _| store::quarantined(conn, &id).map_err(|e| ServiceError::from(e).into()))
+    let row = state
+        .call(move |conn, _| quarantine::find(conn, &id))
         .await
-    {
-        Ok(Some(row)) => HttpResponse::Ok()
-            .content_type("message/rfc822")
-            .insert_header((
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{}.eml\"", row.id),
-            ))
-            .body(row.raw),
-        Ok(None) => refused_page(StatusCode::NOT_FOUND, "There is no such message."),
-        Err(e) => refused_page(e.status, &e.message),
-    }
+        .map_err(|e| {
+            if e.status == StatusCode::NOT_FOUND {
+                ConsoleError::not_found("There is no such message.")
+            } else {
+                e.into()
+            }
+        })?;
+    Ok(super::super::quarantined_message(row))
 }
 
+/// `POST /agent/quarantine/{id}/retry`: ingestion again; the list says what became of it.
 pub async fn retry_quarantined(
-    agent: CurrentAgent,
+    AdminAgent(agent): AdminAgent,
     state: web::Data<AppState>,
     path: web::Path<String>,
     form: web::Form<HashMap<String, String>>,
-) -> HttpResponse {
-    if let Some(refused) = refuse_admin_form(&agent, &form) {
-        return refused;
-    }
+) -> Answer {
+    check_csrf(&agent, form.get("csrf").map(String::as_str))?;
     let id = path.into_inner();
+    let actor = agent.actor();
     let outcome = state
-        .run(move |conn, desk| {
-            crate::services::inbound::retry_quarantined(conn, desk, &id)
-                .map_err(|e| crate::error::ApiError::unavailable(e.to_string()))
-        })
+        .call(move |conn, desk| quarantine::retry(conn, desk, &id, &actor))
         .await;
     let notice = match outcome {
-        Ok(Some(done)) => match done.ticket {
+        Ok(done) => match done.ticket {
             Some(t) => format!("Ingested again: {} ({}).", done.outcome.as_str(), t),
             None => format!("Still {}.", done.outcome.as_str()),
         },
-        Ok(None) => "There is no such message.".to_string(),
+        Err(e) if e.status == StatusCode::NOT_FOUND => "There is no such message.".to_string(),
         Err(e) => e.message,
     };
-    match state
-        .run(|conn, _| store::list_quarantine(conn, None, 200).map_err(|e| ServiceError::from(e).into()))
-        .await
-    {
-        Ok(rows) => page(
-            StatusCode::OK,
-            &QuarantineTemplate {
-                agent,
-                rows,
-                notice: Some(notice),
-            },
-        ),
-        Err(e) => refused_page(e.status, &e.message),
-    }
+    render_quarantine(agent, &state, Some(notice)).await
 }

@@ -156,10 +156,7 @@ pub async fn sign_out(agent: CurrentAgent, state: web::Data<AppState>, form: web
         return expired_form();
     }
     let id = agent.id;
-    if let Err(e) = state
-        .run(move |conn, _| agents::end_sessions(conn, id).map_err(|e| crate::services::ServiceError::from(e).into()))
-        .await
-    {
+    if let Err(e) = state.call(move |conn, _| agents::end_sessions(conn, id)).await {
         return refused_page(e.status, &e.message);
     }
     HttpResponse::SeeOther()

@@ -1,7 +1,8 @@
 //! Canned answers in the console: the admins' page, and a reply with one from the ticket page.
 
 use super::super::AppState;
-use super::session::{CurrentAgent, csrf_ok};
+use super::error::Answer;
+use super::session::{AdminAgent, CurrentAgent, check_csrf, csrf_ok};
 use super::{expired_form, page, refused_page};
 use crate::db::canned::CannedRow;
 use crate::domain::ticket::TicketRef;
@@ -21,31 +22,21 @@ pub struct CannedTemplate {
     pub error: Option<String>,
 }
 
-async fn render(
-    agent: CurrentAgent,
-    state: &web::Data<AppState>,
-    status: StatusCode,
-    error: Option<String>,
-) -> HttpResponse {
-    match state.run(|conn, _| service::list(conn).map_err(Into::into)).await {
-        Ok(answers) => page(
-            status,
-            &CannedTemplate {
-                agent,
-                answers,
-                placeholders: PLACEHOLDERS.to_vec(),
-                error,
-            },
-        ),
-        Err(e) => refused_page(e.status, &e.message),
-    }
+async fn render(agent: CurrentAgent, state: &web::Data<AppState>, status: StatusCode, error: Option<String>) -> Answer {
+    let answers = state.call(|conn, _| service::list(conn)).await?;
+    Ok(page(
+        status,
+        &CannedTemplate {
+            agent,
+            answers,
+            placeholders: PLACEHOLDERS.to_vec(),
+            error,
+        },
+    ))
 }
 
 /// `GET /agent/admin/canned`: the list and the form to add one (admins).
-pub async fn show_canned(agent: CurrentAgent, state: web::Data<AppState>) -> HttpResponse {
-    if !agent.admin {
-        return refused_page(StatusCode::FORBIDDEN, "This page is for admins.");
-    }
+pub async fn show_canned(AdminAgent(agent): AdminAgent, state: web::Data<AppState>) -> Answer {
     render(agent, &state, StatusCode::OK, None).await
 }
 
@@ -60,11 +51,9 @@ pub async fn add_canned(
     agent: CurrentAgent,
     state: web::Data<AppState>,
     form: web::Form<HashMap<String, String>>,
-) -> HttpResponse {
+) -> Answer {
     let fields = form.into_inner();
-    if !csrf_ok(&agent, fields.get("csrf").map(String::as_str)) {
-        return expired_form();
-    }
+    check_csrf(&agent, fields.get("csrf").map(String::as_str))?;
     let actor = agent.actor();
     let title = fields.get("title").cloned().unwrap_or_default();
     let body = fields.get("body").cloned().unwrap_or_default();
@@ -72,11 +61,11 @@ pub async fn add_canned(
         .get("account_dependent")
         .is_some_and(|v| v == "on" || v == "true");
     let outcome = state
-        .run(move |conn, _| service::create(conn, &actor, &title, &body, dependent).map_err(Into::into))
+        .call(move |conn, _| service::create(conn, &actor, &title, &body, dependent))
         .await;
     match outcome {
-        Ok(_) => to_list(),
-        Err(e) if e.status == StatusCode::FORBIDDEN => refused_page(e.status, &e.message),
+        Ok(_) => Ok(to_list()),
+        Err(e) if e.status == StatusCode::FORBIDDEN => Err(e.into()),
         Err(e) => render(agent, &state, e.status, Some(e.message)).await,
     }
 }
@@ -87,11 +76,9 @@ pub async fn edit_canned(
     state: web::Data<AppState>,
     path: web::Path<i64>,
     form: web::Form<HashMap<String, String>>,
-) -> HttpResponse {
+) -> Answer {
     let fields = form.into_inner();
-    if !csrf_ok(&agent, fields.get("csrf").map(String::as_str)) {
-        return expired_form();
-    }
+    check_csrf(&agent, fields.get("csrf").map(String::as_str))?;
     let id = path.into_inner();
     let actor = agent.actor();
     let title = fields.get("title").cloned().unwrap_or_default();
@@ -100,13 +87,11 @@ pub async fn edit_canned(
         .get("account_dependent")
         .is_some_and(|v| v == "on" || v == "true");
     let outcome = state
-        .run(move |conn, _| service::update(conn, &actor, id, &title, &body, dependent).map_err(Into::into))
+        .call(move |conn, _| service::update(conn, &actor, id, &title, &body, dependent))
         .await;
     match outcome {
-        Ok(_) => to_list(),
-        Err(e) if e.status == StatusCode::FORBIDDEN || e.status == StatusCode::NOT_FOUND => {
-            refused_page(e.status, &e.message)
-        }
+        Ok(_) => Ok(to_list()),
+        Err(e) if e.status == StatusCode::FORBIDDEN || e.status == StatusCode::NOT_FOUND => Err(e.into()),
         Err(e) => render(agent, &state, e.status, Some(e.message)).await,
     }
 }
@@ -117,20 +102,15 @@ pub async fn delete_canned(
     state: web::Data<AppState>,
     path: web::Path<i64>,
     form: web::Form<HashMap<String, String>>,
-) -> HttpResponse {
-    if !csrf_ok(&agent, form.get("csrf").map(String::as_str)) {
-        return expired_form();
-    }
+) -> Answer {
+    check_csrf(&agent, form.get("csrf").map(String::as_str))?;
     let id = path.into_inner();
     let actor = agent.actor();
-    match state
-        .run(move |conn, _| service::delete(conn, &actor, id).map_err(Into::into))
-        .await
-    {
+    match state.call(move |conn, _| service::delete(conn, &actor, id)).await {
         // Already gone (a second click): the list says so by itself.
-        Ok(()) => to_list(),
-        Err(e) if e.status == StatusCode::NOT_FOUND => to_list(),
-        Err(e) => refused_page(e.status, &e.message),
+        Ok(()) => Ok(to_list()),
+        Err(e) if e.status == StatusCode::NOT_FOUND => Ok(to_list()),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -196,7 +196,7 @@ pub async fn queue_events(_agent: CurrentAgent, state: web::Data<AppState>) -> H
 
 async fn latest(state: &web::Data<AppState>) -> Option<chrono::NaiveDateTime> {
     state
-        .run(|conn, _| crate::db::activity::latest(conn).map_err(|e| crate::services::ServiceError::from(e).into()))
+        .call(|conn, _| crate::db::activity::latest(conn))
         .await
         .ok()
         .flatten()

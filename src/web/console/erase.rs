@@ -1,8 +1,9 @@
 //! The console's erase button (admins): a confirmation step, then the erase itself.
 
 use super::super::AppState;
-use super::session::{CurrentAgent, csrf_ok};
-use super::{expired_form, page, refused_page};
+use super::error::{Answer, ConsoleError};
+use super::page;
+use super::session::{AdminAgent, CurrentAgent, check_csrf};
 use crate::domain::ticket::TicketRef;
 use crate::services::erase;
 use actix_web::http::{StatusCode, header};
@@ -21,42 +22,34 @@ pub struct EraseConfirmPage {
 /// `POST /agent/tickets/{ref}/events/{id}/redact`: without `confirm=yes`, asks first; with
 /// it, erases and goes back to the ticket.
 pub async fn erase_event(
-    agent: CurrentAgent,
+    AdminAgent(agent): AdminAgent,
     state: web::Data<AppState>,
     path: web::Path<(String, i64)>,
     form: web::Form<HashMap<String, String>>,
-) -> HttpResponse {
-    if !agent.admin {
-        return refused_page(StatusCode::FORBIDDEN, "Only an admin can erase a message or note.");
-    }
-    if !csrf_ok(&agent, form.get("csrf").map(String::as_str)) {
-        return expired_form();
-    }
+) -> Answer {
+    check_csrf(&agent, form.get("csrf").map(String::as_str))?;
     let (reference, event_id) = path.into_inner();
     let Some(ticket_id) = TicketRef::parse(&reference, &state.desk.settings.ticket_prefix).map(|r| r.number()) else {
-        return refused_page(StatusCode::NOT_FOUND, "There is no such ticket.");
+        return Err(ConsoleError::not_found("There is no such ticket."));
     };
     if form.get("confirm").map(String::as_str) != Some("yes") {
-        return page(
+        return Ok(page(
             StatusCode::OK,
             &EraseConfirmPage {
                 agent,
                 ticket_ref: reference,
                 event_id,
             },
-        );
+        ));
     }
     let actor = agent.actor();
-    let outcome = state
-        .run(move |conn, _| erase::erase_message(conn, ticket_id, event_id, &actor).map_err(Into::into))
-        .await;
-    match outcome {
-        Ok(_) => HttpResponse::SeeOther()
-            .insert_header((
-                header::LOCATION,
-                format!("/agent/tickets/{reference}?done=erase#event-{event_id}"),
-            ))
-            .finish(),
-        Err(e) => refused_page(e.status, &e.message),
-    }
+    state
+        .call(move |conn, _| erase::erase_message(conn, ticket_id, event_id, &actor))
+        .await?;
+    Ok(HttpResponse::SeeOther()
+        .insert_header((
+            header::LOCATION,
+            format!("/agent/tickets/{reference}?done=erase#event-{event_id}"),
+        ))
+        .finish())
 }

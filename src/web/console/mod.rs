@@ -10,15 +10,18 @@ pub mod canned;
 pub mod compose;
 pub mod day;
 pub mod erase;
+pub mod error;
 pub mod password;
 pub mod session;
 pub mod tickets;
 pub mod tokens;
 pub mod words;
 
+pub use error::{MessagePage, refused_page};
+
 use super::AppState;
 use crate::db::console::QueueFilter;
-use crate::domain::ticket::{Kind, State, TicketRef};
+use crate::domain::ticket::{Kind, State};
 use crate::domain::workflow::WaitingOn;
 use crate::services::console::{self as views, QueuePage};
 use actix_web::http::StatusCode;
@@ -80,30 +83,9 @@ pub fn page(status: StatusCode, template: &impl Template) -> HttpResponse {
     super::portal::render(status, template)
 }
 
-#[derive(Template)]
-#[template(path = "console/message.html")]
-pub struct MessagePage<'a> {
-    pub title: &'a str,
-    pub text: &'a str,
-}
-
-/// A refusal or an error, as a page that says why.
-pub fn refused_page(status: StatusCode, text: &str) -> HttpResponse {
-    let title = match status {
-        StatusCode::FORBIDDEN => "Not allowed",
-        StatusCode::NOT_FOUND => "Not found",
-        StatusCode::SERVICE_UNAVAILABLE => "Try again in a moment",
-        _ => "That did not work",
-    };
-    super::portal::render(status, &MessagePage { title, text })
-}
-
 /// The answer to a form whose CSRF token is missing or not this session's.
 pub fn expired_form() -> HttpResponse {
-    refused_page(
-        StatusCode::FORBIDDEN,
-        "This form has expired. Reload the page and try again.",
-    )
+    actix_web::ResponseError::error_response(&error::ConsoleError::expired_form())
 }
 
 #[derive(Deserialize, Default)]
@@ -171,27 +153,36 @@ pub async fn show_queue(
     agent: CurrentAgent,
     state: web::Data<AppState>,
     query: web::Query<QueueQuery>,
-) -> HttpResponse {
+) -> error::Answer {
     let q = query.into_inner();
-    let kind = Kind::parse(&q.kind).map(|k| k.as_str().to_string());
-    let state_filter = State::parse(&q.state).map(|s| s.as_str().to_string());
+    // A value the console does not know shows the list unfiltered (the API refuses it).
+    let kind = super::filters::kind(&q.kind)
+        .ok()
+        .flatten()
+        .map(|k| k.as_str().to_string());
+    let state_filter = super::filters::state(&q.state)
+        .ok()
+        .flatten()
+        .map(|s| s.as_str().to_string());
     let me = agent.id;
     let assignee_email = q.assignee.clone();
     let prefix = state.desk.settings.ticket_prefix.clone();
-    let q_ticket_id = TicketRef::parse(&q.q, &prefix).map(|r| r.number());
+    let q_ticket_id = super::filters::ticket_named(&q.q, &prefix);
     let after = views::parse_cursor(&q.cursor);
     let before_id = views::parse_search_cursor(&q.cursor);
     let search = q.q.clone();
-    let waiting_on = WaitingOn::parse(&q.waiting_on).map(|w| w.as_str().to_string());
-    let result = state
-        .run(move |conn, desk| {
+    let waiting_on = super::filters::waiting_on(&q.waiting_on)
+        .ok()
+        .flatten()
+        .map(|w| w.as_str().to_string());
+    let page_data = state
+        .call(move |conn, desk| {
             let assignee = match assignee_email.as_str() {
                 "" => None,
                 "me" => Some(Some(me)),
                 "none" => Some(None),
                 email => Some(
-                    crate::db::agents::find_by_email(conn, email)
-                        .map_err(crate::services::ServiceError::from)?
+                    crate::db::agents::find_by_email(conn, email)?
                         .map(|a| a.id)
                         .or(Some(-1)),
                 ),
@@ -207,40 +198,35 @@ pub async fn show_queue(
                 limit: 50,
                 waiting_on,
             };
-            views::queue(conn, desk, filter).map_err(Into::into)
+            views::queue(conn, desk, filter)
         })
-        .await;
-    match result {
-        Ok(page_data) => {
-            let next_href = page_data.next_cursor.as_ref().map(|cursor| {
-                let query = serde_urlencoded::to_string([
-                    ("kind", q.kind.as_str()),
-                    ("state", q.state.as_str()),
-                    ("assignee", q.assignee.as_str()),
-                    ("q", q.q.as_str()),
-                    ("waiting_on", q.waiting_on.as_str()),
-                    ("cursor", cursor.as_str()),
-                ])
-                .unwrap_or_default();
-                format!("/agent?{query}")
-            });
-            page(
-                StatusCode::OK,
-                &QueueTemplate {
-                    agent,
-                    page: page_data,
-                    kind: q.kind,
-                    state: q.state,
-                    assignee: q.assignee,
-                    q: q.q,
-                    next_href,
-                    kinds: Kind::ALL.to_vec(),
-                    states: State::ALL.to_vec(),
-                    waiting_on: q.waiting_on,
-                    turns: WaitingOn::ALL.to_vec(),
-                },
-            )
-        }
-        Err(e) => refused_page(e.status, &e.message),
-    }
+        .await?;
+    let next_href = page_data.next_cursor.as_ref().map(|cursor| {
+        let query = serde_urlencoded::to_string([
+            ("kind", q.kind.as_str()),
+            ("state", q.state.as_str()),
+            ("assignee", q.assignee.as_str()),
+            ("q", q.q.as_str()),
+            ("waiting_on", q.waiting_on.as_str()),
+            ("cursor", cursor.as_str()),
+        ])
+        .unwrap_or_default();
+        format!("/agent?{query}")
+    });
+    Ok(page(
+        StatusCode::OK,
+        &QueueTemplate {
+            agent,
+            page: page_data,
+            kind: q.kind,
+            state: q.state,
+            assignee: q.assignee,
+            q: q.q,
+            next_href,
+            kinds: Kind::ALL.to_vec(),
+            states: State::ALL.to_vec(),
+            waiting_on: q.waiting_on,
+            turns: WaitingOn::ALL.to_vec(),
+        },
+    ))
 }

@@ -145,9 +145,7 @@ impl FromRequest for CurrentAgent {
                 return Err(ConsoleAuthError::SignIn);
             };
             let id = session.agent_id;
-            let agent = state
-                .run(move |conn, _| agents::find(conn, id).map_err(|e| crate::services::ServiceError::from(e).into()))
-                .await?;
+            let agent = state.call(move |conn, _| agents::find(conn, id)).await?;
             // Exact: a sign-out (or password change) in the same second as this cookie was
             // issued still ends it.
             let still_valid = |a: &crate::db::agents::AgentRow| a.active && a.session_generation == session.generation;
@@ -169,6 +167,28 @@ impl FromRequest for CurrentAgent {
     }
 }
 
+/// A signed-in admin. Admin pages and forms take this instead of [`CurrentAgent`]: any other
+/// agent gets the 403 page before the handler runs, so no handler can forget the check.
+#[derive(Debug, Clone)]
+pub struct AdminAgent(pub CurrentAgent);
+
+impl FromRequest for AdminAgent {
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let agent = CurrentAgent::from_request(req, payload);
+        Box::pin(async move {
+            let agent = agent.await?;
+            if agent.admin {
+                Ok(AdminAgent(agent))
+            } else {
+                Err(super::error::ConsoleError::admins_only().into())
+            }
+        })
+    }
+}
+
 /// The change-password page.
 pub const PASSWORD_PATH: &str = "/agent/password";
 /// What an agent whose password must change may still reach.
@@ -178,6 +198,15 @@ const ALLOWED_BEFORE_CHANGE: [&str; 2] = [PASSWORD_PATH, "/agent/logout"];
 pub fn csrf_ok(agent: &CurrentAgent, given: Option<&str>) -> bool {
     use subtle::ConstantTimeEq;
     given.is_some_and(|g| bool::from(g.as_bytes().ct_eq(agent.csrf.as_bytes())))
+}
+
+/// [`csrf_ok`] as a step of a handler that answers with [`ConsoleError`](super::error::ConsoleError).
+pub fn check_csrf(agent: &CurrentAgent, given: Option<&str>) -> Result<(), super::error::ConsoleError> {
+    if csrf_ok(agent, given) {
+        Ok(())
+    } else {
+        Err(super::error::ConsoleError::expired_form())
+    }
 }
 
 /// The sign-in form's CSRF token. There is no session yet, so the token is kept in a private

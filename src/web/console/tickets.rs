@@ -296,11 +296,9 @@ pub async fn release_mail(
     let Some(id) = ticket_id(&state, &reference) else {
         return refused_page(StatusCode::NOT_FOUND, "There is no such ticket.");
     };
+    let actor = agent.actor();
     let released = state
-        .run(move |conn, _| {
-            crate::db::outbox::release_held(conn, mail_id, id)
-                .map_err(|e| crate::services::ServiceError::from(e).into())
-        })
+        .call(move |conn, _| crate::services::held_mail::release(conn, id, mail_id, &actor))
         .await;
     match released {
         Ok(true) => back(&reference, "release"),
@@ -327,9 +325,7 @@ pub async fn download_attachment(
 ) -> HttpResponse {
     let id = path.into_inner();
     let found = state
-        .run(move |conn, _| {
-            crate::db::inbound::attachment(conn, id).map_err(|e| crate::services::ServiceError::from(e).into())
-        })
+        .call(move |conn, _| crate::db::inbound::attachment(conn, id))
         .await;
     match found {
         Ok(Some(a)) => crate::web::download(&a.filename, a.data),

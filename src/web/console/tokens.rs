@@ -2,12 +2,13 @@
 //! expiry, and a button that revokes one at once. The token itself is never shown again.
 
 use super::super::AppState;
-use super::session::{CurrentAgent, csrf_ok};
-use super::{expired_form, page, refused_page};
+use super::error::Answer;
+use super::page;
+use super::session::{AdminAgent, CurrentAgent, check_csrf};
 use crate::db::agents::{self as rows, TokenRow};
-use crate::services::{ServiceError, agents};
+use crate::services::agents;
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::web;
 use askama::Template;
 use serde::Deserialize;
 
@@ -66,35 +67,29 @@ async fn render(
     status: StatusCode,
     notice: Option<String>,
     error: Option<String>,
-) -> HttpResponse {
-    let listed = state
-        .run(|conn, desk| {
+) -> Answer {
+    let tokens = state
+        .call(|conn, desk| {
             let now = desk.settings.clock.naive_now();
-            let all = rows::all_tokens(conn).map_err(ServiceError::from)?;
-            Ok(all
-                .into_iter()
-                .map(|(row, email)| TokenLine::from_row(row, email, now))
-                .collect::<Vec<_>>())
+            rows::all_tokens(conn).map(|all| {
+                all.into_iter()
+                    .map(|(row, email)| TokenLine::from_row(row, email, now))
+                    .collect::<Vec<_>>()
+            })
         })
-        .await;
-    match listed {
-        Ok(tokens) => page(
-            status,
-            &TokensPage {
-                agent,
-                tokens,
-                notice,
-                error,
-            },
-        ),
-        Err(e) => refused_page(e.status, &e.message),
-    }
+        .await?;
+    Ok(page(
+        status,
+        &TokensPage {
+            agent,
+            tokens,
+            notice,
+            error,
+        },
+    ))
 }
 
-pub async fn show_tokens(agent: CurrentAgent, state: web::Data<AppState>) -> HttpResponse {
-    if !agent.admin {
-        return refused_page(StatusCode::FORBIDDEN, "This page is for admins.");
-    }
+pub async fn show_tokens(AdminAgent(agent): AdminAgent, state: web::Data<AppState>) -> Answer {
     render(agent, &state, StatusCode::OK, None, None).await
 }
 
@@ -105,20 +100,15 @@ pub struct CsrfForm {
 }
 
 pub async fn revoke_token(
-    agent: CurrentAgent,
+    AdminAgent(agent): AdminAgent,
     state: web::Data<AppState>,
     path: web::Path<i64>,
     form: web::Form<CsrfForm>,
-) -> HttpResponse {
-    if !agent.admin {
-        return refused_page(StatusCode::FORBIDDEN, "This page is for admins.");
-    }
-    if !csrf_ok(&agent, Some(&form.csrf)) {
-        return expired_form();
-    }
+) -> Answer {
+    check_csrf(&agent, Some(&form.csrf))?;
     let id = path.into_inner();
     let outcome = state
-        .run(move |conn, desk| agents::revoke_token(conn, id, desk.settings.clock.now()).map_err(Into::into))
+        .call(move |conn, desk| agents::revoke_token(conn, id, desk.settings.clock.now()))
         .await;
     match outcome {
         Ok(()) => {
