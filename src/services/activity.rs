@@ -4,7 +4,6 @@
 use super::ServiceError;
 use crate::db::tickets::TicketRow;
 use crate::db::{self, AnyConnection};
-use crate::domain::ticket::State;
 use crate::domain::workflow::activity::{Activity, WaitingOn, waiting_on_after};
 
 /// Writes the turn after `activity` on the ticket as it now is. `customer` says whether the
@@ -16,7 +15,7 @@ pub(crate) fn record(
     activity: Activity,
     reassigned: bool,
 ) -> Result<(), ServiceError> {
-    let state = State::parse(&row.state).unwrap_or(State::AwaitingAgent);
+    let state = row.state;
     let before = match db::activity::find(conn, row.id)? {
         Some(a) => WaitingOn::parse(&a.waiting_on).unwrap_or_else(|| WaitingOn::of_state(state)),
         None => WaitingOn::of_state(state),
@@ -37,7 +36,7 @@ pub struct Turn {
 
 impl Turn {
     pub fn of(row: &TicketRow, activity: Option<&db::activity::ActivityRow>) -> Turn {
-        let state = State::parse(&row.state).unwrap_or(State::AwaitingAgent);
+        let state = row.state;
         match activity {
             Some(a) => Turn {
                 waiting_on: if state.is_terminal() {

@@ -8,6 +8,7 @@ use super::{Actor, Desk, ServiceError};
 use crate::db::approvals::{self as rows, ApprovalRow, NewApproval};
 use crate::db::tickets::{self as ticket_rows, TicketRow};
 use crate::db::{self, AnyConnection};
+use crate::domain::event::EventType;
 use crate::domain::workflow::approval::{self, ApprovalStatus, RequestView};
 use crate::domain::workflow::{self, Action, ActionName, Context, Refusal};
 use serde_json::{Value, json};
@@ -69,7 +70,7 @@ pub(crate) fn hold(
     ticket_rows::insert_event(
         conn,
         loaded.row.id,
-        "approval_requested",
+        EventType::ApprovalRequested,
         &actor.label(),
         &json!({"approval_id": row.id.to_string(), "action": name.as_str(), "params": params,
                 "requested_by": actor.label(), "ticket": desk.ticket_ref(loaded.row.id)}),
@@ -88,7 +89,7 @@ pub(crate) fn expire_stale(conn: &mut AnyConnection, ticket_id: i64) -> Result<u
             ticket_rows::insert_event(
                 conn,
                 ticket_id,
-                "approval_expired",
+                EventType::ApprovalExpired,
                 "system",
                 &json!({"approval_id": row.id.to_string(), "action": row.action, "requested_by": row.requested_by,
                         "requested_at": super::view::rfc3339(row.requested_at)}),
@@ -151,7 +152,7 @@ fn log_refusal(
     ticket_rows::insert_event(
         conn,
         ticket_id,
-        "refusal",
+        EventType::Refusal,
         &actor.label(),
         &json!({"action": action, "code": refusal.code.as_str(), "message": refusal.message}),
         None,
@@ -194,7 +195,7 @@ pub fn approve(conn: &mut AnyConnection, desk: &Desk, id: i64, actor: &Actor) ->
                 ticket_rows::insert_event(
                     conn,
                     row.ticket_id,
-                    "approval_rejected",
+                    EventType::ApprovalRejected,
                     &actor.label(),
                     &json!({"approval_id": row.id.to_string(), "action": row.action, "requested_by": row.requested_by,
                             "rejected_by": "system", "reason": refusal.code.as_str(), "cancelled": true}),
@@ -215,7 +216,7 @@ pub fn approve(conn: &mut AnyConnection, desk: &Desk, id: i64, actor: &Actor) ->
         ticket_rows::insert_event(
             conn,
             row.ticket_id,
-            "approval_approved",
+            EventType::ApprovalApproved,
             &actor.label(),
             &json!({"approval_id": row.id.to_string(), "action": row.action, "params": params,
                     "requested_by": row.requested_by, "approved_by": actor.label()}),
@@ -272,7 +273,7 @@ pub fn reject(
         ticket_rows::insert_event(
             conn,
             row.ticket_id,
-            "approval_rejected",
+            EventType::ApprovalRejected,
             &actor.label(),
             &json!({"approval_id": row.id.to_string(), "action": row.action, "requested_by": row.requested_by,
                     "rejected_by": actor.label(), "reason": reason,

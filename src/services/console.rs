@@ -7,6 +7,7 @@ use crate::db::console::{self as queries, QueueFilter};
 use crate::db::tickets::TicketRow;
 use crate::db::{AnyConnection, accounts, agents, inbound, outbox, tickets};
 use crate::domain::account::AccountView;
+use crate::domain::event::EventType;
 use crate::domain::ticket::{Kind, State};
 use crate::domain::verification::{self, Method, Progress};
 use crate::domain::workflow::{self, ActionName};
@@ -116,8 +117,8 @@ pub fn queue(conn: &mut AnyConnection, desk: &Desk, filter: QueueFilter) -> Resu
             last_activity_iso: super::view::rfc3339(turn.last_activity_at),
             new_activity: turn.new_activity,
             ticket_ref: desk.ticket_ref(r.id),
-            kind: Kind::parse(&r.kind).unwrap_or(Kind::General),
-            state: State::parse(&r.state).unwrap_or(State::AwaitingAgent),
+            kind: r.kind,
+            state: r.state,
             waiting: age(r.waiting_since, now),
             assignee: r.assignee_id.and_then(|id| emails.get(&id).cloned()),
             subject: r.subject,
@@ -125,10 +126,7 @@ pub fn queue(conn: &mut AnyConnection, desk: &Desk, filter: QueueFilter) -> Resu
             flagged: r.flagged,
         })
         .collect();
-    let counts = queries::counts(conn)?
-        .into_iter()
-        .filter_map(|(k, s, n)| Some((Kind::parse(&k)?, State::parse(&s)?, n)))
-        .collect();
+    let counts = queries::counts(conn)?;
     let agents = agent_list
         .into_iter()
         .filter(|a| a.4)
@@ -302,7 +300,7 @@ pub fn ticket_page(conn: &mut AnyConnection, desk: &Desk, id: i64) -> Result<Tic
     let mut sender_evidence = None;
     for e in &events {
         let data: serde_json::Value = serde_json::from_str(&e.data).unwrap_or_default();
-        if e.event_type == "created" {
+        if e.event_type == EventType::Created {
             current_ip = data["current_ip"].as_str().map(str::to_string);
         }
         let at = e.created_at.format("%Y-%m-%d %H:%M").to_string();
@@ -352,7 +350,7 @@ pub fn ticket_page(conn: &mut AnyConnection, desk: &Desk, id: i64) -> Result<Tic
         }
         audit.push(AuditEntry {
             at,
-            event_type: e.event_type.clone(),
+            event_type: e.event_type.to_string(),
             actor: e.actor.clone(),
             summary: summarise(&data),
         });
@@ -524,7 +522,14 @@ pub fn account_page(conn: &mut AnyConnection, desk: &Desk, id: &str) -> Result<A
         .collect();
     let tickets = ticket_rows
         .into_iter()
-        .map(|t| (desk.ticket_ref(t.id), t.subject, t.kind, t.state))
+        .map(|t| {
+            (
+                desk.ticket_ref(t.id),
+                t.subject,
+                t.kind.to_string(),
+                t.state.to_string(),
+            )
+        })
         .collect();
     Ok(AccountPage {
         changes,

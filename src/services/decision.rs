@@ -4,10 +4,12 @@ use super::{Actor, Desk, ServiceError};
 use crate::db::tickets::{TicketChange, TicketRow};
 use crate::db::{self, AnyConnection, accounts, agents, tickets};
 use crate::domain::account::AccountView;
+use crate::domain::event::EventType;
 use crate::domain::ticket::{Kind, State};
 use crate::domain::verification::{CheckRecord, Method};
 use crate::domain::workflow::{Activity, Decision, Effect, Mail, MailTemplate, Recipient, TicketView};
 use crate::mail::outbound::compose::{MailRequest, queue_mail};
+use crate::mail::outbound::templates::{ListedAccount, Mail as Outgoing, MailParams};
 use serde_json::{Value, json};
 
 /// A ticket as loaded for a decision.
@@ -64,11 +66,11 @@ impl Loaded {
     }
 
     pub fn kind(&self) -> Kind {
-        Kind::parse(&self.row.kind).unwrap_or(Kind::General)
+        self.row.kind
     }
 
     pub fn state(&self) -> State {
-        State::parse(&self.row.state).unwrap_or(State::AwaitingAgent)
+        self.row.state
     }
 
     pub fn view(&self) -> TicketView<'_> {
@@ -89,7 +91,7 @@ impl Loaded {
 enum AfterEvent {
     /// A `diagnosis`: written before the transition it may cause (a suspended account).
     Diagnosis(Value),
-    Logged(&'static str, Value),
+    Logged(EventType, Value),
     /// An internal note whose text lives in `messages`.
     Note(i64),
 }
@@ -110,8 +112,8 @@ pub(crate) fn commit(
     // Four eyes: an approved request is applied as its requester's, naming the approver too.
     let approved_by = details.get("approved_by").and_then(Value::as_str).map(str::to_string);
     let mut change = TicketChange::from_row(row);
-    change.kind = decision.kind.as_str().to_string();
-    change.state = decision.state.as_str().to_string();
+    change.kind = decision.kind;
+    change.state = decision.state;
     if decision.state != loaded.state() || decision.kind != loaded.kind() {
         change.state_reason = decision.state_reason.clone();
         change.waiting_since = db::now();
@@ -123,7 +125,7 @@ pub(crate) fn commit(
     let mut flags = vec![];
     let mut mails: Vec<Mail> = vec![];
     let mut after: Vec<AfterEvent> = vec![];
-    let mut challenge_mails: Vec<(String, Value)> = vec![];
+    let mut challenge_mails: Vec<(String, MailParams)> = vec![];
     for effect in &decision.effects {
         match effect {
             Effect::Mail(mail) => mails.push(mail.clone()),
@@ -154,7 +156,7 @@ pub(crate) fn commit(
                     &actor_label,
                 )?;
                 after.push(AfterEvent::Logged(
-                    "check",
+                    EventType::Check,
                     json!({"method": method.as_str(), "passed": passed, "evidence": evidence, "round": change.verification_round}),
                 ));
             }
@@ -170,10 +172,9 @@ pub(crate) fn commit(
                     change.verification_round,
                     db::now() + chrono::Duration::hours(crate::mail::outbound::links::CHALLENGE_VALID_HOURS),
                 )?;
-                let params = json!({
-                    "challenge_id": challenge_id,
-                    "requester": row.requester,
-                    "expires_in_hours": crate::mail::outbound::links::CHALLENGE_VALID_HOURS,
+                let params = MailParams::from(Outgoing::EmailChallenge {
+                    challenge_id,
+                    expires_in_hours: crate::mail::outbound::links::CHALLENGE_VALID_HOURS,
                 });
                 // Queued with the other mail, after the ticket's write: the outbox comes last
                 // in the lock order.
@@ -189,7 +190,7 @@ pub(crate) fn commit(
                 };
                 let added = accounts::add_allowlist_entry(conn, account_id, ip, &source)?;
                 after.push(AfterEvent::Logged(
-                    "directory_change",
+                    EventType::DirectoryChange,
                     json!({"account_id": account_id, "change": "allowlist_add", "entry": ip, "already_present": !added,
                            "ticket": desk.ticket_ref(row.id), "by": actor_label}),
                 ));
@@ -213,7 +214,7 @@ pub(crate) fn commit(
                     );
                 }
                 after.push(AfterEvent::Logged(
-                    "directory_change",
+                    EventType::DirectoryChange,
                     json!({"account_id": account_id, "change": "payment", "amount_cents": amount_cents,
                            "reference": reference, "balance_before_cents": before,
                            "balance_due_cents": balance, "ticket": desk.ticket_ref(row.id), "by": actor_label}),
@@ -226,7 +227,7 @@ pub(crate) fn commit(
                     return Err(crate::domain::workflow::banned_refusal().into());
                 }
                 after.push(AfterEvent::Logged(
-                    "directory_change",
+                    EventType::DirectoryChange,
                     json!({"account_id": account_id, "change": "reactivated", "status": "active",
                            "ticket": desk.ticket_ref(row.id), "by": actor_label}),
                 ));
@@ -275,18 +276,18 @@ pub(crate) fn commit(
             } else {
                 actor_label.as_str()
             };
-            tickets::insert_event(conn, row.id, "diagnosis", by, data, None)?;
+            tickets::insert_event(conn, row.id, EventType::Diagnosis, by, data, None)?;
         }
     }
     // Opening a ticket that stays in its first state is already told by `created`.
     let changed = change.state != row.state || change.kind != row.kind;
     if changed || action != "open" {
-        tickets::insert_event(conn, row.id, "transition", &actor_label, &transition, None)?;
+        tickets::insert_event(conn, row.id, EventType::Transition, &actor_label, &transition, None)?;
     }
     for event in after {
         match event {
             AfterEvent::Logged(event_type, mut data) => {
-                if event_type == "directory_change"
+                if event_type == EventType::DirectoryChange
                     && let Some(approver) = &approved_by
                 {
                     data["requested_by"] = json!(actor_label);
@@ -299,7 +300,7 @@ pub(crate) fn commit(
                 tickets::insert_event(
                     conn,
                     row.id,
-                    "note",
+                    EventType::Note,
                     &actor_label,
                     &json!({"internal": true}),
                     Some(message_id),
@@ -313,7 +314,7 @@ pub(crate) fn commit(
     super::activity::record(conn, &updated, activity, change.assignee_id != row.assignee_id)?;
     let updated = tickets::find(conn, row.id)?.ok_or_else(|| ServiceError::NotFound("ticket".into()))?;
     for (address, params) in challenge_mails {
-        enqueue(conn, desk, row, &address, MailTemplate::EmailChallenge, params)?;
+        enqueue(conn, desk, row, &address, params)?;
     }
     for mail in mails {
         send_workflow_mail(conn, desk, &updated, account.as_ref(), &mail, approved_by.is_some())?;
@@ -343,12 +344,10 @@ fn send_workflow_mail(
             (account.email.clone(), Some(account))
         }
     };
-    let mut params = json!({});
-    if four_eyes {
-        // "approved by two members of our team": the grant and reactivation mails say so.
-        params["four_eyes"] = json!(true);
-    }
-    match &mail.template {
+    let terminated_form_url = || format!("{}/help/account-terminated", desk.settings.base_url);
+    let outgoing = match &mail.template {
+        MailTemplate::Acknowledgement => Outgoing::Acknowledgement,
+        MailTemplate::StatusUpdate => Outgoing::StatusUpdate,
         MailTemplate::UsernameDelivery { account_ids } => {
             let mut listed = vec![];
             for id in account_ids {
@@ -360,38 +359,74 @@ fn send_workflow_mail(
                         a.id
                     )));
                 }
-                listed.push(json!({"username": a.username, "status": a.effective_status().as_str()}));
+                listed.push(ListedAccount {
+                    username: a.username.clone(),
+                    status: a.effective_status().as_str().to_string(),
+                });
             }
-            params["accounts"] = json!(listed);
             // A terminated account among them is told where to settle the balance.
-            params["terminated_form_url"] = json!(format!("{}/help/account-terminated", desk.settings.base_url));
+            Outgoing::UsernameDelivery {
+                accounts: listed,
+                terminated_form_url: terminated_form_url(),
+            }
         }
-        MailTemplate::IpGranted { ip } => params["ip"] = json!(ip),
-        MailTemplate::RequestRefused { reason } => params["refusal"] = json!(reason.customer_words()),
-        MailTemplate::DiagnosisGuidance { diagnosis } => {
-            params["diagnosis"] = super::diagnosis::guidance_params(diagnosis);
+        MailTemplate::UnconfirmedSignup => Outgoing::UnconfirmedSignup,
+        MailTemplate::TerminatedNotice => Outgoing::TerminatedNotice {
+            terminated_form_url: terminated_form_url(),
+        },
+        MailTemplate::BalanceDue => Outgoing::BalanceDue {
+            balance_due_cents: account
+                .as_ref()
+                .ok_or_else(|| ServiceError::Invalid("a balance-due mail must name its account".into()))?
+                .balance_due_cents,
+        },
+        MailTemplate::BannedAnswer => Outgoing::BannedAnswer,
+        MailTemplate::TryAllowlistedIps => Outgoing::TryAllowlistedIps,
+        MailTemplate::EmailChallenge => {
+            return Err(ServiceError::Invalid(
+                "an email challenge is mailed by its IssueEmailChallenge effect".into(),
+            ));
         }
+        MailTemplate::IpGranted { ip } => Outgoing::IpGranted { ip: ip.clone() },
+        MailTemplate::AccountReactivated => Outgoing::AccountReactivated,
+        MailTemplate::VerificationFailed => Outgoing::VerificationFailed,
+        MailTemplate::RedactionNotice => {
+            return Err(ServiceError::Invalid(
+                "a redaction notice is mailed where the secrets were found".into(),
+            ));
+        }
+        MailTemplate::AgentReply => {
+            return Err(ServiceError::Invalid(
+                "an agent's reply is mailed with its words".into(),
+            ));
+        }
+        MailTemplate::RequestRefused { reason } => Outgoing::RequestRefused {
+            refusal: reason.customer_words().to_string(),
+        },
+        MailTemplate::DiagnosisGuidance { diagnosis } => super::diagnosis::guidance_mail(diagnosis),
         MailTemplate::DiagnosisChecklist {
             typed_username,
             channel,
-        } => params["diagnosis"] = super::diagnosis::checklist_params(typed_username, *channel),
-        MailTemplate::BalanceDue | MailTemplate::TerminatedNotice => {
-            if let Some(a) = &account {
-                params["balance_due_cents"] = json!(a.balance_due_cents);
-            }
-            params["terminated_form_url"] = json!(format!("{}/help/account-terminated", desk.settings.base_url));
-        }
-        _ => {}
-    }
+        } => super::diagnosis::checklist_mail(typed_username, *channel),
+    };
     // The banned answer names no username: the mailbox may not be the only reader, and a ban
     // is told about "the account", never by its login.
-    if let Some(a) = &account
-        && matches!(mail.to, Recipient::RegisteredEmail { .. })
-        && mail.template != MailTemplate::BannedAnswer
-    {
-        params["username"] = json!(a.username);
-    }
-    enqueue(conn, desk, row, &address, mail.template.clone(), params)
+    let username = account
+        .as_ref()
+        .filter(|_| matches!(mail.to, Recipient::RegisteredEmail { .. }) && outgoing != Outgoing::BannedAnswer)
+        .map(|a| a.username.clone());
+    // "approved by two members of our team": the grant and reactivation mails say so.
+    enqueue(
+        conn,
+        desk,
+        row,
+        &address,
+        MailParams {
+            mail: outgoing,
+            username,
+            four_eyes,
+        },
+    )
 }
 
 /// Queues a workflow mail (automatic unless it is an agent's reply).
@@ -400,14 +435,12 @@ pub(crate) fn enqueue(
     desk: &Desk,
     row: &TicketRow,
     address: &str,
-    template: MailTemplate,
-    params: Value,
+    params: MailParams,
 ) -> Result<(), ServiceError> {
     let request = MailRequest {
         ticket: row,
         to: address,
-        template: template.name(),
-        automatic: template.is_automatic(),
+        automatic: !matches!(params.mail, Outgoing::AgentReply { .. }),
         params,
         actor: "system",
     };

@@ -4,7 +4,6 @@
 
 use super::intake::{self, Routable, ToQuarantine, Verdict};
 use super::messages::MailExtras;
-use super::redaction::Scrubbed;
 use super::tickets::{self, Channel, OpenTicket};
 use super::{Actor, Desk, ServiceError};
 use crate::db::tickets as ticket_rows;
@@ -18,6 +17,7 @@ use serde::Serialize;
 use serde_json::json;
 
 pub use super::intake::{Prepared, prepare};
+use crate::domain::event::EventType;
 pub use crate::mail::inbound::scrub::MAX_ATTACHMENT_BYTES;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -143,7 +143,7 @@ pub fn store_prepared(
                 ticket_rows::insert_event(
                     conn,
                     id,
-                    "duplicate",
+                    EventType::Duplicate,
                     "system",
                     &json!({"message_id": message_id, "channel": channel}),
                     None,
@@ -258,7 +258,7 @@ fn route(
                 ticket_rows::insert_event(
                     conn,
                     id,
-                    "message_out",
+                    EventType::MessageOut,
                     "system",
                     &json!({"outbox_id": bounced.outbox_id, "bounced": true,
                             "reason": r.bounce_reason.as_str(), "attachments": []}),
@@ -312,7 +312,7 @@ fn route(
                 // "api_user=…" names the API's credentials, as the form's problem `api_key` does.
                 problem: named
                     .filter(|(_, channel)| *channel == AuthChannel::Api)
-                    .map(|_| Scrubbed::not_from_customer("api_key")),
+                    .map(|_| crate::domain::ticket::Problem::ApiKey),
                 error_text: None,
                 channel: Channel::Mail,
                 actor: Actor::Customer {
@@ -365,7 +365,7 @@ fn flag_forged_sender(
     ticket_rows::insert_event(
         conn,
         ticket_id,
-        "forged_sender",
+        EventType::ForgedSender,
         "system",
         &json!({
             "from": sender.as_str(),

@@ -2,7 +2,7 @@
 
 use super::action_text::{action_details, scrub_action};
 use super::decision::{Loaded, commit};
-use super::diagnosis::{self, Diagnosed, channel_of_problem};
+use super::diagnosis::{self, Diagnosed};
 use super::messages::CustomerMessage;
 use super::redaction::{Scrubbed, Scrubber};
 use super::{Actor, Desk, ServiceError};
@@ -11,11 +11,11 @@ use crate::db::{self, AnyConnection, accounts};
 use crate::domain::account::AccountView;
 use crate::domain::diagnosis::parse_failed_at;
 use crate::domain::redact::REDACTED;
-use crate::domain::ticket::Kind;
+use crate::domain::ticket::{Kind, Problem};
 use crate::domain::workflow::conversation;
 use crate::domain::workflow::conversation::Sender;
 use crate::domain::workflow::creation::{CreationFacts, on_create};
-use crate::domain::workflow::{self, Action, ActionName, Context, MailTemplate, Refusal};
+use crate::domain::workflow::{self, Action, ActionName, Context, Refusal};
 use serde_json::{Value, json};
 
 pub use super::request::{Channel, OpenTicket, RequestFields};
@@ -72,11 +72,11 @@ pub(crate) fn open_ticket_in_transaction(
         let row = ticket_rows::insert(
             conn,
             &NewTicket {
-                kind: req.kind.as_str(),
-                state: req.kind.initial_state().as_str(),
+                kind: req.kind,
+                state: req.kind.initial_state(),
                 subject: &subject,
                 requester: req.requester.as_str(),
-                channel: req.channel.as_str(),
+                channel: req.channel,
                 auto_generated: req.inbound.as_ref().is_some_and(|i| i.auto_generated.is_some()),
             },
         )?;
@@ -88,7 +88,7 @@ pub(crate) fn open_ticket_in_transaction(
         for (key, value) in [
             ("account", opt(&req.account)),
             ("current_ip", opt(&req.current_ip)),
-            ("problem", opt(&req.problem)),
+            ("problem", req.problem.map(|p| p.as_str().to_string())),
             ("smtp_username", opt(&req.smtp_username)),
             ("failed_at", opt(&req.failed_at)),
             ("error_text", opt(&req.error_text)),
@@ -105,7 +105,7 @@ pub(crate) fn open_ticket_in_transaction(
                 created["flags"] = json!(flags);
             }
         }
-        ticket_rows::insert_event(conn, row.id, "created", &actor, &created, None)?;
+        ticket_rows::insert_event(conn, row.id, EventType::Created, &actor, &created, None)?;
         let first = CustomerMessage {
             subject: subject.clone(),
             body: body.clone(),
@@ -124,11 +124,10 @@ pub(crate) fn open_ticket_in_transaction(
             req.channel.as_str(),
             &req.actor,
         )?;
-        let kinds: Vec<&str> = req.secrets_found.iter().map(|k| k.as_str()).collect();
         let source = if req.inbound.is_some() { "mail" } else { "customer" };
         let robot = req.inbound.as_ref().is_some_and(|i| i.auto_generated.is_some());
         let notify = (!robot).then_some(row.requester.as_str());
-        super::redaction::record_removed_secrets(conn, desk, &row, &kinds, source, notify)?;
+        super::redaction::record_removed_secrets(conn, desk, &row, &req.secrets_found, source, notify)?;
 
         let loaded = Loaded {
             row: row.clone(),
@@ -144,7 +143,7 @@ pub(crate) fn open_ticket_in_transaction(
         let diagnosed: Option<Diagnosed> = match smtp_username {
             Some(name) if req.kind == Kind::LoginHelp && !name.is_empty() && !name.contains(REDACTED) => {
                 let failed_at = req.failed_at.as_ref().and_then(|f| parse_failed_at(f.as_str()));
-                let channel = channel_of_problem(req.problem.as_ref().map(Scrubbed::as_str));
+                let channel = Problem::auth_channel(req.problem);
                 Some(diagnosis::diagnose(conn, name, channel, failed_at, chrono::Utc::now())?)
             }
             _ => None,
@@ -334,7 +333,7 @@ fn log_refusal(
     ticket_rows::insert_event(
         conn,
         loaded.row.id,
-        "refusal",
+        EventType::Refusal,
         &actor.label(),
         &json!({"action": action, "code": refusal.code.as_str(), "message": refusal.message, "state": loaded.row.state}),
         None,
@@ -361,13 +360,13 @@ pub fn add_reply(
         let row = &loaded.row;
         let actor_label = actor.label();
         // An agent's own paste is removed and recorded; the customer has nothing to rotate.
-        super::redaction::record_removed_secrets(conn, desk, row, &scrub.kinds(), "agent", None)?;
+        super::redaction::record_removed_secrets(conn, desk, row, scrub.found(), "agent", None)?;
         if internal {
             let message_id = ticket_rows::insert_message(conn, &NewMessage::note(row.id, &body))?;
             ticket_rows::insert_event(
                 conn,
                 row.id,
-                "note",
+                EventType::Note,
                 &actor_label,
                 &json!({"internal": true}),
                 Some(message_id),
@@ -378,9 +377,11 @@ pub fn add_reply(
         let request = crate::mail::outbound::compose::MailRequest {
             ticket: row,
             to: &row.requester,
-            template: MailTemplate::AgentReply.name(),
             automatic: false,
-            params: json!({"body": body.as_str()}),
+            params: crate::mail::outbound::templates::Mail::AgentReply {
+                body: body.as_str().to_string(),
+            }
+            .into(),
             actor: &actor_label,
         };
         crate::mail::outbound::compose::queue_mail(conn, desk, request)?;
@@ -501,6 +502,7 @@ pub fn refuse_tickets_of_banned(
 
 pub use super::messages::customer_reply;
 pub(crate) use super::messages::reply_subject;
+use crate::domain::event::EventType;
 
 /// What the email-challenge page shows before any answer: the request and the address that
 /// asked, so the mailbox owner can tell whether it was them. Reading it changes nothing.

@@ -49,3 +49,4 @@ mod telemetry;
 mod tickets;
 mod tls;
 mod tokens;
+mod vocabulary;

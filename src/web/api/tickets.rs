@@ -2,7 +2,7 @@ use super::super::AppState;
 use super::super::security::ApiAgent;
 use crate::db::tickets::TicketFilter;
 use crate::domain::email_address::EmailAddress;
-use crate::domain::ticket::{Kind, State, TicketRef};
+use crate::domain::ticket::{Kind, Problem, State, TicketRef};
 use crate::domain::workflow::{ActionName, WaitingOn};
 use crate::error::ApiError;
 use crate::services::tickets::{self, Channel, RequestFields};
@@ -36,21 +36,11 @@ pub async fn list_tickets(
 ) -> Result<HttpResponse, ApiError> {
     let q = query.into_inner();
     let kind = match q.kind.as_deref().filter(|k| !k.is_empty()) {
-        Some(k) => Some(
-            Kind::parse(k)
-                .ok_or_else(|| ApiError::invalid(format!("kind: unknown kind {k:?}")))?
-                .as_str()
-                .to_string(),
-        ),
+        Some(k) => Some(Kind::parse(k).ok_or_else(|| ApiError::invalid(format!("kind: unknown kind {k:?}")))?),
         None => None,
     };
     let state_filter = match q.state.as_deref().filter(|s| !s.is_empty()) {
-        Some(s) => Some(
-            State::parse(s)
-                .ok_or_else(|| ApiError::invalid(format!("state: unknown state {s:?}")))?
-                .as_str()
-                .to_string(),
-        ),
+        Some(s) => Some(State::parse(s).ok_or_else(|| ApiError::invalid(format!("state: unknown state {s:?}")))?),
         None => None,
     };
     let limit = match q.limit.as_deref().filter(|l| !l.is_empty()) {
@@ -142,6 +132,14 @@ pub async fn create_ticket(
         ))
     })?;
     let requester = EmailAddress::parse(&b.requester).map_err(|e| ApiError::invalid(format!("requester: {e}")))?;
+    let problem = match b.problem.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
+        // The value is not repeated: whatever a caller pasted there stays out of the answer.
+        Some(p) => Some(
+            Problem::parse(p)
+                .ok_or_else(|| ApiError::invalid("problem: not one of web_login, api_key, smtp_535, other"))?,
+        ),
+        None => None,
+    };
     // `tried_allowlisted_ips: no` means the customer has not tried yet, whatever else is sent.
     let said_no = matches!(&b.tried_allowlisted_ips, Some(Value::Bool(false)))
         || matches!(&b.tried_allowlisted_ips, Some(Value::String(s)) if s == "no");
@@ -162,7 +160,7 @@ pub async fn create_ticket(
         attempts_outcome: b.outcome,
         smtp_username: b.smtp_username,
         failed_at: b.failed_at,
-        problem: b.problem,
+        problem,
         error_text: b.error_text,
         channel: Channel::Api,
         actor: agent.actor(),

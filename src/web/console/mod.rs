@@ -171,8 +171,8 @@ pub async fn show_queue(
     query: web::Query<QueueQuery>,
 ) -> HttpResponse {
     let q = query.into_inner();
-    let kind = Kind::parse(&q.kind).map(|k| k.as_str().to_string());
-    let state_filter = State::parse(&q.state).map(|s| s.as_str().to_string());
+    let kind = Kind::parse(&q.kind);
+    let state_filter = State::parse(&q.state);
     let me = agent.id;
     let assignee_email = q.assignee.clone();
     let prefix = state.desk.settings.ticket_prefix.clone();

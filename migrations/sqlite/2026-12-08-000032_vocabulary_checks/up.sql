@@ -1,0 +1,60 @@
+-- The words of tickets and events are a closed vocabulary (src/domain/ticket.rs, src/domain/event.rs):
+-- the desk refuses to load a row holding any other word, and from here on the database refuses
+-- to store one. Keep these lists in step with the enums (a unit test in src/db/words.rs checks).
+-- SQLite cannot add a CHECK to a table that exists, and rebuilding `tickets` would mean
+-- recreating every table, index and trigger that names it: triggers make the same check.
+CREATE TRIGGER tickets_kind_known_insert BEFORE INSERT ON tickets
+WHEN NEW.kind NOT IN (
+    'forgot_username', 'ip_lockout', 'account_terminated', 'login_help', 'general'
+)
+BEGIN
+    SELECT RAISE(ABORT, 'CHECK constraint failed: tickets_kind_known (tickets.kind is not a known kind)');
+END;
+CREATE TRIGGER tickets_kind_known_update BEFORE UPDATE OF kind ON tickets
+WHEN NEW.kind NOT IN (
+    'forgot_username', 'ip_lockout', 'account_terminated', 'login_help', 'general'
+)
+BEGIN
+    SELECT RAISE(ABORT, 'CHECK constraint failed: tickets_kind_known (tickets.kind is not a known kind)');
+END;
+CREATE TRIGGER tickets_state_known_insert BEFORE INSERT ON tickets
+WHEN NEW.state NOT IN (
+    'awaiting_agent', 'awaiting_customer', 'awaiting_allowlisted_attempts',
+    'attempts_reported', 'verifying_ownership', 'ownership_verified', 'awaiting_payment',
+    'payment_confirmed', 'resolved', 'refused'
+)
+BEGIN
+    SELECT RAISE(ABORT, 'CHECK constraint failed: tickets_state_known (tickets.state is not a known state)');
+END;
+CREATE TRIGGER tickets_state_known_update BEFORE UPDATE OF state ON tickets
+WHEN NEW.state NOT IN (
+    'awaiting_agent', 'awaiting_customer', 'awaiting_allowlisted_attempts',
+    'attempts_reported', 'verifying_ownership', 'ownership_verified', 'awaiting_payment',
+    'payment_confirmed', 'resolved', 'refused'
+)
+BEGIN
+    SELECT RAISE(ABORT, 'CHECK constraint failed: tickets_state_known (tickets.state is not a known state)');
+END;
+CREATE TRIGGER tickets_channel_known_insert BEFORE INSERT ON tickets
+WHEN NEW.channel NOT IN (
+    'web', 'mail', 'api'
+)
+BEGIN
+    SELECT RAISE(ABORT, 'CHECK constraint failed: tickets_channel_known (tickets.channel is not a known channel)');
+END;
+CREATE TRIGGER tickets_channel_known_update BEFORE UPDATE OF channel ON tickets
+WHEN NEW.channel NOT IN (
+    'web', 'mail', 'api'
+)
+BEGIN
+    SELECT RAISE(ABORT, 'CHECK constraint failed: tickets_channel_known (tickets.channel is not a known channel)');
+END;
+CREATE TRIGGER events_event_type_known_insert BEFORE INSERT ON events
+WHEN NEW.event_type NOT IN (
+    'created', 'message_in', 'message_out', 'note', 'transition', 'check', 'directory_change',
+    'redaction', 'auto_reply_suppressed', 'duplicate', 'forged_sender', 'refusal', 'diagnosis',
+    'approval_requested', 'approval_approved', 'approval_rejected', 'approval_expired'
+)
+BEGIN
+    SELECT RAISE(ABORT, 'CHECK constraint failed: events_event_type_known (events.event_type is not a known event type)');
+END;
