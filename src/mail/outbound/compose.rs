@@ -1,7 +1,7 @@
 //! Composing a mail into the outbox, with the thread entry agents see.
 
 use super::links;
-use super::templates::{self, Envelope, MailParams};
+use super::templates::{self, Envelope, Mail, MailParams};
 use crate::db::tickets::{NewMessage, TicketRow};
 use crate::db::{AnyConnection, now, outbox, tickets};
 use crate::domain::email_address::{is_automated_mailbox, normalize};
@@ -38,7 +38,7 @@ pub struct MailRequest<'a> {
     pub actor: &'a str,
 }
 
-/// Renders `template` for `address`, queues it, and records it on the ticket's thread. The
+/// Renders the mail for `address`, queues it, and records it on the ticket's thread. The
 /// thread copy has its links masked: a status link or a challenge link is for the recipient's
 /// mailbox only, never for an agent's screen.
 pub fn queue_mail(conn: &mut AnyConnection, desk: &Desk, mail: MailRequest) -> Result<Queued, ServiceError> {
@@ -55,7 +55,7 @@ pub fn queue_mail(conn: &mut AnyConnection, desk: &Desk, mail: MailRequest) -> R
         // recipient's rows and then insert one: under the recipient's lock, in one step.
         crate::db::locks::lock_key(conn, crate::db::locks::KeyLock::Recipient, &normalize(address))?;
     }
-    if automatic && let Some(reason) = suppression(conn, desk, ticket, address, template)? {
+    if automatic && let Some(reason) = suppression(conn, desk, ticket, address, &mail_params.mail)? {
         tickets::insert_event(
             conn,
             ticket.id,
@@ -155,7 +155,7 @@ fn suppression(
     desk: &Desk,
     ticket: &TicketRow,
     address: &str,
-    template: &str,
+    mail: &Mail,
 ) -> Result<Option<String>, ServiceError> {
     if desk.quiet {
         return Ok(Some("imported quietly from an archive".into()));
@@ -166,11 +166,11 @@ fn suppression(
     if ticket.auto_generated {
         return Ok(Some("the ticket was opened by auto-generated mail".into()));
     }
-    if template == "acknowledgement" && ticket.channel == crate::domain::ticket::Channel::Mail {
+    if *mail == Mail::Acknowledgement && ticket.channel == crate::domain::ticket::Channel::Mail {
         use crate::db::schema::outbox::dsl as o;
         let recent: i64 = o::outbox
             .filter(o::recipient_normalized.eq(normalize(address)))
-            .filter(o::template.eq("acknowledgement"))
+            .filter(o::template.eq(Mail::Acknowledgement.name()))
             .filter(o::created_at.gt(now() - Duration::hours(24)))
             .count()
             .get_result(conn)?;
