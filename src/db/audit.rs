@@ -1,10 +1,11 @@
 //! The hash chain's rows (`event_hashes`): appended with each event, in its transaction, and
 //! read back to export and verify (docs/reference.md#four-eyes-and-the-audit-trail).
 
-use super::event_row::EventRow;
+use super::rows::EventRow;
 use super::schema::{event_hashes, events, messages, tickets};
 use super::{AnyConnection, settings};
 use crate::domain::audit::{self, ChainedEvent, GENESIS};
+use crate::domain::event::EventType;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use serde_json::Value;
@@ -112,8 +113,16 @@ pub fn message_sha256(conn: &mut AnyConnection, message_id: i64) -> QueryResult<
         .map(|(subject, body)| audit::content_sha256(&subject, &body)))
 }
 
-/// One ticket's events with their links (a missing link is `None`), oldest first.
-pub fn chain_of(conn: &mut AnyConnection, ticket_id: i64) -> QueryResult<Vec<(EventRow, Option<HashRow>)>> {
+/// One place in a ticket's chain: an event and its link, either of which may be missing.
+pub struct ChainEntry {
+    pub id: i64,
+    pub event: Option<EventRow>,
+    pub link: Option<HashRow>,
+}
+
+/// One ticket's events with their links, oldest first. A link whose event is gone is kept as
+/// an event-less entry: the verifier reports it.
+pub fn chain_of(conn: &mut AnyConnection, ticket_id: i64) -> QueryResult<Vec<ChainEntry>> {
     let events: Vec<EventRow> = events::table
         .filter(events::ticket_id.eq(ticket_id))
         .order(events::id.asc())
@@ -126,29 +135,20 @@ pub fn chain_of(conn: &mut AnyConnection, ticket_id: i64) -> QueryResult<Vec<(Ev
         .into_iter()
         .map(|h| (h.event_id, h))
         .collect();
-    let mut out: Vec<(EventRow, Option<HashRow>)> = events
+    let mut out: Vec<ChainEntry> = events
         .into_iter()
-        .map(|e| {
-            let link = links.remove(&e.id);
-            (e, link)
+        .map(|e| ChainEntry {
+            id: e.id,
+            link: links.remove(&e.id),
+            event: Some(e),
         })
         .collect();
-    // A link whose event is gone is kept as an event-less row: the verifier reports it.
-    for (_, link) in links {
-        out.push((
-            EventRow {
-                id: link.event_id,
-                ticket_id,
-                event_type: String::new(),
-                actor: String::new(),
-                data: String::new(),
-                message_ref: None,
-                created_at: NaiveDateTime::default(),
-            },
-            Some(link),
-        ));
-    }
-    out.sort_by_key(|(e, _)| e.id);
+    out.extend(links.into_values().map(|link| ChainEntry {
+        id: link.event_id,
+        event: None,
+        link: Some(link),
+    }));
+    out.sort_by_key(|entry| entry.id);
     Ok(out)
 }
 
@@ -206,17 +206,17 @@ pub fn backfill(conn: &mut AnyConnection) -> QueryResult<usize> {
             let mut n = 0;
             for &ticket_id in &pending {
                 super::locks::lock_ticket(conn, ticket_id)?;
-                for (event, link) in chain_of(conn, ticket_id)? {
-                    if link.is_some() {
+                for entry in chain_of(conn, ticket_id)? {
+                    let (Some(event), None) = (entry.event, entry.link) else {
                         continue;
-                    }
+                    };
                     let data: Value = serde_json::from_str(&event.data).unwrap_or(Value::String(event.data.clone()));
                     append(
                         conn,
                         &Appended {
                             id: event.id,
                             ticket_id,
-                            event_type: &event.event_type,
+                            event_type: event.event_type.as_str(),
                             actor: &event.actor,
                             data: &data,
                             message_ref: event.message_ref,
@@ -237,7 +237,7 @@ pub fn backfill(conn: &mut AnyConnection) -> QueryResult<usize> {
 pub fn directory_changes(conn: &mut AnyConnection, ticket_ids: &[i64]) -> QueryResult<Vec<EventRow>> {
     events::table
         .filter(events::ticket_id.eq_any(ticket_ids))
-        .filter(events::event_type.eq("directory_change"))
+        .filter(events::event_type.eq(EventType::DirectoryChange.as_str()))
         .order(events::id.desc())
         .limit(200)
         .select(EventRow::as_select())

@@ -258,7 +258,7 @@ pub fn latest_diagnoses(
     }
     let rows: Vec<(i64, String, String, NaiveDateTime)> = events::table
         .filter(events::ticket_id.eq_any(ticket_ids))
-        .filter(events::event_type.eq("diagnosis"))
+        .filter(events::event_type.eq(crate::domain::event::EventType::Diagnosis.as_str()))
         .order(events::id.desc())
         .select((events::ticket_id, events::data, events::actor, events::created_at))
         .load(conn)?;

@@ -1,9 +1,10 @@
 //! Queries of the agent console: sign-in throttling, the queue, agents, accounts.
 
 use super::accounts::AccountRow;
+use super::rows::TicketRow;
 use super::schema::{accounts, agents, login_attempts, tickets};
-use super::tickets::TicketRow;
 use super::{AnyConnection, now};
+use crate::domain::ticket::{Kind, State};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
@@ -63,8 +64,8 @@ pub fn failures_since(
 /// What the queue shows.
 #[derive(Debug, Clone, Default)]
 pub struct QueueFilter {
-    pub kind: Option<String>,
-    pub state: Option<String>,
+    pub kind: Option<Kind>,
+    pub state: Option<State>,
     /// `Some(None)`: unassigned; `Some(Some(id))`: that agent's.
     pub assignee: Option<Option<i64>>,
     pub q: Option<String>,
@@ -88,8 +89,8 @@ pub const OPEN_PREDICATE: &str = "tickets.state NOT IN ('resolved', 'refused')";
 pub fn queue(conn: &mut AnyConnection, f: &QueueFilter) -> QueryResult<Vec<TicketRow>> {
     if let Some(text) = f.q.as_deref().and_then(crate::domain::search::SearchText::parse) {
         let filter = super::search::SearchFilter {
-            kind: f.kind.clone(),
-            state: f.state.clone(),
+            kind: f.kind,
+            state: f.state,
             assignee: f.assignee,
             before_id: f.before_id,
             limit: f.limit,
@@ -98,16 +99,16 @@ pub fn queue(conn: &mut AnyConnection, f: &QueueFilter) -> QueryResult<Vec<Ticke
         return super::tickets::search(conn, &text, f.q_ticket_id, &filter);
     }
     let mut query = tickets::table.select(TicketRow::as_select()).into_boxed();
-    query = match &f.state {
-        Some(state) => query.filter(tickets::state.eq(state.clone())),
+    query = match f.state {
+        Some(state) => query.filter(tickets::state.eq(state.as_str())),
         // Exactly the predicate of the partial indexes `tickets_open_*`, as literal SQL: SQLite
         // uses a partial index only when the query's WHERE contains the index's WHERE term as
         // written; `state != ? AND state != ?` (or `NOT IN (?, ?)`) does not match it, and the
         // queue then scans and sorts the whole table.
         None => query.filter(diesel::dsl::sql::<diesel::sql_types::Bool>(OPEN_PREDICATE)),
     };
-    if let Some(kind) = &f.kind {
-        query = query.filter(tickets::kind.eq(kind.clone()));
+    if let Some(kind) = f.kind {
+        query = query.filter(tickets::kind.eq(kind.as_str()));
     }
     match f.assignee {
         Some(Some(id)) => query = query.filter(tickets::assignee_id.eq(id)),
@@ -150,7 +151,7 @@ pub fn queue(conn: &mut AnyConnection, f: &QueueFilter) -> QueryResult<Vec<Ticke
 /// meanwhile is seen either entirely or not at all and the counts are exact. Counting the
 /// tickets instead reads every entry of an index on each queue page (see docs/benchmarks.md,
 /// "Queue counts").
-pub fn counts(conn: &mut AnyConnection) -> QueryResult<Vec<(String, String, i64)>> {
+pub fn counts(conn: &mut AnyConnection) -> QueryResult<Vec<(Kind, State, i64)>> {
     const SQL: &str = "SELECT kind, state, CAST(SUM(n) AS BIGINT) AS n FROM \
         (SELECT kind, state, n FROM ticket_counts \
          UNION ALL SELECT kind, state, d AS n FROM ticket_count_deltas) AS c \
@@ -159,7 +160,17 @@ pub fn counts(conn: &mut AnyConnection) -> QueryResult<Vec<(String, String, i64)
         AnyConnection::Sqlite(c) => diesel::sql_query(SQL).load(c)?,
         AnyConnection::Postgresql(c) => diesel::sql_query(SQL).load(c)?,
     };
-    Ok(rows.into_iter().map(|r| (r.kind, r.state, r.n)).collect())
+    rows.into_iter().map(|r| typed_count((r.kind, r.state, r.n))).collect()
+}
+
+/// A (kind, state, count) as stored, read back into the vocabulary: an unknown word fails.
+fn typed_count((kind, state, n): (String, String, i64)) -> QueryResult<(Kind, State, i64)> {
+    let unknown = |e: super::words::UnknownWord| diesel::result::Error::DeserializationError(Box::new(e));
+    Ok((
+        Kind::try_from(kind).map_err(unknown)?,
+        State::try_from(state).map_err(unknown)?,
+        n,
+    ))
 }
 
 #[derive(QueryableByName)]
@@ -205,14 +216,15 @@ pub fn fold_counts(conn: &mut AnyConnection) -> QueryResult<usize> {
 pub fn settled_counts(
     conn: &mut AnyConnection,
     settled_before: chrono::NaiveDateTime,
-) -> QueryResult<Vec<(String, String, i64)>> {
+) -> QueryResult<Vec<(Kind, State, i64)>> {
     let young: Vec<(String, String, i64)> = tickets::table
         .filter(tickets::created_at.ge(settled_before))
         .group_by((tickets::kind, tickets::state))
         .select((tickets::kind, tickets::state, diesel::dsl::count_star()))
         .load(conn)?;
     let mut all = counts(conn)?;
-    for (kind, state, n) in young {
+    for young in young {
+        let (kind, state, n) = typed_count(young)?;
         if let Some(entry) = all.iter_mut().find(|(k, s, _)| *k == kind && *s == state) {
             entry.2 -= n;
         }

@@ -5,6 +5,7 @@
 use super::AnyConnection;
 use super::schema::{accounts, ticket_activity, tickets};
 use crate::domain::search::SearchText;
+use crate::domain::ticket::{Kind, State};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Text};
 
@@ -130,8 +131,8 @@ impl Drop for Deferred {
 /// What else a search is narrowed by, and its page (newest first).
 #[derive(Debug, Clone, Default)]
 pub struct SearchFilter {
-    pub kind: Option<String>,
-    pub state: Option<String>,
+    pub kind: Option<Kind>,
+    pub state: Option<State>,
     /// `Some(None)`: unassigned; `Some(Some(id))`: that agent's.
     pub assignee: Option<Option<i64>>,
     /// Keyset: only tickets with a smaller id.
@@ -251,11 +252,11 @@ impl Exact {
 /// Ids of the tickets matching `predicate` and `f`, newest first, one page.
 fn page_of(conn: &mut AnyConnection, predicate: Predicate, f: &SearchFilter) -> QueryResult<Vec<i64>> {
     let mut query = tickets::table.select(tickets::id).filter(predicate).into_boxed();
-    if let Some(kind) = &f.kind {
-        query = query.filter(tickets::kind.eq(kind.clone()));
+    if let Some(kind) = f.kind {
+        query = query.filter(tickets::kind.eq(kind.as_str()));
     }
-    if let Some(state) = &f.state {
-        query = query.filter(tickets::state.eq(state.clone()));
+    if let Some(state) = f.state {
+        query = query.filter(tickets::state.eq(state.as_str()));
     }
     match f.assignee {
         Some(Some(id)) => query = query.filter(tickets::assignee_id.eq(id)),
@@ -355,11 +356,11 @@ where
     for value in extra {
         query = query.bind::<BigInt, _>(*value);
     }
-    if let Some(kind) = &f.kind {
-        query = query.bind::<Text, _>(kind.clone());
+    if let Some(kind) = f.kind {
+        query = query.bind::<Text, _>(kind.as_str().to_string());
     }
-    if let Some(state) = &f.state {
-        query = query.bind::<Text, _>(state.clone());
+    if let Some(state) = f.state {
+        query = query.bind::<Text, _>(state.as_str().to_string());
     }
     if let Some(Some(id)) = f.assignee {
         query = query.bind::<BigInt, _>(id);

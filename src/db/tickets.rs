@@ -1,46 +1,22 @@
 //! Tickets, their append-only events, messages, verification checks and email challenges.
 
-pub use super::event_row::EventRow;
 use super::schema::{email_challenges, events, messages, status_links, tickets, verification_checks};
 use super::{AnyConnection, now};
+use crate::domain::event::EventType;
+use crate::domain::ticket::{Channel, Kind, State};
+
+pub use super::rows::{EventRow, TicketRow};
 use crate::domain::scrubbed::Scrubbed;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
-
-#[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = tickets)]
-pub struct TicketRow {
-    pub id: i64,
-    pub kind: String,
-    pub state: String,
-    pub state_reason: Option<String>,
-    pub subject: String,
-    pub requester: String,
-    pub requester_normalized: String,
-    pub account_id: Option<String>,
-    pub assignee_id: Option<i64>,
-    pub status_token_hash: String,
-    pub status_token_salt: String,
-    pub channel: String,
-    pub verification_round: i32,
-    pub attempts_on_record: bool,
-    pub flagged: bool,
-    pub auto_generated: bool,
-    pub version: i64,
-    pub waiting_since: NaiveDateTime,
-    pub created_at: NaiveDateTime,
-    pub updated_at: NaiveDateTime,
-}
-
 pub struct NewTicket<'a> {
-    pub kind: &'a str,
-    pub state: &'a str,
+    pub kind: Kind,
+    pub state: State,
     /// Customer words: only scrubbed text can be written.
     pub subject: &'a Scrubbed,
     pub requester: &'a str,
-    pub channel: &'a str,
+    pub channel: Channel,
     pub auto_generated: bool,
 }
 
@@ -48,8 +24,8 @@ pub fn insert(conn: &mut AnyConnection, t: &NewTicket) -> QueryResult<TicketRow>
     let at = now();
     diesel::insert_into(tickets::table)
         .values((
-            tickets::kind.eq(t.kind),
-            tickets::state.eq(t.state),
+            tickets::kind.eq(t.kind.as_str()),
+            tickets::state.eq(t.state.as_str()),
             tickets::subject.eq(t.subject.as_str()),
             tickets::requester.eq(t.requester.trim()),
             tickets::requester_normalized.eq(crate::domain::email_address::normalize(t.requester)),
@@ -57,7 +33,7 @@ pub fn insert(conn: &mut AnyConnection, t: &NewTicket) -> QueryResult<TicketRow>
             // unique filler that opens nothing.
             tickets::status_token_hash.eq(format!("none:{}", hex::encode(crate::crypto::random_bytes::<16>()))),
             tickets::status_token_salt.eq(""),
-            tickets::channel.eq(t.channel),
+            tickets::channel.eq(t.channel.as_str()),
             tickets::verification_round.eq(0),
             tickets::attempts_on_record.eq(false),
             tickets::flagged.eq(false),
@@ -111,7 +87,7 @@ pub fn remove_status_link(conn: &mut AnyConnection, id: i64) -> QueryResult<()> 
 pub fn open_ids_for_accounts(conn: &mut AnyConnection, account_ids: &[String]) -> QueryResult<Vec<i64>> {
     tickets::table
         .filter(tickets::account_id.eq_any(account_ids))
-        .filter(tickets::state.ne_all(["resolved", "refused"]))
+        .filter(tickets::state.ne_all([State::Resolved.as_str(), State::Refused.as_str()]))
         .select(tickets::id)
         .order(tickets::id.asc())
         .load(conn)
@@ -120,8 +96,8 @@ pub fn open_ids_for_accounts(conn: &mut AnyConnection, account_ids: &[String]) -
 /// The fields a decision may change, written with a compare-and-set on `version`.
 #[derive(Debug, Clone)]
 pub struct TicketChange {
-    pub kind: String,
-    pub state: String,
+    pub kind: Kind,
+    pub state: State,
     pub state_reason: Option<String>,
     pub account_id: Option<String>,
     pub assignee_id: Option<i64>,
@@ -134,8 +110,8 @@ pub struct TicketChange {
 impl TicketChange {
     pub fn from_row(row: &TicketRow) -> Self {
         TicketChange {
-            kind: row.kind.clone(),
-            state: row.state.clone(),
+            kind: row.kind,
+            state: row.state,
             state_reason: row.state_reason.clone(),
             account_id: row.account_id.clone(),
             assignee_id: row.assignee_id,
@@ -163,8 +139,8 @@ pub fn update_if_version(conn: &mut AnyConnection, id: i64, version: i64, change
             .filter(tickets::version.eq(version)),
     )
     .set((
-        tickets::kind.eq(&change.kind),
-        tickets::state.eq(&change.state),
+        tickets::kind.eq(change.kind.as_str()),
+        tickets::state.eq(change.state.as_str()),
         tickets::state_reason.eq(&change.state_reason),
         tickets::account_id.eq(&change.account_id),
         tickets::assignee_id.eq(change.assignee_id),
@@ -181,8 +157,8 @@ pub fn update_if_version(conn: &mut AnyConnection, id: i64, version: i64, change
 
 #[derive(Debug, Clone, Default)]
 pub struct TicketFilter {
-    pub kind: Option<String>,
-    pub state: Option<String>,
+    pub kind: Option<Kind>,
+    pub state: Option<State>,
     pub assignee_id: Option<i64>,
     /// A reference already resolved to its number, if `q` was one.
     pub q_ticket_id: Option<i64>,
@@ -216,8 +192,8 @@ pub fn search(
 pub fn list(conn: &mut AnyConnection, f: &TicketFilter) -> QueryResult<Vec<TicketRow>> {
     if let Some(text) = f.q.as_deref().and_then(crate::domain::search::SearchText::parse) {
         let filter = super::search::SearchFilter {
-            kind: f.kind.clone(),
-            state: f.state.clone(),
+            kind: f.kind,
+            state: f.state,
             assignee: f.assignee_id.map(Some),
             before_id: f.before_id,
             limit: f.limit,
@@ -226,11 +202,11 @@ pub fn list(conn: &mut AnyConnection, f: &TicketFilter) -> QueryResult<Vec<Ticke
         return search(conn, &text, f.q_ticket_id, &filter);
     }
     let mut query = tickets::table.select(TicketRow::as_select()).into_boxed();
-    if let Some(kind) = &f.kind {
-        query = query.filter(tickets::kind.eq(kind.clone()));
+    if let Some(kind) = f.kind {
+        query = query.filter(tickets::kind.eq(kind.as_str()));
     }
-    if let Some(state) = &f.state {
-        query = query.filter(tickets::state.eq(state.clone()));
+    if let Some(state) = f.state {
+        query = query.filter(tickets::state.eq(state.as_str()));
     }
     if let Some(assignee) = f.assignee_id {
         query = query.filter(tickets::assignee_id.eq(assignee));
@@ -367,7 +343,7 @@ pub fn messages_of(conn: &mut AnyConnection, ticket_id: i64) -> QueryResult<Vec<
 pub fn insert_event(
     conn: &mut AnyConnection,
     ticket_id: i64,
-    event_type: &str,
+    event_type: EventType,
     actor: &str,
     data: &serde_json::Value,
     message_ref: Option<i64>,
@@ -377,7 +353,7 @@ pub fn insert_event(
     let id = diesel::insert_into(events::table)
         .values((
             events::ticket_id.eq(ticket_id),
-            events::event_type.eq(event_type),
+            events::event_type.eq(event_type.as_str()),
             events::actor.eq(actor),
             events::data.eq(data.to_string()),
             events::message_ref.eq(message_ref),
@@ -390,7 +366,7 @@ pub fn insert_event(
         &super::audit::Appended {
             id,
             ticket_id,
-            event_type,
+            event_type: event_type.as_str(),
             actor,
             data,
             message_ref,

@@ -2,7 +2,7 @@
 //! `Europe/Paris`, or a fixed offset such as `+05:30`), turned into UTC for storage
 //! (docs/reference.md#customer-pages).
 
-use chrono::{DateTime, FixedOffset, LocalResult, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, Datelike, FixedOffset, LocalResult, NaiveDateTime, TimeZone, Utc};
 
 /// The widest offset any zone uses (Kiribati, +14:00; the other way, −12:00 is the least).
 pub const MAX_OFFSET_MINUTES: i32 = 14 * 60;
@@ -125,6 +125,92 @@ pub fn to_utc(local: NaiveDateTime, zone: Zone) -> Result<DateTime<Utc>, LocalTi
             }
         }
     }
+}
+
+/// Why the time of a failed attempt could not be read (the words are for the customer).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FailedAtError {
+    #[error("Use a date and time such as 2026-11-20T10:00.")]
+    Unreadable,
+    #[error("Use a date between the years 2000 and 2100.")]
+    OutOfRange,
+    #[error(
+        "The clocks skipped this time in {0} (daylight saving began): use the time your clock showed, such as an hour later."
+    )]
+    Skipped(String),
+}
+
+/// The wall-clock forms read (`%.f` takes seconds and their fraction, or nothing).
+const WALL_CLOCK_FORMATS: [&str; 4] = [
+    "%Y-%m-%dT%H:%M:%S%.f",
+    "%Y-%m-%dT%H:%M",
+    "%Y-%m-%d %H:%M:%S%.f",
+    "%Y-%m-%d %H:%M",
+];
+
+/// The time of a failed attempt as people write it, whoever reads it (form, API, mail, agent):
+/// RFC 3339 or RFC 2822, whose own offset wins; `2026-11-23T09:14` (a `datetime-local` field)
+/// or `2026-11-23 09:14[:05]`, followed or not by `UTC`, `GMT` or an offset such as `+0100`.
+/// A time that names no offset is read on the clock of `zone`. Years 2000 to 2100 only: a
+/// typo of a century is not a time the logs could hold.
+pub fn parse_failed_at(text: &str, zone: Zone) -> Result<DateTime<Utc>, FailedAtError> {
+    let text = text.trim().trim_end_matches('.');
+    let with_offset = DateTime::parse_from_rfc3339(text)
+        .or_else(|_| DateTime::parse_from_rfc2822(text))
+        .ok()
+        .map(|t| t.with_timezone(&Utc));
+    let t = match with_offset {
+        Some(t) => t,
+        None => {
+            let (wall_clock, offset) = split_offset(text);
+            let local = WALL_CLOCK_FORMATS
+                .iter()
+                .find_map(|format| NaiveDateTime::parse_from_str(wall_clock, format).ok())
+                .ok_or(FailedAtError::Unreadable)?;
+            if !plausible(local.year()) {
+                return Err(FailedAtError::OutOfRange);
+            }
+            match offset {
+                Some(offset) => local.and_utc() - offset,
+                None => to_utc(local, zone).map_err(|e| match e {
+                    LocalTimeError::Skipped => FailedAtError::Skipped(zone.name()),
+                    LocalTimeError::OutOfRange => FailedAtError::OutOfRange,
+                })?,
+            }
+        }
+    };
+    if plausible(t.year()) {
+        Ok(t)
+    } else {
+        Err(FailedAtError::OutOfRange)
+    }
+}
+
+fn plausible(year: i32) -> bool {
+    (2000..=2100).contains(&year)
+}
+
+/// "2026-11-23 09:14 UTC" → ("2026-11-23 09:14", Some(0)); "… +0100" → (…, Some(+1 h));
+/// no zone → (text, None).
+fn split_offset(text: &str) -> (&str, Option<chrono::Duration>) {
+    let Some((head, zone)) = text.rsplit_once(' ') else {
+        return (text, None);
+    };
+    if matches!(zone.to_ascii_uppercase().as_str(), "UTC" | "GMT" | "Z") {
+        return (head, Some(chrono::Duration::zero()));
+    }
+    let sign = match zone.as_bytes().first() {
+        Some(b'+') => 1,
+        Some(b'-') => -1,
+        _ => return (text, None),
+    };
+    let digits: String = zone[1..].chars().filter(char::is_ascii_digit).collect();
+    if digits.len() != 4 || zone[1..].chars().any(|c| !(c.is_ascii_digit() || c == ':')) {
+        return (text, None);
+    }
+    let hours: i64 = digits[..2].parse().unwrap_or(0);
+    let minutes: i64 = digits[2..].parse().unwrap_or(0);
+    (head, Some(chrono::Duration::minutes(sign * (hours * 60 + minutes))))
 }
 
 /// The zone names a form offers: `UTC` first, then every `Region/City` zone, sorted.
@@ -286,5 +372,44 @@ mod tests {
         for m in OFFSETS_MINUTES {
             assert!(parse_zone(&offset_name(*m)).is_ok(), "{m}");
         }
+    }
+
+    #[test]
+    fn a_failed_attempt_is_read_one_way_on_the_zone_given_unless_it_names_its_own() {
+        let paris = parse_zone("Europe/Paris").unwrap_or(Zone::Utc);
+        // No offset: the zone's clock (winter in Paris is UTC+1).
+        assert_eq!(
+            parse_failed_at("2026-11-20T10:00", paris),
+            Ok(utc("2026-11-20T09:00:00Z"))
+        );
+        assert_eq!(
+            parse_failed_at("2026-11-20 10:00:30", paris),
+            Ok(utc("2026-11-20T09:00:30Z"))
+        );
+        // Its own offset wins, in every spelling.
+        for text in [
+            "2026-11-20T10:00:00Z",
+            "2026-11-20T11:00:00+01:00",
+            "2026-11-20 10:00 UTC",
+            "2026-11-20 05:00 -0500",
+            "Fri, 20 Nov 2026 10:00:00 +0000",
+        ] {
+            assert_eq!(parse_failed_at(text, paris), Ok(utc("2026-11-20T10:00:00Z")), "{text}");
+        }
+        assert_eq!(
+            parse_failed_at("2026-03-29T02:30", paris),
+            Err(FailedAtError::Skipped("Europe/Paris".into()))
+        );
+        for text in ["1999-12-31T23:00", "2101-01-01T00:00:00Z", "0001-01-01 00:00 UTC"] {
+            assert_eq!(
+                parse_failed_at(text, Zone::Utc),
+                Err(FailedAtError::OutOfRange),
+                "{text}"
+            );
+        }
+        for text in ["", "yesterday", "2026-11-20", &"9".repeat(100_000)] {
+            assert_eq!(parse_failed_at(text, Zone::Utc), Err(FailedAtError::Unreadable));
+        }
+        assert!(FailedAtError::Unreadable.to_string().contains("2026-11-20T10:00"));
     }
 }

@@ -1,5 +1,7 @@
 //! Tickets: their kinds, states and public reference.
 
+use super::diagnosis::AuthChannel;
+use super::vocabulary::vocabulary;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -157,6 +159,57 @@ impl fmt::Display for State {
     }
 }
 
+vocabulary! {
+    /// Where a ticket came from.
+    pub enum Channel {
+        Web = "web",
+        Mail = "mail",
+        Api = "api",
+    }
+}
+
+vocabulary! {
+    /// What happens when a customer of a login-help request tries to log in (the form's
+    /// `problem`, the API's too).
+    pub enum Problem {
+        WebLogin = "web_login",
+        ApiKey = "api_key",
+        Smtp535 = "smtp_535",
+        Other = "other",
+    }
+}
+
+impl Problem {
+    /// Words for the customer's status page.
+    pub fn words(self) -> &'static str {
+        match self {
+            Problem::WebLogin => "\"Invalid username or password\" on the website",
+            Problem::ApiKey => "\"Bad username/password\" from the API",
+            Problem::Smtp535 => "535 Authentication failed over SMTP",
+            Problem::Other => "Something else",
+        }
+    }
+
+    /// The subject of a ticket opened from the form with this problem.
+    pub fn subject(self) -> &'static str {
+        match self {
+            Problem::Smtp535 => "SMTP 535 Authentication failed",
+            Problem::ApiKey => "API: bad username/password",
+            Problem::WebLogin => "Cannot log in to the website",
+            Problem::Other => "Cannot log in",
+        }
+    }
+
+    /// Whose logs a diagnosis reads: the API gateway's for "bad username/password" on the
+    /// API, else the SMTP relay's.
+    pub fn auth_channel(problem: Option<Problem>) -> AuthChannel {
+        match problem {
+            Some(Problem::ApiKey) => AuthChannel::Api,
+            _ => AuthChannel::Smtp,
+        }
+    }
+}
+
 /// The public reference of a ticket, `RD-<n>`: the prefix is configurable, the number is the
 /// ticket's id.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -218,6 +271,16 @@ mod tests {
         for state in State::ALL {
             assert_eq!(State::parse(state.as_str()), Some(state));
         }
+        for channel in Channel::ALL {
+            assert_eq!(Channel::parse(channel.as_str()), Some(channel));
+        }
+        for problem in Problem::ALL {
+            assert_eq!(Problem::parse(problem.as_str()), Some(problem));
+        }
+        assert_eq!(Problem::auth_channel(Some(Problem::ApiKey)), AuthChannel::Api);
+        assert_eq!(Problem::auth_channel(Some(Problem::Smtp535)), AuthChannel::Smtp);
+        assert_eq!(Problem::auth_channel(None), AuthChannel::Smtp);
+        assert_eq!(Problem::parse("API_KEY"), None);
     }
 
     #[test]

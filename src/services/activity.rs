@@ -4,10 +4,10 @@
 use super::{Actor, Desk, ServiceError};
 use crate::db::tickets::TicketRow;
 use crate::db::{self, AnyConnection};
-use crate::domain::ticket::State;
 use crate::domain::workflow::activity::{
     Activity, AssigneeNotice, WaitingOn, notify_assignee as workflow_notify, waiting_on_after,
 };
+use crate::mail::outbound::params::{Mail, MailParams};
 
 /// Writes the turn after `activity` on the ticket as it now is. `customer` says whether the
 /// requester or the registered address did it (the assignee's "new activity" mark);
@@ -18,7 +18,7 @@ pub(crate) fn record(
     activity: Activity,
     reassigned: bool,
 ) -> Result<(), ServiceError> {
-    let state = State::parse(&row.state).unwrap_or(State::AwaitingAgent);
+    let state = row.state;
     let before = match db::activity::find(conn, row.id)? {
         Some(a) => WaitingOn::parse(&a.waiting_on).unwrap_or_else(|| WaitingOn::of_state(state)),
         None => WaitingOn::of_state(state),
@@ -51,7 +51,7 @@ pub(crate) fn notify_assignee(
     let last = db::outbox::latest_of_template(conn, row.id, NOTIFY_TEMPLATE)?;
     let facts = AssigneeNotice {
         enabled: desk.settings.notify_assignee,
-        terminal: State::parse(&row.state).is_some_and(|s| s.is_terminal()),
+        terminal: row.state.is_terminal(),
         assignee: Some(assignee_id),
         assignee_active: assignee.as_ref().is_some_and(|a| a.active),
         assignee_is_requester: assignee
@@ -67,9 +67,9 @@ pub(crate) fn notify_assignee(
         return Ok(());
     };
     let ticket_ref = desk.ticket_ref(row.id);
-    let params = serde_json::json!({
-        "activity": what,
-        "ticket_url": format!("{}/agent/tickets/{ticket_ref}", desk.settings.base_url),
+    let params = MailParams::from(Mail::AssigneeActivity {
+        activity: what.to_string(),
+        ticket_url: format!("{}/agent/tickets/{ticket_ref}", desk.settings.base_url),
     });
     crate::mail::outbound::compose::queue_mail(
         conn,
@@ -77,7 +77,6 @@ pub(crate) fn notify_assignee(
         crate::mail::outbound::compose::MailRequest {
             ticket: row,
             to: &assignee.email,
-            template: NOTIFY_TEMPLATE,
             // Machine-written: it carries Auto-Submitted, so an agent's out-of-office does
             // not answer it into a ticket.
             automatic: true,
@@ -109,7 +108,7 @@ pub struct Turn {
 
 impl Turn {
     pub fn of(row: &TicketRow, activity: Option<&db::activity::ActivityRow>) -> Turn {
-        let state = State::parse(&row.state).unwrap_or(State::AwaitingAgent);
+        let state = row.state;
         match activity {
             Some(a) => Turn {
                 waiting_on: if state.is_terminal() {

@@ -11,6 +11,7 @@ use crate::db::tickets::{self as ticket_rows, TicketRow};
 use crate::db::{self, AnyConnection};
 use crate::domain::time_text;
 use crate::domain::workflow::approval::{self, ApprovalStatus};
+use crate::domain::event::EventType;
 use crate::domain::workflow::{self, Action, ActionName, Context, Refusal};
 use serde_json::{Value, json};
 
@@ -65,7 +66,7 @@ pub(crate) fn hold(
     ticket_rows::insert_event(
         conn,
         loaded.row.id,
-        "approval_requested",
+        EventType::ApprovalRequested,
         &actor.label(),
         &json!({"approval_id": row.id.to_string(), "action": name.as_str(), "params": params,
                 "requested_by": actor.label(), "ticket": desk.ticket_ref(loaded.row.id)}),
@@ -84,7 +85,7 @@ pub(crate) fn expire_stale(conn: &mut AnyConnection, ticket_id: i64) -> Result<u
             ticket_rows::insert_event(
                 conn,
                 ticket_id,
-                "approval_expired",
+                EventType::ApprovalExpired,
                 "system",
                 &json!({"approval_id": row.id.to_string(), "action": row.action, "requested_by": row.requested_by,
                         "requested_at": time_text::rfc3339(row.requested_at)}),
@@ -180,7 +181,7 @@ pub fn approve(conn: &mut AnyConnection, desk: &Desk, id: i64, actor: &Actor) ->
                 ticket_rows::insert_event(
                     conn,
                     row.ticket_id,
-                    "approval_rejected",
+                    EventType::ApprovalRejected,
                     &actor.label(),
                     &json!({"approval_id": row.id.to_string(), "action": row.action, "requested_by": row.requested_by,
                             "rejected_by": "system", "reason": refusal.code.as_str(), "cancelled": true}),
@@ -201,7 +202,7 @@ pub fn approve(conn: &mut AnyConnection, desk: &Desk, id: i64, actor: &Actor) ->
         ticket_rows::insert_event(
             conn,
             row.ticket_id,
-            "approval_approved",
+            EventType::ApprovalApproved,
             &actor.label(),
             &json!({"approval_id": row.id.to_string(), "action": row.action, "params": params,
                     "requested_by": row.requested_by, "approved_by": actor.label()}),
@@ -266,7 +267,7 @@ pub fn reject(
         ticket_rows::insert_event(
             conn,
             row.ticket_id,
-            "approval_rejected",
+            EventType::ApprovalRejected,
             &actor.label(),
             &json!({"approval_id": row.id.to_string(), "action": row.action, "requested_by": row.requested_by,
                     "rejected_by": actor.label(), "reason": reason,

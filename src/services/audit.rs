@@ -12,13 +12,13 @@ use serde_json::Value;
 pub fn export(conn: &mut AnyConnection, desk: &Desk, ticket_id: i64) -> Result<String, ServiceError> {
     crate::db::tickets::find(conn, ticket_id)?.ok_or_else(|| ServiceError::NotFound("ticket".into()))?;
     let mut out = String::new();
-    for (event, link) in chain::chain_of(conn, ticket_id)? {
-        let Some(link) = link else {
-            // An event without a link cannot be exported as chained: the line says so, and
-            // verifying the file stops there.
+    for entry in chain::chain_of(conn, ticket_id)? {
+        let (Some(event), Some(link)) = (entry.event, entry.link) else {
+            // An event without a link (or a link without its event) cannot be exported as
+            // chained: the line says so, and verifying the file stops there.
             out.push_str(&format!(
                 "{{\"error\":\"no hash recorded\",\"id\":{},\"ticket\":\"{}\"}}\n",
-                event.id,
+                entry.id,
                 desk.ticket_ref(ticket_id)
             ));
             continue;
@@ -28,7 +28,7 @@ pub fn export(conn: &mut AnyConnection, desk: &Desk, ticket_id: i64) -> Result<S
         let line = ChainedEvent {
             id: event.id,
             ticket: &link.ticket_ref,
-            event_type: &event.event_type,
+            event_type: event.event_type.as_str(),
             actor: &event.actor,
             at: &at,
             data: &data,
@@ -56,21 +56,21 @@ pub fn verify_ticket(
     let fallback = desk.ticket_ref(ticket_id);
     let mut prev = GENESIS.to_string();
     let mut checked = 0;
-    for (event, link) in chain::chain_of(conn, ticket_id)? {
-        let ticket = link.as_ref().map_or(fallback.clone(), |l| l.ticket_ref.clone());
+    for entry in chain::chain_of(conn, ticket_id)? {
+        let ticket = entry.link.as_ref().map_or(fallback.clone(), |l| l.ticket_ref.clone());
         let broken = |why: &str| {
             Ok(Err(Broken {
                 ticket: ticket.clone(),
-                event: Some(event.id),
+                event: Some(entry.id),
                 why: why.to_string(),
             }))
         };
-        let Some(link) = link else {
+        let Some(link) = entry.link else {
             return broken("no hash was recorded for this event");
         };
-        if event.event_type.is_empty() && event.actor.is_empty() {
+        let Some(event) = entry.event else {
             return broken("the event is gone from the log, its hash is still there");
-        }
+        };
         if link.prev_hash != prev {
             return broken("its link does not follow the ticket's previous event (an event was removed or inserted)");
         }
@@ -79,7 +79,7 @@ pub fn verify_ticket(
         let computed = ChainedEvent {
             id: event.id,
             ticket: &link.ticket_ref,
-            event_type: &event.event_type,
+            event_type: event.event_type.as_str(),
             actor: &event.actor,
             at: &at,
             data: &data,

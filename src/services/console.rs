@@ -105,8 +105,8 @@ pub fn queue(conn: &mut AnyConnection, desk: &Desk, filter: QueueFilter) -> Resu
             last_activity_iso: time_text::rfc3339(turn.last_activity_at),
             new_activity: turn.new_activity,
             ticket_ref: desk.ticket_ref(r.id),
-            kind: Kind::parse(&r.kind).unwrap_or(Kind::General),
-            state: State::parse(&r.state).unwrap_or(State::AwaitingAgent),
+            kind: r.kind,
+            state: r.state,
             waiting: time_text::age(r.waiting_since, now),
             assignee: r.assignee_id.and_then(|id| emails.get(&id).cloned()),
             subject: r.subject,
@@ -114,10 +114,7 @@ pub fn queue(conn: &mut AnyConnection, desk: &Desk, filter: QueueFilter) -> Resu
             flagged: r.flagged,
         })
         .collect();
-    let counts = queries::counts(conn)?
-        .into_iter()
-        .filter_map(|(k, s, n)| Some((Kind::parse(&k)?, State::parse(&s)?, n)))
-        .collect();
+    let counts = queries::counts(conn)?;
     let agents = agent_list
         .into_iter()
         .filter(|a| a.4)
@@ -407,7 +404,14 @@ pub fn account_page(conn: &mut AnyConnection, desk: &Desk, id: &str) -> Result<A
         .collect();
     let tickets = ticket_rows
         .into_iter()
-        .map(|t| (desk.ticket_ref(t.id), t.subject, t.kind, t.state))
+        .map(|t| {
+            (
+                desk.ticket_ref(t.id),
+                t.subject,
+                t.kind.to_string(),
+                t.state.to_string(),
+            )
+        })
         .collect();
     Ok(AccountPage {
         changes,

@@ -5,15 +5,17 @@ use super::{Actor, Desk, ServiceError};
 use crate::db::tickets::{TicketChange, TicketRow};
 use crate::db::{self, AnyConnection, accounts, agents, tickets};
 use crate::domain::account::AccountView;
+use crate::domain::event::EventType;
 use crate::domain::workflow::{Activity, Decision, Effect, Mail, MailTemplate, Recipient};
 use crate::mail::outbound::compose::{MailRequest, queue_mail};
+use crate::mail::outbound::templates::{ListedAccount, Mail as Outgoing, MailParams};
 use serde_json::{Value, json};
 
 /// Events written after the transition that caused them.
 enum AfterEvent {
     /// A `diagnosis`: written before the transition it may cause (a suspended account).
     Diagnosis(Value),
-    Logged(&'static str, Value),
+    Logged(EventType, Value),
     /// An internal note whose text lives in `messages`.
     Note(i64),
 }
@@ -49,7 +51,7 @@ pub(crate) fn commit(
     }
     // The outbox comes last in the lock order: mail is queued after the ticket's write.
     for (address, params) in &writes.challenge_mails {
-        enqueue(conn, desk, row, address, MailTemplate::EmailChallenge, params.clone())?;
+        enqueue(conn, desk, row, address, params.clone())?;
     }
     for mail in &writes.mails {
         let four_eyes = writes.approved_by.is_some();
@@ -71,14 +73,14 @@ struct Writes<'a> {
     flags: Vec<String>,
     mails: Vec<Mail>,
     after: Vec<AfterEvent>,
-    challenge_mails: Vec<(String, Value)>,
+    challenge_mails: Vec<(String, MailParams)>,
 }
 
 impl<'a> Writes<'a> {
     fn new(desk: &'a Desk, loaded: &'a Loaded, decision: &Decision, actor: &Actor, details: &Value) -> Writes<'a> {
         let mut change = TicketChange::from_row(&loaded.row);
-        change.kind = decision.kind.as_str().to_string();
-        change.state = decision.state.as_str().to_string();
+        change.kind = decision.kind;
+        change.state = decision.state;
         if decision.state != loaded.state() || decision.kind != loaded.kind() {
             change.state_reason = decision.state_reason.clone();
             change.waiting_since = db::now();
@@ -137,7 +139,7 @@ impl<'a> Writes<'a> {
                     &self.actor_label,
                 )?;
                 self.after.push(AfterEvent::Logged(
-                    "check",
+                    EventType::Check,
                     json!({"method": method.as_str(), "passed": passed, "evidence": evidence, "round": round}),
                 ));
             }
@@ -153,7 +155,7 @@ impl<'a> Writes<'a> {
                 };
                 let added = accounts::add_allowlist_entry(conn, account_id, ip, &source)?;
                 self.after.push(AfterEvent::Logged(
-                    "directory_change",
+                    EventType::DirectoryChange,
                     json!({"account_id": account_id, "change": "allowlist_add", "entry": ip, "already_present": !added,
                            "ticket": self.ticket_ref(), "by": self.actor_label}),
                 ));
@@ -171,7 +173,7 @@ impl<'a> Writes<'a> {
                     return Err(crate::domain::workflow::banned_refusal().into());
                 }
                 self.after.push(AfterEvent::Logged(
-                    "directory_change",
+                    EventType::DirectoryChange,
                     json!({"account_id": account_id, "change": "reactivated", "status": "active",
                            "ticket": self.ticket_ref(), "by": self.actor_label}),
                 ));
@@ -204,10 +206,9 @@ impl<'a> Writes<'a> {
             self.change.verification_round,
             db::now() + chrono::Duration::hours(hours),
         )?;
-        let params = json!({
-            "challenge_id": challenge_id,
-            "requester": self.loaded.row.requester,
-            "expires_in_hours": hours,
+        let params = MailParams::from(Outgoing::EmailChallenge {
+            challenge_id,
+            expires_in_hours: hours,
         });
         self.challenge_mails.push((target.email, params));
         Ok(())
@@ -229,7 +230,7 @@ impl<'a> Writes<'a> {
             tracing::warn!(account_id, balance, expected, "balance moved under a lock");
         }
         self.after.push(AfterEvent::Logged(
-            "directory_change",
+            EventType::DirectoryChange,
             json!({"account_id": account_id, "change": "payment", "amount_cents": amount_cents,
                    "reference": reference, "balance_before_cents": before,
                    "balance_due_cents": balance, "ticket": self.ticket_ref(), "by": self.actor_label}),
@@ -266,29 +267,29 @@ fn write_events(conn: &mut AnyConnection, writes: &Writes, action: &str, details
     for event in &writes.after {
         if let AfterEvent::Diagnosis(data) = event {
             let by = if action == "open" { "system" } else { actor_label };
-            tickets::insert_event(conn, row.id, "diagnosis", by, data, None)?;
+            tickets::insert_event(conn, row.id, EventType::Diagnosis, by, data, None)?;
         }
     }
     let changed = change.state != row.state || change.kind != row.kind;
     if changed || action != "open" {
-        tickets::insert_event(conn, row.id, "transition", actor_label, &transition, None)?;
+        tickets::insert_event(conn, row.id, EventType::Transition, actor_label, &transition, None)?;
     }
     for event in &writes.after {
         match event {
             AfterEvent::Logged(event_type, data) => {
                 let mut data = data.clone();
-                if *event_type == "directory_change"
+                if *event_type == EventType::DirectoryChange
                     && let Some(approver) = &writes.approved_by
                 {
                     data["requested_by"] = json!(actor_label);
                     data["approved_by"] = json!(approver);
                 }
-                tickets::insert_event(conn, row.id, event_type, actor_label, &data, None)?;
+                tickets::insert_event(conn, row.id, *event_type, actor_label, &data, None)?;
             }
             AfterEvent::Diagnosis(_) => {}
             AfterEvent::Note(message_id) => {
                 let data = json!({"internal": true});
-                tickets::insert_event(conn, row.id, "note", actor_label, &data, Some(*message_id))?;
+                tickets::insert_event(conn, row.id, EventType::Note, actor_label, &data, Some(*message_id))?;
             }
         }
     }
@@ -310,7 +311,7 @@ pub(crate) fn record_refusal(
     if let Some(state) = state {
         data["state"] = json!(state);
     }
-    tickets::insert_event(conn, ticket_id, "refusal", &actor.label(), &data, None)?;
+    tickets::insert_event(conn, ticket_id, EventType::Refusal, &actor.label(), &data, None)?;
     Ok(())
 }
 
@@ -336,12 +337,10 @@ fn send_workflow_mail(
             (account.email.clone(), Some(account))
         }
     };
-    let mut params = json!({});
-    if four_eyes {
-        // "approved by two members of our team": the grant and reactivation mails say so.
-        params["four_eyes"] = json!(true);
-    }
-    match &mail.template {
+    let terminated_form_url = || format!("{}/help/account-terminated", desk.settings.base_url);
+    let outgoing = match &mail.template {
+        MailTemplate::Acknowledgement => Outgoing::Acknowledgement,
+        MailTemplate::StatusUpdate => Outgoing::StatusUpdate,
         MailTemplate::UsernameDelivery { account_ids } => {
             let mut listed = vec![];
             for id in account_ids {
@@ -353,38 +352,74 @@ fn send_workflow_mail(
                         a.id
                     )));
                 }
-                listed.push(json!({"username": a.username, "status": a.effective_status().as_str()}));
+                listed.push(ListedAccount {
+                    username: a.username.clone(),
+                    status: a.effective_status().as_str().to_string(),
+                });
             }
-            params["accounts"] = json!(listed);
             // A terminated account among them is told where to settle the balance.
-            params["terminated_form_url"] = json!(format!("{}/help/account-terminated", desk.settings.base_url));
+            Outgoing::UsernameDelivery {
+                accounts: listed,
+                terminated_form_url: terminated_form_url(),
+            }
         }
-        MailTemplate::IpGranted { ip } => params["ip"] = json!(ip),
-        MailTemplate::RequestRefused { reason } => params["refusal"] = json!(reason.customer_words()),
-        MailTemplate::DiagnosisGuidance { diagnosis } => {
-            params["diagnosis"] = super::diagnosis::guidance_params(diagnosis);
+        MailTemplate::UnconfirmedSignup => Outgoing::UnconfirmedSignup,
+        MailTemplate::TerminatedNotice => Outgoing::TerminatedNotice {
+            terminated_form_url: terminated_form_url(),
+        },
+        MailTemplate::BalanceDue => Outgoing::BalanceDue {
+            balance_due_cents: account
+                .as_ref()
+                .ok_or_else(|| ServiceError::Invalid("a balance-due mail must name its account".into()))?
+                .balance_due_cents,
+        },
+        MailTemplate::BannedAnswer => Outgoing::BannedAnswer,
+        MailTemplate::TryAllowlistedIps => Outgoing::TryAllowlistedIps,
+        MailTemplate::EmailChallenge => {
+            return Err(ServiceError::Invalid(
+                "an email challenge is mailed by its IssueEmailChallenge effect".into(),
+            ));
         }
+        MailTemplate::IpGranted { ip } => Outgoing::IpGranted { ip: ip.clone() },
+        MailTemplate::AccountReactivated => Outgoing::AccountReactivated,
+        MailTemplate::VerificationFailed => Outgoing::VerificationFailed,
+        MailTemplate::RedactionNotice => {
+            return Err(ServiceError::Invalid(
+                "a redaction notice is mailed where the secrets were found".into(),
+            ));
+        }
+        MailTemplate::AgentReply => {
+            return Err(ServiceError::Invalid(
+                "an agent's reply is mailed with its words".into(),
+            ));
+        }
+        MailTemplate::RequestRefused { reason } => Outgoing::RequestRefused {
+            refusal: reason.customer_words().to_string(),
+        },
+        MailTemplate::DiagnosisGuidance { diagnosis } => super::diagnosis::guidance_mail(diagnosis),
         MailTemplate::DiagnosisChecklist {
             typed_username,
             channel,
-        } => params["diagnosis"] = super::diagnosis::checklist_params(typed_username, *channel),
-        MailTemplate::BalanceDue | MailTemplate::TerminatedNotice => {
-            if let Some(a) = &account {
-                params["balance_due_cents"] = json!(a.balance_due_cents);
-            }
-            params["terminated_form_url"] = json!(format!("{}/help/account-terminated", desk.settings.base_url));
-        }
-        _ => {}
-    }
+        } => super::diagnosis::checklist_mail(typed_username, *channel),
+    };
     // The banned answer names no username: the mailbox may not be the only reader, and a ban
     // is told about "the account", never by its login.
-    if let Some(a) = &account
-        && matches!(mail.to, Recipient::RegisteredEmail { .. })
-        && mail.template != MailTemplate::BannedAnswer
-    {
-        params["username"] = json!(a.username);
-    }
-    enqueue(conn, desk, row, &address, mail.template.clone(), params)
+    let username = account
+        .as_ref()
+        .filter(|_| matches!(mail.to, Recipient::RegisteredEmail { .. }) && outgoing != Outgoing::BannedAnswer)
+        .map(|a| a.username.clone());
+    // "approved by two members of our team": the grant and reactivation mails say so.
+    enqueue(
+        conn,
+        desk,
+        row,
+        &address,
+        MailParams {
+            mail: outgoing,
+            username,
+            four_eyes,
+        },
+    )
 }
 
 /// Queues a workflow mail (automatic unless it is an agent's reply).
@@ -393,14 +428,12 @@ pub(crate) fn enqueue(
     desk: &Desk,
     row: &TicketRow,
     address: &str,
-    template: MailTemplate,
-    params: Value,
+    params: MailParams,
 ) -> Result<(), ServiceError> {
     let request = MailRequest {
         ticket: row,
         to: address,
-        template: template.name(),
-        automatic: template.is_automatic(),
+        automatic: !matches!(params.mail, Outgoing::AgentReply { .. }),
         params,
         actor: "system",
     };

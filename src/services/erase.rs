@@ -6,6 +6,7 @@ use super::loaded::Loaded;
 use super::{Actor, ServiceError};
 use crate::db::tickets::{self as ticket_rows, TicketRow};
 use crate::db::{self, AnyConnection, erase};
+use crate::domain::event::EventType;
 use serde_json::json;
 
 /// What an erase did.
@@ -49,7 +50,7 @@ pub fn erase_message(
             ticket_rows::insert_event(
                 conn,
                 ticket_id,
-                "redaction",
+                EventType::Redaction,
                 &actor.label(),
                 &json!({"erased": true, "event_id": event_id, "event_type": event.event_type,
                         "message_id": message.id, "by": actor.label(),

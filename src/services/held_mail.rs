@@ -18,7 +18,7 @@ pub fn release(conn: &mut AnyConnection, ticket_id: i64, mail_id: i64, by: &Acto
         tickets::insert_event(
             conn,
             ticket_id,
-            "mail_released",
+            crate::domain::event::EventType::MailReleased,
             &by.label(),
             &json!({"outbox_id": mail.id, "to": mail.recipient, "template": mail.template}),
             None,

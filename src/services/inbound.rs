@@ -4,7 +4,6 @@
 
 use super::intake::{self, Routable, ToQuarantine, Verdict};
 use super::messages::MailExtras;
-use super::redaction::Scrubbed;
 use super::tickets::{self, Channel, OpenTicket};
 use super::{Actor, Desk, ServiceError};
 use crate::db::tickets as ticket_rows;
@@ -13,6 +12,7 @@ use crate::domain::diagnosis::AuthChannel;
 use crate::domain::email_address::{EmailAddress, normalize};
 use crate::domain::sender_auth::ProviderAuth;
 use crate::domain::ticket::TicketRef;
+use crate::domain::event::EventType;
 use serde::Serialize;
 use serde_json::json;
 
@@ -125,7 +125,7 @@ pub fn store_prepared(
                 ticket_rows::insert_event(
                     conn,
                     id,
-                    "duplicate",
+                    EventType::Duplicate,
                     "system",
                     &json!({"message_id": message_id, "channel": channel}),
                     None,
@@ -285,7 +285,7 @@ fn mark_bounces(conn: &mut AnyConnection, desk: &Desk, r: &Routable) -> Result<O
             ticket_rows::insert_event(
                 conn,
                 id,
-                "message_out",
+                EventType::MessageOut,
                 "system",
                 &json!({"outbox_id": bounced.outbox_id, "bounced": true,
                         "reason": r.bounce_reason.as_str(), "attachments": []}),
@@ -328,7 +328,7 @@ fn request_of(r: &Routable) -> OpenTicket {
         // "api_user=…" names the API's credentials, as the form's problem `api_key` does.
         problem: named
             .filter(|(_, channel)| *channel == AuthChannel::Api)
-            .map(|_| Scrubbed::not_from_customer("api_key")),
+            .map(|_| crate::domain::ticket::Problem::ApiKey),
         error_text: None,
         channel: Channel::Mail,
         actor: Actor::Customer {
@@ -356,7 +356,7 @@ fn flag_forged_sender(
     ticket_rows::insert_event(
         conn,
         ticket_id,
-        "forged_sender",
+        EventType::ForgedSender,
         "system",
         &json!({
             "from": sender.as_str(),

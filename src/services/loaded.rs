@@ -66,11 +66,11 @@ impl Loaded {
     }
 
     pub fn kind(&self) -> Kind {
-        Kind::parse(&self.row.kind).unwrap_or(Kind::General)
+        self.row.kind
     }
 
     pub fn state(&self) -> State {
-        State::parse(&self.row.state).unwrap_or(State::AwaitingAgent)
+        self.row.state
     }
 
     pub fn view(&self) -> TicketView<'_> {

@@ -11,6 +11,7 @@ use super::redaction::Scrubber;
 use super::{Actor, Desk, ServiceError};
 use crate::db::tickets::{self as ticket_rows, NewMessage, TicketRow};
 use crate::db::{AnyConnection, inbound as store};
+use crate::domain::event::EventType;
 use crate::domain::redact::SecretKind;
 use crate::domain::scrubbed::{Scrubbed, ScrubbedBytes};
 use crate::domain::sender_auth::SenderAuth;
@@ -137,7 +138,14 @@ pub(crate) fn store_message(
     if !listed.is_empty() {
         data["attachments"] = json!(listed);
     }
-    ticket_rows::insert_event(conn, ticket_id, "message_in", &actor.label(), &data, Some(message_ref))?;
+    ticket_rows::insert_event(
+        conn,
+        ticket_id,
+        EventType::MessageIn,
+        &actor.label(),
+        &data,
+        Some(message_ref),
+    )?;
     Ok(message_ref)
 }
 
@@ -178,16 +186,15 @@ pub(crate) fn append_customer_message(
         email: from.to_string(),
     };
     let message_ref = store_message(conn, ticket_id, from, who, message, channel, &actor)?;
-    let kinds: Vec<&str> = message.secrets_found.iter().map(|k| k.as_str()).collect();
     // Robots and strangers are not told: a stranger would learn of the ticket.
     let notify = (message.auto_generated().is_none() && who != Sender::Stranger).then_some(from);
     let source = if message.mail.is_some() { "mail" } else { "customer" };
-    super::redaction::record_removed_secrets(conn, desk, row, &kinds, source, notify)?;
+    super::redaction::record_removed_secrets(conn, desk, row, &message.secrets_found, source, notify)?;
     if let Some(reason) = message.auto_generated() {
         ticket_rows::insert_event(
             conn,
             ticket_id,
-            "auto_reply_suppressed",
+            EventType::AutoReplySuppressed,
             "system",
             &json!({"reason": reason, "to": from}),
             None,

@@ -3,7 +3,9 @@
 //! rules of the engine and their commit.
 
 use super::decision::commit;
-use super::diagnosis::{self, Diagnosed, channel_of_problem};
+use super::diagnosis::{self, Diagnosed};
+use crate::domain::event::EventType;
+use crate::domain::ticket::Problem;
 use super::loaded::Loaded;
 use super::messages::{CustomerMessage, MailExtras};
 use super::redaction::Scrubbed;
@@ -45,18 +47,18 @@ pub(crate) fn open_ticket_in_transaction(
     let row = ticket_rows::insert(
         conn,
         &NewTicket {
-            kind: req.kind.as_str(),
-            state: req.kind.initial_state().as_str(),
+            kind: req.kind,
+            state: req.kind.initial_state(),
             subject: &subject,
             requester: req.requester.as_str(),
-            channel: req.channel.as_str(),
+            channel: req.channel,
             auto_generated: robot(&req),
         },
     )?;
     ticket_rows::insert_event(
         conn,
         row.id,
-        "created",
+        EventType::Created,
         &req.actor.label(),
         &created_event(&req, &subject),
         None,
@@ -160,7 +162,7 @@ fn created_event(req: &OpenTicket, subject: &Scrubbed) -> Value {
     for (key, value) in [
         ("account", opt(&req.account)),
         ("current_ip", opt(&req.current_ip)),
-        ("problem", opt(&req.problem)),
+        ("problem", req.problem.map(|p| p.as_str().to_string())),
         ("smtp_username", opt(&req.smtp_username)),
         ("failed_at", opt(&req.failed_at)),
         ("error_text", opt(&req.error_text)),
@@ -207,10 +209,9 @@ fn store_first_message(
         req.channel.as_str(),
         &req.actor,
     )?;
-    let kinds: Vec<&str> = req.secrets_found.iter().map(|k| k.as_str()).collect();
     let source = if req.inbound.is_some() { "mail" } else { "customer" };
     let notify = (!robot(req)).then_some(row.requester.as_str());
-    super::redaction::record_removed_secrets(conn, desk, row, &kinds, source, notify)
+    super::redaction::record_removed_secrets(conn, desk, row, &req.secrets_found, source, notify)
 }
 
 /// A login_help ticket that names a username is diagnosed from the authentication logs at once
@@ -220,7 +221,7 @@ fn diagnose_at_creation(conn: &mut AnyConnection, req: &OpenTicket) -> Result<Op
     match req.smtp_username.as_ref().map(Scrubbed::as_str) {
         Some(name) if req.kind == Kind::LoginHelp && !name.is_empty() && !name.contains(REDACTED) => {
             let failed_at = req.failed_at.as_ref().and_then(|f| parse_failed_at(f.as_str()));
-            let channel = channel_of_problem(req.problem.as_ref().map(Scrubbed::as_str));
+            let channel = Problem::auth_channel(req.problem);
             Ok(Some(diagnosis::diagnose(
                 conn,
                 name,

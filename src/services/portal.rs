@@ -12,7 +12,8 @@ use crate::db::{self, AnyConnection, submissions};
 use crate::domain::ticket::Kind;
 use crate::domain::time_text;
 use crate::domain::workflow::customer_step::{self, ChallengeFact, ReportOutcome, StatusFacts, Step};
-use crate::domain::workflow::{ActionName, MailTemplate};
+use crate::domain::workflow::ActionName;
+use crate::mail::outbound::templates::Mail;
 use serde_json::json;
 
 /// What the customer sees next.
@@ -112,7 +113,7 @@ fn rediagnose(conn: &mut AnyConnection, desk: &Desk, ticket_id: i64, request: &O
     let row = crate::db::tickets::find(conn, ticket_id)?.ok_or_else(|| ServiceError::NotFound("ticket".into()))?;
     let typed = request.smtp_username.as_ref().map(Scrubbed::as_str);
     let typed_at = request.failed_at.as_ref().and_then(|f| parse_failed_at(f.as_str()));
-    let channel = super::diagnosis::channel_of_problem(request.problem.as_ref().map(Scrubbed::as_str));
+    let channel = crate::domain::ticket::Problem::auth_channel(request.problem);
     let latest = super::diagnosis::latest_for(conn, &[&row])?.remove(&ticket_id);
     let last = latest.as_ref().map(|d| Diagnosed {
         username: d["username"].as_str().unwrap_or_default(),
@@ -177,14 +178,7 @@ fn attach(
         rediagnose(conn, desk, ticket_id, request)?;
     }
     let row = crate::db::tickets::find(conn, ticket_id)?.ok_or_else(|| ServiceError::NotFound("ticket".into()))?;
-    super::decision::enqueue(
-        conn,
-        desk,
-        &row,
-        &row.requester,
-        MailTemplate::Acknowledgement,
-        json!({}),
-    )
+    super::decision::enqueue(conn, desk, &row, &row.requester, Mail::Acknowledgement.into())
 }
 
 /// What the customer's status page shows: only their own messages and the mail sent to them,
@@ -264,7 +258,7 @@ pub fn status_view(conn: &mut AnyConnection, desk: &Desk, token: &str) -> Result
         .rev()
         .find(|e| e.from_you || !e.automatic)
         .is_some_and(|e| e.from_you);
-    let state = crate::domain::ticket::State::parse(&row.state).unwrap_or(crate::domain::ticket::State::AwaitingAgent);
+    let state = row.state;
     let step = customer_step::step(StatusFacts {
         state,
         neutral,
@@ -280,7 +274,7 @@ pub fn status_view(conn: &mut AnyConnection, desk: &Desk, token: &str) -> Result
         ticket_id: row.id,
         ticket_ref: desk.ticket_ref(row.id),
         subject: row.subject.clone(),
-        kind: Kind::parse(&row.kind).unwrap_or(Kind::General),
+        kind: row.kind,
         state,
         neutral,
         attempts_on_record: row.attempts_on_record,
@@ -289,7 +283,7 @@ pub fn status_view(conn: &mut AnyConnection, desk: &Desk, token: &str) -> Result
         request,
         thread,
         created_at: time_text::minutes_utc(row.created_at),
-        refusal: (row.state == "refused")
+        refusal: (row.state == crate::domain::ticket::State::Refused)
             .then(|| crate::domain::workflow::RefuseReason::words_for(row.state_reason.as_deref()))
             .flatten(),
     }))

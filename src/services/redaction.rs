@@ -1,5 +1,6 @@
 //! Secrets are removed before anything is stored: the scanner runs on every customer text.
 
+use crate::domain::redact::SecretKind;
 pub use crate::domain::scrubbed::{Scrubbed, Scrubber};
 
 /// Writes the `redaction` event for secrets removed from what someone sent (the kinds, never
@@ -9,25 +10,26 @@ pub(crate) fn record_removed_secrets(
     conn: &mut crate::db::AnyConnection,
     desk: &super::Desk,
     ticket: &crate::db::tickets::TicketRow,
-    kinds: &[&str],
+    found: &[SecretKind],
     source: &str,
     notify: Option<&str>,
 ) -> Result<(), super::ServiceError> {
-    if kinds.is_empty() {
+    if found.is_empty() {
         return Ok(());
     }
+    let kinds: Vec<&str> = found.iter().map(|k| k.as_str()).collect();
     let data = serde_json::json!({"kinds": kinds, "source": source});
-    crate::db::tickets::insert_event(conn, ticket.id, "redaction", "system", &data, None)?;
+    crate::db::tickets::insert_event(
+        conn,
+        ticket.id,
+        crate::domain::event::EventType::Redaction,
+        "system",
+        &data,
+        None,
+    )?;
     if let Some(address) = notify {
-        let params = serde_json::json!({"kinds": kinds});
-        super::decision::enqueue(
-            conn,
-            desk,
-            ticket,
-            address,
-            crate::domain::workflow::MailTemplate::RedactionNotice,
-            params,
-        )?;
+        let mail = crate::mail::outbound::templates::Mail::RedactionNotice { kinds: found.to_vec() };
+        super::decision::enqueue(conn, desk, ticket, address, mail.into())?;
     }
     Ok(())
 }

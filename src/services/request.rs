@@ -5,25 +5,9 @@ use super::Actor;
 use super::messages::MailExtras;
 use super::redaction::{Scrubbed, Scrubber};
 use crate::domain::email_address::EmailAddress;
-use crate::domain::ticket::Kind;
+use crate::domain::ticket::{Kind, Problem};
 
-/// Where a ticket came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Channel {
-    Web,
-    Mail,
-    Api,
-}
-
-impl Channel {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Channel::Web => "web",
-            Channel::Mail => "mail",
-            Channel::Api => "api",
-        }
-    }
-}
+pub use crate::domain::ticket::Channel;
 
 /// A request for help as the edge read it (form, API): plain strings, not yet scanned.
 #[derive(Debug, Clone)]
@@ -40,7 +24,7 @@ pub struct RequestFields {
     pub attempts_outcome: Option<String>,
     pub smtp_username: Option<String>,
     pub failed_at: Option<String>,
-    pub problem: Option<String>,
+    pub problem: Option<Problem>,
     pub error_text: Option<String>,
     pub channel: Channel,
     pub actor: Actor,
@@ -64,7 +48,7 @@ impl RequestFields {
             attempts_outcome: s.scrub_opt(self.attempts_outcome.as_deref()),
             smtp_username: s.scrub_opt(self.smtp_username.as_deref()),
             failed_at: s.scrub_opt(self.failed_at.as_deref()),
-            problem: s.scrub_opt(self.problem.as_deref()),
+            problem: self.problem,
             error_text: s.scrub_opt(self.error_text.as_deref()),
             channel: self.channel,
             actor: self.actor,
@@ -89,7 +73,7 @@ pub struct OpenTicket {
     pub attempts_outcome: Option<Scrubbed>,
     pub smtp_username: Option<Scrubbed>,
     pub failed_at: Option<Scrubbed>,
-    pub problem: Option<Scrubbed>,
+    pub problem: Option<Problem>,
     pub error_text: Option<Scrubbed>,
     pub channel: Channel,
     pub actor: Actor,

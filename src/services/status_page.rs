@@ -50,7 +50,7 @@ pub(crate) fn request_fields(
 ) -> Result<Vec<(&'static str, String)>, ServiceError> {
     let Some(created) = tickets::events_of(conn, ticket_id)?
         .into_iter()
-        .find(|e| e.event_type == "created")
+        .find(|e| e.event_type == crate::domain::event::EventType::Created)
     else {
         return Ok(vec![]);
     };
@@ -74,10 +74,7 @@ pub(crate) fn request_fields(
     ] {
         let Some(value) = text(key) else { continue };
         let value = match (key, value.as_str()) {
-            ("problem", "web_login") => "\"Invalid username or password\" on the website".to_string(),
-            ("problem", "api_key") => "\"Bad username/password\" from the API".to_string(),
-            ("problem", "smtp_535") => "535 Authentication failed over SMTP".to_string(),
-            ("problem", "other") => "Something else".to_string(),
+            ("problem", word) => crate::domain::ticket::Problem::parse(word).map_or(value, |p| p.words().to_string()),
             ("failed_at", t) => chrono::DateTime::parse_from_rfc3339(t)
                 .map(|t| crate::domain::time_text::minutes(t.naive_local()))
                 .unwrap_or_else(|_| t.to_string()),

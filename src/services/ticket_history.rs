@@ -67,7 +67,7 @@ pub(crate) fn history(
     };
     for e in &tickets::events_of(conn, id)? {
         let data: serde_json::Value = serde_json::from_str(&e.data).unwrap_or_default();
-        if e.event_type == "created" {
+        if e.event_type == crate::domain::event::EventType::Created {
             history.current_ip = data["current_ip"].as_str().map(str::to_string);
         }
         let at = time_text::minutes(e.created_at);
@@ -93,7 +93,7 @@ pub(crate) fn history(
         }
         history.audit.push(AuditEntry {
             at,
-            event_type: e.event_type.clone(),
+            event_type: e.event_type.to_string(),
             actor: e.actor.clone(),
             summary: summarise(&data),
         });

@@ -13,7 +13,7 @@ use crate::domain::diagnosis::parse_failed_at;
 use crate::domain::redact::REDACTED;
 use crate::domain::ticket::Kind;
 use crate::domain::workflow::conversation;
-use crate::domain::workflow::{self, Accepted, Action, Context, MailTemplate, Refusal};
+use crate::domain::workflow::{self, Accepted, Action, Context, Refusal};
 use serde_json::{Value, json};
 
 pub(crate) use super::opening::open_ticket_in_transaction;
@@ -83,7 +83,7 @@ pub(crate) fn apply_action_in_transaction(
                     name,
                     &refused.refusal,
                     actor,
-                    Some(&loaded.row.state),
+                    Some(loaded.row.state.as_str()),
                 )?;
             }
             return Ok(Err(refused.refusal));
@@ -214,23 +214,25 @@ pub fn add_reply_with_files(
         let row = &loaded.row;
         let actor_label = actor.label();
         // An agent's own paste is removed and recorded; the customer has nothing to rotate.
-        super::redaction::record_removed_secrets(conn, desk, row, &scrub.kinds(), "agent", None)?;
+        super::redaction::record_removed_secrets(conn, desk, row, scrub.found(), "agent", None)?;
         if internal {
             let message_id = ticket_rows::insert_message(conn, &NewMessage::note(row.id, &body))?;
             let mut data = json!({"internal": true});
             if !files.is_empty() {
                 data["attachments"] = json!(crate::mail::files::store_files(conn, message_id, &files)?);
             }
-            ticket_rows::insert_event(conn, row.id, "note", &actor_label, &data, Some(message_id))?;
+            ticket_rows::insert_event(conn, row.id, crate::domain::event::EventType::Note, &actor_label, &data, Some(message_id))?;
             super::activity::record(conn, row, workflow::Activity::Note, false)?;
             return ticket_rows::find(conn, row.id)?.ok_or_else(|| ServiceError::NotFound("ticket".into()));
         }
         let request = crate::mail::outbound::compose::MailRequest {
             ticket: row,
             to: &row.requester,
-            template: MailTemplate::AgentReply.name(),
             automatic: false,
-            params: json!({"body": body.as_str()}),
+            params: crate::mail::outbound::templates::Mail::AgentReply {
+                body: body.as_str().to_string(),
+            }
+            .into(),
             actor: &actor_label,
         };
         crate::mail::outbound::compose::queue_mail_with_files(conn, desk, request, &files)?;

@@ -82,9 +82,7 @@ pub fn ticket_details(conn: &mut AnyConnection, desk: &Desk, id: i64) -> Result<
                 }
             }
             // Every message event lists its attachments, possibly none.
-            if matches!(e.event_type.as_str(), "message_in" | "message_out" | "note")
-                && data.get("attachments").is_none()
-            {
+            if e.event_type.carries_message() && data.get("attachments").is_none() {
                 data["attachments"] = json!([]);
             }
             json!({"id": e.id, "type": e.event_type, "at": rfc3339(e.created_at), "actor": e.actor, "data": data})

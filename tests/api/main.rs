@@ -51,3 +51,4 @@ mod telemetry;
 mod tickets;
 mod tls;
 mod tokens;
+mod vocabulary;

@@ -417,7 +417,7 @@ async fn robots_and_repeated_mail_senders_get_no_automatic_answer() {
         let events = recoverydesk::db::tickets::events_of(&mut app.conn(), id).unwrap();
         suppressed += events
             .iter()
-            .filter(|e| e.event_type == "auto_reply_suppressed")
+            .filter(|e| e.event_type == recoverydesk::domain::event::EventType::AutoReplySuppressed)
             .count();
     }
     let acks = app.outbox_status().iter().filter(|r| r.1 == "chatty@x.test").count();

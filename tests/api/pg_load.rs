@@ -347,7 +347,11 @@ async fn eight_writers(instances: usize) {
         assert_eq!(on_ticket, 1 + total.per_shared[t], "{reference}");
     }
     // The queue's counts are the tickets'.
-    let mut counted = db::console::counts(&mut conn).expect("counts");
+    let mut counted: Vec<(String, String, i64)> = db::console::counts(&mut conn)
+        .expect("counts")
+        .into_iter()
+        .map(|(kind, state, n)| (kind.to_string(), state.to_string(), n))
+        .collect();
     counted.sort();
     assert_eq!(counted, grouped(&mut conn));
     assert_eq!(

@@ -24,7 +24,11 @@ fn grouped(conn: &mut AnyConnection) -> Vec<(String, String, i64)> {
 }
 
 fn counted(conn: &mut AnyConnection) -> Vec<(String, String, i64)> {
-    let mut rows = db::console::counts(conn).expect("counts");
+    let mut rows: Vec<(String, String, i64)> = db::console::counts(conn)
+        .expect("counts")
+        .into_iter()
+        .map(|(kind, state, n)| (kind.to_string(), state.to_string(), n))
+        .collect();
     rows.sort();
     rows
 }

@@ -11,7 +11,7 @@ pub mod phrases;
 
 pub use event::{AuthChannel, AuthEvent, AuthResult};
 
-use chrono::{DateTime, Duration, NaiveDateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
 
 /// Events this far either side of the failed attempt are read.
@@ -427,52 +427,10 @@ impl Diagnosis {
     }
 }
 
-/// The time of a failed attempt as people write it: RFC 3339, `2026-11-23T09:14` (a
-/// `datetime-local` field, taken as UTC), `2026-11-23 09:14 UTC`, `2026-11-23 09:14:05 +0100`,
-/// or RFC 2822 (`Mon, 23 Nov 2026 09:14:00 +0000`).
+/// The time of a failed attempt as people write it, read on UTC where it names no offset: the
+/// one parser of these times, [`local_time::parse_failed_at`](crate::domain::local_time::parse_failed_at).
 pub fn parse_failed_at(text: &str) -> Option<DateTime<Utc>> {
-    let text = text.trim().trim_end_matches('.');
-    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
-        return Some(t.with_timezone(&Utc));
-    }
-    if let Ok(t) = DateTime::parse_from_rfc2822(text) {
-        return Some(t.with_timezone(&Utc));
-    }
-    let (naive_part, offset) = split_zone(text);
-    for format in [
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M",
-        "%Y-%m-%d %H:%M:%S%.f",
-        "%Y-%m-%d %H:%M",
-    ] {
-        if let Ok(t) = NaiveDateTime::parse_from_str(naive_part, format) {
-            return Some(t.and_utc() - offset);
-        }
-    }
-    None
-}
-
-/// "2026-11-23 09:14 UTC" → ("2026-11-23 09:14", 0); "… +0100" → (…, +1 h). No zone is UTC.
-fn split_zone(text: &str) -> (&str, Duration) {
-    let Some((head, zone)) = text.rsplit_once(' ') else {
-        return (text, Duration::zero());
-    };
-    let zone_upper = zone.to_ascii_uppercase();
-    if matches!(zone_upper.as_str(), "UTC" | "GMT" | "Z") {
-        return (head, Duration::zero());
-    }
-    let sign = match zone.as_bytes().first() {
-        Some(b'+') => 1,
-        Some(b'-') => -1,
-        _ => return (text, Duration::zero()),
-    };
-    let digits: String = zone[1..].chars().filter(char::is_ascii_digit).collect();
-    if digits.len() != 4 || zone[1..].chars().any(|c| !(c.is_ascii_digit() || c == ':')) {
-        return (text, Duration::zero());
-    }
-    let hours: i64 = digits[..2].parse().unwrap_or(0);
-    let minutes: i64 = digits[2..].parse().unwrap_or(0);
-    (head, Duration::minutes(sign * (hours * 60 + minutes)))
+    crate::domain::local_time::parse_failed_at(text, crate::domain::local_time::Zone::Utc).ok()
 }
 
 #[cfg(test)]

@@ -1,15 +1,16 @@
 //! Composing a mail into the outbox, with the thread entry agents see.
 
 use super::links;
-use super::templates::{self, MailContext};
+use super::templates::{self, Envelope, Mail, MailParams};
 use crate::db::tickets::{NewMessage, TicketRow};
 use crate::db::{AnyConnection, now, outbox, tickets};
 use crate::domain::email_address::{is_automated_mailbox, normalize};
+use crate::domain::event::EventType;
 use crate::domain::scrubbed::Scrubbed;
 use crate::services::{Desk, ServiceError};
 use chrono::Duration;
 use diesel::prelude::*;
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// Acknowledgements to one address answering inbound mail, per 24 hours (docs/reference.md#robots).
 pub const ACKNOWLEDGEMENTS_PER_SENDER_PER_DAY: i64 = 3;
@@ -28,16 +29,16 @@ pub enum Queued {
 pub struct MailRequest<'a> {
     pub ticket: &'a TicketRow,
     pub to: &'a str,
-    pub template: &'a str,
     /// Written by the software rather than an agent: carries `Auto-Submitted`, and is never
     /// sent to robots.
     pub automatic: bool,
-    pub params: Value,
+    /// Which mail, with what its template needs.
+    pub params: MailParams,
     /// Who the thread names as the sender (`system`, or the agent).
     pub actor: &'a str,
 }
 
-/// Renders `template` for `address`, queues it, and records it on the ticket's thread. The
+/// Renders the mail for `address`, queues it, and records it on the ticket's thread. The
 /// thread copy has its links masked: a status link or a challenge link is for the recipient's
 /// mailbox only, never for an agent's screen.
 pub fn queue_mail(conn: &mut AnyConnection, desk: &Desk, mail: MailRequest) -> Result<Queued, ServiceError> {
@@ -58,28 +59,30 @@ pub fn queue_mail_with_files(
     let MailRequest {
         ticket,
         to: address,
-        template,
         automatic,
-        mut params,
+        params: mail_params,
         actor,
     } = mail;
+    let template = mail_params.mail.name();
     if automatic {
         // Both caps on automatic mail (acknowledgements, workflow mail per hour) count this
         // recipient's rows and then insert one: under the recipient's lock, in one step.
         crate::db::locks::lock_key(conn, crate::db::locks::KeyLock::Recipient, &normalize(address))?;
     }
-    if automatic && let Some(reason) = suppression(conn, desk, ticket, address, template)? {
+    if automatic && let Some(reason) = suppression(conn, desk, ticket, address, &mail_params.mail)? {
         tickets::insert_event(
             conn,
             ticket.id,
-            "auto_reply_suppressed",
+            EventType::AutoReplySuppressed,
             "system",
             &json!({"to": address, "template": template, "reason": reason}),
             None,
         )?;
         return Ok(Queued::Suppressed(reason));
     }
-    params["ref"] = json!(desk.ticket_ref(ticket.id));
+    let ticket_ref = desk.ticket_ref(ticket.id);
+    let mut params = mail_params.to_json();
+    params["ref"] = json!(ticket_ref);
     params["subject"] = json!(ticket.subject);
     params["requester"] = json!(ticket.requester);
     let to_requester = normalize(address) == ticket.requester_normalized;
@@ -88,22 +91,22 @@ pub fn queue_mail_with_files(
     if to_requester {
         params["status_link"] = json!(true);
     }
-    let challenge = params.get("challenge_id").is_some_and(Value::is_i64);
-    let mut send_params = params.clone();
-    let mut masked_params = params.clone();
-    if to_requester {
-        send_params["status_url"] = json!(links::STATUS_LINK);
-        masked_params["status_url"] = json!("[your status link]");
-    }
-    if challenge {
-        send_params["verify_url"] = json!(links::CHALLENGE_LINK);
-        masked_params["verify_url"] = json!("[the confirmation link, sent only to this mailbox]");
-    }
     let support = &desk.settings.support_address;
-    let rendered =
-        templates::render(template, &MailContext::from_params(&send_params, support)).map_err(ServiceError::Invalid)?;
-    let thread_copy = templates::render_for_thread(template, &MailContext::from_params(&masked_params, support))
-        .map_err(ServiceError::Invalid)?;
+    let to_send = Envelope {
+        ticket_ref: &ticket_ref,
+        ticket_subject: &ticket.subject,
+        requester: &ticket.requester,
+        support_address: support,
+        status_url: to_requester.then_some(links::STATUS_LINK),
+        verify_url: links::CHALLENGE_LINK,
+    };
+    let masked = Envelope {
+        status_url: to_requester.then_some("[your status link]"),
+        verify_url: "[the confirmation link, sent only to this mailbox]",
+        ..to_send
+    };
+    let rendered = templates::render(&mail_params, &to_send).map_err(ServiceError::Invalid)?;
+    let thread_copy = templates::render_for_thread(&mail_params, &masked).map_err(ServiceError::Invalid)?;
 
     let message_id = desk.new_message_id();
     let in_reply_to = latest_customer_message_id(conn, ticket.id)?;
@@ -157,7 +160,7 @@ pub fn queue_mail_with_files(
     tickets::insert_event(
         conn,
         ticket.id,
-        "message_out",
+        EventType::MessageOut,
         actor,
         &json!({"to": address, "template": template, "outbox_id": outbox_id, "message_id": message_id,
                 "attachments": listed}),
@@ -171,7 +174,7 @@ fn suppression(
     desk: &Desk,
     ticket: &TicketRow,
     address: &str,
-    template: &str,
+    mail: &Mail,
 ) -> Result<Option<String>, ServiceError> {
     if desk.quiet {
         return Ok(Some("imported quietly from an archive".into()));
@@ -182,11 +185,11 @@ fn suppression(
     if ticket.auto_generated {
         return Ok(Some("the ticket was opened by auto-generated mail".into()));
     }
-    if template == "acknowledgement" && ticket.channel == "mail" {
+    if *mail == Mail::Acknowledgement && ticket.channel == crate::domain::ticket::Channel::Mail {
         use crate::db::schema::outbox::dsl as o;
         let recent: i64 = o::outbox
             .filter(o::recipient_normalized.eq(normalize(address)))
-            .filter(o::template.eq("acknowledgement"))
+            .filter(o::template.eq(Mail::Acknowledgement.name()))
             .filter(o::created_at.gt(now() - Duration::hours(24)))
             .count()
             .get_result(conn)?;

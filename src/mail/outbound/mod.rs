@@ -3,6 +3,7 @@
 
 pub mod compose;
 pub mod links;
+pub mod params;
 pub mod sender;
 pub mod templates;
 pub mod tls;

@@ -1,177 +1,119 @@
-//! The text of every message the desk sends (askama, `templates/email/<name>.txt`).
+//! The text of every message the desk sends (askama, `templates/email/<name>.txt`). Each mail
+//! is asked for with the parameters its template needs ([`Mail`]), so a mail cannot be queued
+//! without them or with one misspelt: what used to be a bag of JSON read with defaults (where a
+//! missing parameter rendered a blank line) is now a type.
 
-use crate::domain::redact::SecretKind;
+pub use super::params::{DiagnosisMail, DiagnosisTemplate, ListedAccount, Mail, MailParams};
 use askama::Template;
-use serde::Deserialize;
-use serde_json::Value;
 
-/// Everything a mail template may use, read from the outbox row's parameters.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct MailContext {
-    #[serde(rename = "ref")]
-    pub ticket_ref: String,
-    #[serde(rename = "subject")]
-    pub ticket_subject: String,
-    pub status_url: Option<String>,
-    pub support_address: String,
-    pub requester: String,
-    pub username: Option<String>,
-    pub accounts: Vec<ListedAccount>,
-    pub ip: String,
-    pub balance_due_cents: i64,
-    #[serde(skip)]
-    pub balance_due: String,
-    pub terminated_form_url: String,
-    /// The change was approved by a second agent (four eyes).
-    pub four_eyes: bool,
-    pub verify_url: String,
-    pub expires_in_hours: i64,
-    pub body: String,
-    /// Why an agent refused the request, in the customer's words (`request_refused`).
-    pub refusal: String,
-    pub kinds: Vec<SecretKind>,
-    /// (label, advice) per kind of secret removed.
-    #[serde(skip)]
-    pub secrets: Vec<(&'static str, &'static str)>,
-    /// Rendering the copy kept on the ticket's thread: no footer (links, signature).
-    #[serde(skip)]
-    pub in_thread: bool,
+/// What a mail says about its ticket and the links it carries, as the composer knows them.
+#[derive(Debug, Clone, Copy)]
+pub struct Envelope<'a> {
+    pub ticket_ref: &'a str,
+    pub ticket_subject: &'a str,
+    pub requester: &'a str,
+    pub support_address: &'a str,
+    /// The status link (a marker the sender fills, or words standing for it) of mail to the
+    /// requester; none for anyone else.
+    pub status_url: Option<&'a str>,
+    /// The challenge link (or what stands for it) of an email challenge.
+    pub verify_url: &'a str,
+}
+
+/// Everything a template reads. Built only from a [`MailParams`] and an [`Envelope`].
+#[derive(Debug, Clone, Default)]
+struct MailContext {
+    ticket_ref: String,
+    ticket_subject: String,
+    status_url: Option<String>,
+    support_address: String,
+    requester: String,
+    username: Option<String>,
+    accounts: Vec<ListedAccount>,
+    ip: String,
+    balance_due: String,
+    terminated_form_url: String,
+    four_eyes: bool,
+    verify_url: String,
+    expires_in_hours: i64,
+    body: String,
+    refusal: String,
     /// What a customer did, in the assignee's notice (`assignee_activity`).
-    pub activity: String,
+    activity: String,
     /// The ticket's console page, in the assignee's notice.
-    pub ticket_url: String,
-    /// A credential-failure diagnosis (the guidance mails) or what the requester typed (the
-    /// checklist).
-    pub diagnosis: DiagnosisMail,
-}
-
-/// What the diagnosis mails may use (docs/reference.md#kinds-and-states). The checklist gets only `channel` and the
-/// `typed_…` notes: nothing that depends on the logs.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct DiagnosisMail {
-    pub channel: String,
-    pub finding: String,
-    pub username: String,
-    pub events: i64,
-    pub first_at: Option<String>,
-    pub last_at: Option<String>,
-    pub client_ips: Vec<String>,
-    pub mechanisms: Vec<String>,
-    pub succeeded_at: Option<String>,
-    pub failed_at: Option<String>,
-    pub time_given: bool,
-    /// Failures came before the success (`succeeded_since`).
-    pub recovered: bool,
-    pub typed_has_at: bool,
-    pub typed_whitespace: bool,
-}
-
-impl DiagnosisMail {
-    pub fn is_api(&self) -> bool {
-        self.channel == "api"
-    }
-
-    /// The username with control and invisible characters written as escapes, so that a
-    /// stray one shows (and never breaks a line).
-    pub fn shown_username(&self) -> String {
-        let mut out = String::with_capacity(self.username.len());
-        for c in self.username.chars() {
-            if crate::domain::diagnosis::is_invisible(c) {
-                out.push_str(&format!("\\u{{{:04X}}}", c as u32));
-            } else {
-                out.push(c);
-            }
-        }
-        out
-    }
-
-    /// "SMTP user" / "API user".
-    pub fn user_label(&self) -> &'static str {
-        if self.is_api() { "API user" } else { "SMTP user" }
-    }
-
-    /// Whose logs were read.
-    pub fn logs(&self) -> &'static str {
-        if self.is_api() {
-            "API gateway logs"
-        } else {
-            "SMTP relay logs"
-        }
-    }
-
-    /// The secret half of the credentials.
-    pub fn secret_name(&self) -> &'static str {
-        if self.is_api() { "API key" } else { "password" }
-    }
-
-    /// "a password" / "an API key".
-    pub fn a_secret(&self) -> &'static str {
-        if self.is_api() { "an API key" } else { "a password" }
-    }
-
-    /// Which period was read, in words.
-    pub fn period(&self) -> String {
-        match (&self.failed_at, self.time_given) {
-            (Some(at), true) => format!("within 15 minutes either side of {at}, the time you gave us"),
-            (Some(at), false) => format!("around {at}, the latest failed attempt of the last 24 hours"),
-            (None, _) => "over the last 24 hours".to_string(),
-        }
-    }
-
-    /// "3 login attempts between … and …" / "1 login attempt at …".
-    pub fn evidence(&self) -> String {
-        let attempts = if self.events == 1 {
-            "1 login attempt".to_string()
-        } else {
-            format!("{} login attempts", self.events)
-        };
-        match (&self.first_at, &self.last_at) {
-            (Some(first), Some(last)) if first != last => format!("{attempts} between {first} and {last}"),
-            (Some(first), _) => format!("{attempts} at {first}"),
-            _ => attempts,
-        }
-    }
-
-    /// "203.0.113.7", "203.0.113.7 and 198.51.100.4", "a, b and c".
-    pub fn addresses(&self) -> String {
-        join_words(&self.client_ips)
-    }
-
-    pub fn mechanisms_used(&self) -> String {
-        join_words(&self.mechanisms)
-    }
-}
-
-fn join_words(items: &[String]) -> String {
-    match items {
-        [] => String::new(),
-        [only] => only.clone(),
-        [init @ .., last] => format!("{} and {last}", init.join(", ")),
-    }
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct ListedAccount {
-    pub username: String,
-    pub status: String,
+    ticket_url: String,
+    /// (label, advice) per kind of secret removed.
+    secrets: Vec<(&'static str, &'static str)>,
+    /// Rendering the copy kept on the ticket's thread: no footer (links, signature).
+    in_thread: bool,
+    diagnosis: DiagnosisMail,
 }
 
 impl MailContext {
-    pub fn from_params(params: &Value, support_address: &str) -> Self {
-        let mut c: MailContext = serde_json::from_value(params.clone()).unwrap_or_default();
-        c.support_address = support_address.to_string();
-        c.balance_due = crate::domain::workflow::format_cents(c.balance_due_cents);
-        c.secrets = c.kinds.iter().map(|k| (k.label(), k.rotate_advice())).collect();
-        if c.expires_in_hours == 0 {
-            c.expires_in_hours = 24;
+    fn new(params: &MailParams, envelope: &Envelope, in_thread: bool) -> Self {
+        let mut c = MailContext {
+            ticket_ref: envelope.ticket_ref.to_string(),
+            ticket_subject: envelope.ticket_subject.to_string(),
+            status_url: envelope.status_url.map(str::to_string),
+            support_address: envelope.support_address.to_string(),
+            requester: envelope.requester.to_string(),
+            username: params.username.clone(),
+            four_eyes: params.four_eyes,
+            in_thread,
+            ..MailContext::default()
+        };
+        match &params.mail {
+            Mail::UsernameDelivery {
+                accounts,
+                terminated_form_url,
+            } => {
+                c.accounts = accounts.clone();
+                c.terminated_form_url = terminated_form_url.clone();
+            }
+            Mail::TerminatedNotice { terminated_form_url } => c.terminated_form_url = terminated_form_url.clone(),
+            Mail::BalanceDue { balance_due_cents } => {
+                c.balance_due = crate::domain::workflow::format_cents(*balance_due_cents)
+            }
+            Mail::EmailChallenge { expires_in_hours, .. } => {
+                c.verify_url = envelope.verify_url.to_string();
+                c.expires_in_hours = *expires_in_hours;
+            }
+            Mail::IpGranted { ip } => c.ip = ip.clone(),
+            Mail::RedactionNotice { kinds } => {
+                c.secrets = kinds.iter().map(|k| (k.label(), k.rotate_advice())).collect()
+            }
+            Mail::AgentReply { body } => c.body = body.clone(),
+            Mail::RequestRefused { refusal } => c.refusal = refusal.clone(),
+            Mail::AssigneeActivity { activity, ticket_url } => {
+                c.activity = activity.clone();
+                c.ticket_url = ticket_url.clone();
+            }
+            Mail::DiagnosisGuidance { diagnosis, .. } => c.diagnosis = diagnosis.clone(),
+            Mail::DiagnosisChecklist {
+                channel,
+                typed_has_at,
+                typed_whitespace,
+            } => {
+                c.diagnosis = DiagnosisMail {
+                    channel: channel.clone(),
+                    typed_has_at: *typed_has_at,
+                    typed_whitespace: *typed_whitespace,
+                    ..DiagnosisMail::default()
+                }
+            }
+            Mail::Acknowledgement
+            | Mail::StatusUpdate
+            | Mail::UnconfirmedSignup
+            | Mail::BannedAnswer
+            | Mail::TryAllowlistedIps
+            | Mail::AccountReactivated
+            | Mail::VerificationFailed => {}
         }
         c
     }
 
     /// "acme-mailer" in quotes when known, else a neutral phrase.
-    pub fn username_or_account(&self) -> String {
+    fn username_or_account(&self) -> String {
         match &self.username {
             Some(u) => format!("\"{u}\""),
             None => "concerned".to_string(),
@@ -257,46 +199,45 @@ pub struct Rendered {
     pub text: String,
 }
 
-pub fn render(template: &str, c: &MailContext) -> Result<Rendered, String> {
-    render_at_width(template, c, WRAP_WIDTH)
+/// The mail as it is sent.
+pub fn render(params: &MailParams, envelope: &Envelope) -> Result<Rendered, String> {
+    render_at_width(params, &MailContext::new(params, envelope, false), WRAP_WIDTH)
 }
 
 /// The copy of a mail kept on the ticket's thread: no footer, paragraphs unwrapped so pages
 /// wrap them to their own width.
-pub fn render_for_thread(template: &str, c: &MailContext) -> Result<Rendered, String> {
-    let c = MailContext {
-        in_thread: true,
-        ..c.clone()
-    };
-    render_at_width(template, &c, usize::MAX / 2)
+pub fn render_for_thread(params: &MailParams, envelope: &Envelope) -> Result<Rendered, String> {
+    render_at_width(params, &MailContext::new(params, envelope, true), usize::MAX / 2)
 }
 
-fn render_at_width(template: &str, c: &MailContext, width: usize) -> Result<Rendered, String> {
-    let text = match template {
-        "acknowledgement" => Acknowledgement { c }.render(),
-        "status_update" => StatusUpdate { c }.render(),
-        "username_delivery" => UsernameDelivery { c }.render(),
-        "unconfirmed_signup" => UnconfirmedSignup { c }.render(),
-        "terminated_notice" => TerminatedNotice { c }.render(),
-        "balance_due" => BalanceDue { c }.render(),
-        "banned_answer" => BannedAnswer { c }.render(),
-        "try_allowlisted_ips" => TryAllowlistedIps { c }.render(),
-        "email_challenge" => EmailChallenge { c }.render(),
-        "ip_granted" => IpGranted { c }.render(),
-        "account_reactivated" => AccountReactivated { c }.render(),
-        "verification_failed" => VerificationFailed { c }.render(),
-        "redaction_notice" => RedactionNotice { c }.render(),
-        "agent_reply" => AgentReply { c }.render(),
-        "request_refused" => RequestRefused { c }.render(),
-        "assignee_activity" => AssigneeActivity { c }.render(),
-        "diagnosis_checklist" => DiagnosisChecklist { c }.render(),
-        "diagnosis_not_seen" => DiagnosisNotSeen { c }.render(),
-        "diagnosis_user" => DiagnosisUser { c }.render(),
-        "diagnosis_bad_password" => DiagnosisBadPassword { c }.render(),
-        "diagnosis_ip_not_authorized" => DiagnosisIpNotAuthorized { c }.render(),
-        "diagnosis_mechanism" => DiagnosisMechanism { c }.render(),
-        "diagnosis_succeeded" => DiagnosisSucceeded { c }.render(),
-        other => return Err(format!("no mail template called {other:?}")),
+fn render_at_width(params: &MailParams, c: &MailContext, width: usize) -> Result<Rendered, String> {
+    let template = params.mail.name();
+    let text = match &params.mail {
+        Mail::Acknowledgement => Acknowledgement { c }.render(),
+        Mail::StatusUpdate => StatusUpdate { c }.render(),
+        Mail::UsernameDelivery { .. } => UsernameDelivery { c }.render(),
+        Mail::UnconfirmedSignup => UnconfirmedSignup { c }.render(),
+        Mail::TerminatedNotice { .. } => TerminatedNotice { c }.render(),
+        Mail::BalanceDue { .. } => BalanceDue { c }.render(),
+        Mail::BannedAnswer => BannedAnswer { c }.render(),
+        Mail::TryAllowlistedIps => TryAllowlistedIps { c }.render(),
+        Mail::EmailChallenge { .. } => EmailChallenge { c }.render(),
+        Mail::IpGranted { .. } => IpGranted { c }.render(),
+        Mail::AccountReactivated => AccountReactivated { c }.render(),
+        Mail::VerificationFailed => VerificationFailed { c }.render(),
+        Mail::RedactionNotice { .. } => RedactionNotice { c }.render(),
+        Mail::AgentReply { .. } => AgentReply { c }.render(),
+        Mail::RequestRefused { .. } => RequestRefused { c }.render(),
+        Mail::AssigneeActivity { .. } => AssigneeActivity { c }.render(),
+        Mail::DiagnosisChecklist { .. } => DiagnosisChecklist { c }.render(),
+        Mail::DiagnosisGuidance { template, .. } => match template {
+            DiagnosisTemplate::NotSeen => DiagnosisNotSeen { c }.render(),
+            DiagnosisTemplate::User => DiagnosisUser { c }.render(),
+            DiagnosisTemplate::BadPassword => DiagnosisBadPassword { c }.render(),
+            DiagnosisTemplate::IpNotAuthorized => DiagnosisIpNotAuthorized { c }.render(),
+            DiagnosisTemplate::Mechanism => DiagnosisMechanism { c }.render(),
+            DiagnosisTemplate::Succeeded => DiagnosisSucceeded { c }.render(),
+        },
     }
     .map_err(|e| format!("template {template}: {e}"))?;
     let title = match template {

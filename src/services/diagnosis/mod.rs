@@ -12,8 +12,8 @@ use crate::db::tickets::TicketRow;
 use crate::db::{AnyConnection, accounts, auth_events};
 use crate::domain::account::AccountView;
 use crate::domain::diagnosis::{self, AuthChannel, Diagnosis, Finding, Question, When, lookback};
-use crate::domain::ticket::State;
 use crate::domain::workflow::DiagnosisFacts;
+use crate::mail::outbound::templates::{DiagnosisMail, DiagnosisTemplate, Mail};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -34,15 +34,6 @@ impl Diagnosed {
             diagnosis: &self.diagnosis,
             owner: self.owner.as_ref(),
         }
-    }
-}
-
-/// The channel a login_help request is about: the API for "bad username/password" on the API
-/// (form `problem=api_key`), else the SMTP relay.
-pub fn channel_of_problem(problem: Option<&str>) -> AuthChannel {
-    match problem {
-        Some("api_key") => AuthChannel::Api,
-        _ => AuthChannel::Smtp,
     }
 }
 
@@ -118,7 +109,7 @@ pub fn latest_for(conn: &mut AnyConnection, rows: &[&TicketRow]) -> Result<HashM
             continue;
         };
         let mut value: Value = serde_json::from_str(&data).unwrap_or_else(|_| json!({}));
-        let open = State::parse(&row.state).is_some_and(|s| !s.is_terminal());
+        let open = !row.state.is_terminal();
         let works_again = value["finding"] == json!(Finding::SucceededSince.as_str());
         value["diagnosed_at"] = json!(crate::domain::time_text::rfc3339(at));
         value["diagnosed_by"] = json!(actor);
@@ -146,37 +137,50 @@ fn mail_time(t: DateTime<Utc>) -> String {
     crate::domain::time_text::seconds_utc(t.naive_utc())
 }
 
-/// What the guidance mail (to the owner's registered address, who asked) may say.
-pub(crate) fn guidance_params(d: &Diagnosis) -> Value {
+/// What the guidance mail (to the owner's registered address, who asked) may say. A finding
+/// that has no guidance of its own gets the plain checklist, as the workflow names it (the
+/// engine sends guidance only for findings that have it).
+pub(crate) fn guidance_mail(d: &Diagnosis) -> Mail {
+    let Some(template) = crate::domain::workflow::guidance_template(d.finding).and_then(DiagnosisTemplate::named)
+    else {
+        return Mail::DiagnosisChecklist {
+            channel: d.channel.as_str().to_string(),
+            typed_has_at: false,
+            typed_whitespace: false,
+        };
+    };
     let (failed_at, time_given) = match d.when {
         When::Given(at) => (Some(at), true),
         When::LatestFailure(at) => (Some(at), false),
         When::Last24Hours => (None, false),
     };
-    json!({
-        "channel": d.channel.as_str(),
-        "finding": d.finding.as_str(),
-        "username": d.username,
-        "events": d.events,
-        "first_at": d.first_at.map(mail_time),
-        "last_at": d.last_at.map(mail_time),
-        "client_ips": d.client_ips,
-        "mechanisms": d.mechanisms,
-        "succeeded_at": d.succeeded_at.map(mail_time),
-        "failed_at": failed_at.map(mail_time),
-        "time_given": time_given,
-        "recovered": d.finding == Finding::SucceededSince && !d.others.is_empty(),
-        "window_from": mail_time(d.window_from),
-        "window_to": mail_time(d.window_to),
-    })
+    Mail::DiagnosisGuidance {
+        template,
+        diagnosis: DiagnosisMail {
+            channel: d.channel.as_str().to_string(),
+            finding: d.finding.as_str().to_string(),
+            username: d.username.clone(),
+            events: d.events as i64,
+            first_at: d.first_at.map(mail_time),
+            last_at: d.last_at.map(mail_time),
+            client_ips: d.client_ips.clone(),
+            mechanisms: d.mechanisms.clone(),
+            succeeded_at: d.succeeded_at.map(mail_time),
+            failed_at: failed_at.map(mail_time),
+            time_given,
+            recovered: d.finding == Finding::SucceededSince && !d.others.is_empty(),
+            typed_has_at: false,
+            typed_whitespace: false,
+        },
+    }
 }
 
 /// What the checklist mail may say: only what the requester typed, never what the logs hold.
-pub(crate) fn checklist_params(typed_username: &str, channel: AuthChannel) -> Value {
+pub(crate) fn checklist_mail(typed_username: &str, channel: AuthChannel) -> Mail {
     let smtp = channel == AuthChannel::Smtp;
-    json!({
-        "channel": channel.as_str(),
-        "typed_has_at": smtp && diagnosis::has_at(typed_username),
-        "typed_whitespace": smtp && diagnosis::has_stray_characters(typed_username),
-    })
+    Mail::DiagnosisChecklist {
+        channel: channel.as_str().to_string(),
+        typed_has_at: smtp && diagnosis::has_at(typed_username),
+        typed_whitespace: smtp && diagnosis::has_stray_characters(typed_username),
+    }
 }

@@ -3,7 +3,7 @@ use super::super::filters;
 use super::super::security::ApiAgent;
 use crate::db::tickets::TicketFilter;
 use crate::domain::email_address::EmailAddress;
-use crate::domain::ticket::{Kind, TicketRef};
+use crate::domain::ticket::{Kind, Problem, TicketRef};
 use crate::domain::workflow::tried::{self, TriedAnswer};
 use crate::domain::workflow::ActionName;
 use crate::error::ApiError;
@@ -37,12 +37,8 @@ pub async fn list_tickets(
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let q = query.into_inner();
-    let kind = filters::kind(q.kind.as_deref().unwrap_or_default())
-        .map_err(ApiError::invalid)?
-        .map(|k| k.as_str().to_string());
-    let state_filter = filters::state(q.state.as_deref().unwrap_or_default())
-        .map_err(ApiError::invalid)?
-        .map(|s| s.as_str().to_string());
+    let kind = filters::kind(q.kind.as_deref().unwrap_or_default()).map_err(ApiError::invalid)?;
+    let state_filter = filters::state(q.state.as_deref().unwrap_or_default()).map_err(ApiError::invalid)?;
     let limit = match q.limit.as_deref().filter(|l| !l.is_empty()) {
         Some(l) => l
             .parse::<i64>()
@@ -125,6 +121,14 @@ pub async fn create_ticket(
         ))
     })?;
     let requester = EmailAddress::parse(&b.requester).map_err(|e| ApiError::invalid(format!("requester: {e}")))?;
+    let problem = match b.problem.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
+        // The value is not repeated: whatever a caller pasted there stays out of the answer.
+        Some(p) => Some(
+            Problem::parse(p)
+                .ok_or_else(|| ApiError::invalid("problem: not one of web_login, api_key, smtp_535, other"))?,
+        ),
+        None => None,
+    };
     // The form's question, read by the same rule as the form: "no" drops `tried_from`, "yes"
     // needs it; the API may leave the question out.
     let answer = match &b.tried_allowlisted_ips {
@@ -154,7 +158,7 @@ pub async fn create_ticket(
         attempts_outcome: b.outcome,
         smtp_username: b.smtp_username,
         failed_at: b.failed_at,
-        problem: b.problem,
+        problem,
         error_text: b.error_text,
         channel: Channel::Api,
         actor: agent.actor(),

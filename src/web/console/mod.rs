@@ -156,14 +156,8 @@ pub async fn show_queue(
 ) -> error::Answer {
     let q = query.into_inner();
     // A value the console does not know shows the list unfiltered (the API refuses it).
-    let kind = super::filters::kind(&q.kind)
-        .ok()
-        .flatten()
-        .map(|k| k.as_str().to_string());
-    let state_filter = super::filters::state(&q.state)
-        .ok()
-        .flatten()
-        .map(|s| s.as_str().to_string());
+    let kind = super::filters::kind(&q.kind).ok().flatten();
+    let state_filter = super::filters::state(&q.state).ok().flatten();
     let me = agent.id;
     let assignee_email = q.assignee.clone();
     let prefix = state.desk.settings.ticket_prefix.clone();

@@ -9,7 +9,7 @@ use super::form_state::FormState;
 use super::{render, status_page_error};
 use crate::domain::email_address::EmailAddress;
 use crate::domain::local_time;
-use crate::domain::ticket::Kind;
+use crate::domain::ticket::{Kind, Problem};
 use crate::domain::workflow::tried::{self, TriedAnswer};
 use crate::services::Actor;
 use crate::services::portal::{self, Submitted};
@@ -284,17 +284,17 @@ fn validate(kind: Kind, form: &mut FormState) -> Option<RequestFields> {
             }
         }
         Kind::LoginHelp => {
-            match form.value("problem") {
-                p @ ("web_login" | "api_key" | "smtp_535" | "other") => problem = Some(p.to_string()),
-                _ => form.add_error("problem", "Please choose what happens when you try to log in."),
+            match Problem::parse(form.value("problem")) {
+                Some(p) => problem = Some(p),
+                None => form.add_error("problem", "Please choose what happens when you try to log in."),
             }
             form.limit("failed_at_zone", 64);
             match local_time::parse_zone(form.value("failed_at_zone")) {
                 Ok(zone) => {
                     if let Some(text) = form.trimmed("failed_at") {
-                        match parse_failed_at(&text, zone) {
-                            Ok(t) => failed_at = Some(t),
-                            Err(message) => form.add_error("failed_at", message),
+                        match local_time::parse_failed_at(&text, zone) {
+                            Ok(t) => failed_at = Some(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+                            Err(e) => form.add_error("failed_at", e.to_string()),
                         }
                     }
                 }
@@ -318,12 +318,8 @@ fn validate(kind: Kind, form: &mut FormState) -> Option<RequestFields> {
         Kind::ForgotUsername => "Forgotten username".to_string(),
         Kind::IpLockout => "Locked out by IP access management".to_string(),
         Kind::AccountTerminated => "Account terminated for non-payment".to_string(),
-        _ => match problem.as_deref() {
-            Some("smtp_535") => "SMTP 535 Authentication failed".to_string(),
-            Some("api_key") => "API: bad username/password".to_string(),
-            Some("web_login") => "Cannot log in to the website".to_string(),
-            _ => "Cannot log in".to_string(),
-        },
+        // "Other" is also what a request without a problem is called.
+        _ => problem.unwrap_or(Problem::Other).subject().to_string(),
     };
     Some(RequestFields {
         kind,
@@ -344,39 +340,6 @@ fn validate(kind: Kind, form: &mut FormState) -> Option<RequestFields> {
             email: form.value("email").trim().to_string(),
         },
     })
-}
-
-/// RFC 3339 (its own offset wins), or `YYYY-MM-DDTHH:MM` as a `datetime-local` field sends it,
-/// read on the clock of `zone`; stored in UTC.
-pub fn parse_failed_at(text: &str, zone: local_time::Zone) -> Result<String, String> {
-    let stored = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let plausible = |t: &chrono::DateTime<chrono::Utc>| (2000..=2100).contains(&chrono::Datelike::year(t));
-    let out_of_range = "Use a date between the years 2000 and 2100.".to_string();
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
-        let t = t.with_timezone(&chrono::Utc);
-        return if plausible(&t) {
-            Ok(stored(t))
-        } else {
-            Err(out_of_range)
-        };
-    }
-    for format in ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"] {
-        let Ok(local) = chrono::NaiveDateTime::parse_from_str(text, format) else {
-            continue;
-        };
-        if !(2000..=2100).contains(&chrono::Datelike::year(&local)) {
-            return Err(out_of_range);
-        }
-        return match local_time::to_utc(local, zone) {
-            Ok(t) => Ok(stored(t)),
-            Err(local_time::LocalTimeError::Skipped) => Err(format!(
-                "The clocks skipped this time in {} (daylight saving began): use the time your clock showed, such as an hour later.",
-                zone.name()
-            )),
-            Err(local_time::LocalTimeError::OutOfRange) => Err(out_of_range),
-        };
-    }
-    Err("Use a date and time such as 2026-11-20T10:00.".to_string())
 }
 
 /// The rate-limit notice: when to try again (in UTC, on the customer's clock when the form names

@@ -1,0 +1,93 @@
+//! Kinds, states, channels and event types are closed vocabularies: the database refuses any
+//! other word, and a row holding one anyway (written before the checks existed, or by hand)
+//! fails to load, naming the column and the value, instead of passing for a default.
+
+use crate::helpers::{create_pg_database, drop_pg_database, postgres_server_url};
+use diesel::RunQueryDsl;
+use diesel::connection::SimpleConnection;
+use recoverydesk::db::{self, AnyConnection, DatabaseUrl, tickets};
+use recoverydesk::domain::event::EventType;
+use recoverydesk::domain::scrubbed::Scrubbed;
+use recoverydesk::domain::ticket::{Channel, Kind, State};
+
+fn scenario(conn: &mut AnyConnection, sqlite: bool) {
+    db::run_migrations(conn).unwrap();
+    let subject = Scrubbed::not_from_customer("Locked out");
+    let row = tickets::insert(
+        conn,
+        &tickets::NewTicket {
+            kind: Kind::IpLockout,
+            state: State::AwaitingAllowlistedAttempts,
+            subject: &subject,
+            requester: "ops@acme.test",
+            channel: Channel::Mail,
+            auto_generated: false,
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        (row.kind, row.state, row.channel),
+        (Kind::IpLockout, State::AwaitingAllowlistedAttempts, Channel::Mail)
+    );
+    let id = row.id;
+
+    // The database refuses an unknown word in each checked column.
+    for sql in [
+        format!("UPDATE tickets SET state = 'nonsense' WHERE id = {id}"),
+        format!("UPDATE tickets SET kind = 'General' WHERE id = {id}"),
+        format!("UPDATE tickets SET channel = 'phone' WHERE id = {id}"),
+        format!(
+            "INSERT INTO events (ticket_id, event_type, actor, data, created_at) \
+             VALUES ({id}, 'flagged', 'system', '{{}}', '2026-12-08 10:00:00')"
+        ),
+    ] {
+        let refused = diesel::sql_query(&sql).execute(conn).unwrap_err().to_string();
+        assert!(refused.contains("_known"), "{sql}: {refused}");
+    }
+    assert_eq!(
+        tickets::find(conn, id).unwrap().unwrap().state,
+        State::AwaitingAllowlistedAttempts
+    );
+    tickets::insert_event(conn, id, EventType::Created, "system", &serde_json::json!({}), None).unwrap();
+    assert_eq!(tickets::events_of(conn, id).unwrap()[0].event_type, EventType::Created);
+
+    // A database written before the checks: the same word gets in, and then the row does not
+    // load (no page, no action runs on it as if it were waiting for an agent).
+    let lift = if sqlite {
+        "DROP TRIGGER tickets_state_known_update;"
+    } else {
+        "ALTER TABLE tickets DROP CONSTRAINT tickets_state_known;"
+    };
+    conn.batch_execute(lift).unwrap();
+    diesel::sql_query(format!("UPDATE tickets SET state = 'nonsense' WHERE id = {id}"))
+        .execute(conn)
+        .unwrap();
+    let error = tickets::find(conn, id).unwrap_err().to_string();
+    assert!(error.contains("tickets.state"), "the error names the column: {error}");
+    assert!(error.contains("\"nonsense\""), "the error names the value: {error}");
+    let listed = tickets::list(
+        conn,
+        &tickets::TicketFilter {
+            limit: 10,
+            ..Default::default()
+        },
+    );
+    assert!(listed.unwrap_err().to_string().contains("tickets.state"));
+}
+
+#[test]
+fn an_unknown_state_is_refused_by_sqlite_and_fails_to_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = db::open_pool(&DatabaseUrl::Sqlite(dir.path().join("vocabulary.db")), 1).unwrap();
+    scenario(&mut pool.get().unwrap(), true);
+}
+
+#[test]
+fn an_unknown_state_is_refused_by_postgres_and_fails_to_load() {
+    let Some(server) = postgres_server_url() else { return };
+    let (url, name) = create_pg_database(&server);
+    let pool = db::open_pool(&DatabaseUrl::parse(&url).unwrap(), 1).unwrap();
+    scenario(&mut pool.get().unwrap(), false);
+    drop(pool);
+    drop_pg_database(&server, &name);
+}
