@@ -179,7 +179,11 @@ pub fn open_single(url: &DatabaseUrl, durable: bool) -> Result<AnyConnection, Db
         DatabaseUrl::Sqlite(path) => {
             let failed = |e: &dyn std::fmt::Display| DbError::Connect(format!("{}: {e}", path.display()));
             let mut conn = SqliteConnection::establish(&path.to_string_lossy()).map_err(|e| failed(&e))?;
-            let level = if durable { Synchronous::Full } else { Synchronous::Normal };
+            let level = if durable {
+                Synchronous::Full
+            } else {
+                Synchronous::Normal
+            };
             conn.batch_execute("PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;")
                 .and_then(|()| set_synchronous(&mut conn, level))
                 .map_err(|e| failed(&e))?;

@@ -9,9 +9,9 @@ use super::{Actor, Desk, ServiceError};
 use crate::db::approvals::{self as rows, ApprovalRow, NewApproval};
 use crate::db::tickets::{self as ticket_rows, TicketRow};
 use crate::db::{self, AnyConnection};
+use crate::domain::event::EventType;
 use crate::domain::time_text;
 use crate::domain::workflow::approval::{self, ApprovalStatus};
-use crate::domain::event::EventType;
 use crate::domain::workflow::{self, Action, ActionName, Context, Refusal};
 use serde_json::{Value, json};
 

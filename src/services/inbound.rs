@@ -10,9 +10,9 @@ use crate::db::tickets as ticket_rows;
 use crate::db::{self, AnyConnection, inbound as store};
 use crate::domain::diagnosis::AuthChannel;
 use crate::domain::email_address::{EmailAddress, normalize};
+use crate::domain::event::EventType;
 use crate::domain::sender_auth::ProviderAuth;
 use crate::domain::ticket::TicketRef;
-use crate::domain::event::EventType;
 use serde::Serialize;
 use serde_json::json;
 

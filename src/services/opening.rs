@@ -4,8 +4,6 @@
 
 use super::decision::commit;
 use super::diagnosis::{self, Diagnosed};
-use crate::domain::event::EventType;
-use crate::domain::ticket::Problem;
 use super::loaded::Loaded;
 use super::messages::{CustomerMessage, MailExtras};
 use super::redaction::Scrubbed;
@@ -15,8 +13,10 @@ use crate::db::tickets::{self as ticket_rows, NewTicket, TicketRow};
 use crate::db::{self, AnyConnection, accounts};
 use crate::domain::account::AccountView;
 use crate::domain::diagnosis::parse_failed_at;
+use crate::domain::event::EventType;
 use crate::domain::redact::REDACTED;
 use crate::domain::ticket::Kind;
+use crate::domain::ticket::Problem;
 use crate::domain::workflow::conversation::Sender;
 use crate::domain::workflow::creation::{self, CreationFacts, on_create};
 use serde_json::{Value, json};

@@ -11,8 +11,8 @@ use crate::db::locks::{self, KeyLock};
 use crate::db::{self, AnyConnection, submissions};
 use crate::domain::ticket::Kind;
 use crate::domain::time_text;
-use crate::domain::workflow::customer_step::{self, ChallengeFact, ReportOutcome, StatusFacts, Step};
 use crate::domain::workflow::ActionName;
+use crate::domain::workflow::customer_step::{self, ChallengeFact, ReportOutcome, StatusFacts, Step};
 use crate::mail::outbound::templates::Mail;
 use serde_json::json;
 

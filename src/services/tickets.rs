@@ -221,7 +221,14 @@ pub fn add_reply_with_files(
             if !files.is_empty() {
                 data["attachments"] = json!(crate::mail::files::store_files(conn, message_id, &files)?);
             }
-            ticket_rows::insert_event(conn, row.id, crate::domain::event::EventType::Note, &actor_label, &data, Some(message_id))?;
+            ticket_rows::insert_event(
+                conn,
+                row.id,
+                crate::domain::event::EventType::Note,
+                &actor_label,
+                &data,
+                Some(message_id),
+            )?;
             super::activity::record(conn, row, workflow::Activity::Note, false)?;
             return ticket_rows::find(conn, row.id)?.ok_or_else(|| ServiceError::NotFound("ticket".into()));
         }

@@ -126,7 +126,9 @@ fn walk(
          WHERE s.document {MATCH}{clauses} ORDER BY s.ticket_id DESC LIMIT {limit_param}"
     );
     let query = diesel::sql_query(sql).into_boxed::<Pg>();
-    bind_all(query, words.to_string(), &bounds, &f).load::<Id>(c).map(id_list)
+    bind_all(query, words.to_string(), &bounds, &f)
+        .load::<Id>(c)
+        .map(id_list)
 }
 
 #[derive(QueryableByName)]
