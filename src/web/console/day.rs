@@ -1,5 +1,5 @@
-//! The agent's day (docs/reference.md#agent-console): internal notes on their own form, the
-//! refusal's confirmation page, bulk assign and resolve, and the queue's live updates.
+//! The agent's day (docs/reference.md#agent-console): the refusal's confirmation page, bulk
+//! assign and resolve, and the queue's live updates.
 
 use super::super::AppState;
 use super::session::{CurrentAgent, csrf_ok};
@@ -12,20 +12,6 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use std::collections::HashMap;
 use std::time::Duration;
-
-/// `POST /agent/tickets/{ref}/note`: an internal note (with files, as a reply may have). This
-/// address only ever writes notes, so a note can never be mailed because a box was left
-/// unticked, and its files never leave the desk.
-pub async fn add_note(
-    agent: CurrentAgent,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-    req: actix_web::HttpRequest,
-    payload: web::Payload,
-) -> HttpResponse {
-    let composed = super::compose::read(&req, payload, &state).await;
-    super::tickets::post_text(agent, state, path.into_inner(), composed, true).await
-}
 
 #[derive(Template)]
 #[template(path = "console/refuse_confirm.html")]

@@ -42,7 +42,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::post().to(tickets::apply_action),
         )
         .route("/agent/tickets/{ref}/reply", web::post().to(tickets::reply))
-        .route("/agent/tickets/{ref}/note", web::post().to(day::add_note))
+        .route("/agent/tickets/{ref}/note", web::post().to(tickets::add_note))
         .route("/agent/bulk", web::post().to(day::bulk_action))
         .route("/agent/tickets/{ref}/canned", web::post().to(canned::reply_with_canned))
         .route("/agent/admin/canned", web::get().to(canned::show_canned))

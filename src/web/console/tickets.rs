@@ -240,6 +240,20 @@ pub async fn reply(
     post_text(agent, state, path.into_inner(), composed, internal).await
 }
 
+/// `POST /agent/tickets/{ref}/note`: an internal note (with files, as a reply may have). This
+/// address only ever writes notes, so a note can never be mailed because a box was left
+/// unticked, and its files never leave the desk.
+pub async fn add_note(
+    agent: CurrentAgent,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    req: actix_web::HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
+    let composed = super::compose::read(&req, payload, &state).await;
+    post_text(agent, state, path.into_inner(), composed, true).await
+}
+
 /// The reply and the note, once their forms are read: the CSRF token, then the service.
 pub(super) async fn post_text(
     agent: CurrentAgent,
