@@ -384,7 +384,7 @@ mod tests {
         diesel::sql_query(
             "INSERT INTO tickets (id, kind, state, subject, requester, requester_normalized, status_token_hash, \
              status_token_salt, channel, waiting_since, created_at, updated_at) \
-             VALUES (?, 'general', 'awaiting_agent', 'help', ?, ?, 'none:' || ?, '', 'email', \
+             VALUES (?, 'general', 'awaiting_agent', 'help', ?, ?, 'none:' || ?, '', 'mail', \
              CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
         )
         .bind::<BigInt, _>(id)
