@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""Writes COUNT authentication events (JSON Lines, SPEC §2.4) spread over the 20 days up to now.
+"""Writes COUNT authentication events (JSON Lines, as docs/reference.md describes the authentication log) spread over the 20 days up to now.
 
 Usage: gen_auth_log.py COUNT [USERS] > events.jsonl
 
 Standard library only and seeded, so every run writes the same events (relative to now).
 20,000 usernames `app-00000`… by default; 80 % of the attempts succeed, the rest fail with
-every result SPEC lists; one line in five is from the API gateway; each line also carries a
+every result the reference lists; one line in five is from the API gateway; each line also carries a
 field the desk ignores (`queue_id`), as real relay logs do.
 """
 import datetime
