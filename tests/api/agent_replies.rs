@@ -3,36 +3,15 @@
 //! (docs/reference.md#agent-console, #canned-answers, #who-acts-next, #search).
 
 use crate::both_backends;
+use crate::helpers::{BOUNDARY, multipart};
 use crate::helpers::{Console, TestApp, reference};
 use mail_parser::MimeHeaders;
 use recoverydesk::db;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-const BOUNDARY: &str = "----recoverydeskAgentBoundary9fQ2";
 /// A live-looking AWS access key id: the scanner removes it wherever it is.
 const KEY: &str = "AKIAQ3EGRTZKX5VNM2PL";
-
-fn multipart(fields: &[(&str, &str)], files: &[(&str, &str, &[u8])]) -> Vec<u8> {
-    let mut body = vec![];
-    for (name, value) in fields {
-        body.extend_from_slice(
-            format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n").as_bytes(),
-        );
-    }
-    for (filename, content_type, data) in files {
-        body.extend_from_slice(
-            format!(
-                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"{filename}\"\r\nContent-Type: {content_type}\r\n\r\n"
-            )
-            .as_bytes(),
-        );
-        body.extend_from_slice(data);
-        body.extend_from_slice(b"\r\n");
-    }
-    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
-    body
-}
 
 async fn signed_in(app: &TestApp) -> Console {
     let console = Console::new(app);

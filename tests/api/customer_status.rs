@@ -3,33 +3,10 @@
 //! (docs/reference.md#customer-pages).
 
 use crate::diagnosis::reference_from;
+use crate::helpers::{BOUNDARY, multipart};
 use crate::helpers::{Backend, TestApp, account, last_event, reference, ticket_with_status_page};
 use reqwest::StatusCode;
 use serde_json::json;
-
-const BOUNDARY: &str = "----recoverydeskTestBoundary7MA4YWxkTrZu0gW";
-
-/// A `multipart/form-data` body as a browser sends it: text fields, then files.
-fn multipart(fields: &[(&str, &str)], files: &[(&str, &str, &[u8])]) -> Vec<u8> {
-    let mut body = vec![];
-    for (name, value) in fields {
-        body.extend_from_slice(
-            format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n").as_bytes(),
-        );
-    }
-    for (filename, content_type, data) in files {
-        body.extend_from_slice(
-            format!(
-                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"{filename}\"\r\nContent-Type: {content_type}\r\n\r\n"
-            )
-            .as_bytes(),
-        );
-        body.extend_from_slice(data);
-        body.extend_from_slice(b"\r\n");
-    }
-    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
-    body
-}
 
 async fn post_multipart(app: &TestApp, path: &str, body: Vec<u8>) -> reqwest::Response {
     app.client

@@ -805,3 +805,28 @@ impl Console {
         self.post(action, &all).await
     }
 }
+
+/// The boundary of [`multipart`] bodies (send it as `multipart/form-data; boundary=…`).
+pub const BOUNDARY: &str = "----recoverydeskTestBoundary7MA4YWxkTrZu0gW";
+
+/// A `multipart/form-data` body as a browser sends it: text fields, then files.
+pub fn multipart(fields: &[(&str, &str)], files: &[(&str, &str, &[u8])]) -> Vec<u8> {
+    let mut body = vec![];
+    for (name, value) in fields {
+        body.extend_from_slice(
+            format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n").as_bytes(),
+        );
+    }
+    for (filename, content_type, data) in files {
+        body.extend_from_slice(
+            format!(
+                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"{filename}\"\r\nContent-Type: {content_type}\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(data);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    body
+}
