@@ -12,8 +12,9 @@ use crate::db::{self, AnyConnection};
 use crate::domain::event::EventType;
 use crate::domain::time_text;
 use crate::domain::workflow::approval::{self, ApprovalStatus};
-use crate::domain::workflow::{self, Action, ActionName, Context, Refusal};
+use crate::domain::workflow::{self, Accepted, ActionName, Context, Refusal, Refused, Stage};
 use serde_json::{Value, json};
+use std::convert::Infallible;
 
 pub use super::loaded::request_view;
 
@@ -97,6 +98,28 @@ pub(crate) fn expire_stale(conn: &mut AnyConnection, ticket_id: i64) -> Result<u
     Ok(expired)
 }
 
+/// The `approval_rejected` event of a request closed unapplied: rejected or withdrawn by an
+/// agent, or cancelled by the desk (`rejected_by` "system") because its ticket moved on.
+fn record_rejection(
+    conn: &mut AnyConnection,
+    row: &ApprovalRow,
+    actor: &Actor,
+    rejected_by: &str,
+    reason: &str,
+    cancelled: bool,
+) -> Result<(), ServiceError> {
+    ticket_rows::insert_event(
+        conn,
+        row.ticket_id,
+        EventType::ApprovalRejected,
+        &actor.label(),
+        &json!({"approval_id": row.id.to_string(), "action": row.action, "requested_by": row.requested_by,
+                "rejected_by": rejected_by, "reason": reason, "cancelled": cancelled}),
+        None,
+    )?;
+    Ok(())
+}
+
 /// What a decision on a request did, for the counters (counted after the commit).
 struct Outcome<T> {
     value: Result<T, Refusal>,
@@ -146,7 +169,7 @@ pub fn approve(conn: &mut AnyConnection, desk: &Desk, id: i64, actor: &Actor) ->
     let approver = agent_id(actor)?;
     let outcome = db::write_transaction(conn, |conn| -> Result<Outcome<TicketRow>, ServiceError> {
         let (row, loaded, expired) = load(conn, id)?;
-        let refused = |conn: &mut AnyConnection, refusal: Refusal| -> Result<Outcome<TicketRow>, ServiceError> {
+        let refused_with = |conn: &mut AnyConnection, refusal: Refusal| -> Result<Outcome<TicketRow>, ServiceError> {
             record_refusal(
                 conn,
                 row.ticket_id,
@@ -161,37 +184,35 @@ pub fn approve(conn: &mut AnyConnection, desk: &Desk, id: i64, actor: &Actor) ->
                 counted: None,
             })
         };
-        let name = ActionName::parse(&row.action)?;
         let params: Value = serde_json::from_str(&row.params).unwrap_or_else(|_| json!({}));
-        let action = Action::parse(name, &params)?;
-        let decided = approval::approve(
+        // The request's parameters were scanned when it was held; the two actions that wait
+        // for approval need no facts besides their ticket.
+        let outcome = approval::approve(
             &loaded.view(),
-            &action,
-            &Context::default(),
+            row.action.as_str(),
+            &params,
             &request_view(&row),
             approver,
             db::now(),
+            |_| Ok::<_, Infallible>(Context::default()),
         );
-        let decision = match decided {
-            Ok(decision) => decision,
-            Err(refusal) if approval::is_about_the_request(&refusal) => return refused(conn, refusal),
-            Err(refusal) => {
+        let Ok(outcome) = outcome;
+        let Accepted { action, decision } = match outcome {
+            Ok(accepted) => accepted,
+            Err(refused) if approval::is_about_the_request(&refused) => return refused_with(conn, refused.refusal),
+            // What the engine held itself no longer names or parses: not this ticket's doing.
+            Err(refused) if matches!(refused.stage, Stage::Name | Stage::Parse) => {
+                return Err(ServiceError::Refused(refused.refusal));
+            }
+            Err(Refused { refusal, .. }) => {
                 // The ticket moved on (a ban, a reopening…): this request can never apply.
                 rows::close(conn, row.id, "cancelled", &actor.label(), Some(refusal.code.as_str()))?;
-                ticket_rows::insert_event(
-                    conn,
-                    row.ticket_id,
-                    EventType::ApprovalRejected,
-                    &actor.label(),
-                    &json!({"approval_id": row.id.to_string(), "action": row.action, "requested_by": row.requested_by,
-                            "rejected_by": "system", "reason": refusal.code.as_str(), "cancelled": true}),
-                    None,
-                )?;
-                return refused(conn, refusal);
+                record_rejection(conn, &row, actor, "system", refusal.code.as_str(), true)?;
+                return refused_with(conn, refusal);
             }
         };
         if !rows::close(conn, row.id, "approved", &actor.label(), None)? {
-            return refused(
+            return refused_with(
                 conn,
                 Refusal::new(
                     workflow::ErrorCode::ApprovalNotPending,
@@ -220,7 +241,15 @@ pub fn approve(conn: &mut AnyConnection, desk: &Desk, id: i64, actor: &Actor) ->
         details["approval_id"] = json!(row.id.to_string());
         details["requested_by"] = json!(row.requested_by);
         details["approved_by"] = json!(actor.label());
-        let ticket = commit(conn, desk, &loaded, decision, name.as_str(), &requester, details)?;
+        let ticket = commit(
+            conn,
+            desk,
+            &loaded,
+            decision,
+            action.name().as_str(),
+            &requester,
+            details,
+        )?;
         Ok(Outcome {
             value: Ok(ticket),
             expired,
@@ -264,16 +293,8 @@ pub fn reject(
         if !rows::close(conn, row.id, status.as_str(), &actor.label(), Some(&reason))? {
             return Err(ServiceError::Conflict);
         }
-        ticket_rows::insert_event(
-            conn,
-            row.ticket_id,
-            EventType::ApprovalRejected,
-            &actor.label(),
-            &json!({"approval_id": row.id.to_string(), "action": row.action, "requested_by": row.requested_by,
-                    "rejected_by": actor.label(), "reason": reason,
-                    "cancelled": status == ApprovalStatus::Cancelled}),
-            None,
-        )?;
+        let cancelled = status == ApprovalStatus::Cancelled;
+        record_rejection(conn, &row, actor, &actor.label(), &reason, cancelled)?;
         Ok(Outcome {
             value: Ok(loaded.row.clone()),
             expired,
@@ -281,6 +302,12 @@ pub fn reject(
         })
     })?;
     finish(desk, outcome)
+}
+
+/// The ticket a request is about, if there is such a request.
+#[tracing::instrument(level = "debug", skip_all, fields(approval_id = id))]
+pub fn ticket_of(conn: &mut AnyConnection, id: i64) -> Result<Option<i64>, ServiceError> {
+    Ok(rows::find(conn, id)?.map(|r| r.ticket_id))
 }
 
 /// Pending requests still within their 24 hours, oldest first.

@@ -51,6 +51,9 @@ impl Named for String {
 /// Where in the order an action was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
+    /// Four eyes: the approval request itself (pending, recent, another agent), before the
+    /// action is looked at again.
+    Request,
     Name,
     Role,
     Check,
@@ -73,7 +76,7 @@ impl Refused {
     pub fn belongs_on_record(&self) -> bool {
         match self.stage {
             Stage::Name | Stage::Parse => false,
-            Stage::Role | Stage::Check => true,
+            Stage::Request | Stage::Role | Stage::Check => true,
             Stage::Decide => self.refusal.code.is_policy_refusal(),
         }
     }

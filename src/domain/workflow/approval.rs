@@ -1,7 +1,8 @@
 //! Four eyes (docs/reference.md#four-eyes-and-the-audit-trail): which actions wait for a
 //! second agent, who may approve them, and for how long a request stands.
 
-use super::{Action, ActionName, Context, Decision, ErrorCode, Refusal, TicketView};
+use super::apply::{Accepted, Facts, Named, Refused, Role, Stage, apply_with};
+use super::{Action, ActionName, ErrorCode, Refusal, TicketView};
 use chrono::{Duration, NaiveDateTime};
 
 /// A request older than this is expired: it can no longer be approved.
@@ -101,37 +102,44 @@ pub fn may_approve(request: &RequestView, agent: i64, now: NaiveDateTime) -> Res
 }
 
 /// Approving `request` by `agent`: the request's own rule first (pending, recent, another
-/// agent), then the action's guards and parameters again, in the usual order, against the
-/// ticket as it is now (with this request no longer holding its action).
-pub fn approve(
+/// agent), then the action through [`apply_with`] in the usual order, against the ticket as
+/// it is now (with this request no longer holding its action). A refusal of the request
+/// itself is at [`Stage::Request`]; any later one means the ticket moved on.
+pub fn approve<F: Facts, E>(
     ticket: &TicketView,
-    action: &Action,
-    ctx: &Context,
+    name: impl Named,
+    params: &serde_json::Value,
     request: &RequestView,
     agent: i64,
     now: NaiveDateTime,
-) -> Result<Decision, Refusal> {
-    may_approve(request, agent, now)?;
+    prepare: impl FnOnce(&mut Action) -> Result<F, E>,
+) -> Result<Result<Accepted, Refused>, E> {
+    if let Err(refusal) = may_approve(request, agent, now) {
+        return Ok(Err(Refused {
+            stage: Stage::Request,
+            name: name.action_name().ok(),
+            refusal,
+        }));
+    }
+    let held = name.action_name().ok();
     let others: Vec<ActionName> = ticket
         .pending_approvals
         .iter()
         .copied()
-        .filter(|p| *p != action.name())
+        .filter(|p| Some(*p) != held)
         .collect();
     let now_view = TicketView {
         pending_approvals: &others,
         ..ticket.clone()
     };
-    super::decide(&now_view, action, ctx)
+    // The requester's own role: only `reopen` needs an admin, and it is never held.
+    apply_with(&now_view, name, params, Role::Agent, prepare)
 }
 
 /// Whether a refusal at approval is about the request itself (it stays as it is) rather than
 /// the ticket, which moved on so that the request can never apply.
-pub fn is_about_the_request(refusal: &Refusal) -> bool {
-    matches!(
-        refusal.code,
-        ErrorCode::SameAgent | ErrorCode::ApprovalNotPending | ErrorCode::ApprovalExpired
-    )
+pub fn is_about_the_request(refused: &Refused) -> bool {
+    refused.stage == Stage::Request
 }
 
 /// What a rejection by `agent` becomes: a rejection, or a withdrawal when the requester
@@ -252,10 +260,15 @@ mod tests {
     #[test]
     fn approval_checks_the_guards_again_against_the_ticket_as_it_is_now() {
         use crate::domain::account::{AccountStatus, sample_account};
-        use crate::domain::ip_grant::IpGrant;
         use crate::domain::ticket::{Kind, State};
-        let grant = Action::GrantIpAccess {
-            ip: IpGrant::parse("198.51.100.77").unwrap(),
+        use crate::domain::workflow::{Context, Decision};
+        use std::convert::Infallible;
+        let params = serde_json::json!({"ip": "198.51.100.77"});
+        let approve = |ticket: &TicketView, request: &RequestView, agent, when| -> Result<Decision, Refused> {
+            let Ok(outcome) = approve(ticket, ActionName::GrantIpAccess, &params, request, agent, when, |_| {
+                Ok::<_, Infallible>(Context::default())
+            });
+            outcome.map(|accepted| accepted.decision)
         };
         let pending = [ActionName::GrantIpAccess];
         let active = sample_account(AccountStatus::Active);
@@ -270,9 +283,8 @@ mod tests {
             pending_approvals: &pending,
         };
         let r = request(ApprovalStatus::Pending);
-        let ctx = Context::default();
         // The request being approved does not hold its own action.
-        let decision = approve(&ticket, &grant, &ctx, &r, 2, at(1)).expect("approved");
+        let decision = approve(&ticket, &r, 2, at(1)).expect("approved");
         assert_eq!(decision.state, State::Resolved);
         // The requester, an old request, a decided one: refused before any guard.
         for (agent, when, request, code) in [
@@ -285,9 +297,9 @@ mod tests {
                 ErrorCode::ApprovalNotPending,
             ),
         ] {
-            let refusal = approve(&ticket, &grant, &ctx, &request, agent, when).unwrap_err();
-            assert_eq!(refusal.code, code);
-            assert!(is_about_the_request(&refusal));
+            let refused = approve(&ticket, &request, agent, when).unwrap_err();
+            assert_eq!(refused.refusal.code, code);
+            assert!(is_about_the_request(&refused));
         }
         // A ban imported since the request: account_banned, and the request can never apply.
         let banned = sample_account(AccountStatus::Banned);
@@ -295,16 +307,16 @@ mod tests {
             account: Some(&banned),
             ..ticket.clone()
         };
-        let refusal = approve(&now_banned, &grant, &ctx, &r, 2, at(1)).unwrap_err();
-        assert_eq!(refusal.code, ErrorCode::AccountBanned);
-        assert!(!is_about_the_request(&refusal));
+        let refused = approve(&now_banned, &r, 2, at(1)).unwrap_err();
+        assert_eq!(refused.refusal.code, ErrorCode::AccountBanned);
+        assert!(!is_about_the_request(&refused));
         // A ticket that moved on (reopened: ownership is verified afresh).
         let reopened = TicketView {
             state: State::AttemptsReported,
             ..ticket.clone()
         };
         assert_eq!(
-            approve(&reopened, &grant, &ctx, &r, 2, at(1)).unwrap_err().code,
+            approve(&reopened, &r, 2, at(1)).unwrap_err().refusal.code,
             ErrorCode::OwnershipNotVerified
         );
     }
