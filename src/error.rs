@@ -65,6 +65,11 @@ impl ApiError {
     pub fn unavailable(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
     }
+
+    /// A fault of ours, not of the caller and not an outage: retrying does not help.
+    pub fn internal(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
 }
 
 impl ResponseError for ApiError {
@@ -96,6 +101,13 @@ impl From<ServiceError> for ApiError {
                 if info.message().contains("a ban is permanent") =>
             {
                 ApiError::new(StatusCode::CONFLICT, "account_banned", "a ban is permanent")
+            }
+            // A stored row this version cannot read (an unknown state, say): corruption or a
+            // bug, which no retry mends. The log names the column and the value.
+            ServiceError::Database(diesel::result::Error::DeserializationError(ref cause))
+            | ServiceError::Db(crate::db::DbError::Query(diesel::result::Error::DeserializationError(ref cause))) => {
+                tracing::error!(error = %cause, "a stored row could not be read");
+                ApiError::internal("a stored record could not be read; the operators have been told")
             }
             ServiceError::Database(_) | ServiceError::Db(_) => {
                 tracing::error!(error = %e, "database error");

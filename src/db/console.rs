@@ -3,6 +3,7 @@
 use super::accounts::AccountRow;
 use super::rows::TicketRow;
 use super::schema::{accounts, agents, login_attempts, tickets};
+use super::ticket_filter::Narrowing;
 use super::{AnyConnection, now};
 use crate::domain::ticket::{Kind, State};
 use chrono::NaiveDateTime;
@@ -43,21 +44,20 @@ pub fn failures_since(
     client_key: &str,
     since: NaiveDateTime,
 ) -> QueryResult<(Vec<NaiveDateTime>, Vec<NaiveDateTime>)> {
-    let pair = login_attempts::table
-        .filter(login_attempts::email_normalized.eq(crate::domain::email_address::normalize(email)))
-        .filter(login_attempts::client_ip.eq(client_key))
-        .filter(login_attempts::succeeded.eq(false))
-        .filter(login_attempts::created_at.gt(since))
-        .select(login_attempts::created_at)
-        .limit(1000)
-        .load(conn)?;
-    let client = login_attempts::table
-        .filter(login_attempts::client_ip.eq(client_key))
-        .filter(login_attempts::succeeded.eq(false))
-        .filter(login_attempts::created_at.gt(since))
-        .select(login_attempts::created_at)
-        .limit(1000)
-        .load(conn)?;
+    // The client's failures, or (with an address) the failures of that pair.
+    let failures = |conn: &mut AnyConnection, email: Option<String>| -> QueryResult<Vec<NaiveDateTime>> {
+        let mut query = login_attempts::table
+            .filter(login_attempts::client_ip.eq(client_key))
+            .filter(login_attempts::succeeded.eq(false))
+            .filter(login_attempts::created_at.gt(since))
+            .into_boxed();
+        if let Some(email) = email {
+            query = query.filter(login_attempts::email_normalized.eq(email));
+        }
+        query.select(login_attempts::created_at).limit(1000).load(conn)
+    };
+    let pair = failures(conn, Some(crate::domain::email_address::normalize(email)))?;
+    let client = failures(conn, None)?;
     Ok((pair, client))
 }
 
@@ -98,36 +98,15 @@ pub fn queue(conn: &mut AnyConnection, f: &QueueFilter) -> QueryResult<Vec<Ticke
         };
         return super::tickets::search(conn, &text, f.q_ticket_id, &filter);
     }
-    let mut query = tickets::table.select(TicketRow::as_select()).into_boxed();
-    query = match f.state {
-        Some(state) => query.filter(tickets::state.eq(state.as_str())),
+    let open_only = f.state.is_none();
+    let narrowing = Narrowing::new(f.kind, f.state, f.assignee, f.waiting_on.as_deref());
+    let mut query = narrowing.apply(tickets::table.select(TicketRow::as_select()).into_boxed());
+    if open_only {
         // Exactly the predicate of the partial indexes `tickets_open_*`, as literal SQL: SQLite
         // uses a partial index only when the query's WHERE contains the index's WHERE term as
         // written; `state != ? AND state != ?` (or `NOT IN (?, ?)`) does not match it, and the
         // queue then scans and sorts the whole table.
-        None => query.filter(diesel::dsl::sql::<diesel::sql_types::Bool>(OPEN_PREDICATE)),
-    };
-    if let Some(kind) = f.kind {
-        query = query.filter(tickets::kind.eq(kind.as_str()));
-    }
-    match f.assignee {
-        Some(Some(id)) => query = query.filter(tickets::assignee_id.eq(id)),
-        Some(None) => query = query.filter(tickets::assignee_id.is_null()),
-        None => {}
-    }
-    if let Some(waiting_on) = &f.waiting_on {
-        // Correlated, so the queue's index is walked in order and each row probes its activity
-        // by key until the page is full. `tickets.id IN (SELECT … WHERE waiting_on = ?)` made
-        // SQLite build the whole list (most of a million ids) and sort: 110–210 ms against under
-        // 0.1 ms (docs/benchmarks.md, "Release figures, 2026-12-06 (SQLite)").
-        query = query.filter(
-            diesel::dsl::sql::<diesel::sql_types::Bool>(
-                "EXISTS (SELECT 1 FROM ticket_activity WHERE ticket_activity.ticket_id = tickets.id \
-                 AND ticket_activity.waiting_on = ",
-            )
-            .bind::<diesel::sql_types::Text, _>(waiting_on.clone())
-            .sql(")"),
-        );
+        query = query.filter(diesel::dsl::sql::<diesel::sql_types::Bool>(OPEN_PREDICATE));
     }
     if let Some((at, id)) = f.after {
         // `waiting_since >= at` first, so the index is entered at the cursor (a range seek)

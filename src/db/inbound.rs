@@ -262,6 +262,14 @@ pub fn quarantined(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<Qua
         .optional()
 }
 
+/// How many messages wait in quarantine (for `/metrics`).
+pub fn count_quarantined(conn: &mut AnyConnection) -> QueryResult<i64> {
+    quarantine::table
+        .filter(quarantine::released_at.is_null())
+        .count()
+        .get_result(conn)
+}
+
 /// Newest first, keyset by (received_at, id); the row data without the raw bytes' weight is
 /// not worth a second query at these sizes.
 pub fn list_quarantine(

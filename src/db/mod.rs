@@ -21,6 +21,7 @@ pub mod schema;
 pub mod search;
 pub mod settings;
 pub mod submissions;
+mod ticket_filter;
 pub mod tickets;
 mod transaction;
 pub mod words;

@@ -139,6 +139,14 @@ pub fn all(conn: &mut AnyConnection) -> QueryResult<Vec<OutboxRow>> {
         .load(conn)
 }
 
+/// How many mails are at each delivery status (for `/metrics`).
+pub fn count_by_status(conn: &mut AnyConnection) -> QueryResult<Vec<(String, i64)>> {
+    outbox::table
+        .group_by(outbox::status)
+        .select((outbox::status, diesel::dsl::count_star()))
+        .load(conn)
+}
+
 /// An agent lets a held mail go (it waited because of the per-recipient hourly cap): the row
 /// as it was, or none when it is not a held mail of that ticket.
 pub fn release_held(conn: &mut AnyConnection, id: i64, ticket_id: i64) -> QueryResult<Option<OutboxRow>> {

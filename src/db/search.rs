@@ -3,7 +3,7 @@
 //! holds, and the two ways a search is answered (exact lookups first, then words).
 
 use super::AnyConnection;
-use super::schema::{accounts, ticket_activity, tickets};
+use super::schema::{accounts, tickets};
 use crate::domain::search::SearchText;
 use crate::domain::ticket::{Kind, State};
 use diesel::prelude::*;
@@ -251,27 +251,8 @@ impl Exact {
 
 /// Ids of the tickets matching `predicate` and `f`, newest first, one page.
 fn page_of(conn: &mut AnyConnection, predicate: Predicate, f: &SearchFilter) -> QueryResult<Vec<i64>> {
-    let mut query = tickets::table.select(tickets::id).filter(predicate).into_boxed();
-    if let Some(kind) = f.kind {
-        query = query.filter(tickets::kind.eq(kind.as_str()));
-    }
-    if let Some(state) = f.state {
-        query = query.filter(tickets::state.eq(state.as_str()));
-    }
-    match f.assignee {
-        Some(Some(id)) => query = query.filter(tickets::assignee_id.eq(id)),
-        Some(None) => query = query.filter(tickets::assignee_id.is_null()),
-        None => {}
-    }
-    if let Some(waiting_on) = &f.waiting_on {
-        query = query.filter(
-            tickets::id.eq_any(
-                ticket_activity::table
-                    .filter(ticket_activity::waiting_on.eq(waiting_on.clone()))
-                    .select(ticket_activity::ticket_id),
-            ),
-        );
-    }
+    let narrowing = super::ticket_filter::Narrowing::new(f.kind, f.state, f.assignee, f.waiting_on.as_deref());
+    let mut query = narrowing.apply(tickets::table.select(tickets::id).filter(predicate).into_boxed());
     if let Some(before) = f.before_id {
         query = query.filter(tickets::id.lt(before));
     }

@@ -129,3 +129,9 @@ impl Turn {
         }
     }
 }
+
+/// When anything last happened on any ticket (the console's live queue polls it).
+#[tracing::instrument(level = "debug", skip_all)]
+pub fn latest(conn: &mut AnyConnection) -> Result<Option<chrono::NaiveDateTime>, ServiceError> {
+    Ok(db::activity::latest(conn)?)
+}

@@ -186,6 +186,12 @@ pub fn list_tokens(conn: &mut AnyConnection, email: &str) -> Result<Vec<agents::
     Ok(agents::tokens_of(conn, agent.id)?)
 }
 
+/// Every live token with its agent's address, for the admins' page.
+#[tracing::instrument(level = "debug", skip_all)]
+pub fn all_tokens(conn: &mut AnyConnection) -> Result<Vec<(agents::TokenRow, String)>, ServiceError> {
+    Ok(agents::all_tokens(conn)?)
+}
+
 /// Revokes a token: the next request with it answers 401.
 #[tracing::instrument(level = "debug", skip_all, fields(token_id = token_id))]
 pub fn revoke_token(conn: &mut AnyConnection, token_id: i64, now: DateTime<Utc>) -> Result<(), ServiceError> {
@@ -223,4 +229,29 @@ pub fn bootstrap_admin(
         agents::mark_one_time_password(conn, id, expires_at)?;
         Ok(Some(password.clone()))
     })
+}
+
+/// Every agent, active first (the admins' page).
+#[tracing::instrument(level = "debug", skip_all)]
+pub fn list(conn: &mut AnyConnection) -> Result<Vec<db::console::AgentListing>, ServiceError> {
+    Ok(db::console::agents(conn)?)
+}
+
+/// An admin deactivates an agent: their sessions and API tokens stop working at once (both
+/// check `active`). False when there was no such active agent.
+#[tracing::instrument(level = "debug", skip_all, fields(agent_id = id))]
+pub fn deactivate(conn: &mut AnyConnection, id: i64) -> Result<bool, ServiceError> {
+    Ok(db::console::deactivate_agent(conn, id)?)
+}
+
+/// The id of the agent with this address, if there is one (the queue's assignee filter).
+#[tracing::instrument(level = "debug", skip_all)]
+pub fn id_by_email(conn: &mut AnyConnection, email: &str) -> Result<Option<i64>, ServiceError> {
+    Ok(agents::find_by_email(conn, email)?.map(|a| a.id))
+}
+
+/// Whether the agent still signs in with a one-time password that must be replaced.
+#[tracing::instrument(level = "debug", skip_all, fields(agent_id = agent_id))]
+pub fn must_change_password(conn: &mut AnyConnection, agent_id: i64) -> Result<bool, ServiceError> {
+    Ok(agents::find(conn, agent_id)?.is_some_and(|a| a.password_must_change))
 }

@@ -23,26 +23,26 @@ pub fn export(conn: &mut AnyConnection, desk: &Desk, ticket_id: i64) -> Result<S
             ));
             continue;
         };
-        let data = parse_data(&event);
-        let at = audit::format_at(event.created_at);
-        let line = ChainedEvent {
-            id: event.id,
-            ticket: &link.ticket_ref,
-            event_type: event.event_type.as_str(),
-            actor: &event.actor,
-            at: &at,
-            data: &data,
-            content_sha256: link.content_sha256.as_deref(),
-        }
-        .export_line(&link.prev_hash, &link.hash);
+        let line = chained(&event, &link, |e| e.export_line(&link.prev_hash, &link.hash));
         out.push_str(&line);
         out.push('\n');
     }
     Ok(out)
 }
 
-fn parse_data(event: &EventRow) -> Value {
-    serde_json::from_str(&event.data).unwrap_or_else(|_| Value::String(event.data.clone()))
+/// The event as its chain link hashed it (the export and the check must read it alike).
+fn chained<R>(event: &EventRow, link: &chain::HashRow, f: impl FnOnce(&ChainedEvent) -> R) -> R {
+    let data = serde_json::from_str(&event.data).unwrap_or_else(|_| Value::String(event.data.clone()));
+    let at = audit::format_at(event.created_at);
+    f(&ChainedEvent {
+        id: event.id,
+        ticket: &link.ticket_ref,
+        event_type: event.event_type.as_str(),
+        actor: &event.actor,
+        at: &at,
+        data: &data,
+        content_sha256: link.content_sha256.as_deref(),
+    })
 }
 
 /// Checks one ticket's chain in the database, and each message's text against its content
@@ -74,18 +74,7 @@ pub fn verify_ticket(
         if link.prev_hash != prev {
             return broken("its link does not follow the ticket's previous event (an event was removed or inserted)");
         }
-        let data = parse_data(&event);
-        let at = audit::format_at(event.created_at);
-        let computed = ChainedEvent {
-            id: event.id,
-            ticket: &link.ticket_ref,
-            event_type: event.event_type.as_str(),
-            actor: &event.actor,
-            at: &at,
-            data: &data,
-            content_sha256: link.content_sha256.as_deref(),
-        }
-        .hash(&link.prev_hash);
+        let computed = chained(&event, &link, |e| e.hash(&link.prev_hash));
         if computed != link.hash {
             return broken("the event is not what was hashed when it was written");
         }

@@ -375,24 +375,9 @@ fn send_workflow_mail(
         },
         MailTemplate::BannedAnswer => Outgoing::BannedAnswer,
         MailTemplate::TryAllowlistedIps => Outgoing::TryAllowlistedIps,
-        MailTemplate::EmailChallenge => {
-            return Err(ServiceError::Invalid(
-                "an email challenge is mailed by its IssueEmailChallenge effect".into(),
-            ));
-        }
         MailTemplate::IpGranted { ip } => Outgoing::IpGranted { ip: ip.clone() },
         MailTemplate::AccountReactivated => Outgoing::AccountReactivated,
         MailTemplate::VerificationFailed => Outgoing::VerificationFailed,
-        MailTemplate::RedactionNotice => {
-            return Err(ServiceError::Invalid(
-                "a redaction notice is mailed where the secrets were found".into(),
-            ));
-        }
-        MailTemplate::AgentReply => {
-            return Err(ServiceError::Invalid(
-                "an agent's reply is mailed with its words".into(),
-            ));
-        }
         MailTemplate::RequestRefused { reason } => Outgoing::RequestRefused {
             refusal: reason.customer_words().to_string(),
         },

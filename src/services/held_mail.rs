@@ -8,6 +8,7 @@ use serde_json::json;
 
 /// Sends the held mail `mail_id` of ticket `ticket_id`: `false` when it is not a held mail of
 /// that ticket (sent already, or never held), and nothing is written.
+#[tracing::instrument(level = "debug", skip_all, fields(ticket_id = ticket_id, mail_id = mail_id))]
 pub fn release(conn: &mut AnyConnection, ticket_id: i64, mail_id: i64, by: &Actor) -> Result<bool, ServiceError> {
     db::write_transaction(conn, |conn| -> Result<bool, ServiceError> {
         // Tickets before outbox rows (docs/architecture.md, "Locks and their order").

@@ -317,3 +317,10 @@ pub(crate) fn reply_subject(conn: &mut AnyConnection, ticket_id: i64) -> Result<
     let row = ticket_rows::find(conn, ticket_id)?.ok_or_else(|| ServiceError::NotFound("ticket".into()))?;
     Ok(Scrubbed::not_from_customer(format!("Re: {}", row.subject)))
 }
+
+/// A stored file of any message, for an agent's download (the customer's pages go through
+/// `portal::status_attachment`, which checks the file is theirs to see).
+#[tracing::instrument(level = "debug", skip_all, fields(attachment_id = id))]
+pub fn attachment(conn: &mut AnyConnection, id: i64) -> Result<store::AttachmentRow, ServiceError> {
+    store::attachment(conn, id)?.ok_or_else(|| ServiceError::NotFound("attachment".into()))
+}

@@ -13,6 +13,7 @@ pub mod console;
 mod decision;
 pub mod diagnosis;
 pub mod erase;
+pub mod gauges;
 pub mod group_commit;
 pub mod held_mail;
 pub mod housekeeping;

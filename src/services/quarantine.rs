@@ -18,6 +18,7 @@ pub struct QuarantinePage {
 /// Up to `size` messages older than the message `cursor` names (the newest without one). A
 /// cursor that names no quarantined message is bad input, not an empty page: a client that
 /// loops on pages must not take it for the end.
+#[tracing::instrument(level = "debug", skip_all, fields(size = size))]
 pub fn page(conn: &mut AnyConnection, cursor: Option<&str>, size: usize) -> Result<QuarantinePage, ServiceError> {
     let before = match cursor.filter(|c| !c.is_empty()) {
         Some(id) => match store::quarantined(conn, id)? {
@@ -44,6 +45,7 @@ pub fn page(conn: &mut AnyConnection, cursor: Option<&str>, size: usize) -> Resu
 }
 
 /// One quarantined message, its raw bytes included (kept after redaction).
+#[tracing::instrument(level = "debug", skip_all)]
 pub fn find(conn: &mut AnyConnection, id: &str) -> Result<QuarantineRow, ServiceError> {
     store::quarantined(conn, id)?.ok_or_else(|| ServiceError::NotFound("quarantined message".into()))
 }
@@ -51,6 +53,7 @@ pub fn find(conn: &mut AnyConnection, id: &str) -> Result<QuarantineRow, Service
 /// Runs ingestion on the message again (after an upgrade, say). It leaves quarantine when it
 /// now becomes a ticket; otherwise it stays, with the new reason. The admin who asked is named
 /// in the log line, whichever door they came through.
+#[tracing::instrument(level = "debug", skip_all)]
 pub fn retry(conn: &mut AnyConnection, desk: &Desk, id: &str, by: &Actor) -> Result<Ingested, ServiceError> {
     let outcome = super::inbound::retry_quarantined(conn, desk, id).map_err(|e| match e {
         // The message was accepted once; a lower limit since is the caller's to hear about.

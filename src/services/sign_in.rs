@@ -129,3 +129,34 @@ pub fn succeeded(conn: &mut AnyConnection, attempt_id: i64, agent_id: i64) -> Re
         agents::one_time_password_used(conn, agent_id).map_err(ServiceError::from)
     })
 }
+
+/// The agent a console session names, as stored now (a deactivated agent or an older session
+/// generation is the caller's to refuse).
+#[tracing::instrument(level = "debug", skip_all, fields(agent_id = agent_id))]
+pub fn session_agent(conn: &mut AnyConnection, agent_id: i64) -> Result<Option<agents::AgentRow>, ServiceError> {
+    Ok(agents::find(conn, agent_id)?)
+}
+
+/// Sign-out: every session of the agent ends, not only this browser's.
+#[tracing::instrument(level = "debug", skip_all, fields(agent_id = agent_id))]
+pub fn end_sessions(conn: &mut AnyConnection, agent_id: i64) -> Result<(), ServiceError> {
+    Ok(agents::end_sessions(conn, agent_id)?)
+}
+
+/// An API caller by its token's hash: the agent, counted against the rate limit; none for a
+/// token that is unknown, revoked or expired (refused before it costs a row).
+#[tracing::instrument(level = "debug", skip_all)]
+pub fn api_caller(
+    conn: &mut AnyConnection,
+    desk: &super::Desk,
+    token_hash: &str,
+) -> Result<Option<(agents::AgentRow, db::api_requests::Admission)>, ServiceError> {
+    let now = desk.settings.clock.naive_now();
+    // A revoked or expired token is refused from the next request on.
+    let Some((agent, token_id)) = agents::agent_for_token(conn, token_hash, now)? else {
+        return Ok(None);
+    };
+    agents::touch_token(conn, token_id, now)?;
+    let admission = db::api_requests::admit(conn, token_hash, desk.settings.api_rate_limit, db::now())?;
+    Ok(Some((agent, admission)))
+}

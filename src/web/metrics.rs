@@ -2,10 +2,8 @@
 //! state, the outbox per status (held and failed mail need people), quarantined mail.
 
 use super::AppState;
-use crate::db::schema::{outbox, quarantine};
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
-use diesel::prelude::*;
 use std::fmt::Write;
 
 pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
@@ -22,28 +20,16 @@ pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpRespon
                 "metrics are served to local clients only\n"
             });
     }
-    let gathered = state
-        .call(|conn, desk| -> Result<_, diesel::result::Error> {
-            // Tickets of the last minute are left out of the per-state counts: one anonymous
-            // form post then moves no (kind, state) figure while its reader watches.
-            let settled_before = desk.settings.clock.naive_now() - chrono::Duration::minutes(1);
-            let tickets = crate::db::console::settled_counts(conn, settled_before)?;
-            let mail: Vec<(String, i64)> = outbox::table
-                .group_by(outbox::status)
-                .select((outbox::status, diesel::dsl::count_star()))
-                .load(conn)?;
-            let waiting: i64 = quarantine::table
-                .filter(quarantine::released_at.is_null())
-                .count()
-                .get_result(conn)?;
-            Ok((tickets, mail, waiting))
-        })
-        .await;
-    let Ok((tickets, mail, waiting)) = gathered else {
+    let Ok(gauges) = state.call(|conn, desk| crate::services::gauges::read(conn, desk)).await else {
         return HttpResponse::ServiceUnavailable()
             .content_type("text/plain; charset=utf-8")
             .body("# database unavailable\n");
     };
+    let crate::services::gauges::Gauges {
+        tickets,
+        mail,
+        quarantined: waiting,
+    } = gauges;
     let mut out = String::new();
     let _ = writeln!(
         out,

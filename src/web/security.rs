@@ -1,7 +1,7 @@
 //! Authentication of API callers, and the security headers every response carries.
 
 use super::AppState;
-use crate::db::{agents, api_requests};
+use crate::db::api_requests;
 use crate::error::ApiError;
 use crate::services::Actor;
 use actix_web::dev::Payload;
@@ -51,17 +51,7 @@ impl FromRequest for ApiAgent {
             }
             let hash = crate::crypto::sha256_hex(&token);
             let checked = state
-                .call(move |conn, desk| -> Result<_, diesel::result::Error> {
-                    let now = desk.settings.clock.naive_now();
-                    // A revoked or expired token is refused from the next request on.
-                    let Some((agent, token_id)) = agents::agent_for_token(conn, &hash, now)? else {
-                        return Ok(None);
-                    };
-                    agents::touch_token(conn, token_id, now)?;
-                    // Only a valid token is counted: an invalid one is refused before it costs a row.
-                    let admission = api_requests::admit(conn, &hash, desk.settings.api_rate_limit, crate::db::now())?;
-                    Ok(Some((agent, admission)))
-                })
+                .call(move |conn, desk| crate::services::sign_in::api_caller(conn, desk, &hash))
                 .await?;
             let agent = match checked {
                 None => return Err(ApiError::unauthorized()),

@@ -8,24 +8,6 @@ use recoverydesk::services::agents;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-async fn signed_in(app: &TestApp) -> Console {
-    let console = Console::new(app);
-    assert_eq!(
-        console.sign_in("admin@localhost", &app.admin_password).await,
-        StatusCode::SEE_OTHER
-    );
-    console
-}
-
-async fn general(app: &TestApp, requester: &str, subject: &str) -> String {
-    reference(
-        &app.create_ticket(
-            json!({"kind": "general", "requester": requester, "subject": subject, "body": "Hello, I need help."}),
-        )
-        .await,
-    )
-}
-
 async fn reply(app: &TestApp, r: &str, body: &str, internal: bool) -> (StatusCode, Value) {
     app.post(
         &format!("/api/v1/tickets/{r}/replies"),
@@ -47,7 +29,7 @@ both_backends!(
 );
 
 async fn turns_follow_the_conversation(app: TestApp) {
-    let r = general(&app, "kim@example.test", "Invoices missing").await;
+    let r = app.general_ticket("kim@example.test", "Invoices missing").await;
     let opened = app.ticket(&r).await;
     assert_eq!(opened["waiting_on"], "agent");
     assert!(opened["last_activity_at"].is_string());
@@ -137,7 +119,9 @@ both_backends!(
 );
 
 async fn refusal_told(app: TestApp) {
-    let r = general(&app, "sam@example.test", "Please delete someone else's account").await;
+    let r = app
+        .general_ticket("sam@example.test", "Please delete someone else's account")
+        .await;
     let status_path = app.status_path_of(&r).await;
     for params in [
         json!({}),
@@ -189,8 +173,8 @@ both_backends!(
 );
 
 async fn console_refusal_confirmed(app: TestApp) {
-    let r = general(&app, "lee@example.test", "Twice the same").await;
-    let console = signed_in(&app).await;
+    let r = app.general_ticket("lee@example.test", "Twice the same").await;
+    let console = Console::admin(&app).await;
     let ticket_path = format!("/agent/tickets/{r}");
     let (_, _, page) = console.get(&ticket_path).await;
     assert!(page.contains(r#"name="category""#) && page.contains("Duplicate of another request"));
@@ -248,7 +232,7 @@ async fn reopen_rules(app: TestApp) {
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(body["error"]["code"], "account_banned");
 
-    let r = general(&app, "pat@example.test", "Refused too fast").await;
+    let r = app.general_ticket("pat@example.test", "Refused too fast").await;
     app.act(&r, "refuse", json!({"reason": "spam", "category": "abusive"}))
         .await;
     let (status, body) = app.action(&r, "reopen", json!({})).await;
@@ -304,7 +288,7 @@ async fn reopen_rules(app: TestApp) {
 both_backends!(a_forgotten_choice_can_never_mail_a_note, notes_are_never_mailed);
 
 async fn notes_are_never_mailed(app: TestApp) {
-    let r = general(&app, "ana@example.test", "Question").await;
+    let r = app.general_ticket("ana@example.test", "Question").await;
     let mailed = |app: &TestApp| {
         app.outbox_of(&r)
             .into_iter()
@@ -321,7 +305,7 @@ async fn notes_are_never_mailed(app: TestApp) {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(mailed(&app), 0);
 
-    let console = signed_in(&app).await;
+    let console = Console::admin(&app).await;
     let ticket_path = format!("/agent/tickets/{r}");
     let (_, _, page) = console.get(&ticket_path).await;
     assert!(
@@ -355,11 +339,11 @@ both_backends!(
 );
 
 async fn bulk_actions(app: TestApp) {
-    let a = general(&app, "one@example.test", "First").await;
-    let b = general(&app, "two@example.test", "Second").await;
-    let done = general(&app, "three@example.test", "Third").await;
+    let a = app.general_ticket("one@example.test", "First").await;
+    let b = app.general_ticket("two@example.test", "Second").await;
+    let done = app.general_ticket("three@example.test", "Third").await;
     app.act(&done, "resolve", json!({})).await;
-    let console = signed_in(&app).await;
+    let console = Console::admin(&app).await;
     let (_, _, queue) = console.get("/agent").await;
     assert!(queue.contains(r#"action="/agent/bulk""#));
     let (status, _, page) = console
@@ -427,10 +411,10 @@ both_backends!(
 );
 
 async fn new_activity_mark(app: TestApp) {
-    let r = general(&app, "kai@example.test", "Where is my invoice").await;
+    let r = app.general_ticket("kai@example.test", "Where is my invoice").await;
     app.act(&r, "assign", json!({"agent_email": "admin@localhost"})).await;
     reply(&app, &r, "Which invoice?", false).await;
-    let console = signed_in(&app).await;
+    let console = Console::admin(&app).await;
     let (_, _, queue) = console.get("/agent").await;
     assert!(!queue.contains("New activity"), "nothing new yet");
     assert!(
@@ -459,10 +443,10 @@ async fn new_activity_mark(app: TestApp) {
 both_backends!(the_queue_streams_an_event_when_a_customer_does_something, live_queue);
 
 async fn live_queue(app: TestApp) {
-    let r = general(&app, "mo@example.test", "Live").await;
+    let r = app.general_ticket("mo@example.test", "Live").await;
     reply(&app, &r, "Tell us more", false).await;
     let status_path = app.status_path_of(&r).await;
-    let console = signed_in(&app).await;
+    let console = Console::admin(&app).await;
     let response = console
         .client
         .get(format!("{}/agent/queue/events", app.address))
@@ -512,7 +496,7 @@ async fn account_words(app: TestApp) {
     let mut sub = account("acc_2", "child", "c@x.test", "active");
     sub["parent_id"] = json!("acc_1");
     app.import_accounts(&[terminated, parent, sub]);
-    let console = signed_in(&app).await;
+    let console = Console::admin(&app).await;
     let (_, _, page) = console.get("/agent/accounts/acc_7").await;
     assert!(page.contains("$12.00"), "{page}");
     assert!(!page.contains("cents"), "money is never told in cents");
@@ -529,7 +513,7 @@ async fn account_words(app: TestApp) {
     assert!(status.contains("banned via its parent"), "{status}");
 
     // Engine words on the ticket page: plain words first, the code small beside them.
-    let r = general(&app, "c@x.test", "help").await;
+    let r = app.general_ticket("c@x.test", "help").await;
     let (_, _, page) = console.get(&format!("/agent/tickets/{r}")).await;
     assert!(
         page.contains("Not at this step of the ticket") || !page.contains("blocked-"),
@@ -602,7 +586,7 @@ async fn repeat_rediagnosed(app: TestApp) {
     assert_eq!(diagnosis_events(&app.ticket(&r).await).len(), 2);
 
     // The agent's re-run form starts from the newest username.
-    let console = signed_in(&app).await;
+    let console = Console::admin(&app).await;
     let (_, _, page) = console.get(&format!("/agent/tickets/{r}")).await;
     assert!(
         page.contains(r#"name="username""#) && page.contains(r#"value="crm-mailer""#),
@@ -631,7 +615,7 @@ async fn canned_answers(app: TestApp) {
         .await,
     );
     assert_eq!(app.ticket(&stranger).await["account_id"], "acc_1001");
-    let console = signed_in(&app).await;
+    let console = Console::admin(&app).await;
     let (status, _, _) = console
         .submit(
             "/agent/admin/canned",

@@ -3,7 +3,6 @@
 //! (docs/reference.md#agent-console, #canned-answers, #who-acts-next, #search).
 
 use crate::both_backends;
-use crate::helpers::{BOUNDARY, multipart};
 use crate::helpers::{Console, TestApp, reference};
 use mail_parser::MimeHeaders;
 use recoverydesk::db;
@@ -12,48 +11,6 @@ use serde_json::{Value, json};
 
 /// A live-looking AWS access key id: the scanner removes it wherever it is.
 const KEY: &str = "AKIAQ3EGRTZKX5VNM2PL";
-
-async fn signed_in(app: &TestApp) -> Console {
-    let console = Console::new(app);
-    assert_eq!(
-        console.sign_in("admin@localhost", &app.admin_password).await,
-        StatusCode::SEE_OTHER
-    );
-    console
-}
-
-/// Posts a console form as `multipart/form-data`: status, Location, page.
-async fn post_files(
-    console: &Console,
-    path: &str,
-    fields: &[(&str, &str)],
-    files: &[(&str, &str, &[u8])],
-) -> (StatusCode, Option<String>, String) {
-    let response = console
-        .client
-        .post(format!("{}{path}", console.address))
-        .header("Content-Type", format!("multipart/form-data; boundary={BOUNDARY}"))
-        .body(multipart(fields, files))
-        .send()
-        .await
-        .expect("request");
-    let status = response.status();
-    let location = response
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    (status, location, response.text().await.unwrap_or_default())
-}
-
-async fn general(app: &TestApp, requester: &str, subject: &str) -> String {
-    reference(
-        &app.create_ticket(
-            json!({"kind": "general", "requester": requester, "subject": subject, "body": "Hello, I need help."}),
-        )
-        .await,
-    )
-}
 
 /// The `/t/…/files/{id}` links of a status page.
 fn file_links(page: &str) -> Vec<String> {
@@ -75,22 +32,22 @@ both_backends!(
 );
 
 async fn reply_with_files(app: TestApp) {
-    let r = general(&app, "kim@example.test", "Invoices missing").await;
+    let r = app.general_ticket("kim@example.test", "Invoices missing").await;
     let status_path = app.status_path_of(&r).await;
-    let console = signed_in(&app).await;
+    let console = Console::admin(&app).await;
     let ticket_page = format!("/agent/tickets/{r}");
     let csrf = console.csrf(&ticket_page).await;
     let export = format!("month,total\nmarch,120\naws,{KEY}\n");
-    let (status, location, page) = post_files(
-        &console,
-        &format!("{ticket_page}/reply"),
-        &[("csrf", &csrf), ("body", "Here is the export you asked for.")],
-        &[
-            ("export.csv", "text/csv", export.as_bytes()),
-            ("guide.pdf", "application/pdf", b"%PDF-1.4 a small guide"),
-        ],
-    )
-    .await;
+    let (status, location, page) = console
+        .post_files(
+            &format!("{ticket_page}/reply"),
+            &[("csrf", &csrf), ("body", "Here is the export you asked for.")],
+            &[
+                ("export.csv", "text/csv", export.as_bytes()),
+                ("guide.pdf", "application/pdf", b"%PDF-1.4 a small guide"),
+            ],
+        )
+        .await;
     assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
     assert_eq!(location.as_deref(), Some(format!("{ticket_page}?done=reply").as_str()));
 
@@ -153,13 +110,13 @@ async fn reply_with_files(app: TestApp) {
     // page, and its id does not download through the customer's link.
     let mailed_before = outbox_rows(&app).len();
     let csrf = console.csrf(&ticket_page).await;
-    let (status, location, _) = post_files(
-        &console,
-        &format!("{ticket_page}/note"),
-        &[("csrf", &csrf), ("body", "Our internal plan is attached.")],
-        &[("internal-plan.txt", "text/plain", b"only for agents")],
-    )
-    .await;
+    let (status, location, _) = console
+        .post_files(
+            &format!("{ticket_page}/note"),
+            &[("csrf", &csrf), ("body", "Our internal plan is attached.")],
+            &[("internal-plan.txt", "text/plain", b"only for agents")],
+        )
+        .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert_eq!(location.as_deref(), Some(format!("{ticket_page}?done=note").as_str()));
     assert_eq!(outbox_rows(&app).len(), mailed_before, "a note mails nothing");
@@ -194,13 +151,13 @@ async fn reply_with_files(app: TestApp) {
         .map(|(n, d)| (n.as_str(), "text/plain", d.as_slice()))
         .collect();
     let csrf = console.csrf(&ticket_page).await;
-    let (status, _, page) = post_files(
-        &console,
-        &format!("{ticket_page}/reply"),
-        &[("csrf", &csrf), ("body", "Six files at once, typed with care")],
-        &six,
-    )
-    .await;
+    let (status, _, page) = console
+        .post_files(
+            &format!("{ticket_page}/reply"),
+            &[("csrf", &csrf), ("body", "Six files at once, typed with care")],
+            &six,
+        )
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(page.contains("attach at most 5 files"), "{page}");
     assert!(
@@ -210,13 +167,13 @@ async fn reply_with_files(app: TestApp) {
     assert_eq!(outbox_rows(&app).len(), mailed_before);
 
     // A forged post without the CSRF token does nothing.
-    let (status, _, _) = post_files(
-        &console,
-        &format!("{ticket_page}/reply"),
-        &[("body", "forged")],
-        &[("x.txt", "text/plain", b"x")],
-    )
-    .await;
+    let (status, _, _) = console
+        .post_files(
+            &format!("{ticket_page}/reply"),
+            &[("body", "forged")],
+            &[("x.txt", "text/plain", b"x")],
+        )
+        .await;
     assert_ne!(status, StatusCode::SEE_OTHER);
     assert_eq!(outbox_rows(&app).len(), mailed_before);
 }
@@ -227,7 +184,7 @@ both_backends!(
 );
 
 async fn api_reply_files(app: TestApp) {
-    let r = general(&app, "kim@example.test", "Invoices missing").await;
+    let r = app.general_ticket("kim@example.test", "Invoices missing").await;
     let replies = format!("/api/v1/tickets/{r}/replies");
     let (status, ticket) = app
         .post(
@@ -480,7 +437,7 @@ async fn canned_console_edit(app: TestApp) {
         )
         .await;
     let id = made["id"].as_i64().expect("an id");
-    let console = signed_in(&app).await;
+    let console = Console::admin(&app).await;
     let (status, _, page) = console.get("/agent/admin/canned").await;
     assert_eq!(status, StatusCode::OK);
     assert!(
@@ -538,7 +495,7 @@ async fn notify_assignee_on(app: TestApp) {
         recoverydesk::services::agents::add_agent(&mut conn, "sam@desk.test", "Sam", "agent", "a long password 42")
             .expect("an agent");
     }
-    let r = general(&app, "kim@example.test", "Invoices missing").await;
+    let r = app.general_ticket("kim@example.test", "Invoices missing").await;
     app.act(&r, "assign", json!({"agent_email": "sam@desk.test"})).await;
     let status_path = app.status_path_of(&r).await;
     let words = format!("Still missing. My password: hunter2hunter2 and the key {KEY}");
@@ -573,12 +530,12 @@ async fn notify_assignee_on(app: TestApp) {
     assert!(String::from_utf8_lossy(&delivered.raw).contains("Auto-Submitted: auto-"));
 
     // An unassigned ticket mails nobody.
-    let r2 = general(&app, "lee@example.test", "Another one").await;
+    let r2 = app.general_ticket("lee@example.test", "Another one").await;
     let status_path = app.status_path_of(&r2).await;
     app.form(&format!("{status_path}/reply"), &[("body", "Hello?")]).await;
     assert_eq!(assignee_mail(&app).len(), 1);
     // A deactivated assignee gets nothing either.
-    let r3 = general(&app, "max@example.test", "A third").await;
+    let r3 = app.general_ticket("max@example.test", "A third").await;
     app.act(&r3, "assign", json!({"agent_email": "sam@desk.test"})).await;
     let status_path = app.status_path_of(&r3).await;
     {
@@ -592,7 +549,7 @@ async fn notify_assignee_on(app: TestApp) {
     assert_eq!(assignee_mail(&app).len(), 1);
 
     // Two replies at once on a fresh ticket: one mail (the ticket's lock orders them).
-    let r4 = general(&app, "ana@example.test", "A fourth").await;
+    let r4 = app.general_ticket("ana@example.test", "A fourth").await;
     app.act(&r4, "assign", json!({"agent_email": "admin@localhost"})).await;
     let status_path = app.status_path_of(&r4).await;
     let reply = format!("{status_path}/reply");
@@ -615,7 +572,7 @@ both_backends!(
 
 async fn notify_assignee_challenge(app: TestApp) {
     // Off (the default): a customer's reply on an assigned ticket mails nobody.
-    let r = general(&app, "kim@example.test", "Invoices missing").await;
+    let r = app.general_ticket("kim@example.test", "Invoices missing").await;
     app.act(&r, "assign", json!({"agent_email": "admin@localhost"})).await;
     let status_path = app.status_path_of(&r).await;
     app.form(&format!("{status_path}/reply"), &[("body", "Hello?")]).await;
@@ -656,8 +613,10 @@ async fn notify_assignee_challenge(app: TestApp) {
 both_backends!(a_search_keeps_the_turn_state_and_kind_filters, search_with_filters);
 
 async fn search_with_filters(app: TestApp) {
-    let r1 = general(&app, "kim@example.test", "Invoices missing from the portal").await;
-    let r2 = general(&app, "lee@example.test", "Invoices missing again").await;
+    let r1 = app
+        .general_ticket("kim@example.test", "Invoices missing from the portal")
+        .await;
+    let r2 = app.general_ticket("lee@example.test", "Invoices missing again").await;
     let (status, _) = app
         .post(
             &format!("/api/v1/tickets/{r1}/replies"),
@@ -712,7 +671,7 @@ async fn search_with_filters(app: TestApp) {
         .is_empty()
     );
     // The console's queue, the same service.
-    let console = signed_in(&app).await;
+    let console = Console::admin(&app).await;
     let (_, _, page) = console.get("/agent?q=invoices&waiting_on=agent").await;
     assert!(page.contains(&format!("/agent/tickets/{r2}")), "{page}");
     assert!(!page.contains(&format!("/agent/tickets/{r1}\"")), "{page}");

@@ -6,15 +6,6 @@ use crate::helpers::{Backend, Console, TestApp, account, reference, ticket_with_
 use reqwest::StatusCode;
 use serde_json::json;
 
-async fn signed_in(app: &TestApp) -> Console {
-    let console = Console::new(app);
-    assert_eq!(
-        console.sign_in("admin@localhost", &app.admin_password).await,
-        StatusCode::SEE_OTHER
-    );
-    console
-}
-
 both_backends!(
     agents_work_an_ip_lockout_from_the_console_through_the_engine,
     ip_lockout_in_the_console
@@ -124,7 +115,7 @@ async fn a_form_without_its_csrf_token_is_refused() {
         .create_ticket(json!({"kind": "general", "requester": "c@x.test"}))
         .await;
     let r = reference(&t);
-    let console = signed_in(&app).await;
+    let console = Console::admin(&app).await;
     for token in ["", "forged-token-value"] {
         let (status, _, _) = console
             .post(&format!("/agent/tickets/{r}/actions/resolve"), &[("csrf", token)])
@@ -141,7 +132,7 @@ async fn a_form_without_its_csrf_token_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deactivated_agent_is_locked_out_of_the_console_and_the_api_at_once() {
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
-    let admin = signed_in(&app).await;
+    let admin = Console::admin(&app).await;
     let (status, _, page) = admin
         .submit(
             "/agent/admin/agents",
@@ -211,7 +202,7 @@ async fn a_banned_ticket_offers_no_reactivation_and_a_forged_post_gets_the_refus
             .await,
     );
     app.import_accounts(&[account("acc_t", "late", "late@x.test", "banned")]);
-    let console = signed_in(&app).await;
+    let console = Console::admin(&app).await;
     let (status, _, page) = console.get(&format!("/agent/tickets/{r}")).await;
     assert_eq!(status, StatusCode::OK);
     assert!(!page.contains("action-reactivate_account"), "no reactivation button");
@@ -246,7 +237,7 @@ async fn a_banned_ticket_offers_no_reactivation_and_a_forged_post_gets_the_refus
 async fn ip_lockout_in_the_console(app: TestApp) {
     app.import_accounts(&[account("acc_1001", "acme-mailer", "ops@acme.test", "active")]);
     let r = reference(&app.create_ticket(json!({"kind": "ip_lockout", "requester": "ops@acme.test", "current_ip": "198.51.100.77", "subject": "Locked <out>"})).await);
-    let console = signed_in(&app).await;
+    let console = Console::admin(&app).await;
     let page_path = format!("/agent/tickets/{r}");
     let act = |name: &str| format!("/agent/tickets/{r}/actions/{name}");
 
@@ -352,7 +343,7 @@ async fn the_thread_shows_redactions_folded_quotes_sanitised_html_and_downloads(
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
     let raw = "From: kim@x.test\r\nTo: support@desk.test\r\nSubject: Locked out\r\nMessage-ID: <k1@x.test>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>I am locked out, password: Sw0rdfish!</p><script>alert(1)</script><p>On Mon, Support wrote:</p><blockquote>old</blockquote>\r\n--b\r\nContent-Type: text/plain; name=\"log.txt\"\r\nContent-Disposition: attachment; filename=\"log.txt\"\r\n\r\nconnection log\r\n--b--\r\n";
     let r = app.ingest(raw.as_bytes()).ticket.unwrap();
-    let console = signed_in(&app).await;
+    let console = Console::admin(&app).await;
     let (_, _, page) = console.get(&format!("/agent/tickets/{r}")).await;
     assert!(page.contains("secret redacted") && !page.contains("Sw0rdfish"));
     assert!(!page.contains("<script>alert"), "sanitised");
@@ -382,7 +373,7 @@ async fn the_thread_shows_redactions_folded_quotes_sanitised_html_and_downloads(
 async fn an_agent_sends_a_held_mail_from_the_ticket_page() {
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
     let last = ticket_with_held_mail(&app).await;
-    let console = signed_in(&app).await;
+    let console = Console::admin(&app).await;
     let page_path = format!("/agent/tickets/{last}");
     let (_, _, page) = console.get(&page_path).await;
     assert!(page.contains(">held<"), "the capped mail waits: {page}");
@@ -422,7 +413,7 @@ async fn a_login_help_ticket_shows_the_credential_check_and_can_run_it_again() {
         )
         .await,
     );
-    let console = signed_in(&app).await;
+    let console = Console::admin(&app).await;
     let page_path = format!("/agent/tickets/{r}");
     let (_, _, page) = console.get(&page_path).await;
     assert!(page.contains(r#"id="diagnosis""#), "the panel is shown");

@@ -277,6 +277,17 @@ impl TestApp {
         ticket
     }
 
+    /// A `general` ticket from `requester` about `subject`; returns its reference.
+    pub async fn general_ticket(&self, requester: &str, subject: &str) -> String {
+        reference(
+            &self
+                .create_ticket(
+                    json!({"kind": "general", "requester": requester, "subject": subject, "body": "Hello, I need help."}),
+                )
+                .await,
+        )
+    }
+
     pub async fn action(&self, reference: &str, name: &str, params: Value) -> (StatusCode, Value) {
         self.post(&format!("/api/v1/tickets/{reference}/actions/{name}"), &params)
             .await
@@ -707,6 +718,18 @@ pub async fn verified_lockout(app: &TestApp, account_id: &str, email: &str) -> S
     r
 }
 
+/// Sends a console request: its status, its Location, its page.
+async fn page_of(request: reqwest::RequestBuilder) -> (StatusCode, Option<String>, String) {
+    let response = request.send().await.expect("request");
+    let status = response.status();
+    let location = response
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    (status, location, response.text().await.unwrap_or_default())
+}
+
 /// A browser-like client of the agent console: cookies kept, redirects not followed.
 pub struct Console {
     pub client: reqwest::Client,
@@ -751,37 +774,37 @@ impl Console {
         response.status()
     }
 
+    /// The console as the admin of the test desk, signed in.
+    pub async fn admin(app: &TestApp) -> Console {
+        let console = Console::new(app);
+        assert_eq!(
+            console.sign_in("admin@localhost", &app.admin_password).await,
+            StatusCode::SEE_OTHER
+        );
+        console
+    }
+
     pub async fn get(&self, path: &str) -> (StatusCode, Option<String>, String) {
-        let response = self
-            .client
-            .get(format!("{}{path}", self.address))
-            .send()
-            .await
-            .expect("request");
-        let status = response.status();
-        let location = response
-            .headers()
-            .get("location")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        (status, location, response.text().await.unwrap_or_default())
+        page_of(self.client.get(format!("{}{path}", self.address))).await
     }
 
     pub async fn post(&self, path: &str, fields: &[(&str, &str)]) -> (StatusCode, Option<String>, String) {
-        let response = self
+        page_of(self.client.post(format!("{}{path}", self.address)).form(fields)).await
+    }
+
+    /// Posts a console form as `multipart/form-data`: status, Location, page.
+    pub async fn post_files(
+        &self,
+        path: &str,
+        fields: &[(&str, &str)],
+        files: &[(&str, &str, &[u8])],
+    ) -> (StatusCode, Option<String>, String) {
+        let request = self
             .client
             .post(format!("{}{path}", self.address))
-            .form(fields)
-            .send()
-            .await
-            .expect("request");
-        let status = response.status();
-        let location = response
-            .headers()
-            .get("location")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        (status, location, response.text().await.unwrap_or_default())
+            .header("Content-Type", format!("multipart/form-data; boundary={BOUNDARY}"))
+            .body(multipart(fields, files));
+        page_of(request).await
     }
 
     /// The CSRF token of the page at `path` (every console form carries it).

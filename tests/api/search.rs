@@ -47,15 +47,6 @@ fn urlencode(text: &str) -> String {
     serde_urlencoded::to_string([("x", text)]).unwrap()[2..].to_string()
 }
 
-async fn signed_in(app: &TestApp) -> Console {
-    let console = Console::new(app);
-    assert_eq!(
-        console.sign_in("admin@localhost", &app.admin_password).await,
-        StatusCode::SEE_OTHER
-    );
-    console
-}
-
 async fn finds_what_it_should(app: TestApp) {
     app.import_accounts(&[account("acc_2001", "globex-relay", "it@globex.test", "active")]);
     let a = reference(
@@ -128,7 +119,7 @@ async fn finds_what_it_should(app: TestApp) {
     );
 
     // The console's queue searches the same way.
-    let console = signed_in(&app).await;
+    let console = Console::admin(&app).await;
     let link = |r: &str| format!(r#"href="/agent/tickets/{r}""#);
     let (status, _, page) = console.get(&format!("/agent?{}", q("frobnicator"))).await;
     assert_eq!(status, StatusCode::OK);
@@ -150,7 +141,7 @@ async fn hostile_queries(app: TestApp) {
             "subject": "Bounce storm", "body": "near the frobnicator gateway"}))
             .await,
     );
-    let console = signed_in(&app).await;
+    let console = Console::admin(&app).await;
     let huge_word = "x".repeat(10_000);
     let many = "frobnicator ".repeat(1_000);
     let cases: Vec<(String, Vec<String>)> = vec![
@@ -229,7 +220,7 @@ async fn search_pages(app: TestApp) {
     assert_eq!(seen, made, "newest first, each once");
 
     // The console's pages follow "Next page" the same way.
-    let console = signed_in(&app).await;
+    let console = Console::admin(&app).await;
     let (_, _, first) = console.get("/agent?q=quokka").await;
     assert!(first.contains("newest first"));
     for r in &made {
@@ -340,7 +331,7 @@ async fn accounts_in_the_console(app: TestApp) {
         &app.create_ticket(json!({"kind": "general", "requester": "ops@acme.test", "subject": "Help"}))
             .await,
     );
-    let console = signed_in(&app).await;
+    let console = Console::admin(&app).await;
     let row = |id: &str| format!(r#"href="/agent/accounts/{id}""#);
     let (status, _, page) = console.get("/agent/accounts").await;
     assert_eq!(status, StatusCode::OK);

@@ -2,13 +2,15 @@
 //! other word, and a row holding one anyway (written before the checks existed, or by hand)
 //! fails to load, naming the column and the value, instead of passing for a default.
 
-use crate::helpers::{create_pg_database, drop_pg_database, postgres_server_url};
+use crate::both_backends;
+use crate::helpers::{Console, TestApp, create_pg_database, drop_pg_database, postgres_server_url};
 use diesel::RunQueryDsl;
 use diesel::connection::SimpleConnection;
 use recoverydesk::db::{self, AnyConnection, DatabaseUrl, tickets};
 use recoverydesk::domain::event::EventType;
 use recoverydesk::domain::scrubbed::Scrubbed;
 use recoverydesk::domain::ticket::{Channel, Kind, State};
+use reqwest::StatusCode;
 
 fn scenario(conn: &mut AnyConnection, sqlite: bool) {
     db::run_migrations(conn).unwrap();
@@ -90,4 +92,39 @@ fn an_unknown_state_is_refused_by_postgres_and_fails_to_load() {
     scenario(&mut pool.get().unwrap(), false);
     drop(pool);
     drop_pg_database(&server, &name);
+}
+
+both_backends!(
+    a_ticket_row_that_fails_to_load_answers_500_internal_not_503,
+    unreadable_row_over_http
+);
+
+/// A row this version cannot read is corruption or a bug, not an outage: 500 `internal`, which
+/// a client does not retry, and not the 503 `unavailable` of a database that is down.
+async fn unreadable_row_over_http(app: TestApp) {
+    let r = app.general_ticket("kim@example.test", "Invoices missing").await;
+    let id = recoverydesk::domain::ticket::TicketRef::parse(&r, &app.desk.settings.ticket_prefix)
+        .expect("a reference")
+        .number();
+    let lift = if app.database_url.starts_with("postgres") {
+        "ALTER TABLE tickets DROP CONSTRAINT tickets_state_known;"
+    } else {
+        "DROP TRIGGER tickets_state_known_update;"
+    };
+    let mut conn = app.conn();
+    conn.batch_execute(lift).unwrap();
+    diesel::sql_query(format!("UPDATE tickets SET state = 'nonsense' WHERE id = {id}"))
+        .execute(&mut conn)
+        .unwrap();
+    drop(conn);
+
+    let (status, body) = app.get(&format!("/api/v1/tickets/{r}")).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    assert_eq!(body["error"]["code"], "internal", "{body}");
+    let (status, body) = app.get("/api/v1/tickets").await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+
+    let console = Console::admin(&app).await;
+    let (status, _, _) = console.get(&format!("/agent/tickets/{r}")).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
 }

@@ -115,10 +115,8 @@ impl MailTemplate {
         matches!(
             self,
             MailTemplate::TryAllowlistedIps
-                | MailTemplate::EmailChallenge
                 | MailTemplate::BalanceDue
                 | MailTemplate::TerminatedNotice
-                | MailTemplate::AgentReply
                 | MailTemplate::DiagnosisGuidance { .. }
                 | MailTemplate::DiagnosisChecklist { .. }
         )
@@ -201,7 +199,7 @@ mod tests {
 
     #[test]
     fn a_mail_that_asks_puts_the_ticket_on_the_customer_an_acknowledgement_does_not() {
-        assert!(MailTemplate::EmailChallenge.asks_customer());
+        assert!(MailTemplate::TryAllowlistedIps.asks_customer());
         assert!(!MailTemplate::Acknowledgement.asks_customer());
         assert!(!MailTemplate::StatusUpdate.asks_customer());
         let asked = Activity::Decision {

@@ -11,7 +11,10 @@ pub enum Recipient {
     RegisteredEmail { account_id: String },
 }
 
-/// Every message the workflows send (rendered by the outbound-mail layer).
+/// Every message a decision's mail effect sends (rendered by the outbound-mail layer). The
+/// email challenge goes out through its own effect (it carries a fresh link), and an agent's
+/// reply and the redaction notice are mailed by their services with their words: none of
+/// them is a template here.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MailTemplate {
     /// Neutral: "we received your request", with the status link.
@@ -29,14 +32,11 @@ pub enum MailTemplate {
     BalanceDue,
     BannedAnswer,
     TryAllowlistedIps,
-    EmailChallenge,
     IpGranted {
         ip: String,
     },
     AccountReactivated,
     VerificationFailed,
-    RedactionNotice,
-    AgentReply,
     /// An agent refused the request: the requester is told in the reason's words.
     RequestRefused {
         reason: super::closing::RefuseReason,
@@ -80,23 +80,15 @@ impl MailTemplate {
             MailTemplate::BalanceDue => "balance_due",
             MailTemplate::BannedAnswer => "banned_answer",
             MailTemplate::TryAllowlistedIps => "try_allowlisted_ips",
-            MailTemplate::EmailChallenge => "email_challenge",
             MailTemplate::IpGranted { .. } => "ip_granted",
             MailTemplate::AccountReactivated => "account_reactivated",
             MailTemplate::VerificationFailed => "verification_failed",
-            MailTemplate::RedactionNotice => "redaction_notice",
-            MailTemplate::AgentReply => "agent_reply",
             MailTemplate::RequestRefused { .. } => "request_refused",
             MailTemplate::DiagnosisGuidance { diagnosis } => {
                 guidance_template(diagnosis.finding).unwrap_or("diagnosis_checklist")
             }
             MailTemplate::DiagnosisChecklist { .. } => "diagnosis_checklist",
         }
-    }
-
-    /// Mail written by the software rather than an agent carries `Auto-Submitted`.
-    pub fn is_automatic(&self) -> bool {
-        !matches!(self, MailTemplate::AgentReply)
     }
 }
 

@@ -3,14 +3,14 @@
 
 use super::super::AppState;
 use super::error::{Answer, ConsoleError};
+use super::form::CheckedForm;
 use super::page;
-use super::session::{AdminAgent, CurrentAgent, check_csrf};
-use crate::db::{console as queries, inbound::QuarantineRow};
+use super::session::{AdminAgent, CurrentAgent};
+use crate::db::{console::AgentListing, inbound::QuarantineRow};
 use crate::services::{agents, quarantine};
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, web};
 use askama::Template;
-use std::collections::HashMap;
 
 /// The console lists this many quarantined messages, newest first (the API pages through all).
 const QUARANTINE_PAGE: usize = 200;
@@ -19,7 +19,7 @@ const QUARANTINE_PAGE: usize = 200;
 #[template(path = "console/agents.html")]
 pub struct AgentsTemplate {
     pub agent: CurrentAgent,
-    pub agents: Vec<queries::AgentListing>,
+    pub agents: Vec<AgentListing>,
     pub error: Option<String>,
     pub notice: Option<String>,
 }
@@ -31,7 +31,7 @@ async fn render_agents(
     error: Option<String>,
     notice: Option<String>,
 ) -> Answer {
-    let list = state.call(|conn, _| queries::agents(conn)).await?;
+    let list = state.call(|conn, _| agents::list(conn)).await?;
     Ok(page(
         status,
         &AgentsTemplate {
@@ -47,15 +47,9 @@ pub async fn show_agents(AdminAgent(agent): AdminAgent, state: web::Data<AppStat
     render_agents(agent, &state, StatusCode::OK, None, None).await
 }
 
-pub async fn add_agent(
-    AdminAgent(agent): AdminAgent,
-    state: web::Data<AppState>,
-    form: web::Form<HashMap<String, String>>,
-) -> Answer {
-    let f = form.into_inner();
-    check_csrf(&agent, f.get("csrf").map(String::as_str))?;
-    let get = |k: &str| f.get(k).cloned().unwrap_or_default();
-    let (email, name, role, password) = (get("email"), get("name"), get("role"), get("password"));
+pub async fn add_agent(form: CheckedForm<AdminAgent>, state: web::Data<AppState>) -> Answer {
+    let (AdminAgent(agent), f) = (form.agent, form.fields);
+    let (email, name, role, password) = (f.text("email"), f.text("name"), f.text("role"), f.text("password"));
     let added = email.clone();
     let outcome = state
         .call(move |conn, _| agents::add_agent(conn, &email, &name, &role, &password))
@@ -68,18 +62,17 @@ pub async fn add_agent(
 
 /// A deactivated agent's sessions and API tokens stop working at once (both check `active`).
 pub async fn deactivate_agent(
-    AdminAgent(agent): AdminAgent,
+    form: CheckedForm<AdminAgent>,
     state: web::Data<AppState>,
     path: web::Path<i64>,
-    form: web::Form<HashMap<String, String>>,
 ) -> Answer {
-    check_csrf(&agent, form.get("csrf").map(String::as_str))?;
+    let AdminAgent(agent) = form.agent;
     let id = path.into_inner();
     if id == agent.id {
         let refused = Some("You cannot deactivate yourself.".into());
         return render_agents(agent, &state, StatusCode::CONFLICT, refused, None).await;
     }
-    state.call(move |conn, _| queries::deactivate_agent(conn, id)).await?;
+    state.call(move |conn, _| agents::deactivate(conn, id)).await?;
     Ok(HttpResponse::SeeOther()
         .insert_header((header::LOCATION, "/agent/admin/agents"))
         .finish())
@@ -133,12 +126,11 @@ pub async fn download_quarantined(
 
 /// `POST /agent/quarantine/{id}/retry`: ingestion again; the list says what became of it.
 pub async fn retry_quarantined(
-    AdminAgent(agent): AdminAgent,
+    form: CheckedForm<AdminAgent>,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    form: web::Form<HashMap<String, String>>,
 ) -> Answer {
-    check_csrf(&agent, form.get("csrf").map(String::as_str))?;
+    let AdminAgent(agent) = form.agent;
     let id = path.into_inner();
     let actor = agent.actor();
     let outcome = state

@@ -2,11 +2,11 @@
 
 use super::super::AppState;
 use super::error::{Answer, ConsoleError};
-use super::session::{CurrentAgent, check_csrf};
+use super::form::CheckedForm;
+use super::session::CurrentAgent;
 use crate::services::approvals;
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
-use std::collections::HashMap;
 
 fn back(state: &AppState, ticket_id: i64, done: &str) -> HttpResponse {
     HttpResponse::SeeOther()
@@ -20,31 +20,19 @@ fn back(state: &AppState, ticket_id: i64, done: &str) -> HttpResponse {
 /// The ticket of a request, for the page a refusal is shown on.
 async fn ticket_of(state: &web::Data<AppState>, id: i64) -> Option<i64> {
     state
-        .call(move |conn, _| crate::db::approvals::find(conn, id).map(|r| r.map(|r| r.ticket_id)))
+        .call(move |conn, _| approvals::ticket_of(conn, id))
         .await
         .ok()
         .flatten()
 }
 
-pub async fn approve(
-    agent: CurrentAgent,
-    state: web::Data<AppState>,
-    path: web::Path<i64>,
-    form: web::Form<HashMap<String, String>>,
-) -> Answer {
-    check_csrf(&agent, form.get("csrf").map(String::as_str))?;
-    decide(agent, state, path.into_inner(), None).await
+pub async fn approve(form: CheckedForm, state: web::Data<AppState>, path: web::Path<i64>) -> Answer {
+    decide(form.agent, state, path.into_inner(), None).await
 }
 
-pub async fn reject(
-    agent: CurrentAgent,
-    state: web::Data<AppState>,
-    path: web::Path<i64>,
-    form: web::Form<HashMap<String, String>>,
-) -> Answer {
-    check_csrf(&agent, form.get("csrf").map(String::as_str))?;
-    let reason = form.get("reason").cloned().unwrap_or_default();
-    decide(agent, state, path.into_inner(), Some(reason)).await
+pub async fn reject(form: CheckedForm, state: web::Data<AppState>, path: web::Path<i64>) -> Answer {
+    let reason = form.fields.text("reason");
+    decide(form.agent, state, path.into_inner(), Some(reason)).await
 }
 
 /// Approve (`reason` None) or reject; a refusal is shown on the ticket page with its reason.

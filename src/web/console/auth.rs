@@ -2,9 +2,9 @@
 
 use super::super::AppState;
 use super::super::security::client_ip;
-use super::session::{self, CurrentAgent, csrf_ok};
-use super::{expired_form, page, refused_page};
-use crate::db::agents;
+use super::form::CheckedForm;
+use super::session;
+use super::{page, refused_page};
 use crate::services::sign_in;
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -144,19 +144,10 @@ fn dummy_hash() -> String {
         .clone()
 }
 
-#[derive(Deserialize)]
-pub struct CsrfOnly {
-    #[serde(default)]
-    csrf: String,
-}
-
 /// Ends every session of the agent, not only this browser's cookie.
-pub async fn sign_out(agent: CurrentAgent, state: web::Data<AppState>, form: web::Form<CsrfOnly>) -> HttpResponse {
-    if !csrf_ok(&agent, Some(&form.csrf)) {
-        return expired_form();
-    }
-    let id = agent.id;
-    if let Err(e) = state.call(move |conn, _| agents::end_sessions(conn, id)).await {
+pub async fn sign_out(form: CheckedForm, state: web::Data<AppState>) -> HttpResponse {
+    let id = form.agent.id;
+    if let Err(e) = state.call(move |conn, _| sign_in::end_sessions(conn, id)).await {
         return refused_page(e.status, &e.message);
     }
     HttpResponse::SeeOther()

@@ -2,8 +2,9 @@
 
 use super::super::AppState;
 use super::error::Answer;
-use super::session::{AdminAgent, CurrentAgent, check_csrf, csrf_ok};
-use super::{expired_form, page, refused_page};
+use super::form::{CheckedForm, Fields};
+use super::session::{AdminAgent, CurrentAgent};
+use super::{page, refused_page};
 use crate::db::canned::CannedRow;
 use crate::domain::ticket::TicketRef;
 use crate::domain::workflow::canned::PLACEHOLDERS;
@@ -11,7 +12,6 @@ use crate::services::canned as service;
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, web};
 use askama::Template;
-use std::collections::HashMap;
 
 #[derive(Template)]
 #[template(path = "console/canned.html")]
@@ -40,6 +40,15 @@ pub async fn show_canned(AdminAgent(agent): AdminAgent, state: web::Data<AppStat
     render(agent, &state, StatusCode::OK, None).await
 }
 
+/// An answer's form: its title, its text, and whether it depends on a linked account.
+fn answer_fields(fields: &Fields) -> (String, String, bool) {
+    (
+        fields.text("title"),
+        fields.text("body"),
+        fields.is_on("account_dependent"),
+    )
+}
+
 fn to_list() -> HttpResponse {
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, "/agent/admin/canned"))
@@ -47,19 +56,9 @@ fn to_list() -> HttpResponse {
 }
 
 /// `POST /agent/admin/canned`: `title`, `body`, `account_dependent`, `csrf`.
-pub async fn add_canned(
-    agent: CurrentAgent,
-    state: web::Data<AppState>,
-    form: web::Form<HashMap<String, String>>,
-) -> Answer {
-    let fields = form.into_inner();
-    check_csrf(&agent, fields.get("csrf").map(String::as_str))?;
+pub async fn add_canned(CheckedForm { agent, fields }: CheckedForm, state: web::Data<AppState>) -> Answer {
     let actor = agent.actor();
-    let title = fields.get("title").cloned().unwrap_or_default();
-    let body = fields.get("body").cloned().unwrap_or_default();
-    let dependent = fields
-        .get("account_dependent")
-        .is_some_and(|v| v == "on" || v == "true");
+    let (title, body, dependent) = answer_fields(&fields);
     let outcome = state
         .call(move |conn, _| service::create(conn, &actor, &title, &body, dependent))
         .await;
@@ -72,20 +71,13 @@ pub async fn add_canned(
 
 /// `POST /agent/admin/canned/{id}`: `title`, `body`, `account_dependent`, `csrf`: an edit.
 pub async fn edit_canned(
-    agent: CurrentAgent,
+    CheckedForm { agent, fields }: CheckedForm,
     state: web::Data<AppState>,
     path: web::Path<i64>,
-    form: web::Form<HashMap<String, String>>,
 ) -> Answer {
-    let fields = form.into_inner();
-    check_csrf(&agent, fields.get("csrf").map(String::as_str))?;
     let id = path.into_inner();
     let actor = agent.actor();
-    let title = fields.get("title").cloned().unwrap_or_default();
-    let body = fields.get("body").cloned().unwrap_or_default();
-    let dependent = fields
-        .get("account_dependent")
-        .is_some_and(|v| v == "on" || v == "true");
+    let (title, body, dependent) = answer_fields(&fields);
     let outcome = state
         .call(move |conn, _| service::update(conn, &actor, id, &title, &body, dependent))
         .await;
@@ -97,15 +89,9 @@ pub async fn edit_canned(
 }
 
 /// `POST /agent/admin/canned/{id}/delete`.
-pub async fn delete_canned(
-    agent: CurrentAgent,
-    state: web::Data<AppState>,
-    path: web::Path<i64>,
-    form: web::Form<HashMap<String, String>>,
-) -> Answer {
-    check_csrf(&agent, form.get("csrf").map(String::as_str))?;
+pub async fn delete_canned(form: CheckedForm, state: web::Data<AppState>, path: web::Path<i64>) -> Answer {
     let id = path.into_inner();
-    let actor = agent.actor();
+    let actor = form.agent.actor();
     match state.call(move |conn, _| service::delete(conn, &actor, id)).await {
         // Already gone (a second click): the list says so by itself.
         Ok(()) => Ok(to_list()),
@@ -115,23 +101,15 @@ pub async fn delete_canned(
 }
 
 /// `POST /agent/tickets/{ref}/canned`: `canned_id`, `csrf`: a mailed reply with that answer.
-pub async fn reply_with_canned(
-    agent: CurrentAgent,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-    form: web::Form<HashMap<String, String>>,
-) -> HttpResponse {
-    if !csrf_ok(&agent, form.get("csrf").map(String::as_str)) {
-        return expired_form();
-    }
+pub async fn reply_with_canned(form: CheckedForm, state: web::Data<AppState>, path: web::Path<String>) -> HttpResponse {
     let reference = path.into_inner();
     let Some(id) = TicketRef::parse(&reference, &state.desk.settings.ticket_prefix).map(|r| r.number()) else {
         return refused_page(StatusCode::NOT_FOUND, "There is no such ticket.");
     };
-    let Some(canned_id) = form.get("canned_id").and_then(|v| v.trim().parse::<i64>().ok()) else {
+    let Some(canned_id) = form.fields.get("canned_id").and_then(|v| v.trim().parse::<i64>().ok()) else {
         return refused_page(StatusCode::UNPROCESSABLE_ENTITY, "Choose a canned answer.");
     };
-    let actor = agent.actor();
+    let actor = form.agent.actor();
     let outcome = state
         .run(move |conn, desk| service::reply_with(conn, desk, id, canned_id, &actor).map_err(Into::into))
         .await;

@@ -6,7 +6,7 @@
 use crate::services::messages::{MAX_ATTACHMENT_BYTES, Upload};
 use crate::web::AppState;
 use crate::web::portal::multipart;
-use actix_web::http::{StatusCode, header};
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, web};
 use std::collections::HashMap;
 
@@ -47,12 +47,7 @@ pub async fn read(req: &HttpRequest, payload: web::Payload, state: &AppState) ->
             format!("Nothing was sent: the text and files together are larger than {size}."),
         );
     };
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let Some(boundary) = multipart::boundary(content_type) else {
+    let Some(boundary) = multipart::boundary_of(req) else {
         return Composed {
             fields: serde_urlencoded::from_bytes(&body[..]).unwrap_or_default(),
             ..Composed::default()

@@ -182,7 +182,7 @@ pub async fn queue_events(_agent: CurrentAgent, state: web::Data<AppState>) -> H
 
 async fn latest(state: &web::Data<AppState>) -> Option<chrono::NaiveDateTime> {
     state
-        .call(|conn, _| crate::db::activity::latest(conn))
+        .call(|conn, _| crate::services::activity::latest(conn))
         .await
         .ok()
         .flatten()

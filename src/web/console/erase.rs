@@ -2,14 +2,14 @@
 
 use super::super::AppState;
 use super::error::{Answer, ConsoleError};
+use super::form::CheckedForm;
 use super::page;
-use super::session::{AdminAgent, CurrentAgent, check_csrf};
+use super::session::{AdminAgent, CurrentAgent};
 use crate::domain::ticket::TicketRef;
 use crate::services::erase;
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, web};
 use askama::Template;
-use std::collections::HashMap;
 
 #[derive(Template)]
 #[template(path = "console/erase_confirm.html")]
@@ -22,17 +22,16 @@ pub struct EraseConfirmPage {
 /// `POST /agent/tickets/{ref}/events/{id}/redact`: without `confirm=yes`, asks first; with
 /// it, erases and goes back to the ticket.
 pub async fn erase_event(
-    AdminAgent(agent): AdminAgent,
+    form: CheckedForm<AdminAgent>,
     state: web::Data<AppState>,
     path: web::Path<(String, i64)>,
-    form: web::Form<HashMap<String, String>>,
 ) -> Answer {
-    check_csrf(&agent, form.get("csrf").map(String::as_str))?;
+    let AdminAgent(agent) = form.agent;
     let (reference, event_id) = path.into_inner();
     let Some(ticket_id) = TicketRef::parse(&reference, &state.desk.settings.ticket_prefix).map(|r| r.number()) else {
         return Err(ConsoleError::not_found("There is no such ticket."));
     };
-    if form.get("confirm").map(String::as_str) != Some("yes") {
+    if form.fields.get("confirm") != Some("yes") {
         return Ok(page(
             StatusCode::OK,
             &EraseConfirmPage {

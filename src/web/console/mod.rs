@@ -11,6 +11,7 @@ pub mod compose;
 pub mod day;
 pub mod erase;
 pub mod error;
+pub mod form;
 pub mod password;
 pub mod session;
 pub mod tickets;
@@ -175,11 +176,8 @@ pub async fn show_queue(
                 "" => None,
                 "me" => Some(Some(me)),
                 "none" => Some(None),
-                email => Some(
-                    crate::db::agents::find_by_email(conn, email)?
-                        .map(|a| a.id)
-                        .or(Some(-1)),
-                ),
+                // An unknown address matches no ticket (no agent has id -1).
+                email => Some(crate::services::agents::id_by_email(conn, email)?.or(Some(-1))),
             };
             let filter = QueueFilter {
                 kind,

@@ -30,7 +30,7 @@ pub struct ChangeQuery {
 
 async fn must_change(state: &AppState, agent_id: i64) -> Result<bool, crate::error::ApiError> {
     state
-        .call(move |conn, _| crate::db::agents::find(conn, agent_id).map(|a| a.is_some_and(|a| a.password_must_change)))
+        .call(move |conn, _| agents::must_change_password(conn, agent_id))
         .await
 }
 

@@ -4,7 +4,7 @@
 //! out at once.
 
 use super::super::AppState;
-use crate::db::agents;
+use crate::db::agents::AgentRow;
 use crate::error::ApiError;
 use actix_web::cookie::{Cookie, CookieJar, Key, SameSite};
 use actix_web::dev::Payload;
@@ -145,10 +145,12 @@ impl FromRequest for CurrentAgent {
                 return Err(ConsoleAuthError::SignIn);
             };
             let id = session.agent_id;
-            let agent = state.call(move |conn, _| agents::find(conn, id)).await?;
+            let agent = state
+                .call(move |conn, _| crate::services::sign_in::session_agent(conn, id))
+                .await?;
             // Exact: a sign-out (or password change) in the same second as this cookie was
             // issued still ends it.
-            let still_valid = |a: &crate::db::agents::AgentRow| a.active && a.session_generation == session.generation;
+            let still_valid = |a: &AgentRow| a.active && a.session_generation == session.generation;
             let Some(a) = agent.filter(still_valid) else {
                 return Err(ConsoleAuthError::SignIn);
             };

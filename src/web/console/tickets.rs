@@ -1,6 +1,7 @@
 //! The ticket page and its forms, the account page, attachment downloads.
 
 use super::super::AppState;
+use super::form::CheckedForm;
 use super::session::{CurrentAgent, csrf_ok};
 use super::{expired_form, page, refused_page};
 use crate::domain::ticket::{Kind, TicketRef};
@@ -11,7 +12,6 @@ use crate::services::tickets as ticket_service;
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, web};
 use askama::Template;
-use std::collections::HashMap;
 
 #[derive(Template)]
 #[template(path = "console/ticket.html")]
@@ -173,16 +173,13 @@ fn back(reference: &str, done: &str) -> HttpResponse {
 /// Every action button posts here; the engine decides, exactly as for the API. A refusal
 /// re-renders the page with the engine's reason.
 pub async fn apply_action(
-    agent: CurrentAgent,
+    form: CheckedForm,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
-    form: web::Form<HashMap<String, String>>,
 ) -> HttpResponse {
     let (reference, name) = path.into_inner();
-    let mut fields = form.into_inner();
-    if !csrf_ok(&agent, fields.remove("csrf").as_deref()) {
-        return expired_form();
-    }
+    let agent = form.agent;
+    let mut fields = form.fields.without_csrf();
     let Some(id) = ticket_id(&state, &reference) else {
         return refused_page(StatusCode::NOT_FOUND, "There is no such ticket.");
     };
@@ -298,14 +295,11 @@ pub(super) async fn post_text(
 
 /// Sends a mail that waited in the outbox because of the per-recipient cap.
 pub async fn release_mail(
-    agent: CurrentAgent,
+    form: CheckedForm,
     state: web::Data<AppState>,
     path: web::Path<(String, i64)>,
-    form: web::Form<HashMap<String, String>>,
 ) -> HttpResponse {
-    if !csrf_ok(&agent, form.get("csrf").map(String::as_str)) {
-        return expired_form();
-    }
+    let agent = form.agent;
     let (reference, mail_id) = path.into_inner();
     let Some(id) = ticket_id(&state, &reference) else {
         return refused_page(StatusCode::NOT_FOUND, "There is no such ticket.");
@@ -339,11 +333,13 @@ pub async fn download_attachment(
 ) -> HttpResponse {
     let id = path.into_inner();
     let found = state
-        .call(move |conn, _| crate::db::inbound::attachment(conn, id))
+        .call(move |conn, _| crate::services::messages::attachment(conn, id))
         .await;
     match found {
-        Ok(Some(a)) => crate::web::download(&a.filename, a.data),
-        Ok(None) => refused_page(StatusCode::NOT_FOUND, "There is no such attachment."),
+        Ok(a) => crate::web::download(&a.filename, a.data),
+        Err(e) if e.status == StatusCode::NOT_FOUND => {
+            refused_page(StatusCode::NOT_FOUND, "There is no such attachment.")
+        }
         Err(e) => refused_page(e.status, &e.message),
     }
 }

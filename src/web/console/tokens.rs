@@ -3,14 +3,14 @@
 
 use super::super::AppState;
 use super::error::Answer;
+use super::form::CheckedForm;
 use super::page;
-use super::session::{AdminAgent, CurrentAgent, check_csrf};
-use crate::db::agents::{self as rows, TokenRow};
+use super::session::{AdminAgent, CurrentAgent};
+use crate::db::agents::TokenRow;
 use crate::services::agents;
 use actix_web::http::StatusCode;
 use actix_web::web;
 use askama::Template;
-use serde::Deserialize;
 
 /// A token as the page shows it.
 pub struct TokenLine {
@@ -71,7 +71,7 @@ async fn render(
     let tokens = state
         .call(|conn, desk| {
             let now = desk.settings.clock.naive_now();
-            rows::all_tokens(conn).map(|all| {
+            agents::all_tokens(conn).map(|all| {
                 all.into_iter()
                     .map(|(row, email)| TokenLine::from_row(row, email, now))
                     .collect::<Vec<_>>()
@@ -93,19 +93,8 @@ pub async fn show_tokens(AdminAgent(agent): AdminAgent, state: web::Data<AppStat
     render(agent, &state, StatusCode::OK, None, None).await
 }
 
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    #[serde(default)]
-    csrf: String,
-}
-
-pub async fn revoke_token(
-    AdminAgent(agent): AdminAgent,
-    state: web::Data<AppState>,
-    path: web::Path<i64>,
-    form: web::Form<CsrfForm>,
-) -> Answer {
-    check_csrf(&agent, Some(&form.csrf))?;
+pub async fn revoke_token(form: CheckedForm<AdminAgent>, state: web::Data<AppState>, path: web::Path<i64>) -> Answer {
+    let AdminAgent(agent) = form.agent;
     let id = path.into_inner();
     let outcome = state
         .call(move |conn, desk| agents::revoke_token(conn, id, desk.settings.clock.now()))

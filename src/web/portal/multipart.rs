@@ -38,6 +38,17 @@ pub fn boundary(content_type: &str) -> Option<String> {
     (1..=70).contains(&value.len()).then_some(value)
 }
 
+/// The boundary of a request's body, when it is `multipart/form-data`; none for any other
+/// encoding (a browser may send a form either way).
+pub fn boundary_of(req: &actix_web::HttpRequest) -> Option<String> {
+    let content_type = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    boundary(content_type)
+}
+
 /// The parts of `body`, at most `max_parts` of them.
 pub fn parse<'a>(body: &'a [u8], boundary: &str, max_parts: usize) -> Result<Vec<Part<'a>>, MultipartError> {
     let first = format!("--{boundary}");

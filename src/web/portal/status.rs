@@ -241,12 +241,7 @@ pub(crate) async fn read_body(req: &HttpRequest, mut payload: web::Payload, limi
 
 /// The reply's fields and files from either encoding a browser may use.
 fn reply_fields(req: &HttpRequest, body: &[u8], reply: &mut FormState) -> Vec<messages::Upload> {
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let Some(boundary) = multipart::boundary(content_type) else {
+    let Some(boundary) = multipart::boundary_of(req) else {
         let values: HashMap<String, String> = serde_urlencoded::from_bytes(body).unwrap_or_default();
         *reply = FormState::from_values(values);
         return vec![];

@@ -252,7 +252,6 @@ fn is_account_dependent(template: &MailTemplate) -> bool {
         | MailTemplate::TerminatedNotice
         | MailTemplate::BalanceDue
         | MailTemplate::BannedAnswer
-        | MailTemplate::EmailChallenge
         | MailTemplate::IpGranted { .. }
         | MailTemplate::AccountReactivated
         | MailTemplate::VerificationFailed
@@ -260,8 +259,6 @@ fn is_account_dependent(template: &MailTemplate) -> bool {
         MailTemplate::Acknowledgement
         | MailTemplate::StatusUpdate
         | MailTemplate::TryAllowlistedIps
-        | MailTemplate::RedactionNotice
-        | MailTemplate::AgentReply
         | MailTemplate::RequestRefused { .. }
         | MailTemplate::DiagnosisChecklist { .. } => false,
     }
