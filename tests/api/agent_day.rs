@@ -8,14 +8,6 @@ use recoverydesk::services::agents;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-async fn reply(app: &TestApp, r: &str, body: &str, internal: bool) -> (StatusCode, Value) {
-    app.post(
-        &format!("/api/v1/tickets/{r}/replies"),
-        &json!({"body": body, "internal": internal}),
-    )
-    .await
-}
-
 fn refs_of(list: &Value) -> Vec<String> {
     list["tickets"]
         .as_array()
@@ -34,7 +26,7 @@ async fn turns_follow_the_conversation(app: TestApp) {
     assert_eq!(opened["waiting_on"], "agent");
     assert!(opened["last_activity_at"].is_string());
 
-    let (status, after_reply) = reply(&app, &r, "Could you check again?", false).await;
+    let (status, after_reply) = app.reply(&r, "Could you check again?", false).await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(after_reply["waiting_on"], "customer");
     assert_eq!(after_reply["state"], "awaiting_customer");
@@ -46,7 +38,7 @@ async fn turns_follow_the_conversation(app: TestApp) {
     );
 
     // A note changes whose turn it is not, but it is activity.
-    let (_, after_note) = reply(&app, &r, "Called her, she will look tonight.", true).await;
+    let (_, after_note) = app.reply(&r, "Called her, she will look tonight.", true).await;
     assert_eq!(after_note["waiting_on"], "customer");
     assert!(after_note["last_activity_at"].as_str() >= after_reply["last_activity_at"].as_str());
 
@@ -413,7 +405,7 @@ both_backends!(
 async fn new_activity_mark(app: TestApp) {
     let r = app.general_ticket("kai@example.test", "Where is my invoice").await;
     app.act(&r, "assign", json!({"agent_email": "admin@localhost"})).await;
-    reply(&app, &r, "Which invoice?", false).await;
+    app.reply(&r, "Which invoice?", false).await;
     let console = Console::admin(&app).await;
     let (_, _, queue) = console.get("/agent").await;
     assert!(!queue.contains("New activity"), "nothing new yet");
@@ -444,7 +436,7 @@ both_backends!(the_queue_streams_an_event_when_a_customer_does_something, live_q
 
 async fn live_queue(app: TestApp) {
     let r = app.general_ticket("mo@example.test", "Live").await;
-    reply(&app, &r, "Tell us more", false).await;
+    app.reply(&r, "Tell us more", false).await;
     let status_path = app.status_path_of(&r).await;
     let console = Console::admin(&app).await;
     let response = console

@@ -617,12 +617,7 @@ async fn search_with_filters(app: TestApp) {
         .general_ticket("kim@example.test", "Invoices missing from the portal")
         .await;
     let r2 = app.general_ticket("lee@example.test", "Invoices missing again").await;
-    let (status, _) = app
-        .post(
-            &format!("/api/v1/tickets/{r1}/replies"),
-            &json!({"body": "Could you check again?", "internal": false}),
-        )
-        .await;
+    let (status, _) = app.reply(&r1, "Could you check again?", false).await;
     assert_eq!(status, StatusCode::CREATED);
     let refs = |list: Value| -> Vec<String> {
         list["tickets"]

@@ -51,12 +51,7 @@ async fn busy_ticket(app: &TestApp) -> String {
         json!({"tried_from": "office", "outcome": "blocked"}),
     )
     .await;
-    let (status, _) = app
-        .post(
-            &format!("/api/v1/tickets/{r}/replies"),
-            &json!({"body": "a note", "internal": true}),
-        )
-        .await;
+    let (status, _) = app.reply(&r, "a note", true).await;
     assert_eq!(status, StatusCode::CREATED);
     r
 }

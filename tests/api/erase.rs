@@ -68,12 +68,7 @@ async fn erase_leaves_no_copy(app: TestApp) {
     let ingested = app.ingest(&mail_with_marker());
     let r = ingested.ticket.expect("a ticket");
     // An agent's internal note with the marker too.
-    let (status, _) = app
-        .post(
-            &format!("/api/v1/tickets/{r}/replies"),
-            &json!({"body": format!("customer said {MARKER}"), "internal": true}),
-        )
-        .await;
+    let (status, _) = app.reply(&r, &format!("customer said {MARKER}"), true).await;
     assert_eq!(status, StatusCode::CREATED);
     let before = app.ticket(&r).await;
     assert!(rows_with_marker(&app) >= 2, "the marker is stored before the erase");
@@ -217,12 +212,7 @@ async fn erase_from_console(app: TestApp) {
         .create_ticket(json!({"kind": "general", "requester": "c@example.test", "subject": "Hi", "body": "hello"}))
         .await;
     let r = reference(&ticket);
-    let (status, ticket) = app
-        .post(
-            &format!("/api/v1/tickets/{r}/replies"),
-            &json!({"body": format!("pasted {MARKER}"), "internal": true}),
-        )
-        .await;
+    let (status, ticket) = app.reply(&r, &format!("pasted {MARKER}"), true).await;
     assert_eq!(status, StatusCode::CREATED);
     let note = ticket["events"]
         .as_array()

@@ -277,6 +277,15 @@ impl TestApp {
         ticket
     }
 
+    /// An agent's reply (`internal`: a note) through the API: status and body.
+    pub async fn reply(&self, reference: &str, body: &str, internal: bool) -> (StatusCode, Value) {
+        self.post(
+            &format!("/api/v1/tickets/{reference}/replies"),
+            &json!({"body": body, "internal": internal}),
+        )
+        .await
+    }
+
     /// A `general` ticket from `requester` about `subject`; returns its reference.
     pub async fn general_ticket(&self, requester: &str, subject: &str) -> String {
         reference(
