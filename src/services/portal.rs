@@ -8,11 +8,12 @@ use super::status_page::{self, AttachmentLink};
 use super::tickets::{self, OpenTicket};
 use super::{Actor, Desk, ServiceError};
 use crate::db::locks::{self, KeyLock};
+use crate::db::tickets::TicketRow;
 use crate::db::{self, AnyConnection, submissions};
 use crate::domain::ticket::Kind;
 use crate::domain::time_text;
-use crate::domain::workflow::ActionName;
 use crate::domain::workflow::customer_step::{self, ChallengeFact, ReportOutcome, StatusFacts, Step};
+use crate::domain::workflow::{ActionName, Refusal};
 use crate::mail::outbound::templates::Mail;
 use serde_json::json;
 
@@ -155,30 +156,44 @@ fn attach(
     if request.kind == Kind::IpLockout
         && let Some(tried_from) = request.tried_from.as_ref().filter(|t| !t.as_str().trim().is_empty())
     {
-        let actor = Actor::Customer {
-            email: row.requester.clone(),
-        };
         let outcome = request
             .attempts_outcome
             .as_ref()
             .map(Scrubbed::as_str)
             .unwrap_or_default();
-        let params = json!({"tried_from": tried_from.as_str(), "outcome": outcome});
         // Refused when the ticket is past that step: the words are on the ticket anyway.
-        let _ = tickets::apply_action_in_transaction(
-            conn,
-            desk,
-            ticket_id,
-            ActionName::RecordAllowlistedAttempts,
-            &params,
-            &actor,
-        )?;
+        let _ = record_reported_attempts(conn, desk, &row, tried_from.as_str(), outcome)?;
     }
     if request.kind == Kind::LoginHelp {
         rediagnose(conn, desk, ticket_id, request)?;
     }
     let row = crate::db::tickets::find(conn, ticket_id)?.ok_or_else(|| ServiceError::NotFound("ticket".into()))?;
     super::decision::enqueue(conn, desk, &row, &row.requester, Mail::Acknowledgement.into())
+}
+
+/// The requester's report of the allowlisted networks they tried, decided by the engine as an
+/// agent's `record_allowlisted_attempts` is, with the customer as the actor (in the caller's
+/// transaction; a refusal is written to the record as any other).
+fn record_reported_attempts(
+    conn: &mut AnyConnection,
+    desk: &Desk,
+    row: &TicketRow,
+    tried_from: &str,
+    outcome: &str,
+) -> Result<Result<(), Refusal>, ServiceError> {
+    let actor = Actor::Customer {
+        email: row.requester.clone(),
+    };
+    let params = json!({"tried_from": tried_from, "outcome": outcome});
+    let decided = tickets::apply_action_in_transaction(
+        conn,
+        desk,
+        row.id,
+        ActionName::RecordAllowlistedAttempts,
+        &params,
+        &actor,
+    )?;
+    Ok(decided.map(|_| ()))
 }
 
 /// What the customer's status page shows: only their own messages and the mail sent to them,
@@ -377,19 +392,7 @@ pub fn report_attempts(
     );
     let (reported, refused) = db::write_transaction(conn, |conn| -> Result<_, ServiceError> {
         let row = crate::db::tickets::find(conn, ticket_id)?.ok_or_else(|| ServiceError::NotFound("ticket".into()))?;
-        let actor = Actor::Customer {
-            email: row.requester.clone(),
-        };
-        let params = json!({"tried_from": tried_from.as_str(), "outcome": outcome.as_str()});
-        let decided = tickets::apply_action_in_transaction(
-            conn,
-            desk,
-            ticket_id,
-            ActionName::RecordAllowlistedAttempts,
-            &params,
-            &actor,
-        )?
-        .map(|_| ());
+        let decided = record_reported_attempts(conn, desk, &row, tried_from.as_str(), outcome.as_str())?;
         let refused = decided.as_ref().err().map(|r| r.code);
         let neutral = reads_neutral_words(conn, &row)?;
         let reported = customer_step::report_outcome(decided, neutral);

@@ -55,16 +55,27 @@ pub fn new_session_cookie(state: &AppState, agent_id: i64, generation: i64) -> C
         issued_at: chrono::Utc::now().timestamp(),
         generation,
     };
+    private_cookie(
+        state,
+        COOKIE,
+        serde_json::to_string(&data).unwrap_or_default(),
+        "/agent",
+    )
+}
+
+/// One of the console's cookies, encrypted and authenticated with the desk's key: script
+/// cannot read it, no other site's request carries it, and it is `Secure` on an https desk.
+fn private_cookie(state: &AppState, name: &'static str, value: String, path: &'static str) -> Cookie<'static> {
     let mut jar = CookieJar::new();
-    let cookie = Cookie::build(COOKIE, serde_json::to_string(&data).unwrap_or_default())
-        .path("/agent")
+    let cookie = Cookie::build(name, value)
+        .path(path)
         .http_only(true)
         .same_site(SameSite::Strict)
         .secure(state.desk.settings.base_url.starts_with("https://"))
         .max_age(actix_web::cookie::time::Duration::hours(SESSION_HOURS))
         .finish();
     jar.private_mut(&cookie_key(state)).add(cookie);
-    jar.delta().next().cloned().unwrap_or_else(|| Cookie::new(COOKIE, ""))
+    jar.delta().next().cloned().unwrap_or_else(|| Cookie::new(name, ""))
 }
 
 pub fn removal_cookie() -> Cookie<'static> {
@@ -228,20 +239,7 @@ pub fn login_csrf(req: &HttpRequest, state: &AppState) -> Option<String> {
 /// A fresh sign-in token and the cookie that carries it.
 pub fn new_login_cookie(state: &AppState) -> (String, Cookie<'static>) {
     let token = crate::crypto::random_token();
-    let mut jar = CookieJar::new();
-    let cookie = Cookie::build(LOGIN_COOKIE, token.clone())
-        .path("/agent/login")
-        .http_only(true)
-        .same_site(SameSite::Strict)
-        .secure(state.desk.settings.base_url.starts_with("https://"))
-        .max_age(actix_web::cookie::time::Duration::hours(SESSION_HOURS))
-        .finish();
-    jar.private_mut(&cookie_key(state)).add(cookie);
-    let cookie = jar
-        .delta()
-        .next()
-        .cloned()
-        .unwrap_or_else(|| Cookie::new(LOGIN_COOKIE, ""));
+    let cookie = private_cookie(state, LOGIN_COOKIE, token.clone(), "/agent/login");
     (token, cookie)
 }
 
