@@ -9,11 +9,11 @@ pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
     let imap = state.desk.settings.imap.as_ref().map(|s| s.mailbox_name());
     let checked = state
         .run(move |conn, _| {
-            let reachable = crate::db::ping(conn);
-            let mailbox = match (&imap, reachable) {
-                (Some(name), true) => Some(imap_detail(name, crate::db::imap::find(conn, name).ok().flatten())),
-                _ => None,
-            };
+            let (reachable, lease) = crate::services::gauges::health(conn, imap.as_deref());
+            let mailbox = imap
+                .as_deref()
+                .filter(|_| reachable)
+                .map(|name| imap_detail(name, lease));
             Ok((reachable, mailbox))
         })
         .await;
