@@ -4,18 +4,25 @@
 
 use super::AnyConnection;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt};
+use diesel::sql_types::{Array, BigInt, Text};
 use std::collections::BTreeMap;
 
 /// The ticket's search document, as the migration's backfill writes it (keep in step with
 /// `migrations/sqlite/2026-12-07-000013_ticket_search/up.sql`). Binds the ticket id.
-const SQLITE_WRITE: &str = "INSERT INTO ticket_search (rowid, document) \
-    SELECT t.id, substr(t.requester_normalized || ' ' || t.subject || ' ' || coalesce(( \
+///
+/// Read first and written with a one-row statement ([`SQLITE_PUT`]) rather than in one
+/// `INSERT … SELECT`: a statement that may write several rows opens a statement savepoint,
+/// and FTS5 writes its pending entries to disk at every savepoint (`fts5SavepointMethod`), so
+/// each ticket of a group became a segment of its own, with merges (docs/benchmarks.md).
+const SQLITE_DOCUMENT: &str = "SELECT substr(t.requester_normalized || ' ' || t.subject || ' ' || coalesce(( \
         SELECT group_concat(m.subject || ' ' || substr(m.body, 1, 32768), ' ' ORDER BY m.id) \
         FROM messages m \
         WHERE m.ticket_id = t.id AND m.sender_role <> 'system' AND m.redacted_at IS NULL \
-    ), ''), 1, 262144) \
+    ), ''), 1, 262144) AS document \
     FROM tickets t WHERE t.id = ?";
+
+/// Replaces the ticket's row (FTS5 deletes the old one itself on a rowid conflict).
+const SQLITE_PUT: &str = "INSERT OR REPLACE INTO ticket_search (rowid, document) VALUES (?, ?)";
 
 /// The same for PostgreSQL (keep in step with `migrations/postgres/…_ticket_search/up.sql`
 /// and `…_search_append/up.sql`), with where the next message's text would start in the
@@ -88,33 +95,63 @@ pub fn index_message(conn: &mut AnyConnection, ticket_id: i64, message_id: i64) 
 fn owe(conn: &mut AnyConnection, ticket_id: i64, owed: Owed) -> QueryResult<()> {
     match Deferred::add(conn, ticket_id, owed) {
         None => Ok(()),
-        Some(owed) => pay(conn, ticket_id, owed),
+        Some(owed) => pay(conn, BTreeMap::from([(ticket_id, owed)])),
     }
 }
 
-fn pay(conn: &mut AnyConnection, ticket_id: i64, owed: Owed) -> QueryResult<()> {
-    match (conn, owed) {
-        (AnyConnection::Sqlite(c), _) => {
-            diesel::sql_query("DELETE FROM ticket_search WHERE rowid = ?")
-                .bind::<BigInt, _>(ticket_id)
-                .execute(c)?;
-            diesel::sql_query(SQLITE_WRITE)
-                .bind::<BigInt, _>(ticket_id)
-                .execute(c)?;
-        }
-        (AnyConnection::Postgresql(c), Owed::Whole) => {
-            diesel::sql_query(POSTGRES_WRITE)
-                .bind::<BigInt, _>(ticket_id)
-                .execute(c)?;
-        }
-        (AnyConnection::Postgresql(c), Owed::Messages(ids)) => {
-            diesel::sql_query(POSTGRES_APPEND)
-                .bind::<BigInt, _>(ticket_id)
-                .bind::<Array<BigInt>, _>(ids)
-                .execute(c)?;
-        }
+/// Writes what is owed, in ascending ticket id.
+fn pay(conn: &mut AnyConnection, owed: BTreeMap<i64, Owed>) -> QueryResult<()> {
+    match conn {
+        AnyConnection::Sqlite(c) => pay_sqlite(c, owed),
+        AnyConnection::Postgresql(c) => owed.into_iter().try_for_each(|(id, owed)| pay_postgres(c, id, owed)),
     }
-    Ok(())
+}
+
+/// One row per ticket, each written with `secure-delete` on (the migration's setting): the
+/// replaced document's words leave the index's pages in this transaction, which is what lets
+/// an erase promise that erased words are gone. (Writing documents that only gained words
+/// with it off made ingestion a third faster, docs/benchmarks.md; but the superseded entries
+/// it leaves behind would outlive a later erase until a merge.)
+fn pay_sqlite(c: &mut diesel::SqliteConnection, owed: BTreeMap<i64, Owed>) -> QueryResult<()> {
+    owed.keys().try_for_each(|id| put_sqlite(c, *id))
+}
+
+fn put_sqlite(c: &mut diesel::SqliteConnection, ticket_id: i64) -> QueryResult<()> {
+    #[derive(QueryableByName)]
+    struct Document {
+        #[diesel(sql_type = Text)]
+        document: String,
+    }
+    let document = diesel::sql_query(SQLITE_DOCUMENT)
+        .bind::<BigInt, _>(ticket_id)
+        .get_result::<Document>(c)
+        .optional()?;
+    match document {
+        Some(d) => diesel::sql_query(SQLITE_PUT)
+            .bind::<BigInt, _>(ticket_id)
+            .bind::<Text, _>(d.document)
+            .execute(c)
+            .map(drop),
+        // The ticket is gone: so is its document.
+        None => diesel::sql_query("DELETE FROM ticket_search WHERE rowid = ?")
+            .bind::<BigInt, _>(ticket_id)
+            .execute(c)
+            .map(drop),
+    }
+}
+
+fn pay_postgres(c: &mut diesel::PgConnection, ticket_id: i64, owed: Owed) -> QueryResult<()> {
+    match owed {
+        Owed::Whole => diesel::sql_query(POSTGRES_WRITE)
+            .bind::<BigInt, _>(ticket_id)
+            .execute(c)
+            .map(drop),
+        Owed::Messages(ids) => diesel::sql_query(POSTGRES_APPEND)
+            .bind::<BigInt, _>(ticket_id)
+            .bind::<Array<BigInt>, _>(ids)
+            .execute(c)
+            .map(drop),
+    }
 }
 
 thread_local! {
@@ -172,7 +209,7 @@ impl Deferred {
                 .map(|at| d.remove(at).1)
                 .unwrap_or_default()
         });
-        pending.into_iter().try_for_each(|(id, owed)| pay(conn, id, owed))
+        pay(conn, pending)
     }
 }
 
