@@ -283,7 +283,7 @@ impl<'a> NewMessage<'a> {
     }
 }
 
-/// Stores a message and writes its ticket's search document again (same transaction).
+/// Stores a message and adds its words to its ticket's search document (same transaction).
 pub fn insert_message(conn: &mut AnyConnection, m: &NewMessage) -> QueryResult<i64> {
     let id = diesel::insert_into(messages::table)
         .values((
@@ -304,7 +304,7 @@ pub fn insert_message(conn: &mut AnyConnection, m: &NewMessage) -> QueryResult<i
         .get_result(conn)?;
     // The desk's automatic mail is not in the document (every ticket would hold its words).
     if m.sender_role != "system" {
-        super::search::reindex(conn, m.ticket_id)?;
+        super::search::index_message(conn, m.ticket_id, id)?;
     }
     Ok(id)
 }

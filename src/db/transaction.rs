@@ -175,9 +175,6 @@ pub fn with_durable_commits<T, E: From<diesel::result::Error>>(
     result
 }
 
-/// The one row (or none) of a query on a key, read without `LIMIT`: Diesel's `.first()` binds
-/// its `LIMIT 1` as a parameter, and SQLite recompiles a statement whose `LIMIT` is a bound
-/// parameter every time it is bound again, defeating the statement cache on the hottest
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,6 +27,10 @@ both_backends!(
     accounts_in_the_console
 );
 both_backends!(search_pages_across_far_apart_ticket_ids_every_match_once, far_apart_ids);
+both_backends!(
+    words_added_message_by_message_are_the_words_of_the_whole_thread,
+    appended_equals_whole
+);
 
 async fn refs(app: &TestApp, query: &str) -> Vec<String> {
     let (status, page) = app.get(&format!("/api/v1/tickets?{query}")).await;
@@ -312,13 +316,103 @@ async fn migration_backfills(app: TestApp) {
     }
     let (status, _) = app.get(&format!("/api/v1/tickets?{}", q("blorptastic"))).await;
     assert!(status.is_server_error(), "without the index the search fails: {status}");
-    {
-        let mut conn = app.conn();
-        conn.batch_execute(&up).expect("up");
-    }
+    rebuild_search_index(&app, &up);
     for word in ["blorptastic", "wibbleflux", "gus@corp.test", "old invoice"] {
         assert_eq!(refs(&app, &q(word)).await, vec![a.clone()], "{word}");
     }
+}
+
+/// Applies the search migration's `up` (the index built from what is stored) and, on
+/// PostgreSQL, the later one that records how much of each document's text is used.
+fn rebuild_search_index(app: &TestApp, up: &str) {
+    let mut conn = app.conn();
+    conn.batch_execute(up).expect("up");
+    if app.backend() == Backend::Postgres {
+        let append = std::fs::read_to_string(format!(
+            "{}/migrations/postgres/2026-12-09-000033_search_append/up.sql",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        conn.batch_execute(&append).expect("append's up");
+    }
+}
+
+/// Every stored search document as text, by ticket id (PostgreSQL: with the characters used).
+fn search_documents(app: &TestApp) -> Vec<(i64, String)> {
+    #[derive(diesel::QueryableByName)]
+    struct Document {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        id: i64,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        text: String,
+    }
+    let sql = match app.backend() {
+        Backend::Sqlite => "SELECT rowid AS id, document AS text FROM ticket_search ORDER BY rowid",
+        Backend::Postgres => {
+            "SELECT ticket_id AS id, document::text || ' @' || indexed_chars AS text FROM ticket_search ORDER BY ticket_id"
+        }
+    };
+    let mut conn = app.conn();
+    diesel::RunQueryDsl::load::<Document>(diesel::sql_query(sql), &mut *conn)
+        .unwrap()
+        .into_iter()
+        .map(|d| (d.id, d.text))
+        .collect()
+}
+
+/// A thread written reply by reply (on PostgreSQL each reply's words are added to the stored
+/// document) holds exactly the words of the same thread indexed whole, up to the same cut at
+/// 262,144 characters: long bodies, words of every script, punctuation, a word across the cut.
+async fn appended_equals_whole(app: TestApp) {
+    let r = reference(
+        &app.create_ticket(json!({"kind": "general", "requester": "Zoë@Corp.test",
+            "subject": "Ünïcode: «subject» line", "body": "first—body, with; punctuation!"}))
+            .await,
+    );
+    let long_words = |seed: usize| -> String {
+        (0..9_000)
+            .map(|i| format!("w{}x{}", seed, i % 997))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    for (i, body) in [
+        "second 日本語 reply, émigré's café".to_string(),
+        "short one".to_string(),
+    ]
+    .into_iter()
+    .chain((1..=9).map(long_words))
+    .chain(["beyondthecutword after the document is full".to_string()])
+    .enumerate()
+    {
+        let (status, body) = app
+            .post(
+                &format!("/api/v1/tickets/{r}/replies"),
+                &json!({"body": body, "internal": i % 2 == 0}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let appended = search_documents(&app);
+    assert_eq!(refs(&app, &q("émigré café")).await, vec![r.clone()]);
+    assert_eq!(refs(&app, &q("w8x5")).await, vec![r.clone()], "before the cut");
+    assert_eq!(refs(&app, &q("w9x5")).await, Vec::<String>::new(), "past the cut");
+    assert_eq!(refs(&app, &q("beyondthecutword")).await, Vec::<String>::new());
+
+    let folder = match app.backend() {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    };
+    let dir = format!(
+        "{}/migrations/{folder}/2026-12-07-000013_ticket_search",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let down = std::fs::read_to_string(format!("{dir}/down.sql")).unwrap();
+    let up = std::fs::read_to_string(format!("{dir}/up.sql")).unwrap();
+    app.conn().batch_execute(&down).expect("down");
+    rebuild_search_index(&app, &up);
+    let whole = search_documents(&app);
+    assert_eq!(appended.len(), 1);
+    assert_eq!(appended, whole, "the same words, the same characters used");
 }
 
 async fn accounts_in_the_console(app: TestApp) {

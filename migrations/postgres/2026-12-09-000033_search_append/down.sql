@@ -1,0 +1,1 @@
+ALTER TABLE ticket_search DROP COLUMN indexed_chars;
