@@ -10,6 +10,9 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use serde_json::Value;
 
+mod backfill;
+pub use backfill::{BACKFILLED_KEY, BATCH_TICKETS, CURSOR_KEY, Step, backfill, backfill_step};
+
 /// The settings key holding the ticket prefix the chain names new tickets with (written by
 /// every command that migrates, read by every writer, `mailgate` included).
 pub const PREFIX_KEY: &str = "ticket_prefix";
@@ -175,62 +178,6 @@ pub fn message_text(conn: &mut AnyConnection, message_id: i64) -> QueryResult<Op
         .first::<(String, String, Option<NaiveDateTime>)>(conn)
         .optional()?
         .map(|(s, b, r)| (s, b, r.is_some())))
-}
-
-/// The settings key set once every event written before the chain existed has its link.
-const BACKFILLED_KEY: &str = "audit_chain_backfilled";
-
-/// Gives every event without a link its link, ticket by ticket in id order: the events that
-/// existed before the chain (migration 000017). SQLite has no SHA-256 in SQL, so this runs in
-/// the desk right after the migrations, in one transaction per batch of tickets; once it has
-/// found nothing left it records so and is skipped afterwards.
-pub fn backfill(conn: &mut AnyConnection) -> QueryResult<usize> {
-    if settings::get(conn, BACKFILLED_KEY)?.is_some() {
-        return Ok(0);
-    }
-    let mut done = 0;
-    loop {
-        let pending: Vec<i64> = events::table
-            .filter(diesel::dsl::not(diesel::dsl::exists(
-                event_hashes::table.filter(event_hashes::event_id.eq(events::id)),
-            )))
-            .select(events::ticket_id)
-            .distinct()
-            .order(events::ticket_id.asc())
-            .limit(500)
-            .load(conn)?;
-        if pending.is_empty() {
-            break;
-        }
-        done += super::write_transaction(conn, |conn| -> QueryResult<usize> {
-            let mut n = 0;
-            for &ticket_id in &pending {
-                super::locks::lock_ticket(conn, ticket_id)?;
-                for entry in chain_of(conn, ticket_id)? {
-                    let (Some(event), None) = (entry.event, entry.link) else {
-                        continue;
-                    };
-                    let data: Value = serde_json::from_str(&event.data).unwrap_or(Value::String(event.data.clone()));
-                    append(
-                        conn,
-                        &Appended {
-                            id: event.id,
-                            ticket_id,
-                            event_type: event.event_type.as_str(),
-                            actor: &event.actor,
-                            data: &data,
-                            message_ref: event.message_ref,
-                            at: event.created_at,
-                        },
-                    )?;
-                    n += 1;
-                }
-            }
-            Ok(n)
-        })?;
-    }
-    settings::get_or_insert(conn, BACKFILLED_KEY, || "1".into())?;
-    Ok(done)
 }
 
 /// The `directory_change` events of these tickets, newest first (an account's page).

@@ -16,6 +16,11 @@ both_backends!(
     concurrent_writers_on_one_ticket_never_fork_its_chain,
     concurrent_writers
 );
+both_backends!(
+    an_interrupted_backfill_resumes_after_its_cursor_and_links_each_event_once,
+    backfill_resumes
+);
+both_backends!(a_desk_without_events_is_marked_backfilled_at_once, backfill_of_nothing);
 
 async fn export(app: &TestApp, r: &str) -> String {
     let response = app
@@ -272,4 +277,143 @@ async fn events_older_than_the_chain_get_their_hashes_at_migration() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(verify(&app).is_ok(), "{:?}", verify(&app));
     assert_eq!(export(&app, &r).await, before, "the same chain, computed again");
+}
+
+/// Deletes every link and the record of the backfill, as the database was before migration
+/// 000017 (the append-only triggers are lifted for it).
+fn forget_links(app: &TestApp, where_clause: &str) {
+    let mut conn = app.raw_conn();
+    let sql = if app.database_url.starts_with("postgres") {
+        format!(
+            "ALTER TABLE event_hashes DISABLE TRIGGER event_hashes_no_update; \
+             DELETE FROM event_hashes WHERE {where_clause}; \
+             ALTER TABLE event_hashes ENABLE TRIGGER event_hashes_no_update;"
+        )
+    } else {
+        format!(
+            "DROP TRIGGER IF EXISTS event_hashes_no_delete; \
+             DELETE FROM event_hashes WHERE {where_clause};"
+        )
+    };
+    conn.batch_execute(&sql).expect("forget links");
+}
+
+fn ticket_id(r: &str) -> i64 {
+    r.rsplit('-')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect("a numbered reference")
+}
+
+/// (events, links, distinct linked events) of one ticket.
+fn chain_counts(app: &TestApp, ticket: i64) -> (i64, i64, i64) {
+    use diesel::prelude::*;
+    use recoverydesk::db::schema::{event_hashes, events};
+    let mut conn = app.conn();
+    let events: i64 = events::table
+        .filter(events::ticket_id.eq(ticket))
+        .count()
+        .get_result(&mut *conn)
+        .expect("count events");
+    let mut linked: Vec<i64> = event_hashes::table
+        .filter(event_hashes::ticket_id.eq(ticket))
+        .select(event_hashes::event_id)
+        .load(&mut *conn)
+        .expect("links");
+    let links = linked.len() as i64;
+    linked.sort_unstable();
+    linked.dedup();
+    (events, links, linked.len() as i64)
+}
+
+fn setting(app: &TestApp, key: &str) -> Option<String> {
+    recoverydesk::db::settings::get(&mut app.conn(), key).expect("settings")
+}
+
+async fn backfill_resumes(app: TestApp) {
+    use recoverydesk::db::audit as chain;
+    let mut refs = vec![busy_ticket(&app).await];
+    for n in 0..2 {
+        let ticket = app
+            .create_ticket(json!({"kind": "general", "requester": format!("user{n}@example.test"),
+                                  "subject": format!("Question {n}"), "body": "Hello – wörld"}))
+            .await;
+        refs.push(reference(&ticket));
+    }
+    let ids: Vec<i64> = refs.iter().map(|r| ticket_id(r)).collect();
+    let mut before = Vec::new();
+    for r in &refs {
+        before.push(export(&app, r).await);
+    }
+    forget_links(&app, "1 = 1");
+    app.raw_conn()
+        .batch_execute(&format!(
+            "DELETE FROM settings WHERE key IN ('{}', '{}')",
+            chain::BACKFILLED_KEY,
+            chain::CURSOR_KEY
+        ))
+        .expect("forget the backfill");
+    assert!(verify(&app).is_err(), "events without links do not verify");
+
+    // The first batch of a start that is then killed: one ticket, committed with its cursor.
+    let step = chain::backfill_step(&mut app.conn(), 1)
+        .expect("a batch runs")
+        .expect("a ticket to link");
+    assert_eq!((step.last_ticket, step.tickets), (ids[0], 1));
+    assert_eq!(step.linked as i64, chain_counts(&app, ids[0]).0);
+    assert_eq!(setting(&app, chain::CURSOR_KEY), Some(ids[0].to_string()));
+    assert_eq!(setting(&app, chain::BACKFILLED_KEY), None, "not done yet");
+
+    // The next start goes on after the cursor: a ticket before it is not visited again (its
+    // links, removed here, stay missing), every ticket after it is linked.
+    forget_links(&app, &format!("ticket_id = {}", ids[0]));
+    let linked = chain::backfill(&mut app.conn()).expect("the backfill runs");
+    let rest: i64 = ids[1..].iter().map(|&id| chain_counts(&app, id).0).sum();
+    assert_eq!(linked as i64, rest);
+    assert_eq!(chain_counts(&app, ids[0]).1, 0, "the cursor was trusted");
+    for &id in &ids[1..] {
+        let (events, links, distinct) = chain_counts(&app, id);
+        assert!(events > 0);
+        assert_eq!((links, distinct), (events, events), "one link per event of ticket {id}");
+    }
+    assert_eq!(setting(&app, chain::BACKFILLED_KEY).as_deref(), Some("1"));
+    assert_eq!(setting(&app, chain::CURSOR_KEY), None, "the cursor goes with the run");
+    assert_eq!(chain::backfill(&mut app.conn()).expect("skipped"), 0, "done is done");
+
+    // Without the marker and the cursor, a run from the start links what is missing and only
+    // that; the chains are those the desk wrote, and verify.
+    app.raw_conn()
+        .batch_execute(&format!("DELETE FROM settings WHERE key = '{}'", chain::BACKFILLED_KEY))
+        .expect("forget the marker");
+    let linked = chain::backfill(&mut app.conn()).expect("the backfill runs");
+    assert_eq!(linked as i64, chain_counts(&app, ids[0]).0);
+    for &id in &ids {
+        let (events, links, distinct) = chain_counts(&app, id);
+        assert_eq!((links, distinct), (events, events), "one link per event of ticket {id}");
+    }
+    assert!(verify(&app).is_ok(), "{:?}", verify(&app));
+    for (r, exported) in refs.iter().zip(&before) {
+        assert_eq!(
+            &export(&app, r).await,
+            exported,
+            "the same chain of {r}, computed again"
+        );
+    }
+}
+
+async fn backfill_of_nothing(app: TestApp) {
+    use diesel::prelude::*;
+    use recoverydesk::db::audit as chain;
+    use recoverydesk::db::schema::events;
+    let events: i64 = events::table
+        .count()
+        .get_result(&mut *app.conn())
+        .expect("count events");
+    assert_eq!(events, 0, "a fresh desk");
+    app.raw_conn()
+        .batch_execute(&format!("DELETE FROM settings WHERE key = '{}'", chain::BACKFILLED_KEY))
+        .expect("forget the marker");
+    assert_eq!(chain::backfill(&mut app.conn()).expect("the backfill runs"), 0);
+    assert_eq!(setting(&app, chain::BACKFILLED_KEY).as_deref(), Some("1"));
+    assert_eq!(setting(&app, chain::CURSOR_KEY), None);
 }
