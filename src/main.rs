@@ -4,6 +4,11 @@ use recoverydesk::cli::Cli;
 fn main() -> std::process::ExitCode {
     // Before anything can create a file: nothing the desk writes is for other users.
     recoverydesk::files::restrict_umask();
+    // OpenSSL (libpq's TLS to PostgreSQL) initialised first here, without its exit handler:
+    // with it, `exit` freed OpenSSL's state while a pool thread could still be connecting, and
+    // one command in fifteen on PostgreSQL ended in a segmentation fault after its work was
+    // done (an exit status the caller, an MTA for `mailgate`, cannot trust).
+    openssl_sys::init();
     // Usage errors exit 64 (EX_USAGE), as MTAs expect of a mailgate; help and version exit 0.
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
