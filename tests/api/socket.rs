@@ -167,7 +167,9 @@ fn killing_serve_while_mailgates_wait_loses_nothing_acknowledged_and_stores_rede
     let pid = served.pid();
     let mut lock = SqliteConnection::establish(&db.to_string_lossy()).unwrap();
     // serve writes now and then on its own (counts, housekeeping): wait for it, as it would.
-    diesel::sql_query("PRAGMA busy_timeout = 10000").execute(&mut lock).unwrap();
+    diesel::sql_query("PRAGMA busy_timeout = 10000")
+        .execute(&mut lock)
+        .unwrap();
     diesel::sql_query("BEGIN IMMEDIATE").execute(&mut lock).unwrap();
     let children: Vec<(usize, Child)> = (0..waiting).map(|n| (n, spawn_mailgate(&env, &mail(n)))).collect();
     wait_until("every mailgate connected to serve", Duration::from_secs(30), || {
