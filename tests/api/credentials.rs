@@ -52,19 +52,12 @@ pub(crate) async fn session_cookie(app: &TestApp, email: &str, password: &str) -
 }
 
 pub(crate) async fn get_with(app: &TestApp, cookie: &str, path: &str) -> (StatusCode, Option<String>, String) {
-    let response = bare_client()
-        .get(format!("{}{path}", app.address))
-        .header(COOKIE, cookie)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    let location = response
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    (status, location, response.text().await.unwrap())
+    crate::helpers::page_of(
+        bare_client()
+            .get(format!("{}{path}", app.address))
+            .header(COOKIE, cookie),
+    )
+    .await
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -728,7 +728,7 @@ pub async fn verified_lockout(app: &TestApp, account_id: &str, email: &str) -> S
 }
 
 /// Sends a console request: its status, its Location, its page.
-async fn page_of(request: reqwest::RequestBuilder) -> (StatusCode, Option<String>, String) {
+pub async fn page_of(request: reqwest::RequestBuilder) -> (StatusCode, Option<String>, String) {
     let response = request.send().await.expect("request");
     let status = response.status();
     let location = response

@@ -300,16 +300,7 @@ async fn migration_backfills(app: TestApp) {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED);
-    let folder = match app.backend() {
-        Backend::Sqlite => "sqlite",
-        Backend::Postgres => "postgres",
-    };
-    let dir = format!(
-        "{}/migrations/{folder}/2026-12-07-000013_ticket_search",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let down = std::fs::read_to_string(format!("{dir}/down.sql")).unwrap();
-    let up = std::fs::read_to_string(format!("{dir}/up.sql")).unwrap();
+    let (down, up) = search_migration(&app);
     {
         let mut conn = app.conn();
         conn.batch_execute(&down).expect("down");
@@ -320,6 +311,20 @@ async fn migration_backfills(app: TestApp) {
     for word in ["blorptastic", "wibbleflux", "gus@corp.test", "old invoice"] {
         assert_eq!(refs(&app, &q(word)).await, vec![a.clone()], "{word}");
     }
+}
+
+/// The search migration's `down` and `up` scripts for the app's backend.
+fn search_migration(app: &TestApp) -> (String, String) {
+    let folder = match app.backend() {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    };
+    let dir = format!(
+        "{}/migrations/{folder}/2026-12-07-000013_ticket_search",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let read = |name: &str| std::fs::read_to_string(format!("{dir}/{name}")).unwrap();
+    (read("down.sql"), read("up.sql"))
 }
 
 /// Applies the search migration's `up` (the index built from what is stored) and, on
@@ -398,16 +403,7 @@ async fn appended_equals_whole(app: TestApp) {
     assert_eq!(refs(&app, &q("w9x5")).await, Vec::<String>::new(), "past the cut");
     assert_eq!(refs(&app, &q("beyondthecutword")).await, Vec::<String>::new());
 
-    let folder = match app.backend() {
-        Backend::Sqlite => "sqlite",
-        Backend::Postgres => "postgres",
-    };
-    let dir = format!(
-        "{}/migrations/{folder}/2026-12-07-000013_ticket_search",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let down = std::fs::read_to_string(format!("{dir}/down.sql")).unwrap();
-    let up = std::fs::read_to_string(format!("{dir}/up.sql")).unwrap();
+    let (down, up) = search_migration(&app);
     app.conn().batch_execute(&down).expect("down");
     rebuild_search_index(&app, &up);
     let whole = search_documents(&app);
