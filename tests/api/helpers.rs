@@ -706,25 +706,32 @@ pub async fn verified_lockout(app: &TestApp, account_id: &str, email: &str) -> S
         )
         .await;
     let r = reference(&ticket);
-    app.act(
+    verify_ownership(
+        app,
         &r,
-        "record_allowlisted_attempts",
-        json!({"tried_from": "office 203.0.113.7", "outcome": "blocked"}),
+        "office 203.0.113.7",
+        json!({"method": "billing_details", "passed": true, "evidence": "invoice matches"}),
     )
     .await;
-    app.act(&r, "start_ownership_verification", json!({})).await;
-    app.act(&r, "send_email_challenge", json!({})).await;
+    r
+}
+
+/// Takes an IP-lockout ticket along the policy to `ownership_verified`: the allowlisted IPs
+/// tried (`tried_from`, blocked), verification started, the mailed challenge confirmed, and a
+/// passed check with the parameters `check`.
+pub async fn verify_ownership(app: &TestApp, r: &str, tried_from: &str, check: Value) {
+    app.act(
+        r,
+        "record_allowlisted_attempts",
+        json!({"tried_from": tried_from, "outcome": "blocked"}),
+    )
+    .await;
+    app.act(r, "start_ownership_verification", json!({})).await;
+    app.act(r, "send_email_challenge", json!({})).await;
     let path = app.latest_challenge_path().await;
     assert_eq!(app.confirm_challenge(&path, "confirm").await, StatusCode::OK);
-    let ticket = app
-        .act(
-            &r,
-            "record_verification_check",
-            json!({"method": "billing_details", "passed": true, "evidence": "invoice matches"}),
-        )
-        .await;
+    let ticket = app.act(r, "record_verification_check", check).await;
     assert_eq!(ticket["state"], "ownership_verified");
-    r
 }
 
 /// Sends a console request: its status, its Location, its page.

@@ -3,7 +3,6 @@
 
 use crate::helpers::{self, TestApp, account};
 use crate::support::{Page, Window, in_browser_with};
-use reqwest::StatusCode;
 use serde_json::json;
 
 const CONSOLE_WINDOW: Window = Window {
@@ -26,24 +25,13 @@ pub(crate) async fn verified_ticket(app: &TestApp) -> String {
         )
         .await;
     let r = helpers::reference(&ticket);
-    app.act(
+    helpers::verify_ownership(
+        app,
         &r,
-        "record_allowlisted_attempts",
-        json!({"tried_from": "office VPN", "outcome": "blocked"}),
+        "office VPN",
+        json!({"method": "billing_details", "passed": true}),
     )
     .await;
-    app.act(&r, "start_ownership_verification", json!({})).await;
-    app.act(&r, "send_email_challenge", json!({})).await;
-    let path = app.latest_challenge_path().await;
-    assert_eq!(app.confirm_challenge(&path, "confirm").await, StatusCode::OK);
-    let ticket = app
-        .act(
-            &r,
-            "record_verification_check",
-            json!({"method": "billing_details", "passed": true}),
-        )
-        .await;
-    assert_eq!(ticket["state"], "ownership_verified");
     r
 }
 
