@@ -13,7 +13,12 @@ use std::sync::Arc;
 
 /// Opens the database (creating it), applies migrations, and loads the secret key.
 pub fn prepare(settings: &Settings) -> Result<(Pool, Desk), ServiceError> {
-    let max = if settings.database_url.is_sqlite() { 8 } else { 10 };
+    // On PostgreSQL the mail writers hold connections of their own while they write.
+    let max = if settings.database_url.is_sqlite() {
+        8
+    } else {
+        10 + crate::services::group_commit::POSTGRES_WRITERS as u32
+    };
     let pool = db::open_pool(&settings.database_url, max)?;
     let mut conn = pool.get().map_err(|e| db::DbError::Connect(e.to_string()))?;
     let applied = db::run_migrations(&mut conn)?;
@@ -81,7 +86,7 @@ impl Application {
         if let Some(imap) = settings.imap.clone() {
             spawn_imap_fetcher(pool.clone(), desk.clone(), imap);
         }
-        // One writer for received mail (group commit), fed by the webhook and the socket.
+        // The writers of received mail (group commit), fed by the webhook and the socket.
         let writer = crate::services::group_commit::start(pool.clone(), desk.clone())
             .map_err(|e| ServiceError::Invalid(format!("cannot start the mail writer: {e}")))?;
         let socket = settings.socket.as_ref().and_then(|path| {

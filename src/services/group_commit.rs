@@ -1,8 +1,10 @@
 //! Group commit: in `serve`, every received message (the local socket of `mailgate`, the
-//! webhook) is written by one writer thread. Messages that arrive while it is writing wait
-//! and are then written together: one transaction, each message in a savepoint of its own,
-//! one durable commit (docs/reference.md#inbound-mail). Each caller is answered only after
-//! that commit, so a crash before it loses nothing that was acknowledged.
+//! webhook) is written by the mail writers. On SQLite one writer thread: messages that arrive
+//! while it is writing wait and are then written together, one transaction, each message in a
+//! savepoint of its own, one durable commit (docs/reference.md#inbound-mail). On PostgreSQL
+//! several writers, each message in a transaction of its own, whose commits PostgreSQL
+//! flushes together. Each caller is answered only after its commit, so a crash before it
+//! loses nothing that was acknowledged.
 //!
 //! Parsing and scanning (`intake::prepare`) stay on the caller's thread: the CPU work of many
 //! deliveries runs in parallel, and only the writes queue.
@@ -12,9 +14,48 @@ use super::{Desk, ServiceError};
 use crate::db::{self, Pool};
 use std::sync::mpsc;
 
-/// At most this many messages share a transaction: enough to pay one `fsync` for many, few
-/// enough that the first of them is not kept waiting long.
+/// At most this many messages share a transaction on SQLite: enough to pay one `fsync` for
+/// many, few enough that the first of them is not kept waiting long.
 pub const MAX_GROUP: usize = 64;
+
+/// Writers on PostgreSQL, each writing one message per transaction.
+///
+/// Why several, and why one message each: SQLite has one write lock, so one writer grouping
+/// messages is all it can use. PostgreSQL writes transactions side by side and flushes the
+/// commits that wait at the same moment with one WAL write (its own group commit), so
+/// concurrent deliveries go faster on several connections; one writer made every delivery
+/// wait for the one before it (throughput flat from 1 to 8 clients, docs/benchmarks.md). One
+/// message per transaction keeps every transaction in the lock order of docs/architecture.md
+/// ("Locks and their order"): a group of several messages takes a second message's delivery
+/// key after the first one's ticket, and two such groups side by side can deadlock.
+pub const POSTGRES_WRITERS: usize = 4;
+
+/// How many writer threads, and how many messages each puts in one transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Shape {
+    writers: usize,
+    max_group: usize,
+}
+
+impl Shape {
+    fn of(pool: &Pool) -> Shape {
+        let postgres = pool
+            .get()
+            .map(|conn| matches!(&*conn, db::AnyConnection::Postgresql(_)))
+            .unwrap_or(false);
+        if postgres {
+            Shape {
+                writers: POSTGRES_WRITERS,
+                max_group: 1,
+            }
+        } else {
+            Shape {
+                writers: 1,
+                max_group: MAX_GROUP,
+            }
+        }
+    }
+}
 
 /// The answer to one delivery, sent after the commit (or the failure) of its group.
 pub type Answer = Result<Ingested, IngestError>;
@@ -39,23 +80,43 @@ impl std::fmt::Debug for Writer {
     }
 }
 
-/// Starts the writer thread on `pool`.
+/// Starts the writer threads on `pool` (one on SQLite, [`POSTGRES_WRITERS`] on PostgreSQL).
 #[tracing::instrument(level = "debug", skip_all)]
 pub fn start(pool: Pool, desk: Desk) -> std::io::Result<Writer> {
     let (jobs, queue) = mpsc::channel::<Job>();
-    std::thread::Builder::new().name("mail-writer".into()).spawn(move || {
-        while let Ok(first) = queue.recv() {
-            let mut group = vec![first];
-            while group.len() < MAX_GROUP {
-                match queue.try_recv() {
-                    Ok(job) => group.push(job),
-                    Err(_) => break,
+    let shape = Shape::of(&pool);
+    let queue = std::sync::Arc::new(std::sync::Mutex::new(queue));
+    for n in 0..shape.writers {
+        let (pool, desk, queue) = (pool.clone(), desk.clone(), queue.clone());
+        std::thread::Builder::new()
+            .name(if shape.writers == 1 {
+                "mail-writer".into()
+            } else {
+                format!("mail-writer-{n}")
+            })
+            .spawn(move || {
+                while let Some(group) = next_group(&queue, shape.max_group) {
+                    write_group(&pool, &desk, group);
                 }
-            }
-            write_group(&pool, &desk, group);
-        }
-    })?;
+            })?;
+    }
     Ok(Writer { jobs })
+}
+
+/// Waits for a message, then takes those already waiting behind it, up to `max_group`. The
+/// queue's lock is held while waiting: one writer waits on the queue, the others on the lock.
+/// `None` when the last handle is gone.
+fn next_group(queue: &std::sync::Mutex<mpsc::Receiver<Job>>, max_group: usize) -> Option<Vec<Job>> {
+    // A writer that panicked while holding the lock left the queue itself intact.
+    let queue = queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut group = vec![queue.recv().ok()?];
+    while group.len() < max_group {
+        match queue.try_recv() {
+            Ok(job) => group.push(job),
+            Err(_) => break,
+        }
+    }
+    Some(group)
 }
 
 impl Writer {

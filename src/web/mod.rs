@@ -20,7 +20,7 @@ use actix_web::web;
 pub struct AppState {
     pub pool: Pool,
     pub desk: Desk,
-    /// The one writer of received mail (group commit).
+    /// The writers of received mail (group commit).
     pub writer: crate::services::group_commit::Writer,
 }
 

@@ -332,3 +332,70 @@ pub(crate) fn deadlocks_reported(app: &TestApp) -> i64 {
     }
     query("SELECT deadlocks AS n FROM pg_stat_database WHERE datname = current_database()")
 }
+
+/// PostgreSQL writes received mail on several connections: a reply that waits for its ticket
+/// (another session holds the row) does not hold up the deliveries behind it. With one writer
+/// every message queued behind the waiting one; SQLite has one writer by nature.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_delivery_waiting_on_a_locked_ticket_does_not_hold_up_the_others() {
+    let Some(app) = TestApp::spawn_with(Backend::Postgres, &[("--inbound-token", "hook-secret-0123456789")]).await
+    else {
+        return;
+    };
+    let ticket = app
+        .create_ticket(json!({"kind": "general", "requester": "slow@example.test", "subject": "Hi", "body": "hello"}))
+        .await;
+    let r = reference(&ticket);
+    let ticket_id: i64 = r.rsplit('-').next().and_then(|n| n.parse().ok()).expect("a number");
+    let post = |raw: String| {
+        app.client
+            .post(format!("{}/inbound/email", app.address))
+            .bearer_auth("hook-secret-0123456789")
+            .body(raw)
+            .send()
+    };
+    // Another session holds the ticket's row until told to let go.
+    let mut other = app.raw_conn();
+    other
+        .batch_execute(&format!(
+            "BEGIN; SELECT id FROM tickets WHERE id = {ticket_id} FOR UPDATE;"
+        ))
+        .expect("lock the ticket");
+    let reply = tokio::spawn(post(format!(
+        "From: slow@example.test\r\nSubject: Re: [{r}] Hi\r\nMessage-ID: <waits@example.test>\r\n\r\nstill here\r\n"
+    )));
+    // The reply's writer is waiting on the row.
+    let waiting = "SELECT count(*) AS n FROM pg_stat_activity \
+                   WHERE datname = current_database() AND wait_event_type = 'Lock'";
+    let mut waited = 0;
+    while count(&app, waiting) == 0 {
+        waited += 1;
+        assert!(waited < 500, "the reply never reached the locked row");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    for n in 0..3 {
+        let response = tokio::time::timeout(
+            std::time::Duration::from_secs(20),
+            post(format!(
+                "From: new{n}@example.test\r\nSubject: Other matter {n}\r\nMessage-ID: <other{n}@example.test>\r\n\r\nunrelated\r\n"
+            )),
+        )
+        .await
+        .expect("a new ticket is stored while the reply waits for its row")
+        .expect("the webhook answers");
+        assert_eq!(response.status(), StatusCode::OK);
+        let body: serde_json::Value = response.json().await.expect("json");
+        assert_eq!(body["outcome"], "created", "{body}");
+    }
+    assert!(!reply.is_finished(), "the reply still waits for the row");
+    other.batch_execute("COMMIT").expect("let go of the ticket");
+    let response = reply.await.expect("the reply task").expect("the webhook answers");
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(body["outcome"], "appended", "{body}");
+    assert_eq!(
+        count(&app, "SELECT count(*) AS n FROM inbound_messages"),
+        4,
+        "each stored once"
+    );
+}
