@@ -23,8 +23,9 @@
 #                    (benches/pg_load.py) into a fresh database rd_bench_<pid> on PG_URL
 #                    (default postgres://postgres@127.0.0.1:5432/postgres), dropped afterwards
 #                    unless KEEP=1
-# The search migration (2026-12-07-000013_ticket_search) is reverted before seeding and applied
-# after it, so its backfill of the seeded tickets is timed as an upgrade would run it.
+# The search migration (2026-12-07-000013_ticket_search, on SQLite with 2026-12-10-000034_search_by_message)
+# is reverted before seeding and applied after it, so its backfill of the seeded tickets is timed
+# as an upgrade would run it.
 # Prints Markdown that docs/benchmarks.md ("Agent console and API at 100,000 tickets") is
 # updated from.
 set -euo pipefail
@@ -94,11 +95,15 @@ PY
 else
     say "migrating $DATABASE_URL"
     "$BIN" migrate 2>"$WORK/migrate.log"
-    python3 - "$DB" "migrations/sqlite/$SEARCH_MIGRATION/down.sql" "$SEARCH_VERSION" <<'PY'
+    # (000034's down.sql rebuilds the old index, which this Python's SQLite may not know how
+    # to: its table is dropped instead, and 000013's down.sql drops the index.)
+    python3 - "$DB" "migrations/sqlite/$SEARCH_MIGRATION/down.sql" "$SEARCH_VERSION" 20261210000034 <<'PY'
 import sqlite3, sys
 c = sqlite3.connect(sys.argv[1])
+c.executescript("DROP TABLE IF EXISTS ticket_search_extent;")
 c.executescript(open(sys.argv[2]).read())
-c.execute("DELETE FROM __diesel_schema_migrations WHERE version = ?", (sys.argv[3],))
+for version in sys.argv[3:]:
+    c.execute("DELETE FROM __diesel_schema_migrations WHERE version = ?", (version,))
 c.commit()
 PY
     say "seeding $TICKETS tickets"

@@ -102,15 +102,15 @@ def queries(db):
          " OR (`accounts`.`username` = ?)) OR (`accounts`.`email_normalized` = ?))))) LIMIT ?",
          (-1, address, address, address, address, 1)),
         ("search: words, a common word (locked)",
-         "SELECT ticket_search.rowid AS id FROM ticket_search CROSS JOIN tickets ON tickets.id = ticket_search.rowid"
-         " WHERE ticket_search MATCH ? ORDER BY ticket_search.rowid DESC LIMIT ?", ('"locked"', 51)),
+         "SELECT ticket_search.rowid >> 20 AS id FROM ticket_search CROSS JOIN tickets ON tickets.id = ticket_search.rowid >> 20"
+         " WHERE ticket_search MATCH ? ORDER BY ticket_search.rowid DESC LIMIT ?", ('"locked"', 204)),
         ("search: words, a common word with a state",
-         "SELECT ticket_search.rowid AS id FROM ticket_search CROSS JOIN tickets ON tickets.id = ticket_search.rowid"
+         "SELECT ticket_search.rowid >> 20 AS id FROM ticket_search CROSS JOIN tickets ON tickets.id = ticket_search.rowid >> 20"
          " WHERE ticket_search MATCH ? AND tickets.state = ? ORDER BY ticket_search.rowid DESC LIMIT ?",
-         ('"locked"', "awaiting_agent", 51)),
+         ('"locked"', "awaiting_agent", 204)),
         ("search: words, a rare word (an order number)",
-         "SELECT ticket_search.rowid AS id FROM ticket_search CROSS JOIN tickets ON tickets.id = ticket_search.rowid"
-         " WHERE ticket_search MATCH ? ORDER BY ticket_search.rowid DESC LIMIT ?", (f'"{rare}"', 51)),
+         "SELECT ticket_search.rowid >> 20 AS id FROM ticket_search CROSS JOIN tickets ON tickets.id = ticket_search.rowid >> 20"
+         " WHERE ticket_search MATCH ? ORDER BY ticket_search.rowid DESC LIMIT ?", (f'"{rare}"', 204)),
         ("api: latest_diagnoses of the listed tickets",
          "SELECT `events`.`ticket_id`, `events`.`data`, `events`.`actor`, `events`.`created_at` FROM `events`"
          f" WHERE (`events`.`ticket_id` IN ({', '.join('?' * 51)})) AND (`events`.`event_type` = ?)"

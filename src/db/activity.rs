@@ -17,11 +17,12 @@ pub struct ActivityRow {
 }
 
 pub fn find(conn: &mut AnyConnection, ticket_id: i64) -> QueryResult<Option<ActivityRow>> {
-    ticket_activity::table
-        .find(ticket_id)
-        .select(ActivityRow::as_select())
-        .first(conn)
-        .optional()
+    super::at_most_one(
+        ticket_activity::table
+            .find(ticket_id)
+            .select(ActivityRow::as_select())
+            .load(conn),
+    )
 }
 
 pub fn of_tickets(conn: &mut AnyConnection, ids: &[i64]) -> QueryResult<HashMap<i64, ActivityRow>> {

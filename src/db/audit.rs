@@ -63,12 +63,21 @@ pub struct Appended<'a> {
 /// (PostgreSQL) or the write lock (SQLite), so the previous link cannot change meanwhile and
 /// two writers never fork the chain.
 pub fn append(conn: &mut AnyConnection, e: &Appended) -> QueryResult<()> {
-    let last: Option<(String, String)> = event_hashes::table
+    // The newest link by its id, then that row: two cached statements, where `.first()` binds
+    // its LIMIT and SQLite prepares such a statement again at every use (super::at_most_one).
+    let newest: Option<i64> = event_hashes::table
         .filter(event_hashes::ticket_id.eq(e.ticket_id))
-        .order(event_hashes::event_id.desc())
-        .select((event_hashes::ticket_ref, event_hashes::hash))
-        .first(conn)
-        .optional()?;
+        .select(diesel::dsl::max(event_hashes::event_id))
+        .get_result(conn)?;
+    let last: Option<(String, String)> = match newest {
+        Some(id) => super::at_most_one(
+            event_hashes::table
+                .find(id)
+                .select((event_hashes::ticket_ref, event_hashes::hash))
+                .load(conn),
+        )?,
+        None => None,
+    };
     let (ticket_ref, prev_hash) = match last {
         Some(found) => found,
         None => (ticket_ref_for(conn, e.ticket_id)?, GENESIS.to_string()),
@@ -108,12 +117,13 @@ fn ticket_ref_for(conn: &mut AnyConnection, ticket_id: i64) -> QueryResult<Strin
 
 /// The content hash of a stored message's text as it is now.
 pub fn message_sha256(conn: &mut AnyConnection, message_id: i64) -> QueryResult<Option<String>> {
-    Ok(messages::table
-        .find(message_id)
-        .select((messages::subject, messages::body))
-        .first::<(String, String)>(conn)
-        .optional()?
-        .map(|(subject, body)| audit::content_sha256(&subject, &body)))
+    Ok(super::at_most_one(
+        messages::table
+            .find(message_id)
+            .select((messages::subject, messages::body))
+            .load::<(String, String)>(conn),
+    )?
+    .map(|(subject, body)| audit::content_sha256(&subject, &body)))
 }
 
 /// One place in a ticket's chain: an event and its link, either of which may be missing.

@@ -31,6 +31,13 @@ pub struct SearchFilter {
     pub waiting_on: Option<String>,
 }
 
+impl SearchFilter {
+    /// The same narrowing, `limit` rows.
+    fn with_limit(&self, limit: i64) -> SearchFilter {
+        SearchFilter { limit, ..self.clone() }
+    }
+}
+
 /// Tickets matching `text`, newest first, closed ones included unless `f.state` says
 /// otherwise. `ticket_id` is the number when the text reads as a reference.
 ///
@@ -160,16 +167,50 @@ fn word_matches(conn: &mut AnyConnection, text: &SearchText, f: &SearchFilter) -
         AnyConnection::Sqlite(c) => c,
         AnyConnection::Postgresql(_) => return postgres::word_matches(conn, text, f),
     };
-    // FTS5 hands out matches in rowid order: read newest first, a common word stops after
-    // one page and a rare one costs its doclist. CROSS JOIN keeps the index outside, each hit
-    // probing the ticket by its key.
-    let (clauses, limit) = filter_clauses(f, "ticket_search.rowid", |_| "?".to_string());
-    let sql = format!(
-        "SELECT ticket_search.rowid AS id FROM ticket_search CROSS JOIN tickets ON tickets.id = ticket_search.rowid \
-         WHERE ticket_search MATCH ?{clauses} ORDER BY ticket_search.rowid DESC LIMIT {limit}"
-    );
-    let query = diesel::sql_query(sql).into_boxed::<diesel::sqlite::Sqlite>();
-    bind_all(query, text.fts5_query(), &[], f).load::<Id>(c).map(id_list)
+    sqlite_word_matches(c, text, f)
+}
+
+/// SQLite: FTS5 hands out matching rows in rowid order, and a ticket's rows are numbered
+/// together after its id (`index::first_row`): read newest first, a common word stops after a
+/// page and a rare one costs its doclist. CROSS JOIN keeps the index outside, each hit probing
+/// the ticket by its key. A ticket with several matching messages comes once per message, so
+/// rows are read until a page holds enough tickets; the next read starts below the last ticket
+/// seen, so each read finds at least one new ticket or the end.
+fn sqlite_word_matches(c: &mut diesel::SqliteConnection, text: &SearchText, f: &SearchFilter) -> QueryResult<Vec<i64>> {
+    let limit = f.limit.max(0) as usize;
+    // A ticket's rows: those of its messages that match, and its own row (requester, subject).
+    let rows_per_read = f.limit.max(1).saturating_mul(4).min(2_000);
+    let mut ids: Vec<i64> = Vec::new();
+    // Below this rowid: the first row of the cursor's ticket (or of the last ticket read).
+    let mut below = f
+        .before_id
+        .map(|before| index::first_row(before).unwrap_or(if before > 0 { i64::MAX } else { 0 }));
+    while ids.len() < limit {
+        let read = SearchFilter {
+            before_id: below,
+            ..f.with_limit(rows_per_read)
+        };
+        let (clauses, limit_param) = filter_clauses(&read, "ticket_search.rowid", |_| "?".to_string());
+        let sql = format!(
+            "SELECT ticket_search.rowid >> {bits} AS id FROM ticket_search \
+             CROSS JOIN tickets ON tickets.id = ticket_search.rowid >> {bits} \
+             WHERE ticket_search MATCH ?{clauses} ORDER BY ticket_search.rowid DESC LIMIT {limit_param}",
+            bits = index::ROW_BITS,
+        );
+        let query = diesel::sql_query(sql).into_boxed::<diesel::sqlite::Sqlite>();
+        let rows = bind_all(query, text.fts5_query(), &[], &read).load::<Id>(c)?;
+        let complete = (rows.len() as i64) < rows_per_read;
+        for row in &rows {
+            if ids.last() != Some(&row.id) && ids.len() < limit {
+                ids.push(row.id);
+            }
+        }
+        match (complete, ids.last()) {
+            (false, Some(&last)) => below = index::first_row(last),
+            _ => break,
+        }
+    }
+    Ok(ids)
 }
 
 /// The SQL of `f`'s narrowing (` AND …`, the k-th parameter written by `param(k)`) and the

@@ -1,28 +1,16 @@
-//! Keeping the search index in step: a ticket's whole document written when the ticket is
-//! opened or a message of it erased, a new message's words added to it, each at most once per
-//! transaction, in the transaction that changed what the document holds.
+//! Keeping the search index in step: a ticket's whole entry written when the ticket is opened
+//! or a message of it erased, a new message's words added to it, each at most once per
+//! transaction, in the transaction that changed what the entry holds. SQLite keeps one FTS5
+//! row per message (`sqlite.rs`), PostgreSQL one `tsvector` per ticket.
 
 use super::AnyConnection;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Text};
+use diesel::sql_types::{Array, BigInt};
 use std::collections::BTreeMap;
 
-/// The ticket's search document, as the migration's backfill writes it (keep in step with
-/// `migrations/sqlite/2026-12-07-000013_ticket_search/up.sql`). Binds the ticket id.
-///
-/// Read first and written with a one-row statement ([`SQLITE_PUT`]) rather than in one
-/// `INSERT … SELECT`: a statement that may write several rows opens a statement savepoint,
-/// and FTS5 writes its pending entries to disk at every savepoint (`fts5SavepointMethod`), so
-/// each ticket of a group became a segment of its own, with merges (docs/benchmarks.md).
-const SQLITE_DOCUMENT: &str = "SELECT substr(t.requester_normalized || ' ' || t.subject || ' ' || coalesce(( \
-        SELECT group_concat(m.subject || ' ' || substr(m.body, 1, 32768), ' ' ORDER BY m.id) \
-        FROM messages m \
-        WHERE m.ticket_id = t.id AND m.sender_role <> 'system' AND m.redacted_at IS NULL \
-    ), ''), 1, 262144) AS document \
-    FROM tickets t WHERE t.id = ?";
-
-/// Replaces the ticket's row (FTS5 deletes the old one itself on a rowid conflict).
-const SQLITE_PUT: &str = "INSERT OR REPLACE INTO ticket_search (rowid, document) VALUES (?, ?)";
+/// SQLite's rows: one per message.
+mod sqlite;
+pub(super) use sqlite::{ROW_BITS, first_row};
 
 /// The same for PostgreSQL (keep in step with `migrations/postgres/…_ticket_search/up.sql`
 /// and `…_search_append/up.sql`), with where the next message's text would start in the
@@ -82,12 +70,12 @@ pub fn reindex(conn: &mut AnyConnection, ticket_id: i64) -> QueryResult<()> {
     owe(conn, ticket_id, Owed::Whole)
 }
 
-/// Adds a new message's words to its ticket's document, as [`reindex`] would have them.
+/// Adds a new message's words to its ticket's entry, as [`reindex`] would have them.
 ///
-/// Why not [`reindex`]: writing the whole document reads and tokenises every message of the
+/// Why not [`reindex`]: writing the whole entry reads and tokenises every message of the
 /// thread again, so a reply to a long thread paid for the whole thread (on PostgreSQL 75 % of
-/// the database's time under ingestion, docs/benchmarks.md). FTS5 cannot add words to a row;
-/// on SQLite the row is written again whole, once per transaction.
+/// the database's time under ingestion; on SQLite, removing the replaced row's words with
+/// secure-delete a third of an import's time, docs/benchmarks.md).
 pub fn index_message(conn: &mut AnyConnection, ticket_id: i64, message_id: i64) -> QueryResult<()> {
     owe(conn, ticket_id, Owed::Messages(vec![message_id]))
 }
@@ -102,41 +90,14 @@ fn owe(conn: &mut AnyConnection, ticket_id: i64, owed: Owed) -> QueryResult<()> 
 /// Writes what is owed, in ascending ticket id.
 fn pay(conn: &mut AnyConnection, owed: BTreeMap<i64, Owed>) -> QueryResult<()> {
     match conn {
-        AnyConnection::Sqlite(c) => pay_sqlite(c, owed),
+        AnyConnection::Sqlite(c) => sqlite::pay(
+            c,
+            owed.into_iter().map(|(id, owed)| match owed {
+                Owed::Whole => (id, None),
+                Owed::Messages(ids) => (id, Some(ids)),
+            }),
+        ),
         AnyConnection::Postgresql(c) => owed.into_iter().try_for_each(|(id, owed)| pay_postgres(c, id, owed)),
-    }
-}
-
-/// One row per ticket, each written with `secure-delete` on (the migration's setting): the
-/// replaced document's words leave the index's pages in this transaction, which is what lets
-/// an erase promise that erased words are gone. (Writing documents that only gained words
-/// with it off made ingestion a third faster, docs/benchmarks.md; but the superseded entries
-/// it leaves behind would outlive a later erase until a merge.)
-fn pay_sqlite(c: &mut diesel::SqliteConnection, owed: BTreeMap<i64, Owed>) -> QueryResult<()> {
-    owed.keys().try_for_each(|id| put_sqlite(c, *id))
-}
-
-fn put_sqlite(c: &mut diesel::SqliteConnection, ticket_id: i64) -> QueryResult<()> {
-    #[derive(QueryableByName)]
-    struct Document {
-        #[diesel(sql_type = Text)]
-        document: String,
-    }
-    let document = diesel::sql_query(SQLITE_DOCUMENT)
-        .bind::<BigInt, _>(ticket_id)
-        .get_result::<Document>(c)
-        .optional()?;
-    match document {
-        Some(d) => diesel::sql_query(SQLITE_PUT)
-            .bind::<BigInt, _>(ticket_id)
-            .bind::<Text, _>(d.document)
-            .execute(c)
-            .map(drop),
-        // The ticket is gone: so is its document.
-        None => diesel::sql_query("DELETE FROM ticket_search WHERE rowid = ?")
-            .bind::<BigInt, _>(ticket_id)
-            .execute(c)
-            .map(drop),
     }
 }
 

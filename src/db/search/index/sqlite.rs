@@ -1,0 +1,217 @@
+//! The SQLite search index: one FTS5 row per message (migration
+//! `2026-12-10-000034_search_by_message`, which writes the same rows for stored tickets; keep
+//! the two in step).
+//!
+//! A ticket's rows have the rowids `ticket id × 2^20 + n`: n = 0 holds its requester's address
+//! and subject, n = 1, 2, … each indexed message in order, with the requester and subject
+//! again. The rowids keep a ticket's rows together and in the ticket's order, which is what
+//! lets a search read matches newest ticket first and stop after a page. A reply adds one row;
+//! nothing is deleted except by an erase, whose rewrite deletes the ticket's rows with
+//! `secure-delete` on (the migration's setting), so erased words leave the index's pages in
+//! the erasing transaction.
+//!
+//! Every statement writes one row: a statement that may write several opens a statement
+//! savepoint, and FTS5 writes its pending entries to disk at every savepoint
+//! (`fts5SavepointMethod`), a segment per ticket of a group (docs/benchmarks.md).
+
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text};
+use diesel::sqlite::SqliteConnection;
+
+/// Rowids per ticket: `ticket id << ROW_BITS` is its first row.
+pub(in crate::db::search) const ROW_BITS: u32 = 20;
+
+/// The characters of a ticket's text that are indexed: its requester and subject, then its
+/// messages, a space after each.
+const MAX_CHARS: i64 = 262_144;
+
+/// The first rowid of `ticket_id`'s rows; `None` for an id too large for the scheme (above
+/// 2^43), which is not indexed.
+pub(in crate::db::search) fn first_row(ticket_id: i64) -> Option<i64> {
+    (0..1 << (63 - ROW_BITS))
+        .contains(&ticket_id)
+        .then(|| ticket_id << ROW_BITS)
+}
+
+/// The ticket's requester and subject (row 0, and the start of every message row), with the
+/// characters they use of [`MAX_CHARS`] (a space after them).
+const HEAD: &str = "SELECT requester_normalized || ' ' || subject AS text, \
+    length(requester_normalized || ' ' || subject || ' ') AS chars FROM tickets WHERE id = ?";
+
+/// One message's row: the head, then the message's subject and body, cut where the ticket's
+/// text reaches [`MAX_CHARS`]; with the characters the whole message would use. Binds the
+/// message id, the ticket id and the characters used before it. No row for the desk's
+/// automatic mail, an erased message, or a message of another ticket.
+const MESSAGE: &str = "SELECT t.requester_normalized || ' ' || t.subject || ' ' || substr(x.text, 1, 262144 - ?3) AS text, \
+        length(x.text) AS chars \
+    FROM (SELECT m.ticket_id, m.subject || ' ' || substr(m.body, 1, 32768) AS text FROM messages m \
+          WHERE m.id = ?1 AND m.ticket_id = ?2 AND m.sender_role <> 'system' AND m.redacted_at IS NULL) x \
+    JOIN tickets t ON t.id = x.ticket_id";
+
+#[derive(QueryableByName)]
+struct Part {
+    #[diesel(sql_type = Text)]
+    text: String,
+    #[diesel(sql_type = BigInt)]
+    chars: i64,
+}
+
+#[derive(QueryableByName)]
+struct Id {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+}
+
+/// How much of a ticket's index is written.
+#[derive(QueryableByName, Debug, Clone, Copy)]
+struct Extent {
+    #[diesel(sql_type = BigInt)]
+    message_rows: i64,
+    #[diesel(sql_type = BigInt)]
+    indexed_chars: i64,
+}
+
+/// Extents to record once every row is written.
+#[derive(Default)]
+struct Extents {
+    new: Vec<(i64, Extent)>,
+    moved: Vec<(i64, Extent)>,
+    gone: Vec<i64>,
+}
+
+/// Writes what tickets are owed, in the order given (ascending ids): `None` the ticket's rows
+/// again from what is stored (opened, a message erased), `Some(ids)` rows for its new messages
+/// `ids` (ascending). The extents are recorded after every row: a statement on another table
+/// between FTS5 writes would flush FTS5's pending entries if it opened a statement savepoint
+/// (an `INSERT OR REPLACE` does), and one segment per ticket is what this order avoids.
+pub(super) fn pay(c: &mut SqliteConnection, owed: impl Iterator<Item = (i64, Option<Vec<i64>>)>) -> QueryResult<()> {
+    let mut extents = Extents::default();
+    for (ticket_id, messages) in owed {
+        match messages {
+            None => write_whole(c, ticket_id, &mut extents)?,
+            Some(ids) => add_messages(c, ticket_id, &ids, &mut extents)?,
+        }
+    }
+    for ticket_id in extents.gone {
+        diesel::sql_query("DELETE FROM ticket_search_extent WHERE ticket_id = ?")
+            .bind::<BigInt, _>(ticket_id)
+            .execute(c)?;
+    }
+    for (ticket_id, e) in extents.moved {
+        diesel::sql_query("UPDATE ticket_search_extent SET message_rows = ?, indexed_chars = ? WHERE ticket_id = ?")
+            .bind::<BigInt, _>(e.message_rows)
+            .bind::<BigInt, _>(e.indexed_chars)
+            .bind::<BigInt, _>(ticket_id)
+            .execute(c)?;
+    }
+    for (ticket_id, e) in extents.new {
+        diesel::sql_query("INSERT INTO ticket_search_extent (ticket_id, message_rows, indexed_chars) VALUES (?, ?, ?)")
+            .bind::<BigInt, _>(ticket_id)
+            .bind::<BigInt, _>(e.message_rows)
+            .bind::<BigInt, _>(e.indexed_chars)
+            .execute(c)?;
+    }
+    Ok(())
+}
+
+/// How much of the ticket's index is written, if any.
+fn extent(c: &mut SqliteConnection, ticket_id: i64) -> QueryResult<Option<Extent>> {
+    diesel::sql_query("SELECT message_rows, indexed_chars FROM ticket_search_extent WHERE ticket_id = ?")
+        .bind::<BigInt, _>(ticket_id)
+        .get_result::<Extent>(c)
+        .optional()
+}
+
+/// Writes the ticket's rows again from what is stored. A ticket that is gone loses its rows.
+fn write_whole(c: &mut SqliteConnection, ticket_id: i64, extents: &mut Extents) -> QueryResult<()> {
+    let Some(first) = first_row(ticket_id) else {
+        tracing::warn!(ticket_id, "ticket id too large for the search index; not indexed");
+        return Ok(());
+    };
+    let stale = diesel::sql_query("SELECT rowid AS id FROM ticket_search WHERE rowid >= ? AND rowid < ?")
+        .bind::<BigInt, _>(first)
+        .bind::<BigInt, _>(first + (1 << ROW_BITS))
+        .load::<Id>(c)?;
+    for row in stale {
+        diesel::sql_query("DELETE FROM ticket_search WHERE rowid = ?")
+            .bind::<BigInt, _>(row.id)
+            .execute(c)?;
+    }
+    let had = extent(c, ticket_id)?.is_some();
+    let head = diesel::sql_query(HEAD)
+        .bind::<BigInt, _>(ticket_id)
+        .get_result::<Part>(c)
+        .optional()?;
+    let Some(head) = head else {
+        if had {
+            extents.gone.push(ticket_id);
+        }
+        return Ok(());
+    };
+    insert_row(c, first, head.text)?;
+    let messages = diesel::sql_query(
+        "SELECT id FROM messages WHERE ticket_id = ? AND sender_role <> 'system' AND redacted_at IS NULL ORDER BY id",
+    )
+    .bind::<BigInt, _>(ticket_id)
+    .load::<Id>(c)?;
+    let start = Extent {
+        message_rows: 0,
+        indexed_chars: head.chars.min(MAX_CHARS),
+    };
+    let ids: Vec<i64> = messages.into_iter().map(|m| m.id).collect();
+    let written = append(c, ticket_id, first, start, &ids)?;
+    if had {
+        extents.moved.push((ticket_id, written));
+    } else {
+        extents.new.push((ticket_id, written));
+    }
+    Ok(())
+}
+
+/// Adds rows for the ticket's new messages `ids` (ascending), after the rows it has.
+fn add_messages(c: &mut SqliteConnection, ticket_id: i64, ids: &[i64], extents: &mut Extents) -> QueryResult<()> {
+    let (Some(before), Some(first)) = (extent(c, ticket_id)?, first_row(ticket_id)) else {
+        // Not indexed yet (or not indexable): all of it.
+        return write_whole(c, ticket_id, extents);
+    };
+    let now = append(c, ticket_id, first, before, ids)?;
+    if now.message_rows != before.message_rows || now.indexed_chars != before.indexed_chars {
+        extents.moved.push((ticket_id, now));
+    }
+    Ok(())
+}
+
+/// Writes a row for each of the messages `ids` that is indexed, while characters are left.
+fn append(
+    c: &mut SqliteConnection,
+    ticket_id: i64,
+    first: i64,
+    mut extent: Extent,
+    ids: &[i64],
+) -> QueryResult<Extent> {
+    for &id in ids {
+        // The cap on characters also bounds the rows: each message uses at least two.
+        if extent.indexed_chars >= MAX_CHARS || extent.message_rows + 1 >= 1 << ROW_BITS {
+            break;
+        }
+        let part = diesel::sql_query(MESSAGE)
+            .bind::<BigInt, _>(id)
+            .bind::<BigInt, _>(ticket_id)
+            .bind::<BigInt, _>(extent.indexed_chars)
+            .get_result::<Part>(c)
+            .optional()?;
+        let Some(part) = part else { continue };
+        extent.message_rows += 1;
+        insert_row(c, first + extent.message_rows, part.text)?;
+        extent.indexed_chars = (extent.indexed_chars + part.chars + 1).min(MAX_CHARS);
+    }
+    Ok(extent)
+}
+
+fn insert_row(c: &mut SqliteConnection, rowid: i64, text: String) -> QueryResult<()> {
+    diesel::sql_query("INSERT INTO ticket_search (rowid, document) VALUES (?, ?)")
+        .bind::<BigInt, _>(rowid)
+        .bind::<Text, _>(text)
+        .execute(c)
+        .map(drop)
+}
