@@ -30,7 +30,7 @@ const MAX_CHARS: i64 = 262_144;
 pub(in crate::db::search) fn first_row(ticket_id: i64) -> Option<i64> {
     (0..1 << (63 - ROW_BITS))
         .contains(&ticket_id)
-        .then(|| ticket_id << ROW_BITS)
+        .then_some(ticket_id << ROW_BITS)
 }
 
 /// The ticket's requester and subject (row 0, and the start of every message row), with the
