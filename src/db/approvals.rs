@@ -54,13 +54,10 @@ pub fn find(conn: &mut AnyConnection, id: i64) -> QueryResult<Option<ApprovalRow
 }
 
 /// A ticket's pending requests (expired ones included: the caller decides), oldest first.
-///
-/// `'pending'` is written into the SQL, not bound: SQLite prepares a statement again at every
-/// use when a bound value decides whether a partial index (`approvals_one_pending`) applies.
 pub fn pending_of(conn: &mut AnyConnection, ticket_id: i64) -> QueryResult<Vec<ApprovalRow>> {
     approvals::table
         .filter(approvals::ticket_id.eq(ticket_id))
-        .filter(approvals::status.eq(diesel::dsl::sql::<diesel::sql_types::Text>("'pending'")))
+        .filter(approvals::status.eq("pending"))
         .order(approvals::id.asc())
         .select(ApprovalRow::as_select())
         .load(conn)
