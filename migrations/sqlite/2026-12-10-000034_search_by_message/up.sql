@@ -28,15 +28,20 @@ CREATE TABLE ticket_search_extent (
     indexed_chars INTEGER NOT NULL CHECK (indexed_chars BETWEEN 0 AND 262144)
 );
 
+-- Where each message's text starts: numbers only (a copy of every message's text would need as
+-- much temporary space as the messages themselves).
 CREATE TEMP TABLE search_parts AS
-SELECT m.ticket_id,
+WITH lengths AS MATERIALIZED (
+    SELECT m.ticket_id, m.id, length(m.subject || ' ' || substr(m.body, 1, 32768)) AS len
+    FROM messages m
+    WHERE m.sender_role <> 'system' AND m.redacted_at IS NULL
+)
+SELECT ticket_id, id,
        row_number() OVER w AS n,
-       m.subject || ' ' || substr(m.body, 1, 32768) AS text,
-       coalesce(sum(length(m.subject || ' ' || substr(m.body, 1, 32768)) + 1)
-           OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before
-FROM messages m
-WHERE m.sender_role <> 'system' AND m.redacted_at IS NULL
-WINDOW w AS (PARTITION BY m.ticket_id ORDER BY m.id);
+       len,
+       coalesce(sum(len + 1) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before
+FROM lengths
+WINDOW w AS (PARTITION BY ticket_id ORDER BY id);
 CREATE INDEX temp.search_parts_ticket ON search_parts (ticket_id, n);
 
 -- Ticket ids up to 2^43 fit the rowid scheme (a bigger one is not indexed).
@@ -47,8 +52,9 @@ SELECT rowid, document FROM (
     UNION ALL
     SELECT t.id * 1048576 + p.n,
            t.requester_normalized || ' ' || t.subject || ' '
-               || substr(p.text, 1, 262144 - length(t.requester_normalized || ' ' || t.subject || ' ') - p.before)
-    FROM search_parts p JOIN tickets t ON t.id = p.ticket_id
+               || substr(m.subject || ' ' || substr(m.body, 1, 32768), 1,
+                         262144 - length(t.requester_normalized || ' ' || t.subject || ' ') - p.before)
+    FROM search_parts p JOIN tickets t ON t.id = p.ticket_id JOIN messages m ON m.id = p.id
     WHERE t.id < 8796093022208
       AND length(t.requester_normalized || ' ' || t.subject || ' ') + p.before < 262144
 )
@@ -58,7 +64,7 @@ INSERT INTO ticket_search_extent (ticket_id, message_rows, indexed_chars)
 SELECT t.id,
        coalesce(sum(CASE WHEN length(t.requester_normalized || ' ' || t.subject || ' ') + p.before < 262144
                          THEN 1 ELSE 0 END), 0),
-       min(length(t.requester_normalized || ' ' || t.subject || ' ') + coalesce(sum(length(p.text) + 1), 0), 262144)
+       min(length(t.requester_normalized || ' ' || t.subject || ' ') + coalesce(sum(p.len + 1), 0), 262144)
 FROM tickets t LEFT JOIN search_parts p ON p.ticket_id = t.id
 WHERE t.id < 8796093022208
 GROUP BY t.id;
