@@ -87,7 +87,7 @@ impl Application {
             spawn_imap_fetcher(pool.clone(), desk.clone(), imap);
         }
         // The writers of received mail (group commit), fed by the webhook and the socket.
-        let writer = crate::services::group_commit::start(pool.clone(), desk.clone())
+        let writer = crate::services::group_commit::start(pool.clone(), &settings.database_url, desk.clone())
             .map_err(|e| ServiceError::Invalid(format!("cannot start the mail writer: {e}")))?;
         let socket = settings.socket.as_ref().and_then(|path| {
             match crate::socket::listen(path, writer.clone(), desk.clone()) {

@@ -38,12 +38,10 @@ struct Shape {
 }
 
 impl Shape {
-    fn of(pool: &Pool) -> Shape {
-        let postgres = pool
-            .get()
-            .map(|conn| matches!(&*conn, db::AnyConnection::Postgresql(_)))
-            .unwrap_or(false);
-        if postgres {
+    /// From the database's address, not a connection: a database that is down at start-up
+    /// must not leave PostgreSQL with SQLite's groups.
+    fn of(url: &db::DatabaseUrl) -> Shape {
+        if !url.is_sqlite() {
             Shape {
                 writers: POSTGRES_WRITERS,
                 max_group: 1,
@@ -80,11 +78,12 @@ impl std::fmt::Debug for Writer {
     }
 }
 
-/// Starts the writer threads on `pool` (one on SQLite, [`POSTGRES_WRITERS`] on PostgreSQL).
+/// Starts the writer threads on `pool`, a pool of `url` (one on SQLite, [`POSTGRES_WRITERS`]
+/// on PostgreSQL).
 #[tracing::instrument(level = "debug", skip_all)]
-pub fn start(pool: Pool, desk: Desk) -> std::io::Result<Writer> {
+pub fn start(pool: Pool, url: &db::DatabaseUrl, desk: Desk) -> std::io::Result<Writer> {
     let (jobs, queue) = mpsc::channel::<Job>();
-    let shape = Shape::of(&pool);
+    let shape = Shape::of(url);
     let queue = std::sync::Arc::new(std::sync::Mutex::new(queue));
     for n in 0..shape.writers {
         let (pool, desk, queue) = (pool.clone(), desk.clone(), queue.clone());

@@ -55,6 +55,20 @@ fn urlencode(text: &str) -> String {
     serde_urlencoded::to_string([("x", text)]).unwrap()[2..].to_string()
 }
 
+/// The references on every page of `GET /api/v1/tickets?{query}`, following `next_cursor`.
+async fn every_page(app: &TestApp, query: &str) -> Vec<String> {
+    let mut seen = vec![];
+    let (_, mut page) = app.get(&format!("/api/v1/tickets?{query}")).await;
+    loop {
+        let tickets = page["tickets"].as_array().unwrap_or_else(|| panic!("{page}"));
+        seen.extend(tickets.iter().map(|t| t["ref"].as_str().unwrap().to_string()));
+        let Some(cursor) = page["next_cursor"].as_str() else {
+            return seen;
+        };
+        page = app.get(&format!("/api/v1/tickets?{query}&cursor={cursor}")).await.1;
+    }
+}
+
 async fn finds_what_it_should(app: TestApp) {
     app.import_accounts(&[account("acc_2001", "globex-relay", "it@globex.test", "active")]);
     let a = reference(
@@ -207,24 +221,7 @@ async fn search_pages(app: TestApp) {
         }
     }
     made.reverse();
-    let mut seen = vec![];
-    let (_, mut page) = app.get("/api/v1/tickets?q=quokka&limit=2").await;
-    loop {
-        seen.extend(
-            page["tickets"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|t| t["ref"].as_str().unwrap().to_string()),
-        );
-        let Some(cursor) = page["next_cursor"].as_str() else {
-            break;
-        };
-        page = app
-            .get(&format!("/api/v1/tickets?q=quokka&limit=2&cursor={cursor}"))
-            .await
-            .1;
-    }
+    let seen = every_page(&app, "q=quokka&limit=2").await;
     assert_eq!(seen, made, "newest first, each once");
 
     // The console's pages follow "Next page" the same way.
@@ -260,24 +257,7 @@ async fn many_matching_messages(app: TestApp) {
     let all = vec![newest.clone(), chatty.clone(), oldest.clone()];
     assert_eq!(refs(&app, &q("wombat")).await, all);
     for limit in 1..=3 {
-        let mut seen = vec![];
-        let (_, mut page) = app.get(&format!("/api/v1/tickets?q=wombat&limit={limit}")).await;
-        loop {
-            seen.extend(
-                page["tickets"]
-                    .as_array()
-                    .unwrap_or_else(|| panic!("{page}"))
-                    .iter()
-                    .map(|t| t["ref"].as_str().unwrap().to_string()),
-            );
-            let Some(cursor) = page["next_cursor"].as_str() else {
-                break;
-            };
-            page = app
-                .get(&format!("/api/v1/tickets?q=wombat&limit={limit}&cursor={cursor}"))
-                .await
-                .1;
-        }
+        let seen = every_page(&app, &format!("q=wombat&limit={limit}")).await;
         assert_eq!(seen, all, "pages of {limit}: newest first, each once");
     }
     // The ticket's own fields with one message's words.
@@ -579,29 +559,7 @@ async fn far_apart_ids(app: TestApp) {
     let all = vec![newest.clone(), a.clone(), b.clone(), c.clone()];
     assert_eq!(refs(&app, &q("quillwort")).await, all, "one page");
     for limit in 1..=3 {
-        let mut seen = vec![];
-        let (_, mut page) = app
-            .get(&format!("/api/v1/tickets?{}&limit={limit}", q("quillwort")))
-            .await;
-        loop {
-            seen.extend(
-                page["tickets"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|t| t["ref"].as_str().unwrap().to_string()),
-            );
-            let Some(cursor) = page["next_cursor"].as_str() else {
-                break;
-            };
-            page = app
-                .get(&format!(
-                    "/api/v1/tickets?{}&limit={limit}&cursor={cursor}",
-                    q("quillwort")
-                ))
-                .await
-                .1;
-        }
+        let seen = every_page(&app, &format!("{}&limit={limit}", q("quillwort"))).await;
         assert_eq!(seen, all, "pages of {limit}, newest first, each once");
     }
     // Words only the oldest tickets have: nothing in the newest windows, all from the index.

@@ -3,6 +3,14 @@ use crate::db::{DatabaseUrl, open_pool, run_migrations, write_transaction};
 use diesel::result::Error;
 use diesel::sql_types::Text;
 
+/// A migrated SQLite database in a folder of its own (kept while the folder lives).
+fn migrated() -> (tempfile::TempDir, crate::db::Pool) {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = open_pool(&DatabaseUrl::Sqlite(dir.path().join("s.db")), 1).unwrap();
+    run_migrations(&mut pool.get().unwrap()).unwrap();
+    (dir, pool)
+}
+
 fn add_ticket(conn: &mut AnyConnection, id: i64, requester: &str) {
     diesel::sql_query(
         "INSERT INTO tickets (id, kind, state, subject, requester, requester_normalized, status_token_hash, \
@@ -51,10 +59,8 @@ fn found(conn: &mut AnyConnection, word: Option<&str>) -> Vec<i64> {
 
 #[test]
 fn a_transaction_writes_each_touched_document_once_at_its_end_with_every_message() {
-    let dir = tempfile::tempdir().unwrap();
-    let pool = open_pool(&DatabaseUrl::Sqlite(dir.path().join("s.db")), 1).unwrap();
+    let (_dir, pool) = migrated();
     let mut conn = pool.get().unwrap();
-    run_migrations(&mut conn).unwrap();
 
     // As a batch of mail does: two tickets, their first messages and a reply, the higher
     // id first. Nothing is written to the index before the transaction's end; at its end
@@ -158,10 +164,8 @@ fn last_message(conn: &mut AnyConnection) -> i64 {
 
 #[test]
 fn a_reply_adds_its_own_row_and_rewrites_nothing_however_long_the_thread() {
-    let dir = tempfile::tempdir().unwrap();
-    let pool = open_pool(&DatabaseUrl::Sqlite(dir.path().join("s.db")), 1).unwrap();
+    let (_dir, pool) = migrated();
     let mut conn = pool.get().unwrap();
-    run_migrations(&mut conn).unwrap();
     add_ticket(&mut conn, 5, "c@example.test");
     add_message(&mut conn, 5, "opening words");
     reindex(&mut conn, 5).unwrap();
