@@ -17,6 +17,7 @@ Scenarios (N timed requests each, after a few untimed warm-up requests):
   queue search 1   GET /agent?q=<one address>       one customer's whole address (few tickets)
   queue search word GET /agent?q=locked             a subject word of many tickets
   queue search rare GET /agent?q=<an order number>  a word in one ticket's body
+  queue search waiting GET /agent?q=locked&waiting_on=customer  a common word, whose turn
   queue page 50    GET /agent?cursor=...            the 50th page (--page), reached by following "Next page"
   ticket page      GET /agent/tickets/RD-<id>       a random open ticket each time
   api list         GET /api/v1/tickets?limit=50
@@ -211,6 +212,8 @@ def main():
          lambda i: f"/agent?q={word}", False, "text/html"),
         ("queue search rare", f"GET /agent?q=<an order number> ({matches['rare']} match)",
          lambda i: f"/agent?q={rare}", False, "text/html"),
+        ("queue search waiting", f"GET /agent?q={word}&waiting_on=customer",
+         lambda i: f"/agent?q={word}&waiting_on=customer", False, "text/html"),
         (f"queue page {page}", f"GET /agent?cursor=… (page {page})" if page > 1 else "GET /agent (page 1: no other)",
          lambda i: page_href, False, "text/html"),
         ("ticket page", "GET /agent/tickets/RD-<random open id>",

@@ -234,8 +234,11 @@ fn filter_clauses(f: &SearchFilter, id_column: &str, mut param: impl FnMut(usize
         None => {}
     }
     if f.waiting_on.is_some() {
+        // Probed per match, as the queue does (db::ticket_filter): `tickets.id IN (SELECT …)`
+        // read every ticket waiting on that side first (130 ms at a million tickets against
+        // 3 ms, docs/benchmarks.md).
         clauses += &format!(
-            " AND tickets.id IN (SELECT ticket_id FROM ticket_activity WHERE waiting_on = {})",
+            " AND EXISTS (SELECT 1 FROM ticket_activity a WHERE a.ticket_id = tickets.id AND a.waiting_on = {})",
             next()
         );
     }

@@ -35,6 +35,7 @@ both_backends!(
     a_ticket_with_many_matching_messages_is_one_result_on_every_page,
     many_matching_messages
 );
+both_backends!(a_search_narrowed_by_whose_turn_it_is, search_by_whose_turn);
 
 async fn refs(app: &TestApp, query: &str) -> Vec<String> {
     let (status, page) = app.get(&format!("/api/v1/tickets?{query}")).await;
@@ -269,6 +270,43 @@ async fn many_matching_messages(app: TestApp) {
         Backend::Sqlite => assert_eq!(across, Vec::<String>::new(), "one message's words"),
         Backend::Postgres => assert_eq!(across, vec![chatty.clone()], "the ticket's words"),
     }
+}
+
+/// `waiting_on` narrows a word search as it narrows the queue: after an agent's public reply
+/// the ticket waits on the customer; a new ticket and one with only a note wait on the agent.
+async fn search_by_whose_turn(app: TestApp) {
+    let make = |n: usize| json!({"kind": "general", "requester": format!("t{n}@turn.test"), "subject": format!("Turn {n}"), "body": "the gizmoflux broke"});
+    let answered = reference(&app.create_ticket(make(0)).await);
+    let noted = reference(&app.create_ticket(make(1)).await);
+    let untouched = reference(&app.create_ticket(make(2)).await);
+    for (r, internal) in [(&answered, false), (&noted, true)] {
+        let (status, body) = app
+            .post(
+                &format!("/api/v1/tickets/{r}/replies"),
+                &json!({"body": "looking into it", "internal": internal}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    assert_eq!(
+        refs(&app, &format!("{}&waiting_on=customer", q("gizmoflux"))).await,
+        vec![answered.clone()]
+    );
+    assert_eq!(
+        refs(&app, &format!("{}&waiting_on=agent", q("gizmoflux"))).await,
+        vec![untouched.clone(), noted.clone()]
+    );
+    assert_eq!(
+        every_page(&app, &format!("{}&waiting_on=agent&limit=1", q("gizmoflux"))).await,
+        vec![untouched, noted],
+        "pages of one"
+    );
+    let console = Console::admin(&app).await;
+    let (status, _, page) = console
+        .get(&format!("/agent?{}&waiting_on=customer", q("gizmoflux")))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains(&format!(r#"href="/agent/tickets/{answered}""#)));
 }
 
 async fn erased_and_secret_words(app: TestApp) {
