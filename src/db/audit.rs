@@ -63,21 +63,21 @@ pub struct Appended<'a> {
 /// (PostgreSQL) or the write lock (SQLite), so the previous link cannot change meanwhile and
 /// two writers never fork the chain.
 pub fn append(conn: &mut AnyConnection, e: &Appended) -> QueryResult<()> {
-    // The newest link by its id, then that row: two cached statements, where `.first()` binds
-    // its LIMIT and SQLite prepares such a statement again at every use (super::at_most_one).
-    let newest: Option<i64> = event_hashes::table
-        .filter(event_hashes::ticket_id.eq(e.ticket_id))
-        .select(diesel::dsl::max(event_hashes::event_id))
-        .get_result(conn)?;
-    let last: Option<(String, String)> = match newest {
-        Some(id) => super::at_most_one(
-            event_hashes::table
-                .find(id)
-                .select((event_hashes::ticket_ref, event_hashes::hash))
-                .load(conn),
-        )?,
-        None => None,
-    };
+    // The newest link, found by its id in a subquery: one statement, kept prepared. `.first()`
+    // binds its LIMIT, and SQLite prepares such a statement again at every use
+    // (super::at_most_one); two statements would cost PostgreSQL a round trip more.
+    let newest = diesel::alias!(event_hashes as newest);
+    let last: Option<(String, String)> = super::at_most_one(
+        event_hashes::table
+            .filter(
+                event_hashes::event_id.nullable().eq(newest
+                    .filter(newest.field(event_hashes::ticket_id).eq(e.ticket_id))
+                    .select(diesel::dsl::max(newest.field(event_hashes::event_id)))
+                    .single_value()),
+            )
+            .select((event_hashes::ticket_ref, event_hashes::hash))
+            .load(conn),
+    )?;
     let (ticket_ref, prev_hash) = match last {
         Some(found) => found,
         None => (ticket_ref_for(conn, e.ticket_id)?, GENESIS.to_string()),
