@@ -97,14 +97,25 @@ pub fn append(conn: &mut AnyConnection, e: &Appended) -> QueryResult<()> {
         content_sha256: content.as_deref(),
     };
     let hash = event.hash(&prev_hash);
+    insert_link(conn, &event, e.ticket_id, &prev_hash, &hash)
+}
+
+/// Stores `event`'s link of ticket `ticket_id`'s chain: the hash of the event over `prev_hash`.
+fn insert_link(
+    conn: &mut AnyConnection,
+    event: &ChainedEvent<'_>,
+    ticket_id: i64,
+    prev_hash: &str,
+    hash: &str,
+) -> QueryResult<()> {
     diesel::insert_into(event_hashes::table)
         .values((
-            event_hashes::event_id.eq(e.id),
-            event_hashes::ticket_id.eq(e.ticket_id),
-            event_hashes::ticket_ref.eq(&ticket_ref),
-            event_hashes::content_sha256.eq(content.as_deref()),
-            event_hashes::prev_hash.eq(&prev_hash),
-            event_hashes::hash.eq(&hash),
+            event_hashes::event_id.eq(event.id),
+            event_hashes::ticket_id.eq(ticket_id),
+            event_hashes::ticket_ref.eq(event.ticket),
+            event_hashes::content_sha256.eq(event.content_sha256),
+            event_hashes::prev_hash.eq(prev_hash),
+            event_hashes::hash.eq(hash),
         ))
         .execute(conn)
         .map(drop)

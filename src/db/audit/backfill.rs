@@ -182,7 +182,7 @@ fn link_range(conn: &mut AnyConnection, first: i64, last: i64) -> QueryResult<us
         // As the event was written: stored data that is not JSON is hashed as a string.
         let data: Value = serde_json::from_str(&event.data).unwrap_or_else(|_| Value::String(event.data.clone()));
         let at = audit::format_at(event.created_at);
-        let hash = ChainedEvent {
+        let link = ChainedEvent {
             id: event.id,
             ticket: &ticket_ref,
             event_type: event.event_type.as_str(),
@@ -190,18 +190,9 @@ fn link_range(conn: &mut AnyConnection, first: i64, last: i64) -> QueryResult<us
             at: &at,
             data: &data,
             content_sha256: content.as_deref(),
-        }
-        .hash(&prev_hash);
-        diesel::insert_into(event_hashes::table)
-            .values((
-                event_hashes::event_id.eq(event.id),
-                event_hashes::ticket_id.eq(event.ticket_id),
-                event_hashes::ticket_ref.eq(&ticket_ref),
-                event_hashes::content_sha256.eq(content.as_deref()),
-                event_hashes::prev_hash.eq(&prev_hash),
-                event_hashes::hash.eq(&hash),
-            ))
-            .execute(conn)?;
+        };
+        let hash = link.hash(&prev_hash);
+        super::insert_link(conn, &link, event.ticket_id, &prev_hash, &hash)?;
         advance(&mut tips, event.ticket_id, event.id, ticket_ref, hash);
     }
     Ok(missing.len())
