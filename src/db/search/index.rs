@@ -90,13 +90,7 @@ fn owe(conn: &mut AnyConnection, ticket_id: i64, owed: Owed) -> QueryResult<()> 
 /// Writes what is owed, in ascending ticket id.
 fn pay(conn: &mut AnyConnection, owed: BTreeMap<i64, Owed>) -> QueryResult<()> {
     match conn {
-        AnyConnection::Sqlite(c) => sqlite::pay(
-            c,
-            owed.into_iter().map(|(id, owed)| match owed {
-                Owed::Whole => (id, None),
-                Owed::Messages(ids) => (id, Some(ids)),
-            }),
-        ),
+        AnyConnection::Sqlite(c) => sqlite::pay(c, owed),
         AnyConnection::Postgresql(c) => owed.into_iter().try_for_each(|(id, owed)| pay_postgres(c, id, owed)),
     }
 }

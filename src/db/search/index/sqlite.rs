@@ -14,9 +14,11 @@
 //! savepoint, and FTS5 writes its pending entries to disk at every savepoint
 //! (`fts5SavepointMethod`), a segment per ticket of a group (docs/benchmarks.md).
 
+use super::Owed;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use diesel::sqlite::SqliteConnection;
+use std::collections::BTreeMap;
 
 /// Rowids per ticket: `ticket id << ROW_BITS` is its first row.
 pub(in crate::db::search) const ROW_BITS: u32 = 20;
@@ -79,17 +81,16 @@ struct Extents {
     gone: Vec<i64>,
 }
 
-/// Writes what tickets are owed, in the order given (ascending ids): `None` the ticket's rows
-/// again from what is stored (opened, a message erased), `Some(ids)` rows for its new messages
-/// `ids` (ascending). The extents are recorded after every row: a statement on another table
+/// Writes what tickets are owed, in ascending ticket id: the ticket's rows again from what is
+/// stored (opened, a message erased), or rows for its new messages (ascending). The extents are recorded after every row: a statement on another table
 /// between FTS5 writes would flush FTS5's pending entries if it opened a statement savepoint
 /// (an `INSERT OR REPLACE` does), and one segment per ticket is what this order avoids.
-pub(super) fn pay(c: &mut SqliteConnection, owed: impl Iterator<Item = (i64, Option<Vec<i64>>)>) -> QueryResult<()> {
+pub(super) fn pay(c: &mut SqliteConnection, owed: BTreeMap<i64, Owed>) -> QueryResult<()> {
     let mut extents = Extents::default();
-    for (ticket_id, messages) in owed {
-        match messages {
-            None => write_whole(c, ticket_id, &mut extents)?,
-            Some(ids) => add_messages(c, ticket_id, &ids, &mut extents)?,
+    for (ticket_id, owed) in owed {
+        match owed {
+            Owed::Whole => write_whole(c, ticket_id, &mut extents)?,
+            Owed::Messages(ids) => add_messages(c, ticket_id, &ids, &mut extents)?,
         }
     }
     for ticket_id in extents.gone {
