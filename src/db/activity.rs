@@ -1,6 +1,6 @@
 //! Who acts next on each ticket (`ticket_activity`, one row per ticket).
 
-use super::schema::{ticket_activity, tickets};
+use super::schema::ticket_activity;
 use super::{AnyConnection, now};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -35,17 +35,18 @@ pub fn of_tickets(conn: &mut AnyConnection, ids: &[i64]) -> QueryResult<HashMap<
         .collect())
 }
 
-/// Writes the turn after an activity; `customer` moves the customer's last activity too. The
-/// ticket's `updated_at` moves with it (a reply or a note changes no other column).
+/// Writes the turn after an activity at `at`, over the ticket's row as it was read
+/// (`existing`, `None` for a ticket without one yet); `customer` moves the customer's last
+/// activity too, `reset_seen` forgets what the assignee had seen.
 pub fn record(
     conn: &mut AnyConnection,
     ticket_id: i64,
+    existing: Option<&ActivityRow>,
     waiting_on: &str,
     customer: bool,
     reset_seen: bool,
+    at: NaiveDateTime,
 ) -> QueryResult<()> {
-    let at = now();
-    let existing = find(conn, ticket_id)?;
     match existing {
         Some(row) => {
             let customer_at = if customer { Some(at) } else { row.customer_activity_at };
@@ -70,9 +71,6 @@ pub fn record(
                 .execute(conn)?;
         }
     }
-    diesel::update(tickets::table.find(ticket_id))
-        .set(tickets::updated_at.eq(at))
-        .execute(conn)?;
     Ok(())
 }
 

@@ -55,8 +55,19 @@ pub struct Appended<'a> {
     pub event_type: &'a str,
     pub actor: &'a str,
     pub data: &'a Value,
-    pub message_ref: Option<i64>,
+    pub content: Content<'a>,
     pub at: NaiveDateTime,
+}
+
+/// The message an event is about, as the chain hashes it: its subject and body as stored.
+#[derive(Debug, Clone, Copy)]
+pub enum Content<'a> {
+    /// The event is about no message.
+    None,
+    /// A stored message: its text is read back.
+    Stored(i64),
+    /// A message this transaction has just written, with the text it wrote: not read back.
+    Written { subject: &'a str, body: &'a str },
 }
 
 /// Appends the event's link to its ticket's chain. The caller holds the ticket's row lock
@@ -82,9 +93,10 @@ pub fn append(conn: &mut AnyConnection, e: &Appended) -> QueryResult<()> {
         Some(found) => found,
         None => (ticket_ref_for(conn, e.ticket_id)?, GENESIS.to_string()),
     };
-    let content = match e.message_ref {
-        Some(id) => message_sha256(conn, id)?,
-        None => None,
+    let content = match e.content {
+        Content::None => None,
+        Content::Stored(id) => message_sha256(conn, id)?,
+        Content::Written { subject, body } => Some(audit::content_sha256(subject, body)),
     };
     let at = audit::format_at(e.at);
     let event = ChainedEvent {

@@ -1,5 +1,6 @@
 //! Tickets, their append-only events, messages, verification checks and email challenges.
 
+use super::audit::Content;
 use super::schema::{email_challenges, events, messages, status_links, tickets, verification_checks};
 use super::{AnyConnection, now};
 use crate::domain::event::EventType;
@@ -43,13 +44,18 @@ pub fn insert(conn: &mut AnyConnection, t: &NewTicket) -> QueryResult<TicketRow>
             tickets::created_at.eq(at),
             tickets::updated_at.eq(at),
         ))
-        .returning(tickets::id)
-        .get_result::<i64>(conn)
-        .and_then(|id| {
-            super::search::reindex(conn, id)?;
-            super::at_most_one(tickets::table.find(id).select(TicketRow::as_select()).load(conn))?
-                .ok_or(diesel::result::Error::NotFound)
+        .returning(ticket_columns())
+        .get_result::<TicketRow>(conn)
+        .and_then(|row| {
+            super::search::reindex(conn, row.id)?;
+            Ok(row)
         })
+}
+
+/// A [`TicketRow`]'s columns, for a `RETURNING` clause (Diesel's `as_select()` is not one on
+/// a connection of several backends).
+fn ticket_columns() -> <TicketRow as Selectable<super::MultiBackend>>::SelectExpression {
+    <TicketRow as Selectable<super::MultiBackend>>::construct_selection()
 }
 
 pub fn find(conn: &mut AnyConnection, id: i64) -> QueryResult<Option<TicketRow>> {
@@ -131,9 +137,14 @@ pub fn raise_flag(conn: &mut AnyConnection, id: i64) -> QueryResult<()> {
     Ok(())
 }
 
-/// Returns false when someone else changed the ticket since it was loaded.
-pub fn update_if_version(conn: &mut AnyConnection, id: i64, version: i64, change: &TicketChange) -> QueryResult<bool> {
-    let rows = diesel::update(
+/// The ticket as written, or `None` when someone else changed it since it was loaded.
+pub fn update_if_version(
+    conn: &mut AnyConnection,
+    id: i64,
+    version: i64,
+    change: &TicketChange,
+) -> QueryResult<Option<TicketRow>> {
+    diesel::update(
         tickets::table
             .filter(tickets::id.eq(id))
             .filter(tickets::version.eq(version)),
@@ -151,8 +162,17 @@ pub fn update_if_version(conn: &mut AnyConnection, id: i64, version: i64, change
         tickets::version.eq(version + 1),
         tickets::updated_at.eq(now()),
     ))
-    .execute(conn)?;
-    Ok(rows == 1)
+    .returning(ticket_columns())
+    .get_result(conn)
+    .optional()
+}
+
+/// Moves the ticket's `updated_at` (a reply or a note changes no other column).
+pub fn touch(conn: &mut AnyConnection, id: i64, at: NaiveDateTime) -> QueryResult<()> {
+    diesel::update(tickets::table.find(id))
+        .set(tickets::updated_at.eq(at))
+        .execute(conn)
+        .map(drop)
 }
 
 #[derive(Debug, Clone, Default)]
@@ -339,7 +359,7 @@ pub fn messages_of(conn: &mut AnyConnection, ticket_id: i64) -> QueryResult<Vec<
 /// Appends an event and its link in the ticket's hash chain, in the caller's transaction. On
 /// PostgreSQL the ticket's row is locked first (`FOR NO KEY UPDATE`; a no-op when the caller holds
 /// it already), so concurrent writers on one ticket append one after the other and never
-/// fork the chain.
+/// fork the chain. The chain hashes the text of the message `message_ref` names, read back.
 pub fn insert_event(
     conn: &mut AnyConnection,
     ticket_id: i64,
@@ -347,6 +367,40 @@ pub fn insert_event(
     actor: &str,
     data: &serde_json::Value,
     message_ref: Option<i64>,
+) -> QueryResult<i64> {
+    let content = match message_ref {
+        Some(id) => Content::Stored(id),
+        None => Content::None,
+    };
+    insert_event_about(conn, ticket_id, event_type, actor, data, message_ref, content)
+}
+
+/// [`insert_event`] for a message the caller has just stored with this subject and body: the
+/// chain hashes them as given, without reading the message back.
+pub fn insert_event_on_written(
+    conn: &mut AnyConnection,
+    ticket_id: i64,
+    event_type: EventType,
+    actor: &str,
+    data: &serde_json::Value,
+    message: &NewMessage,
+    message_ref: i64,
+) -> QueryResult<i64> {
+    let content = Content::Written {
+        subject: message.subject.as_str(),
+        body: message.body.as_str(),
+    };
+    insert_event_about(conn, ticket_id, event_type, actor, data, Some(message_ref), content)
+}
+
+fn insert_event_about(
+    conn: &mut AnyConnection,
+    ticket_id: i64,
+    event_type: EventType,
+    actor: &str,
+    data: &serde_json::Value,
+    message_ref: Option<i64>,
+    content: Content,
 ) -> QueryResult<i64> {
     super::locks::lock_ticket(conn, ticket_id)?;
     let at = now();
@@ -369,7 +423,7 @@ pub fn insert_event(
             event_type: event_type.as_str(),
             actor,
             data,
-            message_ref,
+            content,
             at,
         },
     )?;

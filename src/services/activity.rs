@@ -9,7 +9,8 @@ use crate::domain::workflow::activity::{
 };
 use crate::mail::outbound::params::{Mail, MailParams};
 
-/// Writes the turn after `activity` on the ticket as it now is. `customer` says whether the
+/// Writes the turn after `activity` on the ticket as it now is, and moves the ticket's
+/// `updated_at` with it; returns the ticket as it then is. `customer` says whether the
 /// requester or the registered address did it (the assignee's "new activity" mark);
 /// `reassigned` forgets what the previous assignee had seen.
 pub(crate) fn record(
@@ -17,14 +18,41 @@ pub(crate) fn record(
     row: &TicketRow,
     activity: Activity,
     reassigned: bool,
+) -> Result<TicketRow, ServiceError> {
+    let at = db::now();
+    record_at(conn, row, activity, reassigned, at)?;
+    db::tickets::touch(conn, row.id, at)?;
+    Ok(TicketRow {
+        updated_at: at,
+        ..row.clone()
+    })
+}
+
+/// Writes the turn after `activity` at `at`, for a ticket whose row this transaction has just
+/// written with `updated_at` = `at` (a decision's commit): the row is not written again.
+pub(crate) fn record_at(
+    conn: &mut AnyConnection,
+    row: &TicketRow,
+    activity: Activity,
+    reassigned: bool,
+    at: chrono::NaiveDateTime,
 ) -> Result<(), ServiceError> {
     let state = row.state;
-    let before = match db::activity::find(conn, row.id)? {
+    let existing = db::activity::find(conn, row.id)?;
+    let before = match &existing {
         Some(a) => WaitingOn::parse(&a.waiting_on).unwrap_or_else(|| WaitingOn::of_state(state)),
         None => WaitingOn::of_state(state),
     };
     let after = waiting_on_after(state, before, activity);
-    db::activity::record(conn, row.id, after.as_str(), activity.is_customer(), reassigned)?;
+    db::activity::record(
+        conn,
+        row.id,
+        existing.as_ref(),
+        after.as_str(),
+        activity.is_customer(),
+        reassigned,
+        at,
+    )?;
     Ok(())
 }
 

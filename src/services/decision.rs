@@ -36,16 +36,15 @@ pub(crate) fn commit(
     for effect in &decision.effects {
         writes.carry_out(conn, effect)?;
     }
-    if !tickets::update_if_version(conn, row.id, row.version, &writes.change)? {
-        return Err(ServiceError::Conflict);
-    }
+    // The row as written (`RETURNING`): nothing after this in the decision writes it again.
+    let updated =
+        tickets::update_if_version(conn, row.id, row.version, &writes.change)?.ok_or(ServiceError::Conflict)?;
     let changed = writes.change.state != row.state || writes.change.kind != row.kind;
     write_events(conn, &writes, action, details)?;
     let asks_customer = !writes.challenge_mails.is_empty() || writes.mails.iter().any(|m| m.template.asks_customer());
     let activity = Activity::of_decision(matches!(actor, Actor::Customer { .. }), asks_customer, changed);
-    let updated = tickets::find(conn, row.id)?.ok_or_else(|| ServiceError::NotFound("ticket".into()))?;
-    super::activity::record(conn, &updated, activity, writes.change.assignee_id != row.assignee_id)?;
-    let updated = tickets::find(conn, row.id)?.ok_or_else(|| ServiceError::NotFound("ticket".into()))?;
+    let reassigned = writes.change.assignee_id != row.assignee_id;
+    super::activity::record_at(conn, &updated, activity, reassigned, updated.updated_at)?;
     if activity.is_customer() {
         super::activity::notify_assignee(conn, desk, &updated, actor, super::activity::customer_did(action))?;
     }

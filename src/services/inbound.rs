@@ -236,8 +236,7 @@ fn route(
         }
         None => {
             let opened = tickets::open_ticket_in_transaction(conn, desk, request_of(r))?;
-            let first = ticket_rows::messages_of(conn, opened.ticket.id)?.first().map(|m| m.id);
-            (Outcome::Created, opened.ticket.id, first)
+            (Outcome::Created, opened.ticket.id, Some(opened.first_message))
         }
     };
     if forged {

@@ -138,13 +138,14 @@ pub(crate) fn store_message(
     if !listed.is_empty() {
         data["attachments"] = json!(listed);
     }
-    ticket_rows::insert_event(
+    ticket_rows::insert_event_on_written(
         conn,
         ticket_id,
         EventType::MessageIn,
         &actor.label(),
         &data,
-        Some(message_ref),
+        &row,
+        message_ref,
     )?;
     Ok(message_ref)
 }
@@ -224,8 +225,7 @@ pub(crate) fn append_customer_message(
     };
     // The customer's own word (not a robot's, not a stranger's) puts the ticket on us.
     let ticket = if message.auto_generated().is_none() && who != Sender::Stranger {
-        super::activity::record(conn, &ticket, workflow::Activity::Customer, false)?;
-        let ticket = ticket_rows::find(conn, ticket_id)?.ok_or_else(|| ServiceError::NotFound("ticket".into()))?;
+        let ticket = super::activity::record(conn, &ticket, workflow::Activity::Customer, false)?;
         super::activity::notify_assignee(conn, desk, &ticket, &actor, "wrote")?;
         ticket
     } else {

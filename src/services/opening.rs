@@ -23,6 +23,8 @@ use serde_json::{Value, json};
 
 pub struct Opened {
     pub ticket: TicketRow,
+    /// The thread's first message: the request's own words.
+    pub first_message: i64,
 }
 
 #[tracing::instrument(level = "debug", skip_all, fields(kind = req.kind.as_str(), channel = req.channel.as_str()))]
@@ -63,7 +65,7 @@ pub(crate) fn open_ticket_in_transaction(
         &created_event(&req, &subject),
         None,
     )?;
-    store_first_message(conn, desk, &row, &req, subject)?;
+    let first_message = store_first_message(conn, desk, &row, &req, subject)?;
     let loaded = Loaded {
         row: row.clone(),
         account: account.clone(),
@@ -92,7 +94,7 @@ pub(crate) fn open_ticket_in_transaction(
         diagnosis: diagnosed.as_ref().map(Diagnosed::facts),
     });
     let ticket = commit(conn, desk, &loaded, decision, "open", &req.actor, json!({}))?;
-    Ok(Opened { ticket })
+    Ok(Opened { ticket, first_message })
 }
 
 /// A mail a robot sent (an auto-reply, a bounce): no advice goes back to it.
@@ -183,14 +185,14 @@ fn created_event(req: &OpenTicket, subject: &Scrubbed) -> Value {
 }
 
 /// The request's own words, as the thread's first message, and the secrets removed from it
-/// recorded (the requester told to rotate them, unless a robot sent it).
+/// recorded (the requester told to rotate them, unless a robot sent it). Returns the message's id.
 fn store_first_message(
     conn: &mut AnyConnection,
     desk: &Desk,
     row: &TicketRow,
     req: &OpenTicket,
     subject: Scrubbed,
-) -> Result<(), ServiceError> {
+) -> Result<i64, ServiceError> {
     let first = CustomerMessage {
         subject,
         body: req.body.clone(),
@@ -200,7 +202,7 @@ fn store_first_message(
         event_data: json!({}),
         uploads: vec![],
     };
-    super::messages::store_message(
+    let message = super::messages::store_message(
         conn,
         row.id,
         req.requester.as_str(),
@@ -211,7 +213,8 @@ fn store_first_message(
     )?;
     let source = if req.inbound.is_some() { "mail" } else { "customer" };
     let notify = (!robot(req)).then_some(row.requester.as_str());
-    super::redaction::record_removed_secrets(conn, desk, row, &req.secrets_found, source, notify)
+    super::redaction::record_removed_secrets(conn, desk, row, &req.secrets_found, source, notify)?;
+    Ok(message)
 }
 
 /// A login_help ticket that names a username is diagnosed from the authentication logs at once

@@ -229,8 +229,7 @@ pub fn add_reply_with_files(
                 &data,
                 Some(message_id),
             )?;
-            super::activity::record(conn, row, workflow::Activity::Note, false)?;
-            return ticket_rows::find(conn, row.id)?.ok_or_else(|| ServiceError::NotFound("ticket".into()));
+            return super::activity::record(conn, row, workflow::Activity::Note, false);
         }
         let request = crate::mail::outbound::compose::MailRequest {
             ticket: row,
@@ -250,8 +249,7 @@ pub fn add_reply_with_files(
             }
             None => row.clone(),
         };
-        super::activity::record(conn, &row, workflow::Activity::AgentReply, false)?;
-        ticket_rows::find(conn, row.id)?.ok_or_else(|| ServiceError::NotFound("ticket".into()))
+        super::activity::record(conn, &row, workflow::Activity::AgentReply, false)
     })
 }
 

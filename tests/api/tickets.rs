@@ -199,9 +199,17 @@ async fn stale_write_conflicts(app: TestApp) {
     let mut conn = app.conn();
     let row = recoverydesk::db::tickets::find(&mut conn, number).unwrap().unwrap();
     let change = recoverydesk::db::tickets::TicketChange::from_row(&row);
-    assert!(recoverydesk::db::tickets::update_if_version(&mut conn, number, row.version, &change).unwrap());
+    let written = recoverydesk::db::tickets::update_if_version(&mut conn, number, row.version, &change)
+        .unwrap()
+        .expect("the first writer wins");
+    // What the write returns is the row as stored: its new version, and what a read finds.
+    assert_eq!(written.version, row.version + 1);
+    let read = recoverydesk::db::tickets::find(&mut conn, number).unwrap().unwrap();
+    assert_eq!(format!("{written:?}"), format!("{read:?}"));
     assert!(
-        !recoverydesk::db::tickets::update_if_version(&mut conn, number, row.version, &change).unwrap(),
+        recoverydesk::db::tickets::update_if_version(&mut conn, number, row.version, &change)
+            .unwrap()
+            .is_none(),
         "the second writer loses"
     );
 }

@@ -136,35 +136,34 @@ pub fn queue_mail_with_files(
     // where they entered (subjects, replies).
     let thread_subject = Scrubbed::not_from_customer(thread_copy.subject.clone());
     let thread_text = Scrubbed::not_from_customer(thread_copy.text.clone());
-    let message_ref = tickets::insert_message(
-        conn,
-        &NewMessage {
-            ticket_id: ticket.id,
-            direction: "out",
-            sender_role: if automatic { "system" } else { "agent" },
-            from_address: Some(support),
-            to_address: Some(address),
-            subject: &thread_subject,
-            body: &thread_text,
-            body_html: None,
-            message_id: Some(&message_id),
-            content_hash: None,
-            auto_generated: automatic,
-        },
-    )?;
+    let copy = NewMessage {
+        ticket_id: ticket.id,
+        direction: "out",
+        sender_role: if automatic { "system" } else { "agent" },
+        from_address: Some(support),
+        to_address: Some(address),
+        subject: &thread_subject,
+        body: &thread_text,
+        body_html: None,
+        message_id: Some(&message_id),
+        content_hash: None,
+        auto_generated: automatic,
+    };
+    let message_ref = tickets::insert_message(conn, &copy)?;
     let listed = crate::mail::files::store_files(conn, message_ref, files)?;
     let ids: Vec<i64> = listed.iter().filter_map(|f| f["id"].as_i64()).collect();
     if !ids.is_empty() {
         outbox::name_attachments(conn, outbox_id, &ids)?;
     }
-    tickets::insert_event(
+    tickets::insert_event_on_written(
         conn,
         ticket.id,
         EventType::MessageOut,
         actor,
         &json!({"to": address, "template": template, "outbox_id": outbox_id, "message_id": message_id,
                 "attachments": listed}),
-        Some(message_ref),
+        &copy,
+        message_ref,
     )?;
     Ok(Queued::Queued { outbox_id })
 }
