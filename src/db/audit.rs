@@ -1,6 +1,7 @@
 //! The hash chain's rows (`event_hashes`): appended with each event, in its transaction, and
 //! read back to export and verify (docs/reference.md#four-eyes-and-the-audit-trail).
 
+use super::memo::ChainHead;
 use super::rows::EventRow;
 use super::schema::{event_hashes, events, messages, tickets};
 use super::{AnyConnection, settings};
@@ -74,21 +75,11 @@ pub enum Content<'a> {
 /// (PostgreSQL) or the write lock (SQLite), so the previous link cannot change meanwhile and
 /// two writers never fork the chain.
 pub fn append(conn: &mut AnyConnection, e: &Appended) -> QueryResult<()> {
-    // The newest link, found by its id in a subquery: one statement, kept prepared. `.first()`
-    // binds its LIMIT, and SQLite prepares such a statement again at every use
-    // (super::at_most_one); two statements would cost PostgreSQL a round trip more.
-    let newest = diesel::alias!(event_hashes as newest);
-    let last: Option<(String, String)> = super::at_most_one(
-        event_hashes::table
-            .filter(
-                event_hashes::event_id.nullable().eq(newest
-                    .filter(newest.field(event_hashes::ticket_id).eq(e.ticket_id))
-                    .select(diesel::dsl::max(newest.field(event_hashes::event_id)))
-                    .single_value()),
-            )
-            .select((event_hashes::ticket_ref, event_hashes::hash))
-            .load(conn),
-    )?;
+    let last = match super::memo::chain_head(conn, e.ticket_id) {
+        Some(ChainHead::Link { ticket_ref, hash }) => Some((ticket_ref, hash)),
+        Some(ChainHead::Empty) => None,
+        None => last_link(conn, e.ticket_id)?,
+    };
     let (ticket_ref, prev_hash) = match last {
         Some(found) => found,
         None => (ticket_ref_for(conn, e.ticket_id)?, GENESIS.to_string()),
@@ -112,7 +103,28 @@ pub fn append(conn: &mut AnyConnection, e: &Appended) -> QueryResult<()> {
     insert_link(conn, &event, e.ticket_id, &prev_hash, &hash)
 }
 
+/// The chain's last link: the name it gives the ticket, and the link's hash.
+fn last_link(conn: &mut AnyConnection, ticket_id: i64) -> QueryResult<Option<(String, String)>> {
+    // The newest link, found by its id in a subquery: one statement, kept prepared. `.first()`
+    // binds its LIMIT, and SQLite prepares such a statement again at every use
+    // (super::at_most_one); two statements would cost PostgreSQL a round trip more.
+    let newest = diesel::alias!(event_hashes as newest);
+    super::at_most_one(
+        event_hashes::table
+            .filter(
+                event_hashes::event_id.nullable().eq(newest
+                    .filter(newest.field(event_hashes::ticket_id).eq(ticket_id))
+                    .select(diesel::dsl::max(newest.field(event_hashes::event_id)))
+                    .single_value()),
+            )
+            .select((event_hashes::ticket_ref, event_hashes::hash))
+            .load(conn),
+    )
+}
+
 /// Stores `event`'s link of ticket `ticket_id`'s chain: the hash of the event over `prev_hash`.
+/// The transaction remembers it as the chain's last link (`memo`): its next event on the ticket
+/// does not read it back.
 fn insert_link(
     conn: &mut AnyConnection,
     event: &ChainedEvent<'_>,
@@ -129,12 +141,24 @@ fn insert_link(
             event_hashes::prev_hash.eq(prev_hash),
             event_hashes::hash.eq(hash),
         ))
-        .execute(conn)
-        .map(drop)
+        .execute(conn)?;
+    let head = ChainHead::Link {
+        ticket_ref: event.ticket.to_string(),
+        hash: hash.to_string(),
+    };
+    super::memo::set_chain_head(conn, ticket_id, head);
+    Ok(())
 }
 
 fn ticket_ref_for(conn: &mut AnyConnection, ticket_id: i64) -> QueryResult<String> {
-    let prefix = settings::get(conn, PREFIX_KEY)?.unwrap_or_else(|| "RD".into());
+    let prefix = match super::memo::prefix(conn) {
+        Some(known) => known,
+        None => {
+            let prefix = settings::get(conn, PREFIX_KEY)?.unwrap_or_else(|| "RD".into());
+            super::memo::set_prefix(conn, &prefix);
+            prefix
+        }
+    };
     Ok(format!("{prefix}-{ticket_id}"))
 }
 

@@ -86,14 +86,19 @@ pub fn lock_keys(conn: &mut AnyConnection, lock: KeyLock, keys: &[&str]) -> Quer
     Ok(())
 }
 
-/// Locks a ticket's row for the rest of the transaction (`FOR NO KEY UPDATE`).
+/// Locks a ticket's row for the rest of the transaction (`FOR NO KEY UPDATE`); a ticket this
+/// transaction has locked already is not asked for again.
 pub fn lock_ticket(conn: &mut AnyConnection, id: i64) -> QueryResult<()> {
+    if super::memo::ticket_locked(conn, id) {
+        return Ok(());
+    }
     if let AnyConnection::Postgresql(pg) = conn {
         tickets::table
             .find(id)
             .select(tickets::id)
             .for_no_key_update()
             .load::<i64>(pg)?;
+        super::memo::tickets_locked(conn, &[id]);
     }
     Ok(())
 }
@@ -109,6 +114,7 @@ pub fn lock_tickets(conn: &mut AnyConnection, ids: &[i64]) -> QueryResult<()> {
             .select(tickets::id)
             .for_no_key_update()
             .load::<i64>(pg)?;
+        super::memo::tickets_locked(conn, ids);
     }
     Ok(())
 }

@@ -14,6 +14,7 @@ pub mod erase;
 pub mod imap;
 pub mod inbound;
 pub mod locks;
+mod memo;
 mod open;
 pub mod outbox;
 mod rows;

@@ -48,6 +48,10 @@ pub fn insert(conn: &mut AnyConnection, t: &NewTicket) -> QueryResult<TicketRow>
         .get_result::<TicketRow>(conn)
         .and_then(|row| {
             super::search::reindex(conn, row.id)?;
+            // Its chain has no link yet, and no other transaction sees the row before the
+            // commit: the first event needs neither a lock nor a read of the chain.
+            super::memo::tickets_locked(conn, &[row.id]);
+            super::memo::set_chain_head(conn, row.id, super::memo::ChainHead::Empty);
             Ok(row)
         })
 }
@@ -60,6 +64,27 @@ fn ticket_columns() -> <TicketRow as Selectable<super::MultiBackend>>::SelectExp
 
 pub fn find(conn: &mut AnyConnection, id: i64) -> QueryResult<Option<TicketRow>> {
     super::at_most_one(tickets::table.find(id).select(TicketRow::as_select()).load(conn))
+}
+
+/// The ticket, its row locked for the rest of the transaction as [`super::locks::lock_ticket`]
+/// locks it: on PostgreSQL one statement that locks and reads (unless this transaction holds
+/// the lock already), on SQLite a read (the write transaction is alone).
+pub fn find_locked(conn: &mut AnyConnection, id: i64) -> QueryResult<Option<TicketRow>> {
+    if super::memo::ticket_locked(conn, id) {
+        return find(conn, id);
+    }
+    let AnyConnection::Postgresql(pg) = conn else {
+        return find(conn, id);
+    };
+    let row = super::at_most_one(
+        tickets::table
+            .find(id)
+            .select(TicketRow::as_select())
+            .for_no_key_update()
+            .load(pg),
+    )?;
+    super::memo::tickets_locked(conn, &[id]);
+    Ok(row)
 }
 
 /// The ticket one of whose mailed status links has this token hash.

@@ -63,7 +63,13 @@ where
     E: From<diesel::result::Error> + Transient,
 {
     if in_transaction(conn) {
-        return conn.transaction(f);
+        // A savepoint: what it learns is kept only if it is released (`memo`).
+        let memo = super::memo::Frame::begin(conn);
+        let outcome = conn.transaction(f);
+        if outcome.is_ok() {
+            memo.release();
+        }
+        return outcome;
     }
     let sqlite = matches!(conn, AnyConnection::Sqlite(_));
     let mut attempt = 1;
@@ -123,6 +129,8 @@ where
     // The search documents of the tickets this transaction touched are written once each,
     // at its end (`search::Deferred`).
     let run = |conn: &mut AnyConnection, f: &mut dyn FnMut(&mut AnyConnection) -> Result<T, E>| {
+        // What the transaction learns of its locks and chains, forgotten at its end.
+        let _memo = super::memo::Frame::begin(conn);
         let deferred = super::search::Deferred::begin(conn);
         let value = f(conn)?;
         deferred.finish(conn)?;

@@ -28,8 +28,7 @@ impl Loaded {
     /// guards and the writes see one state (an import that bans the account waits, or goes
     /// first). Call it inside the write transaction; screens that only show use [`Loaded::read`].
     pub fn load(conn: &mut AnyConnection, id: i64) -> Result<Loaded, ServiceError> {
-        db::locks::lock_ticket(conn, id)?;
-        let row = tickets::find(conn, id)?.ok_or_else(|| ServiceError::NotFound("ticket".into()))?;
+        let row = tickets::find_locked(conn, id)?.ok_or_else(|| ServiceError::NotFound("ticket".into()))?;
         if let Some(account_id) = &row.account_id {
             db::locks::lock_accounts(conn, &[account_id.as_str()])?;
         }

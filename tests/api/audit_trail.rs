@@ -21,6 +21,10 @@ both_backends!(
     backfill_resumes
 );
 both_backends!(a_desk_without_events_is_marked_backfilled_at_once, backfill_of_nothing);
+both_backends!(
+    an_event_after_a_rolled_back_savepoint_links_to_the_last_kept_one,
+    savepoint_rolled_back
+);
 
 async fn export(app: &TestApp, r: &str) -> String {
     let response = app
@@ -416,4 +420,46 @@ async fn backfill_of_nothing(app: TestApp) {
     assert_eq!(chain::backfill(&mut app.conn()).expect("the backfill runs"), 0);
     assert_eq!(setting(&app, chain::BACKFILLED_KEY).as_deref(), Some("1"));
     assert_eq!(setting(&app, chain::CURSOR_KEY), None);
+}
+
+/// A transaction remembers each chain's last link so that its next event does not read it
+/// back; a savepoint rolled back (a message that failed in its group) takes its links with
+/// it, and what was remembered of them must go too, or the next event would link to a hash
+/// that is not in the database.
+async fn savepoint_rolled_back(app: TestApp) {
+    use recoverydesk::db::{self, tickets};
+    use recoverydesk::domain::event::EventType;
+    let r = app
+        .general_ticket("savepoint@example.test", "A group with a failure")
+        .await;
+    let id: i64 = r.trim_start_matches("RD-").parse().unwrap();
+    let event = |conn: &mut db::AnyConnection, n: i32| {
+        tickets::insert_event(conn, id, EventType::Duplicate, "system", &json!({"n": n}), None)
+    };
+    let mut conn = app.conn();
+    let mut kept = vec![];
+    db::write_transaction(&mut conn, |conn| -> Result<(), diesel::result::Error> {
+        kept.push(event(conn, 1)?);
+        let failed: Result<(), diesel::result::Error> = db::write_transaction(conn, |conn| {
+            event(conn, 2)?;
+            event(conn, 3)?;
+            Err(diesel::result::Error::RollbackTransaction)
+        });
+        assert!(failed.is_err());
+        // A released savepoint's links stay, and are what the next event links to.
+        db::write_transaction(conn, |conn| event(conn, 4).map(|e| kept.push(e)))?;
+        kept.push(event(conn, 5)?);
+        Ok(())
+    })
+    .unwrap();
+    assert!(verify(&app).is_ok(), "the chain is whole: {:?}", verify(&app));
+    let chain = export(&app, &r).await;
+    assert!(audit::verify_export(&chain).is_ok());
+    let linked: Vec<i64> = chain
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|l| l["type"] == "duplicate")
+        .map(|l| l["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(linked, kept, "the rolled-back events are in no chain");
 }

@@ -3,6 +3,7 @@
 
 mod helpers;
 mod smtp_capture;
+mod statements;
 
 mod account_terminated;
 mod agent_day;

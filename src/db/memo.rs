@@ -1,0 +1,237 @@
+//! What a write transaction already knows, so that it does not ask the database again: the
+//! tickets whose rows it has locked, the last link of each ticket chain it has appended to,
+//! and the ticket prefix the chain names tickets with.
+//!
+//! Why: a new ticket by mail writes three to five events, and each used to lock its ticket
+//! again and read its chain's last link again (docs/benchmarks.md, "Statements per message").
+//! Both answers cannot change while the transaction runs: the ticket's lock (PostgreSQL) or
+//! the write lock (SQLite) keeps every other writer out of the chain until the commit.
+//!
+//! What a savepoint learnt is kept only if the savepoint is released: rolled back, its locks
+//! are released with it (PostgreSQL) and its links are gone. So each transaction and each
+//! savepoint has a frame; a released savepoint's frame joins the one below it, and the end of
+//! the transaction (a commit, a rollback, an error, a panic) drops them all. Outside a
+//! transaction nothing is remembered.
+
+use super::AnyConnection;
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+
+/// The last link of a ticket's chain: the name the chain gives the ticket, and the link's hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(in crate::db) enum ChainHead {
+    /// The ticket was opened in this transaction: its chain has no link yet.
+    Empty,
+    Link {
+        ticket_ref: String,
+        hash: String,
+    },
+}
+
+#[derive(Default)]
+struct Known {
+    locked_tickets: HashSet<i64>,
+    chain_heads: HashMap<i64, ChainHead>,
+    prefix: Option<String>,
+}
+
+impl Known {
+    /// What a released savepoint knew, added to what its transaction knows.
+    fn absorb(&mut self, later: Known) {
+        self.locked_tickets.extend(later.locked_tickets);
+        self.chain_heads.extend(later.chain_heads);
+        if later.prefix.is_some() {
+            self.prefix = later.prefix;
+        }
+    }
+}
+
+thread_local! {
+    /// The open frames on this thread, innermost last, each with the address of the
+    /// connection whose transaction or savepoint it is.
+    static FRAMES: RefCell<Vec<(usize, Known)>> = const { RefCell::new(Vec::new()) };
+}
+
+fn key(conn: &AnyConnection) -> usize {
+    std::ptr::from_ref(conn) as usize
+}
+
+/// The frame of one transaction or savepoint of a connection. Dropped, it forgets what it
+/// learnt; [`Frame::release`] hands it to the frame below.
+pub(in crate::db) struct Frame {
+    key: usize,
+    depth: usize,
+}
+
+impl Frame {
+    pub(in crate::db) fn begin(conn: &AnyConnection) -> Frame {
+        let key = key(conn);
+        let depth = FRAMES.with(|f| {
+            let mut frames = f.borrow_mut();
+            frames.push((key, Known::default()));
+            frames.len()
+        });
+        Frame { key, depth }
+    }
+
+    /// The savepoint was released: what it learnt holds for its transaction too.
+    pub(in crate::db) fn release(self) {
+        FRAMES.with(|f| {
+            let mut frames = f.borrow_mut();
+            if frames.len() == self.depth && frames.last().is_some_and(|(k, _)| *k == self.key) {
+                let (_, known) = frames.pop().expect("the frame is the last one");
+                if let Some((_, below)) = frames.iter_mut().rev().find(|(k, _)| *k == self.key) {
+                    below.absorb(known);
+                }
+            }
+        });
+        // Popped already (or not ours to pop): `Drop` finds nothing more to do.
+    }
+}
+
+impl Drop for Frame {
+    fn drop(&mut self) {
+        let _ = FRAMES.try_with(|f| {
+            let mut frames = f.borrow_mut();
+            // This frame and any a panic left above it.
+            if frames.len() >= self.depth && frames[self.depth - 1].0 == self.key {
+                frames.truncate(self.depth - 1);
+            }
+        });
+    }
+}
+
+/// Reads what the innermost frames of `conn` know, innermost first.
+fn recall<T>(conn: &AnyConnection, f: impl Fn(&Known) -> Option<T>) -> Option<T> {
+    let key = key(conn);
+    FRAMES.with(|frames| {
+        frames
+            .borrow()
+            .iter()
+            .rev()
+            .filter(|(k, _)| *k == key)
+            .find_map(|(_, known)| f(known))
+    })
+}
+
+/// Adds to the innermost frame of `conn`, if it is in a transaction.
+fn learn(conn: &AnyConnection, f: impl FnOnce(&mut Known)) {
+    let key = key(conn);
+    FRAMES.with(|frames| {
+        if let Some((_, known)) = frames.borrow_mut().iter_mut().rev().find(|(k, _)| *k == key) {
+            f(known);
+        }
+    });
+}
+
+pub(in crate::db) fn ticket_locked(conn: &AnyConnection, id: i64) -> bool {
+    recall(conn, |k| k.locked_tickets.contains(&id).then_some(())).is_some()
+}
+
+pub(in crate::db) fn tickets_locked(conn: &AnyConnection, ids: &[i64]) {
+    learn(conn, |k| k.locked_tickets.extend(ids));
+}
+
+pub(in crate::db) fn chain_head(conn: &AnyConnection, ticket_id: i64) -> Option<ChainHead> {
+    recall(conn, |k| k.chain_heads.get(&ticket_id).cloned())
+}
+
+pub(in crate::db) fn set_chain_head(conn: &AnyConnection, ticket_id: i64, head: ChainHead) {
+    learn(conn, |k| {
+        k.chain_heads.insert(ticket_id, head);
+    });
+}
+
+pub(in crate::db) fn prefix(conn: &AnyConnection) -> Option<String> {
+    recall(conn, |k| k.prefix.clone())
+}
+
+pub(in crate::db) fn set_prefix(conn: &AnyConnection, prefix: &str) {
+    learn(conn, |k| k.prefix = Some(prefix.to_string()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diesel::Connection;
+
+    fn conn() -> AnyConnection {
+        AnyConnection::Sqlite(diesel::SqliteConnection::establish(":memory:").unwrap())
+    }
+
+    fn head(hash: &str) -> ChainHead {
+        ChainHead::Link {
+            ticket_ref: "RD-1".into(),
+            hash: hash.into(),
+        }
+    }
+
+    #[test]
+    fn nothing_is_remembered_outside_a_transaction_or_after_it() {
+        let c = conn();
+        tickets_locked(&c, &[1]);
+        set_chain_head(&c, 1, head("a"));
+        assert!(!ticket_locked(&c, 1));
+        assert_eq!(chain_head(&c, 1), None);
+
+        let transaction = Frame::begin(&c);
+        tickets_locked(&c, &[1]);
+        set_chain_head(&c, 1, head("a"));
+        set_prefix(&c, "RD");
+        assert!(ticket_locked(&c, 1));
+        assert_eq!(chain_head(&c, 1), Some(head("a")));
+        drop(transaction);
+        assert!(!ticket_locked(&c, 1));
+        assert_eq!(chain_head(&c, 1), None);
+        assert_eq!(prefix(&c), None);
+    }
+
+    #[test]
+    fn a_savepoint_rolled_back_forgets_a_released_one_hands_on() {
+        let c = conn();
+        let _transaction = Frame::begin(&c);
+        set_chain_head(&c, 1, head("a"));
+
+        let rolled_back = Frame::begin(&c);
+        tickets_locked(&c, &[2]);
+        set_chain_head(&c, 1, head("b"));
+        assert_eq!(chain_head(&c, 1), Some(head("b")), "the innermost frame answers first");
+        drop(rolled_back);
+        assert!(!ticket_locked(&c, 2), "its lock went with it");
+        assert_eq!(chain_head(&c, 1), Some(head("a")), "and its link");
+
+        let released = Frame::begin(&c);
+        tickets_locked(&c, &[3]);
+        set_chain_head(&c, 1, head("c"));
+        released.release();
+        assert!(ticket_locked(&c, 3));
+        assert_eq!(chain_head(&c, 1), Some(head("c")));
+    }
+
+    #[test]
+    fn another_connection_on_the_thread_knows_nothing_of_this_one() {
+        let (a, b) = (conn(), conn());
+        let _in_a = Frame::begin(&a);
+        let _in_b = Frame::begin(&b);
+        tickets_locked(&a, &[1]);
+        set_chain_head(&b, 1, head("b"));
+        assert!(!ticket_locked(&b, 1));
+        assert_eq!(chain_head(&a, 1), None);
+        assert!(ticket_locked(&a, 1));
+    }
+
+    #[test]
+    fn a_panic_in_a_savepoint_leaves_no_frame_behind() {
+        let c = conn();
+        let transaction = Frame::begin(&c);
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _savepoint = Frame::begin(&c);
+            tickets_locked(&c, &[9]);
+            panic!("a bug inside a savepoint");
+        }));
+        assert!(panicked.is_err());
+        assert!(!ticket_locked(&c, 9));
+        drop(transaction);
+        assert_eq!(FRAMES.with(|f| f.borrow().len()), 0);
+    }
+}

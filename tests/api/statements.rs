@@ -1,0 +1,104 @@
+//! What a received message costs the database, in statements: the writes a transaction has
+//! just made are not read back, and a ticket is locked and its chain's last link read at most
+//! once per transaction (docs/benchmarks.md, "Statements per message").
+
+use crate::both_backends;
+use crate::helpers::TestApp;
+use diesel::connection::{Connection, Instrumentation, InstrumentationEvent};
+use recoverydesk::services::inbound::Outcome;
+use std::sync::{Arc, Mutex};
+
+both_backends!(
+    a_received_message_reads_back_nothing_it_wrote_and_locks_once,
+    statements_of_a_message
+);
+
+struct Record(Arc<Mutex<Vec<String>>>);
+
+impl Instrumentation for Record {
+    fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
+        if let InstrumentationEvent::StartQuery { query, .. } = event {
+            let text = query.to_string();
+            let sql = text.split("-- binds").next().unwrap_or_default().to_string();
+            self.0.lock().expect("not poisoned").push(sql);
+        }
+    }
+}
+
+/// Ingests `raw` and returns its outcome and the statements it ran.
+fn ingest_counted(app: &TestApp, raw: &str) -> (Outcome, Vec<String>) {
+    let mut conn = app.conn();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    conn.set_instrumentation(Record(seen.clone()));
+    let ingested =
+        recoverydesk::services::inbound::ingest(&mut conn, &app.desk, raw.as_bytes(), "test").expect("ingestion runs");
+    conn.set_instrumentation(|_: InstrumentationEvent<'_>| {});
+    let statements = seen.lock().expect("not poisoned").clone();
+    (ingested.outcome, statements)
+}
+
+fn count(statements: &[String], what: impl Fn(&str) -> bool) -> usize {
+    statements.iter().filter(|s| what(&s.replace('`', "\""))).count()
+}
+
+async fn statements_of_a_message(app: TestApp) {
+    let first = "From: Dana <dana@example.test>\r\nTo: support@desk.test\r\nSubject: I forgot my username\r\n\
+                 Message-ID: <first@example.test>\r\n\r\nHello, I forgot my username. Dana\r\n";
+    let (outcome, opened) = ingest_counted(&app, first);
+    assert_eq!(outcome, Outcome::Created);
+    let events = count(&opened, |s| s.starts_with("INSERT INTO \"events\""));
+    assert!(events >= 3, "created, message_in, the acknowledgement: {opened:#?}");
+    // A new ticket's chain is known to be empty, its row known as inserted.
+    assert_eq!(
+        count(&opened, |s| s.contains("FROM \"event_hashes\"")),
+        0,
+        "{opened:#?}"
+    );
+    assert_eq!(
+        count(&opened, |s| s
+            .starts_with("SELECT \"tickets\".\"id\", \"tickets\".\"kind\"")),
+        0,
+        "{opened:#?}"
+    );
+    // The texts the chain hashes are the ones just written: no message is read back.
+    assert_eq!(
+        count(&opened, |s| s
+            .starts_with("SELECT \"messages\".\"subject\", \"messages\".\"body\"")),
+        0
+    );
+    assert_eq!(
+        count(&opened, |s| s.contains("FOR NO KEY UPDATE")),
+        0,
+        "nobody else sees a new ticket"
+    );
+
+    let reply = "From: Dana <dana@example.test>\r\nTo: support@desk.test\r\nSubject: Re: I forgot my username\r\n\
+                 Message-ID: <second@example.test>\r\nIn-Reply-To: <first@example.test>\r\n\r\nStill waiting. My password: Tr0ub4dor-and-3 Dana\r\n";
+    let (outcome, appended) = ingest_counted(&app, reply);
+    assert_eq!(outcome, Outcome::Appended);
+    let events = count(&appended, |s| s.starts_with("INSERT INTO \"events\""));
+    assert!(
+        events >= 2,
+        "message_in, the secret removed, the advice to rotate it: {appended:#?}"
+    );
+    assert_eq!(
+        count(&appended, |s| s.contains("FROM \"event_hashes\"")),
+        1,
+        "{appended:#?}"
+    );
+    assert_eq!(
+        count(&appended, |s| s
+            .starts_with("SELECT \"messages\".\"subject\", \"messages\".\"body\"")),
+        0
+    );
+    let locks = count(&appended, |s| {
+        s.contains("FROM \"tickets\"") && s.contains("FOR NO KEY UPDATE")
+    });
+    match app.backend() {
+        crate::helpers::Backend::Postgres => assert_eq!(locks, 1, "{appended:#?}"),
+        crate::helpers::Backend::Sqlite => assert_eq!(locks, 0),
+    }
+    let mut conn = app.conn();
+    let verified = recoverydesk::services::audit::verify_database(&mut conn, &app.desk).expect("verify runs");
+    assert!(verified.is_ok(), "{verified:?}");
+}
