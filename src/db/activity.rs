@@ -1,5 +1,6 @@
 //! Who acts next on each ticket (`ticket_activity`, one row per ticket).
 
+use super::kept::{Kept, Value};
 use super::schema::ticket_activity;
 use super::{AnyConnection, now};
 use chrono::NaiveDateTime;
@@ -51,13 +52,18 @@ pub fn record(
         Some(row) => {
             let customer_at = if customer { Some(at) } else { row.customer_activity_at };
             let seen = if reset_seen { None } else { row.assignee_seen_at };
-            diesel::update(ticket_activity::table.find(ticket_id))
-                .set((
-                    ticket_activity::waiting_on.eq(waiting_on),
-                    ticket_activity::last_activity_at.eq(at),
-                    ticket_activity::customer_activity_at.eq(customer_at),
-                    ticket_activity::assignee_seen_at.eq(seen),
-                ))
+            // Kept prepared (`Kept`): Diesel compiles an `UPDATE` again at every use.
+            Kept::default()
+                .sql("UPDATE ticket_activity SET waiting_on = ")
+                .bind(Value::Text(waiting_on))
+                .sql(", last_activity_at = ")
+                .bind(Value::Timestamp(at))
+                .sql(", customer_activity_at = ")
+                .bind(Value::OptionalTimestamp(customer_at))
+                .sql(", assignee_seen_at = ")
+                .bind(Value::OptionalTimestamp(seen))
+                .sql(" WHERE ticket_id = ")
+                .bind(Value::BigInt(ticket_id))
                 .execute(conn)?;
         }
         None => {

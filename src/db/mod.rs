@@ -13,6 +13,7 @@ pub mod console;
 pub mod erase;
 pub mod imap;
 pub mod inbound;
+mod kept;
 pub mod locks;
 mod memo;
 mod open;

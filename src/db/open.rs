@@ -104,6 +104,41 @@ impl ManageConnection for Manager {
     }
 }
 
+/// How much of a savepoint's journal SQLite keeps in memory before it writes it to a
+/// temporary file (its default is 64 KiB).
+///
+/// Why: each received message is written in a savepoint of its group's transaction, so that a
+/// failed one does not take the group with it. SQLite journals the pages a savepoint changes,
+/// and past 64 KiB it wrote them to a temporary file, two `pwrite` calls a page: 14 % of
+/// `import-maildir`'s writing thread (docs/benchmarks.md, "Statements per message"). A
+/// message's savepoint changes far less than this, so it stays in memory; a larger one
+/// (a thread with big attachments, say) still spills, so memory stays bounded.
+pub const SAVEPOINT_JOURNAL_IN_MEMORY: i32 = 4 << 20;
+
+/// Sets SQLite's process-wide options, once, before its first connection: they can only be
+/// set before SQLite initialises. When something opened SQLite first, the defaults stay
+/// (savepoints are slower, nothing else changes) and the log says so.
+fn configure_sqlite() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: `sqlite3_config` with `SQLITE_CONFIG_STMTJRNL_SPILL` takes one `int`. It is
+        // called before this process opens a connection (the `Once` runs first in every open),
+        // and SQLite refuses it harmlessly (SQLITE_MISUSE) once initialised.
+        let rc = unsafe {
+            libsqlite3_sys::sqlite3_config(
+                libsqlite3_sys::SQLITE_CONFIG_STMTJRNL_SPILL,
+                SAVEPOINT_JOURNAL_IN_MEMORY as std::ffi::c_int,
+            )
+        };
+        if rc != libsqlite3_sys::SQLITE_OK {
+            tracing::info!(
+                rc,
+                "SQLite was initialised before its options were set: savepoint journals spill at 64 KiB"
+            );
+        }
+    });
+}
+
 /// Per-connection SQLite settings. WAL is a property of the file and is set once before the
 /// pool exists (setting it from many fresh connections at once races).
 #[derive(Debug, Clone, Copy)]
@@ -177,6 +212,7 @@ fn setting_not_applied(message: String) -> diesel::result::Error {
 pub fn open_single(url: &DatabaseUrl, durable: bool) -> Result<AnyConnection, DbError> {
     match url {
         DatabaseUrl::Sqlite(path) => {
+            configure_sqlite();
             let failed = |e: &dyn std::fmt::Display| DbError::Connect(format!("{}: {e}", path.display()));
             let mut conn = SqliteConnection::establish(&path.to_string_lossy()).map_err(|e| failed(&e))?;
             let level = if durable {
@@ -198,6 +234,7 @@ pub fn open_single(url: &DatabaseUrl, durable: bool) -> Result<AnyConnection, Db
 /// Open (creating an SQLite file and its folder if needed) and return a pool.
 pub fn open_pool(url: &DatabaseUrl, max_size: u32) -> Result<Pool, DbError> {
     if let DatabaseUrl::Sqlite(path) = url {
+        configure_sqlite();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             crate::files::create_private_dir_all(dir).map_err(|e| DbError::Connect(describe_access_error(dir, &e)))?;
         }

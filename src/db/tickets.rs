@@ -1,6 +1,7 @@
 //! Tickets, their append-only events, messages, verification checks and email challenges.
 
 use super::audit::Content;
+use super::kept::{Kept, Value};
 use super::schema::{email_challenges, events, messages, status_links, tickets, verification_checks};
 use super::{AnyConnection, now};
 use crate::domain::event::EventType;
@@ -162,40 +163,69 @@ pub fn raise_flag(conn: &mut AnyConnection, id: i64) -> QueryResult<()> {
     Ok(())
 }
 
-/// The ticket as written, or `None` when someone else changed it since it was loaded.
+/// Writes `change` over the ticket as it was loaded (`row`): the ticket as written, or `None`
+/// when someone else changed it since (its version moved). One statement, kept prepared
+/// ([`Kept`]: Diesel would compile an `UPDATE` again at every use, SQLite with the triggers on
+/// `tickets`); the row is not read back, it is `row` with the change, its next version and
+/// its new `updated_at`.
 pub fn update_if_version(
     conn: &mut AnyConnection,
-    id: i64,
-    version: i64,
+    row: &TicketRow,
     change: &TicketChange,
 ) -> QueryResult<Option<TicketRow>> {
-    diesel::update(
-        tickets::table
-            .filter(tickets::id.eq(id))
-            .filter(tickets::version.eq(version)),
-    )
-    .set((
-        tickets::kind.eq(change.kind.as_str()),
-        tickets::state.eq(change.state.as_str()),
-        tickets::state_reason.eq(&change.state_reason),
-        tickets::account_id.eq(&change.account_id),
-        tickets::assignee_id.eq(change.assignee_id),
-        tickets::verification_round.eq(change.verification_round),
-        tickets::attempts_on_record.eq(change.attempts_on_record),
-        tickets::flagged.eq(change.flagged),
-        tickets::waiting_since.eq(change.waiting_since),
-        tickets::version.eq(version + 1),
-        tickets::updated_at.eq(now()),
-    ))
-    .returning(ticket_columns())
-    .get_result(conn)
-    .optional()
+    let at = now();
+    let version = row.version + 1;
+    let written = Kept::default()
+        .sql("UPDATE tickets SET kind = ")
+        .bind(Value::Text(change.kind.as_str()))
+        .sql(", state = ")
+        .bind(Value::Text(change.state.as_str()))
+        .sql(", state_reason = ")
+        .bind(Value::OptionalText(change.state_reason.as_deref()))
+        .sql(", account_id = ")
+        .bind(Value::OptionalText(change.account_id.as_deref()))
+        .sql(", assignee_id = ")
+        .bind(Value::OptionalBigInt(change.assignee_id))
+        .sql(", verification_round = ")
+        .bind(Value::Integer(change.verification_round))
+        .sql(", attempts_on_record = ")
+        .bind(Value::Bool(change.attempts_on_record))
+        .sql(", flagged = ")
+        .bind(Value::Bool(change.flagged))
+        .sql(", waiting_since = ")
+        .bind(Value::Timestamp(change.waiting_since))
+        .sql(", version = ")
+        .bind(Value::BigInt(version))
+        .sql(", updated_at = ")
+        .bind(Value::Timestamp(at))
+        .sql(" WHERE id = ")
+        .bind(Value::BigInt(row.id))
+        .sql(" AND version = ")
+        .bind(Value::BigInt(row.version))
+        .execute(conn)?;
+    Ok((written == 1).then(|| TicketRow {
+        kind: change.kind,
+        state: change.state,
+        state_reason: change.state_reason.clone(),
+        account_id: change.account_id.clone(),
+        assignee_id: change.assignee_id,
+        verification_round: change.verification_round,
+        attempts_on_record: change.attempts_on_record,
+        flagged: change.flagged,
+        waiting_since: change.waiting_since,
+        version,
+        updated_at: at,
+        ..row.clone()
+    }))
 }
 
 /// Moves the ticket's `updated_at` (a reply or a note changes no other column).
 pub fn touch(conn: &mut AnyConnection, id: i64, at: NaiveDateTime) -> QueryResult<()> {
-    diesel::update(tickets::table.find(id))
-        .set(tickets::updated_at.eq(at))
+    Kept::default()
+        .sql("UPDATE tickets SET updated_at = ")
+        .bind(Value::Timestamp(at))
+        .sql(" WHERE id = ")
+        .bind(Value::BigInt(id))
         .execute(conn)
         .map(drop)
 }

@@ -37,8 +37,7 @@ pub(crate) fn commit(
         writes.carry_out(conn, effect)?;
     }
     // The row as written (`RETURNING`): nothing after this in the decision writes it again.
-    let updated =
-        tickets::update_if_version(conn, row.id, row.version, &writes.change)?.ok_or(ServiceError::Conflict)?;
+    let updated = tickets::update_if_version(conn, row, &writes.change)?.ok_or(ServiceError::Conflict)?;
     let changed = writes.change.state != row.state || writes.change.kind != row.kind;
     write_events(conn, &writes, action, details)?;
     let asks_customer = !writes.challenge_mails.is_empty() || writes.mails.iter().any(|m| m.template.asks_customer());

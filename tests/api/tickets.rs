@@ -198,8 +198,16 @@ async fn stale_write_conflicts(app: TestApp) {
     let number: i64 = reference(&t).trim_start_matches("RD-").parse().unwrap();
     let mut conn = app.conn();
     let row = recoverydesk::db::tickets::find(&mut conn, number).unwrap().unwrap();
-    let change = recoverydesk::db::tickets::TicketChange::from_row(&row);
-    let written = recoverydesk::db::tickets::update_if_version(&mut conn, number, row.version, &change)
+    // Every column the write sets, changed, so that the row it returns is checked whole.
+    let mut change = recoverydesk::db::tickets::TicketChange::from_row(&row);
+    change.kind = recoverydesk::domain::ticket::Kind::LoginHelp;
+    change.state = recoverydesk::domain::ticket::State::Resolved;
+    change.state_reason = Some("a reason".into());
+    change.verification_round = 3;
+    change.attempts_on_record = true;
+    change.flagged = true;
+    change.waiting_since = recoverydesk::db::now() - chrono::Duration::minutes(5);
+    let written = recoverydesk::db::tickets::update_if_version(&mut conn, &row, &change)
         .unwrap()
         .expect("the first writer wins");
     // What the write returns is the row as stored: its new version, and what a read finds.
@@ -207,7 +215,7 @@ async fn stale_write_conflicts(app: TestApp) {
     let read = recoverydesk::db::tickets::find(&mut conn, number).unwrap().unwrap();
     assert_eq!(format!("{written:?}"), format!("{read:?}"));
     assert!(
-        recoverydesk::db::tickets::update_if_version(&mut conn, number, row.version, &change)
+        recoverydesk::db::tickets::update_if_version(&mut conn, &row, &change)
             .unwrap()
             .is_none(),
         "the second writer loses"

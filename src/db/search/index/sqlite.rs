@@ -15,6 +15,7 @@
 //! (`fts5SavepointMethod`), a segment per ticket of a group (docs/benchmarks.md).
 
 use super::Owed;
+use crate::db::kept::{Kept, Value};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use diesel::sqlite::SqliteConnection;
@@ -37,18 +38,33 @@ pub(in crate::db::search) fn first_row(ticket_id: i64) -> Option<i64> {
 
 /// The ticket's requester and subject (row 0, and the start of every message row), with the
 /// characters they use of [`MAX_CHARS`] (a space after them).
-const HEAD: &str = "SELECT requester_normalized || ' ' || subject AS text, \
-    length(requester_normalized || ' ' || subject || ' ') AS chars FROM tickets WHERE id = ?";
+fn head(ticket_id: i64) -> Kept<'static> {
+    Kept::default()
+        .sql(
+            "SELECT requester_normalized || ' ' || subject AS text, \
+             length(requester_normalized || ' ' || subject || ' ') AS chars FROM tickets WHERE id = ",
+        )
+        .bind(Value::BigInt(ticket_id))
+}
 
 /// One message's row: the head, then the message's subject and body, cut where the ticket's
-/// text reaches [`MAX_CHARS`]; with the characters the whole message would use. Binds the
-/// message id, the ticket id and the characters used before it. No row for the desk's
-/// automatic mail, an erased message, or a message of another ticket.
-const MESSAGE: &str = "SELECT t.requester_normalized || ' ' || t.subject || ' ' || substr(x.text, 1, 262144 - ?3) AS text, \
-        length(x.text) AS chars \
-    FROM (SELECT m.ticket_id, m.subject || ' ' || substr(m.body, 1, 32768) AS text FROM messages m \
-          WHERE m.id = ?1 AND m.ticket_id = ?2 AND m.sender_role <> 'system' AND m.redacted_at IS NULL) x \
-    JOIN tickets t ON t.id = x.ticket_id";
+/// text reaches [`MAX_CHARS`] (`used`: the characters used before it); with the characters the
+/// whole message would use. No row for the desk's automatic mail, an erased message, or a
+/// message of another ticket.
+fn message(message_id: i64, ticket_id: i64, used: i64) -> Kept<'static> {
+    Kept::default()
+        .sql("SELECT t.requester_normalized || ' ' || t.subject || ' ' || substr(x.text, 1, 262144 - ")
+        .bind(Value::BigInt(used))
+        .sql(
+            ") AS text, length(x.text) AS chars \
+             FROM (SELECT m.ticket_id, m.subject || ' ' || substr(m.body, 1, 32768) AS text FROM messages m \
+                   WHERE m.id = ",
+        )
+        .bind(Value::BigInt(message_id))
+        .sql(" AND m.ticket_id = ")
+        .bind(Value::BigInt(ticket_id))
+        .sql(" AND m.sender_role <> 'system' AND m.redacted_at IS NULL) x JOIN tickets t ON t.id = x.ticket_id")
+}
 
 #[derive(QueryableByName)]
 struct Part {
@@ -94,22 +110,30 @@ pub(super) fn pay(c: &mut SqliteConnection, owed: BTreeMap<i64, Owed>) -> QueryR
         }
     }
     for ticket_id in extents.gone {
-        diesel::sql_query("DELETE FROM ticket_search_extent WHERE ticket_id = ?")
-            .bind::<BigInt, _>(ticket_id)
+        Kept::default()
+            .sql("DELETE FROM ticket_search_extent WHERE ticket_id = ")
+            .bind(Value::BigInt(ticket_id))
             .execute(c)?;
     }
     for (ticket_id, e) in extents.moved {
-        diesel::sql_query("UPDATE ticket_search_extent SET message_rows = ?, indexed_chars = ? WHERE ticket_id = ?")
-            .bind::<BigInt, _>(e.message_rows)
-            .bind::<BigInt, _>(e.indexed_chars)
-            .bind::<BigInt, _>(ticket_id)
+        Kept::default()
+            .sql("UPDATE ticket_search_extent SET message_rows = ")
+            .bind(Value::BigInt(e.message_rows))
+            .sql(", indexed_chars = ")
+            .bind(Value::BigInt(e.indexed_chars))
+            .sql(" WHERE ticket_id = ")
+            .bind(Value::BigInt(ticket_id))
             .execute(c)?;
     }
     for (ticket_id, e) in extents.new {
-        diesel::sql_query("INSERT INTO ticket_search_extent (ticket_id, message_rows, indexed_chars) VALUES (?, ?, ?)")
-            .bind::<BigInt, _>(ticket_id)
-            .bind::<BigInt, _>(e.message_rows)
-            .bind::<BigInt, _>(e.indexed_chars)
+        Kept::default()
+            .sql("INSERT INTO ticket_search_extent (ticket_id, message_rows, indexed_chars) VALUES (")
+            .bind(Value::BigInt(ticket_id))
+            .sql(", ")
+            .bind(Value::BigInt(e.message_rows))
+            .sql(", ")
+            .bind(Value::BigInt(e.indexed_chars))
+            .sql(")")
             .execute(c)?;
     }
     Ok(())
@@ -117,8 +141,9 @@ pub(super) fn pay(c: &mut SqliteConnection, owed: BTreeMap<i64, Owed>) -> QueryR
 
 /// How much of the ticket's index is written, if any.
 fn extent(c: &mut SqliteConnection, ticket_id: i64) -> QueryResult<Option<Extent>> {
-    diesel::sql_query("SELECT message_rows, indexed_chars FROM ticket_search_extent WHERE ticket_id = ?")
-        .bind::<BigInt, _>(ticket_id)
+    Kept::default()
+        .sql("SELECT message_rows, indexed_chars FROM ticket_search_extent WHERE ticket_id = ")
+        .bind(Value::BigInt(ticket_id))
         .get_result::<Extent>(c)
         .optional()
 }
@@ -129,32 +154,32 @@ fn write_whole(c: &mut SqliteConnection, ticket_id: i64, extents: &mut Extents) 
         tracing::warn!(ticket_id, "ticket id too large for the search index; not indexed");
         return Ok(());
     };
-    let stale = diesel::sql_query("SELECT rowid AS id FROM ticket_search WHERE rowid >= ? AND rowid < ?")
-        .bind::<BigInt, _>(first)
-        .bind::<BigInt, _>(first + (1 << ROW_BITS))
+    let stale = Kept::default()
+        .sql("SELECT rowid AS id FROM ticket_search WHERE rowid >= ")
+        .bind(Value::BigInt(first))
+        .sql(" AND rowid < ")
+        .bind(Value::BigInt(first + (1 << ROW_BITS)))
         .load::<Id>(c)?;
     for row in stale {
-        diesel::sql_query("DELETE FROM ticket_search WHERE rowid = ?")
-            .bind::<BigInt, _>(row.id)
+        Kept::default()
+            .sql("DELETE FROM ticket_search WHERE rowid = ")
+            .bind(Value::BigInt(row.id))
             .execute(c)?;
     }
     let had = extent(c, ticket_id)?.is_some();
-    let head = diesel::sql_query(HEAD)
-        .bind::<BigInt, _>(ticket_id)
-        .get_result::<Part>(c)
-        .optional()?;
+    let head = head(ticket_id).get_result::<Part>(c).optional()?;
     let Some(head) = head else {
         if had {
             extents.gone.push(ticket_id);
         }
         return Ok(());
     };
-    insert_row(c, first, head.text)?;
-    let messages = diesel::sql_query(
-        "SELECT id FROM messages WHERE ticket_id = ? AND sender_role <> 'system' AND redacted_at IS NULL ORDER BY id",
-    )
-    .bind::<BigInt, _>(ticket_id)
-    .load::<Id>(c)?;
+    insert_row(c, first, &head.text)?;
+    let messages = Kept::default()
+        .sql("SELECT id FROM messages WHERE ticket_id = ")
+        .bind(Value::BigInt(ticket_id))
+        .sql(" AND sender_role <> 'system' AND redacted_at IS NULL ORDER BY id")
+        .load::<Id>(c)?;
     let start = Extent {
         message_rows: 0,
         indexed_chars: head.chars.min(MAX_CHARS),
@@ -195,24 +220,24 @@ fn append(
         if extent.indexed_chars >= MAX_CHARS || extent.message_rows + 1 >= 1 << ROW_BITS {
             break;
         }
-        let part = diesel::sql_query(MESSAGE)
-            .bind::<BigInt, _>(id)
-            .bind::<BigInt, _>(ticket_id)
-            .bind::<BigInt, _>(extent.indexed_chars)
+        let part = message(id, ticket_id, extent.indexed_chars)
             .get_result::<Part>(c)
             .optional()?;
         let Some(part) = part else { continue };
         extent.message_rows += 1;
-        insert_row(c, first + extent.message_rows, part.text)?;
+        insert_row(c, first + extent.message_rows, &part.text)?;
         extent.indexed_chars = (extent.indexed_chars + part.chars + 1).min(MAX_CHARS);
     }
     Ok(extent)
 }
 
-fn insert_row(c: &mut SqliteConnection, rowid: i64, text: String) -> QueryResult<()> {
-    diesel::sql_query("INSERT INTO ticket_search (rowid, document) VALUES (?, ?)")
-        .bind::<BigInt, _>(rowid)
-        .bind::<Text, _>(text)
+fn insert_row(c: &mut SqliteConnection, rowid: i64, text: &str) -> QueryResult<()> {
+    Kept::default()
+        .sql("INSERT INTO ticket_search (rowid, document) VALUES (")
+        .bind(Value::BigInt(rowid))
+        .sql(", ")
+        .bind(Value::Text(text))
+        .sql(")")
         .execute(c)
         .map(drop)
 }
