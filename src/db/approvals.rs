@@ -1,11 +1,12 @@
 //! Four-eyes approval requests (migration 000017).
 
+use super::kept::{Kept, Value};
 use super::schema::approvals;
 use super::{AnyConnection, now};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-#[derive(Debug, Clone, Queryable, Selectable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
 #[diesel(table_name = approvals)]
 pub struct ApprovalRow {
     pub id: i64,
@@ -55,11 +56,16 @@ pub fn find(conn: &mut AnyConnection, id: i64) -> QueryResult<Option<ApprovalRow
 
 /// A ticket's pending requests (expired ones included: the caller decides), oldest first.
 pub fn pending_of(conn: &mut AnyConnection, ticket_id: i64) -> QueryResult<Vec<ApprovalRow>> {
-    approvals::table
-        .filter(approvals::ticket_id.eq(ticket_id))
-        .filter(approvals::status.eq("pending"))
-        .order(approvals::id.asc())
-        .select(ApprovalRow::as_select())
+    // `'pending'` is written into the text, not bound: SQLite prepares a statement again at
+    // every use when a bound value decides whether a partial index (`approvals_one_pending`)
+    // applies; this one runs for every decision (docs/benchmarks.md).
+    Kept::default()
+        .sql(
+            "SELECT id, ticket_id, action, params, requested_by_id, requested_by, requested_at, status, \
+             decided_by, decided_at, reason FROM approvals WHERE ticket_id = ",
+        )
+        .bind(Value::BigInt(ticket_id))
+        .sql(" AND status = 'pending' ORDER BY id")
         .load(conn)
 }
 

@@ -245,13 +245,21 @@ pub struct QuarantineRow {
 }
 
 /// A message with this content already waits in quarantine (a re-delivery).
-pub fn quarantined_with_hash(conn: &mut AnyConnection, content_hashes: &[&str]) -> QueryResult<Option<String>> {
-    quarantine::table
-        .filter(quarantine::content_hash.eq_any(content_hashes))
-        .filter(quarantine::released_at.is_null())
-        .select(quarantine::id)
-        .first(conn)
-        .optional()
+pub fn quarantined_with_hash(conn: &mut AnyConnection, content_hashes: &[&str; 2]) -> QueryResult<Option<String>> {
+    // Fixed text, no bound `LIMIT`: prepared once (see `find_delivery`).
+    let [current, older] = *content_hashes;
+    super::at_most_one(
+        quarantine::table
+            .filter(
+                quarantine::content_hash
+                    .eq(current)
+                    .or(quarantine::content_hash.eq(older)),
+            )
+            .filter(quarantine::released_at.is_null())
+            .select(quarantine::id)
+            .order(quarantine::id.asc())
+            .load(conn),
+    )
 }
 
 pub fn quarantined(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<QuarantineRow>> {

@@ -77,10 +77,20 @@ pub fn lock_keys(conn: &mut AnyConnection, lock: KeyLock, keys: &[&str]) -> Quer
         let mut numbers: Vec<i64> = keys.iter().map(|k| key_number(lock, k)).collect();
         numbers.sort_unstable();
         numbers.dedup();
-        for number in numbers {
-            diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
-                .bind::<BigInt, _>(number)
-                .execute(pg)?;
+        match numbers.as_slice() {
+            [] => {}
+            [number] => {
+                diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
+                    .bind::<BigInt, _>(number)
+                    .execute(pg)?;
+            }
+            // Several in one round trip. PostgreSQL evaluates a volatile function of the
+            // select list after the sort, so the locks are taken in ascending order.
+            _ => {
+                diesel::sql_query("SELECT pg_advisory_xact_lock(k) FROM unnest($1) AS u(k) ORDER BY k")
+                    .bind::<diesel::sql_types::Array<BigInt>, _>(numbers)
+                    .execute(pg)?;
+            }
         }
     }
     Ok(())
