@@ -75,6 +75,7 @@ pub fn backup(url: &DatabaseUrl, target: &Path) -> Result<BackupSummary, BackupE
     // file would get 0644 less the umask.
     crate::files::create_private_file(&partial).map_err(|e| write_error(&e))?;
     let result = (|| {
+        super::open::configure_sqlite();
         let mut conn = SqliteConnection::establish(&source.to_string_lossy()).map_err(|e| write_error(&e))?;
         conn.batch_execute("PRAGMA busy_timeout = 10000;")
             .map_err(|e| write_error(&e))?;
@@ -98,6 +99,7 @@ pub fn backup(url: &DatabaseUrl, target: &Path) -> Result<BackupSummary, BackupE
 
 /// Opens the copy on its own and checks it before it gets the final name.
 fn verify(copy: &Path) -> Result<BackupSummary, String> {
+    super::open::configure_sqlite();
     let mut conn = SqliteConnection::establish(&copy.to_string_lossy()).map_err(|e| e.to_string())?;
     let check: Check = diesel::sql_query("PRAGMA quick_check")
         .get_result(&mut conn)

@@ -115,10 +115,10 @@ impl ManageConnection for Manager {
 /// (a thread with big attachments, say) still spills, so memory stays bounded.
 pub const SAVEPOINT_JOURNAL_IN_MEMORY: i32 = 4 << 20;
 
-/// Sets SQLite's process-wide options, once, before its first connection: they can only be
-/// set before SQLite initialises. When something opened SQLite first, the defaults stay
+/// Sets SQLite's process-wide options, once, before its first connection (every open in
+/// `db` calls it first): they can only be set before SQLite initialises. When something opened SQLite first, the defaults stay
 /// (savepoints are slower, nothing else changes) and the log says so.
-fn configure_sqlite() {
+pub(super) fn configure_sqlite() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         // SAFETY: `sqlite3_config` with `SQLITE_CONFIG_STMTJRNL_SPILL` takes one `int`. It is
