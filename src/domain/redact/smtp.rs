@@ -190,10 +190,10 @@ pub(crate) fn decodes_to_plain_credentials(value: &str) -> bool {
             .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
     );
     lookahead::count(value.len());
-    // Each NUL byte needs its own base64 character worth less than 16
-    // (`A` to `P`), so ordinary words, lower case or capitalised, are let
-    // go before decoding.
-    if value.bytes().filter(|byte| (b'A'..=b'P').contains(byte)).count() < 2 {
+    // Exactly two NUL bytes, counted before anything is decoded: ordinary words and the
+    // lines of a base64 attachment (scanned with the raw message) are let go without an
+    // allocation.
+    if nul_bytes(value).is_some_and(|nuls| nuls != 2) {
         return false;
     }
     let Ok(bytes) = ENGINE.decode(value) else {
@@ -205,6 +205,42 @@ pub(crate) fn decodes_to_plain_credentials(value: &str) -> bool {
     };
     matches!(fields.as_slice(), [authzid, authcid, password]
         if (authzid.is_empty() || printable(authzid)) && printable(authcid) && printable(password))
+}
+
+/// How many NUL bytes `value` decodes to, read off its characters: byte 0 of a group of four
+/// characters is NUL when the first is `A` (0) and the second worth less than 16, byte 1
+/// when the second's low four bits and the third's high four are zero, byte 2 when the third's
+/// low two bits are zero and the fourth is `A`. `None` when a character is not base64 (the
+/// decoder then says what it is). Padding ends the value; a group cut short decodes to the
+/// bytes its characters fill.
+pub(super) fn nul_bytes(value: &str) -> Option<usize> {
+    let sextet = |byte: u8| match byte {
+        b'A'..=b'Z' => Some(byte - b'A'),
+        b'a'..=b'z' => Some(byte - b'a' + 26),
+        b'0'..=b'9' => Some(byte - b'0' + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    };
+    let data = value.trim_end_matches('=');
+    let mut nuls = 0;
+    for group in data.as_bytes().chunks(4) {
+        let mut c = [0u8; 4];
+        for (slot, &byte) in c.iter_mut().zip(group) {
+            *slot = sextet(byte)?;
+        }
+        let filled = group.len();
+        if filled >= 2 && c[0] == 0 && c[1] < 16 {
+            nuls += 1;
+        }
+        if filled >= 3 && c[1] & 15 == 0 && c[2] < 4 {
+            nuls += 1;
+        }
+        if filled == 4 && c[2] & 3 == 0 && c[3] == 0 {
+            nuls += 1;
+        }
+    }
+    Some(nuls)
 }
 
 /// One line of a transcript, with quoting (`> `) and direction markers

@@ -317,6 +317,34 @@ fn plain_credentials_are_recognised_by_their_shape_only() {
     assert!(!smtp::decodes_to_plain_credentials("not base64!"));
 }
 
+proptest! {
+    /// The NULs counted from the characters (to let most words go undecoded) are the NULs the
+    /// decoder finds, padded or not, whole groups or cut short.
+    #[test]
+    fn the_nuls_counted_without_decoding_are_the_decoded_ones(
+        bytes in proptest::collection::vec(prop_oneof![Just(0u8), any::<u8>()], 0..40),
+        padded in any::<bool>(),
+    ) {
+        use base64::Engine;
+        let engine = if padded {
+            base64::engine::general_purpose::STANDARD
+        } else {
+            base64::engine::general_purpose::STANDARD_NO_PAD
+        };
+        let encoded = engine.encode(&bytes);
+        let nuls = bytes.iter().filter(|&&b| b == 0).count();
+        prop_assert_eq!(smtp::nul_bytes(&encoded), Some(nuls));
+        prop_assert_eq!(
+            smtp::decodes_to_plain_credentials(&encoded),
+            {
+                let fields: Vec<&[u8]> = bytes.split(|&b| b == 0).collect();
+                let printable = |f: &[u8]| std::str::from_utf8(f).is_ok_and(|t| !t.is_empty() && !t.chars().any(char::is_control));
+                matches!(fields.as_slice(), [a, b, c] if (a.is_empty() || printable(a)) && printable(b) && printable(c))
+            }
+        );
+    }
+}
+
 // --- Properties --------------------------------------------------------------
 
 /// Units built from the pieces that steer the scanners, plus random text.
