@@ -2,9 +2,6 @@
 //! dashes, that pass the Luhn check.
 
 use std::ops::Range;
-use std::sync::LazyLock;
-
-use regex::Regex;
 
 use super::lookahead;
 use super::{Finding, SecretKind, glued_after, glued_before};
@@ -16,24 +13,47 @@ const CARD_MAX_DIGITS: usize = 19;
 /// groups of this size keeps dates, phone numbers and times out.
 const CARD_GROUP_DIGITS: std::ops::RangeInclusive<usize> = 3..=8;
 
-/// Digit groups separated by a single space or dash. `[0-9]`, not `\d`: the
-/// Luhn check is defined on ASCII digits.
-static DIGIT_RUN: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"[0-9]+(?:[ -][0-9]+)*").unwrap());
+/// The runs of digit groups separated by a single space or dash, in order: what the regex
+/// `[0-9]+(?:[ -][0-9]+)*` finds (ASCII digits: the Luhn check is defined on them), without a
+/// regex. Why: a digit starts a run, and a base64 attachment scanned with the raw message has
+/// digits every few bytes; a regex search per run was 14 % of a parsing thread's time
+/// (docs/benchmarks.md). A test checks the two agree.
+pub(super) fn digit_runs(text: &str) -> impl Iterator<Item = Range<usize>> + '_ {
+    let bytes = text.as_bytes();
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let start = at + bytes.get(at..)?.iter().position(u8::is_ascii_digit)?;
+        let mut end = start;
+        loop {
+            while bytes.get(end).is_some_and(u8::is_ascii_digit) {
+                end += 1;
+            }
+            let separated = matches!(bytes.get(end), Some(b' ' | b'-'));
+            if separated && bytes.get(end + 1).is_some_and(u8::is_ascii_digit) {
+                end += 1;
+            } else {
+                break;
+            }
+        }
+        at = end;
+        Some(start..end)
+    })
+}
 
 pub(super) fn find_card_numbers(text: &str, findings: &mut Vec<Finding>) {
     // One search; a run ends at the first byte that is not a digit or a
     // single separator between digits.
     lookahead::count(text.len());
-    for run in DIGIT_RUN.find_iter(text) {
-        let run_text = run.as_str();
+    for run in digit_runs(text) {
+        let run_text = &text[run.clone()];
         lookahead::count(run_text.len());
         let digit_count = run_text.bytes().filter(u8::is_ascii_digit).count();
         if digit_count < CARD_MIN_DIGITS {
             continue;
         }
-        let open_start = !is_inside_number_before(text, run.start());
-        let open_end = !is_inside_number_after(text, run.end());
-        let mut groups = Groups::new(run_text, run.start());
+        let open_start = !is_inside_number_before(text, run.start);
+        let open_end = !is_inside_number_after(text, run.end);
+        let mut groups = Groups::new(run_text, run.start);
         let mut at_run_start = true;
         while groups.get(0).is_some() {
             let longest = (open_start || !at_run_start)

@@ -40,3 +40,27 @@ fn the_timestamp_in_the_brief_fails_luhn() {
     assert!(passes_luhn("4111111111111111".bytes()));
     assert!(passes_luhn("79927398713".bytes()));
 }
+
+proptest::proptest! {
+    /// The hand-written scan for digit runs finds what the regex it replaced found, run by run.
+    #[test]
+    fn digit_runs_are_the_regexs_matches(
+        text in proptest::collection::vec(
+            proptest::prop_oneof![
+                proptest::char::range('0', '9'),
+                proptest::strategy::Just(' '),
+                proptest::strategy::Just('-'),
+                proptest::strategy::Just('x'),
+                proptest::strategy::Just('é'),
+                proptest::strategy::Just('٣'),
+            ],
+            0..60,
+        )
+        .prop_map(|chars| chars.into_iter().collect::<String>())
+    ) {
+        let regex = regex::Regex::new(r"[0-9]+(?:[ -][0-9]+)*").unwrap();
+        let expected: Vec<std::ops::Range<usize>> = regex.find_iter(&text).map(|m| m.range()).collect();
+        let found: Vec<std::ops::Range<usize>> = super::super::cards::digit_runs(&text).collect();
+        proptest::prop_assert_eq!(found, expected);
+    }
+}
