@@ -67,8 +67,19 @@ pub enum Content<'a> {
     None,
     /// A stored message: its text is read back.
     Stored(i64),
-    /// A message this transaction has just written, with the text it wrote: not read back.
-    Written { subject: &'a str, body: &'a str },
+    /// A message this transaction has just written (its id), with the text it wrote: not read
+    /// back.
+    Written { id: i64, subject: &'a str, body: &'a str },
+}
+
+impl Content<'_> {
+    /// The id of the message the event points at (the event's `message_ref`).
+    pub fn message_ref(&self) -> Option<i64> {
+        match *self {
+            Content::None => None,
+            Content::Stored(id) | Content::Written { id, .. } => Some(id),
+        }
+    }
 }
 
 /// Appends the event's link to its ticket's chain. The caller holds the ticket's row lock
@@ -87,7 +98,7 @@ pub fn append(conn: &mut AnyConnection, e: &Appended) -> QueryResult<()> {
     let content = match e.content {
         Content::None => None,
         Content::Stored(id) => message_sha256(conn, id)?,
-        Content::Written { subject, body } => Some(audit::content_sha256(subject, body)),
+        Content::Written { subject, body, .. } => Some(audit::content_sha256(subject, body)),
     };
     let at = audit::format_at(e.at);
     let event = ChainedEvent {

@@ -433,7 +433,7 @@ pub fn insert_event(
         Some(id) => Content::Stored(id),
         None => Content::None,
     };
-    insert_event_about(conn, ticket_id, event_type, actor, data, message_ref, content)
+    insert_event_about(conn, ticket_id, event_type, actor, data, content)
 }
 
 /// [`insert_event`] for a message the caller has just stored with this subject and body: the
@@ -448,10 +448,11 @@ pub fn insert_event_on_written(
     message_ref: i64,
 ) -> QueryResult<i64> {
     let content = Content::Written {
+        id: message_ref,
         subject: message.subject.as_str(),
         body: message.body.as_str(),
     };
-    insert_event_about(conn, ticket_id, event_type, actor, data, Some(message_ref), content)
+    insert_event_about(conn, ticket_id, event_type, actor, data, content)
 }
 
 fn insert_event_about(
@@ -460,7 +461,6 @@ fn insert_event_about(
     event_type: EventType,
     actor: &str,
     data: &serde_json::Value,
-    message_ref: Option<i64>,
     content: Content,
 ) -> QueryResult<i64> {
     super::locks::lock_ticket(conn, ticket_id)?;
@@ -471,7 +471,7 @@ fn insert_event_about(
             events::event_type.eq(event_type.as_str()),
             events::actor.eq(actor),
             events::data.eq(data.to_string()),
-            events::message_ref.eq(message_ref),
+            events::message_ref.eq(content.message_ref()),
             events::created_at.eq(at),
         ))
         .returning(events::id)
