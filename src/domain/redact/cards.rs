@@ -13,30 +13,38 @@ const CARD_MAX_DIGITS: usize = 19;
 /// groups of this size keeps dates, phone numbers and times out.
 const CARD_GROUP_DIGITS: std::ops::RangeInclusive<usize> = 3..=8;
 
-/// The runs of digit groups separated by a single space or dash, in order: what the regex
-/// `[0-9]+(?:[ -][0-9]+)*` finds (ASCII digits: the Luhn check is defined on them), without a
-/// regex. Why: a digit starts a run, and a base64 attachment scanned with the raw message has
-/// digits every few bytes; a regex search per run was 14 % of a parsing thread's time
-/// (docs/benchmarks.md). A test checks the two agree.
-pub(super) fn digit_runs(text: &str) -> impl Iterator<Item = Range<usize>> + '_ {
+/// The runs of digit groups separated by a single space or dash that hold at least
+/// `min_digits` digits, in order: what the regex `[0-9]+(?:[ -][0-9]+)*` finds (ASCII digits:
+/// the Luhn check is defined on them), without a regex. Why: a digit starts a run, and a
+/// base64 attachment scanned with the raw message has digits every few bytes; a regex search
+/// per run was 14 % of a parsing thread's time, and handing every short run back to be
+/// counted again was a tenth of the scan (docs/benchmarks.md). A test checks the two agree.
+pub(super) fn digit_runs(text: &str, min_digits: usize) -> impl Iterator<Item = Range<usize>> + '_ {
     let bytes = text.as_bytes();
     let mut at = 0;
     std::iter::from_fn(move || {
-        let start = at + bytes.get(at..)?.iter().position(u8::is_ascii_digit)?;
-        let mut end = start;
         loop {
-            while bytes.get(end).is_some_and(u8::is_ascii_digit) {
-                end += 1;
+            let start = at + bytes.get(at..)?.iter().position(u8::is_ascii_digit)?;
+            let mut end = start;
+            let mut digits = 0;
+            loop {
+                let group_start = end;
+                while bytes.get(end).is_some_and(u8::is_ascii_digit) {
+                    end += 1;
+                }
+                digits += end - group_start;
+                let separated = matches!(bytes.get(end), Some(b' ' | b'-'));
+                if separated && bytes.get(end + 1).is_some_and(u8::is_ascii_digit) {
+                    end += 1;
+                } else {
+                    break;
+                }
             }
-            let separated = matches!(bytes.get(end), Some(b' ' | b'-'));
-            if separated && bytes.get(end + 1).is_some_and(u8::is_ascii_digit) {
-                end += 1;
-            } else {
-                break;
+            at = end;
+            if digits >= min_digits {
+                return Some(start..end);
             }
         }
-        at = end;
-        Some(start..end)
     })
 }
 
@@ -44,13 +52,9 @@ pub(super) fn find_card_numbers(text: &str, findings: &mut Vec<Finding>) {
     // One search; a run ends at the first byte that is not a digit or a
     // single separator between digits.
     lookahead::count(text.len());
-    for run in digit_runs(text) {
+    for run in digit_runs(text, CARD_MIN_DIGITS) {
         let run_text = &text[run.clone()];
         lookahead::count(run_text.len());
-        let digit_count = run_text.bytes().filter(u8::is_ascii_digit).count();
-        if digit_count < CARD_MIN_DIGITS {
-            continue;
-        }
         let open_start = !is_inside_number_before(text, run.start);
         let open_end = !is_inside_number_after(text, run.end);
         let mut groups = Groups::new(run_text, run.start);

@@ -8,7 +8,9 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use super::lookahead;
-use super::{Finding, SecretKind, glued_before, is_base64, is_base64_alphabet, is_placeholder_only};
+use super::{
+    Finding, SecretKind, base64_group, base64_sextet, glued_before, is_base64, is_base64_alphabet, is_placeholder_only,
+};
 
 /// How many lines after `AUTH LOGIN` may still carry the client's answers.
 const SMTP_AUTH_LOOKAHEAD_LINES: usize = 8;
@@ -90,7 +92,7 @@ pub(super) fn find_plain_credentials(text: &str, findings: &mut Vec<Finding>) {
     find_plain_blobs(text, findings);
     // The decoded forms need a NUL or a backslash; most text has neither.
     lookahead::count(text.len());
-    if !text.bytes().any(|byte| byte == 0 || byte == b'\\') {
+    if memchr::memchr2(0, b'\\', text.as_bytes()).is_none() {
         return;
     }
     // Without captures (one match every few bytes in hostile text): a match
@@ -123,23 +125,27 @@ pub(super) fn find_plain_credentials(text: &str, findings: &mut Vec<Finding>) {
 
 /// Words of base64 (padding included, nothing glued on) that decode to a
 /// PLAIN message, wherever they stand: its `AUTH PLAIN` may be on another
-/// line, or gone. One pass over the bytes; a word is decoded only when it
-/// could hold two NULs (see [`decodes_to_plain_credentials`]).
-fn find_plain_blobs(text: &str, findings: &mut Vec<Finding>) {
+/// line, or gone. One pass over the bytes, which also counts the NULs each word
+/// decodes to; a word is decoded only when that count is two (see
+/// [`decodes_to_plain_credentials`]).
+pub(super) fn find_plain_blobs(text: &str, findings: &mut Vec<Finding>) {
     /// `\0a\0b` in base64 is 7 characters.
     const MIN_BLOB_CHARS: usize = 6;
     lookahead::count(text.len());
     let bytes = text.as_bytes();
     let mut at = 0;
-    while at < bytes.len() {
-        if !is_base64_alphabet(bytes[at]) {
-            at += 1;
-            continue;
+    while let Some(offset) = bytes[at..].iter().position(|&byte| is_base64_alphabet(byte)) {
+        let start = at + offset;
+        at = start;
+        let mut nuls = NulCount::default();
+        // Whole groups first, four characters at a time: most words this long are the lines
+        // of a base64 attachment scanned with the raw message.
+        while let Some(group) = bytes.get(at..at + 4).and_then(base64_group) {
+            nuls.push_group(group);
+            at += 4;
         }
-        let start = at;
-        let mut worth_less_than_16 = 0;
-        while at < bytes.len() && is_base64_alphabet(bytes[at]) {
-            worth_less_than_16 += usize::from((b'A'..=b'P').contains(&bytes[at]));
+        while let Some(sextet) = bytes.get(at).copied().and_then(base64_sextet) {
+            nuls.push(sextet);
             at += 1;
         }
         let data_end = at;
@@ -151,7 +157,7 @@ fn find_plain_blobs(text: &str, findings: &mut Vec<Finding>) {
             .is_some_and(|&byte| byte == b'=' || is_base64_alphabet(byte));
         if !glued
             && data_end - start >= MIN_BLOB_CHARS
-            && worth_less_than_16 >= 2
+            && nuls.total == 2
             && decodes_to_plain_credentials(&text[start..at])
         {
             findings.push(Finding {
@@ -214,33 +220,45 @@ pub(crate) fn decodes_to_plain_credentials(value: &str) -> bool {
 /// decoder then says what it is). Padding ends the value; a group cut short decodes to the
 /// bytes its characters fill.
 pub(super) fn nul_bytes(value: &str) -> Option<usize> {
-    let sextet = |byte: u8| match byte {
-        b'A'..=b'Z' => Some(byte - b'A'),
-        b'a'..=b'z' => Some(byte - b'a' + 26),
-        b'0'..=b'9' => Some(byte - b'0' + 52),
-        b'+' => Some(62),
-        b'/' => Some(63),
-        _ => None,
-    };
-    let data = value.trim_end_matches('=');
-    let mut nuls = 0;
-    for group in data.as_bytes().chunks(4) {
-        let mut c = [0u8; 4];
-        for (slot, &byte) in c.iter_mut().zip(group) {
-            *slot = sextet(byte)?;
-        }
-        let filled = group.len();
-        if filled >= 2 && c[0] == 0 && c[1] < 16 {
-            nuls += 1;
-        }
-        if filled >= 3 && c[1] & 15 == 0 && c[2] < 4 {
-            nuls += 1;
-        }
-        if filled == 4 && c[2] & 3 == 0 && c[3] == 0 {
-            nuls += 1;
-        }
+    let mut nuls = NulCount::default();
+    for byte in value.trim_end_matches('=').bytes() {
+        nuls.push(base64_sextet(byte)?);
     }
-    Some(nuls)
+    Some(nuls.total)
+}
+
+/// The NUL bytes of base64 counted as its characters come, four to a group (see
+/// [`nul_bytes`]): one place for the rule, read by the word scan and by the check of a value.
+#[derive(Default)]
+struct NulCount {
+    group: [u8; 4],
+    filled: usize,
+    total: usize,
+}
+
+impl NulCount {
+    /// A whole group of four, when no character is pending.
+    fn push_group(&mut self, [c0, c1, c2, c3]: [u8; 4]) {
+        debug_assert_eq!(self.filled, 0);
+        self.total +=
+            usize::from(c0 == 0 && c1 < 16) + usize::from(c1 & 15 == 0 && c2 < 4) + usize::from(c2 & 3 == 0 && c3 == 0);
+    }
+
+    fn push(&mut self, sextet: u8) {
+        self.group[self.filled] = sextet;
+        self.filled += 1;
+        let [c0, c1, c2, c3] = self.group;
+        let nul = match self.filled {
+            2 => c0 == 0 && c1 < 16,
+            3 => c1 & 15 == 0 && c2 < 4,
+            4 => {
+                self.filled = 0;
+                c2 & 3 == 0 && c3 == 0
+            }
+            _ => false,
+        };
+        self.total += usize::from(nul);
+    }
 }
 
 /// One line of a transcript, with quoting (`> `) and direction markers

@@ -318,6 +318,51 @@ fn plain_credentials_are_recognised_by_their_shape_only() {
 }
 
 proptest! {
+    /// The word scan counts NULs as it reads each word and decodes only words with two: it
+    /// finds exactly the words that are PLAIN messages, among words that are not.
+    #[test]
+    fn the_word_scan_finds_exactly_the_plain_messages(
+        words in proptest::collection::vec(
+            (
+                prop_oneof![
+                    // A PLAIN message (non-ASCII too: a NUL before `é` has its own base64 shape).
+                    ("[a-zé]{0,3}", "[a-z0-9@.é日]{1,8}", "[a-zA-Z0-9!é日 ]{1,8}")
+                        .prop_map(|(z, u, p)| format!("{z}\0{u}\0{p}").into_bytes()),
+                    proptest::collection::vec(prop_oneof![Just(0u8), Just(b'a'), any::<u8>()], 1..24),
+                ],
+                any::<bool>(),
+            ),
+            0..12,
+        ),
+        separators in proptest::collection::vec(prop_oneof![Just(" "), Just("\n"), Just(", "), Just("\u{e9}")], 12),
+    ) {
+        use base64::Engine;
+        let mut text = String::new();
+        let mut expected = Vec::new();
+        for (i, (bytes, padded)) in words.iter().enumerate() {
+            let engine = if *padded {
+                base64::engine::general_purpose::STANDARD
+            } else {
+                base64::engine::general_purpose::STANDARD_NO_PAD
+            };
+            let encoded = engine.encode(bytes);
+            // The shape of a PLAIN message, read off the bytes themselves (not off the scanner's
+            // own decoder, which counts NULs the same way as the word scan).
+            let fields: Vec<&[u8]> = bytes.split(|&b| b == 0).collect();
+            let printable = |f: &[u8]| std::str::from_utf8(f).is_ok_and(|t| !t.is_empty() && !t.chars().any(char::is_control));
+            let plain = matches!(fields.as_slice(), [a, b, c] if (a.is_empty() || printable(a)) && printable(b) && printable(c));
+            if encoded.trim_end_matches('=').len() >= 6 && plain {
+                expected.push(text.len()..text.len() + encoded.len());
+            }
+            text.push_str(&encoded);
+            text.push_str(separators[i]);
+        }
+        let mut findings = Vec::new();
+        smtp::find_plain_blobs(&text, &mut findings);
+        let found: Vec<_> = findings.into_iter().map(|f| f.range).collect();
+        prop_assert_eq!(found, expected);
+    }
+
     /// The NULs counted from the characters (to let most words go undecoded) are the NULs the
     /// decoder finds, padded or not, whole groups or cut short.
     #[test]
