@@ -79,6 +79,8 @@ fn scrub_at_depth(raw: &[u8], mail: &InboundMail, mask: &dyn Fn(&str) -> String,
                 s.note(&kinds);
                 (Some(copy), None)
             } else {
+                // The same bytes come again below as a part of the message: read once.
+                seen.first_time_bytes(&a.data);
                 match s.scrub_bytes(&a.data) {
                     BinaryVerdict::Kept(bytes) => (Some(bytes), None),
                     BinaryVerdict::Withheld => (None, Some("a secret was found in this file".to_string())),
@@ -142,7 +144,9 @@ fn scrub_at_depth(raw: &[u8], mail: &InboundMail, mask: &dyn Fn(&str) -> String,
                 }
             }
             ScanItem::Bytes(b) => {
-                s.scrub_bytes(b);
+                if seen.first_time_bytes(b) {
+                    s.scrub_bytes(b);
+                }
             }
         }
     }
@@ -217,6 +221,13 @@ impl ScannedOnce {
     fn first_time(&mut self, text: &str) -> bool {
         use std::hash::BuildHasher;
         self.seen.insert((self.hasher.hash_one(text), text.len()))
+    }
+
+    /// True the first time these bytes are offered as bytes (a part scanned with
+    /// [`Scrubber::scrub_bytes`]); kept apart from texts by the hash of a different type.
+    fn first_time_bytes(&mut self, bytes: &[u8]) -> bool {
+        use std::hash::BuildHasher;
+        self.seen.insert((self.hasher.hash_one(bytes), bytes.len()))
     }
 }
 
