@@ -22,6 +22,18 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
+impl Cli {
+    /// False only when the database is certainly SQLite: a command then never loads libpq, and
+    /// with it OpenSSL. An address that does not parse counts as PostgreSQL (the settings
+    /// refuse it later, with a message).
+    pub fn may_use_postgres(&self) -> bool {
+        !matches!(
+            crate::db::DatabaseUrl::parse(&self.options.database_url),
+            Ok(crate::db::DatabaseUrl::Sqlite(_))
+        )
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct GlobalOptions {
     /// Where the data lives: `sqlite://path` (relative) or `sqlite:///abs/path`, or
@@ -336,4 +348,25 @@ pub(crate) fn number<T: std::str::FromStr>(name: &str, text: &str) -> Result<T, 
     text.trim()
         .parse()
         .map_err(|_| format!("{name} must be a whole number, not {text:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::Parser;
+
+    fn cli(url: &str) -> Cli {
+        Cli::try_parse_from(["recoverydesk", "--database-url", url, "mailgate"]).expect("arguments parse")
+    }
+
+    /// OpenSSL is skipped only when libpq can never be loaded: a PostgreSQL address, or one
+    /// that does not parse, keeps the initialisation that guards its exit.
+    #[test]
+    fn only_a_sqlite_address_rules_out_postgres() {
+        assert!(!cli("sqlite://data/desk.db").may_use_postgres());
+        assert!(!cli("sqlite:///var/lib/desk.db").may_use_postgres());
+        assert!(cli("postgres://desk@localhost/desk").may_use_postgres());
+        assert!(cli("postgresql://desk@localhost/desk").may_use_postgres());
+        assert!(cli("mysql://desk@localhost/desk").may_use_postgres());
+    }
 }

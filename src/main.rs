@@ -4,11 +4,6 @@ use recoverydesk::cli::Cli;
 fn main() -> std::process::ExitCode {
     // Before anything can create a file: nothing the desk writes is for other users.
     recoverydesk::files::restrict_umask();
-    // OpenSSL (libpq's TLS to PostgreSQL) initialised first here, without its exit handler:
-    // with it, `exit` freed OpenSSL's state while a pool thread could still be connecting, and
-    // one command in fifteen on PostgreSQL ended in a segmentation fault after its work was
-    // done (an exit status the caller, an MTA for `mailgate`, cannot trust).
-    openssl_sys::init();
     // Usage errors exit 64 (EX_USAGE), as MTAs expect of a mailgate; help and version exit 0.
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -18,6 +13,16 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(if usage_error { 64 } else { 0 });
         }
     };
+    // OpenSSL (libpq's TLS to PostgreSQL) initialised before anything can use it, without its
+    // exit handler: with it, `exit` freed OpenSSL's state while a pool thread could still be
+    // connecting, and one command in fifteen on PostgreSQL ended in a segmentation fault after
+    // its work was done (an exit status the caller, an MTA for `mailgate`, cannot trust).
+    // Nothing else links OpenSSL (mail uses rustls), so a desk on SQLite skips it: `mailgate`
+    // starts once per message, and the initialisation was 1 ms of its start
+    // (docs/benchmarks.md).
+    if cli.may_use_postgres() {
+        openssl_sys::init();
+    }
     recoverydesk::telemetry::logs::init(&cli.options.log_format);
     recoverydesk::commands::run(cli)
 }
