@@ -152,8 +152,8 @@ pub const IMPORT_BATCH: usize = 250;
 /// Batches written between two checkpoints of the WAL by `import-maildir` (and one after the
 /// last). A checkpoint waits for two `fdatasync`s, of the WAL and of the database file, while
 /// the parsing threads wait on the writer; after every batch they were a fifth of an import's
-/// time (docs/benchmarks.md). Four bound the WAL at about four batches (some 30 MB of mail
-/// with attachments) and copy a page rewritten by several batches once.
+/// time (docs/benchmarks.md). Four bound the WAL at four batches (32 MiB at most for mail
+/// with attachments, 8 MiB with a checkpoint after each).
 pub const IMPORT_BATCHES_PER_CHECKPOINT: usize = 4;
 
 /// A file read and prepared by an import worker.
@@ -165,7 +165,8 @@ enum Read {
 /// Imports the files in order: read, parsed and scanned on every core (one worker per core,
 /// each taking every n-th file), written by this thread in transactions of
 /// [`IMPORT_BATCH`] messages (each in a savepoint of its own), with the WAL checkpointed
-/// between them and a progress bar on a terminal.
+/// after every [`IMPORT_BATCHES_PER_CHECKPOINT`] of them and at the end, and a progress bar on
+/// a terminal.
 pub fn import_files(conn: &mut AnyConnection, desk: &Desk, files: &[PathBuf]) -> Result<ImportSummary, ServiceError> {
     let bar = indicatif::ProgressBar::new(files.len() as u64);
     bar.set_style(
