@@ -53,7 +53,7 @@ pub fn record(
             let customer_at = if customer { Some(at) } else { row.customer_activity_at };
             let seen = if reset_seen { None } else { row.assignee_seen_at };
             // Kept prepared (`Kept`): Diesel compiles an `UPDATE` again at every use.
-            Kept::default()
+            on_backend!(&mut *conn, |c| Kept::default()
                 .sql("UPDATE ticket_activity SET waiting_on = ")
                 .bind(Value::Text(waiting_on))
                 .sql(", last_activity_at = ")
@@ -64,17 +64,17 @@ pub fn record(
                 .bind(Value::OptionalTimestamp(seen))
                 .sql(" WHERE ticket_id = ")
                 .bind(Value::BigInt(ticket_id))
-                .execute(conn)?;
+                .execute(c))?;
         }
         None => {
-            diesel::insert_into(ticket_activity::table)
+            on_backend!(&mut *conn, |c| diesel::insert_into(ticket_activity::table)
                 .values((
                     ticket_activity::ticket_id.eq(ticket_id),
                     ticket_activity::waiting_on.eq(waiting_on),
                     ticket_activity::last_activity_at.eq(at),
                     ticket_activity::customer_activity_at.eq(customer.then_some(at)),
                 ))
-                .execute(conn)?;
+                .execute(c))?;
         }
     }
     Ok(())

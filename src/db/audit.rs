@@ -143,7 +143,7 @@ fn insert_link(
     prev_hash: &str,
     hash: &str,
 ) -> QueryResult<()> {
-    diesel::insert_into(event_hashes::table)
+    on_backend!(&mut *conn, |c| diesel::insert_into(event_hashes::table)
         .values((
             event_hashes::event_id.eq(event.id),
             event_hashes::ticket_id.eq(ticket_id),
@@ -152,7 +152,7 @@ fn insert_link(
             event_hashes::prev_hash.eq(prev_hash),
             event_hashes::hash.eq(hash),
         ))
-        .execute(conn)?;
+        .execute(c))?;
     let head = ChainHead::Link {
         ticket_ref: event.ticket.to_string(),
         hash: hash.to_string(),

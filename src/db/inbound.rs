@@ -50,7 +50,7 @@ pub struct NewDelivery<'a> {
 }
 
 pub fn record_delivery(conn: &mut AnyConnection, d: &NewDelivery) -> QueryResult<()> {
-    diesel::insert_into(inbound_messages::table)
+    on_backend!(&mut *conn, |c| diesel::insert_into(inbound_messages::table)
         .values((
             inbound_messages::message_id.eq(d.message_id),
             inbound_messages::content_hash.eq(d.content_hash),
@@ -61,8 +61,8 @@ pub fn record_delivery(conn: &mut AnyConnection, d: &NewDelivery) -> QueryResult
             inbound_messages::size.eq(d.size),
             inbound_messages::received_at.eq(now()),
         ))
-        .execute(conn)
-        .map(|_| ())
+        .execute(c))
+    .map(|_| ())
 }
 
 /// The ticket holding any of these Message-IDs (ours or the customer's), newest first.
@@ -83,13 +83,13 @@ pub fn ticket_of_message_ids(conn: &mut AnyConnection, ids: &[String]) -> QueryR
 /// The raw copy of a received message: the original bytes only when the scan found nothing,
 /// else a copy rebuilt from the scrubbed parts (the type says which can be written).
 pub fn store_raw(conn: &mut AnyConnection, message_ref: i64, raw: &ScrubbedBytes) -> QueryResult<()> {
-    diesel::insert_into(raw_messages::table)
+    on_backend!(&mut *conn, |c| diesel::insert_into(raw_messages::table)
         .values((
             raw_messages::message_ref.eq(message_ref),
             raw_messages::raw.eq(raw.as_bytes()),
         ))
-        .execute(conn)
-        .map(|_| ())
+        .execute(c))
+    .map(|_| ())
 }
 
 pub fn store_attachment(
@@ -99,7 +99,7 @@ pub fn store_attachment(
     content_type: &Scrubbed,
     data: &ScrubbedBytes,
 ) -> QueryResult<i64> {
-    diesel::insert_into(attachments::table)
+    on_backend!(&mut *conn, |c| diesel::insert_into(attachments::table)
         .values((
             attachments::message_ref.eq(message_ref),
             attachments::filename.eq(filename.as_str()),
@@ -109,7 +109,7 @@ pub fn store_attachment(
             attachments::created_at.eq(now()),
         ))
         .returning(attachments::id)
-        .get_result(conn)
+        .get_result(c))
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]

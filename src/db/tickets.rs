@@ -181,7 +181,7 @@ pub fn update_if_version(
 ) -> QueryResult<Option<TicketRow>> {
     let at = now();
     let version = row.version + 1;
-    let written = Kept::default()
+    let written = on_backend!(&mut *conn, |c| Kept::default()
         .sql("UPDATE tickets SET kind = ")
         .bind(Value::Text(change.kind.as_str()))
         .sql(", state = ")
@@ -208,7 +208,7 @@ pub fn update_if_version(
         .bind(Value::BigInt(row.id))
         .sql(" AND version = ")
         .bind(Value::BigInt(row.version))
-        .execute(conn)?;
+        .execute(c))?;
     Ok((written == 1).then(|| TicketRow {
         kind: change.kind,
         state: change.state,
@@ -366,7 +366,7 @@ impl<'a> NewMessage<'a> {
 
 /// Stores a message and adds its words to its ticket's search document (same transaction).
 pub fn insert_message(conn: &mut AnyConnection, m: &NewMessage) -> QueryResult<i64> {
-    let id = diesel::insert_into(messages::table)
+    let id = on_backend!(&mut *conn, |c| diesel::insert_into(messages::table)
         .values((
             messages::ticket_id.eq(m.ticket_id),
             messages::direction.eq(m.direction),
@@ -382,7 +382,7 @@ pub fn insert_message(conn: &mut AnyConnection, m: &NewMessage) -> QueryResult<i
             messages::created_at.eq(now()),
         ))
         .returning(messages::id)
-        .get_result(conn)?;
+        .get_result(c))?;
     // The desk's automatic mail is not in the document (every ticket would hold its words).
     if m.sender_role != "system" {
         super::search::index_message(conn, m.ticket_id, id)?;
@@ -465,17 +465,18 @@ fn insert_event_about(
 ) -> QueryResult<i64> {
     super::locks::lock_ticket(conn, ticket_id)?;
     let at = now();
-    let id = diesel::insert_into(events::table)
+    let data_text = data.to_string();
+    let id = on_backend!(&mut *conn, |c| diesel::insert_into(events::table)
         .values((
             events::ticket_id.eq(ticket_id),
             events::event_type.eq(event_type.as_str()),
             events::actor.eq(actor),
-            events::data.eq(data.to_string()),
+            events::data.eq(&data_text),
             events::message_ref.eq(content.message_ref()),
             events::created_at.eq(at),
         ))
         .returning(events::id)
-        .get_result(conn)?;
+        .get_result(c))?;
     super::audit::append(
         conn,
         &super::audit::Appended {
