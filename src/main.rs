@@ -18,7 +18,7 @@ fn main() -> std::process::ExitCode {
     // connecting, and one command in fifteen on PostgreSQL ended in a segmentation fault after
     // its work was done (an exit status the caller, an MTA for `mailgate`, cannot trust).
     // Nothing else links OpenSSL (mail uses rustls), so a desk on SQLite skips it: `mailgate`
-    // starts once per message, and the initialisation was 1 ms of its start
+    // starts once per message, and its start is 0.1-0.3 ms shorter without it
     // (docs/benchmarks.md).
     if cli.may_use_postgres() {
         openssl_sys::init();
