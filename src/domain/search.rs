@@ -88,10 +88,41 @@ impl SearchText {
             .join(" ")
     }
 
-    /// The words for PostgreSQL's `plainto_tsquery` (which reads no operators anyway).
-    pub fn plain_words(&self) -> String {
-        self.words.join(" ")
+    /// The words as a PostgreSQL `tsquery` literal, each one quoted, all of them required:
+    /// compared as they are with the lexemes of [`document_words`], which follow the same
+    /// rule. Words hold only letters and digits, so no quote or backslash can be among them.
+    pub fn tsquery(&self) -> String {
+        self.words
+            .iter()
+            .map(|w| format!("'{w}'"))
+            .collect::<Vec<_>>()
+            .join(" & ")
     }
+}
+
+/// Longest word a PostgreSQL document keeps, in bytes: the limit of one lexeme. Its own
+/// parser drops longer words too; no search can ask for one (words are cut at
+/// [`MAX_WORD_CHARS`]).
+pub const MAX_DOCUMENT_WORD_BYTES: usize = 2047;
+
+/// The distinct words of a text as PostgreSQL's search documents hold them, sorted: runs of
+/// letters and digits, lowercased, the rule a search's words follow.
+///
+/// Why here and not `to_tsvector`: PostgreSQL's parser read 7 MB/s, half a millisecond of
+/// the database's time per message, the largest part of an ingestion there
+/// (docs/benchmarks.md); the desk's threads split the text and PostgreSQL only stores the
+/// words (`array_to_tsvector`). Migration `2026-12-11-000035_search_words` makes the stored
+/// documents with the same rule in SQL (keep the two in step).
+pub fn document_words(text: &str) -> Vec<String> {
+    let mut words: Vec<String> = text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .filter(|w| w.len() <= MAX_DOCUMENT_WORD_BYTES)
+        .collect();
+    words.sort_unstable();
+    words.dedup();
+    words
 }
 
 #[cfg(test)]
@@ -114,6 +145,44 @@ mod tests {
     }
 
     #[test]
+    fn a_document_holds_each_word_once_lowercased_as_a_search_reads_it() {
+        let text = "Zoë@Corp.test Ünïcode: «subject» — émigré's café, CAFÉ 日本語 x2 x2";
+        assert_eq!(
+            document_words(text),
+            [
+                "café",
+                "corp",
+                "s",
+                "subject",
+                "test",
+                "x2",
+                "zoë",
+                "émigré",
+                "ünïcode",
+                "日本語"
+            ]
+        );
+        // Every word a search asks for is a word of a text that holds it.
+        let search = SearchText::parse("ZOË café 日本語").unwrap();
+        let stored = document_words(text);
+        assert!(
+            search.words().iter().all(|w| stored.contains(w)),
+            "{:?}",
+            search.words()
+        );
+        assert_eq!(search.tsquery(), "'zoë' & 'café' & '日本語'");
+        assert!(document_words(" -- ").is_empty());
+    }
+
+    #[test]
+    fn a_word_too_long_for_a_lexeme_is_left_out() {
+        let long = "a".repeat(MAX_DOCUMENT_WORD_BYTES + 1);
+        let fits = "é".repeat(MAX_DOCUMENT_WORD_BYTES / 2);
+        let words = document_words(&format!("{long} short {fits}"));
+        assert_eq!(words, vec!["short".to_string(), fits]);
+    }
+
+    #[test]
     fn full_text_syntax_is_only_separators() {
         for hostile in [
             r#"""#,
@@ -133,6 +202,9 @@ mod tests {
             }
             assert!(!q.contains('*') && !q.contains('(') && !q.contains(':') && !q.contains('^'));
             assert_eq!(q.matches('"').count(), 2 * s.words().len(), "{hostile:?}");
+            let t = s.tsquery();
+            assert_eq!(t.matches('\'').count(), 2 * s.words().len(), "{hostile:?}: {t}");
+            assert!(!t.contains('\\') && !t.contains(':') && !t.contains('!') && !t.contains('|'));
         }
         assert_eq!(SearchText::parse("NEAR(a b)").unwrap().words(), ["near", "a", "b"]);
     }

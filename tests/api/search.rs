@@ -386,14 +386,18 @@ async fn migration_backfills(app: TestApp) {
 }
 
 /// The search index's migrations for the app's backend, oldest first: the index itself, then
-/// (SQLite) one row per message or (PostgreSQL) how much of each document's text is used.
+/// (SQLite) one row per message or (PostgreSQL) how much of each document's text is used and
+/// the documents' words made by the desk's rule.
 fn search_migrations(app: &TestApp) -> Vec<String> {
-    let (folder, later) = match app.backend() {
-        Backend::Sqlite => ("sqlite", "2026-12-10-000034_search_by_message"),
-        Backend::Postgres => ("postgres", "2026-12-09-000033_search_append"),
+    let (folder, later): (_, &[&str]) = match app.backend() {
+        Backend::Sqlite => ("sqlite", &["2026-12-10-000034_search_by_message"]),
+        Backend::Postgres => (
+            "postgres",
+            &["2026-12-09-000033_search_append", "2026-12-11-000035_search_words"],
+        ),
     };
-    ["2026-12-07-000013_ticket_search", later]
-        .iter()
+    std::iter::once(&"2026-12-07-000013_ticket_search")
+        .chain(later)
         .map(|name| format!("{}/migrations/{folder}/{name}", env!("CARGO_MANIFEST_DIR")))
         .collect()
 }

@@ -28,7 +28,9 @@ const FEW_MATCHES: i64 = 5_000;
 /// Ticket ids looked up per query when the index's matches are paged through the filters.
 const CHUNK: usize = 500;
 
-const MATCH: &str = "@@ plainto_tsquery('simple', regexp_replace($1, '[^[:alnum:]]+', ' ', 'g'))";
+/// The search's words against the stored lexemes as they are: both sides are made by the
+/// desk's one rule (`domain::search`), so PostgreSQL's parser and its locale have no say.
+const MATCH: &str = "@@ $1::tsquery";
 
 fn pg(conn: &mut AnyConnection) -> &mut PgConnection {
     match conn {
@@ -44,7 +46,7 @@ pub(super) fn word_matches(conn: &mut AnyConnection, text: &SearchText, f: &Sear
     if f.limit <= 0 {
         return Ok(Vec::new());
     }
-    let words = text.plain_words();
+    let words = text.tsquery();
     let mut found: Vec<i64> = Vec::new();
     // Every document with an id below `below` is still to be read. Ticket ids come from a
     // sequence: a window of ids holds at most that many documents.
