@@ -71,6 +71,25 @@ pub fn ticket_of_message_ids(conn: &mut AnyConnection, ids: &[String]) -> QueryR
         return Ok(None);
     }
     // Few rows (one per Message-ID, normally): read them all rather than bind a `LIMIT`.
+    if let AnyConnection::Postgresql(c) = conn {
+        // Planned at every use on PostgreSQL (`sql_query` is never kept prepared). Kept
+        // prepared, its plan was fixed after five uses: on a new desk's nearly empty table, a
+        // scan of the whole table, which it then went on doing at every reply as the table
+        // grew (690 full scans of `messages` in an ingestion of 2,000 messages, 17 % of the
+        // database's time: docs/benchmarks.md). Planned with the Message-IDs, it reads the
+        // index whatever the table's size.
+        #[derive(QueryableByName)]
+        struct Ticket {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            ticket_id: i64,
+        }
+        return super::at_most_one(
+            diesel::sql_query("SELECT ticket_id FROM messages WHERE message_id = ANY($1) ORDER BY id DESC")
+                .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(ids)
+                .load::<Ticket>(c)
+                .map(|rows| rows.into_iter().map(|r| r.ticket_id).collect()),
+        );
+    }
     super::at_most_one(
         messages::table
             .filter(messages::message_id.eq_any(ids))
