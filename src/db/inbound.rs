@@ -27,8 +27,10 @@ pub fn find_delivery(
             ))
             .order(inbound_messages::id.asc());
         let rows: Vec<(i64, Option<i64>, String)> = match message_id {
-            Some(id) => base.filter(inbound_messages::message_id.eq(id)).load(conn)?,
-            None => base.filter(inbound_messages::message_id.is_null()).load(conn)?,
+            Some(id) => on_backend!(&mut *conn, |c| base.filter(inbound_messages::message_id.eq(id)).load(c))?,
+            None => on_backend!(&mut *conn, |c| base
+                .filter(inbound_messages::message_id.is_null())
+                .load(c))?,
         };
         if let Some(row) = rows.into_iter().next()
             && earliest.as_ref().is_none_or(|e| row.0 < e.0)
@@ -267,18 +269,16 @@ pub struct QuarantineRow {
 pub fn quarantined_with_hash(conn: &mut AnyConnection, content_hashes: &[&str; 2]) -> QueryResult<Option<String>> {
     // Fixed text, no bound `LIMIT`: prepared once (see `find_delivery`).
     let [current, older] = *content_hashes;
-    super::at_most_one(
-        quarantine::table
-            .filter(
-                quarantine::content_hash
-                    .eq(current)
-                    .or(quarantine::content_hash.eq(older)),
-            )
-            .filter(quarantine::released_at.is_null())
-            .select(quarantine::id)
-            .order(quarantine::id.asc())
-            .load(conn),
-    )
+    super::at_most_one(on_backend!(conn, |c| quarantine::table
+        .filter(
+            quarantine::content_hash
+                .eq(current)
+                .or(quarantine::content_hash.eq(older)),
+        )
+        .filter(quarantine::released_at.is_null())
+        .select(quarantine::id)
+        .order(quarantine::id.asc())
+        .load(c)))
 }
 
 pub fn quarantined(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<QuarantineRow>> {

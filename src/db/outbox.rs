@@ -27,18 +27,18 @@ pub const WORKFLOW_MAILS_PER_RECIPIENT_PER_HOUR: i64 = 20;
 pub fn enqueue(conn: &mut AnyConnection, mail: &NewOutboxMail) -> QueryResult<i64> {
     let at = now();
     let recipient_normalized = crate::domain::email_address::normalize(mail.recipient);
-    let recent: i64 = outbox::table
+    let recent: i64 = on_backend!(&mut *conn, |c| outbox::table
         .filter(outbox::recipient_normalized.eq(&recipient_normalized))
         .filter(outbox::automatic.eq(true))
         .filter(outbox::created_at.gt(at - Duration::hours(1)))
         .count()
-        .get_result(conn)?;
+        .get_result(c))?;
     let status = if mail.automatic && recent >= WORKFLOW_MAILS_PER_RECIPIENT_PER_HOUR {
         "held"
     } else {
         "pending"
     };
-    let id = diesel::insert_into(outbox::table)
+    let id = on_backend!(conn, |c| diesel::insert_into(outbox::table)
         .values((
             outbox::ticket_id.eq(mail.ticket_id),
             outbox::template.eq(mail.template),
@@ -58,7 +58,7 @@ pub fn enqueue(conn: &mut AnyConnection, mail: &NewOutboxMail) -> QueryResult<i6
             outbox::created_at.eq(at),
         ))
         .returning(outbox::id)
-        .get_result(conn)?;
+        .get_result(c))?;
     Ok(id)
 }
 
@@ -68,11 +68,12 @@ pub fn latest_of_template(
     ticket_id: i64,
     template: &str,
 ) -> QueryResult<Option<NaiveDateTime>> {
-    outbox::table
+    on_backend!(conn, |c| outbox::table
         .filter(outbox::ticket_id.eq(ticket_id))
         .filter(outbox::template.eq(template))
         .select(diesel::dsl::max(outbox::created_at))
-        .first(conn)
+        // An aggregate is one row: no `LIMIT` to bind (SQLite would prepare it at every use).
+        .get_result(c))
 }
 
 /// Names the stored attachments (`attachments.id`) that go out with a queued mail, in its

@@ -5,7 +5,10 @@ use super::schema::settings;
 use diesel::prelude::*;
 
 pub fn get(conn: &mut AnyConnection, key: &str) -> QueryResult<Option<String>> {
-    super::at_most_one(settings::table.find(key).select(settings::value).load(conn))
+    super::at_most_one(on_backend!(conn, |c| settings::table
+        .find(key)
+        .select(settings::value)
+        .load(c)))
 }
 
 /// Returns the stored value, or stores `make()` if there is none. Two instances racing on a

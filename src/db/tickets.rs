@@ -106,14 +106,14 @@ pub fn find_by_token_hash(conn: &mut AnyConnection, hash: &str) -> QueryResult<O
 
 /// Records the hash of a status link the sender is about to mail; returns its row id.
 pub fn add_status_link(conn: &mut AnyConnection, ticket_id: i64, token_hash: &str) -> QueryResult<i64> {
-    diesel::insert_into(status_links::table)
+    on_backend!(conn, |c| diesel::insert_into(status_links::table)
         .values((
             status_links::ticket_id.eq(ticket_id),
             status_links::token_hash.eq(token_hash),
             status_links::created_at.eq(now()),
         ))
         .returning(status_links::id)
-        .get_result(conn)
+        .get_result(c))
 }
 
 /// Forgets a status link whose mail did not go out.
