@@ -296,16 +296,26 @@ fn mark_bounces(conn: &mut AnyConnection, desk: &Desk, r: &Routable) -> Result<O
     Ok(bounced_ticket)
 }
 
+/// Message-IDs a message's headers may name its thread by, at most. A real `References` holds
+/// a few dozen; a forged one held 40,000, more than SQLite binds in one statement (32,766),
+/// and the message could never be stored (the MTA was told "try again" until it gave up).
+pub const MAX_THREAD_IDS: usize = 100;
+
 /// The ticket the message's headers name: `In-Reply-To`, `References`, and our own Message-IDs
-/// enclosed in it (a forwarded or bounced copy).
+/// enclosed in it (a forwarded or bounced copy). At most [`MAX_THREAD_IDS`], nearest first:
+/// `In-Reply-To`, then `References` from its end (each reply appends its parent's id), then
+/// the enclosed ones; each once.
 fn thread_by_headers(conn: &mut AnyConnection, desk: &Desk, r: &Routable) -> Result<Option<i64>, ServiceError> {
-    let mut thread_ids: Vec<String> = r.in_reply_to.iter().chain(&r.references).cloned().collect();
-    thread_ids.extend(
-        r.enclosed_message_ids
-            .iter()
-            .filter(|id| desk.is_our_message_id(id))
-            .cloned(),
-    );
+    let enclosed = r.enclosed_message_ids.iter().filter(|id| desk.is_our_message_id(id));
+    let mut thread_ids: Vec<String> = Vec::new();
+    for id in r.in_reply_to.iter().chain(r.references.iter().rev()).chain(enclosed) {
+        if thread_ids.len() == MAX_THREAD_IDS {
+            break;
+        }
+        if !thread_ids.contains(id) {
+            thread_ids.push(id.clone());
+        }
+    }
     Ok(store::ticket_of_message_ids(conn, &thread_ids)?)
 }
 

@@ -21,6 +21,51 @@ both_backends!(
     duplicates
 );
 both_backends!(the_webhook_takes_mail_with_its_token_only, webhook);
+both_backends!(
+    a_reply_with_forty_thousand_references_is_stored_and_threads_by_its_nearest,
+    many_references
+);
+
+/// A forged `References` of 40,000 Message-IDs (more than SQLite binds in one statement) is
+/// stored, not refused for ever: it threads by the ids nearest the end, where a reply's parent
+/// is, and a message whose nearest ids name no ticket opens one.
+async fn many_references(app: TestApp) {
+    let first = app.ingest(&message(
+        "helper@y.test",
+        "locked out",
+        "<p1@y.test>",
+        "",
+        "Please help",
+    ));
+    let r = first.ticket.clone().unwrap();
+    let junk = |n: usize| {
+        (0..n)
+            .map(|i| format!("<junk{i}@forged.test>"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let reply = app.ingest(&message(
+        "helper@y.test",
+        "Re: locked out",
+        "<p2@y.test>",
+        &format!("References: {} <p1@y.test>\r\n", junk(40_000)),
+        "still locked",
+    ));
+    assert_eq!(
+        (reply.outcome, reply.ticket.as_deref()),
+        (Outcome::Appended, Some(r.as_str()))
+    );
+    // The parent beyond the first hundred ids from the end is not looked for.
+    let far = app.ingest(&message(
+        "helper@y.test",
+        "Re: locked out",
+        "<p3@y.test>",
+        &format!("References: <p1@y.test> {}\r\n", junk(40_000)),
+        "another",
+    ));
+    assert_eq!(far.outcome, Outcome::Created);
+    assert_ne!(far.ticket.as_deref(), Some(r.as_str()));
+}
 
 async fn threading(app: TestApp) {
     app.import_accounts(&[account("acc_1", "owner-user", "owner@x.test", "active")]);
