@@ -268,14 +268,13 @@ fn mark_bounces(conn: &mut AnyConnection, desk: &Desk, r: &Routable) -> Result<O
     if !robot || !r.is_report {
         return Ok(None);
     }
-    let ours: Vec<String> = r
-        .enclosed_message_ids
-        .iter()
-        .chain(&r.in_reply_to)
-        .chain(&r.references)
-        .filter(|id| desk.is_our_message_id(id))
-        .cloned()
-        .collect();
+    let ours = each_once_at_most(
+        r.enclosed_message_ids
+            .iter()
+            .chain(&r.in_reply_to)
+            .chain(r.references.iter().rev())
+            .filter(|id| desk.is_our_message_id(id)),
+    );
     let mut bounced_ticket = None;
     for bounced in store::mark_bounced(conn, &ours, &r.bounce_reason)? {
         if let Some(id) = bounced.ticket_id {
@@ -296,7 +295,8 @@ fn mark_bounces(conn: &mut AnyConnection, desk: &Desk, r: &Routable) -> Result<O
     Ok(bounced_ticket)
 }
 
-/// Message-IDs a message's headers may name its thread by, at most. A real `References` holds
+/// Message-IDs a message's headers may name its thread (or the mail of ours that bounced) by,
+/// at most. A real `References` holds
 /// a few dozen; a forged one held 40,000, more than SQLite binds in one statement (32,766),
 /// and the message could never be stored (the MTA was told "try again" until it gave up).
 pub const MAX_THREAD_IDS: usize = 100;
@@ -307,16 +307,18 @@ pub const MAX_THREAD_IDS: usize = 100;
 /// the enclosed ones; each once.
 fn thread_by_headers(conn: &mut AnyConnection, desk: &Desk, r: &Routable) -> Result<Option<i64>, ServiceError> {
     let enclosed = r.enclosed_message_ids.iter().filter(|id| desk.is_our_message_id(id));
-    let mut thread_ids: Vec<String> = Vec::new();
-    for id in r.in_reply_to.iter().chain(r.references.iter().rev()).chain(enclosed) {
-        if thread_ids.len() == MAX_THREAD_IDS {
-            break;
-        }
-        if !thread_ids.contains(id) {
-            thread_ids.push(id.clone());
-        }
-    }
+    let thread_ids = each_once_at_most(r.in_reply_to.iter().chain(r.references.iter().rev()).chain(enclosed));
     Ok(store::ticket_of_message_ids(conn, &thread_ids)?)
+}
+
+/// The first [`MAX_THREAD_IDS`] distinct ids, in the order given (one of ours repeated 40,000
+/// times in a forged report is one id).
+fn each_once_at_most<'a>(ids: impl Iterator<Item = &'a String>) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    ids.filter(|id| seen.insert(id.as_str()))
+        .take(MAX_THREAD_IDS)
+        .cloned()
+        .collect()
 }
 
 /// A new ticket from a mail: its words, and the username (with its channel) and time of failure

@@ -25,6 +25,10 @@ both_backends!(
     a_reply_with_forty_thousand_references_is_stored_and_threads_by_its_nearest,
     many_references
 );
+both_backends!(
+    a_bounce_naming_our_mail_forty_thousand_times_marks_it_once,
+    bounce_with_many_references
+);
 
 /// A forged `References` of 40,000 Message-IDs (more than SQLite binds in one statement) is
 /// stored, not refused for ever: it threads by the ids nearest the end, where a reply's parent
@@ -587,4 +591,36 @@ async fn import_maildir_in_batches_keeps_the_order_and_finds_duplicates_within_a
         stdout.contains(&format!("0 created, 0 appended, {} duplicate", 2 * pairs + dups)),
         "{stdout}"
     );
+}
+
+/// A delivery report whose `References` repeat one of our Message-IDs 40,000 times (a real one,
+/// so it passes the check of our signature) is stored and marks that mail bounced once.
+async fn bounce_with_many_references(app: TestApp) {
+    let t = app
+        .create_ticket(json!({"kind": "general", "requester": "gone@customer.test", "subject": "Hello", "body": "hi"}))
+        .await;
+    let r = crate::helpers::reference(&t);
+    app.deliver(0).await;
+    let ours = app.our_message_ids(&r);
+    let ours = ours.first().expect("an acknowledgement was sent");
+    let repeated = vec![ours.as_str(); 40_000].join(" ");
+    let bounce = format!(
+        "From: MAILER-DAEMON@customer.test\r\nTo: support@desk.test\r\nSubject: Undelivered Mail Returned to Sender\r\n\
+Auto-Submitted: auto-replied\r\nMessage-ID: <bounce-many@customer.test>\r\nReferences: {repeated}\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n\
+--b\r\nContent-Type: text/plain\r\n\r\n<gone@customer.test>: 550 5.1.1 user unknown\r\n\
+--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.customer.test\r\n\r\n\
+Final-Recipient: rfc822; gone@customer.test\r\nAction: failed\r\nStatus: 5.1.1\r\n\
+--b\r\nContent-Type: text/rfc822-headers\r\n\r\nFrom: support@desk.test\r\nTo: gone@customer.test\r\n\
+Subject: We received your request\r\nMessage-ID: {ours}\r\n\r\n--b--\r\n"
+    );
+    app.ingest(bounce.as_bytes());
+    let t = app.ticket(&r).await;
+    let bounced = t["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "message_out" && e["data"]["bounced"] == true)
+        .count();
+    assert_eq!(bounced, 1, "{t}");
 }
