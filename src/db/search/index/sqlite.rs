@@ -47,23 +47,80 @@ fn head(ticket_id: i64) -> Kept<'static> {
         .bind(Value::BigInt(ticket_id))
 }
 
-/// One message's row: the head, then the message's subject and body, cut where the ticket's
-/// text reaches [`MAX_CHARS`] (`used`: the characters used before it); with the characters the
-/// whole message would use. No row for the desk's automatic mail, an erased message, or a
-/// message of another ticket.
-fn message(message_id: i64, ticket_id: i64, used: i64) -> Kept<'static> {
+/// What one message's row is made of: the ticket's head, the message's subject and the start
+/// of its body (at most [`BODY_BYTES`] bytes, which hold its first 32,768 characters). No row
+/// for the desk's automatic mail, an erased message, or a message of another ticket.
+///
+/// Why the cutting is done here and not with SQLite's `substr` and `length` (as the migration
+/// does): those walk the text a character at a time, twice per message, 8 % of the import
+/// writer's instructions (docs/benchmarks.md); a text shorter than the cut needs no walk.
+fn message(message_id: i64, ticket_id: i64) -> Kept<'static> {
     Kept::default()
-        .sql("SELECT t.requester_normalized || ' ' || t.subject || ' ' || substr(x.text, 1, 262144 - ")
-        .bind(Value::BigInt(used))
         .sql(
-            ") AS text, length(x.text) AS chars \
-             FROM (SELECT m.ticket_id, m.subject || ' ' || substr(m.body, 1, 32768) AS text FROM messages m \
-                   WHERE m.id = ",
+            "SELECT t.requester_normalized || ' ' || t.subject AS head, m.subject AS subject, \
+             substr(CAST(m.body AS BLOB), 1, 131072) AS body \
+             FROM messages m JOIN tickets t ON t.id = m.ticket_id WHERE m.id = ",
         )
         .bind(Value::BigInt(message_id))
         .sql(" AND m.ticket_id = ")
         .bind(Value::BigInt(ticket_id))
-        .sql(" AND m.sender_role <> 'system' AND m.redacted_at IS NULL) x JOIN tickets t ON t.id = x.ticket_id")
+        .sql(" AND m.sender_role <> 'system' AND m.redacted_at IS NULL")
+}
+
+/// Bytes of a body read for its row (the `131072` of [`message`]'s SQL): 32,768 characters
+/// are at most 4 bytes each.
+const BODY_BYTES: usize = 4 * BODY_CHARS;
+const _: () = assert!(BODY_BYTES == 131_072);
+/// Characters of a message's body that are indexed.
+const BODY_CHARS: usize = 32_768;
+
+#[derive(QueryableByName)]
+struct MessageText {
+    #[diesel(sql_type = Text)]
+    head: String,
+    #[diesel(sql_type = Text)]
+    subject: String,
+    /// `None` for an empty body (SQLite's `substr` of an empty blob is NULL).
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Binary>)]
+    body: Option<Vec<u8>>,
+}
+
+impl MessageText {
+    /// The row's text and the characters the whole message uses, exactly as the migration's
+    /// SQL makes them: `head || ' ' || substr(x, 1, MAX_CHARS - used)` and `length(x)`, where
+    /// `x = subject || ' ' || substr(body, 1, 32768)`.
+    fn part(&self, used: i64) -> Part {
+        let body = utf8_prefix(self.body.as_deref().unwrap_or_default());
+        let x = format!("{} {}", self.subject, sqlite_substr(body, BODY_CHARS));
+        let left = usize::try_from(MAX_CHARS - used).unwrap_or(0);
+        Part {
+            text: format!("{} {}", self.head, sqlite_substr(&x, left)),
+            chars: sqlite_length(&x) as i64,
+        }
+    }
+}
+
+/// The longest valid UTF-8 start of `bytes` (a body cut at [`BODY_BYTES`] may end inside a
+/// character).
+fn utf8_prefix(bytes: &[u8]) -> &str {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or_default(),
+    }
+}
+
+/// SQLite's `substr(text, 1, n)`: the first `n` characters, ending early at a NUL.
+fn sqlite_substr(text: &str, n: usize) -> &str {
+    let text = text.find('\0').map_or(text, |nul| &text[..nul]);
+    if text.len() <= n {
+        return text;
+    }
+    text.char_indices().nth(n).map_or(text, |(at, _)| &text[..at])
+}
+
+/// SQLite's `length(text)`: the characters before the first NUL.
+fn sqlite_length(text: &str) -> usize {
+    text.find('\0').map_or(text, |nul| &text[..nul]).chars().count()
 }
 
 #[derive(QueryableByName)]
@@ -220,10 +277,10 @@ fn append(
         if extent.indexed_chars >= MAX_CHARS || extent.message_rows + 1 >= 1 << ROW_BITS {
             break;
         }
-        let part = message(id, ticket_id, extent.indexed_chars)
-            .get_result::<Part>(c)
-            .optional()?;
-        let Some(part) = part else { continue };
+        let row = message(id, ticket_id).get_result::<MessageText>(c).optional()?;
+        let Some(part) = row.map(|row| row.part(extent.indexed_chars)) else {
+            continue;
+        };
         extent.message_rows += 1;
         insert_row(c, first + extent.message_rows, &part.text)?;
         extent.indexed_chars = (extent.indexed_chars + part.chars + 1).min(MAX_CHARS);
@@ -240,4 +297,65 @@ fn insert_row(c: &mut SqliteConnection, rowid: i64, text: &str) -> QueryResult<(
         .sql(")")
         .execute(c)
         .map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diesel::Connection;
+    use proptest::prelude::*;
+
+    #[derive(QueryableByName)]
+    struct Sqlite {
+        #[diesel(sql_type = Text)]
+        cut: String,
+        #[diesel(sql_type = BigInt)]
+        chars: i64,
+    }
+
+    /// What SQLite's own `substr(t, 1, n)` and `length(t)` give.
+    fn sqlite(c: &mut SqliteConnection, text: &str, n: usize) -> (String, usize) {
+        let r: Sqlite = diesel::sql_query("SELECT substr(?1, 1, ?2) AS cut, length(?1) AS chars")
+            .bind::<Text, _>(text)
+            .bind::<BigInt, _>(n as i64)
+            .get_result(c)
+            .unwrap();
+        (r.cut, r.chars as usize)
+    }
+
+    proptest! {
+        /// The cut and the count are SQLite's, for texts of every width of character, with
+        /// NULs, and cuts before, inside and past the end.
+        #[test]
+        fn the_cut_and_the_count_are_sqlites(
+            text in proptest::collection::vec(prop_oneof![
+                Just('a'), Just(' '), Just('\0'), Just('é'), Just('€'), Just('𝄞'), any::<char>()
+            ], 0..40).prop_map(|c| c.into_iter().collect::<String>()),
+            n in 0usize..45,
+        ) {
+            let mut c = SqliteConnection::establish(":memory:").unwrap();
+            let (cut, chars) = sqlite(&mut c, &text, n);
+            prop_assert_eq!(sqlite_substr(&text, n), cut.as_str());
+            prop_assert_eq!(sqlite_length(&text), chars);
+        }
+    }
+
+    #[test]
+    fn a_body_cut_inside_a_character_keeps_the_characters_before_it() {
+        let body = "é".repeat(3).into_bytes();
+        assert_eq!(utf8_prefix(&body[..5]), "éé");
+        assert_eq!(utf8_prefix(&body), "ééé");
+        assert_eq!(utf8_prefix(&[]), "");
+    }
+
+    /// The first 32,768 characters always fit the bytes read, whatever their width.
+    #[test]
+    fn the_bytes_read_hold_the_characters_indexed() {
+        let widest = "𝄞".repeat(BODY_CHARS + 10);
+        let read = &widest.as_bytes()[..BODY_BYTES];
+        assert_eq!(
+            sqlite_substr(utf8_prefix(read), BODY_CHARS),
+            sqlite_substr(&widest, BODY_CHARS)
+        );
+    }
 }
