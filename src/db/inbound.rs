@@ -156,18 +156,26 @@ pub fn attachment(conn: &mut AnyConnection, id: i64) -> QueryResult<Option<Attac
 /// An attachment's id, message, filename, content type and size (not its bytes).
 pub type AttachmentInfo = (i64, i64, String, String, i64);
 
+/// The attachments of these messages, by id. The ids are asked in slices: a ticket may hold
+/// more messages than SQLite binds in one statement (32,766).
 pub fn attachments_of(conn: &mut AnyConnection, message_refs: &[i64]) -> QueryResult<Vec<AttachmentInfo>> {
-    attachments::table
-        .filter(attachments::message_ref.eq_any(message_refs))
-        .order(attachments::id.asc())
-        .select((
-            attachments::id,
-            attachments::message_ref,
-            attachments::filename,
-            attachments::content_type,
-            attachments::size,
-        ))
-        .load(conn)
+    let mut found: Vec<AttachmentInfo> = Vec::new();
+    for slice in message_refs.chunks(super::MAX_BOUND_IDS) {
+        found.extend(
+            attachments::table
+                .filter(attachments::message_ref.eq_any(slice))
+                .select((
+                    attachments::id,
+                    attachments::message_ref,
+                    attachments::filename,
+                    attachments::content_type,
+                    attachments::size,
+                ))
+                .load::<AttachmentInfo>(conn)?,
+        );
+    }
+    found.sort_unstable_by_key(|a| a.0);
+    Ok(found)
 }
 
 /// Marks our outbound messages with these Message-IDs as bounced; returns how many.

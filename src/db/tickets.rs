@@ -121,14 +121,22 @@ pub fn remove_status_link(conn: &mut AnyConnection, id: i64) -> QueryResult<()> 
     diesel::delete(status_links::table.find(id)).execute(conn).map(|_| ())
 }
 
-/// Open tickets linked to any of these accounts (for the ban cascade).
+/// Open tickets linked to any of these accounts (for the ban cascade), ascending. Asked in
+/// slices: a banned account may have more sub-accounts than SQLite binds in one statement.
 pub fn open_ids_for_accounts(conn: &mut AnyConnection, account_ids: &[String]) -> QueryResult<Vec<i64>> {
-    tickets::table
-        .filter(tickets::account_id.eq_any(account_ids))
-        .filter(tickets::state.ne_all([State::Resolved.as_str(), State::Refused.as_str()]))
-        .select(tickets::id)
-        .order(tickets::id.asc())
-        .load(conn)
+    let mut ids: Vec<i64> = Vec::new();
+    for slice in account_ids.chunks(super::MAX_BOUND_IDS) {
+        ids.extend(
+            tickets::table
+                .filter(tickets::account_id.eq_any(slice))
+                .filter(tickets::state.ne_all([State::Resolved.as_str(), State::Refused.as_str()]))
+                .select(tickets::id)
+                .load::<i64>(conn)?,
+        );
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(ids)
 }
 
 /// The fields a decision may change, written with a compare-and-set on `version`.

@@ -387,6 +387,11 @@ fn flag_forged_sender(
 
 /// `[RD-12]` in the subject threads only for the ticket's requester or the registered address
 /// of its account: anyone else's tagged mail opens a new ticket.
+/// Tags of a subject looked up, at most: a reply carries one (a forwarded chain a few). A
+/// forged subject of two million `[RD-n]` tags naming no ticket cost a query each, inside the
+/// write transaction that every other delivery waits for.
+pub const MAX_SUBJECT_TAGS: usize = 5;
+
 fn by_subject_tag(
     conn: &mut AnyConnection,
     desk: &Desk,
@@ -395,11 +400,19 @@ fn by_subject_tag(
 ) -> Result<Option<i64>, ServiceError> {
     let prefix = &desk.settings.ticket_prefix;
     let mut rest = subject;
+    let mut looked_up = 0;
     while let Some(open) = rest.find('[') {
         let after = &rest[open + 1..];
         let Some(close) = after.find(']') else { break };
         let tag = &after[..close];
-        if let Some(reference) = TicketRef::parse(tag, prefix).filter(|_| tag.contains('-'))
+        let reference = TicketRef::parse(tag, prefix).filter(|_| tag.contains('-'));
+        if reference.is_some() {
+            if looked_up == MAX_SUBJECT_TAGS {
+                break;
+            }
+            looked_up += 1;
+        }
+        if let Some(reference) = reference
             && let Some(row) = ticket_rows::find(conn, reference.number())?
         {
             let entitled = row.requester_normalized == sender.normalized()

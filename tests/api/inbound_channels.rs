@@ -29,6 +29,8 @@ both_backends!(
     a_bounce_naming_our_mail_forty_thousand_times_marks_it_once,
     bounce_with_many_references
 );
+both_backends!(lists_of_ids_longer_than_sqlite_binds_are_read_whole, long_id_lists);
+both_backends!(a_subject_of_many_tags_is_looked_up_by_its_first_five, many_subject_tags);
 
 /// A forged `References` of 40,000 Message-IDs (more than SQLite binds in one statement) is
 /// stored, not refused for ever: it threads by the ids nearest the end, where a reply's parent
@@ -623,4 +625,71 @@ Subject: We received your request\r\nMessage-ID: {ours}\r\n\r\n--b--\r\n"
         .filter(|e| e["type"] == "message_out" && e["data"]["bounced"] == true)
         .count();
     assert_eq!(bounced, 1, "{t}");
+}
+
+/// A ticket page reads the attachments of every message of its ticket, and a ban the open
+/// tickets of every sub-account: either list may be longer than SQLite binds in one statement
+/// (32,766). 40,000 ids are read whole, and what is among them is found.
+async fn long_id_lists(app: TestApp) {
+    app.import_accounts(&[account("acc_39999", "late-user", "late@x.test", "active")]);
+    let linked = app
+        .create_ticket(
+            json!({"kind": "login_help", "requester": "late@x.test", "body": "help", "account": "acc_39999"}),
+        )
+        .await;
+    let linked_id: i64 = crate::helpers::reference(&linked)
+        .trim_start_matches("RD-")
+        .parse()
+        .unwrap();
+    let with_file = app.ingest(
+        b"From: kim@x.test\r\nTo: support@desk.test\r\nSubject: A log\r\nMessage-ID: <long-ids@x.test>\r\n\
+MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n\
+here is the log\r\n--b\r\nContent-Type: text/plain; name=\"log.txt\"\r\nContent-Disposition: attachment; \
+filename=\"log.txt\"\r\n\r\nconnection log\r\n--b--\r\n",
+    );
+    assert_eq!(with_file.outcome, Outcome::Created);
+    let mut conn = app.conn();
+    let message_ids: Vec<i64> = (1..=40_000).collect();
+    let files = recoverydesk::db::inbound::attachments_of(&mut conn, &message_ids).unwrap();
+    assert_eq!(
+        files.iter().map(|f| f.2.as_str()).collect::<Vec<_>>(),
+        ["log.txt"],
+        "{files:?}"
+    );
+    let accounts: Vec<String> = (0..40_000).map(|i| format!("acc_{i}")).collect();
+    let open = recoverydesk::db::tickets::open_ids_for_accounts(&mut conn, &accounts).unwrap();
+    assert_eq!(open, vec![linked_id]);
+}
+
+/// A subject's `[RD-n]` tags are looked up five at most (each costs a query inside the write
+/// transaction): a forged subject of 200,000 tags naming no ticket opens a ticket, and a tag
+/// after the fifth is not read.
+async fn many_subject_tags(app: TestApp) {
+    let first = app.ingest(&message("kim@x.test", "locked out", "<t1@x.test>", "", "Please help"));
+    let r = first.ticket.clone().unwrap();
+    let bogus = |n: usize| (0..n).map(|i| format!("[RD-{}]", 900_000 + i)).collect::<String>();
+    let flood = app.ingest(&message(
+        "kim@x.test",
+        &format!("Re: {}", bogus(200_000)),
+        "<t2@x.test>",
+        "",
+        "more",
+    ));
+    assert_eq!(flood.outcome, Outcome::Created);
+    let fifth = app.ingest(&message(
+        "kim@x.test",
+        &format!("Re: {}[{r}] hi", bogus(4)),
+        "<t3@x.test>",
+        "",
+        "more",
+    ));
+    assert_eq!(fifth.ticket.as_deref(), Some(r.as_str()), "the fifth tag is read");
+    let sixth = app.ingest(&message(
+        "kim@x.test",
+        &format!("Re: {}[{r}] hi", bogus(5)),
+        "<t4@x.test>",
+        "",
+        "more",
+    ));
+    assert_eq!(sixth.outcome, Outcome::Created, "the sixth is not");
 }
