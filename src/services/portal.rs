@@ -244,7 +244,12 @@ pub fn status_view(conn: &mut AnyConnection, desk: &Desk, token: &str) -> Result
     let neutral = reads_neutral_words(conn, &row)?;
     let messages = visible_messages(conn, &row)?;
     let ids: Vec<i64> = messages.iter().map(|m| m.id).collect();
-    let mut files = status_page::attachments(conn, &ids)?;
+    // Grouped by message once: taking each message's files out of one list was messages ×
+    // files work, which a ticket of many messages with files made quadratic.
+    let mut files: std::collections::HashMap<i64, Vec<AttachmentLink>> = std::collections::HashMap::new();
+    for (message_ref, link) in status_page::attachments(conn, &ids)? {
+        files.entry(message_ref).or_default().push(link);
+    }
     let first_id = crate::db::tickets::messages_of(conn, row.id)?.first().map(|m| m.id);
     let mut request = None;
     let mut thread = vec![];
@@ -254,10 +259,7 @@ pub fn status_view(conn: &mut AnyConnection, desk: &Desk, token: &str) -> Result
             automatic: m.direction == "out" && m.auto_generated,
             at: time_text::minutes_utc(m.created_at),
             subject: m.subject,
-            attachments: files
-                .extract_if(.., |(message_ref, _)| *message_ref == m.id)
-                .map(|(_, link)| link)
-                .collect(),
+            attachments: files.remove(&m.id).unwrap_or_default(),
             body: m.body,
         };
         if Some(m.id) == first_id && entry.from_you {
