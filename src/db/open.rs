@@ -135,6 +135,18 @@ pub(super) fn configure_sqlite() {
                 rc,
                 "SQLite was initialised before its options were set: savepoint journals spill at 64 KiB"
             );
+            return;
+        }
+        // Each connection is used by one thread at a time (a pool hands it out whole, Diesel's
+        // connection is not `Sync`), which SQLite's "multi-thread" mode asks; the default
+        // "serialized" mode locks a mutex per connection at every call. Memory statistics
+        // (which the desk never reads) lock a process-wide mutex at every allocation. Both
+        // were 2-3 % of the import's writing thread (docs/benchmarks.md).
+        // SAFETY: both options take no argument but the mode (MEMSTATUS an `int`), before
+        // initialisation as above.
+        unsafe {
+            libsqlite3_sys::sqlite3_config(libsqlite3_sys::SQLITE_CONFIG_MULTITHREAD);
+            libsqlite3_sys::sqlite3_config(libsqlite3_sys::SQLITE_CONFIG_MEMSTATUS, 0 as std::ffi::c_int);
         }
     });
 }
