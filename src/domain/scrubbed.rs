@@ -32,6 +32,15 @@ impl Scrubbed {
         self.0.is_empty()
     }
 
+    /// The first `chars` characters, and `…` after them when something was cut: the start of
+    /// a scrubbed text is scrubbed too.
+    pub fn cut_to(&self, chars: usize) -> Scrubbed {
+        match self.0.char_indices().nth(chars) {
+            None => self.clone(),
+            Some((at, _)) => Scrubbed(format!("{}…", &self.0[..at])),
+        }
+    }
+
     /// Joins scrubbed pieces with desk-written glue: the result is scrubbed too.
     pub fn join(parts: &[&Scrubbed], glue: &str) -> Scrubbed {
         Scrubbed(parts.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(glue))

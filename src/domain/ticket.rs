@@ -5,6 +5,12 @@ use super::vocabulary::vocabulary;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+/// Characters of a ticket's subject, at most; a longer one is cut and ends in `…` (the
+/// message keeps its whole subject). Why: the queue's PostgreSQL index carries the subject, and
+/// PostgreSQL refuses an index row over 2,704 bytes, so a mail with a subject of a few
+/// kilobytes could never be stored (the MTA was told to try again until it gave up).
+pub const MAX_SUBJECT_CHARS: usize = 500;
+
 /// What the customer needs. Each kind has its own workflow (docs/reference.md#kinds-and-states).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

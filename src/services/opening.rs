@@ -41,7 +41,7 @@ pub(crate) fn open_ticket_in_transaction(
     let subject = if req.subject.is_empty() {
         Scrubbed::not_from_customer(req.kind.label())
     } else {
-        req.subject.clone()
+        req.subject.cut_to(crate::domain::ticket::MAX_SUBJECT_CHARS)
     };
     let (account, requester_accounts) = accounts_for(conn, &req)?;
     // No status token is made here: each mail to the requester gets its own link when it

@@ -676,6 +676,13 @@ async fn many_subject_tags(app: TestApp) {
         "more",
     ));
     assert_eq!(flood.outcome, Outcome::Created);
+    let subject = app.ticket(flood.ticket.as_deref().unwrap()).await["subject"].clone();
+    let subject = subject.as_str().unwrap();
+    assert_eq!(subject.chars().count(), 501, "cut to 500 characters and an ellipsis");
+    assert!(
+        subject.starts_with("Re: [RD-900000]") && subject.ends_with('…'),
+        "{subject}"
+    );
     let fifth = app.ingest(&message(
         "kim@x.test",
         &format!("Re: {}[{r}] hi", bogus(4)),
