@@ -32,6 +32,12 @@ pub fn prepare(settings: &Settings) -> Result<(Pool, Desk), ServiceError> {
     if linked > 0 {
         tracing::info!(events = linked, "computed the audit chain of earlier events");
     }
+    // PostgreSQL's search documents written before the desk split words itself (migration
+    // 2026-12-11-000035_search_words) are made again with its rule, once.
+    let rebuilt = db::search::rebuild_postgres_words(&mut conn)?;
+    if rebuilt > 0 {
+        tracing::info!(documents = rebuilt, "made the search documents' words again");
+    }
     let secret = match &settings.secret_key {
         Some(text) => SecretKey::parse(text).map_err(ServiceError::Invalid)?,
         None => {

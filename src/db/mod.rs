@@ -127,14 +127,14 @@ pub fn schema_is_current(conn: &mut AnyConnection) -> Result<bool, DbError> {
     }
 }
 
-/// The one row (or none) of a query on a key, read without `LIMIT`: Diesel's `.first()` binds
-/// its `LIMIT 1` as a parameter, and SQLite recompiles a statement whose `LIMIT` is a bound
-/// parameter every time it is bound again, defeating the statement cache on the hottest
-/// queries. Only for queries that match at most a few rows.
 /// Ids bound in one statement at most when a list may be long: SQLite refuses more than
 /// 32,766 variables in one statement.
 pub const MAX_BOUND_IDS: usize = 10_000;
 
+/// The one row (or none) of a query on a key, read without `LIMIT`: Diesel's `.first()` binds
+/// its `LIMIT 1` as a parameter, and SQLite recompiles a statement whose `LIMIT` is a bound
+/// parameter every time it is bound again, defeating the statement cache on the hottest
+/// queries. Only for queries that match at most a few rows.
 pub fn at_most_one<T>(rows: QueryResult<Vec<T>>) -> QueryResult<Option<T>> {
     rows.map(|rows| rows.into_iter().next())
 }

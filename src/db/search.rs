@@ -13,9 +13,12 @@ use diesel::sql_types::{BigInt, Bool, Text};
 mod index;
 /// The word search on PostgreSQL: bounded newest-first windows, then the GIN index.
 mod postgres;
+/// PostgreSQL's stored documents made again with the desk's word rule, once, at start.
+mod words_rebuild;
 
 pub(super) use index::Deferred;
 pub use index::{index_message, reindex};
+pub use words_rebuild::{REBUILT_KEY as WORDS_REBUILT_KEY, rebuild as rebuild_postgres_words};
 
 /// What else a search is narrowed by, and its page (newest first).
 #[derive(Debug, Clone, Default)]

@@ -48,7 +48,7 @@ impl SearchText {
         }
         let mut words: Vec<String> = Vec::new();
         for word in pieces.into_iter().filter(|w| !w.is_empty()) {
-            let word: String = word.to_lowercase().chars().take(MAX_WORD_CHARS).collect();
+            let word: String = fold(word).chars().take(MAX_WORD_CHARS).collect();
             if !words.contains(&word) {
                 words.push(word);
             }
@@ -100,6 +100,19 @@ impl SearchText {
     }
 }
 
+/// A word as it is compared: each character lowercased on its own, a final `ς` as `σ`, and
+/// nothing that lowercasing adds but letters and digits. So `ΟΔΟΣ` and `οδος` are both
+/// `οδοσ` (SQLite's FTS5 folds them so too) and `İstanbul` is `istanbul` (as PostgreSQL's
+/// `lower()` has it in a UTF-8 locale); a whole-word `to_lowercase` gave `οδος` and
+/// `i̇stanbul`, with a combining dot.
+pub fn fold(word: &str) -> String {
+    word.chars()
+        .flat_map(char::to_lowercase)
+        .map(|c| if c == 'ς' { 'σ' } else { c })
+        .filter(|c| c.is_alphanumeric())
+        .collect()
+}
+
 /// Longest word a PostgreSQL document keeps, in bytes: the limit of one lexeme. Its own
 /// parser drops longer words too; no search can ask for one (words are cut at
 /// [`MAX_WORD_CHARS`]).
@@ -117,8 +130,8 @@ pub fn document_words(text: &str) -> Vec<String> {
     let mut words: Vec<String> = text
         .split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
-        .filter(|w| w.len() <= MAX_DOCUMENT_WORD_BYTES)
+        .map(fold)
+        .filter(|w| !w.is_empty() && w.len() <= MAX_DOCUMENT_WORD_BYTES)
         .collect();
     words.sort_unstable();
     words.dedup();
@@ -172,6 +185,17 @@ mod tests {
         );
         assert_eq!(search.tsquery(), "'zoë' & 'café' & '日本語'");
         assert!(document_words(" -- ").is_empty());
+    }
+
+    #[test]
+    fn words_fold_as_the_full_text_engines_fold_them() {
+        assert_eq!(
+            document_words("İstanbul ΟΔΟΣ οδος Straße"),
+            ["istanbul", "straße", "οδοσ"]
+        );
+        let search = SearchText::parse("ISTANBUL Οδός").unwrap();
+        assert_eq!(search.words(), ["istanbul", "οδόσ"]);
+        assert_eq!(fold("İ"), "i");
     }
 
     #[test]

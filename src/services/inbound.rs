@@ -296,9 +296,9 @@ fn mark_bounces(conn: &mut AnyConnection, desk: &Desk, r: &Routable) -> Result<O
 }
 
 /// Message-IDs a message's headers may name its thread (or the mail of ours that bounced) by,
-/// at most. A real `References` holds
-/// a few dozen; a forged one held 40,000, more than SQLite binds in one statement (32,766),
-/// and the message could never be stored (the MTA was told "try again" until it gave up).
+/// at most. A real `References` holds a few dozen; a forged one held 40,000, more than SQLite
+/// binds in one statement (32,766), and the message could never be stored (the MTA was told
+/// "try again" until it gave up).
 pub const MAX_THREAD_IDS: usize = 100;
 
 /// The ticket the message's headers name: `In-Reply-To`, `References`, and our own Message-IDs
@@ -385,13 +385,13 @@ fn flag_forged_sender(
     Ok(())
 }
 
-/// `[RD-12]` in the subject threads only for the ticket's requester or the registered address
-/// of its account: anyone else's tagged mail opens a new ticket.
 /// Tags of a subject looked up, at most: a reply carries one (a forwarded chain a few). A
 /// forged subject of two million `[RD-n]` tags naming no ticket cost a query each, inside the
 /// write transaction that every other delivery waits for.
 pub const MAX_SUBJECT_TAGS: usize = 5;
 
+/// `[RD-12]` in the subject threads only for the ticket's requester or the registered address
+/// of its account: anyone else's tagged mail opens a new ticket.
 fn by_subject_tag(
     conn: &mut AnyConnection,
     desk: &Desk,

@@ -41,8 +41,10 @@ pub(crate) fn open_ticket_in_transaction(
     let subject = if req.subject.is_empty() {
         Scrubbed::not_from_customer(req.kind.label())
     } else {
-        req.subject.cut_to(crate::domain::ticket::MAX_SUBJECT_CHARS)
+        req.subject.clone()
     };
+    // The ticket's own subject is cut; the first message and the `created` event keep it whole.
+    let ticket_subject = subject.cut_to(crate::domain::ticket::MAX_SUBJECT_CHARS);
     let (account, requester_accounts) = accounts_for(conn, &req)?;
     // No status token is made here: each mail to the requester gets its own link when it
     // is sent, and only the link's hash is stored.
@@ -51,7 +53,7 @@ pub(crate) fn open_ticket_in_transaction(
         &NewTicket {
             kind: req.kind,
             state: req.kind.initial_state(),
-            subject: &subject,
+            subject: &ticket_subject,
             requester: req.requester.as_str(),
             channel: req.channel,
             auto_generated: robot(&req),

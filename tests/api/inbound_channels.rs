@@ -668,13 +668,8 @@ async fn many_subject_tags(app: TestApp) {
     let first = app.ingest(&message("kim@x.test", "locked out", "<t1@x.test>", "", "Please help"));
     let r = first.ticket.clone().unwrap();
     let bogus = |n: usize| (0..n).map(|i| format!("[RD-{}]", 900_000 + i)).collect::<String>();
-    let flood = app.ingest(&message(
-        "kim@x.test",
-        &format!("Re: {}", bogus(200_000)),
-        "<t2@x.test>",
-        "",
-        "more",
-    ));
+    let flood_subject = format!("Re: {}", bogus(200_000));
+    let flood = app.ingest(&message("kim@x.test", &flood_subject, "<t2@x.test>", "", "more"));
     assert_eq!(flood.outcome, Outcome::Created);
     let subject = app.ticket(flood.ticket.as_deref().unwrap()).await["subject"].clone();
     let subject = subject.as_str().unwrap();
@@ -682,6 +677,18 @@ async fn many_subject_tags(app: TestApp) {
     assert!(
         subject.starts_with("Re: [RD-900000]") && subject.ends_with('…'),
         "{subject}"
+    );
+    let ticket = app.ticket(flood.ticket.as_deref().unwrap()).await;
+    let first = ticket["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "message_in")
+        .unwrap_or_else(|| panic!("the first message: {ticket}"));
+    assert_eq!(
+        first["data"]["subject"].as_str().map(|s| s.chars().count()),
+        Some(flood_subject.chars().count()),
+        "the message keeps its whole subject"
     );
     let fifth = app.ingest(&message(
         "kim@x.test",

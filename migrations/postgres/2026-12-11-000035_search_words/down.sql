@@ -8,3 +8,4 @@ UPDATE ticket_search s SET document = (
             WHERE m.ticket_id = t.id AND m.sender_role <> 'system' AND m.redacted_at IS NULL
         ) AS thread FROM tickets t WHERE t.id = s.ticket_id) d
 );
+DELETE FROM settings WHERE key IN ('search_words_rebuilt', 'search_words_cursor');

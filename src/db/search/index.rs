@@ -6,63 +6,53 @@
 use super::AnyConnection;
 use crate::domain::search::document_words;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text};
+use diesel::sql_types::{Array, BigInt, Integer, Text};
 use std::collections::BTreeMap;
 
 /// SQLite's rows: one per message.
 mod sqlite;
 pub(super) use sqlite::{ROW_BITS, first_row};
 
-/// The same for PostgreSQL (keep in step with migration `…_search_words/up.sql`): the
-/// ticket's head (requester and subject, a space after) and its messages' text, from which
-/// the desk makes the document's words (`domain::search::document_words`).
-const POSTGRES_WHOLE_TEXT: &str = "SELECT t.requester_normalized || ' ' || t.subject || ' ' AS head, ( \
-        SELECT string_agg(m.subject || ' ' || left(m.body, 32768), ' ' ORDER BY m.id) \
-        FROM messages m \
-        WHERE m.ticket_id = t.id AND m.sender_role <> 'system' AND m.redacted_at IS NULL \
-    ) AS thread FROM tickets t WHERE t.id = $1";
+/// The same for PostgreSQL: the text of the ticket's document (its head, requester and
+/// subject with a space after, then its messages), cut at 262,144 characters, and how many of
+/// them it uses; the desk makes the words (`domain::search::document_words`). The cut is made
+/// here so that a long thread's text never travels whole.
+const POSTGRES_WHOLE_TEXT: &str = "SELECT left(d.head || coalesce(d.thread, ''), 262144) AS text, \
+        least(length(d.head) + coalesce(length(d.thread) + 1, 0), 262144) AS indexed_chars \
+    FROM (SELECT t.requester_normalized || ' ' || t.subject || ' ' AS head, ( \
+            SELECT string_agg(m.subject || ' ' || left(m.body, 32768), ' ' ORDER BY m.id) \
+            FROM messages m \
+            WHERE m.ticket_id = t.id AND m.sender_role <> 'system' AND m.redacted_at IS NULL \
+        ) AS thread FROM tickets t WHERE t.id = $1) d";
 
 const POSTGRES_WRITE: &str = "INSERT INTO ticket_search (ticket_id, document, indexed_chars) \
     VALUES ($1, array_to_tsvector($2), $3) \
     ON CONFLICT (ticket_id) DO UPDATE SET document = EXCLUDED.document, indexed_chars = EXCLUDED.indexed_chars";
 
-/// The new messages' text (`$2`, the ids) and how much of the 262,144 characters the stored
-/// document uses; nothing when it is full, or when no such message is there to read (a
-/// rolled-back savepoint took it away). The document's row is locked for the write that
-/// follows (the ticket is locked already: the lock order of docs/architecture.md).
-const POSTGRES_APPEND_TEXT: &str = "SELECT s.indexed_chars, n.text \
+/// The new messages' text (`$2`, the ids) cut where the document's 262,144 characters end,
+/// and the characters used after it; nothing when the document is full, or when no such
+/// message is there to read (a rolled-back savepoint took it away). The document's row is
+/// locked for the write that follows (its ticket is locked already: the lock order of
+/// docs/architecture.md).
+const POSTGRES_APPEND_TEXT: &str = "SELECT left(n.text, 262144 - s.indexed_chars) AS text, \
+        least(s.indexed_chars + length(n.text) + 1, 262144) AS indexed_chars \
     FROM ticket_search s, (SELECT string_agg(m.subject || ' ' || left(m.body, 32768), ' ' ORDER BY m.id) AS text \
         FROM messages m \
         WHERE m.ticket_id = $1 AND m.id = ANY($2) AND m.sender_role <> 'system' AND m.redacted_at IS NULL) n \
     WHERE s.ticket_id = $1 AND s.indexed_chars < 262144 AND n.text IS NOT NULL \
-    FOR UPDATE OF s";
+    FOR NO KEY UPDATE OF s";
 
 /// Adds words to the stored document: the text goes on where the document's text ended.
 const POSTGRES_APPEND: &str = "UPDATE ticket_search SET document = document || array_to_tsvector($2), \
     indexed_chars = $3 WHERE ticket_id = $1";
 
-/// The characters of a ticket's text that are indexed (as on SQLite).
-const POSTGRES_MAX_CHARS: usize = 262_144;
-
+/// A document's text, cut, and the characters it uses.
 #[derive(QueryableByName)]
-struct WholeText {
-    #[diesel(sql_type = Text)]
-    head: String,
-    #[diesel(sql_type = Nullable<Text>)]
-    thread: Option<String>,
-}
-
-#[derive(QueryableByName)]
-struct AppendText {
-    #[diesel(sql_type = Integer)]
-    indexed_chars: i32,
+struct DocumentText {
     #[diesel(sql_type = Text)]
     text: String,
-}
-
-/// The first `chars` characters of `text`.
-fn first_chars(text: &str, chars: usize) -> &str {
-    text.char_indices().nth(chars).map_or(text, |(at, _)| &text[..at])
+    #[diesel(sql_type = Integer)]
+    indexed_chars: i32,
 }
 
 /// What a ticket's document is still owed.
@@ -122,21 +112,17 @@ fn pay(conn: &mut AnyConnection, owed: BTreeMap<i64, Owed>) -> QueryResult<()> {
 fn pay_postgres(c: &mut diesel::PgConnection, ticket_id: i64, owed: Owed) -> QueryResult<()> {
     match owed {
         Owed::Whole => {
-            let Some(t) = diesel::sql_query(POSTGRES_WHOLE_TEXT)
+            let Some(d) = diesel::sql_query(POSTGRES_WHOLE_TEXT)
                 .bind::<BigInt, _>(ticket_id)
-                .get_result::<WholeText>(c)
+                .get_result::<DocumentText>(c)
                 .optional()?
             else {
                 return Ok(());
             };
-            let head_chars = t.head.chars().count();
-            let thread_chars = t.thread.as_deref().map_or(0, |thread| thread.chars().count() + 1);
-            let text = t.head + t.thread.as_deref().unwrap_or("");
-            let indexed = (head_chars + thread_chars).min(POSTGRES_MAX_CHARS);
             diesel::sql_query(POSTGRES_WRITE)
                 .bind::<BigInt, _>(ticket_id)
-                .bind::<Array<Text>, _>(document_words(first_chars(&text, POSTGRES_MAX_CHARS)))
-                .bind::<Integer, _>(indexed as i32)
+                .bind::<Array<Text>, _>(document_words(&d.text))
+                .bind::<Integer, _>(d.indexed_chars)
                 .execute(c)
                 .map(drop)
         }
@@ -144,17 +130,15 @@ fn pay_postgres(c: &mut diesel::PgConnection, ticket_id: i64, owed: Owed) -> Que
             let Some(n) = diesel::sql_query(POSTGRES_APPEND_TEXT)
                 .bind::<BigInt, _>(ticket_id)
                 .bind::<Array<BigInt>, _>(ids)
-                .get_result::<AppendText>(c)
+                .get_result::<DocumentText>(c)
                 .optional()?
             else {
                 return Ok(());
             };
-            let used = usize::try_from(n.indexed_chars).unwrap_or(0).min(POSTGRES_MAX_CHARS);
-            let indexed = (used + n.text.chars().count() + 1).min(POSTGRES_MAX_CHARS);
             diesel::sql_query(POSTGRES_APPEND)
                 .bind::<BigInt, _>(ticket_id)
-                .bind::<Array<Text>, _>(document_words(first_chars(&n.text, POSTGRES_MAX_CHARS - used)))
-                .bind::<Integer, _>(indexed as i32)
+                .bind::<Array<Text>, _>(document_words(&n.text))
+                .bind::<Integer, _>(n.indexed_chars)
                 .execute(c)
                 .map(drop)
         }
