@@ -869,3 +869,20 @@ pub fn multipart(fields: &[(&str, &str)], files: &[(&str, &str, &[u8])]) -> Vec<
     body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
     body
 }
+
+/// A delivery report (`multipart/report`) from a mailer daemon saying our mail `ours`, with
+/// this subject, bounced for `gone@customer.test`; `headers` go into the report's own header
+/// (each ending in CRLF).
+pub fn bounce_report(message_id: &str, headers: &str, bounced_subject: &str, ours: &str) -> String {
+    format!(
+        "From: MAILER-DAEMON@customer.test\r\nTo: support@desk.test\r\nSubject: Undelivered Mail Returned to Sender\r\n\
+Auto-Submitted: auto-replied\r\nMessage-ID: {message_id}\r\n{headers}MIME-Version: 1.0\r\n\
+Content-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n\
+--b\r\nContent-Type: text/plain\r\n\r\n<gone@customer.test>: 550 5.1.1 user unknown\r\n\
+--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.customer.test\r\n\r\n\
+Final-Recipient: rfc822; gone@customer.test\r\nAction: failed\r\nStatus: 5.1.1\r\n\
+Diagnostic-Code: smtp; 550 5.1.1 user unknown\r\n\
+--b\r\nContent-Type: text/rfc822-headers\r\n\r\nFrom: support@desk.test\r\nTo: gone@customer.test\r\n\
+Subject: {bounced_subject}\r\nMessage-ID: {ours}\r\n\r\n--b--\r\n"
+    )
+}

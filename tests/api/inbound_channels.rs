@@ -606,15 +606,11 @@ async fn bounce_with_many_references(app: TestApp) {
     let ours = app.our_message_ids(&r);
     let ours = ours.first().expect("an acknowledgement was sent");
     let repeated = vec![ours.as_str(); 40_000].join(" ");
-    let bounce = format!(
-        "From: MAILER-DAEMON@customer.test\r\nTo: support@desk.test\r\nSubject: Undelivered Mail Returned to Sender\r\n\
-Auto-Submitted: auto-replied\r\nMessage-ID: <bounce-many@customer.test>\r\nReferences: {repeated}\r\nMIME-Version: 1.0\r\n\
-Content-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n\
---b\r\nContent-Type: text/plain\r\n\r\n<gone@customer.test>: 550 5.1.1 user unknown\r\n\
---b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.customer.test\r\n\r\n\
-Final-Recipient: rfc822; gone@customer.test\r\nAction: failed\r\nStatus: 5.1.1\r\n\
---b\r\nContent-Type: text/rfc822-headers\r\n\r\nFrom: support@desk.test\r\nTo: gone@customer.test\r\n\
-Subject: We received your request\r\nMessage-ID: {ours}\r\n\r\n--b--\r\n"
+    let bounce = crate::helpers::bounce_report(
+        "<bounce-many@customer.test>",
+        &format!("References: {repeated}\r\n"),
+        "We received your request",
+        ours,
     );
     app.ingest(bounce.as_bytes());
     let t = app.ticket(&r).await;

@@ -118,17 +118,11 @@ async fn bounce_event_has_body(app: TestApp) {
     app.deliver(0).await;
     let ours = app.our_message_ids(&r);
     let ours = ours.first().expect("an acknowledgement was sent");
-    let bounce = format!(
-        "From: MAILER-DAEMON@customer.test\r\nTo: support@desk.test\r\nSubject: Undelivered Mail Returned to Sender\r\n\
-Auto-Submitted: auto-replied\r\nMessage-ID: <bounce-1@customer.test>\r\nMIME-Version: 1.0\r\n\
-Content-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n\
---b\r\nContent-Type: text/plain\r\n\r\n<gone@customer.test>: 550 5.1.1 user unknown\r\n\
---b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.customer.test\r\n\r\n\
-Final-Recipient: rfc822; gone@customer.test\r\nAction: failed\r\nStatus: 5.1.1\r\n\
-Diagnostic-Code: smtp; 550 5.1.1 user unknown\r\n\
---b\r\nContent-Type: text/rfc822-headers\r\n\r\nFrom: support@desk.test\r\nTo: gone@customer.test\r\n\
-Subject: [RD-{n}] We received your request\r\nMessage-ID: {ours}\r\n\r\n--b--\r\n",
-        n = number(&r),
+    let bounce = crate::helpers::bounce_report(
+        "<bounce-1@customer.test>",
+        "",
+        &format!("[RD-{}] We received your request", number(&r)),
+        ours,
     );
     app.ingest(bounce.as_bytes());
     let t = app.ticket(&r).await;
