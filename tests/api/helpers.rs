@@ -521,6 +521,24 @@ impl TestApp {
         recoverydesk::services::inbound::ingest(&mut conn, &self.desk, raw, "test").expect("ingestion runs")
     }
 
+    /// A ticket opened for `requester` whose acknowledgement went out: its reference and the
+    /// acknowledgement's Message-ID (what a bounce of it names).
+    pub async fn acknowledged_ticket(&self, requester: &str) -> (String, String) {
+        let t = self
+            .create_ticket(
+                serde_json::json!({"kind": "general", "requester": requester, "subject": "Hello", "body": "hi"}),
+            )
+            .await;
+        let r = reference(&t);
+        self.deliver(0).await;
+        let ours = self
+            .our_message_ids(&r)
+            .first()
+            .cloned()
+            .expect("an acknowledgement was sent");
+        (r, ours)
+    }
+
     /// Our outbound Message-IDs on a ticket, oldest first.
     pub fn our_message_ids(&self, reference: &str) -> Vec<String> {
         let number: i64 = reference
@@ -885,4 +903,15 @@ Diagnostic-Code: smtp; 550 5.1.1 user unknown\r\n\
 --b\r\nContent-Type: text/rfc822-headers\r\n\r\nFrom: support@desk.test\r\nTo: gone@customer.test\r\n\
 Subject: {bounced_subject}\r\nMessage-ID: {ours}\r\n\r\n--b--\r\n"
     )
+}
+
+/// The `message_out` events of a ticket (the API's JSON) that record a bounce.
+pub fn bounce_events(ticket: &serde_json::Value) -> Vec<serde_json::Value> {
+    ticket["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["type"] == "message_out" && e["data"]["bounced"] == true)
+        .cloned()
+        .collect()
 }

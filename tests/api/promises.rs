@@ -111,13 +111,8 @@ async fn reclassify_to_login_help_diagnoses(app: TestApp) {
 }
 
 async fn bounce_event_has_body(app: TestApp) {
-    let t = app
-        .create_ticket(json!({"kind": "general", "requester": "gone@customer.test", "subject": "Hello", "body": "hi"}))
-        .await;
-    let r = reference(&t);
-    app.deliver(0).await;
-    let ours = app.our_message_ids(&r);
-    let ours = ours.first().expect("an acknowledgement was sent");
+    let (r, ours) = app.acknowledged_ticket("gone@customer.test").await;
+    let ours = &ours;
     let bounce = crate::helpers::bounce_report(
         "<bounce-1@customer.test>",
         "",
@@ -126,11 +121,9 @@ async fn bounce_event_has_body(app: TestApp) {
     );
     app.ingest(bounce.as_bytes());
     let t = app.ticket(&r).await;
-    let bounced = t["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["type"] == "message_out" && e["data"]["bounced"] == true)
+    let bounced = crate::helpers::bounce_events(&t)
+        .into_iter()
+        .next()
         .unwrap_or_else(|| panic!("a bounce event: {t}"));
     let subject = bounced["data"]["subject"].as_str().unwrap_or_default();
     let body = bounced["data"]["body"].as_str().unwrap_or_default();
