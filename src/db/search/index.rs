@@ -13,17 +13,18 @@ use std::collections::BTreeMap;
 mod sqlite;
 pub(super) use sqlite::{ROW_BITS, first_row};
 
-/// The same for PostgreSQL: the text of the ticket's document (its head, requester and
-/// subject with a space after, then its messages), cut at 262,144 characters, and how many of
-/// them it uses; the desk makes the words (`domain::search::document_words`). The cut is made
-/// here so that a long thread's text never travels whole.
-const POSTGRES_WHOLE_TEXT: &str = "SELECT left(d.head || coalesce(d.thread, ''), 262144) AS text, \
+/// The same for PostgreSQL: the text of each ticket's document (`$1`, the ids; its head,
+/// requester and subject with a space after, then its messages), cut at 262,144 characters,
+/// and how many of them it uses; the desk makes the words (`domain::search::document_words`).
+/// The cut is made here so that a long thread's text never travels whole. Also what the
+/// words' rebuild reads (`words_rebuild.rs`).
+pub(super) const POSTGRES_WHOLE_TEXTS: &str = "SELECT d.id, left(d.head || coalesce(d.thread, ''), 262144) AS text, \
         least(length(d.head) + coalesce(length(d.thread) + 1, 0), 262144) AS indexed_chars \
-    FROM (SELECT t.requester_normalized || ' ' || t.subject || ' ' AS head, ( \
+    FROM (SELECT t.id, t.requester_normalized || ' ' || t.subject || ' ' AS head, ( \
             SELECT string_agg(m.subject || ' ' || left(m.body, 32768), ' ' ORDER BY m.id) \
             FROM messages m \
             WHERE m.ticket_id = t.id AND m.sender_role <> 'system' AND m.redacted_at IS NULL \
-        ) AS thread FROM tickets t WHERE t.id = $1) d";
+        ) AS thread FROM tickets t WHERE t.id = ANY($1)) d ORDER BY d.id";
 
 const POSTGRES_WRITE: &str = "INSERT INTO ticket_search (ticket_id, document, indexed_chars) \
     VALUES ($1, array_to_tsvector($2), $3) \
@@ -53,6 +54,17 @@ struct DocumentText {
     text: String,
     #[diesel(sql_type = Integer)]
     indexed_chars: i32,
+}
+
+/// A ticket's document text (a row of [`POSTGRES_WHOLE_TEXTS`]).
+#[derive(QueryableByName)]
+pub(super) struct TicketText {
+    #[diesel(sql_type = BigInt)]
+    pub(super) id: i64,
+    #[diesel(sql_type = Text)]
+    pub(super) text: String,
+    #[diesel(sql_type = Integer)]
+    pub(super) indexed_chars: i32,
 }
 
 /// What a ticket's document is still owed.
@@ -112,9 +124,9 @@ fn pay(conn: &mut AnyConnection, owed: BTreeMap<i64, Owed>) -> QueryResult<()> {
 fn pay_postgres(c: &mut diesel::PgConnection, ticket_id: i64, owed: Owed) -> QueryResult<()> {
     match owed {
         Owed::Whole => {
-            let Some(d) = diesel::sql_query(POSTGRES_WHOLE_TEXT)
-                .bind::<BigInt, _>(ticket_id)
-                .get_result::<DocumentText>(c)
+            let Some(d) = diesel::sql_query(POSTGRES_WHOLE_TEXTS)
+                .bind::<Array<BigInt>, _>(vec![ticket_id])
+                .get_result::<TicketText>(c)
                 .optional()?
             else {
                 return Ok(());

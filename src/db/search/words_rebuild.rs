@@ -23,14 +23,6 @@ pub const CURSOR_KEY: &str = "search_words_cursor";
 /// Documents per transaction.
 const BATCH: i64 = 500;
 
-/// The text each document indexes, cut as the desk cuts it (docs/reference.md#search).
-const TEXTS: &str = "SELECT t.id, left(t.requester_normalized || ' ' || t.subject || ' ' || coalesce(( \
-        SELECT string_agg(m.subject || ' ' || left(m.body, 32768), ' ' ORDER BY m.id) \
-        FROM messages m \
-        WHERE m.ticket_id = t.id AND m.sender_role <> 'system' AND m.redacted_at IS NULL \
-    ), ''), 262144) AS text \
-    FROM tickets t WHERE t.id = ANY($1) ORDER BY t.id";
-
 const WRITE: &str = "UPDATE ticket_search s SET document = array_to_tsvector(string_to_array(u.words, ' ')) \
     FROM unnest($1::bigint[], $2::text[]) AS u(id, words) WHERE s.ticket_id = u.id";
 
@@ -38,14 +30,6 @@ const WRITE: &str = "UPDATE ticket_search s SET document = array_to_tsvector(str
 struct Id {
     #[diesel(sql_type = BigInt)]
     id: i64,
-}
-
-#[derive(QueryableByName)]
-struct TicketText {
-    #[diesel(sql_type = BigInt)]
-    id: i64,
-    #[diesel(sql_type = Text)]
-    text: String,
 }
 
 /// Makes every document again, from the cursor on, unless done; returns how many. Nothing to
@@ -89,9 +73,9 @@ fn step(conn: &mut AnyConnection) -> QueryResult<Option<usize>> {
     let AnyConnection::Postgresql(pg) = conn else {
         return Ok(None);
     };
-    let texts = diesel::sql_query(TEXTS)
+    let texts = diesel::sql_query(super::index::POSTGRES_WHOLE_TEXTS)
         .bind::<Array<BigInt>, _>(&ids)
-        .load::<TicketText>(pg)?;
+        .load::<super::index::TicketText>(pg)?;
     let words: Vec<String> = texts.iter().map(|t| document_words(&t.text).join(" ")).collect();
     let written: Vec<i64> = texts.iter().map(|t| t.id).collect();
     diesel::sql_query(WRITE)
