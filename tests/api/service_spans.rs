@@ -6,7 +6,7 @@ use crate::both_backends;
 use crate::helpers::*;
 use recoverydesk::services::{Actor, portal, tickets};
 use serde_json::json;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use tracing_subscriber::fmt::format::FmtSpan;
 
 /// What the subscriber wrote.
@@ -25,7 +25,19 @@ impl std::io::Write for Captured {
 
 both_backends!(service_spans_name_the_ticket_and_never_hold_a_secret, spans);
 
+/// tracing-core keeps, per call site, whether any subscriber wants it, and while at most one
+/// subscriber was ever registered it asks only the registering thread's own subscriber. The
+/// scoped subscriber below is then the only one: a call site first reached by another test's
+/// thread while it lives would be marked as wanted by no one, and its span would be missing
+/// here (seen once in CI). A second subscriber that lives as long as the process makes
+/// tracing-core ask every live subscriber instead.
+fn ask_every_subscriber() {
+    static SECOND: OnceLock<tracing::Dispatch> = OnceLock::new();
+    SECOND.get_or_init(|| tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default()));
+}
+
 async fn spans(app: TestApp) {
+    ask_every_subscriber();
     let secret = "Hunter2-zebra-771";
     let token = "tok3nabcdefghijklmnopqrstuvwxyz0123456789AB";
     let address = "pat.secretive@cust.test";
