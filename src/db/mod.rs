@@ -24,6 +24,7 @@ pub mod audit;
 pub mod auth_events;
 pub mod backup;
 pub mod canned;
+pub mod checkpoint;
 pub mod console;
 pub mod erase;
 pub mod imap;

@@ -11,6 +11,7 @@
 
 use super::inbound::{IngestError, Ingested, Prepared, store_prepared};
 use super::{Desk, ServiceError};
+use crate::db::checkpoint::{Checkpointer, deferring_checkpoints};
 use crate::db::{self, Pool};
 use std::sync::mpsc;
 
@@ -85,8 +86,9 @@ pub fn start(pool: Pool, url: &db::DatabaseUrl, desk: Desk) -> std::io::Result<W
     let (jobs, queue) = mpsc::channel::<Job>();
     let shape = Shape::of(url);
     let queue = std::sync::Arc::new(std::sync::Mutex::new(queue));
+    let checkpointer = Checkpointer::spawn(url)?;
     for n in 0..shape.writers {
-        let (pool, desk, queue) = (pool.clone(), desk.clone(), queue.clone());
+        let (pool, desk, queue, checkpointer) = (pool.clone(), desk.clone(), queue.clone(), checkpointer.clone());
         std::thread::Builder::new()
             .name(if shape.writers == 1 {
                 "mail-writer".into()
@@ -95,7 +97,7 @@ pub fn start(pool: Pool, url: &db::DatabaseUrl, desk: Desk) -> std::io::Result<W
             })
             .spawn(move || {
                 while let Some(group) = next_group(&queue, shape.max_group) {
-                    write_group(&pool, &desk, group);
+                    write_group(&pool, &desk, checkpointer.as_ref(), group);
                 }
             })?;
     }
@@ -173,8 +175,9 @@ fn count_sender_auth(desk: &Desk, prepared: &Prepared, answer: &Answer) {
 
 /// One transaction for the whole group, each message in a savepoint (`store_prepared` nests);
 /// the answers go out after the commit. A message whose own writes failed is tried once more
-/// alone, in a transaction of its own, after the group.
-fn write_group(pool: &Pool, desk: &Desk, group: Vec<Job>) {
+/// alone, in a transaction of its own, after the group. On SQLite the commit leaves the WAL's
+/// checkpoint to `checkpointer`'s thread, so that no group waits for one.
+fn write_group(pool: &Pool, desk: &Desk, checkpointer: Option<&Checkpointer>, group: Vec<Job>) {
     let mut conn = match pool.get() {
         Ok(conn) => conn,
         Err(e) => {
@@ -187,17 +190,22 @@ fn write_group(pool: &Pool, desk: &Desk, group: Vec<Job>) {
             return;
         }
     };
-    let committed = db::with_durable_commits(&mut conn, |conn| {
-        db::write_transaction(conn, |conn| -> Result<Vec<Answer>, ServiceError> {
-            Ok(group
-                .iter()
-                .map(|job| {
-                    let _caller = job.span.enter();
-                    store_prepared(conn, desk, &job.prepared, job.channel, None)
-                })
-                .collect())
+    let committed = deferring_checkpoints(&mut conn, |conn| {
+        db::with_durable_commits(conn, |conn| {
+            db::write_transaction(conn, |conn| -> Result<Vec<Answer>, ServiceError> {
+                Ok(group
+                    .iter()
+                    .map(|job| {
+                        let _caller = job.span.enter();
+                        store_prepared(conn, desk, &job.prepared, job.channel, None)
+                    })
+                    .collect())
+            })
         })
     });
+    if let Some(checkpointer) = checkpointer {
+        checkpointer.nudge();
+    }
     match committed {
         Ok(answers) => {
             // A failed message is tried once more in a transaction of its own, outside the
@@ -219,8 +227,10 @@ fn write_group(pool: &Pool, desk: &Desk, group: Vec<Job>) {
             for (job, reason) in failed {
                 let _caller = job.span.enter();
                 tracing::warn!(%reason, "a received message failed in its group; trying it alone");
-                let answer = db::with_durable_commits(&mut conn, |conn| {
-                    store_prepared(conn, desk, &job.prepared, job.channel, None)
+                let answer = deferring_checkpoints(&mut conn, |conn| {
+                    db::with_durable_commits(conn, |conn| {
+                        store_prepared(conn, desk, &job.prepared, job.channel, None)
+                    })
                 });
                 count_sender_auth(desk, &job.prepared, &answer);
                 let _ = job.answer.send(answer);

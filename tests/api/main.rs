@@ -11,6 +11,7 @@ mod agent_replies;
 mod api_tokens;
 mod audit_trail;
 mod banned;
+mod checkpoints;
 mod cli;
 mod console;
 mod credentials;

@@ -1,0 +1,184 @@
+//! WAL checkpoints on a thread of their own, for `serve` on SQLite.
+//!
+//! Why: SQLite copies the WAL back into the database file (a checkpoint) inside the commit
+//! that finds the WAL past 1,000 pages, on the committing thread. In `serve` that thread is
+//! most often the mail writer, so every few dozen groups one group's callers waited for a
+//! copy of 4 MB and two `fsync`s: 9 % of the writer's time under the webhook at 4 clients,
+//! and its slowest answers (docs/benchmarks.md, "Checkpoints off the mail writer"). Here the
+//! writer defers its own checkpoints and nudges [`Checkpointer`], whose thread checkpoints on
+//! its own connection at most ten times a second while mail arrives.
+//!
+//! A checkpoint changes nothing a reader sees and nothing a commit promised: the WAL is
+//! synced before its pages are copied and the database file after (SQLite's own order, at
+//! `synchronous = NORMAL` as at `FULL`).
+
+use super::{AnyConnection, DatabaseUrl, open_single};
+use diesel::RunQueryDsl;
+use diesel::connection::SimpleConnection;
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Pages the WAL may reach before a deferring connection checkpoints after all, itself: the
+/// safety net for a checkpointer that cannot keep up (a reader holding an old snapshot) or
+/// could not open its connection. SQLite's default is 1,000 pages (4 MB).
+pub const DEFERRED_CHECKPOINT_PAGES: u32 = 10_000;
+
+/// SQLite's default, given back to a pooled connection after it deferred.
+const DEFAULT_CHECKPOINT_PAGES: u32 = 1_000;
+
+/// The least time between two checkpoints: commits in between share the next one.
+const PAUSE: Duration = Duration::from_millis(100);
+
+/// A handle that asks the checkpoint thread for a checkpoint soon. The thread stops when the
+/// last handle is dropped.
+#[derive(Debug, Clone)]
+pub struct Checkpointer {
+    nudge: mpsc::SyncSender<()>,
+}
+
+impl Checkpointer {
+    /// Starts the thread with its own connection to `url`; `None` on PostgreSQL, which
+    /// checkpoints by itself.
+    pub fn spawn(url: &DatabaseUrl) -> std::io::Result<Option<Checkpointer>> {
+        if !url.is_sqlite() {
+            return Ok(None);
+        }
+        // One waiting nudge is enough: every commit before it is in the WAL already.
+        let (nudge, nudges) = mpsc::sync_channel::<()>(1);
+        let url = url.clone();
+        std::thread::Builder::new()
+            .name("wal-checkpoint".into())
+            .spawn(move || run(&url, &nudges))?;
+        Ok(Some(Checkpointer { nudge }))
+    }
+
+    /// A commit was made: checkpoint soon. Never waits.
+    pub fn nudge(&self) {
+        let _ = self.nudge.try_send(());
+    }
+}
+
+fn run(url: &DatabaseUrl, nudges: &mpsc::Receiver<()>) {
+    let mut conn = None;
+    while nudges.recv().is_ok() {
+        if conn.is_none() {
+            conn = open_single(url, false)
+                .map_err(|e| tracing::warn!(error = %e, "no connection for WAL checkpoints; commits checkpoint later themselves"))
+                .ok();
+        }
+        if let Some(c) = conn.as_mut()
+            && let Err(e) = checkpoint(c)
+        {
+            tracing::warn!(error = %e, "a WAL checkpoint failed; the next nudge tries again");
+            conn = None;
+        }
+        std::thread::sleep(PAUSE);
+    }
+}
+
+/// Copies what the WAL holds back into the database file, as far as no reader needs the old
+/// pages; never waits for a reader or a writer.
+fn checkpoint(conn: &mut AnyConnection) -> diesel::QueryResult<()> {
+    #[derive(diesel::QueryableByName)]
+    struct Done {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        busy: i32,
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        log: i32,
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        checkpointed: i32,
+    }
+    let done: Done = diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)").get_result(conn)?;
+    tracing::debug!(
+        busy = done.busy,
+        wal_pages = done.log,
+        copied = done.checkpointed,
+        "WAL checkpoint"
+    );
+    Ok(())
+}
+
+/// Runs `f` with this connection's commits leaving their checkpoints to a [`Checkpointer`]
+/// (unless the WAL passes [`DEFERRED_CHECKPOINT_PAGES`]); the pool's default is given back
+/// afterwards. Nothing to do on PostgreSQL.
+pub fn deferring_checkpoints<T>(conn: &mut AnyConnection, f: impl FnOnce(&mut AnyConnection) -> T) -> T {
+    let set = |conn: &mut AnyConnection, pages: u32| {
+        if let AnyConnection::Sqlite(c) = conn
+            && let Err(e) = c.batch_execute(&format!("PRAGMA wal_autocheckpoint = {pages};"))
+        {
+            // Only where the checkpoint runs follows from this, never what is stored.
+            tracing::warn!(error = %e, pages, "could not set wal_autocheckpoint");
+        }
+    };
+    set(conn, DEFERRED_CHECKPOINT_PAGES);
+    let result = f(conn);
+    set(conn, DEFAULT_CHECKPOINT_PAGES);
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// How many WAL frames there are and how many are copied into the database file, from
+    /// the WAL index SQLite shares between connections (the `-shm` file: `mxFrame` at byte
+    /// 16, `nBackfill` at byte 96, in the machine's byte order).
+    fn wal_frames(db: &std::path::Path) -> (u32, u32) {
+        let shm = std::fs::read(format!("{}-shm", db.display())).expect("the WAL index");
+        let at = |offset: usize| u32::from_ne_bytes(shm[offset..offset + 4].try_into().expect("four bytes"));
+        (at(16), at(96))
+    }
+
+    fn autocheckpoint(conn: &mut AnyConnection) -> i32 {
+        #[derive(diesel::QueryableByName)]
+        struct Pages {
+            #[diesel(sql_type = diesel::sql_types::Integer)]
+            wal_autocheckpoint: i32,
+        }
+        diesel::sql_query("PRAGMA wal_autocheckpoint")
+            .get_result::<Pages>(conn)
+            .expect("read")
+            .wal_autocheckpoint
+    }
+
+    #[test]
+    fn a_nudge_copies_the_wal_into_the_database_file_and_deferring_is_given_back() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("desk.db");
+        let url = DatabaseUrl::Sqlite(path.clone());
+        let pool = super::super::open_pool(&url, 2).expect("pool");
+        let mut conn = pool.get().expect("connection");
+        let written = deferring_checkpoints(&mut conn, |conn| {
+            assert_eq!(autocheckpoint(conn), DEFERRED_CHECKPOINT_PAGES as i32);
+            conn.batch_execute(
+                "CREATE TABLE t (x TEXT); \
+                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1500) \
+                 INSERT INTO t SELECT randomblob(3000) FROM n;",
+            )
+        });
+        written.expect("written");
+        assert_eq!(autocheckpoint(&mut conn), DEFAULT_CHECKPOINT_PAGES as i32, "given back");
+        let (frames, copied) = wal_frames(&path);
+        assert!(frames > 1_000, "past SQLite's own threshold: {frames}");
+        assert_eq!(copied, 0, "the writing connection did not checkpoint");
+
+        let checkpointer = Checkpointer::spawn(&url).expect("thread").expect("SQLite has one");
+        checkpointer.nudge();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while wal_frames(&path).1 < frames {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no checkpoint: {:?}",
+                wal_frames(&path)
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(wal_frames(&path), (frames, frames));
+    }
+
+    #[test]
+    fn postgres_has_no_checkpoint_thread() {
+        let url = DatabaseUrl::Postgres("postgres://nobody@127.0.0.1:1/none".into());
+        assert!(Checkpointer::spawn(&url).expect("nothing to start").is_none());
+    }
+}
