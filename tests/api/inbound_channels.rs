@@ -114,6 +114,26 @@ async fn threading(app: TestApp) {
     ));
     assert_eq!(third.ticket.as_deref(), Some(r.as_str()));
 
+    // Headers naming messages of two tickets: the ticket of the newest message named, in
+    // whichever order the headers name them.
+    let other = app.ingest(&message(
+        "helper@y.test",
+        "another question",
+        "<c4@y.test>",
+        "",
+        "new topic",
+    ));
+    let other = other.ticket.expect("a second ticket");
+    assert_ne!(other, r);
+    for headers in [
+        "In-Reply-To: <c1@y.test>\r\nReferences: <c4@y.test> <c1@y.test>\r\n",
+        "In-Reply-To: <c4@y.test>\r\nReferences: <c1@y.test> <c4@y.test>\r\n",
+    ] {
+        let id = format!("<both-{}@y.test>", headers.len() + headers.find("c4").unwrap_or(0));
+        let both = app.ingest(&message("helper@y.test", "which one", &id, headers, "both"));
+        assert_eq!(both.ticket.as_deref(), Some(other.as_str()), "{headers}");
+    }
+
     // A subject tag threads only for the requester or the account's registered address.
     let number = r.trim_start_matches("RD-");
     let stranger = app.ingest(&message(

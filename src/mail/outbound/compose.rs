@@ -109,7 +109,7 @@ pub fn queue_mail_with_files(
     let thread_copy = templates::render_for_thread(&mail_params, &masked).map_err(ServiceError::Invalid)?;
 
     let message_id = desk.new_message_id();
-    let in_reply_to = latest_customer_message_id(conn, ticket.id)?;
+    let in_reply_to = crate::db::inbound::latest_customer_message_id(conn, ticket.id)?;
     let auto_submitted = automatic.then(|| {
         if in_reply_to.is_some() {
             "auto-replied"
@@ -199,18 +199,4 @@ fn suppression(
         }
     }
     Ok(None)
-}
-
-/// The Message-ID of the customer's latest message on the ticket, to answer in its thread.
-fn latest_customer_message_id(conn: &mut AnyConnection, ticket_id: i64) -> Result<Option<String>, ServiceError> {
-    use crate::db::schema::messages::dsl as m;
-    Ok(m::messages
-        .filter(m::ticket_id.eq(ticket_id))
-        .filter(m::direction.eq("in"))
-        .filter(m::message_id.is_not_null())
-        .order(m::id.desc())
-        .select(m::message_id)
-        .first::<Option<String>>(conn)
-        .optional()?
-        .flatten())
 }
