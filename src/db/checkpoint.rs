@@ -19,8 +19,8 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 /// Pages the WAL may reach before a deferring connection checkpoints after all, itself: the
-/// safety net for a checkpointer that cannot keep up (a reader holding an old snapshot) or
-/// could not open its connection. SQLite's default is 1,000 pages (4 MB).
+/// safety net for a checkpoint thread that is missing, failing or slower than the writer.
+/// SQLite's default is 1,000 pages (4 MB).
 pub const DEFERRED_CHECKPOINT_PAGES: u32 = 10_000;
 
 /// SQLite's default, given back to a pooled connection after it deferred.
@@ -28,6 +28,10 @@ const DEFAULT_CHECKPOINT_PAGES: u32 = 1_000;
 
 /// The least time between two checkpoints: commits in between share the next one.
 const PAUSE: Duration = Duration::from_millis(100);
+
+/// The longest wait before a checkpoint that could not copy everything (a reader still used
+/// old pages) or failed is tried again without a new nudge.
+const LONGEST_RETRY: Duration = Duration::from_secs(5);
 
 /// A handle that asks the checkpoint thread for a checkpoint soon. The thread stops when the
 /// last handle is dropped.
@@ -60,25 +64,61 @@ impl Checkpointer {
 
 fn run(url: &DatabaseUrl, nudges: &mpsc::Receiver<()>) {
     let mut conn = None;
-    while nudges.recv().is_ok() {
-        if conn.is_none() {
-            conn = open_single(url, false)
-                .map_err(|e| tracing::warn!(error = %e, "no connection for WAL checkpoints; commits checkpoint later themselves"))
-                .ok();
+    // After an incomplete or failed checkpoint, the wait before the next try (doubling up to
+    // LONGEST_RETRY), and whether the failure was already told: one warning per streak.
+    let mut retry: Option<Duration> = None;
+    let mut warned = false;
+    loop {
+        let woken = match retry {
+            None => nudges.recv().map_err(|_| ()),
+            Some(wait) => match nudges.recv_timeout(wait) {
+                Err(mpsc::RecvTimeoutError::Disconnected) => Err(()),
+                _ => Ok(()),
+            },
+        };
+        if woken.is_err() {
+            return;
         }
-        if let Some(c) = conn.as_mut()
-            && let Err(e) = checkpoint(c)
-        {
-            tracing::warn!(error = %e, "a WAL checkpoint failed; the next nudge tries again");
-            conn = None;
+        if conn.is_none() {
+            conn = open_single(url, false).map_err(|e| e.to_string()).map_or_else(
+                |e| {
+                    if !warned {
+                        tracing::warn!(error = %e, "no connection for WAL checkpoints; commits checkpoint later themselves");
+                        warned = true;
+                    }
+                    None
+                },
+                Some,
+            );
+        }
+        let done = conn.as_mut().map(checkpoint);
+        match done {
+            Some(Ok(true)) => {
+                retry = None;
+                warned = false;
+            }
+            Some(Ok(false)) => retry = Some(next_retry(retry)),
+            Some(Err(e)) => {
+                if !warned {
+                    tracing::warn!(error = %e, "a WAL checkpoint failed; trying again later");
+                    warned = true;
+                }
+                conn = None;
+                retry = Some(next_retry(retry));
+            }
+            None => retry = Some(next_retry(retry)),
         }
         std::thread::sleep(PAUSE);
     }
 }
 
+fn next_retry(previous: Option<Duration>) -> Duration {
+    previous.map_or(PAUSE, |wait| (wait * 2).min(LONGEST_RETRY))
+}
+
 /// Copies what the WAL holds back into the database file, as far as no reader needs the old
-/// pages; never waits for a reader or a writer.
-fn checkpoint(conn: &mut AnyConnection) -> diesel::QueryResult<()> {
+/// pages; never waits for a reader or a writer. True when all of it was copied.
+fn checkpoint(conn: &mut AnyConnection) -> diesel::QueryResult<bool> {
     #[derive(diesel::QueryableByName)]
     struct Done {
         #[diesel(sql_type = diesel::sql_types::Integer)]
@@ -95,25 +135,32 @@ fn checkpoint(conn: &mut AnyConnection) -> diesel::QueryResult<()> {
         copied = done.checkpointed,
         "WAL checkpoint"
     );
-    Ok(())
+    Ok(done.busy == 0 && done.checkpointed >= done.log)
 }
 
 /// Runs `f` with this connection's commits leaving their checkpoints to a [`Checkpointer`]
-/// (unless the WAL passes [`DEFERRED_CHECKPOINT_PAGES`]); the pool's default is given back
-/// afterwards. Nothing to do on PostgreSQL.
+/// (unless the WAL passes [`DEFERRED_CHECKPOINT_PAGES`]); SQLite's default is given back
+/// afterwards, also when `f` panics, before the connection can return to the pool. Nothing to
+/// do on PostgreSQL.
 pub fn deferring_checkpoints<T>(conn: &mut AnyConnection, f: impl FnOnce(&mut AnyConnection) -> T) -> T {
-    let set = |conn: &mut AnyConnection, pages: u32| {
-        if let AnyConnection::Sqlite(c) = conn
-            && let Err(e) = c.batch_execute(&format!("PRAGMA wal_autocheckpoint = {pages};"))
-        {
-            // Only where the checkpoint runs follows from this, never what is stored.
-            tracing::warn!(error = %e, pages, "could not set wal_autocheckpoint");
+    struct GiveBack<'c>(&'c mut AnyConnection);
+    impl Drop for GiveBack<'_> {
+        fn drop(&mut self) {
+            set_autocheckpoint(self.0, DEFAULT_CHECKPOINT_PAGES);
         }
-    };
-    set(conn, DEFERRED_CHECKPOINT_PAGES);
-    let result = f(conn);
-    set(conn, DEFAULT_CHECKPOINT_PAGES);
-    result
+    }
+    set_autocheckpoint(conn, DEFERRED_CHECKPOINT_PAGES);
+    let guard = GiveBack(conn);
+    f(&mut *guard.0)
+}
+
+fn set_autocheckpoint(conn: &mut AnyConnection, pages: u32) {
+    if let AnyConnection::Sqlite(c) = conn
+        && let Err(e) = c.batch_execute(&format!("PRAGMA wal_autocheckpoint = {pages};"))
+    {
+        // Only where the checkpoint runs follows from this, never what is stored.
+        tracing::warn!(error = %e, pages, "could not set wal_autocheckpoint");
+    }
 }
 
 #[cfg(test)]
@@ -174,6 +221,56 @@ mod tests {
             std::thread::sleep(Duration::from_millis(20));
         }
         assert_eq!(wal_frames(&path), (frames, frames));
+    }
+
+    #[test]
+    fn a_checkpoint_a_reader_held_back_is_finished_without_another_nudge() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("desk.db");
+        let url = DatabaseUrl::Sqlite(path.clone());
+        let pool = super::super::open_pool(&url, 2).expect("pool");
+        let mut writer = pool.get().expect("connection");
+        let insert = |conn: &mut AnyConnection| {
+            deferring_checkpoints(conn, |conn| {
+                conn.batch_execute(
+                    "CREATE TABLE IF NOT EXISTS t (x TEXT); \
+                     WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200) \
+                     INSERT INTO t SELECT randomblob(3000) FROM n;",
+                )
+            })
+            .expect("written")
+        };
+        insert(&mut writer);
+        let (before_reader, _) = wal_frames(&path);
+        // A reader's snapshot keeps the pages written after it from being copied.
+        let mut reader = open_single(&url, false).expect("reader");
+        reader.batch_execute("BEGIN; SELECT count(*) FROM t;").expect("read");
+        insert(&mut writer);
+        let (frames, _) = wal_frames(&path);
+        assert!(frames > before_reader);
+
+        let checkpointer = Checkpointer::spawn(&url).expect("thread").expect("SQLite has one");
+        checkpointer.nudge();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while wal_frames(&path).1 < before_reader {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no checkpoint: {:?}",
+                wal_frames(&path)
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(wal_frames(&path).1 < frames, "the reader held the rest back");
+        reader.batch_execute("COMMIT;").expect("reader done");
+        // No nudge: the thread tries again by itself.
+        while wal_frames(&path).1 < frames {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "not finished: {:?}",
+                wal_frames(&path)
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     #[test]

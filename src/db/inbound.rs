@@ -93,10 +93,11 @@ pub fn ticket_of_message_ids(conn: &mut AnyConnection, ids: &[String]) -> QueryR
                 .map(|rows| rows.into_iter().map(|r| r.ticket_id).collect()),
         );
     }
-    // On SQLite one kept statement per Message-ID: an `IN` list's text changes with its
-    // length, so Diesel compiled that statement again at every message (1.8 % of the mail
-    // writer's time, docs/benchmarks.md). The lists are short (at most
-    // `MAX_THREAD_IDS`, each Message-ID once).
+    // On SQLite the same statement (one Message-ID, kept prepared by Diesel) run once per
+    // Message-ID: an `IN` list's text changes with its length, so Diesel compiled that
+    // statement again at every message (1.8 % of the mail writer's time,
+    // docs/benchmarks.md). The lists are short: at most `MAX_THREAD_IDS` index lookups, each
+    // Message-ID once.
     let mut newest: Option<(i64, i64)> = None;
     for id in ids {
         let rows: Vec<(i64, i64)> = on_backend!(&mut *conn, |c| messages::table

@@ -224,6 +224,7 @@ fn write_group(pool: &Pool, desk: &Desk, checkpointer: Option<&Checkpointer>, gr
                     }
                 }
             }
+            let retried = !failed.is_empty();
             for (job, reason) in failed {
                 let _caller = job.span.enter();
                 tracing::warn!(%reason, "a received message failed in its group; trying it alone");
@@ -234,6 +235,9 @@ fn write_group(pool: &Pool, desk: &Desk, checkpointer: Option<&Checkpointer>, gr
                 });
                 count_sender_auth(desk, &job.prepared, &answer);
                 let _ = job.answer.send(answer);
+            }
+            if retried && let Some(checkpointer) = checkpointer {
+                checkpointer.nudge();
             }
         }
         Err(e) => {

@@ -119,17 +119,20 @@ async fn threading(app: TestApp) {
     let other = app.ingest(&message(
         "helper@y.test",
         "another question",
-        "<c4@y.test>",
+        "<c7@y.test>",
         "",
         "new topic",
     ));
     let other = other.ticket.expect("a second ticket");
     assert_ne!(other, r);
-    for headers in [
-        "In-Reply-To: <c1@y.test>\r\nReferences: <c4@y.test> <c1@y.test>\r\n",
-        "In-Reply-To: <c4@y.test>\r\nReferences: <c1@y.test> <c4@y.test>\r\n",
-    ] {
-        let id = format!("<both-{}@y.test>", headers.len() + headers.find("c4").unwrap_or(0));
+    for (n, headers) in [
+        "In-Reply-To: <c1@y.test>\r\nReferences: <c7@y.test> <c1@y.test>\r\n",
+        "In-Reply-To: <c7@y.test>\r\nReferences: <c1@y.test> <c7@y.test>\r\n",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let id = format!("<both-{n}@y.test>");
         let both = app.ingest(&message("helper@y.test", "which one", &id, headers, "both"));
         assert_eq!(both.ticket.as_deref(), Some(other.as_str()), "{headers}");
     }

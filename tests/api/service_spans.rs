@@ -26,7 +26,8 @@ impl std::io::Write for Captured {
 both_backends!(service_spans_name_the_ticket_and_never_hold_a_secret, spans);
 
 /// tracing-core keeps, per call site, whether any subscriber wants it, and while at most one
-/// subscriber was ever registered it asks only the registering thread's own subscriber. The
+/// subscriber is alive when a subscriber is registered it asks only the registering thread's
+/// own subscriber. The
 /// scoped subscriber below is then the only one: a call site first reached by another test's
 /// thread while it lives would be marked as wanted by no one, and its span would be missing
 /// here (seen once in CI). A second subscriber that lives as long as the process makes

@@ -1,5 +1,5 @@
 -- The provider's authentication logs (SMTP relay and API gateway), kept for
--- RECOVERYDESK_AUTH_LOG_RETENTION_DAYS so that a failed login can be diagnosed (SPEC §2.4).
+-- RECOVERYDESK_AUTH_LOG_RETENTION_DAYS so that a failed login can be diagnosed (docs/reference.md).
 -- Nothing secret is stored: a log line with a password, key or secret field is refused.
 -- The unique index answers "this username on this channel around this time" and makes a
 -- re-imported (overlapping) log count each event once. The hourly purge scans by `at`
