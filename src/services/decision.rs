@@ -341,8 +341,14 @@ fn send_workflow_mail(
         MailTemplate::StatusUpdate => Outgoing::StatusUpdate,
         MailTemplate::UsernameDelivery { account_ids } => {
             let mut listed = vec![];
+            // Read together: an address may be registered to thousands of sub-users.
+            let ids: Vec<&str> = account_ids.iter().map(String::as_str).collect();
+            let views: std::collections::HashMap<String, AccountView> = accounts::views_by_ids(conn, &ids)?
+                .into_iter()
+                .map(|a| (a.id.clone(), a))
+                .collect();
             for id in account_ids {
-                let a = accounts::load_view(conn, id)?.ok_or_else(|| ServiceError::NotFound("account".into()))?;
+                let a = views.get(id).ok_or_else(|| ServiceError::NotFound("account".into()))?;
                 // A username only ever goes to the address it is registered to.
                 if !a.is_registered_email(&address) {
                     return Err(ServiceError::Invalid(format!(

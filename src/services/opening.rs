@@ -150,10 +150,8 @@ fn lock_and_reread(
         Some(a) => accounts::load_view(conn, &a.id)?,
         None => None,
     };
-    let mut fresh = Vec::with_capacity(requester_accounts.len());
-    for a in requester_accounts {
-        fresh.extend(accounts::load_view(conn, &a.id)?);
-    }
+    let ids: Vec<&str> = requester_accounts.iter().map(|a| a.id.as_str()).collect();
+    let fresh = accounts::views_by_ids(conn, &ids)?;
     Ok((account, fresh))
 }
 

@@ -102,3 +102,50 @@ async fn statements_of_a_message(app: TestApp) {
     let verified = recoverydesk::services::audit::verify_database(&mut conn, &app.desk).expect("verify runs");
     assert!(verified.is_ok(), "{verified:?}");
 }
+
+both_backends!(
+    a_sender_address_shared_by_many_accounts_costs_a_few_statements_not_one_per_account,
+    many_accounts_one_address
+);
+
+/// A company's address on 200 sub-users (each with an allowlist, under one parent), and on
+/// one more account whose parent is banned: a mail in that address's name reads every
+/// account's view in a few statements (three per account and one per ancestor before), and
+/// the ban through the parent is still seen.
+async fn many_accounts_one_address(app: TestApp) {
+    let shared = "ops@company.test";
+    let mut lines = vec![
+        crate::helpers::account("acc_parent", "company-parent", "parent@company.test", "active"),
+        crate::helpers::account("acc_banned_parent", "banned-parent", "other@else.test", "banned"),
+    ];
+    for n in 0..200 {
+        let mut sub = crate::helpers::account(&format!("acc_sub_{n:03}"), &format!("sub-{n:03}"), shared, "active");
+        sub["parent_id"] = "acc_parent".into();
+        lines.push(sub);
+    }
+    let mut under_ban = crate::helpers::account("acc_zz_under_ban", "under-ban", shared, "active");
+    under_ban["parent_id"] = "acc_banned_parent".into();
+    lines.push(under_ban);
+    let imported = app.import_accounts(&lines);
+    assert!(imported.refused.is_empty(), "{:?}", imported.refused);
+
+    let mut conn = app.conn();
+    let views = recoverydesk::db::accounts::views_by_email(&mut conn, shared).expect("read");
+    assert_eq!(views.len(), 201);
+    assert!(views.iter().all(|v| v.allowlist == ["203.0.113.7"]));
+    let banned: Vec<&str> = views.iter().filter(|v| v.is_banned()).map(|v| v.id.as_str()).collect();
+    assert_eq!(banned, ["acc_zz_under_ban"]);
+
+    let raw = format!(
+        "From: Ops <{shared}>\r\nTo: support@desk.test\r\nSubject: I forgot my username\r\n\
+         Message-ID: <many-accounts@company.test>\r\n\r\nWhich username is ours?\r\n"
+    );
+    let (_, statements) = ingest_counted(&app, &raw);
+    let on_accounts = count(&statements, |s| {
+        s.contains("\"accounts\"") || s.contains("\"account_allowlist\"") || s.contains("\"account_dedicated_ips\"")
+    });
+    assert!(
+        on_accounts <= 20,
+        "{on_accounts} statements on the directory for one mail:\n{statements:#?}"
+    );
+}
