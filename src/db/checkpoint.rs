@@ -176,6 +176,15 @@ mod tests {
         (at(16), at(96))
     }
 
+    /// Waits (20 s at most, then fails saying `what`) until `frames` WAL frames are copied.
+    fn wait_until_copied(db: &std::path::Path, frames: u32, what: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while wal_frames(db).1 < frames {
+            assert!(std::time::Instant::now() < deadline, "{what}: {:?}", wal_frames(db));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     fn autocheckpoint(conn: &mut AnyConnection) -> i32 {
         #[derive(diesel::QueryableByName)]
         struct Pages {
@@ -211,15 +220,7 @@ mod tests {
 
         let checkpointer = Checkpointer::spawn(&url).expect("thread").expect("SQLite has one");
         checkpointer.nudge();
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while wal_frames(&path).1 < frames {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "no checkpoint: {:?}",
-                wal_frames(&path)
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_until_copied(&path, frames, "no checkpoint");
         assert_eq!(wal_frames(&path), (frames, frames));
     }
 
@@ -251,26 +252,11 @@ mod tests {
 
         let checkpointer = Checkpointer::spawn(&url).expect("thread").expect("SQLite has one");
         checkpointer.nudge();
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while wal_frames(&path).1 < before_reader {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "no checkpoint: {:?}",
-                wal_frames(&path)
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_until_copied(&path, before_reader, "no checkpoint");
         assert!(wal_frames(&path).1 < frames, "the reader held the rest back");
         reader.batch_execute("COMMIT;").expect("reader done");
         // No nudge: the thread tries again by itself.
-        while wal_frames(&path).1 < frames {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "not finished: {:?}",
-                wal_frames(&path)
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_until_copied(&path, frames, "not finished");
     }
 
     #[test]
