@@ -84,20 +84,10 @@ pub fn views_of(conn: &mut AnyConnection, rows: Vec<AccountRow>) -> QueryResult<
     let mut allowlists: HashMap<String, Vec<String>> = HashMap::new();
     let mut dedicated: HashMap<String, Vec<String>> = HashMap::new();
     for chunk in ids.chunks(super::MAX_BOUND_IDS) {
-        let entries: Vec<(String, String)> = account_allowlist::table
-            .filter(account_allowlist::account_id.eq_any(chunk))
-            .order((account_allowlist::account_id.asc(), account_allowlist::added_at.asc()))
-            .select((account_allowlist::account_id, account_allowlist::entry))
-            .load(conn)?;
-        for (account, entry) in entries {
+        for (account, entry) in per_account(conn, chunk, allowlist_of, allowlists_of)? {
             allowlists.entry(account).or_default().push(entry);
         }
-        let ips: Vec<(String, String)> = account_dedicated_ips::table
-            .filter(account_dedicated_ips::account_id.eq_any(chunk))
-            .order((account_dedicated_ips::account_id.asc(), account_dedicated_ips::ip.asc()))
-            .select((account_dedicated_ips::account_id, account_dedicated_ips::ip))
-            .load(conn)?;
-        for (account, ip) in ips {
+        for (account, ip) in per_account(conn, chunk, dedicated_ips_of, dedicated_ips_of_all)? {
             dedicated.entry(account).or_default().push(ip);
         }
     }
@@ -164,6 +154,61 @@ pub fn views_by_ids(conn: &mut AnyConnection, ids: &[&str]) -> QueryResult<Vec<A
     }
     let rows = ids.iter().filter_map(|id| found.remove(*id)).collect();
     views_of(conn, rows)
+}
+
+/// An account's id and one of its values (an allowlist entry, a dedicated IP).
+type AccountValue = (String, String);
+
+/// Rows of a few accounts one statement each (`one`: the same text every time, which Diesel
+/// keeps prepared; an `IN` list's text changes with its length and is compiled at every use),
+/// of many in one statement (`all`).
+fn per_account(
+    conn: &mut AnyConnection,
+    ids: &[&str],
+    one: fn(&mut AnyConnection, &str) -> QueryResult<Vec<AccountValue>>,
+    all: fn(&mut AnyConnection, &[&str]) -> QueryResult<Vec<AccountValue>>,
+) -> QueryResult<Vec<AccountValue>> {
+    const FEW: usize = 8;
+    if ids.len() > FEW {
+        return all(conn, ids);
+    }
+    let mut rows = vec![];
+    for id in ids {
+        rows.extend(one(conn, id)?);
+    }
+    Ok(rows)
+}
+
+fn allowlist_of(conn: &mut AnyConnection, id: &str) -> QueryResult<Vec<AccountValue>> {
+    account_allowlist::table
+        .filter(account_allowlist::account_id.eq(id))
+        .order(account_allowlist::added_at.asc())
+        .select((account_allowlist::account_id, account_allowlist::entry))
+        .load(conn)
+}
+
+fn allowlists_of(conn: &mut AnyConnection, ids: &[&str]) -> QueryResult<Vec<AccountValue>> {
+    account_allowlist::table
+        .filter(account_allowlist::account_id.eq_any(ids))
+        .order((account_allowlist::account_id.asc(), account_allowlist::added_at.asc()))
+        .select((account_allowlist::account_id, account_allowlist::entry))
+        .load(conn)
+}
+
+fn dedicated_ips_of(conn: &mut AnyConnection, id: &str) -> QueryResult<Vec<AccountValue>> {
+    account_dedicated_ips::table
+        .filter(account_dedicated_ips::account_id.eq(id))
+        .order(account_dedicated_ips::ip.asc())
+        .select((account_dedicated_ips::account_id, account_dedicated_ips::ip))
+        .load(conn)
+}
+
+fn dedicated_ips_of_all(conn: &mut AnyConnection, ids: &[&str]) -> QueryResult<Vec<AccountValue>> {
+    account_dedicated_ips::table
+        .filter(account_dedicated_ips::account_id.eq_any(ids))
+        .order((account_dedicated_ips::account_id.asc(), account_dedicated_ips::ip.asc()))
+        .select((account_dedicated_ips::account_id, account_dedicated_ips::ip))
+        .load(conn)
 }
 
 /// The ancestors one call has read: for each id, whether it is banned (itself or through
