@@ -698,20 +698,18 @@ async fn many_subject_tags(app: TestApp) {
         Some(flood_subject.chars().count()),
         "the message keeps its whole subject"
     );
-    let fifth = app.ingest(&message(
-        "kim@x.test",
-        &format!("Re: {}[{r}] hi", bogus(4)),
-        "<t3@x.test>",
-        "",
-        "more",
-    ));
+    // A reply whose ticket's tag comes after `before` tags naming no ticket.
+    let tagged_after = |before: usize, id: &str| {
+        app.ingest(&message(
+            "kim@x.test",
+            &format!("Re: {}[{r}] hi", bogus(before)),
+            id,
+            "",
+            "more",
+        ))
+    };
+    let fifth = tagged_after(4, "<t3@x.test>");
     assert_eq!(fifth.ticket.as_deref(), Some(r.as_str()), "the fifth tag is read");
-    let sixth = app.ingest(&message(
-        "kim@x.test",
-        &format!("Re: {}[{r}] hi", bogus(5)),
-        "<t4@x.test>",
-        "",
-        "more",
-    ));
+    let sixth = tagged_after(5, "<t4@x.test>");
     assert_eq!(sixth.outcome, Outcome::Created, "the sixth is not");
 }
