@@ -13,7 +13,8 @@ use std::sync::Arc;
 
 /// Opens the database (creating it), applies migrations, and loads the secret key.
 pub fn prepare(settings: &Settings) -> Result<(Pool, Desk), ServiceError> {
-    // On PostgreSQL the mail writers hold connections of their own while they write.
+    // The mail writers keep a connection each (`services::group_commit`): one on SQLite, four
+    // on PostgreSQL.
     let max = if settings.database_url.is_sqlite() {
         8
     } else {

@@ -24,7 +24,7 @@ use std::time::Duration;
 pub const DEFERRED_CHECKPOINT_PAGES: u32 = 10_000;
 
 /// SQLite's default, given back to a pooled connection after it deferred.
-const DEFAULT_CHECKPOINT_PAGES: u32 = 1_000;
+pub(crate) const DEFAULT_CHECKPOINT_PAGES: u32 = 1_000;
 
 /// The least time between two checkpoints: commits in between share the next one.
 const PAUSE: Duration = Duration::from_millis(100);
@@ -138,23 +138,11 @@ fn checkpoint(conn: &mut AnyConnection) -> diesel::QueryResult<bool> {
     Ok(done.busy == 0 && done.checkpointed >= done.log)
 }
 
-/// Runs `f` with this connection's commits leaving their checkpoints to a [`Checkpointer`]
-/// (unless the WAL passes [`DEFERRED_CHECKPOINT_PAGES`]); SQLite's default is given back
-/// afterwards, also when `f` panics, before the connection can return to the pool. Nothing to
-/// do on PostgreSQL.
-pub fn deferring_checkpoints<T>(conn: &mut AnyConnection, f: impl FnOnce(&mut AnyConnection) -> T) -> T {
-    struct GiveBack<'c>(&'c mut AnyConnection);
-    impl Drop for GiveBack<'_> {
-        fn drop(&mut self) {
-            set_autocheckpoint(self.0, DEFAULT_CHECKPOINT_PAGES);
-        }
-    }
-    set_autocheckpoint(conn, DEFERRED_CHECKPOINT_PAGES);
-    let guard = GiveBack(conn);
-    f(&mut *guard.0)
-}
-
-fn set_autocheckpoint(conn: &mut AnyConnection, pages: u32) {
+/// Sets how many WAL pages this connection's commits let pass before they checkpoint
+/// themselves: [`DEFERRED_CHECKPOINT_PAGES`] on the mail writer's connection, which leaves its
+/// checkpoints to a [`Checkpointer`]; [`DEFAULT_CHECKPOINT_PAGES`] given back before the
+/// connection returns to the pool (`services::group_commit`). Nothing to do on PostgreSQL.
+pub(crate) fn set_autocheckpoint(conn: &mut AnyConnection, pages: u32) {
     if let AnyConnection::Sqlite(c) = conn
         && let Err(e) = c.batch_execute(&format!("PRAGMA wal_autocheckpoint = {pages};"))
     {
@@ -198,22 +186,20 @@ mod tests {
     }
 
     #[test]
-    fn a_nudge_copies_the_wal_into_the_database_file_and_deferring_is_given_back() {
+    fn a_nudge_copies_the_wal_the_deferring_connection_left_into_the_database_file() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("desk.db");
         let url = DatabaseUrl::Sqlite(path.clone());
         let pool = super::super::open_pool(&url, 2).expect("pool");
         let mut conn = pool.get().expect("connection");
-        let written = deferring_checkpoints(&mut conn, |conn| {
-            assert_eq!(autocheckpoint(conn), DEFERRED_CHECKPOINT_PAGES as i32);
-            conn.batch_execute(
-                "CREATE TABLE t (x TEXT); \
-                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1500) \
-                 INSERT INTO t SELECT randomblob(3000) FROM n;",
-            )
-        });
-        written.expect("written");
-        assert_eq!(autocheckpoint(&mut conn), DEFAULT_CHECKPOINT_PAGES as i32, "given back");
+        set_autocheckpoint(&mut conn, DEFERRED_CHECKPOINT_PAGES);
+        assert_eq!(autocheckpoint(&mut conn), DEFERRED_CHECKPOINT_PAGES as i32);
+        conn.batch_execute(
+            "CREATE TABLE t (x TEXT); \
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1500) \
+             INSERT INTO t SELECT randomblob(3000) FROM n;",
+        )
+        .expect("written");
         let (frames, copied) = wal_frames(&path);
         assert!(frames > 1_000, "past SQLite's own threshold: {frames}");
         assert_eq!(copied, 0, "the writing connection did not checkpoint");
@@ -231,14 +217,13 @@ mod tests {
         let url = DatabaseUrl::Sqlite(path.clone());
         let pool = super::super::open_pool(&url, 2).expect("pool");
         let mut writer = pool.get().expect("connection");
+        set_autocheckpoint(&mut writer, DEFERRED_CHECKPOINT_PAGES);
         let insert = |conn: &mut AnyConnection| {
-            deferring_checkpoints(conn, |conn| {
-                conn.batch_execute(
-                    "CREATE TABLE IF NOT EXISTS t (x TEXT); \
-                     WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200) \
-                     INSERT INTO t SELECT randomblob(3000) FROM n;",
-                )
-            })
+            conn.batch_execute(
+                "CREATE TABLE IF NOT EXISTS t (x TEXT); \
+                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200) \
+                 INSERT INTO t SELECT randomblob(3000) FROM n;",
+            )
             .expect("written")
         };
         insert(&mut writer);

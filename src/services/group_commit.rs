@@ -11,9 +11,12 @@
 
 use super::inbound::{IngestError, Ingested, Prepared, store_prepared};
 use super::{Desk, ServiceError};
-use crate::db::checkpoint::{Checkpointer, deferring_checkpoints};
+use crate::db::checkpoint::Checkpointer;
 use crate::db::{self, Pool};
 use std::sync::mpsc;
+
+mod connection;
+use connection::WriterConnection;
 
 /// At most this many messages share a transaction on SQLite: enough to pay one `fsync` for
 /// many, few enough that the first of them is not kept waiting long.
@@ -96,8 +99,9 @@ pub fn start(pool: Pool, url: &db::DatabaseUrl, desk: Desk) -> std::io::Result<W
                 format!("mail-writer-{n}")
             })
             .spawn(move || {
+                let mut conn = WriterConnection::new(pool);
                 while let Some(group) = next_group(&queue, shape.max_group) {
-                    write_group(&pool, &desk, checkpointer.as_ref(), group);
+                    write_group(&mut conn, &desk, checkpointer.as_ref(), group);
                 }
             })?;
     }
@@ -175,10 +179,13 @@ fn count_sender_auth(desk: &Desk, prepared: &Prepared, answer: &Answer) {
 
 /// One transaction for the whole group, each message in a savepoint (`store_prepared` nests);
 /// the answers go out after the commit. A message whose own writes failed is tried once more
-/// alone, in a transaction of its own, after the group. On SQLite the commit leaves the WAL's
-/// checkpoint to `checkpointer`'s thread, so that no group waits for one.
-fn write_group(pool: &Pool, desk: &Desk, checkpointer: Option<&Checkpointer>, group: Vec<Job>) {
-    let mut conn = match pool.get() {
+/// alone, in a transaction of its own, after the group. A message alone in its group (every
+/// group on PostgreSQL, and most when mail comes one at a time) is written in its own
+/// transaction straight away: a savepoint around it would only cost two statements. On SQLite
+/// the commit leaves the WAL's checkpoint to `checkpointer`'s thread, so that no group waits
+/// for one.
+fn write_group(writer: &mut WriterConnection, desk: &Desk, checkpointer: Option<&Checkpointer>, group: Vec<Job>) {
+    let conn = match writer.get() {
         Ok(conn) => conn,
         Err(e) => {
             tracing::error!(error = %e, "no database connection for received mail");
@@ -190,18 +197,31 @@ fn write_group(pool: &Pool, desk: &Desk, checkpointer: Option<&Checkpointer>, gr
             return;
         }
     };
-    let committed = deferring_checkpoints(&mut conn, |conn| {
-        db::with_durable_commits(conn, |conn| {
-            db::write_transaction(conn, |conn| -> Result<Vec<Answer>, ServiceError> {
-                Ok(group
-                    .iter()
-                    .map(|job| {
-                        let _caller = job.span.enter();
-                        store_prepared(conn, desk, &job.prepared, job.channel, None)
-                    })
-                    .collect())
+    if let [job] = group.as_slice() {
+        let answer = {
+            let _caller = job.span.enter();
+            store_prepared(conn, desk, &job.prepared, job.channel, None)
+        };
+        if let Some(checkpointer) = checkpointer {
+            checkpointer.nudge();
+        }
+        match &answer {
+            Err(IngestError::Temporary(_)) => writer.failed(),
+            _ => writer.succeeded(),
+        }
+        let job = group.into_iter().next().expect("a group of one");
+        count_sender_auth(desk, &job.prepared, &answer);
+        let _ = job.answer.send(answer);
+        return;
+    }
+    let committed = db::write_transaction(conn, |conn| -> Result<Vec<Answer>, ServiceError> {
+        Ok(group
+            .iter()
+            .map(|job| {
+                let _caller = job.span.enter();
+                store_prepared(conn, desk, &job.prepared, job.channel, None)
             })
-        })
+            .collect())
     });
     if let Some(checkpointer) = checkpointer {
         checkpointer.nudge();
@@ -210,14 +230,11 @@ fn write_group(pool: &Pool, desk: &Desk, checkpointer: Option<&Checkpointer>, gr
         Ok(answers) => {
             // A failed message is tried once more in a transaction of its own, outside the
             // group's: there a deadlock or serialization failure is retried (`write_transaction`
-            // retries only the outermost transaction), even for a message alone in its group.
-            // On SQLite a message alone in its group is not tried again: its failure is a
-            // database locked past the busy timeout, and mailgate's 75 must come after 10 s.
-            let retry_alone = group.len() > 1 || matches!(&*conn, db::AnyConnection::Postgresql(_));
+            // retries only the outermost transaction).
             let mut failed = vec![];
             for (job, answer) in group.into_iter().zip(answers) {
                 match answer {
-                    Err(IngestError::Temporary(reason)) if retry_alone => failed.push((job, reason)),
+                    Err(IngestError::Temporary(reason)) => failed.push((job, reason)),
                     answer => {
                         count_sender_auth(desk, &job.prepared, &answer);
                         let _ = job.answer.send(answer);
@@ -225,22 +242,26 @@ fn write_group(pool: &Pool, desk: &Desk, checkpointer: Option<&Checkpointer>, gr
                 }
             }
             let retried = !failed.is_empty();
+            let mut all_stored = true;
             for (job, reason) in failed {
                 let _caller = job.span.enter();
                 tracing::warn!(%reason, "a received message failed in its group; trying it alone");
-                let answer = deferring_checkpoints(&mut conn, |conn| {
-                    db::with_durable_commits(conn, |conn| {
-                        store_prepared(conn, desk, &job.prepared, job.channel, None)
-                    })
-                });
+                let answer = store_prepared(conn, desk, &job.prepared, job.channel, None);
+                all_stored &= !matches!(answer, Err(IngestError::Temporary(_)));
                 count_sender_auth(desk, &job.prepared, &answer);
                 let _ = job.answer.send(answer);
             }
             if retried && let Some(checkpointer) = checkpointer {
                 checkpointer.nudge();
             }
+            if all_stored {
+                writer.succeeded();
+            } else {
+                writer.failed();
+            }
         }
         Err(e) => {
+            writer.failed();
             tracing::error!(error = %e, messages = group.len(), "received mail not stored: the commit failed");
             for job in group {
                 let _ = job.answer.send(Err(IngestError::Temporary(format!("not stored: {e}"))));
