@@ -10,6 +10,10 @@
 #   BEFORE_BIN=path     also measure this one, first, on the same corpora (the "before" column)
 #   COUNT=10000         messages per import corpus
 #   GATE=500            messages per mailgate / webhook run
+#   ROUNDS=1            run everything this many times, before and after in turn (before first in
+#                       odd rounds, after first in even ones); each cell shows the round with the
+#                       median rate and every round's rate: on a machine whose speed drifts, a single
+#                       round of "before" then "after" measures the drift as much as the change
 #   PG_URL=postgres://postgres@127.0.0.1:5432/postgres   a server where a scratch database may be created
 #   KEEP=1              keep the work directory
 # Prints one line per run (benches/ingest_bench.py's format) and a Markdown table at the end.
@@ -18,6 +22,7 @@ cd "$(dirname "$0")/.."
 
 COUNT="${COUNT:-10000}"
 GATE="${GATE:-500}"
+ROUNDS="${ROUNDS:-1}"
 say() { printf '==> %s\n' "$*" >&2; }
 
 if [ -z "${BIN:-}" ]; then
@@ -79,10 +84,10 @@ summary() { # a line of ingest_bench.py → "rate msg/s, p50/p95/p99 ms"
           printf "%s msg/s, p50 %s / p95 %s / p99 %s ms", v["rate"], v["p50"], v["p95"], v["p99"]}' <<<"$1"
 }
 
-measure_binary() { # label
-    local label="$1" line s rss
+measure_binary() { # label round
+    local label="$1" tag="$1-r$2" line s rss
     for corpus in plain rich; do
-        fresh_db "$WORK/$label-import-$corpus"
+        fresh_db "$WORK/$tag-import-$corpus"
         local start; start="$(now_ns)"
         /usr/bin/time -v -o "$WORK/time.txt" "$BIN" import-maildir "$WORK/$corpus" >"$WORK/import.out" 2>"$WORK/import.err"
         s="$(awk -v ns="$(($(now_ns) - start))" 'BEGIN {printf "%.3f", ns / 1e9}')"
@@ -92,47 +97,47 @@ measure_binary() { # label
             "$(awk -v n="$COUNT" -v s="$s" 'BEGIN {printf "%.0f", n / s}') msg/s, peak RSS $rss MiB"
     done
 
-    fresh_db "$WORK/$label-gate-alone"
-    mapfile -t files < <(gate_files "$label-alone" 11)
+    fresh_db "$WORK/$tag-gate-alone"
+    mapfile -t files < <(gate_files "$tag-alone" 11)
     line="$(python3 benches/ingest_bench.py mailgate "$BIN" 1 "${files[@]}")"; say "$line"
     row "\`mailgate\`, sequential, no \`serve\`" "$label" "$(summary "$line")"
 
-    fresh_db "$WORK/$label-gate-served"
+    fresh_db "$WORK/$tag-gate-served"
     start_serve
-    mapfile -t files < <(gate_files "$label-served" 12)
+    mapfile -t files < <(gate_files "$tag-served" 12)
     line="$(python3 benches/ingest_bench.py mailgate "$BIN" 1 "${files[@]}")"; say "$line"
     row "\`mailgate\`, sequential, \`serve\` running" "$label" "$(summary "$line")"
-    mapfile -t files < <(gate_files "$label-direct" 19)
+    mapfile -t files < <(gate_files "$tag-direct" 19)
     line="$(RECOVERYDESK_SOCKET=none python3 benches/ingest_bench.py mailgate "$BIN" 1 "${files[@]}")"; say "$line"
     row "\`mailgate\`, sequential, \`serve\` running, socket off (each mailgate writes itself)" "$label" "$(summary "$line")"
-    mapfile -t files < <(gate_files "$label-served2" 13)
+    mapfile -t files < <(gate_files "$tag-served2" 13)
     line="$(python3 benches/ingest_bench.py mailgate "$BIN" 2 "${files[@]}")"; say "$line"
     row "\`mailgate\`, 2 in parallel, \`serve\` running" "$label" "$(summary "$line")"
-    mapfile -t files < <(gate_files "$label-direct2" 20)
+    mapfile -t files < <(gate_files "$tag-direct2" 20)
     line="$(RECOVERYDESK_SOCKET=none python3 benches/ingest_bench.py mailgate "$BIN" 2 "${files[@]}")"; say "$line"
     row "\`mailgate\`, 2 in parallel, \`serve\` running, socket off" "$label" "$(summary "$line")"
-    mapfile -t files < <(gate_files "$label-hook1" 14)
+    mapfile -t files < <(gate_files "$tag-hook1" 14)
     line="$(python3 benches/ingest_bench.py webhook "http://127.0.0.1:$PORT" "$RECOVERYDESK_INBOUND_TOKEN" 1 "${files[@]}")"; say "$line"
     row "webhook, 1 client (SQLite)" "$label" "$(summary "$line")"
-    mapfile -t files < <(gate_files "$label-hook4" 15)
+    mapfile -t files < <(gate_files "$tag-hook4" 15)
     line="$(python3 benches/ingest_bench.py webhook "http://127.0.0.1:$PORT" "$RECOVERYDESK_INBOUND_TOKEN" 4 "${files[@]}")"; say "$line"
     stop_serve
     row "webhook, 4 clients (SQLite)" "$label" "$(summary "$line"); serve peak RSS $SERVE_HWM MiB"
 
     if [ -n "${PG_URL:-}" ]; then
-        local db="rd_bench_${label}_$$"
+        local db="rd_bench_${label}_r${2}_$$"
         psql -q "$PG_URL" -c "CREATE DATABASE $db" >/dev/null
         PG_DBS+=("$db")
-        export DATABASE_URL="${PG_URL%/*}/$db" RECOVERYDESK_SOCKET="$WORK/$label-pg.sock" RECOVERYDESK_MAIL_DIR="$WORK/$label-pg-mail"
+        export DATABASE_URL="${PG_URL%/*}/$db" RECOVERYDESK_SOCKET="$WORK/$tag-pg.sock" RECOVERYDESK_MAIL_DIR="$WORK/$tag-pg-mail"
         "$BIN" migrate 2>/dev/null
         start_serve
-        mapfile -t files < <(gate_files "$label-pg1" 16)
+        mapfile -t files < <(gate_files "$tag-pg1" 16)
         line="$(python3 benches/ingest_bench.py webhook "http://127.0.0.1:$PORT" "$RECOVERYDESK_INBOUND_TOKEN" 1 "${files[@]}")"; say "$line"
         row "PostgreSQL in-server (webhook), 1 client" "$label" "$(summary "$line")"
-        mapfile -t files < <(gate_files "$label-pg4" 17)
+        mapfile -t files < <(gate_files "$tag-pg4" 17)
         line="$(python3 benches/ingest_bench.py webhook "http://127.0.0.1:$PORT" "$RECOVERYDESK_INBOUND_TOKEN" 4 "${files[@]}")"; say "$line"
         row "PostgreSQL in-server (webhook), 4 clients" "$label" "$(summary "$line")"
-        mapfile -t files < <(gate_files "$label-pgm" 18)
+        mapfile -t files < <(gate_files "$tag-pgm" 18)
         line="$(python3 benches/ingest_bench.py mailgate "$BIN" 2 "${files[@]}")"; say "$line"
         stop_serve
         row "PostgreSQL, \`mailgate\` 2 in parallel, \`serve\` running" "$label" "$(summary "$line")"
@@ -160,10 +165,23 @@ EOF_PY
 }
 LOAD="$(cut -d' ' -f1-3 /proc/loadavg)"
 SYNC_BEFORE="$(sync_probe)"
-if [ -n "${BEFORE_BIN:-}" ]; then
-    SAVED="$BIN"; BIN="$BEFORE_BIN"; measure_binary before; BIN="$SAVED"
-fi
-measure_binary after
+AFTER_BIN="$BIN"
+for round in $(seq 1 "$ROUNDS"); do
+    # Before first in odd rounds, after first in even ones: a machine that speeds up or slows
+    # down during the run favours neither column.
+    order="before after"
+    if [ $((round % 2)) = 0 ]; then order="after before"; fi
+    for label in $order; do
+        if [ "$label" = before ]; then
+            [ -n "${BEFORE_BIN:-}" ] || continue
+            BIN="$BEFORE_BIN"
+        else
+            BIN="$AFTER_BIN"
+        fi
+        measure_binary "$label" "$round"
+    done
+done
+BIN="$AFTER_BIN"
 
 echo
 echo "Machine: $(nproc) cores, $(uname -sr); $(date -u '+%Y-%m-%d %H:%M UTC'); load before: $LOAD, after: $(cut -d' ' -f1-3 /proc/loadavg); commit $(git rev-parse --short HEAD)"
@@ -175,11 +193,26 @@ import sys
 rows, labels = {}, []
 for line in open(sys.argv[1]):
     what, label, value = line.rstrip("\n").split("\t")
-    rows.setdefault(what, {})[label] = value
+    rows.setdefault(what, {}).setdefault(label, []).append(value)
     if label not in labels:
         labels.append(label)
+labels.sort(key=lambda l: l != "before")
+
+
+def cell(values):
+    """The round with the median rate, and every round's rate when there were several."""
+    if not values:
+        return "–"
+    rate = lambda v: float(v.split(" msg/s")[0])
+    ranked = sorted(values, key=rate)
+    median = ranked[(len(ranked) - 1) // 2]
+    if len(values) == 1:
+        return median
+    return f"{median} (rounds: {', '.join(v.split(' msg/s')[0] for v in values)} msg/s)"
+
+
 print("| run | " + " | ".join(labels) + " |")
 print("|---|" + "---|" * len(labels))
 for what, values in rows.items():
-    print(f"| {what} | " + " | ".join(values.get(l, "–") for l in labels) + " |")
+    print(f"| {what} | " + " | ".join(cell(values.get(l, [])) for l in labels) + " |")
 EOF

@@ -2,9 +2,9 @@
 # PostgreSQL in-server ingestion under concurrency: generated support mail POSTed to
 # `/inbound/email` of `recoverydesk serve` (release build) by 1, 4 and 8 clients on one
 # instance, and by 8 clients spread over two instances sharing the database. Each scenario
-# starts from a fresh database. Prints msg/s and p50/p95/p99/max latency, the HTTP answers, and
-# the deadlocks PostgreSQL broke (read after the instances stopped, so every backend has
-# reported).
+# starts from a fresh database. Prints msg/s, p50/p95/p99/max latency, the CPU PostgreSQL and
+# `serve` spent per message, the HTTP answers, and the deadlocks PostgreSQL broke (read after the
+# instances stopped, so every backend has reported).
 #
 # Usage: benches/pg_ingest.sh              (from anywhere; a few minutes)
 #   PG_SERVER=postgres://postgres@127.0.0.1:5432/postgres   a server we may create databases on
@@ -73,6 +73,10 @@ print(urllib.parse.urlunsplit((u.scheme, u.netloc, "/" + sys.argv[2], u.query, u
 EOF
 }
 
+# CPU time (user + system, clock ticks) of these processes so far.
+ticks() { for pid in "$@"; do awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null; done | awk '{s += $1} END {print s + 0}'; }
+TICKS_PER_S="$(getconf CLK_TCK)"
+
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 say "generating $COUNT messages (seed $SEED)"
@@ -123,18 +127,23 @@ SQL
         urls+=("http://127.0.0.1:$port")
     done
     say "$clients client(s), $instances instance(s), database $db"
+    # The CPU both sides spent, per message: on a machine whose speed drifts the rate alone
+    # says little, the CPU a message costs less so.
+    pg_before="$(ticks $(pgrep -x postgres))" serve_before="$(ticks "${PIDS[@]}")"
     result="$(python3 benches/post_mail.py --clients "$clients" --token "$TOKEN" "$WORK/maildir" "${urls[@]}" || true)"
+    pg_cpu="$(($(ticks $(pgrep -x postgres)) - pg_before))" serve_cpu="$(($(ticks "${PIDS[@]}") - serve_before))"
     stop_all
     deadlocks="$(psql -qtA "$url" -c "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()")"
     stored="$(psql -qtA "$url" -c "SELECT count(*) FROM inbound_messages")"
     retries="$(cat "$WORK"/serve-"$db"-*.err | grep -c 'write transaction hit' || true)"
-    ROWS="$ROWS$(python3 - "$clients" "$instances" "$deadlocks" "$stored" "$retries" "$result" <<'EOF'
+    ROWS="$ROWS$(python3 - "$clients" "$instances" "$deadlocks" "$stored" "$retries" "$result" "$pg_cpu" "$serve_cpu" "$TICKS_PER_S" <<'EOF'
 import json, sys
-clients, instances, deadlocks, stored, retries, result = sys.argv[1:7]
+clients, instances, deadlocks, stored, retries, result, pg_cpu, serve_cpu, hz = sys.argv[1:10]
 r = json.loads(result)
 answers = ", ".join(f"{n}×{s}" for s, n in r["statuses"].items())
+per_message = lambda ticks: f"{int(ticks) * 1e6 / int(hz) / max(r['messages'], 1):.0f}"
 print(f"| {clients} | {instances} | {r['messages']} | **{r['msg_per_s']:.0f}** | {r['p50_ms']} | {r['p95_ms']} | "
-      f"{r['p99_ms']} | {r['max_ms']} | {answers} | {stored} | {deadlocks} | {retries} |")
+      f"{r['p99_ms']} | {r['max_ms']} | {per_message(pg_cpu)} | {per_message(serve_cpu)} | {answers} | {stored} | {deadlocks} | {retries} |")
 EOF
 )
 "
@@ -176,8 +185,8 @@ Machine: $(nproc) cores ($(lscpu 2>/dev/null | awk -F': +' '/^Model name/ {print
 Date: $(date -u '+%Y-%m-%d %H:%M UTC'); commit $COMMIT; binary $BIN; load average before: $LOAD_BEFORE
 Mail: $(sed -e 's/^wrote //' -e 's/ to .*$//' "$WORK/gen.txt"); each scenario on a fresh database, the mail sender running in every instance$([ "${HOT_COUNTERS:-0}" = 1 ] && echo "; HOT_COUNTERS=1 (the old counter rows put back)")
 
-| clients | instances | messages | msg/s | p50 ms | p95 ms | p99 ms | max ms | answers | stored | deadlocks | retries logged |
-|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|
+| clients | instances | messages | msg/s | p50 ms | p95 ms | p99 ms | max ms | PostgreSQL CPU µs/msg | serve CPU µs/msg | answers | stored | deadlocks | retries logged |
+|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|
 $ROWS
 EOF
 if [ -n "$GATE_ROWS" ]; then
