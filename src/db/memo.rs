@@ -33,6 +33,10 @@ struct Known {
     locked_tickets: HashSet<i64>,
     chain_heads: HashMap<i64, ChainHead>,
     prefix: Option<String>,
+    /// The search text of what this transaction stored: the head of each ticket it opened, by
+    /// ticket, and each indexed message it added, by message (`search::index`).
+    search_heads: HashMap<i64, String>,
+    search_messages: HashMap<i64, (i64, String)>,
 }
 
 impl Known {
@@ -43,6 +47,8 @@ impl Known {
         if later.prefix.is_some() {
             self.prefix = later.prefix;
         }
+        self.search_heads.extend(later.search_heads);
+        self.search_messages.extend(later.search_messages);
     }
 }
 
@@ -150,6 +156,72 @@ pub(in crate::db) fn set_prefix(conn: &AnyConnection, prefix: &str) {
     learn(conn, |k| k.prefix = Some(prefix.to_string()));
 }
 
+/// A ticket opened in this transaction, with the head of its search text (its requester's
+/// address and subject, a space after each).
+pub(in crate::db) fn set_search_head(conn: &AnyConnection, ticket_id: i64, head: String) {
+    learn(conn, |k| {
+        k.search_heads.insert(ticket_id, head);
+    });
+}
+
+/// An indexed message this transaction stored, with its search text (its subject, a space and
+/// the start of its body).
+pub(in crate::db) fn set_search_message(conn: &AnyConnection, ticket_id: i64, message_id: i64, text: String) {
+    learn(conn, |k| {
+        k.search_messages.insert(message_id, (ticket_id, text));
+    });
+}
+
+/// The head of a ticket opened in this transaction.
+pub(in crate::db) fn search_head(conn: &AnyConnection, ticket_id: i64) -> Option<String> {
+    recall(conn, |k| k.search_heads.get(&ticket_id).cloned())
+}
+
+/// The search text of a message of `ticket_id` this transaction stored.
+pub(in crate::db) fn search_message(conn: &AnyConnection, ticket_id: i64, message_id: i64) -> Option<String> {
+    recall(conn, |k| {
+        k.search_messages
+            .get(&message_id)
+            .filter(|(ticket, _)| *ticket == ticket_id)
+            .map(|(_, text)| text.clone())
+    })
+}
+
+/// The indexed messages of `ticket_id` this transaction stored, in the order of their ids.
+pub(in crate::db) fn search_messages_of(conn: &AnyConnection, ticket_id: i64) -> Vec<(i64, String)> {
+    let key = key(conn);
+    let mut found: Vec<(i64, String)> = FRAMES.with(|frames| {
+        frames
+            .borrow()
+            .iter()
+            .filter(|(k, _)| *k == key)
+            .flat_map(|(_, known)| {
+                known
+                    .search_messages
+                    .iter()
+                    .filter(|(_, (ticket, _))| *ticket == ticket_id)
+                    .map(|(id, (_, text))| (*id, text.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    });
+    found.sort_by_key(|(id, _)| *id);
+    found.dedup_by_key(|(id, _)| *id);
+    found
+}
+
+/// Something other than an added message changed `ticket_id`'s text (an erase): what this
+/// transaction knew of it no longer holds, in any frame.
+pub(in crate::db) fn forget_search_texts(conn: &AnyConnection, ticket_id: i64) {
+    let key = key(conn);
+    FRAMES.with(|frames| {
+        for (_, known) in frames.borrow_mut().iter_mut().filter(|(k, _)| *k == key) {
+            known.search_heads.remove(&ticket_id);
+            known.search_messages.retain(|_, (ticket, _)| *ticket != ticket_id);
+        }
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,6 +256,34 @@ mod tests {
         assert!(!ticket_locked(&c, 1));
         assert_eq!(chain_head(&c, 1), None);
         assert_eq!(prefix(&c), None);
+    }
+
+    #[test]
+    fn search_texts_go_with_a_rolled_back_savepoint_and_with_an_erase() {
+        let c = conn();
+        let _transaction = Frame::begin(&c);
+        set_search_head(&c, 1, "a@x.test help ".into());
+        set_search_message(&c, 1, 10, "help first".into());
+        let released = Frame::begin(&c);
+        set_search_message(&c, 1, 11, "help second".into());
+        released.release();
+        let rolled_back = Frame::begin(&c);
+        set_search_message(&c, 1, 12, "help third".into());
+        set_search_message(&c, 2, 13, "another ticket".into());
+        assert_eq!(search_messages_of(&c, 1).len(), 3);
+        drop(rolled_back);
+        assert_eq!(
+            search_messages_of(&c, 1),
+            vec![(10, "help first".to_string()), (11, "help second".to_string())]
+        );
+        assert_eq!(search_message(&c, 1, 12), None, "rolled back with its message");
+        assert_eq!(search_message(&c, 2, 11), None, "a message of another ticket");
+        assert_eq!(search_head(&c, 1).as_deref(), Some("a@x.test help "));
+        let inner = Frame::begin(&c);
+        forget_search_texts(&c, 1);
+        drop(inner);
+        assert_eq!(search_head(&c, 1), None, "forgotten in every frame");
+        assert_eq!(search_messages_of(&c, 1), vec![]);
     }
 
     #[test]

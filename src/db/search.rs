@@ -17,7 +17,7 @@ mod postgres;
 mod words_rebuild;
 
 pub(super) use index::Deferred;
-pub use index::{index_message, reindex};
+pub use index::{index_message, index_opened, reindex};
 pub use words_rebuild::{REBUILT_KEY as WORDS_REBUILT_KEY, rebuild as rebuild_postgres_words};
 
 /// What else a search is narrowed by, and its page (newest first).

@@ -54,7 +54,7 @@ pub fn insert(conn: &mut AnyConnection, t: &NewTicket) -> QueryResult<TicketRow>
         .returning(ticket_columns())
         .get_result::<TicketRow>(conn)
         .and_then(|row| {
-            super::search::reindex(conn, row.id)?;
+            super::search::index_opened(conn, row.id, &row.requester_normalized, &row.subject)?;
             // Its chain has no link yet, and no other transaction sees the row before the
             // commit: the first event needs neither a lock nor a read of the chain.
             super::memo::tickets_locked(conn, &[row.id]);
@@ -393,7 +393,7 @@ pub fn insert_message(conn: &mut AnyConnection, m: &NewMessage) -> QueryResult<i
         .get_result(c))?;
     // The desk's automatic mail is not in the document (every ticket would hold its words).
     if m.sender_role != "system" {
-        super::search::index_message(conn, m.ticket_id, id)?;
+        super::search::index_message(conn, m.ticket_id, id, m.subject.as_str(), m.body.as_str())?;
     }
     Ok(id)
 }

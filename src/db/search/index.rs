@@ -88,11 +88,26 @@ impl Owed {
     }
 }
 
-/// Writes the ticket's search document again from what is stored now: after a ticket is
-/// opened or a message erased. In the caller's transaction: inside
-/// [`crate::db::write_transaction`] the write waits for the end of the outermost transaction
-/// ([`Deferred`]), before its commit.
+/// Writes the ticket's search document again from what is stored now: after a message is
+/// erased. In the caller's transaction: inside [`crate::db::write_transaction`] the write waits
+/// for the end of the outermost transaction ([`Deferred`]), before its commit.
 pub fn reindex(conn: &mut AnyConnection, ticket_id: i64) -> QueryResult<()> {
+    // What this transaction stored of the ticket's text no longer says what it is.
+    super::super::memo::forget_search_texts(conn, ticket_id);
+    owe(conn, ticket_id, Owed::Whole)
+}
+
+/// Writes the search document of a ticket just opened, with its requester's address and
+/// subject as stored (and the messages the transaction adds to it).
+pub fn index_opened(
+    conn: &mut AnyConnection,
+    ticket_id: i64,
+    requester_normalized: &str,
+    subject: &str,
+) -> QueryResult<()> {
+    if matches!(conn, AnyConnection::Postgresql(_)) {
+        super::super::memo::set_search_head(conn, ticket_id, format!("{requester_normalized} {subject} "));
+    }
     owe(conn, ticket_id, Owed::Whole)
 }
 
@@ -102,8 +117,63 @@ pub fn reindex(conn: &mut AnyConnection, ticket_id: i64) -> QueryResult<()> {
 /// thread again, so a reply to a long thread paid for the whole thread (on PostgreSQL 75 % of
 /// the database's time under ingestion; on SQLite, removing the replaced row's words with
 /// secure-delete a third of an import's time, docs/benchmarks.md).
-pub fn index_message(conn: &mut AnyConnection, ticket_id: i64, message_id: i64) -> QueryResult<()> {
+///
+/// On PostgreSQL the message's text (`subject`, a space, the first 32,768 characters of
+/// `body`, as stored) is kept with the transaction, so that its words are written without
+/// reading it back; a savepoint rolled back forgets it with the message (`memo`).
+pub fn index_message(
+    conn: &mut AnyConnection,
+    ticket_id: i64,
+    message_id: i64,
+    subject: &str,
+    body: &str,
+) -> QueryResult<()> {
+    if matches!(conn, AnyConnection::Postgresql(_)) {
+        let text = format!("{subject} {}", first_chars(body, MESSAGE_BODY_CHARS));
+        super::super::memo::set_search_message(conn, ticket_id, message_id, text);
+    }
     owe(conn, ticket_id, Owed::Messages(vec![message_id]))
+}
+
+/// Characters of a message's body in the document (the `32768` of the SQL above).
+const MESSAGE_BODY_CHARS: usize = 32_768;
+/// Characters of a document (the `262144` of the SQL above).
+const DOCUMENT_CHARS: usize = 262_144;
+
+/// PostgreSQL's `left(text, n)`: the first `n` characters.
+fn first_chars(text: &str, n: usize) -> &str {
+    if text.len() <= n {
+        return text;
+    }
+    text.char_indices().nth(n).map_or(text, |(at, _)| &text[..at])
+}
+
+/// A ticket's document text and the characters it uses, made as [`POSTGRES_WHOLE_TEXTS`]
+/// makes them, from the head and the messages' texts (in the order of their ids).
+fn whole_text(head: &str, messages: &[(i64, String)]) -> (String, i32) {
+    let thread = (!messages.is_empty()).then(|| {
+        messages
+            .iter()
+            .map(|(_, text)| text.as_str())
+            .collect::<Vec<_>>()
+            .join(" ")
+    });
+    let used = head.chars().count() + thread.as_deref().map_or(0, |t| t.chars().count() + 1);
+    let full = format!("{head}{}", thread.unwrap_or_default());
+    (first_chars(&full, DOCUMENT_CHARS).to_string(), chars_used(used))
+}
+
+/// The text added by new messages (in the order of their ids) to a document that uses
+/// `indexed_chars`, and the characters it uses after, as [`POSTGRES_APPEND_TEXT`] makes them.
+fn appended_text(indexed_chars: i32, messages: &[String]) -> (String, i32) {
+    let text = messages.join(" ");
+    let room = DOCUMENT_CHARS.saturating_sub(usize::try_from(indexed_chars).unwrap_or(0));
+    let used = usize::try_from(indexed_chars).unwrap_or(0) + text.chars().count() + 1;
+    (first_chars(&text, room).to_string(), chars_used(used))
+}
+
+fn chars_used(n: usize) -> i32 {
+    i32::try_from(n.min(DOCUMENT_CHARS)).unwrap_or(i32::MAX)
 }
 
 fn owe(conn: &mut AnyConnection, ticket_id: i64, owed: Owed) -> QueryResult<()> {
@@ -117,13 +187,80 @@ fn owe(conn: &mut AnyConnection, ticket_id: i64, owed: Owed) -> QueryResult<()> 
 fn pay(conn: &mut AnyConnection, owed: BTreeMap<i64, Owed>) -> QueryResult<()> {
     match conn {
         AnyConnection::Sqlite(c) => sqlite::pay(c, owed),
-        AnyConnection::Postgresql(c) => owed.into_iter().try_for_each(|(id, owed)| pay_postgres(c, id, owed)),
+        AnyConnection::Postgresql(_) => owed.into_iter().try_for_each(|(id, owed)| {
+            let known = known_texts(conn, id, &owed);
+            let AnyConnection::Postgresql(c) = conn else {
+                unreachable!("the backend of a connection never changes")
+            };
+            pay_postgres(c, id, owed, known)
+        }),
     }
 }
 
-fn pay_postgres(c: &mut diesel::PgConnection, ticket_id: i64, owed: Owed) -> QueryResult<()> {
+/// What the transaction knows of the text a ticket is owed, so that nothing is read back.
+enum Known {
+    /// Opened in this transaction: its head and every indexed message it got here.
+    Whole { head: String, messages: Vec<(i64, String)> },
+    /// Each of the new messages' texts, in the order of their ids.
+    Messages(Vec<String>),
+}
+
+/// `None` when any part was not stored by this transaction as it stands (a ticket opened
+/// before it, a message erased, a savepoint rolled back): then the text is read.
+fn known_texts(conn: &AnyConnection, ticket_id: i64, owed: &Owed) -> Option<Known> {
+    use super::super::memo;
     match owed {
-        Owed::Whole => {
+        Owed::Whole => memo::search_head(conn, ticket_id).map(|head| Known::Whole {
+            head,
+            messages: memo::search_messages_of(conn, ticket_id),
+        }),
+        Owed::Messages(ids) => ids
+            .iter()
+            .map(|id| memo::search_message(conn, ticket_id, *id))
+            .collect::<Option<Vec<_>>>()
+            .map(Known::Messages),
+    }
+}
+
+/// The document's characters used, its row locked for the write that follows (as
+/// [`POSTGRES_APPEND_TEXT`] locks it); nothing when it is full.
+const POSTGRES_DOCUMENT_ROOM: &str =
+    "SELECT indexed_chars FROM ticket_search WHERE ticket_id = $1 AND indexed_chars < 262144 FOR NO KEY UPDATE";
+
+#[derive(QueryableByName)]
+struct Room {
+    #[diesel(sql_type = Integer)]
+    indexed_chars: i32,
+}
+
+fn pay_postgres(c: &mut diesel::PgConnection, ticket_id: i64, owed: Owed, known: Option<Known>) -> QueryResult<()> {
+    match (owed, known) {
+        (Owed::Whole, Some(Known::Whole { head, messages })) => {
+            let (text, indexed_chars) = whole_text(&head, &messages);
+            diesel::sql_query(POSTGRES_WRITE)
+                .bind::<BigInt, _>(ticket_id)
+                .bind::<Array<Text>, _>(document_words(&text))
+                .bind::<Integer, _>(indexed_chars)
+                .execute(c)
+                .map(drop)
+        }
+        (Owed::Messages(_), Some(Known::Messages(texts))) => {
+            let Some(room) = diesel::sql_query(POSTGRES_DOCUMENT_ROOM)
+                .bind::<BigInt, _>(ticket_id)
+                .get_result::<Room>(c)
+                .optional()?
+            else {
+                return Ok(());
+            };
+            let (text, indexed_chars) = appended_text(room.indexed_chars, &texts);
+            diesel::sql_query(POSTGRES_APPEND)
+                .bind::<BigInt, _>(ticket_id)
+                .bind::<Array<Text>, _>(document_words(&text))
+                .bind::<Integer, _>(indexed_chars)
+                .execute(c)
+                .map(drop)
+        }
+        (Owed::Whole, _) => {
             let Some(d) = diesel::sql_query(POSTGRES_WHOLE_TEXTS)
                 .bind::<Array<BigInt>, _>(vec![ticket_id])
                 .get_result::<TicketText>(c)
@@ -138,7 +275,7 @@ fn pay_postgres(c: &mut diesel::PgConnection, ticket_id: i64, owed: Owed) -> Que
                 .execute(c)
                 .map(drop)
         }
-        Owed::Messages(ids) => {
+        (Owed::Messages(ids), _) => {
             let Some(n) = diesel::sql_query(POSTGRES_APPEND_TEXT)
                 .bind::<BigInt, _>(ticket_id)
                 .bind::<Array<BigInt>, _>(ids)

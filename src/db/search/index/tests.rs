@@ -182,7 +182,8 @@ fn a_reply_adds_its_own_row_and_rewrites_nothing_however_long_the_thread() {
     for n in 2..=40 {
         add_message(&mut conn, 5, &format!("reply number{n}"));
         let id = last_message(&mut conn);
-        let ran = statements(&mut conn, |c| index_message(c, 5, id).unwrap());
+        let body = format!("reply number{n}");
+        let ran = statements(&mut conn, |c| index_message(c, 5, id, "help", &body).unwrap());
         assert_eq!(ran.len(), 4, "reply {n}: {ran:#?}");
         assert!(!ran.iter().any(|q| q.contains("DELETE")), "reply {n}: {ran:#?}");
         assert_eq!(
