@@ -14,6 +14,7 @@
 //! transaction nothing is remembered.
 
 use super::AnyConnection;
+use super::search::{BodyText, HeadText};
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 
@@ -35,8 +36,8 @@ struct Known {
     prefix: Option<String>,
     /// The search text of what this transaction stored: the head of each ticket it opened, by
     /// ticket, and each indexed message it added, by message (`search::index`).
-    search_heads: HashMap<i64, String>,
-    search_messages: HashMap<i64, (i64, String)>,
+    search_heads: HashMap<i64, HeadText>,
+    search_messages: HashMap<i64, (i64, BodyText)>,
 }
 
 impl Known {
@@ -156,29 +157,32 @@ pub(in crate::db) fn set_prefix(conn: &AnyConnection, prefix: &str) {
     learn(conn, |k| k.prefix = Some(prefix.to_string()));
 }
 
-/// A ticket opened in this transaction, with the head of its search text (its requester's
-/// address and subject, a space after each).
-pub(in crate::db) fn set_search_head(conn: &AnyConnection, ticket_id: i64, head: String) {
+/// A ticket opened in this transaction, with the head of its search text.
+pub(in crate::db) fn set_search_head(conn: &AnyConnection, ticket_id: i64, head: HeadText) {
     learn(conn, |k| {
         k.search_heads.insert(ticket_id, head);
     });
 }
 
-/// An indexed message this transaction stored, with its search text (its subject, a space and
-/// the start of its body).
-pub(in crate::db) fn set_search_message(conn: &AnyConnection, ticket_id: i64, message_id: i64, text: String) {
+/// An indexed message this transaction stored, with its search text.
+pub(in crate::db) fn set_search_message(conn: &AnyConnection, ticket_id: i64, message_id: i64, text: BodyText) {
     learn(conn, |k| {
         k.search_messages.insert(message_id, (ticket_id, text));
     });
 }
 
+/// Whether this transaction opened `ticket_id` (and knows its head).
+pub(in crate::db) fn opened_here(conn: &AnyConnection, ticket_id: i64) -> bool {
+    recall(conn, |k| k.search_heads.contains_key(&ticket_id).then_some(())).is_some()
+}
+
 /// The head of a ticket opened in this transaction.
-pub(in crate::db) fn search_head(conn: &AnyConnection, ticket_id: i64) -> Option<String> {
+pub(in crate::db) fn search_head(conn: &AnyConnection, ticket_id: i64) -> Option<HeadText> {
     recall(conn, |k| k.search_heads.get(&ticket_id).cloned())
 }
 
 /// The search text of a message of `ticket_id` this transaction stored.
-pub(in crate::db) fn search_message(conn: &AnyConnection, ticket_id: i64, message_id: i64) -> Option<String> {
+pub(in crate::db) fn search_message(conn: &AnyConnection, ticket_id: i64, message_id: i64) -> Option<BodyText> {
     recall(conn, |k| {
         k.search_messages
             .get(&message_id)
@@ -188,9 +192,9 @@ pub(in crate::db) fn search_message(conn: &AnyConnection, ticket_id: i64, messag
 }
 
 /// The indexed messages of `ticket_id` this transaction stored, in the order of their ids.
-pub(in crate::db) fn search_messages_of(conn: &AnyConnection, ticket_id: i64) -> Vec<(i64, String)> {
+pub(in crate::db) fn search_messages_of(conn: &AnyConnection, ticket_id: i64) -> Vec<(i64, BodyText)> {
     let key = key(conn);
-    let mut found: Vec<(i64, String)> = FRAMES.with(|frames| {
+    let mut found: Vec<(i64, BodyText)> = FRAMES.with(|frames| {
         frames
             .borrow()
             .iter()
@@ -262,23 +266,31 @@ mod tests {
     fn search_texts_go_with_a_rolled_back_savepoint_and_with_an_erase() {
         let c = conn();
         let _transaction = Frame::begin(&c);
-        set_search_head(&c, 1, "a@x.test help ".into());
-        set_search_message(&c, 1, 10, "help first".into());
+        let text = |body: &str| BodyText {
+            subject: "help".into(),
+            body: body.into(),
+        };
+        let head = HeadText {
+            requester: "a@x.test".into(),
+            subject: "help".into(),
+        };
+        set_search_head(&c, 1, head.clone());
+        set_search_message(&c, 1, 10, text("first"));
         let released = Frame::begin(&c);
-        set_search_message(&c, 1, 11, "help second".into());
+        set_search_message(&c, 1, 11, text("second"));
         released.release();
         let rolled_back = Frame::begin(&c);
-        set_search_message(&c, 1, 12, "help third".into());
-        set_search_message(&c, 2, 13, "another ticket".into());
+        set_search_message(&c, 1, 12, text("third"));
+        set_search_message(&c, 2, 13, text("another ticket"));
         assert_eq!(search_messages_of(&c, 1).len(), 3);
         drop(rolled_back);
         assert_eq!(
             search_messages_of(&c, 1),
-            vec![(10, "help first".to_string()), (11, "help second".to_string())]
+            vec![(10, text("first")), (11, text("second"))]
         );
         assert_eq!(search_message(&c, 1, 12), None, "rolled back with its message");
         assert_eq!(search_message(&c, 2, 11), None, "a message of another ticket");
-        assert_eq!(search_head(&c, 1).as_deref(), Some("a@x.test help "));
+        assert_eq!(search_head(&c, 1), Some(head));
         let inner = Frame::begin(&c);
         forget_search_texts(&c, 1);
         drop(inner);

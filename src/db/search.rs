@@ -16,7 +16,7 @@ mod postgres;
 /// PostgreSQL's stored documents made again with the desk's word rule, once, at start.
 mod words_rebuild;
 
-pub(super) use index::Deferred;
+pub(super) use index::{BodyText, Deferred, HeadText};
 pub use index::{index_message, index_opened, reindex};
 pub use words_rebuild::{REBUILT_KEY as WORDS_REBUILT_KEY, rebuild as rebuild_postgres_words};
 

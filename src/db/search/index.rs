@@ -105,9 +105,11 @@ pub fn index_opened(
     requester_normalized: &str,
     subject: &str,
 ) -> QueryResult<()> {
-    if matches!(conn, AnyConnection::Postgresql(_)) {
-        super::super::memo::set_search_head(conn, ticket_id, format!("{requester_normalized} {subject} "));
-    }
+    let head = HeadText {
+        requester: requester_normalized.to_string(),
+        subject: subject.to_string(),
+    };
+    super::super::memo::set_search_head(conn, ticket_id, head);
     owe(conn, ticket_id, Owed::Whole)
 }
 
@@ -118,9 +120,10 @@ pub fn index_opened(
 /// the database's time under ingestion; on SQLite, removing the replaced row's words with
 /// secure-delete a third of an import's time, docs/benchmarks.md).
 ///
-/// On PostgreSQL the message's text (`subject`, a space, the first 32,768 characters of
-/// `body`, as stored) is kept with the transaction, so that its words are written without
-/// reading it back; a savepoint rolled back forgets it with the message (`memo`).
+/// The message's `subject` and the start of its `body`, as stored, are kept with the
+/// transaction where they spare a read: on PostgreSQL, and on SQLite for a ticket the
+/// transaction opened (a reply's row there needs its ticket's head, read anyway). A savepoint
+/// rolled back forgets them with the message (`memo`).
 pub fn index_message(
     conn: &mut AnyConnection,
     ticket_id: i64,
@@ -128,11 +131,30 @@ pub fn index_message(
     subject: &str,
     body: &str,
 ) -> QueryResult<()> {
-    if matches!(conn, AnyConnection::Postgresql(_)) {
-        let text = format!("{subject} {}", first_chars(body, MESSAGE_BODY_CHARS));
-        super::super::memo::set_search_message(conn, ticket_id, message_id, text);
+    use super::super::memo;
+    if matches!(conn, AnyConnection::Postgresql(_)) || memo::opened_here(conn, ticket_id) {
+        let text = BodyText {
+            subject: subject.to_string(),
+            body: first_chars(body, MESSAGE_BODY_CHARS).to_string(),
+        };
+        memo::set_search_message(conn, ticket_id, message_id, text);
     }
     owe(conn, ticket_id, Owed::Messages(vec![message_id]))
+}
+
+/// What a ticket's search text starts with, as stored: its requester's address and subject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(in crate::db) struct HeadText {
+    pub(in crate::db) requester: String,
+    pub(in crate::db) subject: String,
+}
+
+/// What an indexed message adds to it, as stored: its subject and the first
+/// [`MESSAGE_BODY_CHARS`] characters of its body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(in crate::db) struct BodyText {
+    pub(in crate::db) subject: String,
+    pub(in crate::db) body: String,
 }
 
 /// Characters of a message's body in the document (the `32768` of the SQL above).
@@ -150,14 +172,10 @@ fn first_chars(text: &str, n: usize) -> &str {
 
 /// A ticket's document text and the characters it uses, made as [`POSTGRES_WHOLE_TEXTS`]
 /// makes them, from the head and the messages' texts (in the order of their ids).
-fn whole_text(head: &str, messages: &[(i64, String)]) -> (String, i32) {
-    let thread = (!messages.is_empty()).then(|| {
-        messages
-            .iter()
-            .map(|(_, text)| text.as_str())
-            .collect::<Vec<_>>()
-            .join(" ")
-    });
+fn whole_text(head: &HeadText, messages: &[(i64, BodyText)]) -> (String, i32) {
+    let head = format!("{} {} ", head.requester, head.subject);
+    let texts: Vec<&BodyText> = messages.iter().map(|(_, text)| text).collect();
+    let thread = (!texts.is_empty()).then(|| thread_text(&texts));
     let used = head.chars().count() + thread.as_deref().map_or(0, |t| t.chars().count() + 1);
     let full = format!("{head}{}", thread.unwrap_or_default());
     (first_chars(&full, DOCUMENT_CHARS).to_string(), chars_used(used))
@@ -165,11 +183,20 @@ fn whole_text(head: &str, messages: &[(i64, String)]) -> (String, i32) {
 
 /// The text added by new messages (in the order of their ids) to a document that uses
 /// `indexed_chars`, and the characters it uses after, as [`POSTGRES_APPEND_TEXT`] makes them.
-fn appended_text(indexed_chars: i32, messages: &[String]) -> (String, i32) {
-    let text = messages.join(" ");
+fn appended_text(indexed_chars: i32, messages: &[&BodyText]) -> (String, i32) {
+    let text = thread_text(messages);
     let room = DOCUMENT_CHARS.saturating_sub(usize::try_from(indexed_chars).unwrap_or(0));
     let used = usize::try_from(indexed_chars).unwrap_or(0) + text.chars().count() + 1;
     (first_chars(&text, room).to_string(), chars_used(used))
+}
+
+/// `string_agg(subject || ' ' || left(body, 32768), ' ' ORDER BY id)`.
+fn thread_text(messages: &[&BodyText]) -> String {
+    messages
+        .iter()
+        .map(|m| format!("{} {}", m.subject, m.body))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn chars_used(n: usize) -> i32 {
@@ -185,24 +212,30 @@ fn owe(conn: &mut AnyConnection, ticket_id: i64, owed: Owed) -> QueryResult<()> 
 
 /// Writes what is owed, in ascending ticket id.
 fn pay(conn: &mut AnyConnection, owed: BTreeMap<i64, Owed>) -> QueryResult<()> {
+    let owed: Vec<(i64, Owed, Option<Known>)> = owed
+        .into_iter()
+        .map(|(id, owed)| {
+            let known = known_texts(conn, id, &owed);
+            (id, owed, known)
+        })
+        .collect();
     match conn {
         AnyConnection::Sqlite(c) => sqlite::pay(c, owed),
-        AnyConnection::Postgresql(_) => owed.into_iter().try_for_each(|(id, owed)| {
-            let known = known_texts(conn, id, &owed);
-            let AnyConnection::Postgresql(c) = conn else {
-                unreachable!("the backend of a connection never changes")
-            };
-            pay_postgres(c, id, owed, known)
-        }),
+        AnyConnection::Postgresql(c) => owed
+            .into_iter()
+            .try_for_each(|(id, owed, known)| pay_postgres(c, id, owed, known)),
     }
 }
 
 /// What the transaction knows of the text a ticket is owed, so that nothing is read back.
 enum Known {
     /// Opened in this transaction: its head and every indexed message it got here.
-    Whole { head: String, messages: Vec<(i64, String)> },
+    Whole {
+        head: HeadText,
+        messages: Vec<(i64, BodyText)>,
+    },
     /// Each of the new messages' texts, in the order of their ids.
-    Messages(Vec<String>),
+    Messages(Vec<BodyText>),
 }
 
 /// `None` when any part was not stored by this transaction as it stands (a ticket opened
@@ -252,7 +285,7 @@ fn pay_postgres(c: &mut diesel::PgConnection, ticket_id: i64, owed: Owed, known:
             else {
                 return Ok(());
             };
-            let (text, indexed_chars) = appended_text(room.indexed_chars, &texts);
+            let (text, indexed_chars) = appended_text(room.indexed_chars, &texts.iter().collect::<Vec<_>>());
             diesel::sql_query(POSTGRES_APPEND)
                 .bind::<BigInt, _>(ticket_id)
                 .bind::<Array<Text>, _>(document_words(&text))

@@ -14,12 +14,11 @@
 //! savepoint, and FTS5 writes its pending entries to disk at every savepoint
 //! (`fts5SavepointMethod`), a segment per ticket of a group (docs/benchmarks.md).
 
-use super::Owed;
+use super::{BodyText, HeadText, Known, Owed};
 use crate::db::kept::{Kept, Value};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use diesel::sqlite::SqliteConnection;
-use std::collections::BTreeMap;
 
 /// Rowids per ticket: `ticket id << ROW_BITS` is its first row.
 pub(in crate::db::search) const ROW_BITS: u32 = 20;
@@ -158,12 +157,18 @@ struct Extents {
 /// stored (opened, a message erased), or rows for its new messages (ascending). The extents are recorded after every row: a statement on another table
 /// between FTS5 writes would flush FTS5's pending entries if it opened a statement savepoint
 /// (an `INSERT OR REPLACE` does), and one segment per ticket is what this order avoids.
-pub(super) fn pay(c: &mut SqliteConnection, owed: BTreeMap<i64, Owed>) -> QueryResult<()> {
+///
+/// A ticket opened by this transaction is written from what the transaction stored (`known`),
+/// without reading it back. A reply's row needs its ticket's head, which only a read gives.
+pub(super) fn pay(c: &mut SqliteConnection, owed: Vec<(i64, Owed, Option<Known>)>) -> QueryResult<()> {
     let mut extents = Extents::default();
-    for (ticket_id, owed) in owed {
-        match owed {
-            Owed::Whole => write_whole(c, ticket_id, &mut extents)?,
-            Owed::Messages(ids) => add_messages(c, ticket_id, &ids, &mut extents)?,
+    for (ticket_id, owed, known) in owed {
+        match (owed, known) {
+            (Owed::Whole, Some(Known::Whole { head, messages })) => {
+                write_opened(c, ticket_id, &head, &messages, &mut extents)?;
+            }
+            (Owed::Whole, _) => write_whole(c, ticket_id, &mut extents)?,
+            (Owed::Messages(ids), _) => add_messages(c, ticket_id, &ids, &mut extents)?,
         }
     }
     for ticket_id in extents.gone {
@@ -251,6 +256,38 @@ fn write_whole(c: &mut SqliteConnection, ticket_id: i64, extents: &mut Extents) 
     Ok(())
 }
 
+/// Writes the rows of a ticket this transaction opened, as [`write_whole`] would read them: a
+/// new ticket's id was never used before (`AUTOINCREMENT`), so it has no rows and no extent
+/// to replace.
+fn write_opened(
+    c: &mut SqliteConnection,
+    ticket_id: i64,
+    head: &HeadText,
+    messages: &[(i64, BodyText)],
+    extents: &mut Extents,
+) -> QueryResult<()> {
+    let Some(first) = first_row(ticket_id) else {
+        tracing::warn!(ticket_id, "ticket id too large for the search index; not indexed");
+        return Ok(());
+    };
+    let head_text = format!("{} {}", head.requester, head.subject);
+    let head_chars = sqlite_length(&format!("{head_text} ")) as i64;
+    insert_row(c, first, &head_text)?;
+    let start = Extent {
+        message_rows: 0,
+        indexed_chars: head_chars.min(MAX_CHARS),
+    };
+    let written = append_rows(c, first, start, messages, |_, (_, m)| {
+        Ok(Some(MessageText {
+            head: head_text.clone(),
+            subject: m.subject.clone(),
+            body: Some(m.body.as_bytes().to_vec()),
+        }))
+    })?;
+    extents.new.push((ticket_id, written));
+    Ok(())
+}
+
 /// Adds rows for the ticket's new messages `ids` (ascending), after the rows it has.
 fn add_messages(c: &mut SqliteConnection, ticket_id: i64, ids: &[i64], extents: &mut Extents) -> QueryResult<()> {
     let (Some(before), Some(first)) = (extent(c, ticket_id)?, first_row(ticket_id)) else {
@@ -265,19 +302,27 @@ fn add_messages(c: &mut SqliteConnection, ticket_id: i64, ids: &[i64], extents: 
 }
 
 /// Writes a row for each of the messages `ids` that is indexed, while characters are left.
-fn append(
+fn append(c: &mut SqliteConnection, ticket_id: i64, first: i64, extent: Extent, ids: &[i64]) -> QueryResult<Extent> {
+    append_rows(c, first, extent, ids, |c, &id| {
+        message(id, ticket_id).get_result::<MessageText>(c).optional()
+    })
+}
+
+/// Writes a row for each message of `messages` that has a text (`text_of`, asked only while
+/// characters are left), after the rows `extent` counts.
+fn append_rows<M>(
     c: &mut SqliteConnection,
-    ticket_id: i64,
     first: i64,
     mut extent: Extent,
-    ids: &[i64],
+    messages: &[M],
+    mut text_of: impl FnMut(&mut SqliteConnection, &M) -> QueryResult<Option<MessageText>>,
 ) -> QueryResult<Extent> {
-    for &id in ids {
+    for m in messages {
         // The cap on characters also bounds the rows: each message uses at least two.
         if extent.indexed_chars >= MAX_CHARS || extent.message_rows + 1 >= 1 << ROW_BITS {
             break;
         }
-        let row = message(id, ticket_id).get_result::<MessageText>(c).optional()?;
+        let row = text_of(c, m)?;
         let Some(part) = row.map(|row| row.part(extent.indexed_chars)) else {
             continue;
         };
