@@ -176,42 +176,62 @@ pub(in crate::db) fn opened_here(conn: &AnyConnection, ticket_id: i64) -> bool {
     recall(conn, |k| k.search_heads.contains_key(&ticket_id).then_some(())).is_some()
 }
 
-/// The head of a ticket opened in this transaction.
-pub(in crate::db) fn search_head(conn: &AnyConnection, ticket_id: i64) -> Option<HeadText> {
-    recall(conn, |k| k.search_heads.get(&ticket_id).cloned())
-}
-
-/// The search text of a message of `ticket_id` this transaction stored.
-pub(in crate::db) fn search_message(conn: &AnyConnection, ticket_id: i64, message_id: i64) -> Option<BodyText> {
-    recall(conn, |k| {
-        k.search_messages
-            .get(&message_id)
-            .filter(|(ticket, _)| *ticket == ticket_id)
-            .map(|(_, text)| text.clone())
+/// The head of a ticket opened in this transaction, taken out of the memo (the innermost
+/// frame's if several know it). Taken, not copied: the texts are asked for once, at the end of
+/// the transaction, and a batch's texts are not held twice.
+pub(in crate::db) fn take_search_head(conn: &AnyConnection, ticket_id: i64) -> Option<HeadText> {
+    let key = key(conn);
+    FRAMES.with(|frames| {
+        let mut found = None;
+        for (_, known) in frames.borrow_mut().iter_mut().filter(|(k, _)| *k == key) {
+            if let Some(head) = known.search_heads.remove(&ticket_id) {
+                found = Some(head);
+            }
+        }
+        found
     })
 }
 
-/// The indexed messages of `ticket_id` this transaction stored, in the order of their ids.
-pub(in crate::db) fn search_messages_of(conn: &AnyConnection, ticket_id: i64) -> Vec<(i64, BodyText)> {
+/// The search text of a message of `ticket_id` this transaction stored, taken out of the memo.
+pub(in crate::db) fn take_search_message(conn: &AnyConnection, ticket_id: i64, message_id: i64) -> Option<BodyText> {
     let key = key(conn);
-    let mut found: Vec<(i64, BodyText)> = FRAMES.with(|frames| {
-        frames
-            .borrow()
-            .iter()
-            .filter(|(k, _)| *k == key)
-            .flat_map(|(_, known)| {
-                known
-                    .search_messages
-                    .iter()
-                    .filter(|(_, (ticket, _))| *ticket == ticket_id)
-                    .map(|(id, (_, text))| (*id, text.clone()))
-                    .collect::<Vec<_>>()
-            })
-            .collect()
+    FRAMES.with(|frames| {
+        let mut found = None;
+        for (_, known) in frames.borrow_mut().iter_mut().filter(|(k, _)| *k == key) {
+            if known
+                .search_messages
+                .get(&message_id)
+                .is_some_and(|(ticket, _)| *ticket == ticket_id)
+                && let Some((_, text)) = known.search_messages.remove(&message_id)
+            {
+                found = Some(text);
+            }
+        }
+        found
+    })
+}
+
+/// The indexed messages of `ticket_id` this transaction stored, in the order of their ids,
+/// taken out of the memo.
+pub(in crate::db) fn take_search_messages_of(conn: &AnyConnection, ticket_id: i64) -> Vec<(i64, BodyText)> {
+    let key = key(conn);
+    let mut found = std::collections::BTreeMap::new();
+    FRAMES.with(|frames| {
+        for (_, known) in frames.borrow_mut().iter_mut().filter(|(k, _)| *k == key) {
+            let ids: Vec<i64> = known
+                .search_messages
+                .iter()
+                .filter(|(_, (ticket, _))| *ticket == ticket_id)
+                .map(|(id, _)| *id)
+                .collect();
+            for id in ids {
+                if let Some((_, text)) = known.search_messages.remove(&id) {
+                    found.insert(id, text);
+                }
+            }
+        }
     });
-    found.sort_by_key(|(id, _)| *id);
-    found.dedup_by_key(|(id, _)| *id);
-    found
+    found.into_iter().collect()
 }
 
 /// Something other than an added message changed `ticket_id`'s text (an erase): what this
@@ -282,20 +302,25 @@ mod tests {
         let rolled_back = Frame::begin(&c);
         set_search_message(&c, 1, 12, text("third"));
         set_search_message(&c, 2, 13, text("another ticket"));
-        assert_eq!(search_messages_of(&c, 1).len(), 3);
+        assert!(opened_here(&c, 1));
         drop(rolled_back);
+        assert_eq!(take_search_message(&c, 1, 12), None, "rolled back with its message");
+        assert_eq!(take_search_message(&c, 2, 11), None, "a message of another ticket");
         assert_eq!(
-            search_messages_of(&c, 1),
+            take_search_messages_of(&c, 1),
             vec![(10, text("first")), (11, text("second"))]
         );
-        assert_eq!(search_message(&c, 1, 12), None, "rolled back with its message");
-        assert_eq!(search_message(&c, 2, 11), None, "a message of another ticket");
-        assert_eq!(search_head(&c, 1), Some(head));
+        assert_eq!(take_search_messages_of(&c, 1), vec![], "taken, not copied");
+        assert_eq!(take_search_head(&c, 1), Some(head.clone()));
+        assert!(!opened_here(&c, 1));
+
+        set_search_head(&c, 1, head);
+        set_search_message(&c, 1, 14, text("fourth"));
         let inner = Frame::begin(&c);
         forget_search_texts(&c, 1);
         drop(inner);
-        assert_eq!(search_head(&c, 1), None, "forgotten in every frame");
-        assert_eq!(search_messages_of(&c, 1), vec![]);
+        assert_eq!(take_search_head(&c, 1), None, "forgotten in every frame");
+        assert_eq!(take_search_messages_of(&c, 1), vec![]);
     }
 
     #[test]

@@ -535,8 +535,20 @@ async fn short_thread_equals_whole(app: TestApp) {
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
     }
+    // A ticket opened by mail whose subject and body are long: the body's cut at 32,768
+    // characters (multi-byte ones) on the path that does not read the message back.
+    let subject = (0..300).map(|i| format!("sujet{i}ü")).collect::<Vec<_>>().join(" ");
+    let body = (0..8_000).map(|i| format!("mot{i}é")).collect::<Vec<_>>().join(" ");
+    let raw = format!(
+        "From: long@corp.test\r\nTo: support@desk.test\r\nSubject: {subject}\r\n\
+         Message-ID: <long@corp.test>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
+    );
+    let opened = app.ingest(raw.as_bytes());
+    assert_eq!(opened.outcome, recoverydesk::services::inbound::Outcome::Created);
     let appended = search_documents(&app);
     assert_eq!(refs(&app, &q("naïve")).await, vec![r.clone()]);
+    assert_eq!(refs(&app, &q("mot3000é")).await.len(), 1, "before the cut");
+    assert_eq!(refs(&app, &q("mot7999é")).await, Vec::<String>::new(), "past the cut");
     drop_search_index(&app);
     rebuild_search_index(&app);
     assert_eq!(

@@ -243,13 +243,13 @@ enum Known {
 fn known_texts(conn: &AnyConnection, ticket_id: i64, owed: &Owed) -> Option<Known> {
     use super::super::memo;
     match owed {
-        Owed::Whole => memo::search_head(conn, ticket_id).map(|head| Known::Whole {
+        Owed::Whole => memo::take_search_head(conn, ticket_id).map(|head| Known::Whole {
             head,
-            messages: memo::search_messages_of(conn, ticket_id),
+            messages: memo::take_search_messages_of(conn, ticket_id),
         }),
         Owed::Messages(ids) => ids
             .iter()
-            .map(|id| memo::search_message(conn, ticket_id, *id))
+            .map(|id| memo::take_search_message(conn, ticket_id, *id))
             .collect::<Option<Vec<_>>>()
             .map(Known::Messages),
     }
