@@ -80,7 +80,11 @@ impl Owed {
     fn and(self, more: Owed) -> Owed {
         match (self, more) {
             (Owed::Messages(mut ids), Owed::Messages(more)) => {
+                // Once each, ascending: after a savepoint rolled back, SQLite gives its
+                // message's id again (`AUTOINCREMENT`'s counter went back with it).
                 ids.extend(more);
+                ids.sort_unstable();
+                ids.dedup();
                 Owed::Messages(ids)
             }
             _ => Owed::Whole,
@@ -267,15 +271,11 @@ struct Room {
 }
 
 fn pay_postgres(c: &mut diesel::PgConnection, ticket_id: i64, owed: Owed, known: Option<Known>) -> QueryResult<()> {
-    match (owed, known) {
+    // The statement, the text whose words it writes, and the characters then used.
+    let (write, text, indexed_chars) = match (owed, known) {
         (Owed::Whole, Some(Known::Whole { head, messages })) => {
             let (text, indexed_chars) = whole_text(&head, &messages);
-            diesel::sql_query(POSTGRES_WRITE)
-                .bind::<BigInt, _>(ticket_id)
-                .bind::<Array<Text>, _>(document_words(&text))
-                .bind::<Integer, _>(indexed_chars)
-                .execute(c)
-                .map(drop)
+            (POSTGRES_WRITE, text, indexed_chars)
         }
         (Owed::Messages(_), Some(Known::Messages(texts))) => {
             let Some(room) = diesel::sql_query(POSTGRES_DOCUMENT_ROOM)
@@ -286,12 +286,7 @@ fn pay_postgres(c: &mut diesel::PgConnection, ticket_id: i64, owed: Owed, known:
                 return Ok(());
             };
             let (text, indexed_chars) = appended_text(room.indexed_chars, &texts.iter().collect::<Vec<_>>());
-            diesel::sql_query(POSTGRES_APPEND)
-                .bind::<BigInt, _>(ticket_id)
-                .bind::<Array<Text>, _>(document_words(&text))
-                .bind::<Integer, _>(indexed_chars)
-                .execute(c)
-                .map(drop)
+            (POSTGRES_APPEND, text, indexed_chars)
         }
         (Owed::Whole, _) => {
             let Some(d) = diesel::sql_query(POSTGRES_WHOLE_TEXTS)
@@ -301,12 +296,7 @@ fn pay_postgres(c: &mut diesel::PgConnection, ticket_id: i64, owed: Owed, known:
             else {
                 return Ok(());
             };
-            diesel::sql_query(POSTGRES_WRITE)
-                .bind::<BigInt, _>(ticket_id)
-                .bind::<Array<Text>, _>(document_words(&d.text))
-                .bind::<Integer, _>(d.indexed_chars)
-                .execute(c)
-                .map(drop)
+            (POSTGRES_WRITE, d.text, d.indexed_chars)
         }
         (Owed::Messages(ids), _) => {
             let Some(n) = diesel::sql_query(POSTGRES_APPEND_TEXT)
@@ -317,14 +307,16 @@ fn pay_postgres(c: &mut diesel::PgConnection, ticket_id: i64, owed: Owed, known:
             else {
                 return Ok(());
             };
-            diesel::sql_query(POSTGRES_APPEND)
-                .bind::<BigInt, _>(ticket_id)
-                .bind::<Array<Text>, _>(document_words(&n.text))
-                .bind::<Integer, _>(n.indexed_chars)
-                .execute(c)
-                .map(drop)
+            (POSTGRES_APPEND, n.text, n.indexed_chars)
         }
-    }
+    };
+    // Both statements bind the ticket, the words and the characters used, in that order.
+    diesel::sql_query(write)
+        .bind::<BigInt, _>(ticket_id)
+        .bind::<Array<Text>, _>(document_words(&text))
+        .bind::<Integer, _>(indexed_chars)
+        .execute(c)
+        .map(drop)
 }
 
 thread_local! {

@@ -111,6 +111,39 @@ fn a_transaction_writes_each_touched_document_once_at_its_end_with_every_message
     assert_eq!(found(&mut conn, Some("zetaword")), vec![7]);
 }
 
+#[test]
+fn a_message_id_given_again_after_a_rolled_back_savepoint_gets_one_row() {
+    let (_dir, pool) = migrated();
+    let mut conn = pool.get().unwrap();
+    add_ticket(&mut conn, 5, "c@example.test");
+    add_message(&mut conn, 5, "opening words");
+    reindex(&mut conn, 5).unwrap();
+    // As a group of mail does: each message in a savepoint; the first one fails.
+    write_transaction(&mut conn, |c| -> Result<(), Error> {
+        let failed = write_transaction(c, |c| -> Result<(), Error> {
+            add_message(c, 5, "rolledback words");
+            let id = last_message(c);
+            index_message(c, 5, id, "help", "rolledback words")?;
+            Err(Error::RollbackTransaction)
+        });
+        assert!(failed.is_err());
+        write_transaction(c, |c| -> Result<(), Error> {
+            add_message(c, 5, "kept words");
+            let id = last_message(c);
+            index_message(c, 5, id, "help", "kept words")
+        })
+    })
+    .unwrap();
+    let first = 5 << 20;
+    assert_eq!(
+        rowids(&mut conn),
+        vec![first, first + 1, first + 2],
+        "one row per message"
+    );
+    assert_eq!(found(&mut conn, Some("kept")), vec![5]);
+    assert_eq!(found(&mut conn, Some("rolledback")), Vec::<i64>::new());
+}
+
 /// The statements `f` runs on the connection, as SQL text and binds.
 fn statements(conn: &mut AnyConnection, f: impl FnOnce(&mut AnyConnection)) -> Vec<String> {
     use diesel::connection::{Instrumentation, InstrumentationEvent};
