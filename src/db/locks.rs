@@ -14,6 +14,7 @@
 //! before locking the ticket cannot deadlock with another doing the same.
 
 use super::AnyConnection;
+use super::kept::{Kept, Value};
 use super::schema::{accounts, tickets};
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
@@ -77,15 +78,30 @@ pub fn lock_keys(conn: &mut AnyConnection, lock: KeyLock, keys: &[&str]) -> Quer
         let mut numbers: Vec<i64> = keys.iter().map(|k| key_number(lock, k)).collect();
         numbers.sort_unstable();
         numbers.dedup();
-        match numbers.as_slice() {
+        // One and two keys (a delivery's content hash and Message-ID) are statements kept
+        // prepared (`Kept`): their plans read no table, so a kept plan never goes stale, and
+        // parsing and planning them again was 90 µs of the server's time per received message
+        // (docs/benchmarks.md, "Search documents from what the transaction stored").
+        // Several in one round trip: PostgreSQL evaluates a volatile function of the select
+        // list after the sort, so the locks are taken in ascending order.
+        match *numbers.as_slice() {
             [] => {}
             [number] => {
-                diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
-                    .bind::<BigInt, _>(number)
+                Kept::default()
+                    .sql("SELECT pg_advisory_xact_lock(")
+                    .bind(Value::BigInt(number))
+                    .sql(")")
                     .execute(pg)?;
             }
-            // Several in one round trip. PostgreSQL evaluates a volatile function of the
-            // select list after the sort, so the locks are taken in ascending order.
+            [low, high] => {
+                Kept::default()
+                    .sql("SELECT pg_advisory_xact_lock(k) FROM (VALUES (")
+                    .bind(Value::BigInt(low))
+                    .sql("), (")
+                    .bind(Value::BigInt(high))
+                    .sql(")) AS u(k) ORDER BY k")
+                    .execute(pg)?;
+            }
             _ => {
                 diesel::sql_query("SELECT pg_advisory_xact_lock(k) FROM unnest($1) AS u(k) ORDER BY k")
                     .bind::<diesel::sql_types::Array<BigInt>, _>(numbers)

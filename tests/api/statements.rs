@@ -111,6 +111,28 @@ async fn statements_of_a_message(app: TestApp) {
     let mut conn = app.conn();
     let verified = recoverydesk::services::audit::verify_database(&mut conn, &app.desk).expect("verify runs");
     assert!(verified.is_ok(), "{verified:?}");
+
+    // PostgreSQL: the delivery's key locks are statements kept prepared on the connection,
+    // not parsed and planned again for every message.
+    if app.backend() == crate::helpers::Backend::Postgres {
+        let third = "From: Dana <dana@example.test>\r\nTo: support@desk.test\r\nSubject: Re: I forgot my username\r\n\
+                     Message-ID: <third@example.test>\r\nIn-Reply-To: <first@example.test>\r\n\r\nAnything yet?\r\n";
+        recoverydesk::services::inbound::ingest(&mut conn, &app.desk, third.as_bytes(), "test")
+            .expect("ingestion runs");
+        #[derive(diesel::QueryableByName)]
+        struct Kept {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let kept: Kept = diesel::RunQueryDsl::get_result(
+            diesel::sql_query(
+                "SELECT count(*) AS n FROM pg_prepared_statements WHERE statement LIKE '%pg_advisory_xact_lock%'",
+            ),
+            &mut *conn,
+        )
+        .expect("read");
+        assert!(kept.n >= 1, "the key locks are kept prepared");
+    }
 }
 
 both_backends!(
