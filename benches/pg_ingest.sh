@@ -128,7 +128,9 @@ SQL
     done
     say "$clients client(s), $instances instance(s), database $db"
     # The CPU both sides spent, per message: on a machine whose speed drifts the rate alone
-    # says little, the CPU a message costs less so.
+    # says little, the CPU a message costs less so. Every `postgres` process on the machine
+    # counts (run nothing else on it), and one that exits during the run does not (the desk's
+    # pools keep their connections, so its backends live through the run).
     pg_before="$(ticks $(pgrep -x postgres))" serve_before="$(ticks "${PIDS[@]}")"
     result="$(python3 benches/post_mail.py --clients "$clients" --token "$TOKEN" "$WORK/maildir" "${urls[@]}" || true)"
     pg_cpu="$(($(ticks $(pgrep -x postgres)) - pg_before))" serve_cpu="$(($(ticks "${PIDS[@]}") - serve_before))"
