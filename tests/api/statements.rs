@@ -112,26 +112,37 @@ async fn statements_of_a_message(app: TestApp) {
     let verified = recoverydesk::services::audit::verify_database(&mut conn, &app.desk).expect("verify runs");
     assert!(verified.is_ok(), "{verified:?}");
 
-    // PostgreSQL: the delivery's key locks are statements kept prepared on the connection,
-    // not parsed and planned again for every message.
+    // PostgreSQL: the delivery's key locks, and a new ticket's search document, are written
+    // by statements kept prepared on the connection, not parsed and planned for every message.
     if app.backend() == crate::helpers::Backend::Postgres {
         let third = "From: Dana <dana@example.test>\r\nTo: support@desk.test\r\nSubject: Re: I forgot my username\r\n\
                      Message-ID: <third@example.test>\r\nIn-Reply-To: <first@example.test>\r\n\r\nAnything yet?\r\n";
         recoverydesk::services::inbound::ingest(&mut conn, &app.desk, third.as_bytes(), "test")
             .expect("ingestion runs");
+        let other = "From: Eve <eve@example.test>\r\nTo: support@desk.test\r\nSubject: Locked out\r\n\
+                     Message-ID: <eve@example.test>\r\n\r\nMy IP is blocked.\r\n";
+        let opened = recoverydesk::services::inbound::ingest(&mut conn, &app.desk, other.as_bytes(), "test")
+            .expect("ingestion runs");
+        assert_eq!(opened.outcome, Outcome::Created);
         #[derive(diesel::QueryableByName)]
         struct Kept {
             #[diesel(sql_type = diesel::sql_types::BigInt)]
             n: i64,
         }
-        let kept: Kept = diesel::RunQueryDsl::get_result(
-            diesel::sql_query(
-                "SELECT count(*) AS n FROM pg_prepared_statements WHERE statement LIKE '%pg_advisory_xact_lock%'",
-            ),
-            &mut *conn,
-        )
-        .expect("read");
-        assert!(kept.n >= 1, "the key locks are kept prepared");
+        let mut kept = |like: &str| -> i64 {
+            diesel::RunQueryDsl::get_result::<Kept>(
+                diesel::sql_query("SELECT count(*) AS n FROM pg_prepared_statements WHERE statement LIKE $1")
+                    .bind::<diesel::sql_types::Text, _>(like),
+                &mut *conn,
+            )
+            .expect("read")
+            .n
+        };
+        assert!(kept("%pg_advisory_xact_lock%") >= 1, "the key locks are kept prepared");
+        assert!(
+            kept("INSERT INTO ticket_search%") >= 1,
+            "a new ticket's document is written by a kept statement"
+        );
     }
 }
 

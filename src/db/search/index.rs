@@ -4,6 +4,7 @@
 //! row per message (`sqlite.rs`), PostgreSQL one `tsvector` per ticket.
 
 use super::AnyConnection;
+use crate::db::kept::{Kept, Value};
 use crate::domain::search::document_words;
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Integer, Text};
@@ -26,9 +27,32 @@ pub(super) const POSTGRES_WHOLE_TEXTS: &str = "SELECT d.id, left(d.head || coale
             WHERE m.ticket_id = t.id AND m.sender_role <> 'system' AND m.redacted_at IS NULL \
         ) AS thread FROM tickets t WHERE t.id = ANY($1)) d ORDER BY d.id";
 
-const POSTGRES_WRITE: &str = "INSERT INTO ticket_search (ticket_id, document, indexed_chars) \
-    VALUES ($1, array_to_tsvector($2), $3) \
-    ON CONFLICT (ticket_id) DO UPDATE SET document = EXCLUDED.document, indexed_chars = EXCLUDED.indexed_chars";
+/// A ticket's whole document, written: a statement kept prepared ([`Kept`]), its words bound
+/// as one text split by PostgreSQL at the spaces (a word is letters and digits, never a
+/// space). Its plan reads no table (the conflict is found through the primary key whatever
+/// the plan), so a kept plan cannot go stale; planned at every use, parsing and planning were
+/// 50 µs of the server's time per received message (docs/benchmarks.md).
+fn write_whole_document(
+    c: &mut diesel::PgConnection,
+    ticket_id: i64,
+    words: &[String],
+    indexed_chars: i32,
+) -> QueryResult<()> {
+    let words = words.join(" ");
+    Kept::default()
+        .sql("INSERT INTO ticket_search (ticket_id, document, indexed_chars) VALUES (")
+        .bind(Value::BigInt(ticket_id))
+        .sql(", array_to_tsvector(string_to_array(")
+        .bind(Value::Text(&words))
+        .sql(", ' ')), ")
+        .bind(Value::Integer(indexed_chars))
+        .sql(
+            ") ON CONFLICT (ticket_id) DO UPDATE \
+             SET document = EXCLUDED.document, indexed_chars = EXCLUDED.indexed_chars",
+        )
+        .execute(c)
+        .map(drop)
+}
 
 /// The new messages' text (`$2`, the ids) cut where the document's 262,144 characters end,
 /// and the characters used after it; nothing when the document is full, or when no such
@@ -44,6 +68,8 @@ const POSTGRES_APPEND_TEXT: &str = "SELECT left(n.text, 262144 - s.indexed_chars
     FOR NO KEY UPDATE OF s";
 
 /// Adds words to the stored document: the text goes on where the document's text ended.
+/// Planned at every use (`sql_query`): a plan kept from a small table could scan it whole
+/// as it grows.
 const POSTGRES_APPEND: &str = "UPDATE ticket_search SET document = document || array_to_tsvector($2), \
     indexed_chars = $3 WHERE ticket_id = $1";
 
@@ -270,12 +296,22 @@ struct Room {
     indexed_chars: i32,
 }
 
+/// How a ticket's document is written on PostgreSQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Write {
+    /// Whole, replacing what was there.
+    Whole,
+    /// The words of new messages added to it.
+    Added,
+}
+
 fn pay_postgres(c: &mut diesel::PgConnection, ticket_id: i64, owed: Owed, known: Option<Known>) -> QueryResult<()> {
-    // The statement, the text whose words it writes, and the characters then used.
+    // How the document is written, the text whose words are written, and the characters
+    // then used.
     let (write, text, indexed_chars) = match (owed, known) {
         (Owed::Whole, Some(Known::Whole { head, messages })) => {
             let (text, indexed_chars) = whole_text(&head, &messages);
-            (POSTGRES_WRITE, text, indexed_chars)
+            (Write::Whole, text, indexed_chars)
         }
         (Owed::Messages(_), Some(Known::Messages(texts))) => {
             let Some(room) = diesel::sql_query(POSTGRES_DOCUMENT_ROOM)
@@ -286,7 +322,7 @@ fn pay_postgres(c: &mut diesel::PgConnection, ticket_id: i64, owed: Owed, known:
                 return Ok(());
             };
             let (text, indexed_chars) = appended_text(room.indexed_chars, &texts.iter().collect::<Vec<_>>());
-            (POSTGRES_APPEND, text, indexed_chars)
+            (Write::Added, text, indexed_chars)
         }
         (Owed::Whole, _) => {
             let Some(d) = diesel::sql_query(POSTGRES_WHOLE_TEXTS)
@@ -296,7 +332,7 @@ fn pay_postgres(c: &mut diesel::PgConnection, ticket_id: i64, owed: Owed, known:
             else {
                 return Ok(());
             };
-            (POSTGRES_WRITE, d.text, d.indexed_chars)
+            (Write::Whole, d.text, d.indexed_chars)
         }
         (Owed::Messages(ids), _) => {
             let Some(n) = diesel::sql_query(POSTGRES_APPEND_TEXT)
@@ -307,13 +343,16 @@ fn pay_postgres(c: &mut diesel::PgConnection, ticket_id: i64, owed: Owed, known:
             else {
                 return Ok(());
             };
-            (POSTGRES_APPEND, n.text, n.indexed_chars)
+            (Write::Added, n.text, n.indexed_chars)
         }
     };
-    // Both statements bind the ticket, the words and the characters used, in that order.
-    diesel::sql_query(write)
+    let words = document_words(&text);
+    if write == Write::Whole {
+        return write_whole_document(c, ticket_id, &words, indexed_chars);
+    }
+    diesel::sql_query(POSTGRES_APPEND)
         .bind::<BigInt, _>(ticket_id)
-        .bind::<Array<Text>, _>(document_words(&text))
+        .bind::<Array<Text>, _>(words)
         .bind::<Integer, _>(indexed_chars)
         .execute(c)
         .map(drop)
