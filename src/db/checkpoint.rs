@@ -151,6 +151,20 @@ pub(crate) fn set_autocheckpoint(conn: &mut AnyConnection, pages: u32) {
     }
 }
 
+/// How many WAL pages this connection's commits let pass before they checkpoint (tests).
+#[cfg(test)]
+pub(crate) fn wal_autocheckpoint(conn: &mut AnyConnection) -> i32 {
+    #[derive(diesel::QueryableByName)]
+    struct Pages {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        wal_autocheckpoint: i32,
+    }
+    diesel::sql_query("PRAGMA wal_autocheckpoint")
+        .get_result::<Pages>(conn)
+        .expect("read")
+        .wal_autocheckpoint
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,27 +187,21 @@ mod tests {
         }
     }
 
-    fn autocheckpoint(conn: &mut AnyConnection) -> i32 {
-        #[derive(diesel::QueryableByName)]
-        struct Pages {
-            #[diesel(sql_type = diesel::sql_types::Integer)]
-            wal_autocheckpoint: i32,
-        }
-        diesel::sql_query("PRAGMA wal_autocheckpoint")
-            .get_result::<Pages>(conn)
-            .expect("read")
-            .wal_autocheckpoint
-    }
-
-    #[test]
-    fn a_nudge_copies_the_wal_the_deferring_connection_left_into_the_database_file() {
-        let dir = tempfile::tempdir().expect("temp dir");
+    /// An SQLite file (no migrations) and a pooled connection that defers its checkpoints.
+    fn deferring_writer(dir: &tempfile::TempDir) -> (std::path::PathBuf, DatabaseUrl, super::super::PooledConnection) {
         let path = dir.path().join("desk.db");
         let url = DatabaseUrl::Sqlite(path.clone());
         let pool = super::super::open_pool(&url, 2).expect("pool");
         let mut conn = pool.get().expect("connection");
         set_autocheckpoint(&mut conn, DEFERRED_CHECKPOINT_PAGES);
-        assert_eq!(autocheckpoint(&mut conn), DEFERRED_CHECKPOINT_PAGES as i32);
+        assert_eq!(wal_autocheckpoint(&mut conn), DEFERRED_CHECKPOINT_PAGES as i32);
+        (path, url, conn)
+    }
+
+    #[test]
+    fn a_nudge_copies_the_wal_the_deferring_connection_left_into_the_database_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (path, url, mut conn) = deferring_writer(&dir);
         conn.batch_execute(
             "CREATE TABLE t (x TEXT); \
              WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1500) \
@@ -213,11 +221,7 @@ mod tests {
     #[test]
     fn a_checkpoint_a_reader_held_back_is_finished_without_another_nudge() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("desk.db");
-        let url = DatabaseUrl::Sqlite(path.clone());
-        let pool = super::super::open_pool(&url, 2).expect("pool");
-        let mut writer = pool.get().expect("connection");
-        set_autocheckpoint(&mut writer, DEFERRED_CHECKPOINT_PAGES);
+        let (path, url, mut writer) = deferring_writer(&dir);
         let insert = |conn: &mut AnyConnection| {
             conn.batch_execute(
                 "CREATE TABLE IF NOT EXISTS t (x TEXT); \

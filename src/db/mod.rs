@@ -46,7 +46,7 @@ pub mod words;
 
 pub use open::{
     DatabaseUrl, Manager, SqliteFileError, Synchronous, check_sqlite_file, enable_wal, open_pool, open_single,
-    set_synchronous,
+    set_synchronous, synchronous_level,
 };
 pub use transaction::{Transient, WRITE_ATTEMPTS, in_transaction, with_durable_commits, write_transaction};
 

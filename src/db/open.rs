@@ -181,21 +181,27 @@ pub enum Synchronous {
     Full = 2,
 }
 
-/// Sets `synchronous` and reads it back. SQLite answers a setting it does not apply with
-/// silence, and a commit acknowledged as durable on a connection that is not would break the
-/// promise made to the sender: a level that did not take is an error.
-pub fn set_synchronous(conn: &mut SqliteConnection, level: Synchronous) -> QueryResult<()> {
+/// The `synchronous` level this connection commits with (SQLite's number).
+pub fn synchronous_level(conn: &mut SqliteConnection) -> QueryResult<i32> {
     #[derive(QueryableByName)]
     struct Level {
         #[diesel(sql_type = diesel::sql_types::Integer)]
         synchronous: i32,
     }
+    diesel::sql_query("PRAGMA synchronous")
+        .get_result::<Level>(conn)
+        .map(|l| l.synchronous)
+}
+
+/// Sets `synchronous` and reads it back. SQLite answers a setting it does not apply with
+/// silence, and a commit acknowledged as durable on a connection that is not would break the
+/// promise made to the sender: a level that did not take is an error.
+pub fn set_synchronous(conn: &mut SqliteConnection, level: Synchronous) -> QueryResult<()> {
     conn.batch_execute(&format!("PRAGMA synchronous = {};", level as i32))?;
-    let now: Level = diesel::sql_query("PRAGMA synchronous").get_result(conn)?;
-    if now.synchronous != level as i32 {
+    let now = synchronous_level(conn)?;
+    if now != level as i32 {
         return Err(setting_not_applied(format!(
-            "PRAGMA synchronous = {level:?} did not take (it is {})",
-            now.synchronous
+            "PRAGMA synchronous = {level:?} did not take (it is {now})"
         )));
     }
     Ok(())

@@ -283,16 +283,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let pool = super::super::open_pool(&super::super::DatabaseUrl::Sqlite(dir.path().join("d.db")), 1).unwrap();
         let mut conn = pool.get().unwrap();
-        let level = |c: &mut AnyConnection| {
-            #[derive(QueryableByName)]
-            struct L {
-                #[diesel(sql_type = diesel::sql_types::Integer)]
-                synchronous: i32,
-            }
-            diesel::sql_query("PRAGMA synchronous")
-                .get_result::<L>(c)
-                .unwrap()
-                .synchronous
+        let level = |c: &mut AnyConnection| match c {
+            AnyConnection::Sqlite(s) => super::super::synchronous_level(s).unwrap(),
+            AnyConnection::Postgresql(_) => unreachable!("an SQLite pool"),
         };
         assert_eq!(level(&mut conn), 1, "pooled connections commit with NORMAL");
         let inside = with_durable_commits(&mut conn, |c| Ok::<_, Error>(level(c))).unwrap();

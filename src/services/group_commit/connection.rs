@@ -118,31 +118,13 @@ mod tests {
     use super::*;
     use diesel::prelude::*;
 
-    #[derive(QueryableByName)]
-    struct Settings {
-        #[diesel(sql_type = diesel::sql_types::Integer)]
-        synchronous: i32,
-        #[diesel(sql_type = diesel::sql_types::Integer)]
-        wal_autocheckpoint: i32,
-    }
-
-    /// `synchronous` and `wal_autocheckpoint` (which has no table-valued form).
+    /// `synchronous` and `wal_autocheckpoint`.
     fn read(conn: &mut AnyConnection) -> (i32, i32) {
-        #[derive(QueryableByName)]
-        struct Pages {
-            #[diesel(sql_type = diesel::sql_types::Integer)]
-            wal_autocheckpoint: i32,
-        }
-        let pages: Pages = diesel::sql_query("PRAGMA wal_autocheckpoint")
-            .get_result(conn)
-            .expect("a pragma reads");
-        let level: Settings = diesel::sql_query(format!(
-            "SELECT synchronous, {} AS wal_autocheckpoint FROM pragma_synchronous",
-            pages.wal_autocheckpoint
-        ))
-        .get_result(conn)
-        .expect("a pragma reads");
-        (level.synchronous, level.wal_autocheckpoint)
+        let AnyConnection::Sqlite(c) = conn else {
+            unreachable!("an SQLite pool")
+        };
+        let level = db::synchronous_level(c).expect("a pragma reads");
+        (level, crate::db::checkpoint::wal_autocheckpoint(conn))
     }
 
     fn pool_of_one(dir: &tempfile::TempDir) -> Pool {
