@@ -110,11 +110,7 @@ fn utf8_prefix(bytes: &[u8]) -> &str {
 
 /// SQLite's `substr(text, 1, n)`: the first `n` characters, ending early at a NUL.
 fn sqlite_substr(text: &str, n: usize) -> &str {
-    let text = text.find('\0').map_or(text, |nul| &text[..nul]);
-    if text.len() <= n {
-        return text;
-    }
-    text.char_indices().nth(n).map_or(text, |(at, _)| &text[..at])
+    super::first_chars(text.find('\0').map_or(text, |nul| &text[..nul]), n)
 }
 
 /// SQLite's `length(text)`: the characters before the first NUL.
