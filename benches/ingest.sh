@@ -16,7 +16,8 @@
 #                       round of "before" then "after" measures the drift as much as the change
 #   PG_URL=postgres://postgres@127.0.0.1:5432/postgres   a server where a scratch database may be created
 #   KEEP=1              keep the work directory
-# Prints one line per run (benches/ingest_bench.py's format) and a Markdown table at the end.
+# Prints one line per run (benches/deliver.rs's format) and a Markdown table at the end. The
+# deliveries are driven by benches/deliver.rs, built here with rustc (standard library only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,6 +43,10 @@ cleanup() {
     if [ "${KEEP:-0}" = 1 ]; then say "kept $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
+
+# The driver, in Rust: the Python one spent a fifth of these two cores (docs/benchmarks.md).
+DELIVER="$WORK/deliver"
+rustc --edition 2024 -C opt-level=3 benches/deliver.rs -o "$DELIVER"
 
 export RECOVERYDESK_SECRET_KEY="$(printf 'b%.0s' $(seq 1 128))"
 export RECOVERYDESK_INBOUND_TOKEN="bench-inbound-token-0123456789"
@@ -79,7 +84,7 @@ stop_serve() { # → SERVE_HWM (MiB)
     SERVE_HWM="$(awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$SERVE_PID/status" 2>/dev/null || echo '?')"
     kill "$SERVE_PID"; wait "$SERVE_PID" 2>/dev/null || true; SERVE_PID=""
 }
-summary() { # a line of ingest_bench.py → "rate msg/s, p50/p95/p99 ms"
+summary() { # a line of deliver → "rate msg/s, p50/p95/p99 ms"
     awk '{for (i = 1; i <= NF; i++) {split($i, kv, "="); v[kv[1]] = kv[2]}
           printf "%s msg/s, p50 %s / p95 %s / p99 %s ms", v["rate"], v["p50"], v["p95"], v["p99"]}' <<<"$1"
 }
@@ -99,28 +104,28 @@ measure_binary() { # label round
 
     fresh_db "$WORK/$tag-gate-alone"
     mapfile -t files < <(gate_files "$tag-alone" 11)
-    line="$(python3 benches/ingest_bench.py mailgate "$BIN" 1 "${files[@]}")"; say "$line"
+    line="$("$DELIVER" mailgate "$BIN" 1 "${files[@]}")"; say "$line"
     row "\`mailgate\`, sequential, no \`serve\`" "$label" "$(summary "$line")"
 
     fresh_db "$WORK/$tag-gate-served"
     start_serve
     mapfile -t files < <(gate_files "$tag-served" 12)
-    line="$(python3 benches/ingest_bench.py mailgate "$BIN" 1 "${files[@]}")"; say "$line"
+    line="$("$DELIVER" mailgate "$BIN" 1 "${files[@]}")"; say "$line"
     row "\`mailgate\`, sequential, \`serve\` running" "$label" "$(summary "$line")"
     mapfile -t files < <(gate_files "$tag-direct" 19)
-    line="$(RECOVERYDESK_SOCKET=none python3 benches/ingest_bench.py mailgate "$BIN" 1 "${files[@]}")"; say "$line"
+    line="$(RECOVERYDESK_SOCKET=none "$DELIVER" mailgate "$BIN" 1 "${files[@]}")"; say "$line"
     row "\`mailgate\`, sequential, \`serve\` running, socket off (each mailgate writes itself)" "$label" "$(summary "$line")"
     mapfile -t files < <(gate_files "$tag-served2" 13)
-    line="$(python3 benches/ingest_bench.py mailgate "$BIN" 2 "${files[@]}")"; say "$line"
+    line="$("$DELIVER" mailgate "$BIN" 2 "${files[@]}")"; say "$line"
     row "\`mailgate\`, 2 in parallel, \`serve\` running" "$label" "$(summary "$line")"
     mapfile -t files < <(gate_files "$tag-direct2" 20)
-    line="$(RECOVERYDESK_SOCKET=none python3 benches/ingest_bench.py mailgate "$BIN" 2 "${files[@]}")"; say "$line"
+    line="$(RECOVERYDESK_SOCKET=none "$DELIVER" mailgate "$BIN" 2 "${files[@]}")"; say "$line"
     row "\`mailgate\`, 2 in parallel, \`serve\` running, socket off" "$label" "$(summary "$line")"
     mapfile -t files < <(gate_files "$tag-hook1" 14)
-    line="$(python3 benches/ingest_bench.py webhook "http://127.0.0.1:$PORT" "$RECOVERYDESK_INBOUND_TOKEN" 1 "${files[@]}")"; say "$line"
+    line="$("$DELIVER" webhook "http://127.0.0.1:$PORT" "$RECOVERYDESK_INBOUND_TOKEN" 1 "${files[@]}")"; say "$line"
     row "webhook, 1 client (SQLite)" "$label" "$(summary "$line")"
     mapfile -t files < <(gate_files "$tag-hook4" 15)
-    line="$(python3 benches/ingest_bench.py webhook "http://127.0.0.1:$PORT" "$RECOVERYDESK_INBOUND_TOKEN" 4 "${files[@]}")"; say "$line"
+    line="$("$DELIVER" webhook "http://127.0.0.1:$PORT" "$RECOVERYDESK_INBOUND_TOKEN" 4 "${files[@]}")"; say "$line"
     stop_serve
     row "webhook, 4 clients (SQLite)" "$label" "$(summary "$line"); serve peak RSS $SERVE_HWM MiB"
 
@@ -132,13 +137,13 @@ measure_binary() { # label round
         "$BIN" migrate 2>/dev/null
         start_serve
         mapfile -t files < <(gate_files "$tag-pg1" 16)
-        line="$(python3 benches/ingest_bench.py webhook "http://127.0.0.1:$PORT" "$RECOVERYDESK_INBOUND_TOKEN" 1 "${files[@]}")"; say "$line"
+        line="$("$DELIVER" webhook "http://127.0.0.1:$PORT" "$RECOVERYDESK_INBOUND_TOKEN" 1 "${files[@]}")"; say "$line"
         row "PostgreSQL in-server (webhook), 1 client" "$label" "$(summary "$line")"
         mapfile -t files < <(gate_files "$tag-pg4" 17)
-        line="$(python3 benches/ingest_bench.py webhook "http://127.0.0.1:$PORT" "$RECOVERYDESK_INBOUND_TOKEN" 4 "${files[@]}")"; say "$line"
+        line="$("$DELIVER" webhook "http://127.0.0.1:$PORT" "$RECOVERYDESK_INBOUND_TOKEN" 4 "${files[@]}")"; say "$line"
         row "PostgreSQL in-server (webhook), 4 clients" "$label" "$(summary "$line")"
         mapfile -t files < <(gate_files "$tag-pgm" 18)
-        line="$(python3 benches/ingest_bench.py mailgate "$BIN" 2 "${files[@]}")"; say "$line"
+        line="$("$DELIVER" mailgate "$BIN" 2 "${files[@]}")"; say "$line"
         stop_serve
         row "PostgreSQL, \`mailgate\` 2 in parallel, \`serve\` running" "$label" "$(summary "$line")"
         unset RECOVERYDESK_SOCKET

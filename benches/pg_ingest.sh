@@ -64,6 +64,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# The driver, in Rust: the Python one spent a fifth of these two cores (docs/benchmarks.md).
+DELIVER="$WORK/deliver"
+rustc --edition 2024 -C opt-level=3 benches/deliver.rs -o "$DELIVER"
+
 # The server URL with another database name (keeping any ?query).
 db_url() {
     python3 - "$PG_SERVER" "$1" <<'EOF'
@@ -132,7 +136,7 @@ SQL
     # counts (run nothing else on it), and one that exits during the run does not (the desk's
     # pools keep their connections, so its backends live through the run).
     pg_before="$(ticks $(pgrep -x postgres))" serve_before="$(ticks "${PIDS[@]}")"
-    result="$(python3 benches/post_mail.py --clients "$clients" --token "$TOKEN" "$WORK/maildir" "${urls[@]}" || true)"
+    result="$("$DELIVER" --json webhook "$(IFS=,; echo "${urls[*]}")" "$TOKEN" "$clients" "$WORK/maildir" || true)"
     pg_cpu="$(($(ticks $(pgrep -x postgres)) - pg_before))" serve_cpu="$(($(ticks "${PIDS[@]}") - serve_before))"
     stop_all
     deadlocks="$(psql -qtA "$url" -c "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()")"
@@ -145,7 +149,7 @@ r = json.loads(result)
 answers = ", ".join(f"{n}×{s}" for s, n in r["statuses"].items())
 per_message = lambda ticks: f"{int(ticks) * 1e6 / int(hz) / max(r['messages'], 1):.0f}"
 print(f"| {clients} | {instances} | {r['messages']} | **{r['msg_per_s']:.0f}** | {r['p50_ms']} | {r['p95_ms']} | "
-      f"{r['p99_ms']} | {r['max_ms']} | {per_message(pg_cpu)} | {per_message(serve_cpu)} | {answers} | {stored} | {deadlocks} | {retries} |")
+      f"{r['p99_ms']} | {r['max_ms']} | {per_message(pg_cpu)} | {per_message(serve_cpu)} | {r['driver_cpu_us_per_msg']} | {answers} | {stored} | {deadlocks} | {retries} |")
 EOF
 )
 "
@@ -169,7 +173,7 @@ if [ -n "$MAILGATE" ]; then
             "$WORK/gate-$parallel" 2>/dev/null
         mapfile -t files < <(find "$WORK/gate-$parallel/cur" "$WORK/gate-$parallel/new" -type f | sort)
         say "mailgate, $parallel at a time, serve running, database $db"
-        line="$(python3 benches/ingest_bench.py mailgate "$BIN" "$parallel" "${files[@]}")"
+        line="$("$DELIVER" mailgate "$BIN" "$parallel" "${files[@]}")"
         GATE_ROWS="$GATE_ROWS$(awk -v p="$parallel" '{for (i = 1; i <= NF; i++) {split($i, kv, "="); v[kv[1]] = kv[2]}
             printf "| %s | %s | **%s** | %s | %s | %s | %s | %s |", p, v["messages"], v["rate"], v["p50"], v["p95"], v["p99"], v["max"], substr($0, index($0, "outcomes=") + 9)}' <<<"$line")
 "
@@ -187,8 +191,8 @@ Machine: $(nproc) cores ($(lscpu 2>/dev/null | awk -F': +' '/^Model name/ {print
 Date: $(date -u '+%Y-%m-%d %H:%M UTC'); commit $COMMIT; binary $BIN; load average before: $LOAD_BEFORE
 Mail: $(sed -e 's/^wrote //' -e 's/ to .*$//' "$WORK/gen.txt"); each scenario on a fresh database, the mail sender running in every instance$([ "${HOT_COUNTERS:-0}" = 1 ] && echo "; HOT_COUNTERS=1 (the old counter rows put back)")
 
-| clients | instances | messages | msg/s | p50 ms | p95 ms | p99 ms | max ms | PostgreSQL CPU µs/msg | serve CPU µs/msg | answers | stored | deadlocks | retries logged |
-|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|
+| clients | instances | messages | msg/s | p50 ms | p95 ms | p99 ms | max ms | PostgreSQL CPU µs/msg | serve CPU µs/msg | driver CPU µs/msg | answers | stored | deadlocks | retries logged |
+|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|
 $ROWS
 EOF
 if [ -n "$GATE_ROWS" ]; then
