@@ -15,6 +15,7 @@ use std::ops::Range;
 use serde::{Deserialize, Serialize};
 
 mod cards;
+mod keywords;
 mod lookahead;
 mod phrases;
 mod smtp;

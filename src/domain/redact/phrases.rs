@@ -3,61 +3,10 @@
 
 use std::collections::HashSet;
 use std::ops::Range;
-use std::sync::LazyLock;
 
-use regex::Regex;
-
+use super::keywords::{Group, PhraseSearch};
 use super::lookahead::{self, NextChar};
 use super::{Finding, SecretKind, glued_before, is_placeholder_only};
-
-/// A keyword, an optional closing quote (JSON keys) and a delimiter. The
-/// value itself is read by code because quoting and stop words are easier to
-/// get right there.
-static CREDENTIAL_PHRASE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(concat!(
-        r"(?i)(?P<keyword>",
-        r"(?P<password>password|passwort|passwd|passphrase|pass|pwd|kennwort|mot[ -]de[ -]passe|contrase[ñn]a|senha)",
-        r"|(?P<authorization>authorization)",
-        r"|(?P<api_key>api[ ._-]?(?:key|secret|token)|apikey|client[_-]?secret",
-        r"|secret[_-]?(?:access[_-]?)?key|access[_-]?key",
-        r"|(?:access|auth|refresh|bearer|session)[_-]?token|secret|token)",
-        r#")["']?"#,
-        r"(?:[ \t]*(?P<strong>:=|=>|:|=)",
-        r"|[ \t]+(?P<weak>is|was|est)(?-u:\b)[ \t]*:?",
-        r"|(?P<bare>[ \t]+))",
-    ))
-    .unwrap()
-});
-
-/// Indices of the named groups of [`CREDENTIAL_PHRASE`].
-struct PhraseGroups {
-    keyword: usize,
-    password: usize,
-    authorization: usize,
-    strong: usize,
-    weak: usize,
-}
-
-impl PhraseGroups {
-    fn get() -> &'static Self {
-        static GROUPS: LazyLock<PhraseGroups> = LazyLock::new(|| {
-            let index = |name: &str| {
-                CREDENTIAL_PHRASE
-                    .capture_names()
-                    .position(|group| group == Some(name))
-                    .unwrap_or(usize::MAX)
-            };
-            PhraseGroups {
-                keyword: index("keyword"),
-                password: index("password"),
-                authorization: index("authorization"),
-                strong: index("strong"),
-                weak: index("weak"),
-            }
-        });
-        &GROUPS
-    }
-}
 
 /// Words that follow "password is" in ordinary sentences ("my password is
 /// not working"). Only consulted for the weak forms, never after `:` or `=`.
@@ -92,25 +41,21 @@ pub(super) fn find_credential_phrases(text: &str, findings: &mut Vec<Finding>) {
         .map(|finding| (finding.range.start, finding.range.end))
         .collect();
     let mut ends = ValueEnds::default();
-    // One search over the text: the regex crate is linear per search, and
-    // every match here ends a bounded distance after the keyword (the blanks
-    // it swallows are not read again by the next search).
+    // One pass over the text (keywords.rs): every match here ends a bounded
+    // distance after the keyword (the blanks it swallows are not read again
+    // by the next search).
     lookahead::count(text.len());
-    // Capture slots are reused from match to match: a text of nothing but
-    // keywords has one match every few bytes.
-    let groups = PhraseGroups::get();
-    let mut slots = CREDENTIAL_PHRASE.capture_locations();
+    let mut phrases = PhraseSearch::new(text);
     let mut search_from = 0;
-    while search_from <= text.len() {
-        let Some((whole_start, whole_end)) = CREDENTIAL_PHRASE
-            .captures_read_at(&mut slots, text, search_from)
-            .map(|whole| (whole.start(), whole.end()))
-        else {
-            break;
-        };
+    while let Some(whole) = phrases.next_at(search_from) {
+        let (whole_start, whole_end) = (whole.start, whole.end);
         // The pattern never matches an empty string, so this moves on.
         search_from = whole_end.max(whole_start + 1);
-        let Some((keyword_start, keyword_end)) = slots.get(groups.keyword) else {
+        let Some(Range {
+            start: keyword_start,
+            end: keyword_end,
+        }) = phrases.group(Group::Keyword)
+        else {
             continue;
         };
         let keyword = &text[keyword_start..keyword_end];
@@ -118,14 +63,14 @@ pub(super) fn find_credential_phrases(text: &str, findings: &mut Vec<Finding>) {
         if glued_before(text, keyword_start) {
             continue;
         }
-        let delimiter = if slots.get(groups.strong).is_some() {
+        let delimiter = if phrases.group(Group::Strong).is_some() {
             Delimiter::Strong
-        } else if slots.get(groups.weak).is_some() {
+        } else if phrases.group(Group::Weak).is_some() {
             Delimiter::Weak
         } else {
             Delimiter::Bare
         };
-        let is_authorization = slots.get(groups.authorization).is_some();
+        let is_authorization = phrases.group(Group::Authorization).is_some();
         if !keyword_accepts(is_authorization, keyword, delimiter) {
             continue;
         }
@@ -157,7 +102,7 @@ pub(super) fn find_credential_phrases(text: &str, findings: &mut Vec<Finding>) {
         {
             continue;
         }
-        let kind = if slots.get(groups.password).is_some() {
+        let kind = if phrases.group(Group::Password).is_some() {
             SecretKind::Password
         } else {
             SecretKind::ApiKey

@@ -128,3 +128,14 @@ fn answer_after_an_earlier_redaction_is_still_found() {
     assert!(!result.text.contains("aHVudGVyMg=="), "{}", result.text);
     assert_eq!(redact(&result.text).text, result.text);
 }
+
+/// Both NULs of this PLAIN message fall on the second byte of a group, so its base64 holds no
+/// `A`, `B` or `C`: a `D` is all that marks them. The word scan must still read it.
+#[test]
+fn a_plain_blob_whose_nuls_show_only_as_a_d_is_found() {
+    // base64 of "zzzz\0éric\0étoile".
+    let blob = "enp6egDDqXJpYwDDqXRvaWxl";
+    let result = redact(&format!("The log said {blob} and nothing else."));
+    assert_eq!(result.text, "The log said [redacted] and nothing else.");
+    assert_eq!(result.found, vec![SecretKind::SmtpAuthCredentials]);
+}
