@@ -101,7 +101,8 @@ pub fn build_message(m: &Outgoing) -> Result<Message, SendError> {
 }
 
 /// The same with files: `multipart/mixed`, the text first, then each file as an attachment
-/// (its stored type when it is a valid MIME type, else `application/octet-stream`).
+/// (its stored type when it is a valid MIME type of a single part, else
+/// `application/octet-stream`: see [`attachment_type`]).
 pub fn build_message_with_files(m: &Outgoing, files: &[OutgoingFile]) -> Result<Message, SendError> {
     let from: Mailbox = format!("Account recovery support <{}>", m.from)
         .parse()
@@ -141,11 +142,73 @@ pub fn build_message_with_files(m: &Outgoing, files: &[OutgoingFile]) -> Result<
     } else {
         let mut parts = MultiPart::mixed().singlepart(SinglePart::plain(m.body.to_string()));
         for f in files {
-            let kind = ContentType::parse(&f.content_type)
-                .unwrap_or_else(|_| ContentType::parse("application/octet-stream").expect("a valid MIME type"));
+            let kind = attachment_type(&f.content_type);
             parts = parts.singlepart(Attachment::new(f.filename.clone()).body(f.data.clone(), kind));
         }
         builder.multipart(parts)
     };
     built.map_err(|e| SendError::Permanent(format!("building the message: {e}")))
+}
+
+/// The type a file goes out as. A `multipart/*` or `message/*` type would tell the recipient's
+/// mail program to look for parts inside the file, between boundaries the file's uploader
+/// chose: a declared `boundary=zz` also matches every line of our own boundary when that
+/// happens to begin with `zz`, and the rest of the message is read as the file's parts (an
+/// attachment lost, or one made up). Such a file is sent as the bytes it is.
+fn attachment_type(declared: &str) -> ContentType {
+    let octets = || ContentType::parse("application/octet-stream").expect("a valid MIME type");
+    let essence = declared
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    if essence.starts_with("multipart/") || essence.starts_with("message/") {
+        return octets();
+    }
+    ContentType::parse(declared).unwrap_or_else(|_| octets())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mail_parser::MimeHeaders;
+
+    fn type_of_the_file(content_type: &str) -> String {
+        let outgoing = Outgoing {
+            from: "support@desk.test",
+            to: "kim@example.test",
+            subject: "Files",
+            body: "See the file.",
+            message_id: "<m@desk.test>",
+            in_reply_to: None,
+            references: None,
+            auto_submitted: None,
+        };
+        let file = OutgoingFile {
+            filename: "f".into(),
+            content_type: content_type.into(),
+            data: b"x".to_vec(),
+        };
+        let raw = build_message_with_files(&outgoing, &[file]).expect("built").formatted();
+        let parsed = mail_parser::MessageParser::default().parse(&raw).expect("parseable");
+        let attachment = parsed.attachment(0).expect("the file");
+        let kind = attachment.content_type().expect("a type");
+        format!("{}/{}", kind.ctype(), kind.subtype().unwrap_or_default())
+    }
+
+    #[test]
+    fn a_file_declared_as_parts_goes_out_as_bytes() {
+        for declared in [
+            "multipart/mixed; boundary=zz",
+            "Multipart/Alternative",
+            "message/rfc822",
+            "message/partial",
+        ] {
+            assert_eq!(type_of_the_file(declared), "application/octet-stream", "{declared}");
+        }
+        assert_eq!(type_of_the_file("text/plain; charset=utf-8"), "text/plain");
+        assert_eq!(type_of_the_file("image/png"), "image/png");
+        assert_eq!(type_of_the_file("not a type"), "application/octet-stream");
+    }
 }
