@@ -30,6 +30,7 @@ pub mod erase;
 pub mod imap;
 pub mod inbound;
 mod kept;
+mod kept_connection;
 pub mod locks;
 mod memo;
 mod open;
@@ -44,6 +45,7 @@ pub mod tickets;
 mod transaction;
 pub mod words;
 
+pub use kept_connection::{IDLE_BEFORE_TEST, KeptConnection};
 pub use open::{
     DatabaseUrl, Manager, SqliteFileError, Synchronous, check_sqlite_file, enable_wal, open_pool, open_single,
     set_synchronous, synchronous_level,

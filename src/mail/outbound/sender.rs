@@ -5,7 +5,7 @@
 
 use super::transport::{Outgoing, OutgoingFile, SendError, Transport, build_message_with_files};
 use crate::db::outbox::{self, Delivered, OutboxRow};
-use crate::db::{self, AnyConnection, Pool};
+use crate::db::{self, AnyConnection, KeptConnection, Pool};
 use crate::services::{Desk, ServiceError};
 use chrono::{Duration, NaiveDateTime};
 use std::sync::Arc;
@@ -68,10 +68,16 @@ impl Sender {
     }
 
     /// Delivers every row due at `now`, `batch` at a time, until none is left.
+    ///
+    /// One connection serves the whole run (`db::KeptConnection`): taken from the pool for
+    /// each step, it was tested with a round trip twice per mail. It is held through the SMTP
+    /// exchanges too, one of the pool's connections for as long as due mail lasts, and tested
+    /// again after one that took a second or more.
     pub async fn deliver_due(&self, now: NaiveDateTime, batch: i64) -> Result<DeliveryReport, ServiceError> {
         let mut report = DeliveryReport::default();
+        let mut kept = KeptConnection::new(self.pool.clone(), "mail sender", |_| {});
         loop {
-            let rows = self.claim(now, batch)?;
+            let rows = on_kept(&mut kept, |conn| self.claim(conn, now, batch))?;
             if rows.is_empty() {
                 return Ok(report);
             }
@@ -79,23 +85,24 @@ impl Sender {
                 if self.stopping.load(Ordering::SeqCst) {
                     // Asked to stop: the rows claimed but not begun go back to the queue at
                     // once, rather than waiting out the lease (or being sent twice by then).
-                    self.release(&rows[done..])?;
+                    on_kept(&mut kept, |conn| self.release(conn, &rows[done..]))?;
                     return Ok(report);
                 }
                 // The row's links are made now, just before it leaves (never stored in plain).
-                let (filled, files) = {
-                    let mut conn = self.conn()?;
-                    let filled = super::links::fill(&mut conn, &self.desk, row)?;
-                    (filled, files_of(&mut conn, row)?)
-                };
+                let (filled, files) = on_kept(&mut kept, |conn| {
+                    let filled = super::links::fill(conn, &self.desk, row)?;
+                    Ok((filled, files_of(conn, row)?))
+                })?;
                 let outcome = self.deliver(row, &filled.body, &files).await;
                 if outcome.is_err()
                     && let Some(link) = filled.status_link_id
                 {
                     // That mail did not go out: its link must not stay live.
-                    crate::db::tickets::remove_status_link(&mut *self.conn()?, link)?;
+                    on_kept(&mut kept, |conn| {
+                        Ok(crate::db::tickets::remove_status_link(conn, link)?)
+                    })?;
                 }
-                self.record(row, now, outcome, &mut report)?;
+                on_kept(&mut kept, |conn| self.record(conn, row, now, outcome, &mut report))?;
             }
             if self.stopping.load(Ordering::SeqCst) {
                 return Ok(report);
@@ -104,29 +111,19 @@ impl Sender {
     }
 
     /// Gives claimed rows back unchanged (still due, attempts untouched).
-    fn release(&self, rows: &[OutboxRow]) -> Result<(), ServiceError> {
+    fn release(&self, conn: &mut AnyConnection, rows: &[OutboxRow]) -> Result<(), ServiceError> {
         if rows.is_empty() {
             return Ok(());
         }
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-        let released = outbox::release_claims(&mut *self.conn()?, &self.worker, &ids)?;
+        let released = outbox::release_claims(conn, &self.worker, &ids)?;
         tracing::info!(released, "mail sender stopping: released the mail it had not begun");
         Ok(())
     }
 
-    fn conn(&self) -> Result<db::PooledConnection, ServiceError> {
-        self.pool.get().map_err(|e| db::DbError::Connect(e.to_string()).into())
-    }
-
-    fn claim(&self, now: NaiveDateTime, batch: i64) -> Result<Vec<OutboxRow>, ServiceError> {
+    fn claim(&self, conn: &mut AnyConnection, now: NaiveDateTime, batch: i64) -> Result<Vec<OutboxRow>, ServiceError> {
         let lease_expired = now - Duration::seconds(LEASE_SECS);
-        Ok(outbox::claim(
-            &mut *self.conn()?,
-            &self.worker,
-            now,
-            lease_expired,
-            batch,
-        )?)
+        Ok(outbox::claim(conn, &self.worker, now, lease_expired, batch)?)
     }
 
     async fn deliver(&self, row: &OutboxRow, body: &str, files: &[OutgoingFile]) -> Result<(), SendError> {
@@ -156,15 +153,15 @@ impl Sender {
 
     fn record(
         &self,
+        conn: &mut AnyConnection,
         row: &OutboxRow,
         now: NaiveDateTime,
         outcome: Result<(), SendError>,
         report: &mut DeliveryReport,
     ) -> Result<(), ServiceError> {
-        let mut conn = self.conn()?;
         match outcome {
             Ok(()) => {
-                outbox::record_delivery(&mut conn, &self.worker, row, Delivered::Sent)?;
+                outbox::record_delivery(conn, &self.worker, row, Delivered::Sent)?;
                 report.sent += 1;
                 self.desk.metrics.outbound("sent");
                 tracing::info!(outbox = row.id, template = %row.template, "mail delivered");
@@ -182,7 +179,7 @@ impl Sender {
                     next_attempt_at: now + retry_delay(attempts),
                     error: &error,
                 };
-                outbox::record_delivery(&mut conn, &self.worker, row, retry)?;
+                outbox::record_delivery(conn, &self.worker, row, retry)?;
                 if gave_up {
                     report.failed += 1;
                     self.desk.metrics.outbound("failed");
@@ -193,7 +190,7 @@ impl Sender {
                 tracing::warn!(outbox = row.id, attempts, error = %error, "mail delivery failed for now");
             }
             Err(SendError::Permanent(reason)) => {
-                outbox::record_delivery(&mut conn, &self.worker, row, Delivered::Failed { error: &reason })?;
+                outbox::record_delivery(conn, &self.worker, row, Delivered::Failed { error: &reason })?;
                 report.failed += 1;
                 self.desk.metrics.outbound("failed");
                 tracing::warn!(outbox = row.id, error = %reason, "mail delivery failed for good");
@@ -205,6 +202,21 @@ impl Sender {
 
 /// The files an outbox row names, read from the ticket's stored (scanned) attachments. One
 /// erased since is left out: an erasure wins over a mail not yet sent.
+/// Runs one step on the sender's kept connection; after a failure the connection goes back to
+/// the pool, and the next step takes another.
+fn on_kept<T>(
+    kept: &mut KeptConnection,
+    step: impl FnOnce(&mut AnyConnection) -> Result<T, ServiceError>,
+) -> Result<T, ServiceError> {
+    let conn = kept.get(|_| Ok(()), |e| ServiceError::from(db::DbError::Connect(e.to_string())))?;
+    let done = step(conn);
+    match done {
+        Ok(_) => kept.succeeded(),
+        Err(_) => kept.failed(),
+    }
+    done
+}
+
 fn files_of(conn: &mut AnyConnection, row: &OutboxRow) -> Result<Vec<OutgoingFile>, ServiceError> {
     let mut files = vec![];
     for id in crate::db::outbox::attachment_ids(row) {

@@ -5,30 +5,20 @@
 //! message, since PostgreSQL's groups hold one message) and, on SQLite, `synchronous` set to
 //! `FULL` and read back, `wal_autocheckpoint` deferred, and both given back after the commit:
 //! five statements for a group of one to four messages (docs/benchmarks.md, "The writer keeps
-//! its connection"). Kept, the connection is set up once. It is tested again only after it sat
-//! idle (a PostgreSQL restart while no mail came), and it goes back to the pool, its settings
-//! restored, after a group that failed, so a broken connection is never used for two groups.
+//! its connection"). Kept (`db::KeptConnection`), the connection is set up once. It is tested
+//! again only after it sat idle, and it goes back to the pool, its settings restored, after a
+//! group that failed, so a broken connection is never used for two groups.
 //!
 //! The settings hold because nothing else uses this connection: the writer's thread owns it,
 //! and no code run inside a group changes `synchronous` (`with_durable_commits`, which does,
 //! runs only on connections of their own, never nested in a group).
 
 use crate::db::checkpoint::{DEFAULT_CHECKPOINT_PAGES, DEFERRED_CHECKPOINT_PAGES, set_autocheckpoint};
-use crate::db::{self, AnyConnection, Pool, PooledConnection, Synchronous};
-use std::time::{Duration, Instant};
-
-/// A kept connection idle this long is tested before its next group.
-pub const IDLE_BEFORE_TEST: Duration = Duration::from_secs(1);
-
-struct Held {
-    conn: PooledConnection,
-    last_used: Instant,
-}
+use crate::db::{self, AnyConnection, KeptConnection, Pool, Synchronous};
 
 /// The connection of one writer thread; given back to the pool when dropped.
 pub struct WriterConnection {
-    pool: Pool,
-    held: Option<Held>,
+    kept: KeptConnection,
 }
 
 /// Why no connection could be had for a group.
@@ -50,73 +40,55 @@ impl std::fmt::Display for NoConnection {
 
 impl WriterConnection {
     pub fn new(pool: Pool) -> WriterConnection {
-        WriterConnection { pool, held: None }
+        WriterConnection {
+            kept: KeptConnection::new(pool, "mail writer", restore_pool_settings),
+        }
     }
 
-    /// The connection for the next group: the kept one (tested first if it sat idle for
-    /// [`IDLE_BEFORE_TEST`]), else one from the pool, set up for the writer. On SQLite its
-    /// commits are durable (`synchronous = FULL`, read back) and leave their checkpoints to the
-    /// checkpoint thread (`db::checkpoint`).
+    /// The connection for the next group: the kept one (tested first if it sat idle), else one
+    /// from the pool, set up for the writer. On SQLite its commits are durable
+    /// (`synchronous = FULL`, read back) and leave their checkpoints to the checkpoint thread
+    /// (`db::checkpoint`).
     pub fn get(&mut self) -> Result<&mut AnyConnection, NoConnection> {
-        if let Some(held) = &mut self.held
-            && held.last_used.elapsed() >= IDLE_BEFORE_TEST
-            && !db::ping(&mut held.conn)
-        {
-            tracing::info!("the mail writer's connection failed its test after sitting idle; taking another");
-            self.give_back();
-        }
-        if self.held.is_none() {
-            let mut conn = self.pool.get().map_err(NoConnection::Pool)?;
-            if let AnyConnection::Sqlite(c) = &mut *conn {
-                // The pool's connection, still at NORMAL, goes back to it unchanged.
-                db::set_synchronous(c, Synchronous::Full).map_err(NoConnection::NotDurable)?;
-            }
-            set_autocheckpoint(&mut conn, DEFERRED_CHECKPOINT_PAGES);
-            self.held = Some(Held {
-                conn,
-                last_used: Instant::now(),
-            });
-        }
-        let held = self.held.as_mut().expect("a connection was just kept");
-        Ok(&mut held.conn)
+        self.kept.get(
+            |conn| {
+                if let AnyConnection::Sqlite(c) = conn {
+                    // The pool's connection, still at NORMAL, goes back to it unchanged.
+                    db::set_synchronous(c, Synchronous::Full).map_err(NoConnection::NotDurable)?;
+                }
+                set_autocheckpoint(conn, DEFERRED_CHECKPOINT_PAGES);
+                Ok(())
+            },
+            NoConnection::Pool,
+        )
     }
 
     /// A group was written on the kept connection and committed: it stays.
     pub fn succeeded(&mut self) {
-        if let Some(held) = &mut self.held {
-            held.last_used = Instant::now();
-        }
+        self.kept.succeeded();
     }
 
-    /// A group failed on the kept connection: it goes back to the pool (whose check-out test
-    /// or `has_broken` sorts out a broken one), and the next group takes another.
+    /// A group failed on the kept connection: it goes back to the pool, its settings restored,
+    /// and the next group takes another.
     pub fn failed(&mut self) {
-        self.give_back();
-    }
-
-    fn give_back(&mut self) {
-        if let Some(mut held) = self.held.take() {
-            set_autocheckpoint(&mut held.conn, DEFAULT_CHECKPOINT_PAGES);
-            if let AnyConnection::Sqlite(c) = &mut *held.conn
-                && let Err(e) = db::set_synchronous(c, Synchronous::Normal)
-            {
-                // Only slower commits follow from this; the pool keeps working.
-                tracing::warn!(error = %e, "could not return the connection to synchronous=NORMAL");
-            }
-        }
+        self.kept.failed();
     }
 }
 
-impl Drop for WriterConnection {
-    fn drop(&mut self) {
-        self.give_back();
+/// The pool's settings again, for a connection the writer gives back.
+fn restore_pool_settings(conn: &mut AnyConnection) {
+    set_autocheckpoint(conn, DEFAULT_CHECKPOINT_PAGES);
+    if let AnyConnection::Sqlite(c) = conn
+        && let Err(e) = db::set_synchronous(c, Synchronous::Normal)
+    {
+        // Only slower commits follow from this; the pool keeps working.
+        tracing::warn!(error = %e, "could not return the connection to synchronous=NORMAL");
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use diesel::prelude::*;
 
     /// `synchronous` and `wal_autocheckpoint`.
     fn read(conn: &mut AnyConnection) -> (i32, i32) {
@@ -157,33 +129,5 @@ mod tests {
         drop(writer);
         let mut returned = pool.try_get().expect("given back when the writer stops");
         assert_eq!(read(&mut returned), pooled);
-    }
-
-    #[test]
-    fn a_kept_connection_that_sat_idle_is_tested_before_its_next_group() {
-        let dir = tempfile::tempdir().expect("a temporary folder");
-        let pool = pool_of_one(&dir);
-        let mut writer = WriterConnection::new(pool);
-        writer.get().expect("a connection");
-        writer.succeeded();
-        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let record = seen.clone();
-        writer.held.as_mut().expect("kept").conn.set_instrumentation(
-            move |event: diesel::connection::InstrumentationEvent<'_>| {
-                if let diesel::connection::InstrumentationEvent::StartQuery { query, .. } = event {
-                    record.lock().expect("not poisoned").push(query.to_string());
-                }
-            },
-        );
-        writer.get().expect("kept, not idle");
-        assert!(
-            seen.lock().expect("not poisoned").is_empty(),
-            "a busy connection is not tested"
-        );
-        writer.held.as_mut().expect("kept").last_used = Instant::now() - IDLE_BEFORE_TEST;
-        writer.get().expect("kept after its test");
-        let tests = seen.lock().expect("not poisoned").clone();
-        assert_eq!(tests.len(), 1, "one test after sitting idle: {tests:?}");
-        assert!(tests[0].contains("SELECT 1"), "{tests:?}");
     }
 }
