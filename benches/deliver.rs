@@ -212,7 +212,20 @@ impl Report {
         us / self.messages().max(1) as u64
     }
 
+    /// Messages, seconds, msg/s, then p50, p95, p99 and the slowest, in ms.
+    fn figures(&self) -> (usize, f64, f64, [f64; 4]) {
+        let slowest = self.latencies_ms.last().copied().unwrap_or(f64::NAN);
+        let latencies = [
+            self.percentile(50.0),
+            self.percentile(95.0),
+            self.percentile(99.0),
+            slowest,
+        ];
+        (self.messages(), self.seconds, self.rate(), latencies)
+    }
+
     fn line(&self, label: &str) -> String {
+        let (messages, seconds, rate, [p50, p95, p99, max]) = self.figures();
         let children = if self.children_cpu_us > 0 {
             format!(" children_cpu_us={}", self.per_message(self.children_cpu_us))
         } else {
@@ -223,21 +236,15 @@ impl Report {
             .iter()
             .map(|(status, n)| format!("{status}: {n}"))
             .collect();
+        let driver = self.per_message(self.driver_cpu_us);
         format!(
-            "{label} messages={} seconds={:.3} rate={:.0} p50={:.2} p95={:.2} p99={:.2} max={:.2} driver_cpu_us={}{children} outcomes={{{}}}",
-            self.messages(),
-            self.seconds,
-            self.rate(),
-            self.percentile(50.0),
-            self.percentile(95.0),
-            self.percentile(99.0),
-            self.latencies_ms.last().copied().unwrap_or(f64::NAN),
-            self.per_message(self.driver_cpu_us),
+            "{label} messages={messages} seconds={seconds:.3} rate={rate:.0} p50={p50:.2} p95={p95:.2} p99={p99:.2} max={max:.2} driver_cpu_us={driver}{children} outcomes={{{}}}",
             outcomes.join(", "),
         )
     }
 
     fn json(&self) -> String {
+        let (messages, seconds, rate, [p50, p95, p99, max]) = self.figures();
         let object = |map: &BTreeMap<String, usize>| {
             let fields: Vec<String> = map
                 .iter()
@@ -245,18 +252,12 @@ impl Report {
                 .collect();
             format!("{{{}}}", fields.join(", "))
         };
+        let driver = self.per_message(self.driver_cpu_us);
         format!(
-            "{{\"messages\": {}, \"seconds\": {:.3}, \"msg_per_s\": {:.1}, \"p50_ms\": {:.1}, \"p95_ms\": {:.1}, \"p99_ms\": {:.1}, \"max_ms\": {:.1}, \"statuses\": {}, \"outcomes\": {}, \"driver_cpu_us_per_msg\": {}}}",
-            self.messages(),
-            self.seconds,
-            self.rate(),
-            self.percentile(50.0),
-            self.percentile(95.0),
-            self.percentile(99.0),
-            self.latencies_ms.last().copied().unwrap_or(0.0),
+            "{{\"messages\": {messages}, \"seconds\": {seconds:.3}, \"msg_per_s\": {rate:.1}, \"p50_ms\": {p50:.1}, \"p95_ms\": {p95:.1}, \"p99_ms\": {p99:.1}, \"max_ms\": {:.1}, \"statuses\": {}, \"outcomes\": {}, \"driver_cpu_us_per_msg\": {driver}}}",
+            if max.is_nan() { 0.0 } else { max },
             object(&self.statuses),
             object(&self.outcomes),
-            self.per_message(self.driver_cpu_us),
         )
     }
 }
