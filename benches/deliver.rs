@@ -360,51 +360,84 @@ fn try_post(
     })
 }
 
-/// Reads one HTTP/1.1 response: the status, the body (by `Content-Length`) and whether the
-/// connection stays open.
+/// Reads one HTTP/1.x response: the status, the body (by `Content-Length`, chunked, or up to
+/// the end of the connection) and whether the connection stays open. Requests are sent one
+/// at a time, so anything after the response is an error, not the next answer.
 fn read_response(stream: &mut TcpStream) -> std::io::Result<(u16, Vec<u8>, bool)> {
+    use std::io::BufRead;
     let invalid = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned());
-    let mut buffer = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 4096];
-    let head_end = loop {
-        if let Some(at) = buffer.windows(4).position(|window| window == b"\r\n\r\n") {
-            break at;
+    let mut reader = std::io::BufReader::new(stream);
+    let mut line = Vec::new();
+    let mut read_line = |reader: &mut std::io::BufReader<&mut TcpStream>| -> std::io::Result<String> {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            return Err(invalid("connection closed inside the response"));
         }
-        let n = stream.read(&mut chunk)?;
-        if n == 0 {
-            return Err(invalid("connection closed before the response"));
-        }
-        buffer.extend_from_slice(&chunk[..n]);
+        Ok(String::from_utf8_lossy(&line).trim_end_matches(['\r', '\n']).to_owned())
     };
-    let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let status = lines
+    let status_line = read_line(&mut reader)?;
+    let mut parts = status_line.split(' ');
+    let version = parts.next().unwrap_or_default().to_owned();
+    let status = parts
         .next()
-        .and_then(|line| line.split(' ').nth(1))
         .and_then(|code| code.parse().ok())
         .ok_or_else(|| invalid("no status line"))?;
-    let mut length = 0usize;
-    let mut keep_alive = true;
-    for line in lines {
-        let Some((name, value)) = line.split_once(':') else {
+    let mut keep_alive = version != "HTTP/1.0";
+    let (mut length, mut chunked) = (None, false);
+    loop {
+        let header = read_line(&mut reader)?;
+        if header.is_empty() {
+            break;
+        }
+        let Some((name, value)) = header.split_once(':') else {
             continue;
         };
-        let value = value.trim();
+        let tokens = || value.split(',').map(str::trim);
         if name.eq_ignore_ascii_case("content-length") {
-            length = value.parse().map_err(|_| invalid("bad Content-Length"))?;
-        } else if name.eq_ignore_ascii_case("connection") && value.eq_ignore_ascii_case("close") {
-            keep_alive = false;
+            length = Some(
+                value
+                    .trim()
+                    .parse::<usize>()
+                    .map_err(|_| invalid("bad Content-Length"))?,
+            );
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            chunked = tokens().any(|token| token.eq_ignore_ascii_case("chunked"));
+        } else if name.eq_ignore_ascii_case("connection") {
+            if tokens().any(|token| token.eq_ignore_ascii_case("close")) {
+                keep_alive = false;
+            } else if tokens().any(|token| token.eq_ignore_ascii_case("keep-alive")) {
+                keep_alive = true;
+            }
         }
     }
-    let mut body = buffer.split_off(head_end + 4);
-    while body.len() < length {
-        let n = stream.read(&mut chunk)?;
-        if n == 0 {
-            return Err(invalid("connection closed inside the body"));
+    let mut body = Vec::new();
+    if chunked {
+        loop {
+            let size_line = read_line(&mut reader)?;
+            let size = usize::from_str_radix(size_line.split(';').next().unwrap_or_default().trim(), 16)
+                .map_err(|_| invalid("bad chunk size"))?;
+            if size == 0 {
+                // Trailers, up to the empty line.
+                while !read_line(&mut reader)?.is_empty() {}
+                break;
+            }
+            let start = body.len();
+            body.resize(start + size, 0);
+            reader.read_exact(&mut body[start..])?;
+            if !read_line(&mut reader)?.is_empty() {
+                return Err(invalid("no line end after a chunk"));
+            }
         }
-        body.extend_from_slice(&chunk[..n]);
+    } else if let Some(length) = length {
+        body.resize(length, 0);
+        reader.read_exact(&mut body)?;
+    } else {
+        reader.read_to_end(&mut body)?;
+        keep_alive = false;
     }
-    body.truncate(length);
+    if !reader.buffer().is_empty() {
+        return Err(invalid("bytes after the response"));
+    }
     Ok((status, body, keep_alive))
 }
 

@@ -18,6 +18,9 @@ pub const IDLE_BEFORE_TEST: Duration = Duration::from_secs(1);
 struct Held {
     conn: PooledConnection,
     last_used: Instant,
+    /// Tested before its next use whatever `last_used` says
+    /// ([`KeptConnection::test_before_next_use`]).
+    test_due: bool,
 }
 
 /// One worker's connection; given back to the pool when dropped.
@@ -49,14 +52,17 @@ impl KeptConnection {
         no_connection: impl FnOnce(diesel::r2d2::PoolError) -> E,
     ) -> Result<&mut AnyConnection, E> {
         if let Some(held) = &mut self.held
-            && held.last_used.elapsed() >= IDLE_BEFORE_TEST
-            && !ping(&mut held.conn)
+            && (held.test_due || held.last_used.elapsed() >= IDLE_BEFORE_TEST)
         {
-            tracing::info!(
-                keeper = self.keeper,
-                "a kept connection failed its test after sitting idle; taking another"
-            );
-            self.give_back();
+            if ping(&mut held.conn) {
+                held.test_due = false;
+            } else {
+                tracing::info!(
+                    keeper = self.keeper,
+                    "a kept connection failed its test; taking another"
+                );
+                self.give_back();
+            }
         }
         if self.held.is_none() {
             let mut conn = self.pool.get().map_err(no_connection)?;
@@ -64,6 +70,7 @@ impl KeptConnection {
             self.held = Some(Held {
                 conn,
                 last_used: Instant::now(),
+                test_due: false,
             });
         }
         let held = self.held.as_mut().expect("a connection was just kept");
@@ -89,11 +96,12 @@ impl KeptConnection {
         }
     }
 
-    /// Makes the kept connection look idle for [`IDLE_BEFORE_TEST`].
-    #[cfg(test)]
-    pub fn age(&mut self) {
+    /// The kept connection is tested before its next use, however recently it was used: the
+    /// keeper waited on something else (the mail sender on an SMTP exchange) and a failure of
+    /// its next step would cost more than a round trip.
+    pub fn test_before_next_use(&mut self) {
         if let Some(held) = &mut self.held {
-            held.last_used = Instant::now() - IDLE_BEFORE_TEST;
+            held.test_due = true;
         }
     }
 }
@@ -138,7 +146,7 @@ mod tests {
             seen.lock().expect("not poisoned").is_empty(),
             "a busy connection is not tested"
         );
-        kept.age();
+        kept.test_before_next_use();
         kept.get(|_| Ok(()), no_pool).expect("kept after its test");
         let tests = seen.lock().expect("not poisoned").clone();
         assert_eq!(tests.len(), 1, "one test after sitting idle: {tests:?}");

@@ -399,3 +399,36 @@ async fn a_delivery_waiting_on_a_locked_ticket_does_not_hold_up_the_others() {
         "each stored once"
     );
 }
+
+/// The mail sender keeps its connection through an SMTP exchange and has it tested before the
+/// outcome is recorded (`KeptConnection::test_before_next_use`): a connection that ended
+/// meanwhile (a restart, a failover) is replaced, not used, so a mail that went out is never
+/// left unrecorded to go out again after its lease.
+#[tokio::test]
+async fn a_kept_connection_ended_while_its_keeper_waited_is_replaced_before_use() {
+    #[derive(diesel::QueryableByName)]
+    struct Pid {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        pid: i32,
+    }
+    fn pid_of(conn: &mut recoverydesk::db::AnyConnection) -> i32 {
+        diesel::sql_query("SELECT pg_backend_pid() AS pid")
+            .get_result::<Pid>(conn)
+            .expect("a pid")
+            .pid
+    }
+    let Some(app) = TestApp::spawn(Backend::Postgres).await else {
+        return;
+    };
+    let no_pool = |e: diesel::r2d2::PoolError| e.to_string();
+    let mut kept = recoverydesk::db::KeptConnection::new(app.pool.clone(), "test", |_| {});
+    let first = pid_of(kept.get(|_| Ok::<(), String>(()), no_pool).expect("a connection"));
+    kept.succeeded();
+    // Ended from another connection, and waited for (up to 5 s), as a restart would.
+    diesel::sql_query(format!("SELECT pg_terminate_backend({first}, 5000)"))
+        .execute(&mut app.raw_conn())
+        .expect("the backend ended");
+    kept.test_before_next_use();
+    let conn = kept.get(|_| Ok::<(), String>(()), no_pool).expect("another connection");
+    assert_ne!(pid_of(conn), first, "the ended connection was replaced");
+}

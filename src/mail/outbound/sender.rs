@@ -70,9 +70,9 @@ impl Sender {
     /// Delivers every row due at `now`, `batch` at a time, until none is left.
     ///
     /// One connection serves the whole run (`db::KeptConnection`): taken from the pool for
-    /// each step, it was tested with a round trip twice per mail. It is held through the SMTP
-    /// exchanges too, one of the pool's connections for as long as due mail lasts, and tested
-    /// again after one that took a second or more.
+    /// each step, it was tested with a round trip twice per mail, now once, after the SMTP
+    /// exchange. It is held through the exchanges too: one of the pool's connections for as
+    /// long as due mail lasts.
     pub async fn deliver_due(&self, now: NaiveDateTime, batch: i64) -> Result<DeliveryReport, ServiceError> {
         let mut report = DeliveryReport::default();
         let mut kept = KeptConnection::new(self.pool.clone(), "mail sender", |_| {});
@@ -94,6 +94,10 @@ impl Sender {
                     Ok((filled, files_of(conn, row)?))
                 })?;
                 let outcome = self.deliver(row, &filled.body, &files).await;
+                // Once the mail is out, its outcome must be recorded, or the mail goes out again
+                // after the lease: the connection is tested before that, however short the
+                // exchange was (the database may have restarted meanwhile).
+                kept.test_before_next_use();
                 if outcome.is_err()
                     && let Some(link) = filled.status_link_id
                 {
@@ -200,8 +204,6 @@ impl Sender {
     }
 }
 
-/// The files an outbox row names, read from the ticket's stored (scanned) attachments. One
-/// erased since is left out: an erasure wins over a mail not yet sent.
 /// Runs one step on the sender's kept connection; after a failure the connection goes back to
 /// the pool, and the next step takes another.
 fn on_kept<T>(
@@ -217,6 +219,8 @@ fn on_kept<T>(
     done
 }
 
+/// The files an outbox row names, read from the ticket's stored (scanned) attachments. One
+/// erased since is left out: an erasure wins over a mail not yet sent.
 fn files_of(conn: &mut AnyConnection, row: &OutboxRow) -> Result<Vec<OutgoingFile>, ServiceError> {
     let mut files = vec![];
     for id in crate::db::outbox::attachment_ids(row) {
