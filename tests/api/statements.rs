@@ -48,6 +48,13 @@ async fn statements_of_a_message(app: TestApp) {
     assert_eq!(outcome, Outcome::Created);
     let events = count(&opened, |s| s.starts_with("INSERT INTO \"events\""));
     assert!(events >= 3, "created, message_in, the acknowledgement: {opened:#?}");
+    // One look for an earlier delivery, under both ways its content may have been hashed.
+    assert_eq!(
+        count(&opened, |s| s.starts_with("SELECT")
+            && s.contains("FROM \"inbound_messages\"")),
+        1,
+        "{opened:#?}"
+    );
     // A new ticket's chain is known to be empty, its row known as inserted.
     assert_eq!(
         count(&opened, |s| s.contains("FROM \"event_hashes\"")),
