@@ -17,7 +17,12 @@ pub struct ActivityRow {
     pub assignee_seen_at: Option<NaiveDateTime>,
 }
 
+/// The ticket's row, `None` when it has none; not read for a ticket this transaction opened
+/// and wrote no row for (every new ticket's first turn).
 pub fn find(conn: &mut AnyConnection, ticket_id: i64) -> QueryResult<Option<ActivityRow>> {
+    if super::memo::has_no_activity_row(conn, ticket_id) {
+        return Ok(None);
+    }
     super::at_most_one(
         ticket_activity::table
             .find(ticket_id)
@@ -77,6 +82,7 @@ pub fn record(
                 .execute(c))?;
         }
     }
+    super::memo::set_activity_written(conn, ticket_id);
     Ok(())
 }
 

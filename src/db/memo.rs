@@ -38,6 +38,10 @@ struct Known {
     /// ticket, and each indexed message it added, by message (`search::index`).
     search_heads: HashMap<i64, HeadText>,
     search_messages: HashMap<i64, (i64, BodyText)>,
+    /// Tickets this transaction inserted, and those it wrote a `ticket_activity` row for: a
+    /// ticket in the first set and not in the second has no such row yet.
+    opened_tickets: HashSet<i64>,
+    activity_written: HashSet<i64>,
 }
 
 impl Known {
@@ -50,6 +54,8 @@ impl Known {
         }
         self.search_heads.extend(later.search_heads);
         self.search_messages.extend(later.search_messages);
+        self.opened_tickets.extend(later.opened_tickets);
+        self.activity_written.extend(later.activity_written);
     }
 }
 
@@ -137,6 +143,27 @@ pub(in crate::db) fn ticket_locked(conn: &AnyConnection, id: i64) -> bool {
 
 pub(in crate::db) fn tickets_locked(conn: &AnyConnection, ids: &[i64]) {
     learn(conn, |k| k.locked_tickets.extend(ids));
+}
+
+/// A ticket this transaction inserted.
+pub(in crate::db) fn set_opened(conn: &AnyConnection, ticket_id: i64) {
+    learn(conn, |k| {
+        k.opened_tickets.insert(ticket_id);
+    });
+}
+
+/// This transaction wrote the `ticket_activity` row of `ticket_id`.
+pub(in crate::db) fn set_activity_written(conn: &AnyConnection, ticket_id: i64) {
+    learn(conn, |k| {
+        k.activity_written.insert(ticket_id);
+    });
+}
+
+/// Whether `ticket_id` certainly has no `ticket_activity` row: this transaction inserted the
+/// ticket and has not written one for it. False when not known (then it is read).
+pub(in crate::db) fn has_no_activity_row(conn: &AnyConnection, ticket_id: i64) -> bool {
+    let opened = recall(conn, |k| k.opened_tickets.contains(&ticket_id).then_some(())).is_some();
+    opened && recall(conn, |k| k.activity_written.contains(&ticket_id).then_some(())).is_none()
 }
 
 pub(in crate::db) fn chain_head(conn: &AnyConnection, ticket_id: i64) -> Option<ChainHead> {
@@ -280,6 +307,35 @@ mod tests {
         assert!(!ticket_locked(&c, 1));
         assert_eq!(chain_head(&c, 1), None);
         assert_eq!(prefix(&c), None);
+    }
+
+    #[test]
+    fn a_new_ticket_has_no_turn_until_one_is_written_and_a_rolled_back_one_is_forgotten() {
+        let c = conn();
+        assert!(!has_no_activity_row(&c, 1), "outside a transaction nothing is known");
+        let _transaction = Frame::begin(&c);
+        assert!(!has_no_activity_row(&c, 1), "a ticket not opened here is read");
+        set_opened(&c, 1);
+        assert!(has_no_activity_row(&c, 1));
+        let rolled_back = Frame::begin(&c);
+        set_activity_written(&c, 1);
+        assert!(!has_no_activity_row(&c, 1));
+        drop(rolled_back);
+        assert!(has_no_activity_row(&c, 1), "the row went with its savepoint");
+        let released = Frame::begin(&c);
+        set_activity_written(&c, 1);
+        released.release();
+        assert!(
+            !has_no_activity_row(&c, 1),
+            "written, and kept with the released savepoint"
+        );
+        let rolled_back = Frame::begin(&c);
+        set_opened(&c, 2);
+        drop(rolled_back);
+        assert!(
+            !has_no_activity_row(&c, 2),
+            "an insert rolled back is not a ticket opened here"
+        );
     }
 
     #[test]

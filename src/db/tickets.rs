@@ -59,6 +59,7 @@ pub fn insert(conn: &mut AnyConnection, t: &NewTicket) -> QueryResult<TicketRow>
             // commit: the first event needs neither a lock nor a read of the chain.
             super::memo::tickets_locked(conn, &[row.id]);
             super::memo::set_chain_head(conn, row.id, super::memo::ChainHead::Empty);
+            super::memo::set_opened(conn, row.id);
             Ok(row)
         })
 }

@@ -48,6 +48,13 @@ async fn statements_of_a_message(app: TestApp) {
     assert_eq!(outcome, Outcome::Created);
     let events = count(&opened, |s| s.starts_with("INSERT INTO \"events\""));
     assert!(events >= 3, "created, message_in, the acknowledgement: {opened:#?}");
+    // A new ticket's turn is written, not looked for first.
+    assert_eq!(
+        count(&opened, |s| s.starts_with("SELECT")
+            && s.contains("FROM \"ticket_activity\"")),
+        0,
+        "{opened:#?}"
+    );
     // One look for an earlier delivery, under both ways its content may have been hashed.
     assert_eq!(
         count(&opened, |s| s.starts_with("SELECT")
@@ -108,6 +115,12 @@ async fn statements_of_a_message(app: TestApp) {
         0
     );
     assert_eq!(count(&appended, |s| s.contains("string_agg")), 0, "{appended:#?}");
+    assert_eq!(
+        count(&appended, |s| s.starts_with("SELECT")
+            && s.contains("FROM \"ticket_activity\"")),
+        1,
+        "an existing ticket's turn is read: {appended:#?}"
+    );
     let locks = count(&appended, |s| {
         s.contains("FROM \"tickets\"") && s.contains("FOR NO KEY UPDATE")
     });
