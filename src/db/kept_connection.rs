@@ -4,10 +4,11 @@
 //! PostgreSQL). The mail writer paid it for every group it wrote, and the mail sender twice
 //! for every mail it sent (once to make its links, once to record the delivery): on
 //! PostgreSQL a round trip per message each (docs/benchmarks.md, "The writer keeps its
-//! connection" and "The sender keeps its connection"). Kept, a connection is tested again
-//! only after it sat idle for [`IDLE_BEFORE_TEST`] (a PostgreSQL restart while no work came).
-//! A keeper gives it back to the pool after any failure, so a broken connection is never used
-//! for two pieces of work, and the pool's own test sorts it out.
+//! connection" and "… the sender's connection"). Kept, a connection is tested again only after
+//! it sat idle for [`IDLE_BEFORE_TEST`] (a PostgreSQL restart while no work came), or when its
+//! keeper asks for it because it waited on something else (the sender, after each SMTP
+//! exchange). A keeper gives it back to the pool after any failure, so a broken connection is
+//! never used for two pieces of work, and the pool's own test sorts it out.
 
 use super::{AnyConnection, Pool, PooledConnection, ping};
 use std::time::{Duration, Instant};
@@ -129,7 +130,7 @@ mod tests {
     }
 
     #[test]
-    fn a_kept_connection_that_sat_idle_is_tested_before_its_next_use() {
+    fn a_kept_connection_is_tested_after_sitting_idle_or_when_its_keeper_asks() {
         let dir = tempfile::tempdir().expect("a temporary folder");
         let mut kept = KeptConnection::new(pool_of_one(&dir), "test", |_| {});
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -146,11 +147,19 @@ mod tests {
             seen.lock().expect("not poisoned").is_empty(),
             "a busy connection is not tested"
         );
-        kept.test_before_next_use();
+        kept.held.as_mut().expect("kept").last_used = Instant::now()
+            .checked_sub(IDLE_BEFORE_TEST)
+            .expect("the clock has run for a second");
         kept.get(|_| Ok(()), no_pool).expect("kept after its test");
+        kept.succeeded();
+        kept.get(|_| Ok(()), no_pool).expect("kept, busy again");
+        kept.test_before_next_use();
+        kept.get(|_| Ok(()), no_pool)
+            .expect("kept after the test its keeper asked for");
+        kept.get(|_| Ok(()), no_pool).expect("kept, tested once");
         let tests = seen.lock().expect("not poisoned").clone();
-        assert_eq!(tests.len(), 1, "one test after sitting idle: {tests:?}");
-        assert!(tests[0].contains("SELECT 1"), "{tests:?}");
+        assert_eq!(tests.len(), 2, "one test after sitting idle, one asked for: {tests:?}");
+        assert!(tests.iter().all(|t| t.contains("SELECT 1")), "{tests:?}");
     }
 
     #[test]
