@@ -39,7 +39,9 @@ struct Known {
     search_heads: HashMap<i64, HeadText>,
     search_messages: HashMap<i64, (i64, BodyText)>,
     /// Tickets this transaction inserted, and those it wrote a `ticket_activity` row for: a
-    /// ticket in the first set and not in the second has no such row yet.
+    /// ticket in the first set and not in the second has no such row yet. Not read off
+    /// `search_heads`, which also name the tickets opened here: a head is taken when the
+    /// search index is written and dropped by an erase, a ticket stays opened.
     opened_tickets: HashSet<i64>,
     activity_written: HashSet<i64>,
 }
