@@ -11,4 +11,15 @@ fn main() {
     if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
         println!("cargo:rustc-link-arg-bins=-no-pie");
     }
+    // The unwinder (what `catch_unwind` needs) from GCC's static archive, so that the binary
+    // no longer loads libgcc_s.so: its constructor alone runs a dozen CPUID instructions, each
+    // a trap to the hypervisor in a virtual machine, and loading it was 0.14 ms of every
+    // process start (docs/benchmarks.md, "A process per message"). Listed before the standard
+    // library's `-lgcc_s`, the archive defines the `_Unwind_*` functions first, and the linker
+    // (`--as-needed`) then leaves libgcc_s out. It is the same code, linked in.
+    if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux")
+        && std::env::var("CARGO_CFG_TARGET_ENV").as_deref() == Ok("gnu")
+    {
+        println!("cargo:rustc-link-lib=static:-bundle=gcc_eh");
+    }
 }

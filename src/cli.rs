@@ -23,6 +23,29 @@ pub struct Cli {
 }
 
 impl Cli {
+    /// Parses `args` (the program's name first), as [`Parser::try_parse_from`] does.
+    ///
+    /// `recoverydesk mailgate` with nothing else, as an MTA runs it once per message, is read
+    /// without building the other commands: clap copies each of the global options into every
+    /// command it builds, and those copies were a sixth of a `mailgate` process's start
+    /// (docs/benchmarks.md, "A process per message"). With no argument but the command's
+    /// name, what the options hold comes from the environment and the defaults alone, read by
+    /// the same definitions either way (a test compares the two).
+    pub fn try_parse_args(args: Vec<std::ffi::OsString>) -> Result<Cli, clap::Error> {
+        if let [_, command] = args.as_slice()
+            && command == "mailgate"
+        {
+            use clap::FromArgMatches;
+            let only_options = GlobalOptions::augment_args(clap::Command::new("recoverydesk").no_binary_name(true));
+            let matches = only_options.try_get_matches_from(std::iter::empty::<std::ffi::OsString>())?;
+            return Ok(Cli {
+                options: GlobalOptions::from_arg_matches(&matches)?,
+                command: Some(Command::Mailgate),
+            });
+        }
+        Cli::try_parse_from(args)
+    }
+
     /// False only when the database is certainly SQLite: a command then never loads libpq, and
     /// with it OpenSSL. An address that does not parse counts as PostgreSQL (the settings
     /// refuse it later, with a message).
@@ -357,6 +380,23 @@ mod tests {
 
     fn cli(url: &str) -> Cli {
         Cli::try_parse_from(["recoverydesk", "--database-url", url, "mailgate"]).expect("arguments parse")
+    }
+
+    /// `mailgate` alone takes the short way; its options are those the whole command line
+    /// gives, here from the defaults and the test process's environment. Anything more takes
+    /// the whole parser.
+    #[test]
+    fn mailgate_alone_reads_the_options_as_the_whole_parser_does() {
+        let args = |words: &[&str]| words.iter().map(std::ffi::OsString::from).collect::<Vec<_>>();
+        let short = Cli::try_parse_args(args(&["recoverydesk", "mailgate"])).expect("parses");
+        let whole = Cli::try_parse_from(["recoverydesk", "mailgate"]).expect("parses");
+        assert_eq!(format!("{short:?}"), format!("{whole:?}"));
+        let with_option =
+            Cli::try_parse_args(args(&["recoverydesk", "mailgate", "--four-eyes", "on"])).expect("parses");
+        assert_eq!(with_option.options.four_eyes, "on");
+        assert!(Cli::try_parse_args(args(&["recoverydesk", "mailgate", "extra"])).is_err());
+        let serve = Cli::try_parse_args(args(&["recoverydesk", "serve"])).expect("parses");
+        assert!(matches!(serve.command, Some(super::Command::Serve)));
     }
 
     /// OpenSSL is skipped only when libpq can never be loaded: a PostgreSQL address, or one

@@ -1,11 +1,10 @@
-use clap::Parser;
 use recoverydesk::cli::Cli;
 
 fn main() -> std::process::ExitCode {
     // Before anything can create a file: nothing the desk writes is for other users.
     recoverydesk::files::restrict_umask();
     // Usage errors exit 64 (EX_USAGE), as MTAs expect of a mailgate; help and version exit 0.
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::try_parse_args(std::env::args_os().collect()) {
         Ok(cli) => cli,
         Err(e) => {
             let usage_error = e.use_stderr();

@@ -38,13 +38,27 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Which desk a socket belongs to: a hash of the canonical SQLite path or of the PostgreSQL
 /// URL, so a mailgate never hands mail to a desk on another database.
+///
+/// The hash is 128-bit FNV-1a, not SHA-256: it only tells two databases apart, between two
+/// processes of one user (the socket is owner-only), and SHA-256's first use in a process
+/// detects the CPU's features with CPUID instructions, each a trap to the hypervisor in a
+/// virtual machine (docs/benchmarks.md, "A process per message"). A mailgate and a desk of
+/// different versions that disagree only send the mail the long way (the mailgate stores it).
 pub fn desk_id(url: &DatabaseUrl) -> Option<String> {
-    use sha2::Digest;
     let identity = match url {
         DatabaseUrl::Sqlite(path) => format!("sqlite:{}", std::fs::canonicalize(path).ok()?.display()),
         DatabaseUrl::Postgres(url) => format!("postgres:{url}"),
     };
-    Some(hex::encode(&sha2::Sha256::digest(identity.as_bytes())[..16]))
+    Some(format!("{:032x}", fnv1a_128(identity.as_bytes())))
+}
+
+/// The 128-bit FNV-1a hash (offset basis and prime from the FNV specification).
+fn fnv1a_128(bytes: &[u8]) -> u128 {
+    const OFFSET_BASIS: u128 = 0x6c62272e07bb014262b821756295c58d;
+    const PRIME: u128 = 0x0000000001000000000000000000013B;
+    bytes.iter().fold(OFFSET_BASIS, |hash, byte| {
+        (hash ^ u128::from(*byte)).wrapping_mul(PRIME)
+    })
 }
 
 /// `serve`'s side: the listening socket and its acceptor thread. Dropping it stops accepting.
@@ -255,5 +269,18 @@ pub fn deliver(settings: &Settings, raw: &[u8]) -> Delivery {
             (Err(e), _) | (Ok(()), Err(e)) => format!("the desk's socket failed: {e}"),
             (Ok(()), Ok(_)) => "the desk closed the socket without an answer".into(),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fnv1a_128;
+
+    /// The test vectors published with FNV: a desk and a mailgate built apart agree.
+    #[test]
+    fn the_desk_id_hash_is_fnv_1a_128() {
+        assert_eq!(fnv1a_128(b""), 0x6c62272e07bb014262b821756295c58d);
+        assert_eq!(fnv1a_128(b"a"), 0xd228cb696f1a8caf78912b704e4a8964);
+        assert_eq!(fnv1a_128(b"foobar"), 0x343e1662793c64bf6f0d3597ba446f18);
     }
 }
