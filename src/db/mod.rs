@@ -43,6 +43,7 @@ pub mod submissions;
 mod ticket_filter;
 pub mod tickets;
 mod transaction;
+mod wal_buffer;
 pub mod words;
 
 pub use kept_connection::{IDLE_BEFORE_TEST, KeptConnection};

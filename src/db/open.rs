@@ -128,6 +128,15 @@ pub const SAVEPOINT_JOURNAL_IN_MEMORY: i32 = 4 << 20;
 pub(super) fn configure_sqlite() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
+        set_process_options();
+        // After the options: registering initialises SQLite.
+        super::wal_buffer::register();
+    });
+}
+
+/// [`configure_sqlite`]'s options, before SQLite initialises.
+fn set_process_options() {
+    {
         // SAFETY: `sqlite3_config` with `SQLITE_CONFIG_STMTJRNL_SPILL` takes one `int`. It is
         // called before this process opens a connection (the `Once` runs first in every open),
         // and SQLite refuses it harmlessly (SQLITE_MISUSE) once initialised.
@@ -155,7 +164,7 @@ pub(super) fn configure_sqlite() {
             libsqlite3_sys::sqlite3_config(libsqlite3_sys::SQLITE_CONFIG_MULTITHREAD);
             libsqlite3_sys::sqlite3_config(libsqlite3_sys::SQLITE_CONFIG_MEMSTATUS, 0 as std::ffi::c_int);
         }
-    });
+    }
 }
 
 /// Per-connection SQLite settings. WAL is a property of the file and is set once before the
