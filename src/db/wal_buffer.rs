@@ -22,7 +22,11 @@
 //! synced, so it was never promised).
 //!
 //! Every other operation on the log (a read, a size, a truncation, a lock, closing it) writes
-//! what is buffered first, so SQLite never sees the file otherwise than it wrote it.
+//! what is buffered first, so SQLite never sees the file otherwise than it wrote it. What is
+//! still buffered when the connection lets go of the WAL's write lock belongs to a
+//! transaction that spilled pages into the log and was rolled back: it is dropped, as SQLite
+//! drops those frames (written later, it would overwrite frames another connection had
+//! committed at the same places; a review found this, `tests.rs` keeps the two cases).
 
 use libsqlite3_sys as ffi;
 use std::ffi::{CStr, c_char, c_int, c_void};
@@ -353,10 +357,11 @@ unsafe extern "C" fn file_control(file: *mut ffi::sqlite3_file, op: c_int, arg: 
     }
 }
 
-/// Whether `PRAGMA synchronous = value` makes SQLite sync the WAL at every commit: `FULL`
-/// and `EXTRA` (2 and 3). Anything else, a value SQLite reads otherwise included, does not.
+/// Whether `PRAGMA synchronous = value` certainly makes SQLite sync the WAL at every commit:
+/// exactly `FULL`, `EXTRA`, `2` or `3`, as SQLite reads them (no blanks: SQLite reads
+/// " 2" as its default). Anything else counts as not synced, which is always safe: the
+/// connection's frames are then written as SQLite asks.
 fn syncs_at_level(value: &[u8]) -> bool {
-    let value = value.trim_ascii();
     value.eq_ignore_ascii_case(b"full") || value.eq_ignore_ascii_case(b"extra") || value == b"2" || value == b"3"
 }
 
@@ -383,9 +388,28 @@ unsafe extern "C" fn shm_map(
     unsafe { flushed_then!(file, xShmMap, ffi::SQLITE_IOERR_SHMMAP, page, size, extend, out) }
 }
 
+/// SQLite's `WAL_WRITE_LOCK`: the first lock of the WAL index, held by the one writer.
+const WAL_WRITE_LOCK: c_int = 0;
+
 unsafe extern "C" fn shm_lock(file: *mut ffi::sqlite3_file, offset: c_int, n: c_int, flags: c_int) -> c_int {
-    // SAFETY: as `read`.
-    unsafe { flushed_then!(file, xShmLock, ffi::SQLITE_IOERR_SHMLOCK, offset, n, flags) }
+    let shim = file.cast::<Shim>();
+    // SAFETY: as `read`; a paired log is open (its `close` unpairs it).
+    unsafe {
+        let releases_the_write_lock =
+            offset == WAL_WRITE_LOCK && flags & ffi::SQLITE_SHM_UNLOCK != 0 && flags & ffi::SQLITE_SHM_EXCLUSIVE != 0;
+        if releases_the_write_lock
+            && let Role::Main { wal, .. } = (*shim).role
+            && let Some(Role::Wal { pending, .. }) = wal.as_mut().map(|w| &mut w.role)
+        {
+            // A commit's frames are written by now (its sync, else the barrier before it
+            // was published), so anything left belongs to a transaction rolled back after
+            // it spilled pages into the log. SQLite forgets those frames; written after this
+            // lock is let go, they would land on frames another connection commits there.
+            pending.clear();
+        }
+        let f = real_method!(shim, xShmLock, ffi::SQLITE_IOERR_SHMLOCK);
+        f((*shim).real, offset, n, flags)
+    }
 }
 
 /// Called on the database file just before SQLite publishes a commit in the WAL's index:
@@ -394,15 +418,24 @@ unsafe extern "C" fn shm_barrier(file: *mut ffi::sqlite3_file) {
     let shim = file.cast::<Shim>();
     // SAFETY: as `read`; a paired log is open (its `close` unpairs it).
     unsafe {
-        if let Role::Main { wal, .. } = (*shim).role
-            && !wal.is_null()
-            && flush(wal) != ffi::SQLITE_OK
+        if let Role::Main { wal, synced } = &mut (*shim).role
+            && let Some(Role::Wal { pending, .. }) = wal.as_mut().map(|w| &mut w.role)
+            && !pending.is_empty()
         {
-            // Cannot be reported from here, and publishing the commit would show other
-            // connections frames that are not in the file. Only a connection that does not
-            // sync its commits gets here with anything buffered, and it promised nothing.
-            eprintln!("recoverydesk: writing SQLite's write-ahead log failed before a commit was published; stopping");
-            std::process::abort();
+            // A commit about to be published that was not synced: the level SQLite applies
+            // is not the one the VFS read (a `PRAGMA synchronous` SQLite refused inside a
+            // transaction). From now on this connection writes through; this once, its
+            // frames are written here. A failure cannot be reported from here, and
+            // publishing the commit would show other connections frames that are not in
+            // the file: the process stops instead. The commit was not synced, so it was
+            // never promised to anyone.
+            *synced = false;
+            if flush(*wal) != ffi::SQLITE_OK {
+                eprintln!(
+                    "recoverydesk: writing SQLite's write-ahead log failed before a commit was published; stopping"
+                );
+                std::process::abort();
+            }
         }
         if let Some(barrier) = (*(*shim).real).pMethods.as_ref().and_then(|m| m.xShmBarrier) {
             barrier((*shim).real);
