@@ -39,17 +39,26 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(120);
 /// Which desk a socket belongs to: a hash of the canonical SQLite path or of the PostgreSQL
 /// URL, so a mailgate never hands mail to a desk on another database.
 ///
-/// The hash is 128-bit FNV-1a, not SHA-256: it only tells two databases apart, between two
-/// processes of one user (the socket is owner-only), and SHA-256's first use in a process
-/// detects the CPU's features with CPUID instructions, each a trap to the hypervisor in a
-/// virtual machine (docs/benchmarks.md, "A process per message"). A mailgate and a desk of
-/// different versions that disagree only send the mail the long way (the mailgate stores it).
+/// A path is hashed with 128-bit FNV-1a, not SHA-256: it only tells two databases apart,
+/// between two processes of one user (the socket is owner-only), and SHA-256's first use in
+/// a process detects the CPU's features with CPUID instructions, each a trap to the
+/// hypervisor in a virtual machine (docs/benchmarks.md, "A process per message"). A URL,
+/// which may hold a password, keeps SHA-256: FNV-1a can be undone step by step, and a
+/// password guessed from the id would be cheap. A mailgate and a desk of different versions
+/// that disagree only send the mail the long way (the mailgate stores it).
 pub fn desk_id(url: &DatabaseUrl) -> Option<String> {
-    let identity = match url {
-        DatabaseUrl::Sqlite(path) => format!("sqlite:{}", std::fs::canonicalize(path).ok()?.display()),
-        DatabaseUrl::Postgres(url) => format!("postgres:{url}"),
-    };
-    Some(format!("{:032x}", fnv1a_128(identity.as_bytes())))
+    match url {
+        DatabaseUrl::Sqlite(path) => {
+            let identity = format!("sqlite:{}", std::fs::canonicalize(path).ok()?.display());
+            Some(format!("{:032x}", fnv1a_128(identity.as_bytes())))
+        }
+        DatabaseUrl::Postgres(url) => {
+            use sha2::Digest;
+            Some(hex::encode(
+                &sha2::Sha256::digest(format!("postgres:{url}").as_bytes())[..16],
+            ))
+        }
+    }
 }
 
 /// The 128-bit FNV-1a hash (offset basis and prime from the FNV specification).
