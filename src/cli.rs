@@ -32,9 +32,7 @@ impl Cli {
     /// name, what the options hold comes from the environment and the defaults alone, read by
     /// the same definitions either way (a test compares the two).
     pub fn try_parse_args(args: Vec<std::ffi::OsString>) -> Result<Cli, clap::Error> {
-        if let [_, command] = args.as_slice()
-            && command == "mailgate"
-        {
+        if Cli::is_mailgate_alone(&args) {
             use clap::FromArgMatches;
             let only_options = GlobalOptions::augment_args(clap::Command::new("recoverydesk").no_binary_name(true));
             let matches = only_options.try_get_matches_from(std::iter::empty::<std::ffi::OsString>())?;
@@ -44,6 +42,25 @@ impl Cli {
             });
         }
         Cli::try_parse_from(args)
+    }
+
+    /// Whether `args` are `recoverydesk mailgate` and nothing else (how an MTA runs it).
+    pub fn is_mailgate_alone(args: &[std::ffi::OsString]) -> bool {
+        matches!(args, [_, command] if command == "mailgate")
+    }
+
+    /// The environment variable of the option a parse error is about, when it has one
+    /// (`RECOVERYDESK_SOCKET` for `--socket <SOCKET>`).
+    pub fn environment_of(error: &clap::Error) -> Option<String> {
+        let clap::error::ContextValue::String(invalid) = error.get(clap::error::ContextKind::InvalidArg)? else {
+            return None;
+        };
+        let options = GlobalOptions::augment_args(clap::Command::new("recoverydesk"));
+        let arg = options.get_arguments().find(|arg| {
+            arg.get_long()
+                .is_some_and(|long| invalid.starts_with(&format!("--{long} ")))
+        })?;
+        Some(arg.get_env()?.to_string_lossy().into_owned())
     }
 
     /// False only when the database is certainly SQLite: a command then never loads libpq, and

@@ -4,11 +4,29 @@ fn main() -> std::process::ExitCode {
     // Before anything can create a file: nothing the desk writes is for other users.
     recoverydesk::files::restrict_umask();
     // Usage errors exit 64 (EX_USAGE), as MTAs expect of a mailgate; help and version exit 0.
-    let cli = match Cli::try_parse_args(std::env::args_os().collect()) {
+    // `mailgate` with no argument of its own can only have been refused for its environment
+    // (an empty path, say): a misconfigured mail alias defers (75), it must not bounce.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let mailgate_alone = Cli::is_mailgate_alone(&args);
+    let cli = match Cli::try_parse_args(args) {
         Ok(cli) => cli,
+        Err(e) if mailgate_alone && e.use_stderr() => {
+            eprintln!(
+                "recoverydesk mailgate: {} is refused ({}); the message was not stored (temporary failure)",
+                Cli::environment_of(&e).unwrap_or_else(|| "a setting".into()),
+                e.kind()
+            );
+            return std::process::ExitCode::from(75);
+        }
         Err(e) => {
             let usage_error = e.use_stderr();
             let _ = e.print();
+            // clap names the option; the operator may have set its environment variable.
+            if let Some(variable) = Cli::environment_of(&e)
+                && std::env::var_os(&variable).is_some()
+            {
+                eprintln!("recoverydesk: the value refused may come from the environment: {variable}");
+            }
             return std::process::ExitCode::from(if usage_error { 64 } else { 0 });
         }
     };

@@ -248,6 +248,9 @@ fn mailgate_defers_on_every_bad_setting_and_names_it() {
         ("DATABASE_URL", "desk.db"),
         ("DATABASE_URL", "mysql://u:hunter2@h/db"),
         ("DATABASE_URL", "host=h user=u password=hunter2 dbname=d"),
+        // Refused by the command-line parser itself (an empty path), found by a review.
+        ("RECOVERYDESK_SOCKET", ""),
+        ("SMTP_CA_FILE", ""),
     ];
     for (name, value) in cases {
         let mut env = vec![("DATABASE_URL", good.as_str()), ("RECOVERYDESK_SECRET_KEY", SECRET)];
