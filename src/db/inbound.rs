@@ -7,33 +7,78 @@ use crate::domain::scrubbed::{Scrubbed, ScrubbedBytes};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-/// An earlier delivery of the same message: same Message-ID and content, or (without a
-/// Message-ID) the same content. `content_hashes` are the two ways its content may have been
-/// hashed when it was stored (the current rule and an older one).
-pub fn find_delivery(
+/// What an earlier arrival of the same message left behind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Earlier {
+    /// An earlier delivery: same Message-ID and content, or (without a Message-ID) the same
+    /// content. Its ticket (none for a message that opened none) and its outcome.
+    pub delivery: Option<(Option<i64>, String)>,
+    /// The first copy with this content still waiting in quarantine (a re-delivery).
+    pub quarantined: Option<String>,
+}
+
+#[derive(QueryableByName)]
+struct EarlierRow {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    place: i32,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+    ticket_id: Option<i64>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    outcome: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    quarantine_id: Option<String>,
+}
+
+/// Looks for an earlier delivery and a quarantined copy in one statement. `content_hashes`
+/// are the two ways the content may have been hashed when it was stored (the current rule
+/// and an older one).
+///
+/// One statement of fixed text (no `IN` list, no bound `LIMIT`), so it is prepared once and
+/// stays in the statement cache; two statements were a round trip more for every message on
+/// PostgreSQL (docs/benchmarks.md, "One look for an earlier arrival").
+pub fn find_earlier(
     conn: &mut AnyConnection,
     message_id: Option<&str>,
     content_hashes: &[&str; 2],
-) -> QueryResult<Option<(Option<i64>, String)>> {
-    // One statement for both hashes, of a fixed shape (no boxed query, no `IN` list, no bound
-    // `LIMIT`), so it is prepared once and stays in the statement cache: a statement per
-    // hash was a round trip more for every message on PostgreSQL.
+) -> QueryResult<Earlier> {
     let [current, legacy] = *content_hashes;
-    let base = inbound_messages::table
-        .filter(
-            inbound_messages::content_hash
-                .eq(current)
-                .or(inbound_messages::content_hash.eq(legacy)),
+    let same_message = Kept::default()
+        .sql(
+            "SELECT 0 AS place, ticket_id, outcome, CAST(NULL AS TEXT) AS quarantine_id, id AS delivery_id \
+             FROM inbound_messages WHERE (content_hash = ",
         )
-        .select((inbound_messages::ticket_id, inbound_messages::outcome))
-        .order(inbound_messages::id.asc());
-    let rows: Vec<(Option<i64>, String)> = match message_id {
-        Some(id) => on_backend!(&mut *conn, |c| base.filter(inbound_messages::message_id.eq(id)).load(c))?,
-        None => on_backend!(&mut *conn, |c| base
-            .filter(inbound_messages::message_id.is_null())
-            .load(c))?,
+        .bind(Value::Text(current))
+        .sql(" OR content_hash = ")
+        .bind(Value::Text(legacy))
+        .sql(")");
+    let same_message = match message_id {
+        Some(id) => same_message.sql(" AND message_id = ").bind(Value::Text(id)),
+        None => same_message.sql(" AND message_id IS NULL"),
     };
-    Ok(rows.into_iter().next())
+    let rows: Vec<EarlierRow> = same_message
+        .sql(
+            " UNION ALL SELECT 1, CAST(NULL AS BIGINT), CAST(NULL AS TEXT), id, CAST(NULL AS BIGINT) \
+             FROM quarantine WHERE (content_hash = ",
+        )
+        .bind(Value::Text(current))
+        .sql(" OR content_hash = ")
+        .bind(Value::Text(legacy))
+        .sql(") AND released_at IS NULL ORDER BY place, delivery_id, quarantine_id")
+        .load(conn)?;
+    let mut earlier = Earlier {
+        delivery: None,
+        quarantined: None,
+    };
+    for row in rows {
+        match row.place {
+            0 if earlier.delivery.is_none() => {
+                earlier.delivery = Some((row.ticket_id, row.outcome.unwrap_or_default()));
+            }
+            1 if earlier.quarantined.is_none() => earlier.quarantined = row.quarantine_id,
+            _ => {}
+        }
+    }
+    Ok(earlier)
 }
 
 pub struct NewDelivery<'a> {
@@ -291,22 +336,6 @@ pub struct QuarantineRow {
     pub received_at: NaiveDateTime,
     pub released_ticket_id: Option<i64>,
     pub released_at: Option<NaiveDateTime>,
-}
-
-/// A message with this content already waits in quarantine (a re-delivery).
-pub fn quarantined_with_hash(conn: &mut AnyConnection, content_hashes: &[&str; 2]) -> QueryResult<Option<String>> {
-    // Fixed text, no bound `LIMIT`: prepared once (see `find_delivery`).
-    let [current, older] = *content_hashes;
-    super::at_most_one(on_backend!(conn, |c| quarantine::table
-        .filter(
-            quarantine::content_hash
-                .eq(current)
-                .or(quarantine::content_hash.eq(older)),
-        )
-        .filter(quarantine::released_at.is_null())
-        .select(quarantine::id)
-        .order(quarantine::id.asc())
-        .load(c)))
 }
 
 pub fn quarantined(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<QuarantineRow>> {

@@ -120,7 +120,8 @@ pub fn store_prepared(
         let mut keys = vec![content_hash.current.as_str()];
         keys.extend(message_id.as_deref());
         db::locks::lock_keys(conn, db::locks::KeyLock::Delivery, &keys)?;
-        if let Some((ticket_id, _)) = store::find_delivery(conn, message_id.as_deref(), &content_hash.candidates())? {
+        let earlier = store::find_earlier(conn, message_id.as_deref(), &content_hash.candidates())?;
+        if let Some((ticket_id, _)) = earlier.delivery {
             if let Some(id) = ticket_id {
                 ticket_rows::insert_event(
                     conn,
@@ -137,9 +138,7 @@ pub fn store_prepared(
                 quarantine_id: None,
             });
         }
-        if let Some(q) =
-            store::quarantined_with_hash(conn, &content_hash.candidates())?.filter(|q| Some(q.as_str()) != retry_of)
-        {
+        if let Some(q) = earlier.quarantined.filter(|q| Some(q.as_str()) != retry_of) {
             return Ok(Ingested {
                 outcome: Outcome::Duplicate,
                 ticket: None,
