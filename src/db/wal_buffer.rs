@@ -216,27 +216,32 @@ macro_rules! real_method {
 unsafe fn flush(shim: *mut Shim) -> c_int {
     // SAFETY: `shim` is one of ours, open (the callers are SQLite's calls on it).
     unsafe {
-        let real = (*shim).real;
-        let Role::Wal {
-            pending, pending_at, ..
-        } = &mut (*shim).role
-        else {
-            return ffi::SQLITE_OK;
-        };
-        if pending.is_empty() {
-            return ffi::SQLITE_OK;
+        match &mut (*shim).role {
+            Role::Wal {
+                pending, pending_at, ..
+            } => write_pending((*shim).real, pending, *pending_at),
+            _ => ffi::SQLITE_OK,
         }
-        let Some(write_real) = (*real).pMethods.as_ref().and_then(|m| m.xWrite) else {
-            return ffi::SQLITE_IOERR_WRITE;
-        };
-        // At most `BUFFER_LIMIT` plus one frame: always fits an `int`.
-        let amount = c_int::try_from(pending.len()).unwrap_or(c_int::MAX);
-        let rc = write_real(real, pending.as_ptr().cast(), amount, *pending_at);
-        count_log_write(0, 1);
-        // Written or not, it is SQLite's to write again: a failed commit is rolled back.
-        pending.clear();
-        rc
     }
+}
+
+/// Writes `pending` at `at` in the real file, and empties it.
+unsafe fn write_pending(real: *mut ffi::sqlite3_file, pending: &mut Vec<u8>, at: i64) -> c_int {
+    if pending.is_empty() {
+        return ffi::SQLITE_OK;
+    }
+    // SAFETY: `real` is the open file behind one of ours.
+    let Some(write_real) = (unsafe { (*real).pMethods.as_ref() }).and_then(|m| m.xWrite) else {
+        return ffi::SQLITE_IOERR_WRITE;
+    };
+    // At most `BUFFER_LIMIT`: always fits an `int`.
+    let amount = c_int::try_from(pending.len()).unwrap_or(c_int::MAX);
+    // SAFETY: `pending` holds `amount` bytes.
+    let rc = unsafe { write_real(real, pending.as_ptr().cast(), amount, at) };
+    count_log_write(0, 1);
+    // Written or not, it is SQLite's to write again: a failed commit is rolled back.
+    pending.clear();
+    rc
 }
 
 /// Whether the database file `main` belongs to a connection that syncs every commit.
@@ -261,28 +266,19 @@ unsafe extern "C" fn write(file: *mut ffi::sqlite3_file, data: *const c_void, am
         };
         count_log_write(1, 0);
         let length = usize::try_from(amount).unwrap_or(0);
+        let synced = syncs_every_commit(*main);
         let follows = !pending.is_empty() && offset == *pending_at + pending.len() as i64;
-        if follows && syncs_every_commit(*main) && pending.len() + length <= BUFFER_LIMIT {
-            pending.extend_from_slice(std::slice::from_raw_parts(data.cast::<u8>(), length));
-            return ffi::SQLITE_OK;
+        if !(follows && synced && pending.len() + length <= BUFFER_LIMIT) {
+            let rc = write_pending(real, pending, *pending_at);
+            if rc != ffi::SQLITE_OK {
+                return rc;
+            }
+            if !synced || length >= BUFFER_LIMIT {
+                count_log_write(0, 1);
+                return write_real(real, data, amount, offset);
+            }
+            *pending_at = offset;
         }
-        let rc = flush(shim);
-        if rc != ffi::SQLITE_OK {
-            return rc;
-        }
-        let Role::Wal {
-            main,
-            pending,
-            pending_at,
-        } = &mut (*shim).role
-        else {
-            return ffi::SQLITE_OK;
-        };
-        if !syncs_every_commit(*main) || length >= BUFFER_LIMIT {
-            count_log_write(0, 1);
-            return write_real(real, data, amount, offset);
-        }
-        *pending_at = offset;
         pending.extend_from_slice(std::slice::from_raw_parts(data.cast::<u8>(), length));
         ffi::SQLITE_OK
     }
@@ -301,43 +297,30 @@ macro_rules! flushed_then {
     }};
 }
 
-unsafe extern "C" fn read(file: *mut ffi::sqlite3_file, data: *mut c_void, amount: c_int, offset: i64) -> c_int {
-    // SAFETY: forwarded with SQLite's own arguments; `file` is one of ours.
-    unsafe { flushed_then!(file, xRead, ffi::SQLITE_IOERR_READ, data, amount, offset) }
+/// Defines a method that writes what a log holds back, then forwards SQLite's call.
+macro_rules! flushing_method {
+    ($name:ident, $m:ident, $missing:expr, ($($arg:ident: $ty:ty),*)) => {
+        unsafe extern "C" fn $name(file: *mut ffi::sqlite3_file, $($arg: $ty),*) -> c_int {
+            // SAFETY: SQLite calls it on one of our files, open, with arguments it forwards
+            // unchanged to the real file's method.
+            unsafe { flushed_then!(file, $m, $missing, $($arg),*) }
+        }
+    };
 }
 
-unsafe extern "C" fn truncate(file: *mut ffi::sqlite3_file, size: i64) -> c_int {
-    // SAFETY: as `read`.
-    unsafe { flushed_then!(file, xTruncate, ffi::SQLITE_IOERR_TRUNCATE, size) }
-}
-
-unsafe extern "C" fn sync(file: *mut ffi::sqlite3_file, flags: c_int) -> c_int {
-    // SAFETY: as `read`.
-    unsafe { flushed_then!(file, xSync, ffi::SQLITE_IOERR_FSYNC, flags) }
-}
-
-unsafe extern "C" fn file_size(file: *mut ffi::sqlite3_file, size: *mut i64) -> c_int {
-    // SAFETY: as `read`.
-    unsafe { flushed_then!(file, xFileSize, ffi::SQLITE_IOERR_FSTAT, size) }
-}
-
-unsafe extern "C" fn lock(file: *mut ffi::sqlite3_file, level: c_int) -> c_int {
-    // SAFETY: as `read`.
-    unsafe { flushed_then!(file, xLock, ffi::SQLITE_IOERR_LOCK, level) }
-}
-
-unsafe extern "C" fn unlock(file: *mut ffi::sqlite3_file, level: c_int) -> c_int {
-    // SAFETY: as `read`.
-    unsafe { flushed_then!(file, xUnlock, ffi::SQLITE_IOERR_UNLOCK, level) }
-}
-
-unsafe extern "C" fn check_reserved_lock(file: *mut ffi::sqlite3_file, out: *mut c_int) -> c_int {
-    // SAFETY: as `read`.
-    unsafe { flushed_then!(file, xCheckReservedLock, ffi::SQLITE_IOERR_CHECKRESERVEDLOCK, out) }
-}
+flushing_method!(read, xRead, ffi::SQLITE_IOERR_READ, (data: *mut c_void, amount: c_int, offset: i64));
+flushing_method!(truncate, xTruncate, ffi::SQLITE_IOERR_TRUNCATE, (size: i64));
+flushing_method!(sync, xSync, ffi::SQLITE_IOERR_FSYNC, (flags: c_int));
+flushing_method!(file_size, xFileSize, ffi::SQLITE_IOERR_FSTAT, (size: *mut i64));
+flushing_method!(lock, xLock, ffi::SQLITE_IOERR_LOCK, (level: c_int));
+flushing_method!(unlock, xUnlock, ffi::SQLITE_IOERR_UNLOCK, (level: c_int));
+flushing_method!(check_reserved_lock, xCheckReservedLock, ffi::SQLITE_IOERR_CHECKRESERVEDLOCK, (out: *mut c_int));
+flushing_method!(shm_map, xShmMap, ffi::SQLITE_IOERR_SHMMAP, (page: c_int, size: c_int, extend: c_int, out: *mut *mut c_void));
+flushing_method!(shm_unmap, xShmUnmap, ffi::SQLITE_OK, (delete: c_int));
+flushing_method!(unfetch, xUnfetch, ffi::SQLITE_OK, (offset: i64, page: *mut c_void));
 
 unsafe extern "C" fn file_control(file: *mut ffi::sqlite3_file, op: c_int, arg: *mut c_void) -> c_int {
-    // SAFETY: as `read`; for `SQLITE_FCNTL_PRAGMA`, `arg` is SQLite's array of three strings
+    // SAFETY: as the methods of `flushing_method!`; for `SQLITE_FCNTL_PRAGMA`, `arg` is SQLite's array of three strings
     // (the result slot, the pragma's name, its value or NULL).
     unsafe {
         let shim = file.cast::<Shim>();
@@ -367,25 +350,14 @@ fn syncs_at_level(value: &[u8]) -> bool {
 
 unsafe extern "C" fn sector_size(file: *mut ffi::sqlite3_file) -> c_int {
     let shim = file.cast::<Shim>();
-    // SAFETY: as `read`.
+    // SAFETY: as the methods of `flushing_method!`.
     unsafe { real_method!(shim, xSectorSize, 4096)((*shim).real) }
 }
 
 unsafe extern "C" fn device_characteristics(file: *mut ffi::sqlite3_file) -> c_int {
     let shim = file.cast::<Shim>();
-    // SAFETY: as `read`.
+    // SAFETY: as the methods of `flushing_method!`.
     unsafe { real_method!(shim, xDeviceCharacteristics, 0)((*shim).real) }
-}
-
-unsafe extern "C" fn shm_map(
-    file: *mut ffi::sqlite3_file,
-    page: c_int,
-    size: c_int,
-    extend: c_int,
-    out: *mut *mut c_void,
-) -> c_int {
-    // SAFETY: as `read`.
-    unsafe { flushed_then!(file, xShmMap, ffi::SQLITE_IOERR_SHMMAP, page, size, extend, out) }
 }
 
 /// SQLite's `WAL_WRITE_LOCK`: the first lock of the WAL index, held by the one writer.
@@ -393,7 +365,7 @@ const WAL_WRITE_LOCK: c_int = 0;
 
 unsafe extern "C" fn shm_lock(file: *mut ffi::sqlite3_file, offset: c_int, n: c_int, flags: c_int) -> c_int {
     let shim = file.cast::<Shim>();
-    // SAFETY: as `read`; a paired log is open (its `close` unpairs it).
+    // SAFETY: as the methods of `flushing_method!`; a paired log is open (its `close` unpairs it).
     unsafe {
         let releases_the_write_lock =
             offset == WAL_WRITE_LOCK && flags & ffi::SQLITE_SHM_UNLOCK != 0 && flags & ffi::SQLITE_SHM_EXCLUSIVE != 0;
@@ -416,7 +388,7 @@ unsafe extern "C" fn shm_lock(file: *mut ffi::sqlite3_file, offset: c_int, n: c_
 /// the log's frames must be in the file by then.
 unsafe extern "C" fn shm_barrier(file: *mut ffi::sqlite3_file) {
     let shim = file.cast::<Shim>();
-    // SAFETY: as `read`; a paired log is open (its `close` unpairs it).
+    // SAFETY: as the methods of `flushing_method!`; a paired log is open (its `close` unpairs it).
     unsafe {
         if let Role::Main { wal, synced } = &mut (*shim).role
             && let Some(Role::Wal { pending, .. }) = wal.as_mut().map(|w| &mut w.role)
@@ -443,27 +415,17 @@ unsafe extern "C" fn shm_barrier(file: *mut ffi::sqlite3_file) {
     }
 }
 
-unsafe extern "C" fn shm_unmap(file: *mut ffi::sqlite3_file, delete: c_int) -> c_int {
-    // SAFETY: as `read`.
-    unsafe { flushed_then!(file, xShmUnmap, ffi::SQLITE_OK, delete) }
-}
-
 unsafe extern "C" fn fetch(file: *mut ffi::sqlite3_file, offset: i64, amount: c_int, out: *mut *mut c_void) -> c_int {
-    // SAFETY: as `read`. Without the method, no mapping: SQLite then reads.
+    // SAFETY: as the methods of `flushing_method!`. Without the method, no mapping: SQLite then reads.
     unsafe {
         *out = ptr::null_mut();
         flushed_then!(file, xFetch, ffi::SQLITE_OK, offset, amount, out)
     }
 }
 
-unsafe extern "C" fn unfetch(file: *mut ffi::sqlite3_file, offset: i64, page: *mut c_void) -> c_int {
-    // SAFETY: as `read`.
-    unsafe { flushed_then!(file, xUnfetch, ffi::SQLITE_OK, offset, page) }
-}
-
 unsafe extern "C" fn close(file: *mut ffi::sqlite3_file) -> c_int {
     let shim = file.cast::<Shim>();
-    // SAFETY: as `read`; after this SQLite never uses the object again, so ours is dropped.
+    // SAFETY: as the methods of `flushing_method!`; after this SQLite never uses the object again, so ours is dropped.
     unsafe {
         let flushed = flush(shim);
         match &mut (*shim).role {
