@@ -136,34 +136,32 @@ pub(super) fn configure_sqlite() {
 
 /// [`configure_sqlite`]'s options, before SQLite initialises.
 fn set_process_options() {
-    {
-        // SAFETY: `sqlite3_config` with `SQLITE_CONFIG_STMTJRNL_SPILL` takes one `int`. It is
-        // called before this process opens a connection (the `Once` runs first in every open),
-        // and SQLite refuses it harmlessly (SQLITE_MISUSE) once initialised.
-        let rc = unsafe {
-            libsqlite3_sys::sqlite3_config(
-                libsqlite3_sys::SQLITE_CONFIG_STMTJRNL_SPILL,
-                SAVEPOINT_JOURNAL_IN_MEMORY as std::ffi::c_int,
-            )
-        };
-        if rc != libsqlite3_sys::SQLITE_OK {
-            tracing::info!(
-                rc,
-                "SQLite was initialised before its options were set: savepoint journals spill at 64 KiB"
-            );
-            return;
-        }
-        // Each connection is used by one thread at a time (a pool hands it out whole, Diesel's
-        // connection is not `Sync`), which SQLite's "multi-thread" mode asks; the default
-        // "serialized" mode locks a mutex per connection at every call. Memory statistics
-        // (which the desk never reads) lock a process-wide mutex at every allocation. Both
-        // were 2-3 % of the import's writing thread (docs/benchmarks.md).
-        // SAFETY: both options take no argument but the mode (MEMSTATUS an `int`), before
-        // initialisation as above.
-        unsafe {
-            libsqlite3_sys::sqlite3_config(libsqlite3_sys::SQLITE_CONFIG_MULTITHREAD);
-            libsqlite3_sys::sqlite3_config(libsqlite3_sys::SQLITE_CONFIG_MEMSTATUS, 0 as std::ffi::c_int);
-        }
+    // SAFETY: `sqlite3_config` with `SQLITE_CONFIG_STMTJRNL_SPILL` takes one `int`. It is
+    // called before this process opens a connection (the `Once` runs first in every open),
+    // and SQLite refuses it harmlessly (SQLITE_MISUSE) once initialised.
+    let rc = unsafe {
+        libsqlite3_sys::sqlite3_config(
+            libsqlite3_sys::SQLITE_CONFIG_STMTJRNL_SPILL,
+            SAVEPOINT_JOURNAL_IN_MEMORY as std::ffi::c_int,
+        )
+    };
+    if rc != libsqlite3_sys::SQLITE_OK {
+        tracing::info!(
+            rc,
+            "SQLite was initialised before its options were set: savepoint journals spill at 64 KiB"
+        );
+        return;
+    }
+    // Each connection is used by one thread at a time (a pool hands it out whole, Diesel's
+    // connection is not `Sync`), which SQLite's "multi-thread" mode asks; the default
+    // "serialized" mode locks a mutex per connection at every call. Memory statistics
+    // (which the desk never reads) lock a process-wide mutex at every allocation. Both
+    // were 2-3 % of the import's writing thread (docs/benchmarks.md).
+    // SAFETY: both options take no argument but the mode (MEMSTATUS an `int`), before
+    // initialisation as above.
+    unsafe {
+        libsqlite3_sys::sqlite3_config(libsqlite3_sys::SQLITE_CONFIG_MULTITHREAD);
+        libsqlite3_sys::sqlite3_config(libsqlite3_sys::SQLITE_CONFIG_MEMSTATUS, 0 as std::ffi::c_int);
     }
 }
 
