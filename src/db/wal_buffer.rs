@@ -5,8 +5,8 @@
 //! Why: SQLite writes each frame of the WAL with two `pwrite` calls, its 24-byte header and
 //! its 4,096-byte page, and a frame of 4,120 bytes straddles two pages of the file: the
 //! kernel's write path ran three times per page of the database. That was a fifth of the mail
-//! writer's time under the webhook at four clients (docs/benchmarks.md, "The WAL in one
-//! piece"). The bytes, their places in the file and the `fsync`s are SQLite's own; only
+//! writer's time under the webhook at four clients (docs/benchmarks.md, "Where the mail
+//! writer's time went"). The bytes, their places in the file and the `fsync`s are SQLite's own; only
 //! the number of calls changes.
 //!
 //! When it is safe: a frame must be in the file before any other connection can read it,
