@@ -202,11 +202,15 @@ fn full_and_extra_sync_every_commit() {
     }
 }
 
-/// `rows` inserts of 1 KB rows numbered from `from`, filled with `fill`.
-fn rows_sql(from: i64, rows: i64, fill: char) -> String {
-    (from..from + rows)
-        .map(|n| format!("INSERT INTO t (n, pad) VALUES ({n}, printf('%.1000c', '{fill}'));"))
-        .collect()
+/// With a cache of ten pages, a transaction of 300 KB writes pages to the log before its
+/// end (a spill); it is then rolled back.
+fn spill_and_roll_back(conn: &mut AnyConnection) {
+    let rows: String = (1_000_000..1_000_300)
+        .map(|n| format!("INSERT INTO t (n, pad) VALUES ({n}, printf('%.1000c', 'a'));"))
+        .collect();
+    sqlite(conn)
+        .batch_execute(&format!("PRAGMA cache_size = 10; BEGIN IMMEDIATE;{rows}ROLLBACK;"))
+        .expect("spill, then roll back");
 }
 
 fn integrity(conn: &mut AnyConnection) -> Vec<String> {
@@ -234,14 +238,7 @@ fn a_rolled_back_spill_is_never_written_over_another_connections_commit() {
             .batch_execute("PRAGMA wal_autocheckpoint = 0;")
             .expect("no checkpoints");
     }
-    sqlite(&mut spiller)
-        .batch_execute("PRAGMA cache_size = 10;")
-        .expect("a small cache");
-    let (asked, written) = log_writes(|| {
-        sqlite(&mut spiller)
-            .batch_execute(&format!("BEGIN IMMEDIATE;{}ROLLBACK;", rows_sql(1_000_000, 300, 'a')))
-            .expect("spill, then roll back");
-    });
+    let (asked, written) = log_writes(|| spill_and_roll_back(&mut spiller));
     assert!(
         asked > written,
         "the spill was buffered: {asked} asked, {written} written"
@@ -263,12 +260,7 @@ fn a_rolled_back_spill_is_not_written_at_close_after_the_log_restarts() {
     let url = database(&dir);
     let mut spiller = open_single(&url, true).expect("spiller");
     let mut committer = open_single(&url, true).expect("committer");
-    sqlite(&mut spiller)
-        .batch_execute("PRAGMA cache_size = 10;")
-        .expect("a small cache");
-    sqlite(&mut spiller)
-        .batch_execute(&format!("BEGIN IMMEDIATE;{}ROLLBACK;", rows_sql(1_000_000, 300, 'a')))
-        .expect("spill, then roll back");
+    spill_and_roll_back(&mut spiller);
     sqlite(&mut committer)
         .batch_execute("PRAGMA wal_checkpoint(TRUNCATE);")
         .expect("truncate");
