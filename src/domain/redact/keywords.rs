@@ -9,6 +9,12 @@
 //! then only tries, anchored, the places where one starts. The leftmost such place where it
 //! matches is the leftmost match, so the findings are those of a search over the whole text
 //! (a property test holds the two to each other).
+//!
+//! The automaton reads the text in ASCII lower case, a window at a time ([`Folded`]), and
+//! matches case-sensitively: built case-insensitive, it had no prefilter (fifteen beginnings
+//! start with too many different bytes) and walked every byte, 14 % of an import of mail with
+//! attachments (docs/benchmarks.md, "The keyword search on folded text"); case-sensitive it
+//! uses a vectorised search for the fifteen beginnings themselves.
 
 use std::ops::Range;
 use std::sync::LazyLock;
@@ -46,13 +52,89 @@ const FOLDED_TO_ASCII: [char; 2] = ['\u{17F}', '\u{212A}'];
 
 static PHRASE: LazyLock<Regex> = LazyLock::new(|| Regex::new(PATTERN).expect("the phrase pattern is valid"));
 
+/// The beginnings, found case-sensitively in text folded to ASCII lower case (the list is in
+/// lower case).
 static BEGINNINGS: LazyLock<AhoCorasick> = LazyLock::new(|| {
     AhoCorasick::builder()
-        .ascii_case_insensitive(true)
         .match_kind(MatchKind::LeftmostFirst)
         .build(KEYWORD_BEGINNINGS)
         .expect("the keyword beginnings build an automaton")
 });
+
+/// Bytes of the text folded at a time: the copy stays small whatever the text's size.
+const WINDOW: usize = 32 * 1024;
+
+/// The longest keyword beginning less one: how far a beginning that starts in a window may
+/// run past its end.
+const SEAM: usize = {
+    let mut longest = 0;
+    let mut i = 0;
+    while i < KEYWORD_BEGINNINGS.len() {
+        if KEYWORD_BEGINNINGS[i].len() > longest {
+            longest = KEYWORD_BEGINNINGS[i].len();
+        }
+        i += 1;
+    }
+    longest - 1
+};
+
+/// A window of the text in ASCII lower case. Folding ASCII letters keeps every byte in its
+/// place (UTF-8 encodes nothing else with bytes below 0x80), so a position in the window is a
+/// position in the text.
+struct Folded {
+    /// Where the window starts in the text.
+    start: usize,
+    bytes: Vec<u8>,
+    window: usize,
+}
+
+impl Folded {
+    fn new(window: usize) -> Self {
+        Self {
+            start: 0,
+            bytes: Vec::new(),
+            // Longer than the seam, so that every new window moves on.
+            window: window.max(SEAM + 1),
+        }
+    }
+
+    /// Where the leftmost keyword beginning at or after `at` starts.
+    ///
+    /// A beginning that starts in the last `longest - 1` bytes of a window may run past it, so
+    /// a later window, starting there, decides about those places: one found there in this
+    /// window could hide an earlier one that does not fit.
+    fn next_beginning(&mut self, text: &str, mut at: usize) -> Option<usize> {
+        loop {
+            let end = self.start + self.bytes.len();
+            if at < self.start || at >= end {
+                self.fill(text, at);
+            }
+            let end = self.start + self.bytes.len();
+            let last = end >= text.len();
+            let decided_before = if last { end } else { end - SEAM };
+            let found = BEGINNINGS
+                .find(aho_corasick::Input::new(&self.bytes).range(at - self.start..))
+                .map(|m| self.start + m.start());
+            match found {
+                Some(place) if place < decided_before => return Some(place),
+                _ if last => return None,
+                _ => {
+                    at = at.max(decided_before);
+                    self.fill(text, at);
+                }
+            }
+        }
+    }
+
+    fn fill(&mut self, text: &str, at: usize) {
+        let bytes = text.as_bytes();
+        let at = at.min(bytes.len());
+        let end = (at + self.window).min(bytes.len());
+        self.start = at;
+        self.bytes.clear();
+        self.bytes.extend(bytes[at..end].iter().map(u8::to_ascii_lowercase));
+    }
+}
 
 /// Whether `text` holds one of [`FOLDED_TO_ASCII`]. Looked for as UTF-8 bytes with `memchr`'s
 /// vector search: `str::contains` with a set of characters decodes the whole text one
@@ -96,14 +178,20 @@ impl Group {
 pub(super) struct PhraseSearch<'t> {
     text: &'t str,
     every_position: bool,
+    folded: Folded,
     captures: Captures,
 }
 
 impl<'t> PhraseSearch<'t> {
     pub(super) fn new(text: &'t str) -> Self {
+        Self::with_window(text, WINDOW)
+    }
+
+    fn with_window(text: &'t str, window: usize) -> Self {
         Self {
             text,
             every_position: holds_a_folded_letter(text),
+            folded: Folded::new(window),
             captures: PHRASE.create_captures(),
         }
     }
@@ -120,9 +208,7 @@ impl<'t> PhraseSearch<'t> {
         }
         let mut at = from;
         loop {
-            let beginning = BEGINNINGS
-                .find(aho_corasick::Input::new(self.text).range(at..))?
-                .start();
+            let beginning = self.folded.next_beginning(self.text, at)?;
             let anchored = Input::new(self.text).range(beginning..).anchored(Anchored::Yes);
             PHRASE.search_captures(&anchored, &mut self.captures);
             if let Some(found) = self.captures.get_match() {
@@ -169,7 +255,11 @@ mod tests {
     }
 
     fn by_keywords(text: &str) -> Phrases {
-        let mut search = PhraseSearch::new(text);
+        by_keywords_in_windows(text, WINDOW)
+    }
+
+    fn by_keywords_in_windows(text: &str, window: usize) -> Phrases {
+        let mut search = PhraseSearch::with_window(text, window);
         let mut found = Vec::new();
         let mut from = 0;
         while let Some(whole) = search.next_at(from) {
@@ -204,6 +294,31 @@ mod tests {
         let text = "my to\u{212A}en: hunter2";
         assert_eq!(by_keywords(text), by_whole_text(text));
         assert!(!by_keywords(text).is_empty());
+    }
+
+    #[test]
+    fn the_beginnings_are_in_lower_case_as_the_folded_text_is() {
+        for beginning in KEYWORD_BEGINNINGS {
+            assert_eq!(*beginning, beginning.to_ascii_lowercase());
+        }
+        assert_eq!(SEAM, 7);
+    }
+
+    #[test]
+    fn a_keyword_across_a_window_seam_is_found_whole() {
+        // Every place of a long keyword around the seams of small windows and of the real one.
+        for window in [8, 9, 12, WINDOW] {
+            for offset in 0..24 {
+                let filler = "x".repeat(window.saturating_sub(12) + offset);
+                let text = format!("{filler} KENNWORT: hunter2 and TOKEN=abc {filler} Pass: y");
+                assert_eq!(
+                    by_keywords_in_windows(&text, window),
+                    by_whole_text(&text),
+                    "window {window}, offset {offset}"
+                );
+                assert_eq!(by_keywords_in_windows(&text, window).len(), 3);
+            }
+        }
     }
 
     #[test]
@@ -292,6 +407,15 @@ mod tests {
         ) {
             let text = parts.concat();
             prop_assert_eq!(by_keywords(&text), by_whole_text(&text));
+        }
+
+        #[test]
+        fn small_windows_find_what_the_whole_text_search_finds(
+            parts in proptest::collection::vec(fragment(), 0..24),
+            window in 1usize..20,
+        ) {
+            let text = parts.concat();
+            prop_assert_eq!(by_keywords_in_windows(&text, window), by_whole_text(&text));
         }
     }
 }
