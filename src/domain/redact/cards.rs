@@ -19,11 +19,22 @@ const CARD_GROUP_DIGITS: std::ops::RangeInclusive<usize> = 3..=8;
 /// base64 attachment scanned with the raw message has digits every few bytes; a regex search
 /// per run was 14 % of a parsing thread's time, and handing every short run back to be
 /// counted again was a tenth of the scan (docs/benchmarks.md). A test checks the two agree.
+///
+/// Where runs that long cannot be, it reads four bytes at a time ([`next_possible_run`]): a
+/// byte-by-byte search for the next digit was 7 % of a parsing thread on mail with
+/// attachments (docs/benchmarks.md, "The keyword search on folded text").
 pub(super) fn digit_runs(text: &str, min_digits: usize) -> impl Iterator<Item = Range<usize>> + '_ {
     let bytes = text.as_bytes();
     let mut at = 0;
+    // Before this position every byte is read; from it on, only where a run could be.
+    let mut read_every_byte_until = 0;
     std::iter::from_fn(move || {
         loop {
+            if min_digits >= MIN_DIGITS_TO_SKIP && at >= read_every_byte_until {
+                let (stretch, block_end) = next_possible_run(bytes, at)?;
+                at = stretch;
+                read_every_byte_until = block_end;
+            }
             let start = at + bytes.get(at..)?.iter().position(u8::is_ascii_digit)?;
             let mut end = start;
             let mut digits = 0;
@@ -46,6 +57,38 @@ pub(super) fn digit_runs(text: &str, min_digits: usize) -> impl Iterator<Item = 
             }
         }
     })
+}
+
+/// Runs of at least this many digits span at least as many bytes, so each holds a whole
+/// group of four bytes aligned on a multiple of four, and every four bytes of a run hold two
+/// digits at least (separators are single).
+const MIN_DIGITS_TO_SKIP: usize = 7;
+
+fn is_run_byte(byte: u8) -> bool {
+    byte.is_ascii_digit() || byte == b' ' || byte == b'-'
+}
+
+/// The first aligned group of four bytes at or after `from` that could lie inside a run of
+/// [`MIN_DIGITS_TO_SKIP`] digits or more (digits, spaces and dashes only, two digits at
+/// least), as where the stretch of such bytes around it starts (never before `from`) and
+/// where the group ends. `None`: no such run starts at or after `from`. Linear: the caller
+/// reads the stretch once and asks again only past the group.
+fn next_possible_run(bytes: &[u8], from: usize) -> Option<(usize, usize)> {
+    let first = from.next_multiple_of(4);
+    let Some(index) = bytes.get(first..)?.chunks_exact(4).position(|group| {
+        group.iter().all(|&byte| is_run_byte(byte)) && group.iter().filter(|byte| byte.is_ascii_digit()).count() >= 2
+    }) else {
+        lookahead::count(bytes.len() - from);
+        return None;
+    };
+    let group = first + 4 * index;
+    // The groups read, then the stretch read back.
+    lookahead::count(2 * (group + 4 - from));
+    let stretch = bytes[from..group]
+        .iter()
+        .rposition(|&byte| !is_run_byte(byte))
+        .map_or(from, |last_other| from + last_other + 1);
+    Some((stretch, group + 4))
 }
 
 pub(super) fn find_card_numbers(text: &str, findings: &mut Vec<Finding>) {

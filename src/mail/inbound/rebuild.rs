@@ -113,7 +113,7 @@ pub fn one_line(value: &str) -> String {
 /// AWS key id alone on a line looks like base64); without, only the decoded text stays (for
 /// a copy that is kept: a run that decoded to a secret must not stay in its encoded form).
 pub fn decoded_view(raw: &[u8], keep_runs: bool) -> String {
-    let text = String::from_utf8_lossy(raw);
+    let text = crate::domain::scrubbed::lossy_utf8(raw);
     let mut out = String::with_capacity(text.len());
     let mut run = Base64Run::default();
     let mut pending_soft = String::new();

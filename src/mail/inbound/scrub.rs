@@ -194,7 +194,7 @@ fn scrub_at_depth(raw: &[u8], mail: &InboundMail, mask: &dyn Fn(&str) -> String,
 /// The raw bytes as text, decoded, and decoded with tags set aside, through the scanner
 /// (findings only).
 fn note_raw(s: &mut Scrubber, raw: &[u8], seen: &mut ScannedOnce) {
-    let lossy = String::from_utf8_lossy(raw);
+    let lossy = crate::domain::scrubbed::lossy_utf8(raw);
     if seen.first_time(&lossy) {
         s.scrub(&lossy);
     }

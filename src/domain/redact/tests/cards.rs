@@ -41,6 +41,40 @@ fn the_timestamp_in_the_brief_fails_luhn() {
     assert!(passes_luhn("79927398713".bytes()));
 }
 
+/// Every run shape at every offset from a multiple of four, between letters: where the
+/// four-byte groups fall decides what the scan skips.
+#[test]
+fn digit_runs_at_every_alignment_are_the_regexs_matches() {
+    let regex = regex::Regex::new(r"[0-9]+(?:[ -][0-9]+)*").unwrap();
+    let shapes = [
+        "12345",
+        "123456",
+        "1234567",
+        "1-2-3-4-5-6-7",
+        "1 2 3 4 5 6 7 8 9 0 1 2 3",
+        "4111 1111 1111 1111",
+        "41111111111111 1",
+        "1  2  3  4  5  6  7  8",
+        "12 -34 -5678901",
+    ];
+    for shape in shapes {
+        for before in 0..8 {
+            for after in ["", "x", " x", "-", "  12"] {
+                let text = format!("{}{shape}{after}yz", "a".repeat(before));
+                for min_digits in 0..20 {
+                    let expected: Vec<std::ops::Range<usize>> = regex
+                        .find_iter(&text)
+                        .filter(|m| m.as_str().bytes().filter(u8::is_ascii_digit).count() >= min_digits)
+                        .map(|m| m.range())
+                        .collect();
+                    let found: Vec<_> = super::super::cards::digit_runs(&text, min_digits).collect();
+                    assert_eq!(found, expected, "{text:?}, at least {min_digits} digits");
+                }
+            }
+        }
+    }
+}
+
 proptest::proptest! {
     /// The hand-written scan for digit runs finds what the regex it replaced found, run by run,
     /// and keeps exactly the runs with enough digits.
@@ -55,11 +89,40 @@ proptest::proptest! {
                 proptest::strategy::Just('é'),
                 proptest::strategy::Just('٣'),
             ],
-            0..60,
+            0..120,
         )
         .prop_map(|chars| chars.into_iter().collect::<String>()),
         min_digits in 0usize..16,
     ) {
+        let regex = regex::Regex::new(r"[0-9]+(?:[ -][0-9]+)*").unwrap();
+        let expected: Vec<std::ops::Range<usize>> = regex
+            .find_iter(&text)
+            .filter(|m| m.as_str().bytes().filter(u8::is_ascii_digit).count() >= min_digits)
+            .map(|m| m.range())
+            .collect();
+        let found: Vec<std::ops::Range<usize>> = super::super::cards::digit_runs(&text, min_digits).collect();
+        proptest::prop_assert_eq!(found, expected);
+    }
+
+    /// The same, on texts made of digit groups, so that long runs, runs cut by a double
+    /// separator and runs at every offset from a multiple of four are common.
+    #[test]
+    fn digit_runs_in_grouped_digits_are_the_regexs_matches(
+        pieces in proptest::collection::vec(
+            proptest::prop_oneof![
+                "[0-9]{1,9}",
+                proptest::strategy::Just(" ".to_string()),
+                proptest::strategy::Just("-".to_string()),
+                proptest::strategy::Just("  ".to_string()),
+                proptest::strategy::Just(" -".to_string()),
+                "[a-z]{1,3}",
+                proptest::strategy::Just("é".to_string()),
+            ],
+            0..40,
+        ),
+        min_digits in 0usize..20,
+    ) {
+        let text = pieces.concat();
         let regex = regex::Regex::new(r"[0-9]+(?:[ -][0-9]+)*").unwrap();
         let expected: Vec<std::ops::Range<usize>> = regex
             .find_iter(&text)

@@ -107,6 +107,27 @@ fn every_scanner_does_linear_work_on_every_hostile_shape() {
 }
 
 #[test]
+fn a_card_after_a_long_stretch_of_single_digits_is_found_in_linear_work() {
+    // Digits and spaces throughout, but no four bytes with two digits until the card: the
+    // scan reads the stretch back once, not once for each single digit in it.
+    let text = |units: usize| format!("{}4111 1111 1111 1111", "1   ".repeat(units));
+    let (small, large) = (text(4 << 10), text(32 << 10));
+    let (work_small, work_large) = (
+        work_of(cards::find_card_numbers, &small),
+        work_of(cards::find_card_numbers, &large),
+    );
+    assert!(
+        work_large <= 10 * work_small + 1_024,
+        "{work_small} bytes examined for {}, {work_large} for {}",
+        small.len(),
+        large.len()
+    );
+    let mut findings = Vec::new();
+    cards::find_card_numbers(&large, &mut findings);
+    assert_eq!(findings.len(), 1);
+}
+
+#[test]
 fn a_login_followed_by_thousands_of_lines_is_linear() {
     for size in [4 << 10, 32 << 10] {
         let mut text = String::from("C: AUTH LOGIN\n");

@@ -139,3 +139,45 @@ fn a_plain_blob_whose_nuls_show_only_as_a_d_is_found() {
     assert_eq!(result.text, "The log said [redacted] and nothing else.");
     assert_eq!(result.found, vec![SecretKind::SmtpAuthCredentials]);
 }
+
+fn dialogue_piece() -> impl proptest::strategy::Strategy<Value = String> {
+    proptest::sample::select(vec![
+        "C: AUTH LOGIN\n",
+        "auth login\r\n",
+        "> C: AuTh PLAIN\n",
+        "AUTH PLAIN AGJvYgBodW50ZXIy\n",
+        "S: 334 VXNlcm5hbWU6\n",
+        "334 UGFzc3dvcmQ6\n",
+        "C: Ym9i\n",
+        "aHVudGVyMg==\n",
+        "dXNlcg==\n",
+        "535 5.7.8 no\n",
+        "235 ok\n",
+        "the author wrote\n",
+        "authentication failed\n",
+        "hello there\n",
+        "\n",
+        "\r\n",
+        "> ",
+        "auth",
+        "C: ",
+    ])
+    .prop_map(str::to_owned)
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+    /// Passing over the lines without `auth` while no exchange is open finds what reading
+    /// every line finds.
+    #[test]
+    fn the_dialogue_scan_that_skips_lines_finds_what_reading_every_line_finds(
+        pieces in proptest::collection::vec(dialogue_piece(), 0..30)
+    ) {
+        let text = pieces.concat();
+        let (mut skipping, mut every_line) = (Vec::new(), Vec::new());
+        super::super::smtp::dialogue(&text, &mut skipping, true);
+        super::super::smtp::dialogue(&text, &mut every_line, false);
+        let ranges = |found: &[super::super::Finding]| found.iter().map(|f| f.range.clone()).collect::<Vec<_>>();
+        proptest::prop_assert_eq!(ranges(&skipping), ranges(&every_line));
+    }
+}
