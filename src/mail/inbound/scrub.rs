@@ -4,6 +4,8 @@
 //! after decoding, the raw bytes and a decoded view of them. When anything was found, the
 //! copy kept is rebuilt from the scrubbed parts and checked again.
 
+use std::borrow::Cow;
+
 use super::parse::{InboundMail, ScanItem, parse};
 use super::rebuild::{self, RebuildParts, RebuiltAttachment, decoded_view, one_line};
 use super::sanitize::{sanitize_html, words_of_html};
@@ -138,8 +140,10 @@ fn scrub_at_depth(raw: &[u8], mail: &InboundMail, mask: &dyn Fn(&str) -> String,
                 if seen.first_time(h) {
                     s.scrub(h);
                 }
-                let words = words_of_html(h);
-                if seen.first_time(&words) {
+                // Borrowed: the words are the text just offered.
+                if let Cow::Owned(words) = words_of_html(h)
+                    && seen.first_time(&words)
+                {
                     s.scrub(&words);
                 }
             }
@@ -198,12 +202,15 @@ fn note_raw(s: &mut Scrubber, raw: &[u8], seen: &mut ScannedOnce) {
     if seen.first_time(&lossy) {
         s.scrub(&lossy);
     }
+    // Mail with nothing encoded is its own decoded view: compared (`memcmp`), not hashed.
     let view = decoded_view(raw, true);
-    if seen.first_time(&view) {
+    if view != lossy && seen.first_time(&view) {
         s.scrub(&view);
     }
-    let words = words_of_html(&view);
-    if seen.first_time(&words) {
+    if let Cow::Owned(words) = words_of_html(&view)
+        && words != lossy
+        && seen.first_time(&words)
+    {
         s.scrub(&words);
     }
 }
