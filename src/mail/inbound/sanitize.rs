@@ -133,7 +133,10 @@ mod tests {
 
     #[test]
     fn a_text_without_tags_or_references_is_its_own_words_borrowed() {
-        assert!(matches!(words_of_html("password: hunter2"), std::borrow::Cow::Borrowed(_)));
+        assert!(matches!(
+            words_of_html("password: hunter2"),
+            std::borrow::Cow::Borrowed(_)
+        ));
         assert!(matches!(words_of_html(""), std::borrow::Cow::Borrowed(_)));
         assert!(matches!(words_of_html("a & b"), std::borrow::Cow::Owned(_)));
         // Multi-byte text around the marks stays whole.

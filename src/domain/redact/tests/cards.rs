@@ -41,11 +41,25 @@ fn the_timestamp_in_the_brief_fails_luhn() {
     assert!(passes_luhn("79927398713".bytes()));
 }
 
+/// The runs with at least `min_digits` digits as the regex the hand-written scan replaced
+/// finds them: the reference.
+fn regex_runs(text: &str, min_digits: usize) -> Vec<std::ops::Range<usize>> {
+    static RUN: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"[0-9]+(?:[ -][0-9]+)*").unwrap());
+    RUN.find_iter(text)
+        .filter(|m| m.as_str().bytes().filter(u8::is_ascii_digit).count() >= min_digits)
+        .map(|m| m.range())
+        .collect()
+}
+
+fn scanned_runs(text: &str, min_digits: usize) -> Vec<std::ops::Range<usize>> {
+    super::super::cards::digit_runs(text, min_digits).collect()
+}
+
 /// Every run shape at every offset from a multiple of four, between letters: where the
 /// four-byte groups fall decides what the scan skips.
 #[test]
 fn digit_runs_at_every_alignment_are_the_regexs_matches() {
-    let regex = regex::Regex::new(r"[0-9]+(?:[ -][0-9]+)*").unwrap();
     let shapes = [
         "12345",
         "123456",
@@ -62,13 +76,11 @@ fn digit_runs_at_every_alignment_are_the_regexs_matches() {
             for after in ["", "x", " x", "-", "  12"] {
                 let text = format!("{}{shape}{after}yz", "a".repeat(before));
                 for min_digits in 0..20 {
-                    let expected: Vec<std::ops::Range<usize>> = regex
-                        .find_iter(&text)
-                        .filter(|m| m.as_str().bytes().filter(u8::is_ascii_digit).count() >= min_digits)
-                        .map(|m| m.range())
-                        .collect();
-                    let found: Vec<_> = super::super::cards::digit_runs(&text, min_digits).collect();
-                    assert_eq!(found, expected, "{text:?}, at least {min_digits} digits");
+                    assert_eq!(
+                        scanned_runs(&text, min_digits),
+                        regex_runs(&text, min_digits),
+                        "{text:?}, at least {min_digits} digits"
+                    );
                 }
             }
         }
@@ -94,14 +106,7 @@ proptest::proptest! {
         .prop_map(|chars| chars.into_iter().collect::<String>()),
         min_digits in 0usize..16,
     ) {
-        let regex = regex::Regex::new(r"[0-9]+(?:[ -][0-9]+)*").unwrap();
-        let expected: Vec<std::ops::Range<usize>> = regex
-            .find_iter(&text)
-            .filter(|m| m.as_str().bytes().filter(u8::is_ascii_digit).count() >= min_digits)
-            .map(|m| m.range())
-            .collect();
-        let found: Vec<std::ops::Range<usize>> = super::super::cards::digit_runs(&text, min_digits).collect();
-        proptest::prop_assert_eq!(found, expected);
+        proptest::prop_assert_eq!(scanned_runs(&text, min_digits), regex_runs(&text, min_digits));
     }
 
     /// The same, on texts made of digit groups, so that long runs, runs cut by a double
@@ -123,13 +128,6 @@ proptest::proptest! {
         min_digits in 0usize..20,
     ) {
         let text = pieces.concat();
-        let regex = regex::Regex::new(r"[0-9]+(?:[ -][0-9]+)*").unwrap();
-        let expected: Vec<std::ops::Range<usize>> = regex
-            .find_iter(&text)
-            .filter(|m| m.as_str().bytes().filter(u8::is_ascii_digit).count() >= min_digits)
-            .map(|m| m.range())
-            .collect();
-        let found: Vec<std::ops::Range<usize>> = super::super::cards::digit_runs(&text, min_digits).collect();
-        proptest::prop_assert_eq!(found, expected);
+        proptest::prop_assert_eq!(scanned_runs(&text, min_digits), regex_runs(&text, min_digits));
     }
 }
