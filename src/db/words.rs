@@ -64,6 +64,8 @@ mod tests {
     fn the_migrations_checks_hold_exactly_the_vocabulary() {
         let sqlite = include_str!("../../migrations/sqlite/2026-12-08-000032_vocabulary_checks/up.sql");
         let postgres = include_str!("../../migrations/postgres/2026-12-08-000032_vocabulary_checks/up.sql");
+        let sqlite_by_case =
+            include_str!("../../migrations/sqlite/2026-12-12-000037_vocabulary_checks_without_lists/up.sql");
         let words: Vec<&str> = Kind::ALL
             .iter()
             .map(|w| w.as_str())
@@ -71,7 +73,7 @@ mod tests {
             .chain(Channel::ALL.iter().map(|w| w.as_str()))
             .chain(EventType::ALL.iter().map(|w| w.as_str()))
             .collect();
-        for sql in [sqlite, postgres] {
+        for sql in [sqlite, postgres, sqlite_by_case] {
             let quoted: Vec<&str> = sql
                 .lines()
                 .filter(|l| !l.trim_start().starts_with("--") && !l.contains("RAISE"))

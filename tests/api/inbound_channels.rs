@@ -618,6 +618,56 @@ async fn import_maildir_in_batches_keeps_the_order_and_finds_duplicates_within_a
     );
 }
 
+/// When `import-maildir` exits, every message it imported is in the database file itself and
+/// no WAL is left beside it: a copy of the file alone is then the whole desk.
+#[test]
+fn import_maildir_leaves_every_message_in_the_database_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("desk.db");
+    let url = format!("sqlite://{}", db.display());
+    let desk = |args: &[&std::ffi::OsStr]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_recoverydesk"))
+            .args(args)
+            .env("DATABASE_URL", &url)
+            .env("RECOVERYDESK_MAIL_DIR", dir.path().join("outgoing"))
+            .env("RUST_LOG", "error")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    desk(&["migrate".as_ref()]);
+    let maildir = dir.path().join("archive");
+    std::fs::create_dir_all(maildir.join("cur")).unwrap();
+    let count = 2 * recoverydesk::mailgate::IMPORT_BATCH + 7;
+    for n in 0..count {
+        let raw = message(
+            &format!("walled{n}@y.test"),
+            "I forgot my username",
+            &format!("<wal{n}@y.test>"),
+            "",
+            &format!("wal-marker-{n:05}"),
+        );
+        std::fs::write(maildir.join(format!("cur/{n:06}:2,S")), raw).unwrap();
+    }
+    let stdout = desk(&["import-maildir".as_ref(), maildir.as_os_str()]);
+    assert!(stdout.contains(&format!("{count} created")), "{stdout}");
+    let wal = dir.path().join("desk.db-wal");
+    assert!(
+        std::fs::metadata(&wal).map_or(true, |m| m.len() == 0),
+        "a WAL is left: {:?}",
+        std::fs::metadata(&wal)
+    );
+    let file = std::fs::read(&db).unwrap();
+    for n in [0, count / 2, count - 1] {
+        let marker = format!("wal-marker-{n:05}");
+        assert!(
+            file.windows(marker.len()).any(|w| w == marker.as_bytes()),
+            "{marker} is not in the database file"
+        );
+    }
+}
+
 /// A delivery report whose `References` repeat one of our Message-IDs 40,000 times (a real one,
 /// so it passes the check of our signature) is stored and marks that mail bounced once.
 async fn bounce_with_many_references(app: TestApp) {
