@@ -62,11 +62,12 @@ pub fn find_by_username(conn: &mut AnyConnection, username: &str) -> QueryResult
 
 /// Every account registered to an address (one person may own several).
 pub fn find_by_email(conn: &mut AnyConnection, email: &str) -> QueryResult<Vec<AccountRow>> {
-    accounts::table
-        .filter(accounts::email_normalized.eq(crate::domain::email_address::normalize(email)))
+    let normalized = crate::domain::email_address::normalize(email);
+    on_backend!(conn, |c| accounts::table
+        .filter(accounts::email_normalized.eq(&normalized))
         .order(accounts::id.asc())
         .select(AccountRow::as_select())
-        .load(conn)
+        .load(c))
 }
 
 pub fn view_of(conn: &mut AnyConnection, row: AccountRow) -> QueryResult<AccountView> {

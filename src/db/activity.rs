@@ -23,12 +23,10 @@ pub fn find(conn: &mut AnyConnection, ticket_id: i64) -> QueryResult<Option<Acti
     if super::memo::has_no_activity_row(conn, ticket_id) {
         return Ok(None);
     }
-    super::at_most_one(
-        ticket_activity::table
-            .find(ticket_id)
-            .select(ActivityRow::as_select())
-            .load(conn),
-    )
+    super::at_most_one(on_backend!(conn, |c| ticket_activity::table
+        .find(ticket_id)
+        .select(ActivityRow::as_select())
+        .load(c)))
 }
 
 pub fn of_tickets(conn: &mut AnyConnection, ids: &[i64]) -> QueryResult<HashMap<i64, ActivityRow>> {

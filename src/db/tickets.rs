@@ -30,7 +30,7 @@ pub struct NewTicket<'a> {
 
 pub fn insert(conn: &mut AnyConnection, t: &NewTicket) -> QueryResult<TicketRow> {
     let at = now();
-    diesel::insert_into(tickets::table)
+    on_backend!(&mut *conn, |c| diesel::insert_into(tickets::table)
         .values((
             tickets::kind.eq(t.kind.as_str()),
             tickets::state.eq(t.state.as_str()),
@@ -51,27 +51,24 @@ pub fn insert(conn: &mut AnyConnection, t: &NewTicket) -> QueryResult<TicketRow>
             tickets::created_at.eq(at),
             tickets::updated_at.eq(at),
         ))
-        .returning(ticket_columns())
-        .get_result::<TicketRow>(conn)
-        .and_then(|row| {
-            super::search::index_opened(conn, row.id, &row.requester_normalized, &row.subject)?;
-            // Its chain has no link yet, and no other transaction sees the row before the
-            // commit: the first event needs neither a lock nor a read of the chain.
-            super::memo::tickets_locked(conn, &[row.id]);
-            super::memo::set_chain_head(conn, row.id, super::memo::ChainHead::Empty);
-            super::memo::set_opened(conn, row.id);
-            Ok(row)
-        })
-}
-
-/// A [`TicketRow`]'s columns, for a `RETURNING` clause (Diesel's `as_select()` is not one on
-/// a connection of several backends).
-fn ticket_columns() -> <TicketRow as Selectable<super::MultiBackend>>::SelectExpression {
-    <TicketRow as Selectable<super::MultiBackend>>::construct_selection()
+        .returning(TicketRow::as_returning())
+        .get_result::<TicketRow>(c))
+    .and_then(|row| {
+        super::search::index_opened(conn, row.id, &row.requester_normalized, &row.subject)?;
+        // Its chain has no link yet, and no other transaction sees the row before the
+        // commit: the first event needs neither a lock nor a read of the chain.
+        super::memo::tickets_locked(conn, &[row.id]);
+        super::memo::set_chain_head(conn, row.id, super::memo::ChainHead::Empty);
+        super::memo::set_opened(conn, row.id);
+        Ok(row)
+    })
 }
 
 pub fn find(conn: &mut AnyConnection, id: i64) -> QueryResult<Option<TicketRow>> {
-    super::at_most_one(tickets::table.find(id).select(TicketRow::as_select()).load(conn))
+    super::at_most_one(on_backend!(conn, |c| tickets::table
+        .find(id)
+        .select(TicketRow::as_select())
+        .load(c)))
 }
 
 /// The ticket, its row locked for the rest of the transaction as [`super::locks::lock_ticket`]

@@ -30,12 +30,12 @@ pub fn insert_check(
 
 /// (method, passed) of the checks of one verification round, oldest first.
 pub fn checks_of_round(conn: &mut AnyConnection, ticket_id: i64, round: i32) -> QueryResult<Vec<(String, bool)>> {
-    verification_checks::table
+    on_backend!(conn, |c| verification_checks::table
         .filter(verification_checks::ticket_id.eq(ticket_id))
         .filter(verification_checks::round.eq(round))
         .order(verification_checks::id.asc())
         .select((verification_checks::method, verification_checks::passed))
-        .load(conn)
+        .load(c))
 }
 
 /// Records a challenge to be mailed. It has no token yet: the sender makes one when the mail
