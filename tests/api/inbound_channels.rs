@@ -314,6 +314,18 @@ async fn webhook(app: TestApp) {
         .unwrap();
     assert_eq!(empty["outcome"], "quarantined", "any body, even empty, is a message");
     assert!(empty["quarantine_id"].as_str().unwrap().starts_with("q_"));
+    // Only a POST delivers: with the right token, another method finds no route.
+    for method in [reqwest::Method::GET, reqwest::Method::PUT, reqwest::Method::DELETE] {
+        let response = app
+            .client
+            .request(method.clone(), &url)
+            .bearer_auth("hook-secret-0123456789")
+            .body(message("hook@y.test", "by another method", "<w2@y.test>", "", "hi"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{method}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
