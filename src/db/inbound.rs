@@ -185,7 +185,7 @@ pub fn store_attachment(
     content_type: &Scrubbed,
     data: &ScrubbedBytes,
 ) -> QueryResult<i64> {
-    on_backend!(&mut *conn, |c| diesel::insert_into(attachments::table)
+    insert_returning_id!(&mut *conn, attachments::id, |c| diesel::insert_into(attachments::table)
         .values((
             attachments::message_ref.eq(message_ref),
             attachments::filename.eq(filename.as_str()),
@@ -193,9 +193,7 @@ pub fn store_attachment(
             attachments::size.eq(data.len() as i64),
             attachments::data.eq(data.as_bytes()),
             attachments::created_at.eq(now()),
-        ))
-        .returning(attachments::id)
-        .get_result(c))
+        )))
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]

@@ -15,6 +15,40 @@ macro_rules! on_backend {
     };
 }
 
+/// Inserts one row with `$insert` (built with `$c`, the backend's own connection, as in
+/// [`on_backend!`]) and returns its `id`, `$id` on PostgreSQL (`RETURNING`).
+///
+/// Why not `RETURNING` on SQLite too: SQLite runs such an insert to its end, keeps its answer
+/// in a temporary B-tree and then reads it back, at every insert (docs/benchmarks.md, "What an
+/// insert's RETURNING costs"). The id is the rowid (every table this is used on has an `INTEGER
+/// PRIMARY KEY`), which `last_insert_rowid()` gives on the same connection right after; an
+/// insert made by a trigger does not change it once the trigger is done. A plain insert adds
+/// exactly one row; anything else is an error, never an older id.
+macro_rules! insert_returning_id {
+    ($conn:expr, $id:expr, |$c:ident| $insert:expr) => {
+        match $conn {
+            $crate::db::AnyConnection::Sqlite($c) => {
+                diesel::RunQueryDsl::execute($insert, &mut *$c).and_then(|rows| $crate::db::inserted_rowid(rows, $c))
+            }
+            $crate::db::AnyConnection::Postgresql($c) => diesel::RunQueryDsl::get_result($insert.returning($id), $c),
+        }
+    };
+}
+
+diesel::define_sql_function! {
+    /// SQLite's rowid of the last row this connection inserted.
+    fn last_insert_rowid() -> diesel::sql_types::BigInt;
+}
+
+/// The rowid of the row an insert that touched `rows` rows just added on `conn`: an error
+/// unless it added exactly one (`insert_returning_id!`).
+pub(crate) fn inserted_rowid(rows: usize, conn: &mut diesel::SqliteConnection) -> QueryResult<i64> {
+    if rows != 1 {
+        return Err(diesel::result::Error::NotFound);
+    }
+    diesel::select(last_insert_rowid()).get_result(conn)
+}
+
 pub mod accounts;
 pub mod activity;
 pub mod agents;
@@ -151,4 +185,52 @@ pub fn now() -> NaiveDateTime {
 /// Is the database reachable (for `/healthz`)?
 pub fn ping(conn: &mut AnyConnection) -> bool {
     diesel::sql_query("SELECT 1").execute(conn).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diesel::connection::SimpleConnection;
+
+    fn table_with_a_trigger() -> diesel::SqliteConnection {
+        let mut conn = diesel::SqliteConnection::establish(":memory:").expect("in memory");
+        conn.batch_execute(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY AUTOINCREMENT, x TEXT UNIQUE); \
+             CREATE TABLE side (id INTEGER PRIMARY KEY, y TEXT); \
+             INSERT INTO side (id, y) VALUES (1000, 'far ahead'); \
+             CREATE TRIGGER t_side AFTER INSERT ON t BEGIN INSERT INTO side (y) VALUES (NEW.x); END;",
+        )
+        .expect("schema");
+        conn
+    }
+
+    #[test]
+    fn the_id_of_an_insert_is_its_own_row_not_what_its_trigger_inserted() {
+        let mut conn = table_with_a_trigger();
+        for (x, expected) in [("a", 1), ("b", 2)] {
+            let rows = diesel::sql_query("INSERT INTO t (x) VALUES (?)")
+                .bind::<diesel::sql_types::Text, _>(x)
+                .execute(&mut conn)
+                .expect("inserted");
+            assert_eq!(inserted_rowid(rows, &mut conn).expect("one row"), expected);
+        }
+    }
+
+    #[test]
+    fn an_insert_that_added_nothing_has_no_id_not_an_older_one() {
+        let mut conn = table_with_a_trigger();
+        let insert = |conn: &mut diesel::SqliteConnection| {
+            diesel::sql_query("INSERT OR IGNORE INTO t (x) VALUES ('same')")
+                .execute(conn)
+                .expect("ran")
+        };
+        let first = insert(&mut conn);
+        assert_eq!(inserted_rowid(first, &mut conn).expect("added"), 1);
+        let again = insert(&mut conn);
+        assert_eq!(again, 0);
+        assert!(matches!(
+            inserted_rowid(again, &mut conn),
+            Err(diesel::result::Error::NotFound)
+        ));
+    }
 }

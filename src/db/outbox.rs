@@ -39,27 +39,24 @@ pub fn enqueue(conn: &mut AnyConnection, mail: &NewOutboxMail) -> QueryResult<i6
     } else {
         "pending"
     };
-    let id = on_backend!(conn, |c| diesel::insert_into(outbox::table)
-        .values((
-            outbox::ticket_id.eq(mail.ticket_id),
-            outbox::template.eq(mail.template),
-            outbox::recipient.eq(mail.recipient.trim()),
-            outbox::recipient_normalized.eq(&recipient_normalized),
-            outbox::params.eq(mail.params.to_string()),
-            outbox::automatic.eq(mail.automatic),
-            outbox::status.eq(status),
-            outbox::attempts.eq(0),
-            outbox::next_attempt_at.eq(at),
-            outbox::in_reply_to.eq(mail.in_reply_to),
-            outbox::references_header.eq(mail.in_reply_to),
-            outbox::subject.eq(mail.subject),
-            outbox::body.eq(mail.body),
-            outbox::message_id.eq(mail.message_id),
-            outbox::auto_submitted.eq(mail.auto_submitted),
-            outbox::created_at.eq(at),
-        ))
-        .returning(outbox::id)
-        .get_result(c))?;
+    let id = insert_returning_id!(conn, outbox::id, |c| diesel::insert_into(outbox::table).values((
+        outbox::ticket_id.eq(mail.ticket_id),
+        outbox::template.eq(mail.template),
+        outbox::recipient.eq(mail.recipient.trim()),
+        outbox::recipient_normalized.eq(&recipient_normalized),
+        outbox::params.eq(mail.params.to_string()),
+        outbox::automatic.eq(mail.automatic),
+        outbox::status.eq(status),
+        outbox::attempts.eq(0),
+        outbox::next_attempt_at.eq(at),
+        outbox::in_reply_to.eq(mail.in_reply_to),
+        outbox::references_header.eq(mail.in_reply_to),
+        outbox::subject.eq(mail.subject),
+        outbox::body.eq(mail.body),
+        outbox::message_id.eq(mail.message_id),
+        outbox::auto_submitted.eq(mail.auto_submitted),
+        outbox::created_at.eq(at),
+    )))?;
     Ok(id)
 }
 

@@ -104,14 +104,12 @@ pub fn find_by_token_hash(conn: &mut AnyConnection, hash: &str) -> QueryResult<O
 
 /// Records the hash of a status link the sender is about to mail; returns its row id.
 pub fn add_status_link(conn: &mut AnyConnection, ticket_id: i64, token_hash: &str) -> QueryResult<i64> {
-    on_backend!(conn, |c| diesel::insert_into(status_links::table)
+    insert_returning_id!(conn, status_links::id, |c| diesel::insert_into(status_links::table)
         .values((
             status_links::ticket_id.eq(ticket_id),
             status_links::token_hash.eq(token_hash),
             status_links::created_at.eq(now()),
-        ))
-        .returning(status_links::id)
-        .get_result(c))
+        )))
 }
 
 /// Forgets a status link whose mail did not go out.
@@ -372,7 +370,7 @@ impl<'a> NewMessage<'a> {
 
 /// Stores a message and adds its words to its ticket's search document (same transaction).
 pub fn insert_message(conn: &mut AnyConnection, m: &NewMessage) -> QueryResult<i64> {
-    let id = on_backend!(&mut *conn, |c| diesel::insert_into(messages::table)
+    let id = insert_returning_id!(&mut *conn, messages::id, |c| diesel::insert_into(messages::table)
         .values((
             messages::ticket_id.eq(m.ticket_id),
             messages::direction.eq(m.direction),
@@ -386,9 +384,7 @@ pub fn insert_message(conn: &mut AnyConnection, m: &NewMessage) -> QueryResult<i
             messages::content_hash.eq(m.content_hash),
             messages::auto_generated.eq(m.auto_generated),
             messages::created_at.eq(now()),
-        ))
-        .returning(messages::id)
-        .get_result(c))?;
+        )))?;
     // The desk's automatic mail is not in the document (every ticket would hold its words).
     if m.sender_role != "system" {
         super::search::index_message(conn, m.ticket_id, id, m.subject.as_str(), m.body.as_str())?;
@@ -472,17 +468,14 @@ fn insert_event_about(
     super::locks::lock_ticket(conn, ticket_id)?;
     let at = now();
     let data_text = data.to_string();
-    let id = on_backend!(&mut *conn, |c| diesel::insert_into(events::table)
-        .values((
-            events::ticket_id.eq(ticket_id),
-            events::event_type.eq(event_type.as_str()),
-            events::actor.eq(actor),
-            events::data.eq(&data_text),
-            events::message_ref.eq(content.message_ref()),
-            events::created_at.eq(at),
-        ))
-        .returning(events::id)
-        .get_result(c))?;
+    let id = insert_returning_id!(&mut *conn, events::id, |c| diesel::insert_into(events::table).values((
+        events::ticket_id.eq(ticket_id),
+        events::event_type.eq(event_type.as_str()),
+        events::actor.eq(actor),
+        events::data.eq(&data_text),
+        events::message_ref.eq(content.message_ref()),
+        events::created_at.eq(at),
+    )))?;
     super::audit::append(
         conn,
         &super::audit::Appended {
