@@ -3,6 +3,7 @@
 //! event of tickets.
 
 use super::AnyConnection;
+use super::kept::{Kept, Value};
 use super::schema::{auth_events, events};
 use crate::domain::diagnosis::{AuthChannel, AuthEvent, AuthResult};
 use chrono::NaiveDateTime;
@@ -40,7 +41,7 @@ impl NewAuthEvent {
     }
 }
 
-#[derive(Debug, Clone, Queryable, Selectable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
 #[diesel(table_name = auth_events)]
 pub struct AuthEventRow {
     pub id: i64,
@@ -108,25 +109,49 @@ pub fn insert_new(conn: &mut AnyConnection, rows: &[NewAuthEvent]) -> QueryResul
     Ok(inserted)
 }
 
+/// At most this many events are read around a failure ([`between`]). The statements below
+/// spell their limits out: a `LIMIT` bound as a parameter (Diesel's `.limit()`, `.first()`)
+/// makes SQLite compile the statement again at every use, three times for each message a
+/// diagnosis runs on (docs/benchmarks.md, "The diagnosis's statements").
+pub const WINDOW_ROWS: i64 = 2_000;
+
+/// The columns of [`AuthEventRow`], in its order.
+const ROW_COLUMNS: &str =
+    "SELECT id, at, channel, username, account_id, client_ip, mechanism, tls, result FROM auth_events";
+
+/// The events of one name on one channel: the start of every statement's condition.
+fn of_user<'a>(select: &'static str, username: &'a str, channel: AuthChannel) -> Kept<'a> {
+    Kept::default()
+        .sql(select)
+        .sql(" WHERE username = ")
+        .bind(Value::Text(username))
+        .sql(" AND channel = ")
+        .bind(Value::Text(channel.as_str()))
+}
+
+/// A time, read by name.
+#[derive(QueryableByName)]
+struct At {
+    #[diesel(sql_type = diesel::sql_types::Timestamp)]
+    at: NaiveDateTime,
+}
+
 /// Events of `username` on `channel` from `from` to `to` (both included), oldest first; at most
-/// `limit`, the latest ones when there are more.
+/// [`WINDOW_ROWS`], the latest ones when there are more.
 pub fn between(
     conn: &mut AnyConnection,
     username: &str,
     channel: AuthChannel,
     from: NaiveDateTime,
     to: NaiveDateTime,
-    limit: i64,
 ) -> QueryResult<Vec<AuthEventRow>> {
-    let mut rows: Vec<AuthEventRow> = auth_events::table
-        .filter(auth_events::username.eq(username))
-        .filter(auth_events::channel.eq(channel.as_str()))
-        .filter(auth_events::at.ge(from))
-        .filter(auth_events::at.le(to))
-        .order((auth_events::at.desc(), auth_events::id.desc()))
-        .limit(limit)
-        .select(AuthEventRow::as_select())
-        .load(conn)?;
+    let mut rows: Vec<AuthEventRow> = on_backend!(conn, |c| of_user(ROW_COLUMNS, username, channel)
+        .sql(" AND at >= ")
+        .bind(Value::Timestamp(from))
+        .sql(" AND at <= ")
+        .bind(Value::Timestamp(to))
+        .sql(" ORDER BY at DESC, id DESC LIMIT 2000")
+        .load(c))?;
     rows.reverse();
     Ok(rows)
 }
@@ -140,20 +165,21 @@ pub fn count_between(
     from: NaiveDateTime,
     to: NaiveDateTime,
 ) -> QueryResult<(i64, Option<NaiveDateTime>)> {
-    let scope = || {
-        auth_events::table
-            .filter(auth_events::username.eq(username))
-            .filter(auth_events::channel.eq(channel.as_str()))
-            .filter(auth_events::at.ge(from))
-            .filter(auth_events::at.le(to))
-    };
-    let count = scope().count().get_result(conn)?;
-    let first = scope()
-        .order(auth_events::at.asc())
-        .select(auth_events::at)
-        .first(conn)
-        .optional()?;
-    Ok((count, first))
+    let count = auth_events::table
+        .filter(auth_events::username.eq(username))
+        .filter(auth_events::channel.eq(channel.as_str()))
+        .filter(auth_events::at.ge(from))
+        .filter(auth_events::at.le(to))
+        .count()
+        .get_result(conn)?;
+    let first: Vec<At> = on_backend!(conn, |c| of_user("SELECT at FROM auth_events", username, channel)
+        .sql(" AND at >= ")
+        .bind(Value::Timestamp(from))
+        .sql(" AND at <= ")
+        .bind(Value::Timestamp(to))
+        .sql(" ORDER BY at ASC LIMIT 1")
+        .load(c))?;
+    Ok((count, first.into_iter().next().map(|row| row.at)))
 }
 
 /// The first success of `username` strictly after `after`, up to `until`.
@@ -164,16 +190,16 @@ pub fn first_success_after(
     after: NaiveDateTime,
     until: NaiveDateTime,
 ) -> QueryResult<Option<AuthEventRow>> {
-    auth_events::table
-        .filter(auth_events::username.eq(username))
-        .filter(auth_events::channel.eq(channel.as_str()))
-        .filter(auth_events::at.gt(after))
-        .filter(auth_events::at.le(until))
-        .filter(auth_events::result.eq(AuthResult::Ok.as_str()))
-        .order(auth_events::at.asc())
-        .select(AuthEventRow::as_select())
-        .first(conn)
-        .optional()
+    let rows: Vec<AuthEventRow> = on_backend!(conn, |c| of_user(ROW_COLUMNS, username, channel)
+        .sql(" AND at > ")
+        .bind(Value::Timestamp(after))
+        .sql(" AND at <= ")
+        .bind(Value::Timestamp(until))
+        .sql(" AND result = ")
+        .bind(Value::Text(AuthResult::Ok.as_str()))
+        .sql(" ORDER BY at ASC LIMIT 1")
+        .load(c))?;
+    Ok(rows.into_iter().next())
 }
 
 /// The time of the latest failure of `username` from `from` to `to`.
@@ -184,41 +210,45 @@ pub fn latest_failure(
     from: NaiveDateTime,
     to: NaiveDateTime,
 ) -> QueryResult<Option<NaiveDateTime>> {
-    auth_events::table
-        .filter(auth_events::username.eq(username))
-        .filter(auth_events::channel.eq(channel.as_str()))
-        .filter(auth_events::at.ge(from))
-        .filter(auth_events::at.le(to))
-        .filter(auth_events::result.ne(AuthResult::Ok.as_str()))
-        .order(auth_events::at.desc())
-        .select(auth_events::at)
-        .first(conn)
-        .optional()
+    let rows: Vec<At> = on_backend!(conn, |c| of_user("SELECT at FROM auth_events", username, channel)
+        .sql(" AND at >= ")
+        .bind(Value::Timestamp(from))
+        .sql(" AND at <= ")
+        .bind(Value::Timestamp(to))
+        .sql(" AND result <> ")
+        .bind(Value::Text(AuthResult::Ok.as_str()))
+        .sql(" ORDER BY at DESC LIMIT 1")
+        .load(c))?;
+    Ok(rows.into_iter().next().map(|row| row.at))
 }
 
 /// Whether the relay or gateway ever accepted `username` as a user (any event but
 /// `unknown_user`) in the logs still held.
 pub fn known_as_user(conn: &mut AnyConnection, username: &str, channel: AuthChannel) -> QueryResult<bool> {
-    diesel::select(diesel::dsl::exists(
+    on_backend!(conn, |c| diesel::select(diesel::dsl::exists(
         auth_events::table
             .filter(auth_events::username.eq(username))
             .filter(auth_events::channel.eq(channel.as_str()))
             .filter(auth_events::result.ne(AuthResult::UnknownUser.as_str())),
     ))
-    .get_result(conn)
+    .get_result(c))
 }
 
 /// The account the latest event naming one says owns `username`.
 pub fn owner_of(conn: &mut AnyConnection, username: &str, channel: AuthChannel) -> QueryResult<Option<String>> {
-    Ok(auth_events::table
-        .filter(auth_events::username.eq(username))
-        .filter(auth_events::channel.eq(channel.as_str()))
-        .filter(auth_events::account_id.is_not_null())
-        .order(auth_events::at.desc())
-        .select(auth_events::account_id)
-        .first::<Option<String>>(conn)
-        .optional()?
-        .flatten())
+    #[derive(QueryableByName)]
+    struct Owner {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        account_id: String,
+    }
+    let rows: Vec<Owner> = on_backend!(conn, |c| of_user(
+        "SELECT account_id FROM auth_events",
+        username,
+        channel
+    )
+    .sql(" AND account_id IS NOT NULL ORDER BY at DESC LIMIT 1")
+    .load(c))?;
+    Ok(rows.into_iter().next().map(|row| row.account_id))
 }
 
 /// Deletes events logged before `cutoff`, a slice at a time so that writers are never held up

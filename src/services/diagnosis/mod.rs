@@ -18,9 +18,6 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 
-/// Events read for one diagnosis at most (the latest of the window when there are more).
-const WINDOW_ROWS: i64 = 2_000;
-
 /// A diagnosis and the directory account owning the username, as the engine takes them.
 #[derive(Debug, Clone)]
 pub struct Diagnosed {
@@ -59,8 +56,8 @@ pub fn diagnose(
         }
     };
     let (from, to) = when.window(now);
-    let mut rows = auth_events::between(conn, username, channel, from.naive_utc(), to.naive_utc(), WINDOW_ROWS)?;
-    let truncated = rows.len() as i64 == WINDOW_ROWS;
+    let mut rows = auth_events::between(conn, username, channel, from.naive_utc(), to.naive_utc())?;
+    let truncated = rows.len() as i64 == auth_events::WINDOW_ROWS;
     // A success after the last failure may come after the window ("up to now").
     if let Some(last_failure) = rows.iter().rev().find(|r| r.result != "ok").map(|r| r.at)
         && !rows.iter().any(|r| r.result == "ok" && r.at > last_failure)

@@ -4,6 +4,7 @@
 mod auth_log;
 mod findings;
 mod mail_templates;
+mod window;
 
 use crate::helpers::{TestApp, account};
 use chrono::{DateTime, Duration, SecondsFormat, Timelike, Utc};
