@@ -59,14 +59,14 @@ pub fn pending_of(conn: &mut AnyConnection, ticket_id: i64) -> QueryResult<Vec<A
     // `'pending'` is written into the text, not bound: SQLite prepares a statement again at
     // every use when a bound value decides whether a partial index (`approvals_one_pending`)
     // applies; this one runs for every decision (docs/benchmarks.md).
-    Kept::default()
+    on_backend!(conn, |c| Kept::default()
         .sql(
             "SELECT id, ticket_id, action, params, requested_by_id, requested_by, requested_at, status, \
              decided_by, decided_at, reason FROM approvals WHERE ticket_id = ",
         )
         .bind(Value::BigInt(ticket_id))
         .sql(" AND status = 'pending' ORDER BY id")
-        .load(conn)
+        .load(c))
 }
 
 /// Every pending request made after `since`, oldest first.

@@ -55,7 +55,7 @@ pub fn find_earlier(
         Some(id) => same_message.sql(" AND message_id = ").bind(Value::Text(id)),
         None => same_message.sql(" AND message_id IS NULL"),
     };
-    let rows: Vec<EarlierRow> = same_message
+    let both = same_message
         .sql(
             " UNION ALL SELECT 1, CAST(NULL AS BIGINT), CAST(NULL AS TEXT), id, CAST(NULL AS BIGINT) \
              FROM quarantine WHERE (content_hash = ",
@@ -63,8 +63,10 @@ pub fn find_earlier(
         .bind(Value::Text(current))
         .sql(" OR content_hash = ")
         .bind(Value::Text(legacy))
-        .sql(") AND released_at IS NULL ORDER BY place, delivery_id, quarantine_id")
-        .load(conn)?;
+        .sql(") AND released_at IS NULL ORDER BY place, delivery_id, quarantine_id");
+    // On the backend's own connection: through `AnyConnection` the text is written out again
+    // at every message (`on_backend!`).
+    let rows: Vec<EarlierRow> = on_backend!(&mut *conn, |c| both.load(c))?;
     let mut earlier = Earlier {
         delivery: None,
         quarantined: None,
