@@ -129,6 +129,15 @@ fn of_user<'a>(select: &'static str, username: &'a str, channel: AuthChannel) ->
         .bind(Value::Text(channel.as_str()))
 }
 
+/// Those of them from `from` to `to`, both included.
+fn in_window<'a>(events: Kept<'a>, from: NaiveDateTime, to: NaiveDateTime) -> Kept<'a> {
+    events
+        .sql(" AND at >= ")
+        .bind(Value::Timestamp(from))
+        .sql(" AND at <= ")
+        .bind(Value::Timestamp(to))
+}
+
 /// A time, read by name.
 #[derive(QueryableByName)]
 struct At {
@@ -145,13 +154,10 @@ pub fn between(
     from: NaiveDateTime,
     to: NaiveDateTime,
 ) -> QueryResult<Vec<AuthEventRow>> {
-    let mut rows: Vec<AuthEventRow> = on_backend!(conn, |c| of_user(ROW_COLUMNS, username, channel)
-        .sql(" AND at >= ")
-        .bind(Value::Timestamp(from))
-        .sql(" AND at <= ")
-        .bind(Value::Timestamp(to))
-        .sql(" ORDER BY at DESC, id DESC LIMIT 2000")
-        .load(c))?;
+    let mut rows: Vec<AuthEventRow> =
+        on_backend!(conn, |c| in_window(of_user(ROW_COLUMNS, username, channel), from, to)
+            .sql(" ORDER BY at DESC, id DESC LIMIT 2000")
+            .load(c))?;
     rows.reverse();
     Ok(rows)
 }
@@ -172,13 +178,13 @@ pub fn count_between(
         .filter(auth_events::at.le(to))
         .count()
         .get_result(conn)?;
-    let first: Vec<At> = on_backend!(conn, |c| of_user("SELECT at FROM auth_events", username, channel)
-        .sql(" AND at >= ")
-        .bind(Value::Timestamp(from))
-        .sql(" AND at <= ")
-        .bind(Value::Timestamp(to))
-        .sql(" ORDER BY at ASC LIMIT 1")
-        .load(c))?;
+    let first: Vec<At> = on_backend!(conn, |c| in_window(
+        of_user("SELECT at FROM auth_events", username, channel),
+        from,
+        to
+    )
+    .sql(" ORDER BY at ASC LIMIT 1")
+    .load(c))?;
     Ok((count, first.into_iter().next().map(|row| row.at)))
 }
 
@@ -210,15 +216,15 @@ pub fn latest_failure(
     from: NaiveDateTime,
     to: NaiveDateTime,
 ) -> QueryResult<Option<NaiveDateTime>> {
-    let rows: Vec<At> = on_backend!(conn, |c| of_user("SELECT at FROM auth_events", username, channel)
-        .sql(" AND at >= ")
-        .bind(Value::Timestamp(from))
-        .sql(" AND at <= ")
-        .bind(Value::Timestamp(to))
-        .sql(" AND result <> ")
-        .bind(Value::Text(AuthResult::Ok.as_str()))
-        .sql(" ORDER BY at DESC LIMIT 1")
-        .load(c))?;
+    let rows: Vec<At> = on_backend!(conn, |c| in_window(
+        of_user("SELECT at FROM auth_events", username, channel),
+        from,
+        to
+    )
+    .sql(" AND result <> ")
+    .bind(Value::Text(AuthResult::Ok.as_str()))
+    .sql(" ORDER BY at DESC LIMIT 1")
+    .load(c))?;
     Ok(rows.into_iter().next().map(|row| row.at))
 }
 

@@ -915,3 +915,30 @@ pub fn bounce_events(ticket: &serde_json::Value) -> Vec<serde_json::Value> {
         .cloned()
         .collect()
 }
+
+/// The text of every statement a connection runs (binds left out), from [`StatementLog::start`]
+/// to [`StatementLog::stop`]: for the tests that count what a step costs the database.
+pub struct StatementLog(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl StatementLog {
+    pub fn start(conn: &mut AnyConnection) -> StatementLog {
+        use diesel::connection::Connection;
+        let log = StatementLog(Default::default());
+        let seen = log.0.clone();
+        conn.set_instrumentation(move |event: diesel::connection::InstrumentationEvent<'_>| {
+            if let diesel::connection::InstrumentationEvent::StartQuery { query, .. } = event {
+                let text = query.to_string();
+                let sql = text.split("-- binds").next().unwrap_or_default().to_string();
+                seen.lock().expect("not poisoned").push(sql);
+            }
+        });
+        log
+    }
+
+    /// The statements run since `start`; the connection records nothing more.
+    pub fn stop(self, conn: &mut AnyConnection) -> Vec<String> {
+        use diesel::connection::Connection;
+        conn.set_instrumentation(|_: diesel::connection::InstrumentationEvent<'_>| {});
+        self.0.lock().expect("not poisoned").clone()
+    }
+}

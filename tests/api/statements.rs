@@ -3,38 +3,21 @@
 //! once per transaction (docs/benchmarks.md, "Statements per message").
 
 use crate::both_backends;
-use crate::helpers::TestApp;
-use diesel::connection::{Connection, Instrumentation, InstrumentationEvent};
+use crate::helpers::{StatementLog, TestApp};
 use recoverydesk::services::inbound::Outcome;
-use std::sync::{Arc, Mutex};
 
 both_backends!(
     a_received_message_reads_back_nothing_it_wrote_and_locks_once,
     statements_of_a_message
 );
 
-struct Record(Arc<Mutex<Vec<String>>>);
-
-impl Instrumentation for Record {
-    fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
-        if let InstrumentationEvent::StartQuery { query, .. } = event {
-            let text = query.to_string();
-            let sql = text.split("-- binds").next().unwrap_or_default().to_string();
-            self.0.lock().expect("not poisoned").push(sql);
-        }
-    }
-}
-
 /// Ingests `raw` and returns its outcome and the statements it ran.
 fn ingest_counted(app: &TestApp, raw: &str) -> (Outcome, Vec<String>) {
     let mut conn = app.conn();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    conn.set_instrumentation(Record(seen.clone()));
+    let log = StatementLog::start(&mut conn);
     let ingested =
         recoverydesk::services::inbound::ingest(&mut conn, &app.desk, raw.as_bytes(), "test").expect("ingestion runs");
-    conn.set_instrumentation(|_: InstrumentationEvent<'_>| {});
-    let statements = seen.lock().expect("not poisoned").clone();
-    (ingested.outcome, statements)
+    (ingested.outcome, log.stop(&mut conn))
 }
 
 fn count(statements: &[String], what: impl Fn(&str) -> bool) -> usize {

@@ -3,9 +3,8 @@
 //! the first success after, the latest owner named.
 
 use crate::both_backends;
-use crate::helpers::TestApp;
+use crate::helpers::{StatementLog, TestApp};
 use chrono::{Duration, NaiveDateTime, Timelike, Utc};
-use diesel::connection::{Connection, Instrumentation, InstrumentationEvent};
 use recoverydesk::db::auth_events::{self, NewAuthEvent, WINDOW_ROWS};
 use recoverydesk::domain::diagnosis::AuthChannel;
 
@@ -21,19 +20,6 @@ fn attempt(at: NaiveDateTime, username: &str, result: &'static str, account_id: 
         mechanism: "PLAIN".into(),
         tls: true,
         result,
-    }
-}
-
-/// The text of every statement a connection starts.
-struct Record(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
-
-impl Instrumentation for Record {
-    fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
-        if let InstrumentationEvent::StartQuery { query, .. } = event {
-            let text = query.to_string();
-            let sql = text.split("-- binds").next().unwrap_or_default().to_string();
-            self.0.lock().expect("not poisoned").push(sql);
-        }
     }
 }
 
@@ -61,8 +47,7 @@ async fn busy_name(app: TestApp) {
     rows.last_mut().expect("one").channel = "api";
     let mut conn = app.conn();
     auth_events::insert_new(&mut conn, &rows).expect("stored");
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    conn.set_instrumentation(Record(seen.clone()));
+    let log = StatementLog::start(&mut conn);
 
     let (from, to) = (second(0), second(failures - 1));
     let read = auth_events::between(&mut conn, "busy", AuthChannel::Smtp, from, to).expect("read");
@@ -111,8 +96,7 @@ async fn busy_name(app: TestApp) {
 
     // Each limit is written in the statement: a bound `LIMIT` makes SQLite compile the
     // statement again at every use.
-    conn.set_instrumentation(|_: InstrumentationEvent<'_>| {});
-    let statements = seen.lock().expect("not poisoned").clone();
+    let statements = log.stop(&mut conn);
     assert!(statements.len() >= 8, "{statements:#?}");
     for sql in &statements {
         let limit = sql.split("LIMIT").nth(1).map(str::trim);
