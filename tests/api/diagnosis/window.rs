@@ -91,6 +91,17 @@ async fn busy_name(app: TestApp) {
         auth_events::owner_of(&mut conn, "nobody", AuthChannel::Smtp).expect("read"),
         None
     );
+    // A name is a bound value, never SQL.
+    let hostile = "busy' OR '1'='1";
+    assert_eq!(
+        auth_events::owner_of(&mut conn, hostile, AuthChannel::Smtp).expect("read"),
+        None
+    );
+    assert!(
+        auth_events::between(&mut conn, hostile, AuthChannel::Smtp, from, until)
+            .expect("read")
+            .is_empty()
+    );
     assert!(auth_events::known_as_user(&mut conn, "busy", AuthChannel::Smtp).expect("read"));
     assert!(!auth_events::known_as_user(&mut conn, "quiet", AuthChannel::Smtp).expect("read"));
 
