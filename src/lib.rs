@@ -11,6 +11,7 @@ pub mod error;
 pub mod files;
 pub mod mail;
 pub mod mailgate;
+pub mod priority;
 pub mod services;
 pub mod socket;
 pub mod startup;

@@ -156,6 +156,9 @@ pub const IMPORT_BATCH: usize = 250;
 /// with attachments, 8 MiB with a checkpoint after each).
 pub const IMPORT_BATCHES_PER_CHECKPOINT: usize = 4;
 
+/// The name of `import-maildir`'s parsing threads.
+pub const IMPORT_PARSER_THREAD: &str = "import-parse";
+
 /// A file read and prepared by an import worker.
 enum Read {
     Prepared(Result<Prepared, IngestError>),
@@ -185,17 +188,31 @@ pub fn import_files(conn: &mut AnyConnection, desk: &Desk, files: &[PathBuf]) ->
         for worker in 0..workers {
             let (tx, rx) = std::sync::mpsc::sync_channel::<Read>(IMPORT_BATCH);
             queues.push(rx);
-            scope.spawn(move || {
-                for path in files.iter().skip(worker).step_by(workers) {
-                    let read = match std::fs::read(path) {
-                        Ok(raw) => Read::Prepared(crate::services::inbound::prepare(desk, &raw)),
-                        Err(e) => Read::Unreadable(e.to_string()),
-                    };
-                    if tx.send(read).is_err() {
-                        break;
+            // Named for `top -H` and for the test that checks their priority.
+            let spawned = std::thread::Builder::new()
+                .name(IMPORT_PARSER_THREAD.into())
+                .spawn_scoped(scope, move || {
+                    // The writer first: a parsing thread only works ahead into its queue.
+                    if let Err(e) =
+                        crate::priority::lower_this_threads_priority(crate::priority::IMPORT_PARSER_NICENESS)
+                    {
+                        tracing::debug!(error = %e, "an import parsing thread keeps its priority");
                     }
-                }
-            });
+                    for path in files.iter().skip(worker).step_by(workers) {
+                        let read = match std::fs::read(path) {
+                            Ok(raw) => Read::Prepared(crate::services::inbound::prepare(desk, &raw)),
+                            Err(e) => Read::Unreadable(e.to_string()),
+                        };
+                        if tx.send(read).is_err() {
+                            break;
+                        }
+                    }
+                });
+            // Its files are then reported as failed ("the import worker stopped"): a second
+            // run imports them.
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "could not start an import parsing thread");
+            }
         }
         let mut batch: Vec<(&PathBuf, Prepared)> = Vec::with_capacity(IMPORT_BATCH);
         let mut batches = 0usize;

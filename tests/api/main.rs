@@ -28,6 +28,7 @@ mod four_eyes;
 mod hardening;
 mod health_and_auth;
 mod imap;
+mod import_threads;
 mod inbound_channels;
 mod inbound_fixtures;
 mod ip_lockout;
