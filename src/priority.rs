@@ -4,8 +4,8 @@
 //! `import-maildir` reads and scans messages on one thread per core and writes them on one
 //! more: three busy threads on two cores. The writer is the import's critical path (every
 //! message goes through it, in order), while a parsing thread that falls behind only lets its
-//! bounded queue run down. With all three at the same priority the writer got its core two
-//! thirds of the time; with the parsing threads five steps nicer, both benchmark corpora
+//! bounded queue run down. With all three at the same priority the scheduler shared the two
+//! cores evenly among them; with the parsing threads five steps nicer, both benchmark corpora
 //! imported about 8 % faster for the same CPU (docs/benchmarks.md, "The import's writer
 //! first").
 //!
