@@ -157,11 +157,12 @@ impl ImportSummary {
 /// Messages written per transaction by `import-maildir`.
 pub const IMPORT_BATCH: usize = 250;
 
-/// Batches written between two checkpoints of the WAL by `import-maildir` (and one after the
-/// last). A checkpoint waits for two `fdatasync`s, of the WAL and of the database file, while
-/// the parsing threads wait on the writer; after every batch they were a fifth of an import's
-/// time (docs/benchmarks.md). Four bound the WAL at four batches (32 MiB at most for mail
-/// with attachments, 8 MiB with a checkpoint after each).
+/// Batches written by `import-maildir` between two moments when its writer waits until the
+/// whole WAL is copied into the database file (and one after the last). A checkpoint waits for
+/// two `fdatasync`s, of the WAL and of the database file; after every batch they were a fifth
+/// of an import's time (docs/benchmarks.md). Four bound the WAL at four batches (32 MiB at most
+/// for mail with attachments, 8 MiB with a checkpoint after each). The batches in between are
+/// copied by a thread beside the writer ([`crate::db::checkpoint::BatchCheckpointer`]).
 pub const IMPORT_BATCHES_PER_CHECKPOINT: usize = 4;
 
 /// The name of `import-maildir`'s parsing threads.
@@ -175,9 +176,9 @@ enum Read {
 
 /// Imports the files in order: read, parsed and scanned on every core (one worker per core,
 /// each taking every n-th file), written by this thread in transactions of
-/// [`IMPORT_BATCH`] messages (each in a savepoint of its own), with the WAL checkpointed
-/// after every [`IMPORT_BATCHES_PER_CHECKPOINT`] of them and at the end, and a progress bar on
-/// a terminal.
+/// [`IMPORT_BATCH`] messages (each in a savepoint of its own), with the WAL copied into the
+/// database file by a thread beside it and whole after every [`IMPORT_BATCHES_PER_CHECKPOINT`]
+/// of them and at the end, and a progress bar on a terminal.
 pub fn import_files(conn: &mut AnyConnection, desk: &Desk, files: &[PathBuf]) -> Result<ImportSummary, ServiceError> {
     let bar = indicatif::ProgressBar::new(files.len() as u64);
     bar.set_style(
@@ -190,6 +191,16 @@ pub fn import_files(conn: &mut AnyConnection, desk: &Desk, files: &[PathBuf]) ->
         // Checkpoints come between batches, not in the middle of a commit.
         conn.batch_execute("PRAGMA wal_autocheckpoint = 0;")?;
     }
+    // Copies the WAL while the next batches are written; `None` on PostgreSQL, or when no
+    // thread could be started (this thread then checkpoints itself, as it waits anyway).
+    let checkpointer = if sqlite {
+        crate::db::checkpoint::BatchCheckpointer::spawn(&desk.settings.database_url).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "no checkpoint thread for the import; the writer checkpoints itself");
+            None
+        })
+    } else {
+        None
+    };
     let mut summary = ImportSummary::default();
     let outcome = std::thread::scope(|scope| -> Result<(), ServiceError> {
         let mut queues = Vec::with_capacity(workers);
@@ -244,17 +255,30 @@ pub fn import_files(conn: &mut AnyConnection, desk: &Desk, files: &[PathBuf]) ->
             if batch.len() >= IMPORT_BATCH {
                 write_batch(conn, desk, &mut batch, &mut summary, &bar)?;
                 batches += 1;
-                if sqlite && batches.is_multiple_of(IMPORT_BATCHES_PER_CHECKPOINT) {
+                let due = batches.is_multiple_of(IMPORT_BATCHES_PER_CHECKPOINT);
+                // Whether the WAL is copied as far as it must be now. Waiting for the copy
+                // every few batches is what lets the next transaction start the WAL again.
+                let copied = match &checkpointer {
+                    Some(c) if due => c.copied_through(batches as u64),
+                    Some(c) => {
+                        c.nudge(batches as u64);
+                        true
+                    }
+                    None => !(sqlite && due),
+                };
+                if !copied {
                     checkpoint(conn)?;
                 }
             }
         }
         write_batch(conn, desk, &mut batch, &mut summary, &bar)?;
-        if sqlite {
-            checkpoint(conn)?;
-        }
         Ok(())
     });
+    // The thread's connection closed first: the last checkpoint below runs alone.
+    if let Some(c) = checkpointer {
+        c.finish();
+    }
+    let outcome = outcome.and_then(|()| if sqlite { checkpoint(conn) } else { Ok(()) });
     if sqlite {
         let _ = conn.batch_execute("PRAGMA wal_autocheckpoint = 1000;");
     }

@@ -13,6 +13,10 @@
 //! `synchronous = NORMAL` as at `FULL`).
 
 use super::{AnyConnection, DatabaseUrl, open_single};
+
+/// The same beside `import-maildir`'s writer, which waits for it every few batches.
+mod batch;
+pub use batch::{BATCH_CHECKPOINT_THREAD, BatchCheckpointer};
 use diesel::RunQueryDsl;
 use diesel::connection::SimpleConnection;
 use std::sync::mpsc;
