@@ -8,8 +8,10 @@
 //! every few batches keeps it as small as when the writer checkpointed itself (39 MiB), and
 //! the wait is short: the thread has copied the earlier batches meanwhile, so only the last
 //! one and the two `fsync`s are left. With the import's parsing threads nicer than its writer
-//! (`crate::priority`), the writer's CPU per message fell by a fifth and a rich corpus
-//! imported 6-9 % faster (docs/benchmarks.md, "The import's checkpoints beside its writer").
+//! (`crate::priority`), the writer's CPU per message fell by a sixth and a rich corpus
+//! imported about 9 % faster (docs/benchmarks.md, "The import's checkpoints beside its
+//! writer, the writer first"). Tried before the parsing threads were nicer, it gained
+//! nothing: the cores were then shared evenly, whichever thread did the copying.
 //!
 //! Like every checkpoint, it changes nothing a reader sees and nothing a commit promised.
 
