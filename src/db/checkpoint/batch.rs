@@ -80,6 +80,13 @@ impl BatchCheckpointer {
 
 fn run(url: &DatabaseUrl, to_copy: &mpsc::Receiver<u64>, copied: &mpsc::Sender<(u64, bool)>) {
     let mut conn: Option<AnyConnection> = None;
+    // One warning per import: the writer checkpoints itself meanwhile, so nothing is lost.
+    let mut warned = false;
+    let mut warn_once = |what: &str, e: &dyn std::fmt::Display| {
+        if !std::mem::replace(&mut warned, true) {
+            tracing::warn!(error = %e, "{what}; the import's writer checkpoints itself");
+        }
+    };
     while let Ok(mut through) = to_copy.recv() {
         // The latest commit asked for: one checkpoint copies every one before it too.
         while let Ok(later) = to_copy.try_recv() {
@@ -87,13 +94,13 @@ fn run(url: &DatabaseUrl, to_copy: &mpsc::Receiver<u64>, copied: &mpsc::Sender<(
         }
         if conn.is_none() {
             conn = open_single(url, false)
-                .map_err(|e| tracing::warn!(error = %e, "no connection for the import's checkpoints"))
+                .map_err(|e| warn_once("no connection for the import's checkpoints", &e))
                 .ok();
         }
         let whole = match conn.as_mut().map(checkpoint) {
             Some(Ok(whole)) => whole,
             Some(Err(e)) => {
-                tracing::warn!(error = %e, "an import checkpoint failed; the writer checkpoints itself");
+                warn_once("an import checkpoint failed", &e);
                 conn = None;
                 false
             }
@@ -186,6 +193,17 @@ mod tests {
         );
         reader.batch_execute("COMMIT;").expect("reader done");
         assert!(checkpointer.copied_through(2));
+        checkpointer.finish();
+    }
+
+    #[test]
+    fn a_thread_without_a_connection_answers_not_whole_and_stops() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = DatabaseUrl::Sqlite(dir.path().join("no such folder").join("import.db"));
+        let checkpointer = BatchCheckpointer::spawn(&url).expect("thread").expect("SQLite has one");
+        checkpointer.nudge(1);
+        assert!(!checkpointer.copied_through(2), "nothing could be copied");
+        assert!(!checkpointer.copied_through(3), "and it still answers");
         checkpointer.finish();
     }
 
