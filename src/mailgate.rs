@@ -345,9 +345,10 @@ fn write_batch(
     Ok(())
 }
 
-/// Moves what the batches wrote from the WAL into the database file, so the WAL stays small.
+/// Moves what the batches wrote from the WAL into the database file, so the WAL stays small
+/// (as far as no reader needs the old pages: the import goes on either way).
 fn checkpoint(conn: &mut AnyConnection) -> Result<(), ServiceError> {
-    conn.batch_execute("PRAGMA wal_checkpoint(PASSIVE);")?;
+    db::checkpoint::checkpoint(conn)?;
     Ok(())
 }
 

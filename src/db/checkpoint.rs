@@ -122,7 +122,7 @@ fn next_retry(previous: Option<Duration>) -> Duration {
 
 /// Copies what the WAL holds back into the database file, as far as no reader needs the old
 /// pages; never waits for a reader or a writer. True when all of it was copied.
-fn checkpoint(conn: &mut AnyConnection) -> diesel::QueryResult<bool> {
+pub fn checkpoint(conn: &mut AnyConnection) -> diesel::QueryResult<bool> {
     #[derive(diesel::QueryableByName)]
     struct Done {
         #[diesel(sql_type = diesel::sql_types::Integer)]
